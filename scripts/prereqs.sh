@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian 12 machine; a second run does nothing.
+# Idempotent: each step checks before it acts. Runs as root (the dev and CI machines are root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[prereqs] %s\n' "$*"; }
+
+# The real programs that read our rendered files. Daemons must not start on this machine while
+# installing (no systemd here anyway): a temporary policy-rc.d refuses service starts.
+APT_PACKAGES=(
+  openssh-server openssh-client ssh-audit shellcheck cloud-init
+  nftables iptables ufw docker.io
+  crowdsec crowdsec-firewall-bouncer fail2ban python3-systemd
+  redis-server postgresql
+  curl openssl jq iproute2 debootstrap
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  # CrowdSec's postinst tries to register with the online API unless credentials exist (TESTBED.md).
+  mkdir -p /etc/crowdsec
+  [ -e /etc/crowdsec/online_api_credentials.yaml ] || echo '# offline: no Central API' > /etc/crowdsec/online_api_credentials.yaml
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+else
+  log "Debian packages: all present"
+fi
+
+# Node dependencies, exactly as locked.
+if [ ! -d node_modules/@pulumi/pulumi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --ignore-scripts --no-audit --no-fund >/dev/null
+else
+  log "node_modules: up to date"
+fi
+
+# Caddy with the rate-limit module, built from Go modules (Debian's Caddy lacks it).
+bash images/caddy/build.sh

@@ -1,0 +1,74 @@
+// Helpers for tests that drive real programs (sshd, caddy, shellcheck, ...).
+import { spawnSync, SpawnSyncOptions } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { TestContext } from "node:test";
+
+export const IN_CI = process.env.CI === "true";
+
+/** Absolute path of a program, or undefined. Looks in PATH plus the sbin dirs and the repo's .cache/bin. */
+export function which(bin: string): string | undefined {
+    const dirs = [path.resolve(__dirname, "..", ".cache", "bin"), ...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/local/sbin"];
+    for (const d of dirs) {
+        const p = path.join(d, bin);
+        try {
+            fs.accessSync(p, fs.constants.X_OK);
+            return p;
+        } catch {
+            /* next */
+        }
+    }
+    return undefined;
+}
+
+/**
+ * Returns the tool's path. When it is missing: in CI the test fails (CI installs everything via
+ * scripts/prereqs.sh); elsewhere the test is skipped with a reason printed in the output.
+ */
+export function requireTool(t: TestContext, bin: string, hint = "run: bash scripts/prereqs.sh"): string | undefined {
+    const p = which(bin);
+    if (p) return p;
+    const msg = `${bin} not installed (${hint})`;
+    if (IN_CI) throw new Error(msg);
+    t.skip(msg);
+    return undefined;
+}
+
+export interface RunResult {
+    code: number | null;
+    stdout: string;
+    stderr: string;
+}
+
+export function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}): RunResult {
+    const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 120_000, ...opts });
+    return { code: r.status, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") + (r.error ? String(r.error) : "") };
+}
+
+export function tmpDir(prefix = "citadel-test-"): string {
+    return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+    const net = await import("node:net");
+    return new Promise((resolve, reject) => {
+        const srv = net.createServer();
+        srv.once("error", reject);
+        srv.listen(0, "127.0.0.1", () => {
+            const port = (srv.address() as import("node:net").AddressInfo).port;
+            srv.close(() => resolve(port));
+        });
+    });
+}
+
+/** Polls `check` every 100 ms until it returns true or `ms` elapse (bounded). */
+export async function waitFor(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+        if (await check()) return true;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+}
