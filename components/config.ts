@@ -69,7 +69,8 @@ export function sshPublicKeyError(v: string): string | undefined {
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return `the key data of ${show(short(v))} is not base64 (${example})`;
     const blob = Buffer.from(b64, "base64");
     const fields = readSshStrings(blob);
-    if (!fields || fields[0]?.toString("latin1") !== type) {
+    const truncated = !fields || fields.length < 2 || (type === "ssh-ed25519" && fields[1].length !== 32);
+    if (!fields || fields[0]?.toString("latin1") !== type || truncated) {
         return `the key data of ${show(short(v))} does not encode a ${type} key; copy the whole line of the .pub file`;
     }
     if (type === "ssh-rsa") {
@@ -325,6 +326,8 @@ const AppSchema = obj({
     tmpfs: z.array(checked(str(), (v) => (/^\/[A-Za-z0-9._/-]*$/.test(v) && !v.includes("..") ? undefined : `${show(v)} is not an absolute path`))).default(["/tmp"]),
     /** Join the internal data network (reach Postgres/Redis). */
     data: bool().default(false),
+    /** Outbound Internet access (e.g. third-party APIs). Off: the app can reach only the gateway and data. */
+    egress: bool().default(false),
     healthcheck: HealthcheckSchema.optional(),
     resources: ResourcesSchema.default({ memory: "256m", cpus: 0.5, pids: 128 }),
 });

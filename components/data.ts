@@ -1,0 +1,129 @@
+// Layer 4: Postgres (TLS only, scram-sha-256) and Redis (ACL with a hashed password, dangerous
+// commands denied) on the internal data network, never published, never reachable from the gateway.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { StackConfig } from "./config";
+import { hardenedContainerArgs, SECRETS_MOUNT } from "./container";
+import { HostConnection, hostStep, secretFile, secretFilePath } from "./host-step";
+import { Networks } from "./networks";
+import {
+    DATA_UID,
+    POSTGRES_CONF_CONTAINER_DIR,
+    POSTGRES_CONF_HOST_DIR,
+    REDIS_ACL_CONTAINER_PATH,
+    REDIS_CONF_CONTAINER_DIR,
+    REDIS_CONF_HOST_DIR,
+    renderPostgresScript,
+    renderRedisAcl,
+    renderRedisScript,
+} from "./render/data";
+import { sha256 } from "./render/script";
+import { Secrets } from "./secrets";
+
+export interface DataServicesArgs {
+    config: StackConfig;
+    connection: HostConnection;
+    networks: Networks;
+    provider: docker.Provider;
+    secrets: Secrets;
+    after: pulumi.Resource[];
+}
+
+/** "jwtSecret=3,redisPassword=1": when the secrets a container reads were last rotated (no values). */
+export function epochLabel(secrets: Secrets, names: string[]): string {
+    return names.map((n) => `${n}=${secrets.epochs[n] ?? 0}`).join(",");
+}
+
+export class DataServices extends pulumi.ComponentResource {
+    public readonly postgres?: docker.Container;
+    public readonly redis?: docker.Container;
+
+    constructor(name: string, args: DataServicesArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("citadel:data:DataServices", name, {}, opts);
+        const c = args.config;
+        const dockerOpts = { parent: this, provider: args.provider };
+        const network = args.networks.data;
+        if (!network) {
+            this.registerOutputs({});
+            return;
+        }
+        const user = `${DATA_UID}:${DATA_UID}`;
+
+        if (c.postgres.enabled) {
+            const pw = secretFile({ consumer: "postgres", name: "postgresPassword", uid: DATA_UID, value: args.secrets.values.postgresPassword }, args.connection, {
+                parent: this,
+                dependsOn: args.after,
+            });
+            const conf = hostStep(renderPostgresScript(c, c.postgres.image), args.connection, { parent: this, dependsOn: args.after });
+            const image = new docker.RemoteImage("postgres-image", { name: c.postgres.image, keepLocally: true }, { ...dockerOpts, dependsOn: args.after });
+            const volume = new docker.Volume("postgres-data", { name: "citadel-postgres-data" }, dockerOpts);
+            this.postgres = new docker.Container(
+                "postgres",
+                {
+                    name: "postgres",
+                    image: image.imageId,
+                    ...hardenedContainerArgs({ user, resources: c.postgres.resources, tmpfs: ["/tmp", "/var/run/postgresql"], logs: c.host.docker }),
+                    command: ["postgres", "-c", `config_file=${POSTGRES_CONF_CONTAINER_DIR}/postgresql.conf`],
+                    envs: [
+                        `POSTGRES_USER=${c.postgres.user}`,
+                        `POSTGRES_DB=${c.postgres.database}`,
+                        `POSTGRES_PASSWORD_FILE=${SECRETS_MOUNT}/postgresPassword`,
+                        "POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 --auth-local=scram-sha-256",
+                        "PGDATA=/var/lib/postgresql/data/pgdata",
+                    ],
+                    mounts: [
+                        { type: "bind", source: POSTGRES_CONF_HOST_DIR, target: POSTGRES_CONF_CONTAINER_DIR, readOnly: true },
+                        { type: "bind", source: secretFilePath("postgres", "postgresPassword"), target: `${SECRETS_MOUNT}/postgresPassword`, readOnly: true },
+                    ],
+                    volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
+                    networksAdvanced: [{ name: network.name, aliases: ["postgres"] }],
+                    healthcheck: { tests: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", c.postgres.user, "-d", c.postgres.database], interval: "10s", timeout: "5s", retries: 5 },
+                    labels: [
+                        { label: "citadel.config-sha256", value: sha256(renderPostgresScript(c, c.postgres.image).script) },
+                        // Postgres reads the password file only at first init; rotation of the role's
+                        // password is applied by the app owner (see README), the epoch records it.
+                        { label: "citadel.secret-epochs", value: epochLabel(args.secrets, ["postgresPassword"]) },
+                    ],
+                },
+                { ...dockerOpts, dependsOn: [conf, pw] },
+            );
+        }
+
+        if (c.redis.enabled) {
+            const password = args.secrets.values.redisPassword;
+            // The ACL holds only the SHA-256 of the password; it is still treated as a secret file.
+            const acl = secretFile(
+                { consumer: "redis", name: "users.acl", uid: DATA_UID, value: pulumi.secret(password.apply((p) => renderRedisAcl(c, sha256(p)))) },
+                args.connection,
+                { parent: this, dependsOn: args.after },
+            );
+            const conf = hostStep(renderRedisScript(c, c.redis.image), args.connection, { parent: this, dependsOn: args.after });
+            const image = new docker.RemoteImage("redis-image", { name: c.redis.image, keepLocally: true }, { ...dockerOpts, dependsOn: args.after });
+            const volume = new docker.Volume("redis-data", { name: "citadel-redis-data" }, dockerOpts);
+            this.redis = new docker.Container(
+                "redis",
+                {
+                    name: "redis",
+                    image: image.imageId,
+                    ...hardenedContainerArgs({ user, resources: c.redis.resources, tmpfs: ["/tmp"], logs: c.host.docker }),
+                    command: ["redis-server", `${REDIS_CONF_CONTAINER_DIR}/redis.conf`],
+                    mounts: [
+                        { type: "bind", source: REDIS_CONF_HOST_DIR, target: REDIS_CONF_CONTAINER_DIR, readOnly: true },
+                        { type: "bind", source: secretFilePath("redis", "users.acl"), target: REDIS_ACL_CONTAINER_PATH, readOnly: true },
+                    ],
+                    volumes: [{ volumeName: volume.name, containerPath: "/data" }],
+                    networksAdvanced: [{ name: network.name, aliases: ["redis"] }],
+                    // Unauthenticated clients get NOAUTH: that answer alone proves the server is up.
+                    healthcheck: { tests: ["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -qE 'PONG|NOAUTH'"], interval: "10s", timeout: "5s", retries: 5 },
+                    labels: [
+                        { label: "citadel.config-sha256", value: sha256(renderRedisScript(c, c.redis.image).script) },
+                        // A rotated password rewrites the ACL file; the changed epoch re-creates the container so Redis loads it.
+                        { label: "citadel.secret-epochs", value: epochLabel(args.secrets, ["redisPassword"]) },
+                    ],
+                },
+                { ...dockerOpts, dependsOn: [conf, acl] },
+            );
+        }
+        this.registerOutputs({ postgres: this.postgres?.name, redis: this.redis?.name });
+    }
+}

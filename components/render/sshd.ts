@@ -1,0 +1,146 @@
+// sshd hardening: a drop-in that wins over cloud-init's, plus the root script that installs it safely.
+//
+// Source policy (RoboAgency "SSH Hardening"): PermitRootLogin no, PasswordAuthentication no,
+// PubkeyAuthentication yes, MaxAuthTries 3, ClientAliveInterval 300, ClientAliveCountMax 2. The rest is
+// dev-sec ssh-hardening's baseline where it is safe for a single-admin Docker host, and the
+// algorithm lists come from citadel:ssh (already restricted to strong choices by the config schema).
+import type { StackConfig } from "../config";
+import { renderTemplate } from "./template";
+import type { HostFile, HostScript } from "./types";
+
+/**
+ * sshd keeps the FIRST value it reads for most keywords, and Debian's sshd_config starts with
+ * `Include /etc/ssh/sshd_config.d/*.conf` (read in lexical order). "01-" sorts before cloud-init's
+ * `50-cloud-init.conf` (which may say `PasswordAuthentication yes`), so these values win.
+ */
+export const SSHD_DROPIN_PATH = "/etc/ssh/sshd_config.d/01-citadel-hardening.conf";
+
+/** Host keys sshd may use: ed25519 and RSA (≥ 3072 bit, regenerated as 4096 if smaller). */
+export const SSHD_HOST_KEYS = ["/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"];
+
+export interface SshdSetting {
+    /** sshd_config keyword as written in the file. */
+    keyword: string;
+    value: string;
+    /** Why (rendered as a comment above the line). */
+    why?: string;
+    /**
+     * The line `sshd -T` prints when this setting is in effect (compared case-insensitively), or
+     * null when -T spells it differently and it is not worth a check. Default: "<keyword> <value>".
+     */
+    effective?: string | null;
+}
+
+export interface SshdSection {
+    title: string;
+    settings: SshdSetting[];
+}
+
+/** The drop-in's content as data: one table drives both the file and the post-install `sshd -T` check. */
+export function sshdSections(c: StackConfig): SshdSection[] {
+    const s = c.ssh;
+    return [
+        {
+            title: "Authentication: keys only, one named admin, never root",
+            settings: [
+                { keyword: "PermitRootLogin", value: "no", why: "source policy; Citadel's admin is a sudo user" },
+                { keyword: "PubkeyAuthentication", value: "yes" },
+                { keyword: "AuthenticationMethods", value: "publickey", why: "offer nothing but public keys" },
+                { keyword: "PasswordAuthentication", value: "no", why: "source policy: key-only SSH" },
+                { keyword: "KbdInteractiveAuthentication", value: "no", why: "PAM prompts would be passwords by another name" },
+                { keyword: "PermitEmptyPasswords", value: "no" },
+                { keyword: "HostbasedAuthentication", value: "no" },
+                { keyword: "IgnoreRhosts", value: "yes" },
+                { keyword: "IgnoreUserKnownHosts", value: "yes" },
+                { keyword: "GSSAPIAuthentication", value: "no" },
+                { keyword: "KerberosAuthentication", value: "no" },
+                { keyword: "StrictModes", value: "yes", why: "refuse keys in group/world-writable files" },
+                { keyword: "AllowUsers", value: c.admin.user, why: "only the deploy user (citadel:admin.user) may log in" },
+                { keyword: "MaxAuthTries", value: String(s.maxAuthTries), why: "source policy: 3" },
+                { keyword: "LoginGraceTime", value: String(s.loginGraceTime) },
+                { keyword: "MaxStartups", value: s.maxStartups, why: "start:rate:full — drop unauthenticated floods early" },
+                { keyword: "MaxSessions", value: String(s.maxSessions) },
+            ],
+        },
+        {
+            title: "Idle sessions: source policy ClientAliveInterval 300 / ClientAliveCountMax 2",
+            settings: [
+                { keyword: "ClientAliveInterval", value: String(s.clientAliveInterval) },
+                { keyword: "ClientAliveCountMax", value: String(s.clientAliveCountMax) },
+                { keyword: "TCPKeepAlive", value: "no", why: "the encrypted ClientAlive messages above replace spoofable TCP keepalives" },
+            ],
+        },
+        {
+            title: "No forwarding or tunnels (the Pulumi docker provider runs `docker system dial-stdio`, a plain command)",
+            settings: [
+                { keyword: "X11Forwarding", value: "no" },
+                { keyword: "AllowAgentForwarding", value: "no" },
+                { keyword: "AllowTcpForwarding", value: "no" },
+                { keyword: "AllowStreamLocalForwarding", value: "no" },
+                { keyword: "GatewayPorts", value: "no" },
+                { keyword: "PermitTunnel", value: "no" },
+                { keyword: "PermitUserEnvironment", value: "no" },
+                { keyword: "PermitUserRC", value: "no" },
+            ],
+        },
+        {
+            title: "Cryptography (citadel:ssh; clean under ssh-audit)",
+            settings: [
+                { keyword: "KexAlgorithms", value: s.kexAlgorithms.join(",") },
+                { keyword: "Ciphers", value: s.ciphers.join(",") },
+                { keyword: "MACs", value: s.macs.join(",") },
+                { keyword: "HostKeyAlgorithms", value: s.hostKeyAlgorithms.join(",") },
+                // Listing the keys also stops Debian's openssh-server postinst from re-creating the
+                // ECDSA key on the next (unattended) upgrade: it creates exactly the HostKey files named.
+                ...SSHD_HOST_KEYS.map((k) => ({ keyword: "HostKey", value: k })),
+                { keyword: "RekeyLimit", value: "512M 1h", effective: "rekeylimit 536870912 3600" },
+            ],
+        },
+        {
+            title: "Logging and information leaks",
+            settings: [
+                { keyword: "LogLevel", value: "VERBOSE", why: "logs key fingerprints and failed attempts for CrowdSec/fail2ban" },
+                { keyword: "SyslogFacility", value: "AUTH" },
+                { keyword: "UseDNS", value: "no" },
+                { keyword: "DebianBanner", value: "no", why: "do not announce the distribution's patch level" },
+                { keyword: "Compression", value: "no" },
+                { keyword: "PrintLastLog", value: "yes" },
+            ],
+        },
+    ];
+}
+
+/** The `sshd -T` lines that must appear once the drop-in is live (lower-case keyword, value). */
+export function sshdExpectedEffective(c: StackConfig): string[] {
+    const out: string[] = [];
+    for (const section of sshdSections(c)) {
+        for (const st of section.settings) {
+            if (st.effective === null) continue;
+            out.push(st.effective ?? `${st.keyword.toLowerCase()} ${st.value}`);
+        }
+    }
+    return out;
+}
+
+/** The drop-in file text. Values are schema-checked (user name, numbers, allow-listed algorithms). */
+export function renderSshdDropin(c: StackConfig): string {
+    return renderTemplate("sshd/01-citadel-hardening.conf.hbs", { sections: sshdSections(c) });
+}
+
+export function renderSshd(c: StackConfig): HostScript {
+    const dropin: HostFile = { path: SSHD_DROPIN_PATH, content: renderSshdDropin(c), mode: "0644", owner: "root", group: "root" };
+    const script = renderTemplate("sshd/sshd.sh.hbs", {
+        lib: renderTemplate("host/lib.sh.hbs", {}),
+        adminUser: c.admin.user,
+        dropinPath: SSHD_DROPIN_PATH,
+        dropin: dropin.content,
+        expected: sshdExpectedEffective(c).join("\n"),
+        hostKeys: SSHD_HOST_KEYS,
+    });
+    return {
+        name: "sshd",
+        description: `sshd: key-only login for ${c.admin.user}, no root, strong algorithms (drop-in ${SSHD_DROPIN_PATH}), weak host keys and DH moduli removed`,
+        script,
+        files: [dropin],
+    };
+}

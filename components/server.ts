@@ -1,0 +1,118 @@
+// Layer 0: the server and its cloud perimeter. Two targets with the same outputs, so every layer
+// above works on either: "hcloud" creates a Hetzner Cloud server behind a Hetzner firewall;
+// "existing" takes any Debian 12 host (and the local VPS) by address and pinned host key.
+import * as command from "@pulumi/command";
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import { StackConfig } from "./config";
+import { HostConnection } from "./host-step";
+import { renderCloudInit } from "./render/cloudinit";
+
+export interface ServerArgs {
+    config: StackConfig;
+    /** The operator's private key (secret), matching one of citadel:admin.sshPublicKeys. */
+    privateKey: pulumi.Input<string>;
+}
+
+/** The Hetzner firewall rules: SSH from the admin CIDRs (or anywhere), HTTP, HTTPS and ICMP; nothing else. */
+export function cloudFirewallRules(c: StackConfig): hcloud.types.input.FirewallRule[] {
+    const anywhere = ["0.0.0.0/0", "::/0"];
+    const sshSources = c.admin.sourceIps.length > 0 ? c.admin.sourceIps : anywhere;
+    return [
+        { direction: "in", protocol: "tcp", port: "22", sourceIps: sshSources, description: "SSH (admin)" },
+        { direction: "in", protocol: "tcp", port: "80", sourceIps: anywhere, description: "HTTP (redirects to HTTPS, ACME)" },
+        { direction: "in", protocol: "tcp", port: "443", sourceIps: anywhere, description: "HTTPS" },
+        { direction: "in", protocol: "icmp", sourceIps: anywhere, description: "ICMP (path MTU discovery, ping)" },
+    ];
+}
+
+/**
+ * Trust on first use, once: right after Hetzner creates the server, read its ed25519 host key over the
+ * network and pin it in state. Every later connection (remote steps, Docker over SSH) refuses any
+ * other key. Hetzner's API cannot tell us the key, and handing the server a pre-made host key would
+ * put a private key into user_data. The loop is bounded (60 tries, about 5 minutes).
+ */
+export function hostKeyScanScript(address: string, port: number): string {
+    return [
+        "for i in $(seq 1 60); do",
+        `  key=$(ssh-keyscan -T 5 -t ed25519 -p ${port} ${address} 2>/dev/null | awk '$2 == "ssh-ed25519" {print $2" "$3; exit}')`,
+        '  if [ -n "$key" ]; then echo "$key"; exit 0; fi',
+        "  sleep 5",
+        "done",
+        `echo "citadel: no ed25519 host key from ${address}:${port} after 60 tries" >&2`,
+        "exit 1",
+    ].join("\n");
+}
+
+export class Server extends pulumi.ComponentResource {
+    /** Public address the platform is reached on. */
+    public readonly address: pulumi.Output<string>;
+    /** How host steps connect (admin user, pinned host key). */
+    public readonly connection: HostConnection;
+    /** The pinned host key. */
+    public readonly hostKey: pulumi.Output<string>;
+    /** Present for target "hcloud". */
+    public readonly hetznerServer?: hcloud.Server;
+    public readonly cloudFirewall?: hcloud.Firewall;
+
+    constructor(name: string, args: ServerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("citadel:server:Server", name, {}, opts);
+        const c = args.config;
+        switch (c.target) {
+            case "hcloud": {
+                const h = c.hcloud ?? { location: "fsn1", serverType: "cx22", image: "debian-12", serverName: "citadel" };
+                const keys = c.admin.sshPublicKeys.map(
+                    (publicKey, i) => new hcloud.SshKey(`admin-${i}`, { name: `${h.serverName}-admin-${i}`, publicKey }, { parent: this }),
+                );
+                this.cloudFirewall = new hcloud.Firewall(
+                    "perimeter",
+                    { name: `${h.serverName}-perimeter`, rules: cloudFirewallRules(c) },
+                    { parent: this },
+                );
+                this.hetznerServer = new hcloud.Server(
+                    "server",
+                    {
+                        name: h.serverName,
+                        serverType: h.serverType,
+                        image: h.image,
+                        location: h.location,
+                        // Keys here also stop Hetzner from e-mailing a root password.
+                        sshKeys: keys.map((k) => k.id),
+                        // Attached at creation: the server is never reachable without its perimeter.
+                        firewallIds: [this.cloudFirewall.id.apply((id) => Number(id))],
+                        publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],
+                        // Minimal on purpose: changing user_data replaces the server.
+                        userData: renderCloudInit(c),
+                    },
+                    { parent: this },
+                );
+                this.address = this.hetznerServer.ipv4Address;
+                const scan = new command.local.Command(
+                    "host-key-scan",
+                    {
+                        create: this.address.apply((a) => hostKeyScanScript(a, 22)),
+                        // A new server (new id) has a new key; anything else keeps the pinned one.
+                        triggers: [this.hetznerServer.id],
+                    },
+                    { parent: this },
+                );
+                this.hostKey = scan.stdout.apply((s) => s.trim());
+                this.connection = { host: this.address, port: 22, user: c.admin.user, privateKey: args.privateKey, hostKey: this.hostKey };
+                break;
+            }
+            case "existing": {
+                const e = c.existing;
+                if (!e) throw new pulumi.ResourceError(`citadel:existing is required when citadel:target is "existing"`, this);
+                this.address = pulumi.output(e.address);
+                this.hostKey = pulumi.output(e.hostKey.split(/\s+/).slice(0, 2).join(" "));
+                this.connection = { host: e.address, port: e.port, user: c.admin.user, privateKey: args.privateKey, hostKey: this.hostKey };
+                break;
+            }
+            default: {
+                const unreachable: never = c.target;
+                throw new pulumi.ResourceError(`unknown target ${String(unreachable)}`, this);
+            }
+        }
+        this.registerOutputs({ address: this.address, hostKey: this.hostKey });
+    }
+}
