@@ -182,7 +182,10 @@ const ExistingSchema = obj({
      * The host's public SSH host key ("ssh-ed25519 AAAA..."), pinned for every connection. Get it out of band
      * (e.g. the provider's console, or `ssh-keyscan` over a trusted path) — never trust on first use silently.
      */
-    hostKey: checked(str(), sshPublicKeyError),
+    hostKey: checked(str(), (v) =>
+        // The sshd step removes ECDSA/DSA host keys, so only an ed25519 pin survives hardening.
+        !v.trim().startsWith("ssh-ed25519 ") ? `pin the host's ed25519 key ("ssh-ed25519 AAAA..."; e.g. from /etc/ssh/ssh_host_ed25519_key.pub): Citadel removes ECDSA/DSA host keys` : sshPublicKeyError(v),
+    ),
 });
 
 const AdminSchema = obj({

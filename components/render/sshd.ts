@@ -102,7 +102,7 @@ export function sshdSections(c: StackConfig): SshdSection[] {
                 { keyword: "LogLevel", value: "VERBOSE", why: "logs key fingerprints and failed attempts for CrowdSec/fail2ban" },
                 { keyword: "SyslogFacility", value: "AUTH" },
                 { keyword: "UseDNS", value: "no" },
-                { keyword: "DebianBanner", value: "no", why: "do not announce the distribution's patch level" },
+                { keyword: "DebianBanner", value: "no", why: "do not announce the distribution's patch level", effective: null /* not printed by sshd -T */ },
                 { keyword: "Compression", value: "no" },
                 { keyword: "PrintLastLog", value: "yes" },
             ],

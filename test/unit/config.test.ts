@@ -80,6 +80,7 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["unknown target", { target: "aws" }, "citadel:target", /one of hcloud, existing/],
     ["existing without host", { target: "existing" }, "citadel:existing", /required when citadel:target is "existing"/],
     ["existing host key missing", { target: "existing", existing: { address: "203.0.113.10" } }, "citadel:existing.hostKey", /required/],
+    ["existing ECDSA host key", { target: "existing", existing: { address: "203.0.113.10", hostKey: "ecdsa-sha2-nistp256 AAAA" } }, "citadel:existing.hostKey", /ed25519/],
     ["existing bad address", { target: "existing", existing: { address: "not a host", hostKey: KEY } }, "citadel:existing.address", /not an IP address or host name/],
     ["bad Hetzner location", { hcloud: { location: "mars1" } }, "citadel:hcloud.location", /not a Hetzner location/],
     ["non-Debian image", { hcloud: { image: "ubuntu-24.04" } }, "citadel:hcloud.image", /debian-12/],

@@ -1,0 +1,212 @@
+// Host perimeter: UFW (default deny in, allow out, deny routed; SSH limited; 80/443 open; app ports
+// explicitly denied) and the same policy in Docker's DOCKER-USER chain.
+//
+// Source policies: RoboAgency "Firewall (UFW)" (deny incoming, allow outgoing, 22/80/443) and Story
+// Portal "Firewall Rules" (block direct access to the application ports 8001-8012). Why DOCKER-USER:
+// Docker publishes a container port with a DNAT rule in PREROUTING, so that traffic is FORWARDed and
+// never meets UFW's INPUT rules — on the testbed `docker run -p 8001:8001` was reachable although UFW
+// denied 8001. Docker jumps to DOCKER-USER before its own FORWARD rules; the block rendered here
+// (the well-known ufw-docker approach) lives in /etc/ufw/after.rules and after6.rules, so UFW loads
+// it at boot and on every reload.
+import * as net from "node:net";
+import type { StackConfig } from "../config";
+import { renderTemplate } from "./template";
+import type { HostFile, HostScript } from "./types";
+
+/** sshd listens on 22 on the host (the local VPS maps another host port to it; inside it is 22). */
+export const SSH_PORT = 22;
+/** The only ports published to the Internet: the gateway (Caddy) on HTTP and HTTPS. */
+export const GATEWAY_PORTS = [80, 443] as const;
+
+/** Stands for the external interface in the rules block; the script fills it in from the default route. */
+export const EXT_IF_PLACEHOLDER = "__CITADEL_EXT_IF__";
+export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
+export const AFTER_RULES_END = "# END CITADEL DOCKER-USER";
+export const AFTER_RULES_PATH = { 4: "/etc/ufw/after.rules", 6: "/etc/ufw/after6.rules" } as const;
+/** Prefix of the (rate-limited) kernel log line for a new inbound connection dropped in DOCKER-USER. */
+export const DOCKER_BLOCK_LOG_PREFIX = "[CITADEL DOCKER BLOCK] ";
+
+export type IpFamily = 4 | 6;
+
+// ---------------------------------------------------------------------------------------------
+// Address normalisation. `ufw show added` prints addresses the way ufw normalised them (ufw/util.py
+// normalize_address). The script converges by comparing those lines with the declared ones as
+// strings, so the declared rules must already be in ufw's form, or every run would delete and re-add
+// them. The render test checks this function against ufw's own Python code.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A CIDR in the form ufw prints: IPv4 with host bits cleared and /32 dropped; IPv6 as inet_ntop
+ * prints it (ufw does not clear IPv6 host bits, we do, so what the rule says is what it matches),
+ * /128 dropped.
+ */
+export function ufwAddress(cidr: string): string {
+    const [addr, prefixText] = cidr.split("/");
+    const family = net.isIP(addr);
+    if (family === 0) throw new Error(`${JSON.stringify(cidr)} is not an IP address or CIDR`);
+    const bits = family === 4 ? 32 : 128;
+    const prefix = prefixText === undefined ? bits : Number(prefixText);
+    if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits) throw new Error(`${JSON.stringify(cidr)} has a bad prefix length`);
+    const text = family === 4 ? formatIpv4(maskBits(parseIpv4(addr), prefix)) : formatIpv6(maskBits(parseIpv6(addr), prefix));
+    return prefix === bits ? text : `${text}/${prefix}`;
+}
+
+/** Clears the host bits of an address given as 16-bit (IPv6) or 8-bit (IPv4) groups. */
+function maskBits(groups: number[], prefix: number): number[] {
+    const width = groups.length === 4 ? 8 : 16;
+    return groups.map((g, i) => {
+        const keep = Math.max(0, Math.min(width, prefix - i * width));
+        const mask = keep === 0 ? 0 : ((0xffff << (width - keep)) & ((1 << width) - 1));
+        return g & mask;
+    });
+}
+
+function parseIpv4(a: string): number[] {
+    return a.split(".").map(Number);
+}
+
+function formatIpv4(octets: number[]): string {
+    return octets.join(".");
+}
+
+function parseIpv6(a: string): number[] {
+    let text = a.toLowerCase();
+    const tail: number[] = [];
+    // An embedded IPv4 tail ("::ffff:192.0.2.1") stands for the last two groups.
+    const m = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+    if (m) {
+        const o = parseIpv4(m[2]);
+        tail.push((o[0] << 8) | o[1], (o[2] << 8) | o[3]);
+        text = m[1].endsWith("::") ? m[1] : m[1].slice(0, -1);
+    }
+    const halves = text.split("::");
+    const parse = (s: string) => (s === "" ? [] : s.split(":").map((x) => parseInt(x, 16)));
+    let groups: number[];
+    if (halves.length === 1) {
+        groups = [...parse(halves[0]), ...tail];
+    } else {
+        const head = parse(halves[0]);
+        const rest = parse(halves[1]);
+        const zeros = Array<number>(8 - head.length - rest.length - tail.length).fill(0);
+        groups = [...head, ...zeros, ...rest, ...tail];
+    }
+    if (groups.length !== 8 || groups.some((g) => !(g >= 0 && g <= 0xffff))) throw new Error(`cannot parse IPv6 address ${JSON.stringify(a)}`);
+    return groups;
+}
+
+/** glibc's inet_ntop: longest run (≥ 2) of zero groups becomes "::" (first on a tie); v4-mapped/compat tails in dotted form. */
+function formatIpv6(g: number[]): string {
+    let bestStart = -1;
+    let bestLen = 0;
+    for (let i = 0; i < 8; ) {
+        if (g[i] !== 0) {
+            i++;
+            continue;
+        }
+        let j = i;
+        while (j < 8 && g[j] === 0) j++;
+        if (j - i > bestLen) {
+            bestStart = i;
+            bestLen = j - i;
+        }
+        i = j;
+    }
+    if (bestLen < 2) bestStart = -1;
+    const hex = (x: number) => x.toString(16);
+    const dotted = (a: number, b: number) => `${a >> 8}.${a & 0xff}.${b >> 8}.${b & 0xff}`;
+    if (bestStart === 0 && (bestLen === 6 || (bestLen === 5 && g[5] === 0xffff))) {
+        return `::${bestLen === 5 ? "ffff:" : ""}${dotted(g[6], g[7])}`;
+    }
+    if (bestStart < 0) return g.map(hex).join(":");
+    const left = g.slice(0, bestStart).map(hex).join(":");
+    const right = g.slice(bestStart + bestLen).map(hex).join(":");
+    return `${left}::${right}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The declared UFW rule set.
+// ---------------------------------------------------------------------------------------------
+
+/** One UFW rule, as its `ufw` arguments; joined by spaces it is exactly the line `ufw show added` prints (minus "ufw "). */
+export type UfwRule = string[];
+
+/** SSH rules: `limit` (6 new connections in 30 s per address are rejected) or `allow`; from anywhere or per admin CIDR. */
+export function sshRules(c: StackConfig): UfwRule[] {
+    const action = c.firewall.sshRateLimit ? "limit" : "allow";
+    if (c.admin.sourceIps.length === 0) return [[action, `${SSH_PORT}/tcp`]];
+    const sources = [...new Set(c.admin.sourceIps.map(ufwAddress))];
+    return sources.map((src) => [action, "from", src, "to", "any", "port", String(SSH_PORT), "proto", "tcp"]);
+}
+
+/** The whole declared rule set, SSH first (added first, so SSH stays reachable while converging). */
+export function ufwRules(c: StackConfig): UfwRule[] {
+    const { from, to } = c.firewall.denyPorts;
+    const range = from === to ? String(from) : `${from}:${to}`;
+    return [
+        ...sshRules(c),
+        ...GATEWAY_PORTS.map((p) => ["allow", `${p}/tcp`]),
+        // Redundant with "default deny incoming", but explicit as the Story Portal policy asks: the app
+        // ports are reached through the gateway only. tcp and udp, so nothing on them answers directly.
+        ["deny", `${range}/tcp`],
+        ["deny", `${range}/udp`],
+    ];
+}
+
+/** The `ufw default` policies, as /etc/default/ufw spells them and as `ufw default` sets them. */
+export const UFW_DEFAULTS = [
+    { key: "DEFAULT_INPUT_POLICY", value: "DROP", command: ["deny", "incoming"] },
+    { key: "DEFAULT_OUTPUT_POLICY", value: "ACCEPT", command: ["allow", "outgoing"] },
+    // Routed traffic is denied by UFW; Docker's own FORWARD rules (after DOCKER-USER) still accept
+    // what it publishes and container egress, so the gateway keeps working.
+    { key: "DEFAULT_FORWARD_POLICY", value: "DROP", command: ["deny", "routed"] },
+] as const;
+
+// ---------------------------------------------------------------------------------------------
+// The DOCKER-USER block for after.rules / after6.rules.
+// ---------------------------------------------------------------------------------------------
+
+/** The marked block for one family; the external interface is EXT_IF_PLACEHOLDER until run time. */
+export function dockerUserBlock(family: IpFamily, extIf = EXT_IF_PLACEHOLDER): string {
+    return renderTemplate("firewall/docker-user.rules.hbs", {
+        begin: AFTER_RULES_BEGIN,
+        end: AFTER_RULES_END,
+        family,
+        extIf,
+        gatewayPorts: GATEWAY_PORTS,
+        logPrefix: DOCKER_BLOCK_LOG_PREFIX,
+    });
+}
+
+export function renderFirewall(c: StackConfig): HostScript {
+    const rules = ufwRules(c).map((r) => r.join(" "));
+    const block4 = dockerUserBlock(4);
+    const block6 = dockerUserBlock(6);
+    const script = renderTemplate("firewall/firewall.sh.hbs", {
+        lib: renderTemplate("host/lib.sh.hbs", {}),
+        rules,
+        sshSources: c.admin.sourceIps.map(ufwAddress).join("\n"),
+        defaults: UFW_DEFAULTS.map((d) => ({ key: d.key, value: d.value, verb: d.command[0], direction: d.command[1], label: `default ${d.command.join(" ")}` })),
+        placeholder: EXT_IF_PLACEHOLDER,
+        begin: AFTER_RULES_BEGIN,
+        end: AFTER_RULES_END,
+        after4: AFTER_RULES_PATH[4],
+        after6: AFTER_RULES_PATH[6],
+        block4,
+        block6,
+    });
+    // The files are the Citadel blocks only: the script splices each into the host's existing
+    // after*.rules (between the markers) and fills in the external interface at run time.
+    const files: HostFile[] = [
+        { path: AFTER_RULES_PATH[4], content: block4, mode: "0640", owner: "root", group: "root" },
+        { path: AFTER_RULES_PATH[6], content: block6, mode: "0640", owner: "root", group: "root" },
+    ];
+    const ssh = c.admin.sourceIps.length ? `from ${c.admin.sourceIps.join(", ")}` : "from anywhere";
+    return {
+        name: "firewall",
+        description:
+            `UFW: deny in/routed, allow out; SSH ${c.firewall.sshRateLimit ? "limit" : "allow"} ${ssh}; 80/443 open; ` +
+            `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: only new inbound to 80/443 reaches containers (block in after.rules/after6.rules)`,
+        script,
+        files,
+    };
+}

@@ -1,0 +1,229 @@
+// Host baseline beside the layers: kernel parameters, unattended security upgrades, journald
+// retention, and the Docker engine's daemon.json. Each is one idempotent root script (HostScript).
+import type { StackConfig } from "../config";
+import { renderTemplate } from "./template";
+import type { HostFile, HostScript } from "./types";
+
+// ---------------------------------------------------------------------------------------------
+// sysctl
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * sysctl.d files are applied in lexical order of their NAMES across /etc, /run and /usr/lib, and the
+ * last value wins. "99-zz-" sorts after procps' 99-protect-links.conf (which would set
+ * fs.protected_fifos back to 1) and Debian's 99-sysctl.conf (→ /etc/sysctl.conf).
+ */
+export const SYSCTL_PATH = "/etc/sysctl.d/99-zz-citadel.conf";
+
+export interface SysctlEntry {
+    key: string;
+    value: string;
+    /**
+     * The key exists only with some kernel options (Yama, BPF, IPv6, ...). Written with sysctl.d's
+     * leading "-" (ignore if absent) and skipped with a note by the script; other keys must exist.
+     */
+    optional: boolean;
+    why?: string;
+}
+
+/** dev-sec os-hardening / KSPP-style defaults, minus what breaks a Docker host or could lock SSH out. */
+export const SYSCTL_DEFAULTS: readonly SysctlEntry[] = [
+    // Routing: Docker routes container traffic through the host, so forwarding stays ON.
+    { key: "net.ipv4.ip_forward", value: "1", optional: false, why: "Docker needs forwarding (bridge networks, published ports)" },
+    { key: "net.ipv4.conf.all.rp_filter", value: "1", optional: false, why: "drop packets with spoofed source addresses (strict reverse path)" },
+    { key: "net.ipv4.conf.default.rp_filter", value: "1", optional: false },
+    { key: "net.ipv4.conf.all.accept_source_route", value: "0", optional: false, why: "no source routing, no ICMP redirects" },
+    { key: "net.ipv4.conf.default.accept_source_route", value: "0", optional: false },
+    { key: "net.ipv4.conf.all.accept_redirects", value: "0", optional: false },
+    { key: "net.ipv4.conf.default.accept_redirects", value: "0", optional: false },
+    { key: "net.ipv4.conf.all.secure_redirects", value: "0", optional: false },
+    { key: "net.ipv4.conf.default.secure_redirects", value: "0", optional: false },
+    { key: "net.ipv4.conf.all.send_redirects", value: "0", optional: false },
+    { key: "net.ipv4.conf.default.send_redirects", value: "0", optional: false },
+    { key: "net.ipv4.conf.all.log_martians", value: "1", optional: false, why: "log impossible source addresses" },
+    { key: "net.ipv4.conf.default.log_martians", value: "1", optional: false },
+    { key: "net.ipv4.tcp_syncookies", value: "1", optional: false, why: "survive SYN floods" },
+    { key: "net.ipv4.tcp_rfc1337", value: "1", optional: false, why: "TIME-WAIT assassination (RFC 1337)" },
+    { key: "net.ipv4.icmp_echo_ignore_broadcasts", value: "1", optional: false, why: "no smurf amplification" },
+    { key: "net.ipv4.icmp_ignore_bogus_error_responses", value: "1", optional: false },
+    // IPv6 may be disabled at boot (ipv6.disable=1): optional. accept_ra is deliberately NOT touched:
+    // hosts that get their IPv6 route by router advertisement would lose SSH over IPv6.
+    { key: "net.ipv6.conf.all.accept_redirects", value: "0", optional: true, why: "IPv6: no redirects or source routing (accept_ra untouched: some hosts route by RA)" },
+    { key: "net.ipv6.conf.default.accept_redirects", value: "0", optional: true },
+    { key: "net.ipv6.conf.all.accept_source_route", value: "0", optional: true },
+    { key: "net.ipv6.conf.default.accept_source_route", value: "0", optional: true },
+    // Kernel information leaks and attack surface.
+    { key: "kernel.kptr_restrict", value: "2", optional: false, why: "hide kernel pointers from everyone" },
+    { key: "kernel.dmesg_restrict", value: "1", optional: false, why: "kernel log for root only" },
+    { key: "kernel.randomize_va_space", value: "2", optional: false, why: "full ASLR" },
+    { key: "fs.suid_dumpable", value: "0", optional: false, why: "no core dumps of setuid programs" },
+    { key: "fs.protected_hardlinks", value: "1", optional: false, why: "classic /tmp link and FIFO attacks" },
+    { key: "fs.protected_symlinks", value: "1", optional: false },
+    { key: "fs.protected_fifos", value: "2", optional: false },
+    { key: "fs.protected_regular", value: "2", optional: false },
+    { key: "kernel.yama.ptrace_scope", value: "1", optional: true, why: "processes may only ptrace their descendants (Yama)" },
+    { key: "kernel.unprivileged_bpf_disabled", value: "1", optional: true, why: "no eBPF for unprivileged users (1 = until reboot)" },
+    { key: "net.core.bpf_jit_harden", value: "2", optional: true, why: "constant blinding in the BPF JIT" },
+    { key: "kernel.perf_event_paranoid", value: "3", optional: true, why: "no perf events for unprivileged users (Debian kernels)" },
+    { key: "kernel.sysrq", value: "0", optional: true, why: "no magic SysRq from the keyboard or serial console" },
+    { key: "dev.tty.ldisc_autoload", value: "0", optional: true, why: "no autoloading of rare TTY line disciplines" },
+    { key: "vm.unprivileged_userfaultfd", value: "0", optional: true, why: "userfaultfd only for privileged processes (use-after-free exploitation aid)" },
+];
+
+/** The defaults with citadel:host.sysctl applied (overrides replace a default's value; new keys are required). */
+export function sysctlEntries(c: StackConfig): SysctlEntry[] {
+    const overrides = c.host.sysctl;
+    if (overrides["net.ipv4.ip_forward"] !== undefined && overrides["net.ipv4.ip_forward"].trim() !== "1") {
+        throw new Error(`citadel:host.sysctl: "net.ipv4.ip_forward" must stay 1: Docker routes every container's traffic through the host`);
+    }
+    const out = SYSCTL_DEFAULTS.map((e) =>
+        overrides[e.key] !== undefined ? { ...e, value: overrides[e.key], optional: false, why: "from citadel:host.sysctl" } : { ...e },
+    );
+    for (const [key, value] of Object.entries(overrides)) {
+        if (!SYSCTL_DEFAULTS.some((e) => e.key === key)) out.push({ key, value, optional: false, why: "from citadel:host.sysctl" });
+    }
+    return out;
+}
+
+export function renderSysctlConf(c: StackConfig): string {
+    return renderTemplate("host/sysctl.conf.hbs", { path: SYSCTL_PATH, entries: sysctlEntries(c) });
+}
+
+function renderSysctlStep(c: StackConfig): HostScript {
+    const file: HostFile = { path: SYSCTL_PATH, content: renderSysctlConf(c), mode: "0644", owner: "root", group: "root" };
+    return {
+        name: "sysctl",
+        description: `sysctl: kernel and network hardening (${SYSCTL_PATH}), IPv4 forwarding kept on for Docker`,
+        script: renderTemplate("host/sysctl.sh.hbs", { lib: lib(), path: file.path, content: file.content }),
+        files: [file],
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// unattended-upgrades
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Citadel's own apt.conf.d files instead of editing the package's: 50unattended-upgrades is a dpkg
+ * conffile (editing it makes its upgrades prompt, and unattended-upgrades holds such packages back)
+ * and 20auto-upgrades is rewritten from debconf. apt reads apt.conf.d in lexical order and the later
+ * scalar wins, so 21… overrides 20auto-upgrades; 52… `#clear`s the origin lists of 50… first.
+ */
+export const AUTO_UPGRADES_PATH = "/etc/apt/apt.conf.d/21citadel-auto-upgrades";
+export const UNATTENDED_UPGRADES_PATH = "/etc/apt/apt.conf.d/52citadel-unattended-upgrades";
+
+/** Debian-Security only (the package's default also takes point-release updates from plain "Debian"). */
+export const SECURITY_ORIGIN_PATTERNS = [
+    "origin=Debian,codename=${distro_codename}-security,label=Debian-Security",
+    "origin=Debian,codename=${distro_codename},label=Debian-Security",
+];
+
+export function renderAutoUpgrades(c: StackConfig): string {
+    return renderTemplate("host/21citadel-auto-upgrades.hbs", { enabled: c.host.unattendedUpgrades.enabled ? "1" : "0" });
+}
+
+export function renderUnattendedUpgrades(c: StackConfig): string {
+    const u = c.host.unattendedUpgrades;
+    return renderTemplate("host/52citadel-unattended-upgrades.hbs", {
+        origins: SECURITY_ORIGIN_PATTERNS,
+        autoReboot: u.autoReboot ? "true" : "false",
+        autoRebootTime: u.autoRebootTime,
+    });
+}
+
+function renderUnattendedUpgradesStep(c: StackConfig): HostScript {
+    const files: HostFile[] = [
+        { path: AUTO_UPGRADES_PATH, content: renderAutoUpgrades(c), mode: "0644", owner: "root", group: "root" },
+        { path: UNATTENDED_UPGRADES_PATH, content: renderUnattendedUpgrades(c), mode: "0644", owner: "root", group: "root" },
+    ];
+    const u = c.host.unattendedUpgrades;
+    return {
+        name: "unattended-upgrades",
+        description: u.enabled
+            ? `unattended-upgrades: daily Debian-Security updates, automatic reboot ${u.autoReboot ? `at ${u.autoRebootTime}` : "off"}`
+            : "unattended-upgrades: disabled (citadel:host.unattendedUpgrades.enabled = false)",
+        script: renderTemplate("host/unattended-upgrades.sh.hbs", {
+            lib: lib(),
+            enabled: u.enabled,
+            files,
+            origins: SECURITY_ORIGIN_PATTERNS.join("\n"),
+        }),
+        files,
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// journald
+// ---------------------------------------------------------------------------------------------
+
+export const JOURNALD_PATH = "/etc/systemd/journald.conf.d/citadel.conf";
+
+export function renderJournaldConf(c: StackConfig): string {
+    const j = c.host.journald;
+    // Time span "<n>d" in systemd.time(7) syntax; size in journald.conf(5) K/M/G syntax (schema-checked).
+    return renderTemplate("host/journald.conf.hbs", { maxRetention: `${j.maxRetentionDays}d`, systemMaxUse: j.systemMaxUse });
+}
+
+function renderJournaldStep(c: StackConfig): HostScript {
+    const file: HostFile = { path: JOURNALD_PATH, content: renderJournaldConf(c), mode: "0644", owner: "root", group: "root" };
+    return {
+        name: "journald",
+        description: `journald: persistent logs kept ${c.host.journald.maxRetentionDays} days, at most ${c.host.journald.systemMaxUse}`,
+        script: renderTemplate("host/journald.sh.hbs", {
+            lib: lib(),
+            path: file.path,
+            content: file.content,
+            maxRetention: `${c.host.journald.maxRetentionDays}d`,
+        }),
+        files: [file],
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Docker engine
+// ---------------------------------------------------------------------------------------------
+
+export const DOCKER_DAEMON_JSON_PATH = "/etc/docker/daemon.json";
+
+/** dockerd's daemon.json as an object (serialized with JSON.stringify, never templated). */
+export function dockerDaemonConfig(c: StackConfig): Record<string, unknown> {
+    return {
+        // Containers on the default bridge cannot talk to each other; Citadel's own networks are explicit.
+        icc: false,
+        // setuid binaries inside containers cannot gain privileges (source policy: no-new-privileges).
+        "no-new-privileges": true,
+        // Containers keep running while dockerd restarts (e.g. an unattended docker.io security update).
+        "live-restore": true,
+        // Published ports via iptables DNAT, not docker-proxy: apps and CrowdSec see real client IPs.
+        "userland-proxy": false,
+        "log-driver": "json-file",
+        "log-opts": { "max-size": c.host.docker.logMaxSize, "max-file": String(c.host.docker.logMaxFile) },
+        "ip-forward": true,
+        iptables: true,
+    };
+}
+
+export function renderDockerDaemonJson(c: StackConfig): string {
+    return JSON.stringify(dockerDaemonConfig(c), null, 2) + "\n";
+}
+
+function renderDockerStep(c: StackConfig): HostScript {
+    const file: HostFile = { path: DOCKER_DAEMON_JSON_PATH, content: renderDockerDaemonJson(c), mode: "0644", owner: "root", group: "root" };
+    return {
+        name: "docker",
+        description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation); ${c.admin.user} in group docker`,
+        script: renderTemplate("host/docker.sh.hbs", { lib: lib(), path: file.path, content: file.content, adminUser: c.admin.user }),
+        files: [file],
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function lib(): string {
+    return renderTemplate("host/lib.sh.hbs", {});
+}
+
+/** The host baseline steps, in the order they should run (docker last: it may take a while to install). */
+export function renderHostBaseline(c: StackConfig): HostScript[] {
+    return [renderSysctlStep(c), renderUnattendedUpgradesStep(c), renderJournaldStep(c), renderDockerStep(c)];
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command (`npm test`, also what .ci/run calls): installs what is missing, type-checks,
+# then runs every test file — unit (Pulumi mocks), render (each file checked by its real consumer,
+# behaviour on loopback) and engine (the real Pulumi CLI and providers, built offline).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/prereqs.sh
+echo "[test] type-check"
+node_modules/.bin/tsc --noEmit -p .
+echo "[test] node --test"
+shopt -s nullglob
+files=(test/unit/*.test.ts test/render/*.test.ts test/engine/*.test.ts)
+exec node_modules/.bin/tsx --test --test-reporter=spec "${files[@]}"

@@ -1,0 +1,619 @@
+// Postgres and Redis configuration, judged by the real servers (Debian's postgresql 15 and
+// redis-server 7.0) on 127.0.0.1 only, and the host steps run for real in a sandbox.
+//
+// The host steps validate with `docker run <image> ...`. Here a stand-in `docker` (SHIM below) runs
+// that command in a private mount and network namespace whose root is an overlay of this machine's
+// own / — Debian's postgres/redis binaries play the image — with the same bind mounts, tmpfs,
+// read-only root and uid; it refuses options it does not know. The steps themselves run in a mount
+// namespace where /etc is an overlay, so they write /etc/citadel/... for real without touching the
+// machine's /etc. Every server a test starts is stopped by PID in t.after.
+import assert from "node:assert/strict";
+import { ChildProcess, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import type { TestContext } from "node:test";
+import { parseConfigOrThrow, StackConfig } from "../../components/config";
+import {
+    DATA_UID,
+    postgresTlsFunction,
+    postgresTuning,
+    renderPgHba,
+    renderPostgresConf,
+    renderPostgresInitScript,
+    renderPostgresScript,
+    renderPostgresValidator,
+    renderRedisAcl,
+    renderRedisConf,
+    renderRedisScript,
+    renderRedisValidator,
+    REDIS_APP_USER,
+} from "../../components/render/data";
+import { prodConfig, prodWith } from "../fixtures";
+import { freePort, IN_CI, requireTool, run, RunResult, tmpDir, waitFor } from "../tools";
+
+const sha256hex = (s: string): string => createHash("sha256").update(s).digest("hex");
+const password = (): string => randomBytes(24).toString("base64url");
+
+function requireRoot(t: TestContext): boolean {
+    if (process.getuid?.() === 0) return true;
+    const msg = "needs root (runs servers as other users, mount namespaces)";
+    if (IN_CI) throw new Error(msg);
+    t.skip(msg);
+    return false;
+}
+
+/** Debian's PostgreSQL bin directory (the newest installed major), or a skip/fail like requireTool. */
+function requirePgBin(t: TestContext): string | undefined {
+    const root = "/usr/lib/postgresql";
+    const majors = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, "bin", "postgres"))) : [];
+    majors.sort((a, b) => Number(b) - Number(a));
+    if (majors.length) return path.join(root, majors[0], "bin");
+    requireTool(t, "postgres", "install Debian's postgresql: bash scripts/prereqs.sh");
+    return undefined;
+}
+
+function idOf(user: string): { uid: number; gid: number } | undefined {
+    const u = run("id", ["-u", user]);
+    const g = run("id", ["-g", user]);
+    if (u.code !== 0 || g.code !== 0) return undefined;
+    return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
+}
+
+/** Starts a long-running server; t.after stops it by PID (TERM, then KILL after 10 s). */
+function startServer(t: TestContext, cmd: string, args: string[], opts: { cwd?: string; log: string; env?: NodeJS.ProcessEnv }): ChildProcess {
+    const out = fs.openSync(opts.log, "a");
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["ignore", out, out] });
+    fs.closeSync(out);
+    t.after(async () => {
+        if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+        process.kill(child.pid, "SIGTERM");
+        const timer = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 10_000));
+        if ((await Promise.race([exited, timer])) === "timeout") {
+            process.kill(child.pid, "SIGKILL");
+            await exited;
+        }
+    });
+    return child;
+}
+
+const exited = (p: ChildProcess): boolean => p.exitCode !== null || p.signalCode !== null;
+
+// ---------------------------------------------------------------------------------------------
+// Pure properties of the rendered files
+// ---------------------------------------------------------------------------------------------
+
+describe("data renderers", () => {
+    it("pg_hba.conf: no trust/peer/ident, every TCP line is hostssl+scram or reject", () => {
+        const hba = renderPgHba(prodConfig());
+        const rules = hba.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#")).map((l) => l.trim().split(/\s+/));
+        assert.ok(rules.length >= 5);
+        for (const r of rules) {
+            const method = r[r.length - 1];
+            assert.ok(["local", "hostssl", "hostnossl"].includes(r[0]), `unexpected connection type in ${r.join(" ")}`);
+            assert.ok(["scram-sha-256", "reject"].includes(method), `unexpected method in ${r.join(" ")}`);
+            if (r[0] === "hostnossl") assert.equal(method, "reject");
+        }
+        assert.ok(rules.some((r) => r.join(" ") === "hostssl app app 0.0.0.0/0 scram-sha-256"));
+        assert.ok(rules.some((r) => r.join(" ") === "hostssl app app ::/0 scram-sha-256"));
+    });
+
+    it("memory settings follow the container limit; too little memory is refused", () => {
+        const big = parseConfigOrThrow(prodWith({ postgres: { enabled: true, resources: { memory: "2g", cpus: 1, pids: 256 } } }));
+        assert.match(renderPostgresConf(big), /^shared_buffers = 512MB$/m);
+        assert.equal(postgresTuning(big).effectiveCacheSizeMb, 1024);
+        const t = postgresTuning(prodConfig());
+        assert.ok(t.maxConnections * t.workMemMb <= 512 / 4, "all connections' work_mem within a quarter of the limit");
+        const tiny = parseConfigOrThrow(prodWith({ postgres: { enabled: true, resources: { memory: "64m", cpus: 1, pids: 256 } } }));
+        assert.throws(() => renderPostgresConf(tiny), /citadel:postgres\.resources\.memory: "64m" is too little/);
+    });
+
+    it("users.acl carries only the SHA-256, and refuses anything else", () => {
+        const c = prodConfig();
+        const pw = password();
+        const acl = renderRedisAcl(c, sha256hex(pw));
+        assert.ok(!acl.includes(pw));
+        assert.match(acl, new RegExp(`^user ${REDIS_APP_USER} on #${sha256hex(pw)} `, "m"));
+        assert.match(acl, /^user default off /m);
+        assert.throws(() => renderRedisAcl(c, pw), /64 lower-case hex/);
+        assert.throws(() => renderRedisAcl(c, sha256hex(pw).toUpperCase()), /64 lower-case hex/);
+    });
+
+    it("maxmemory must leave headroom in the container", () => {
+        const c = parseConfigOrThrow(prodWith({ redis: { enabled: true, maxMemory: "250mb" } }));
+        assert.throws(() => renderRedisConf(c), /citadel:redis\.maxMemory: "250mb" leaves too little headroom/);
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// shellcheck: the host steps and every script they embed
+// ---------------------------------------------------------------------------------------------
+
+describe("data scripts: shellcheck", () => {
+    it("postgres-config, redis-config, the checks, the role script and the TLS function are clean", (t) => {
+        const sc = requireTool(t, "shellcheck");
+        if (!sc) return;
+        const c = prodConfig();
+        const dir = tmpDir("citadel-data-sc-");
+        t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+        const scripts: Record<string, string> = {
+            "postgres-config.sh": renderPostgresScript(c, c.postgres.image).script,
+            "redis-config.sh": renderRedisScript(c, c.redis.image).script,
+            "pg-validate.sh": renderPostgresValidator(),
+            "redis-validate.sh": renderRedisValidator(),
+            "pg-initdb.sh": renderPostgresInitScript(c),
+            "pg-tls.sh": "#!/usr/bin/env bash\n" + postgresTlsFunction(),
+        };
+        for (const [name, text] of Object.entries(scripts)) {
+            const f = path.join(dir, name);
+            fs.writeFileSync(f, text);
+            const r = run(sc, ["-s", "bash", "-S", "style", f]);
+            assert.equal(r.code, 0, `${name}:\n${r.stdout}${r.stderr}`);
+        }
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Redis: the rendered redis.conf and users.acl in a real redis-server on 127.0.0.1
+// ---------------------------------------------------------------------------------------------
+
+describe("redis: real server", () => {
+    it("shuts out anonymous clients, admits only the app password, denies the dangerous commands", async (t) => {
+        const server = requireTool(t, "redis-server");
+        const cli = requireTool(t, "redis-cli");
+        if (!server || !cli) return;
+        const c = prodConfig();
+        const dir = tmpDir("citadel-redis-");
+        t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+        const pw = password();
+        const conf = path.join(dir, "redis.conf");
+        const acl = path.join(dir, "users.acl");
+        fs.writeFileSync(conf, renderRedisConf(c));
+        fs.writeFileSync(acl, renderRedisAcl(c, sha256hex(pw)), { mode: 0o400 });
+        const port = await freePort();
+        // Paths and the listener are overridden after the file (later directives win); the working
+        // directory stands in for the container's /data.
+        const redis = startServer(t, server, [conf, "--port", String(port), "--bind", "127.0.0.1", "--aclfile", acl], { cwd: dir, log: path.join(dir, "redis.log") });
+
+        const cmd = (args: string[], auth?: { user: string; pass: string }): RunResult =>
+            run(cli, ["-h", "127.0.0.1", "-p", String(port), "--no-auth-warning", ...(auth ? ["--user", auth.user, "--pass", auth.pass] : []), ...args], { timeout: 10_000 });
+        const app = (...args: string[]): string => {
+            const r = cmd(args, { user: REDIS_APP_USER, pass: pw });
+            return (r.stdout + r.stderr).trim();
+        };
+        const up = await waitFor(() => exited(redis) || /NOAUTH|PONG/.test(cmd(["PING"]).stdout), 10_000);
+        assert.ok(up && !exited(redis), `redis-server did not come up:\n${fs.readFileSync(path.join(dir, "redis.log"), "utf8")}`);
+
+        // Anonymous: nothing, not even PING.
+        assert.match(cmd(["PING"]).stdout, /^NOAUTH Authentication required/);
+        assert.match(cmd(["GET", "x"]).stdout, /^NOAUTH/);
+        // Wrong password, and the default user with a guess, are both refused.
+        const wrong = cmd(["PING"], { user: REDIS_APP_USER, pass: pw + "x" });
+        assert.match(wrong.stdout + wrong.stderr, /WRONGPASS/);
+        const dflt = cmd(["PING"], { user: "default", pass: pw });
+        assert.match(dflt.stdout + dflt.stderr, /WRONGPASS/);
+
+        // The app user works.
+        assert.equal(app("PING"), "PONG");
+        assert.equal(app("SET", "citadel:test", "v1"), "OK");
+        assert.equal(app("GET", "citadel:test"), "v1");
+        assert.equal(app("ACL", "WHOAMI"), REDIS_APP_USER);
+        assert.equal(app("CLIENT", "SETNAME", "citadel-test"), "OK");
+
+        // The disabled commands, and the admin ones (ACL SETUSER would undo all of this).
+        const refused: Array<[string[], RegExp]> = [
+            [["FLUSHALL"], /^NOPERM .*'flushall'/],
+            [["FLUSHDB"], /^NOPERM .*'flushdb'/],
+            [["KEYS", "*"], /^NOPERM .*'keys'/],
+            [["CONFIG", "GET", "maxmemory"], /^NOPERM .*'config\|get'/],
+            [["CONFIG", "SET", "maxmemory", "0"], /^NOPERM .*'config\|set'/],
+            [["SHUTDOWN"], /^NOPERM .*'shutdown'/],
+            [["MONITOR"], /^NOPERM .*'monitor'/],
+            [["MODULE", "LIST"], /^NOPERM .*'module\|list'/],
+            [["ACL", "LIST"], /^NOPERM .*'acl\|list'/],
+            [["ACL", "SETUSER", "default", "on", "nopass", "+@all"], /^NOPERM .*'acl\|setuser'/],
+            [["BGSAVE"], /^NOPERM .*'bgsave'/],
+            [["CLIENT", "KILL", "ID", "1"], /^NOPERM .*'client\|kill'/],
+            // A script runs with its caller's permissions.
+            [["EVAL", "return redis.call('flushall')", "0"], /^(NOPERM|ERR The user executing the script can't run this command)/],
+            // DEBUG meets enable-debug-command first (it is also denied in the ACL).
+            [["DEBUG", "SLEEP", "0"], /^ERR DEBUG command not allowed/],
+        ];
+        for (const [args, re] of refused) assert.match(app(...args), re, args.join(" "));
+        assert.equal(app("GET", "citadel:test"), "v1", "nothing was flushed");
+        assert.equal(app("ACL", "WHOAMI"), REDIS_APP_USER);
+        assert.match(cmd(["PING"]).stdout, /^NOAUTH/, "the default user is still off");
+
+        // The memory policy is what the file says (INFO is allowed, CONFIG is not).
+        const info = app("INFO", "memory");
+        assert.match(info, /^maxmemory:134217728\r?$/m);
+        assert.match(info, /^maxmemory_policy:noeviction\r?$/m);
+        // Persistence went to the working directory (/data in the container).
+        assert.ok(fs.existsSync(path.join(dir, "appendonlydir")), "AOF directory in the working directory");
+    });
+
+    it("a bad directive or ACL rule makes redis-server exit non-zero (the check has teeth)", async (t) => {
+        const server = requireTool(t, "redis-server");
+        if (!server) return;
+        const c = prodConfig();
+        const dir = tmpDir("citadel-redis-bad-");
+        t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+        const port = String(await freePort());
+        const good = path.join(dir, "good.acl");
+        fs.writeFileSync(good, renderRedisAcl(c, sha256hex(password())));
+        const badConf = path.join(dir, "bad.conf");
+        fs.writeFileSync(badConf, renderRedisConf(c).replace("maxmemory-policy noeviction", "maxmemory-policy sometimes"));
+        const r1 = run(server, [badConf, "--port", port, "--bind", "127.0.0.1", "--aclfile", good], { cwd: dir, timeout: 15_000 });
+        assert.notEqual(r1.code, 0);
+        assert.match(r1.stdout + r1.stderr, /FATAL CONFIG FILE ERROR[\s\S]*maxmemory-policy/);
+
+        const conf = path.join(dir, "redis.conf");
+        fs.writeFileSync(conf, renderRedisConf(c));
+        const bad = parseConfigOrThrow(prodWith({ redis: { enabled: true, disabledCommands: ["FLUSHALL", "NOSUCHCOMMAND"] } }));
+        const badAcl = path.join(dir, "bad.acl");
+        fs.writeFileSync(badAcl, renderRedisAcl(bad, sha256hex(password())));
+        const r2 = run(server, [conf, "--port", port, "--bind", "127.0.0.1", "--aclfile", badAcl], { cwd: dir, timeout: 15_000 });
+        assert.notEqual(r2.code, 0);
+        assert.match(r2.stdout + r2.stderr, /ACL errors[\s\S]*nosuchcommand/);
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Postgres: the rendered postgresql.conf and pg_hba.conf in a real server on 127.0.0.1
+// ---------------------------------------------------------------------------------------------
+
+describe("postgres: real server", () => {
+    it("TLS only, SCRAM only, app role only; the key and certificate come from the host step's own function", async (t) => {
+        if (!requireRoot(t)) return;
+        const bin = requirePgBin(t);
+        const psqlBin = requireTool(t, "psql");
+        const openssl = requireTool(t, "openssl");
+        if (!bin || !psqlBin || !openssl) return;
+        const pgUser = idOf("postgres");
+        assert.ok(pgUser, "Debian's postgresql package creates the postgres system user");
+        const c = prodConfig();
+        const dir = tmpDir("citadel-pg-");
+        t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+        fs.chownSync(dir, pgUser.uid, pgUser.gid);
+        const asPg = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): RunResult =>
+            run("setpriv", ["--reuid", String(pgUser.uid), "--regid", String(pgUser.gid), "--init-groups", "--", cmd, ...args], {
+                cwd: dir,
+                env: { PATH: `${bin}:/usr/bin:/bin`, LANG: "C.UTF-8", ...env },
+                timeout: 60_000,
+            });
+
+        // The key and certificate, made by exactly the function the host step embeds.
+        const fn = postgresTlsFunction();
+        assert.ok(renderPostgresScript(c, c.postgres.image).script.includes(fn));
+        const tls = path.join(dir, "tls");
+        const mkTls = () => run("bash", ["-c", `set -euo pipefail\n${fn}\ncitadel_pg_tls "$1" "$2"; echo "changed=$CITADEL_TLS_CHANGED"`, "tls", tls, `${pgUser.uid}:${pgUser.gid}`]);
+        const first = mkTls();
+        assert.equal(first.code, 0, first.stderr);
+        assert.match(first.stdout, /changed=1/);
+        const key = path.join(tls, "server.key");
+        const crt = path.join(tls, "server.crt");
+        const ks = fs.statSync(key);
+        assert.equal(ks.mode & 0o777, 0o600);
+        assert.equal(ks.uid, pgUser.uid);
+        assert.equal(fs.statSync(crt).mode & 0o777, 0o644);
+        const text = run(openssl, ["x509", "-in", crt, "-noout", "-text"]).stdout;
+        assert.match(text, /Subject: CN = postgres/);
+        assert.match(text, /DNS:postgres/);
+        assert.match(text, /NIST CURVE: P-256/);
+        assert.match(text, /CA:FALSE/);
+        const fp = () => run(openssl, ["x509", "-in", crt, "-noout", "-fingerprint", "-sha256"]).stdout;
+        const before = fp();
+        const again = mkTls();
+        assert.match(again.stdout, /changed=0/, "a second run keeps the pair");
+        assert.equal(fp(), before);
+
+        // A cluster with a SCRAM superuser, started with the rendered files (paths/listener overridden).
+        const adminPw = password();
+        const appPw = password();
+        fs.writeFileSync(path.join(dir, "admin.pw"), adminPw + "\n", { mode: 0o400 });
+        fs.writeFileSync(path.join(dir, "app.pw"), appPw + "\n", { mode: 0o400 });
+        fs.chownSync(path.join(dir, "admin.pw"), pgUser.uid, pgUser.gid);
+        fs.chownSync(path.join(dir, "app.pw"), pgUser.uid, pgUser.gid);
+        const init = asPg("initdb", ["-D", path.join(dir, "data"), "-U", "citadel_admin", "--auth=scram-sha-256", `--pwfile=${path.join(dir, "admin.pw")}`, "-E", "UTF8"]);
+        assert.equal(init.code, 0, init.stderr);
+        fs.writeFileSync(path.join(dir, "postgresql.conf"), renderPostgresConf(c));
+        fs.writeFileSync(path.join(dir, "pg_hba.conf"), renderPgHba(c));
+        const port = await freePort();
+        const log = path.join(dir, "server.log");
+        const server = startServer(
+            t,
+            "setpriv",
+            [
+                "--reuid", String(pgUser.uid), "--regid", String(pgUser.gid), "--init-groups", "--",
+                path.join(bin, "postgres"), "-D", path.join(dir, "data"),
+                "-c", `config_file=${path.join(dir, "postgresql.conf")}`,
+                "-c", `hba_file=${path.join(dir, "pg_hba.conf")}`,
+                "-c", `ssl_cert_file=${crt}`,
+                "-c", `ssl_key_file=${key}`,
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", `port=${port}`,
+                "-c", `unix_socket_directories=${dir}`,
+            ],
+            { log, env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8" } },
+        );
+        const ready = await waitFor(() => exited(server) || run(path.join(bin, "pg_isready"), ["-h", "127.0.0.1", "-p", String(port)]).code === 0, 30_000);
+        assert.ok(ready && !exited(server), `postgres did not start:\n${fs.readFileSync(log, "utf8")}`);
+
+        // The role script refuses to run when the image's superuser is the app role...
+        const roleScript = path.join(dir, "10-citadel-app-role.sh");
+        fs.writeFileSync(roleScript, renderPostgresInitScript(c), { mode: 0o755 });
+        const sameUser = asPg("bash", [roleScript], { POSTGRES_USER: c.postgres.user, PGPASSWORD: adminPw, PGHOST: dir, PGPORT: String(port), CITADEL_APP_PASSWORD_FILE: path.join(dir, "app.pw") });
+        assert.notEqual(sameUser.code, 0);
+        assert.match(sameUser.stderr, /must be a separate superuser/);
+        // ...and otherwise creates the app role over the socket (SCRAM there too), twice without harm.
+        for (let i = 0; i < 2; i++) {
+            const r = asPg("bash", [roleScript], { POSTGRES_USER: "citadel_admin", PGPASSWORD: adminPw, PGHOST: dir, PGPORT: String(port), CITADEL_APP_PASSWORD_FILE: path.join(dir, "app.pw") });
+            assert.equal(r.code, 0, r.stderr);
+        }
+        const noPw = asPg("psql", ["-X", "-At", "-h", dir, "-p", String(port), "-U", "citadel_admin", "-d", "postgres", "-c", "select 1"], { PGPASSWORD: "" });
+        assert.notEqual(noPw.code, 0, "the socket wants a password too");
+        assert.match(noPw.stderr, /password/);
+
+        const psql = (conn: string, sql: string, pw = appPw): RunResult =>
+            run(psqlBin, ["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql, conn], { env: { ...process.env, PGPASSWORD: pw, PGCONNECT_TIMEOUT: "5" }, timeout: 20_000 });
+        const tcp = `host=127.0.0.1 port=${port} dbname=${c.postgres.database} user=${c.postgres.user}`;
+
+        // Plain TCP is rejected outright.
+        const plain = psql(`${tcp} sslmode=disable`, "select 1");
+        assert.notEqual(plain.code, 0);
+        assert.match(plain.stderr, /pg_hba\.conf rejects connection .* no encryption/);
+        // TLS with the right password works, at TLS 1.2 or newer.
+        const ok = psql(`${tcp} sslmode=require`, "show ssl; select version from pg_stat_ssl where pid = pg_backend_pid(); select current_user");
+        assert.equal(ok.code, 0, ok.stderr);
+        const [ssl, version, who] = ok.stdout.trim().split("\n");
+        assert.equal(ssl, "on");
+        assert.match(version, /^TLSv1\.[23]$/);
+        assert.equal(who, c.postgres.user);
+        // The certificate can be pinned by apps: verify-full against it as the only root, host "postgres".
+        const pinned = psql(`hostaddr=127.0.0.1 host=postgres port=${port} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=verify-full sslrootcert=${crt}`, "select 1");
+        assert.equal(pinned.code, 0, pinned.stderr);
+        // Wrong password fails.
+        const wrong = psql(`${tcp} sslmode=require`, "select 1", appPw + "x");
+        assert.notEqual(wrong.code, 0);
+        assert.match(wrong.stderr, /password authentication failed for user "app"/);
+        // The superuser, and the app role to another database, are refused over the network even with TLS.
+        const su = psql(`host=127.0.0.1 port=${port} dbname=postgres user=citadel_admin sslmode=require`, "select 1", adminPw);
+        assert.notEqual(su.code, 0);
+        assert.match(su.stderr, /pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "citadel_admin"/);
+        const otherDb = psql(`host=127.0.0.1 port=${port} dbname=postgres user=${c.postgres.user} sslmode=require`, "select 1");
+        assert.notEqual(otherDb.code, 0);
+        assert.match(otherDb.stderr, /pg_hba\.conf rejects connection/);
+
+        // The server refuses TLS 1.1 and CBC/non-forward-secret 1.2 suites, even from a client that offers them.
+        const sclient = (...args: string[]) => run(openssl, ["s_client", "-starttls", "postgres", "-connect", `127.0.0.1:${port}`, ...args], { input: "", timeout: 15_000 });
+        const tls11 = sclient("-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0");
+        assert.notEqual(tls11.code, 0);
+        assert.match(tls11.stdout, /Cipher is \(NONE\)/);
+        const cbc = sclient("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0");
+        assert.notEqual(cbc.code, 0);
+        assert.match(cbc.stdout, /Cipher is \(NONE\)/);
+        const tls12 = sclient("-tls1_2");
+        assert.equal(tls12.code, 0, tls12.stderr);
+        assert.match(tls12.stdout, /Protocol\s*:\s*TLSv1\.2/);
+        assert.match(tls12.stdout, /Cipher\s*:\s*ECDHE-ECDSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)/);
+
+        // Stored as a SCRAM verifier; the role has no extra powers; the database is the role's.
+        const facts = asPg(
+            "psql",
+            ["-X", "-At", "-h", dir, "-p", String(port), "-U", "citadel_admin", "-d", "postgres", "-c",
+                `select rolpassword like 'SCRAM-SHA-256$%', rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls from pg_authid where rolname = '${c.postgres.user}'; ` +
+                `select pg_get_userbyid(datdba) from pg_database where datname = '${c.postgres.database}'`],
+            { PGPASSWORD: adminPw },
+        );
+        assert.equal(facts.code, 0, facts.stderr);
+        assert.equal(facts.stdout.trim(), `t|f|f|f|f|f\n${c.postgres.user}`);
+
+        // The audit trail: connections with who/where, rejections.
+        const logText = fs.readFileSync(log, "utf8");
+        assert.match(logText, /user=app db=app client=127\.0\.0\.1\(\d+\) app=\S* LOG:  connection authorized: user=app database=app SSL enabled \(protocol=TLSv1\.[23]/);
+        assert.match(logText, /FATAL:  pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "app", database "app", no encryption/);
+        assert.match(logText, /disconnection: session time/);
+        assert.doesNotMatch(logText, new RegExp(appPw), "the password never reaches the log");
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The host steps, run for real in a sandbox (see the header comment)
+// ---------------------------------------------------------------------------------------------
+
+/** The stand-in docker CLI: `run` of a check container, `inspect` of an absent container; nothing else. (`\${` is bash's `${`.) */
+const SHIM = `#!/bin/bash
+set -euo pipefail
+printf '%q ' "$@" >>"$CITADEL_SHIM_LOG"
+echo >>"$CITADEL_SHIM_LOG"
+die() { echo "docker-shim: $*" >&2; exit 125; }
+case \${1:-} in
+inspect) echo "Error: No such object: \${*: -1}" >&2; exit 1 ;;
+run) shift ;;
+*) die "unsupported command: $*" ;;
+esac
+user= ro=0 net= entry= rm=0 capdrop= nnp=0
+vols=() tmpfs=()
+while [ $# -gt 0 ]; do
+  case $1 in
+  --rm) rm=1; shift ;;
+  --read-only) ro=1; shift ;;
+  --network) net=$2; shift 2 ;;
+  --user) user=$2; shift 2 ;;
+  --tmpfs) tmpfs+=("$2"); shift 2 ;;
+  --cap-drop) capdrop=$2; shift 2 ;;
+  --security-opt) [ "$2" = no-new-privileges ] || die "security-opt $2"; nnp=1; shift 2 ;;
+  -v) vols+=("$2"); shift 2 ;;
+  --entrypoint) entry=$2; shift 2 ;;
+  -*) die "unsupported option $1" ;;
+  *) break ;;
+  esac
+done
+shift # the image: this machine's own binaries play it
+[ "$rm" = 1 ] && [ "$net" = none ] && [ "$capdrop" = ALL ] && [ "$nnp" = 1 ] && [ -n "$user" ] && [ -n "$entry" ] ||
+  die "check containers must be --rm --network none --cap-drop ALL --security-opt no-new-privileges with --user and --entrypoint"
+[[ $user =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]] || die "user $user is not a numeric non-root uid:gid"
+export SHIM_USER=$user SHIM_RO=$ro SHIM_ENTRY=$entry
+SHIM_VOLS=$(printf '%s\\n' "\${vols[@]}"); export SHIM_VOLS
+SHIM_TMPFS=$(printf '%s\\n' "\${tmpfs[@]}"); export SHIM_TMPFS
+exec unshare --mount --net --fork bash -c '
+set -euo pipefail
+mount --make-rprivate /
+s=$(mktemp -d "$CITADEL_SHIM_TMP/root-XXXXXX"); mount -t tmpfs tmpfs "$s"; mkdir "$s/u" "$s/w" "$s/root"
+r=$s/root
+mount -t overlay overlay -o "lowerdir=/,upperdir=$s/u,workdir=$s/w" "$r"
+mount --rbind /dev "$r/dev"; mount --rbind /proc "$r/proc"
+uid=\${SHIM_USER%:*} gid=\${SHIM_USER#*:}
+grep -q "^[^:]*:[^:]*:$uid:" "$r/etc/passwd" || echo "server:x:$uid:$gid::/tmp:/usr/sbin/nologin" >>"$r/etc/passwd"
+while IFS= read -r t; do
+  [ -n "$t" ] || continue
+  d=\${t%%:*} o=\${t#*:}; [ "$o" != "$t" ] || o=rw
+  mkdir -p "$r$d"; mount -t tmpfs -o "$o,mode=1777" tmpfs "$r$d"
+done <<<"$SHIM_TMPFS"
+while IFS= read -r v; do
+  [ -n "$v" ] || continue
+  IFS=: read -r src dst opt <<<"$v"
+  if [ -d "$src" ]; then mkdir -p "$r$dst"; else mkdir -p "$(dirname "$r$dst")"; touch "$r$dst"; fi
+  mount --bind "$src" "$r$dst"
+  [ "$opt" != ro ] || mount -o remount,bind,ro "$r$dst"
+done <<<"$SHIM_VOLS"
+[ "$SHIM_RO" != 1 ] || mount -o remount,bind,ro "$r"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+exec chroot "$r" setpriv --reuid "$uid" --regid "$gid" --clear-groups --no-new-privs env -i PATH="$pgbin:/usr/local/bin:/usr/bin:/bin" HOME=/tmp LANG=C.UTF-8 "$SHIM_ENTRY" "$@"
+' shim "$@"
+`;
+
+interface Sandbox {
+    /** The overlay's upper dir: what the steps wrote under /etc. */
+    etc: string;
+    log: string;
+    run(script: string): RunResult;
+}
+
+function sandbox(t: TestContext): Sandbox {
+    const dir = tmpDir("citadel-data-sandbox-");
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    for (const d of ["etc", "work", "bin", "shim"]) fs.mkdirSync(path.join(dir, d));
+    fs.writeFileSync(path.join(dir, "bin", "docker"), SHIM, { mode: 0o755 });
+    const log = path.join(dir, "docker.log");
+    fs.writeFileSync(log, "");
+    // /usr/local/sbin comes first in the PATH the host-script library sets: the shim wins there.
+    const setup =
+        "set -e; mount --make-rprivate /; " +
+        `mount -t overlay overlay -o lowerdir=/etc,upperdir=${dir}/etc,workdir=${dir}/work /etc; ` +
+        `mount --bind ${dir}/bin /usr/local/sbin; exec bash "$1"`;
+    return {
+        etc: path.join(dir, "etc"),
+        log,
+        run(script: string): RunResult {
+            const f = path.join(dir, "step.sh");
+            fs.writeFileSync(f, script);
+            return run("unshare", ["--mount", "--fork", "--", "/bin/bash", "-c", setup, "sandbox", f], {
+                env: { ...process.env, CITADEL_SHIM_LOG: log, CITADEL_SHIM_TMP: path.join(dir, "shim") },
+                timeout: 90_000,
+            });
+        },
+    };
+}
+
+function requireSandboxTools(t: TestContext): boolean {
+    if (!requireRoot(t)) return false;
+    for (const tool of ["unshare", "setpriv", "chroot", "openssl"]) if (!requireTool(t, tool)) return false;
+    return true;
+}
+
+describe("host steps in a sandbox", () => {
+    it("postgres-config: makes the key/cert, boots the config as uid 999, installs, is idempotent, refuses bad files", (t) => {
+        if (!requireSandboxTools(t) || !requirePgBin(t)) return;
+        const c: StackConfig = prodConfig();
+        const step = renderPostgresScript(c, c.postgres.image);
+        const sb = sandbox(t);
+        const live = (p: string) => path.join(sb.etc, p.replace(/^\/etc\//, ""));
+
+        const r1 = sb.run(step.script);
+        assert.equal(r1.code, 0, r1.stdout + r1.stderr);
+        assert.match(r1.stdout, /citadel: postgres: configuration boots postgres \(PostgreSQL\)/);
+        assert.match(r1.stdout, /citadel: postgres: installed \/etc\/citadel\/postgres\/postgresql\.conf/);
+        for (const f of step.files) {
+            assert.equal(fs.readFileSync(live(f.path), "utf8"), f.content, f.path);
+            const st = fs.statSync(live(f.path));
+            assert.equal((st.mode & 0o777).toString(8), f.mode.replace(/^0/, ""), f.path);
+            assert.equal(st.uid, 0);
+        }
+        const key = live("/etc/citadel/postgres/tls/server.key");
+        const crt = live("/etc/citadel/postgres/tls/server.crt");
+        const ks = fs.statSync(key);
+        assert.deepEqual([ks.uid, ks.gid, ks.mode & 0o777], [DATA_UID, DATA_UID, 0o600]);
+        assert.deepEqual([fs.statSync(crt).uid, fs.statSync(crt).mode & 0o777], [0, 0o644]);
+        assert.equal(run("openssl", ["x509", "-in", crt, "-noout", "-checkend", String(9 * 365 * 86400)]).code, 0, "valid for years");
+        // The check ran as the containers will: uid 999, no network, read-only root, in the given image.
+        const dockerLog = fs.readFileSync(sb.log, "utf8");
+        assert.match(dockerLog, /^run --rm --network none --user 999:999 --read-only .*--cap-drop ALL .*postgres:16\.6-bookworm \/citadel-validate\.sh/m);
+
+        const fingerprint = () => run("openssl", ["x509", "-in", crt, "-noout", "-fingerprint", "-sha256"]).stdout;
+        const fp = fingerprint();
+        const r2 = sb.run(step.script);
+        assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+        assert.match(r2.stdout, /citadel: postgres: unchanged/);
+        assert.doesNotMatch(r2.stdout, /installed|written/);
+        assert.equal(fingerprint(), fp, "the second run keeps the key and certificate");
+
+        // A broken pg_hba.conf line and a bad setting are both caught by the boot; live files stay.
+        const hbaBefore = fs.readFileSync(live("/etc/citadel/postgres/pg_hba.conf"), "utf8");
+        const confBefore = fs.readFileSync(live("/etc/citadel/postgres/postgresql.conf"), "utf8");
+        const badHba = sb.run(step.script.replace(/^hostssl +app +app +0\.0\.0\.0\/0 +scram-sha-256$/m, "hostssl app app 0.0.0.0/0 scram-sha-257"));
+        assert.notEqual(badHba.code, 0);
+        assert.match(badHba.stderr, /invalid authentication method "scram-sha-257"/);
+        assert.match(badHba.stderr, /citadel: postgres: the new configuration does not start postgres:16\.6-bookworm; the live files are unchanged/);
+        const badConf = sb.run(step.script.replace("ssl_min_protocol_version = 'TLSv1.2'", "ssl_min_protocol_version = 'TLSv9'"));
+        assert.notEqual(badConf.code, 0);
+        assert.match(badConf.stderr, /ssl_min_protocol_version/);
+        assert.equal(fs.readFileSync(live("/etc/citadel/postgres/pg_hba.conf"), "utf8"), hbaBefore);
+        assert.equal(fs.readFileSync(live("/etc/citadel/postgres/postgresql.conf"), "utf8"), confBefore);
+
+        // A key someone made world-readable is put back to 0600 (Postgres would refuse it).
+        fs.chmodSync(key, 0o644);
+        const r3 = sb.run(step.script);
+        assert.equal(r3.code, 0, r3.stderr);
+        assert.equal(fs.statSync(key).mode & 0o777, 0o600);
+        assert.equal(fingerprint(), fp);
+    });
+
+    it("redis-config: starts the config as uid 999 with the ACL rules, installs, is idempotent, refuses bad files", (t) => {
+        if (!requireSandboxTools(t) || !requireTool(t, "redis-server") || !requireTool(t, "redis-cli")) return;
+        const c = prodConfig();
+        const step = renderRedisScript(c, c.redis.image);
+        const sb = sandbox(t);
+        const live = path.join(sb.etc, "citadel/redis/redis.conf");
+
+        const r1 = sb.run(step.script);
+        assert.equal(r1.code, 0, r1.stdout + r1.stderr);
+        assert.match(r1.stdout, /citadel: redis: configuration starts Redis server/);
+        assert.match(r1.stdout, /citadel: redis: installed \/etc\/citadel\/redis\/redis\.conf/);
+        assert.equal(fs.readFileSync(live, "utf8"), step.files[0].content);
+        assert.equal(fs.statSync(live).mode & 0o777, 0o644);
+        assert.match(fs.readFileSync(sb.log, "utf8"), /^run --rm --network none --user 999:999 --read-only .*redis:7\.4\.1-bookworm \/citadel-validate\.sh/m);
+
+        const r2 = sb.run(step.script);
+        assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+        assert.match(r2.stdout, /citadel: redis: unchanged/);
+
+        const before = fs.readFileSync(live, "utf8");
+        const cases: Array<[string, RegExp]> = [
+            [step.script.replace("maxmemory-policy noeviction", "maxmemory-policy sometimes"), /FATAL CONFIG FILE ERROR/],
+            [step.script.replace(/^(user app on .*) -module$/m, "$1 -nosuchcommand"), /ACL errors/],
+            // An ACL that lets anonymous clients in is refused by the check itself.
+            [step.script.replace(/^user default off .*$/m, "user default on nopass ~* +@all"), /unauthenticated PING got "PONG" instead of NOAUTH/],
+        ];
+        for (const [script, re] of cases) {
+            assert.notEqual(script, step.script, "the tampering applied");
+            const r = sb.run(script);
+            assert.notEqual(r.code, 0);
+            assert.match(r.stderr, re);
+            assert.match(r.stderr, /citadel: redis: the new configuration does not start redis:7\.4\.1-bookworm; the live file is unchanged/);
+        }
+        assert.equal(fs.readFileSync(live, "utf8"), before);
+    });
+});

@@ -1,0 +1,466 @@
+// Host baseline scripts and the files they embed, judged by their real consumers: shellcheck, dockerd,
+// the running kernel's /proc/sys, systemd-journald's own key table, apt-config.
+//
+// Scripts that only write files run for real inside a private mount namespace where a temp copy of
+// their config directory is bind-mounted over the real one (and /proc/sys is read-only), so this
+// machine's configuration and kernel are never changed.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import type { TestContext } from "node:test";
+import { parseConfigOrThrow, StackConfig } from "../../components/config";
+import {
+    AUTO_UPGRADES_PATH,
+    DOCKER_DAEMON_JSON_PATH,
+    dockerDaemonConfig,
+    JOURNALD_PATH,
+    renderHostBaseline,
+    SECURITY_ORIGIN_PATTERNS,
+    SYSCTL_PATH,
+    sysctlEntries,
+    UNATTENDED_UPGRADES_PATH,
+} from "../../components/render/host";
+import { renderSshd } from "../../components/render/sshd";
+import type { HostScript } from "../../components/render/types";
+import { prodConfig, prodWith } from "../fixtures";
+import { IN_CI, requireTool, run, RunResult, tmpDir, waitFor } from "../tools";
+
+function requireRoot(t: TestContext): boolean {
+    if (process.getuid?.() === 0) return true;
+    const msg = "needs root (mount namespaces)";
+    if (IN_CI) throw new Error(msg);
+    t.skip(msg);
+    return false;
+}
+
+const step = (c: StackConfig, name: string): HostScript => {
+    const s = renderHostBaseline(c).find((x) => x.name === name);
+    assert.ok(s, `no host step ${name}`);
+    return s;
+};
+const fileOf = (s: HostScript, p: string): string => {
+    const f = s.files.find((x) => x.path === p);
+    assert.ok(f, `${s.name} has no file ${p}`);
+    return f.content;
+};
+
+/** Config variants that exercise every branch of the templates. */
+const variants = (): StackConfig[] => [
+    prodConfig(),
+    parseConfigOrThrow(
+        prodWith({
+            host: {
+                unattendedUpgrades: { enabled: false, autoReboot: true, autoRebootTime: "03:30" },
+                journald: { maxRetentionDays: 30, systemMaxUse: "500M" },
+                sysctl: { "net.ipv4.tcp_syncookies": "1", "vm.swappiness": "10" },
+                docker: { logMaxSize: "50m", logMaxFile: 5 },
+            },
+        }),
+    ),
+];
+
+/**
+ * Runs `bash script` with each of `binds` (temp dir → real path) bind-mounted and /proc/sys read-only.
+ */
+function runInSandbox(script: string, binds: Record<string, string>): RunResult {
+    const dir = tmpDir("citadel-script-");
+    try {
+        const file = path.join(dir, "step.sh");
+        fs.writeFileSync(file, script);
+        const setup =
+            'file=$1; shift; while [ $# -gt 0 ]; do mount --bind "$2" "$1" || exit 99; shift 2; done; ' +
+            'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec bash "$file"';
+        const pairs = Object.entries(binds).flat();
+        return run("unshare", ["-m", "--propagation", "private", "--", "/bin/sh", "-c", setup, "sh", file, ...pairs], { timeout: 60_000 });
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/** A temp copy of a real config directory (symlinks kept), to bind-mount over it. */
+function copyDir(real: string): string {
+    const dir = tmpDir("citadel-etc-");
+    fs.chmodSync(dir, 0o755);
+    if (fs.existsSync(real)) {
+        const r = run("cp", ["-a", `${real}/.`, dir]);
+        assert.equal(r.code, 0, r.stderr);
+    }
+    return dir;
+}
+
+// -----------------------------------------------------------------------------------------------
+
+describe("host scripts: shellcheck", () => {
+    it("every script of renderSshd and renderHostBaseline is shellcheck-clean", (t) => {
+        if (!requireTool(t, "shellcheck")) return;
+        for (const c of variants()) {
+            for (const s of [renderSshd(c), ...renderHostBaseline(c)]) {
+                const r = run("shellcheck", ["-s", "bash", "-"], { input: s.script });
+                assert.equal(r.code, 0, `${s.name}:\n${r.stdout}${r.stderr}`);
+                assert.match(s.script, /^#!\/usr\/bin\/env bash\n(#.*\n)*set -euo pipefail\n/, `${s.name} must start with set -euo pipefail`);
+            }
+        }
+    });
+
+    it("steps are named as the lead wires them", () => {
+        assert.deepEqual(
+            renderHostBaseline(prodConfig()).map((s) => s.name),
+            ["sysctl", "unattended-upgrades", "journald", "docker"],
+        );
+    });
+});
+
+describe("docker: daemon.json", () => {
+    const c = prodConfig();
+    const content = fileOf(step(c, "docker"), DOCKER_DAEMON_JSON_PATH);
+
+    it("is the serialized object with the hardening settings", () => {
+        const parsed = JSON.parse(content);
+        assert.deepEqual(parsed, dockerDaemonConfig(c));
+        assert.equal(parsed.icc, false);
+        assert.equal(parsed["no-new-privileges"], true);
+        assert.equal(parsed["live-restore"], true);
+        assert.equal(parsed["userland-proxy"], false);
+        assert.equal(parsed["log-driver"], "json-file");
+        assert.deepEqual(parsed["log-opts"], { "max-size": c.host.docker.logMaxSize, "max-file": String(c.host.docker.logMaxFile) });
+        assert.equal(parsed["ip-forward"], true);
+        assert.equal(parsed.iptables, true);
+    });
+
+    /**
+     * Debian 12's dockerd 20.10 has no `--validate` (added in 23.0), so the check is the real thing:
+     * dockerd starts with the file in its own mount + network namespace (private /run, /etc/docker,
+     * data and exec roots), or refuses it.
+     */
+    const startDockerd = (dir: string, config: string) =>
+        spawn(
+            "unshare",
+            [
+                "-m", "-n", "--propagation", "private", "--", "/bin/sh", "-c",
+                'mount --bind "$1/etc-docker" /etc/docker && mount -t tmpfs -o mode=0755 tmpfs /run && ip link set lo up && exec dockerd --config-file "$2" --data-root "$1/data" --exec-root "$1/exec" -H "unix://$1/docker.sock" --pidfile "$1/docker.pid"',
+                "sh", dir, config,
+            ],
+            { stdio: ["ignore", "ignore", fs.openSync(path.join(dir, "dockerd.log"), "a")] },
+        );
+
+    it("dockerd accepts it: starts, and the settings are in effect", async (t) => {
+        if (!requireRoot(t) || !requireTool(t, "dockerd") || !requireTool(t, "docker") || !requireTool(t, "unshare") || !requireTool(t, "iptables")) return;
+        const dir = tmpDir("citadel-dockerd-");
+        fs.mkdirSync(path.join(dir, "etc-docker"));
+        const cfg = path.join(dir, "daemon.json");
+        fs.writeFileSync(cfg, content);
+        if (run("dockerd", ["--help"]).stdout.includes("--validate")) {
+            const v = run("dockerd", ["--validate", "--config-file", cfg]);
+            assert.equal(v.code, 0, v.stderr);
+        }
+        const d = startDockerd(dir, cfg);
+        try {
+            const docker = (...args: string[]) => run("docker", ["-H", `unix://${dir}/docker.sock`, ...args], { timeout: 10_000 });
+            const up = await waitFor(() => d.exitCode === null && docker("info", "--format", "{{.ServerVersion}}").stdout.trim() !== "", 30_000);
+            assert.ok(up, `dockerd did not come up:\n${fs.readFileSync(path.join(dir, "dockerd.log"), "utf8").slice(-3000)}`);
+            const info = JSON.parse(docker("info", "--format", "{{json .}}").stdout);
+            assert.equal(info.LoggingDriver, "json-file");
+            assert.equal(info.LiveRestoreEnabled, true);
+            // icc=false: dockerd drops bridge-internal forwarding; ip-forward: on in its namespace.
+            const fwd = run("nsenter", ["-t", String(d.pid), "-n", "iptables", "-S", "FORWARD"]);
+            assert.match(fwd.stdout, /-A FORWARD -i docker0 -o docker0 -j DROP/, fwd.stdout + fwd.stderr);
+            const ipf = run("nsenter", ["-t", String(d.pid), "-n", "cat", "/proc/sys/net/ipv4/ip_forward"]);
+            assert.equal(ipf.stdout.trim(), "1");
+        } finally {
+            if (d.exitCode === null) {
+                d.kill("SIGTERM");
+                await waitFor(() => d.exitCode !== null || d.signalCode !== null, 20_000);
+            }
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("dockerd rejects corrupted variants (so the check has teeth)", async (t) => {
+        if (!requireRoot(t) || !requireTool(t, "dockerd") || !requireTool(t, "unshare")) return;
+        const obj = dockerDaemonConfig(c);
+        const corrupted: Record<string, string> = {
+            "wrong type": JSON.stringify({ ...obj, icc: "no" }),
+            "unknown key": JSON.stringify({ ...obj, "no-new-privilege": true }),
+            truncated: content.slice(0, content.length / 2),
+        };
+        for (const [what, text] of Object.entries(corrupted)) {
+            const dir = tmpDir("citadel-dockerd-");
+            fs.mkdirSync(path.join(dir, "etc-docker"));
+            const cfg = path.join(dir, "daemon.json");
+            fs.writeFileSync(cfg, text);
+            const d = startDockerd(dir, cfg);
+            try {
+                const exited = await waitFor(() => d.exitCode !== null, 15_000);
+                assert.ok(exited, `dockerd kept running with a ${what} daemon.json`);
+                assert.notEqual(d.exitCode, 0);
+                assert.match(fs.readFileSync(path.join(dir, "dockerd.log"), "utf8"), /unable to configure the Docker daemon with file/, what);
+            } finally {
+                if (d.exitCode === null) {
+                    d.kill("SIGTERM");
+                    await waitFor(() => d.exitCode !== null || d.signalCode !== null, 20_000);
+                }
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        }
+    });
+});
+
+describe("sysctl", () => {
+    const c = prodConfig();
+    const s = step(c, "sysctl");
+    const content = fileOf(s, SYSCTL_PATH);
+    const lines = content.split("\n").filter((l) => l.trim() && !l.startsWith("#"));
+    const parsed = lines.map((l) => {
+        const m = /^(-?)([a-z0-9_.-]+) = (.+)$/i.exec(l);
+        assert.ok(m, `not a sysctl.d line: ${l}`);
+        return { optional: m[1] === "-", key: m[2], value: m[3] };
+    });
+
+    it("keeps IPv4 forwarding on for Docker and hardens the rest", () => {
+        const get = (k: string) => parsed.find((p) => p.key === k);
+        assert.equal(get("net.ipv4.ip_forward")?.value, "1");
+        for (const [k, v] of Object.entries({
+            "net.ipv4.conf.all.rp_filter": "1",
+            "net.ipv4.conf.all.accept_redirects": "0",
+            "net.ipv4.conf.all.send_redirects": "0",
+            "net.ipv4.conf.all.accept_source_route": "0",
+            "net.ipv4.tcp_syncookies": "1",
+            "net.ipv4.conf.all.log_martians": "1",
+            "kernel.kptr_restrict": "2",
+            "kernel.dmesg_restrict": "1",
+            "kernel.yama.ptrace_scope": "1",
+            "fs.protected_hardlinks": "1",
+            "fs.protected_symlinks": "1",
+            "fs.protected_fifos": "2",
+            "fs.protected_regular": "2",
+            "kernel.unprivileged_bpf_disabled": "1",
+        })) {
+            assert.equal(get(k)?.value, v, k);
+        }
+        assert.equal(new Set(parsed.map((p) => p.key)).size, parsed.length, "duplicate keys");
+    });
+
+    it("every required key exists in this kernel's /proc/sys (read-only check)", () => {
+        const missingRequired = parsed.filter((p) => !p.optional && !fs.existsSync(`/proc/sys/${p.key.replace(/\./g, "/")}`));
+        assert.deepEqual(missingRequired, []);
+        const skipped = parsed.filter((p) => p.optional && !fs.existsSync(`/proc/sys/${p.key.replace(/\./g, "/")}`)).map((p) => p.key);
+        if (skipped.length) note(`optional keys this kernel lacks (skipped by the script): ${skipped.join(", ")}`);
+    });
+
+    it("sorts after every other sysctl.d file on this machine, so its values win", () => {
+        const mine = path.basename(SYSCTL_PATH);
+        for (const dir of ["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"]) {
+            if (!fs.existsSync(dir)) continue;
+            for (const f of fs.readdirSync(dir).filter((x) => x.endsWith(".conf"))) assert.ok(f < mine, `${dir}/${f} is applied after ${mine}`);
+        }
+    });
+
+    it("citadel:host.sysctl overrides win, new keys are required, ip_forward=0 is refused", () => {
+        const o = parseConfigOrThrow(prodWith({ host: { sysctl: { "kernel.kptr_restrict": "1", "vm.swappiness": "10" } } }));
+        const e = sysctlEntries(o);
+        assert.equal(e.find((x) => x.key === "kernel.kptr_restrict")?.value, "1");
+        assert.deepEqual(e.find((x) => x.key === "vm.swappiness"), { key: "vm.swappiness", value: "10", optional: false, why: "from citadel:host.sysctl" });
+        // The config schema refuses this too; the renderer holds the line on its own.
+        const bad: StackConfig = { ...o, host: { ...o.host, sysctl: { "net.ipv4.ip_forward": "0" } } };
+        assert.throws(() => renderHostBaseline(bad), /ip_forward" must stay 1/);
+    });
+
+    it("script: refuses an unknown key and leaves /etc/sysctl.d untouched", (t) => {
+        if (!requireRoot(t) || !requireTool(t, "unshare") || !requireTool(t, "sysctl")) return;
+        const bad = parseConfigOrThrow(prodWith({ host: { sysctl: { "net.ipv4.tcp_no_such_knob": "1" } } }));
+        const etc = copyDir("/etc/sysctl.d");
+        try {
+            const before = fs.readdirSync(etc).sort();
+            const r = runInSandbox(step(bad, "sysctl").script, { "/etc/sysctl.d": etc });
+            assert.equal(r.code, 1, r.stdout + r.stderr);
+            assert.match(r.stderr, /citadel: sysctl: unknown kernel parameter\(s\): net\.ipv4\.tcp_no_such_knob/);
+            assert.deepEqual(fs.readdirSync(etc).sort(), before);
+        } finally {
+            fs.rmSync(etc, { recursive: true, force: true });
+        }
+    });
+
+    it("script: installs the file, applies with sysctl --system, judges by the running values", (t) => {
+        if (!requireRoot(t) || !requireTool(t, "unshare") || !requireTool(t, "sysctl")) return;
+        const etc = copyDir("/etc/sysctl.d");
+        try {
+            // /proc/sys is read-only in the sandbox, so nothing can apply. In a container the script
+            // must only warn (the kernel is the host's); on a VM it must fail and name the keys.
+            const container = run("systemd-detect-virt", ["--container", "--quiet"]).code === 0;
+            const first = runInSandbox(s.script, { "/etc/sysctl.d": etc });
+            assert.equal(fs.readFileSync(path.join(etc, path.basename(SYSCTL_PATH)), "utf8"), content);
+            assert.match(first.stdout, /citadel: sysctl: installed \/etc\/sysctl\.d\/99-zz-citadel\.conf/);
+            if (container) {
+                assert.equal(first.code, 0, first.stdout + first.stderr);
+                assert.match(first.stderr, /in a container the kernel belongs to the host; not in effect here: .*=/);
+                const second = runInSandbox(s.script, { "/etc/sysctl.d": etc });
+                assert.equal(second.code, 0, second.stdout + second.stderr);
+                assert.match(second.stdout, /citadel: sysctl: unchanged/);
+                assert.doesNotMatch(second.stdout, /installed/);
+            } else {
+                assert.equal(first.code, 1, first.stdout + first.stderr);
+                assert.match(first.stderr, /not in effect after sysctl --system: /);
+            }
+        } finally {
+            fs.rmSync(etc, { recursive: true, force: true });
+        }
+    });
+});
+
+// node:test has no per-test note outside a context; diagnostics go to stderr.
+function note(msg: string): void {
+    process.stderr.write(`# ${msg}\n`);
+}
+
+describe("journald", () => {
+    const c = prodConfig();
+    const s = step(c, "journald");
+    const content = fileOf(s, JOURNALD_PATH);
+
+    it("sets persistent storage, retention from citadel:host.journald and a size cap", () => {
+        assert.match(content, /^\[Journal\]$/m);
+        assert.match(content, /^Storage=persistent$/m);
+        assert.match(content, new RegExp(`^MaxRetentionSec=${c.host.journald.maxRetentionDays}d$`, "m"));
+        assert.match(content, new RegExp(`^SystemMaxUse=${c.host.journald.systemMaxUse}$`, "m"));
+    });
+
+    it("every key is one systemd-journald parses, every value has its syntax", (t) => {
+        const journald = ["/lib/systemd/systemd-journald", "/usr/lib/systemd/systemd-journald"].find((p) => fs.existsSync(p));
+        if (!journald) {
+            if (IN_CI) throw new Error("systemd-journald not found");
+            t.skip("systemd-journald not found");
+            return;
+        }
+        if (!requireTool(t, "systemd-analyze")) return;
+        // journald's config parser is a gperf table compiled into the binary: "Journal.<Key>".
+        const table = new Set(fs.readFileSync(journald).toString("latin1").match(/Journal\.[A-Za-z]+/g) ?? []);
+        assert.ok(table.has("Journal.Storage"), "could not read journald's key table");
+        const settings = content.split("\n").filter((l) => /^[A-Za-z]+=/.test(l)).map((l) => l.split("=", 2) as [string, string]);
+        assert.ok(settings.length >= 4);
+        for (const [k, v] of settings) {
+            assert.ok(table.has(`Journal.${k}`), `journald does not know ${k}=`);
+            if (k.endsWith("Sec")) {
+                const r = run("systemd-analyze", ["timespan", v]);
+                assert.equal(r.code, 0, `${k}=${v}: ${r.stderr}`);
+            }
+        }
+        const get = (k: string) => settings.find(([x]) => x === k)?.[1];
+        assert.ok(["volatile", "persistent", "auto", "none"].includes(get("Storage") ?? ""));
+        assert.match(get("SystemMaxUse") ?? "", /^[0-9]+[KMGT]?$/);
+        // And the check can fail:
+        assert.ok(!table.has("Journal.MaxRetentionDays"));
+        assert.notEqual(run("systemd-analyze", ["timespan", "90days-ish"]).code, 0);
+    });
+
+    it("script: installs the drop-in once, then reports unchanged", (t) => {
+        if (!requireRoot(t) || !requireTool(t, "unshare")) return;
+        const etc = copyDir("/etc/systemd");
+        try {
+            const first = runInSandbox(s.script, { "/etc/systemd": etc });
+            assert.equal(first.code, 0, first.stdout + first.stderr);
+            assert.match(first.stdout, /citadel: journald: installed \/etc\/systemd\/journald\.conf\.d\/citadel\.conf/);
+            const installed = path.join(etc, "journald.conf.d", "citadel.conf");
+            assert.equal(fs.readFileSync(installed, "utf8"), content);
+            assert.equal(fs.statSync(installed).mode & 0o777, 0o644);
+            const second = runInSandbox(s.script, { "/etc/systemd": etc });
+            assert.equal(second.code, 0, second.stdout + second.stderr);
+            assert.match(second.stdout, /citadel: journald: unchanged/);
+        } finally {
+            fs.rmSync(etc, { recursive: true, force: true });
+        }
+    });
+});
+
+describe("unattended-upgrades", () => {
+    // What Debian's package ships (abridged): plain "Debian" point releases too, and 20auto-upgrades from debconf.
+    const DEBIAN_50 = [
+        "Unattended-Upgrade::Origins-Pattern {",
+        '        "origin=Debian,codename=${distro_codename},label=Debian";',
+        '        "origin=Debian,codename=${distro_codename},label=Debian-Security";',
+        '        "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";',
+        "};",
+        "",
+    ].join("\n");
+    const DEBIAN_20 = 'APT::Periodic::Update-Package-Lists "0";\nAPT::Periodic::Unattended-Upgrade "0";\n';
+
+    /** apt-config dump with exactly these apt.conf.d parts (APT_CONFIG is read before the parts dir). */
+    function aptDump(parts: Record<string, string>): RunResult {
+        const dir = tmpDir("citadel-apt-");
+        try {
+            fs.mkdirSync(path.join(dir, "parts"));
+            for (const [name, text] of Object.entries(parts)) fs.writeFileSync(path.join(dir, "parts", name), text);
+            fs.writeFileSync(path.join(dir, "apt.conf"), `Dir::Etc::Parts "${dir}/parts";\n`);
+            return run("apt-config", ["dump"], { env: { ...process.env, APT_CONFIG: path.join(dir, "apt.conf") } });
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    }
+    const values = (dump: string, key: string) =>
+        dump
+            .split("\n")
+            .map((l) => new RegExp(`^${key.replace(/[:]/g, "\\:")}(?:::)? "(.*)";$`).exec(l)?.[1])
+            .filter((v): v is string => v !== undefined && v !== "");
+
+    for (const c of variants()) {
+        const u = c.host.unattendedUpgrades;
+        const s = step(c, "unattended-upgrades");
+        it(`apt reads our files after Debian's: security origins only, periodic ${u.enabled ? "on" : "off"}, reboot ${u.autoReboot ? "on" : "off"}`, (t) => {
+            if (!requireTool(t, "apt-config")) return;
+            const r = aptDump({
+                "20auto-upgrades": DEBIAN_20,
+                [path.basename(AUTO_UPGRADES_PATH)]: fileOf(s, AUTO_UPGRADES_PATH),
+                "50unattended-upgrades": DEBIAN_50,
+                [path.basename(UNATTENDED_UPGRADES_PATH)]: fileOf(s, UNATTENDED_UPGRADES_PATH),
+            });
+            assert.equal(r.code, 0, r.stderr);
+            assert.equal(r.stderr, "");
+            assert.deepEqual(values(r.stdout, "Unattended-Upgrade::Origins-Pattern"), SECURITY_ORIGIN_PATTERNS);
+            assert.ok(values(r.stdout, "Unattended-Upgrade::Origins-Pattern").every((o) => o.includes("label=Debian-Security")));
+            const on = u.enabled ? "1" : "0";
+            assert.deepEqual(values(r.stdout, "APT::Periodic::Unattended-Upgrade"), [on]);
+            assert.deepEqual(values(r.stdout, "APT::Periodic::Update-Package-Lists"), [on]);
+            assert.deepEqual(values(r.stdout, "Unattended-Upgrade::Automatic-Reboot"), [String(u.autoReboot)]);
+            assert.deepEqual(values(r.stdout, "Unattended-Upgrade::Automatic-Reboot-Time"), [u.autoRebootTime]);
+            assert.ok(values(r.stdout, "DPkg::Options").includes("--force-confold") || values(r.stdout, "Dpkg::Options").includes("--force-confold"));
+        });
+    }
+
+    it("apt-config rejects a broken variant (so the script's check has teeth)", (t) => {
+        if (!requireTool(t, "apt-config")) return;
+        const good = fileOf(step(prodConfig(), "unattended-upgrades"), UNATTENDED_UPGRADES_PATH);
+        // A value without its ";", as a bad edit would leave it.
+        const broken = good.replace('Unattended-Upgrade::MinimalSteps "true";', 'Unattended-Upgrade::MinimalSteps "true"');
+        assert.notEqual(broken, good);
+        const r = aptDump({ "52citadel-unattended-upgrades": broken });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /E: Syntax error/);
+    });
+
+    it("script (disabled variant, no package install): installs both files once, then unchanged", (t) => {
+        if (!requireRoot(t) || !requireTool(t, "unshare") || !requireTool(t, "apt-config")) return;
+        const c = parseConfigOrThrow(prodWith({ host: { unattendedUpgrades: { enabled: false } } }));
+        const s = step(c, "unattended-upgrades");
+        const etc = copyDir("/etc/apt");
+        try {
+            const first = runInSandbox(s.script, { "/etc/apt": etc });
+            assert.equal(first.code, 0, first.stdout + first.stderr);
+            for (const f of s.files) {
+                assert.match(first.stdout, new RegExp(`installed ${f.path}`));
+                assert.equal(fs.readFileSync(path.join(etc, "apt.conf.d", path.basename(f.path)), "utf8"), f.content);
+            }
+            assert.doesNotMatch(first.stderr, /warning/);
+            const second = runInSandbox(s.script, { "/etc/apt": etc });
+            assert.equal(second.code, 0, second.stdout + second.stderr);
+            assert.match(second.stdout, /citadel: unattended-upgrades: unchanged/);
+            // A later file that adds a non-security origin is reported.
+            fs.writeFileSync(path.join(etc, "apt.conf.d", "90local"), 'Unattended-Upgrade::Origins-Pattern { "origin=Debian,codename=${distro_codename},label=Debian"; };\n');
+            const third = runInSandbox(s.script, { "/etc/apt": etc });
+            assert.equal(third.code, 0, third.stdout + third.stderr);
+            assert.match(third.stderr, /warning: a later apt\.conf\.d file changes the upgrade origins/);
+        } finally {
+            fs.rmSync(etc, { recursive: true, force: true });
+        }
+    });
+});
