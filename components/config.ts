@@ -269,7 +269,7 @@ const ResourcesSchema = obj({
 const GATEWAY_ADMIN_MODES = ["off", "localhost"] as const;
 const GatewaySchema = obj({
     /** Caddy image with the rate-limit module (github.com/mholt/caddy-ratelimit). */
-    image: image().default("citadel/caddy:2.10.2-ratelimit"),
+    image: image().default("citadel/caddy:2.11.9-ratelimit"),
     /** Build that image on the host from images/caddy (true), or use `image` as it is (pre-loaded or pullable). */
     build: bool().default(true),
     /** Caddy's admin API: "off", or "localhost" (inside the container's own network namespace only). Never 0.0.0.0. */
@@ -477,7 +477,7 @@ function crossChecks(c: z.output<z.ZodObject<any>>, ctx: Ctx): void {
         if (new Set(a.secrets).size !== a.secrets.length) add(["apps", i, "secrets"], `lists a secret twice`);
     });
     for (const k of Object.keys(cfg.secrets.apiKeys)) {
-        if ((BUILTIN_SECRETS as readonly string[]).includes(k) || k === "crowdsecBouncerKey") add(["secrets", "apiKeys", k], `${show(k)} is a built-in secret; choose another name`);
+        if ((BUILTIN_SECRETS as readonly string[]).includes(k) || k === "crowdsecBouncerKey" || k === "postgresSuperuserPassword") add(["secrets", "apiKeys", k], `${show(k)} is a built-in secret; choose another name`);
     }
 
     const hosts = new Map<string, number>();

@@ -8,8 +8,13 @@ import { HostConnection, hostStep, secretFile, secretFilePath } from "./host-ste
 import { Networks } from "./networks";
 import {
     DATA_UID,
+    POSTGRES_APP_PASSWORD_CONTAINER_PATH,
     POSTGRES_CONF_CONTAINER_DIR,
     POSTGRES_CONF_HOST_DIR,
+    POSTGRES_CONTAINER,
+    POSTGRES_INITDB_CONTAINER_DIR,
+    POSTGRES_INITDB_HOST_DIR,
+    REDIS_CONTAINER,
     REDIS_ACL_CONTAINER_PATH,
     REDIS_CONF_CONTAINER_DIR,
     REDIS_CONF_HOST_DIR,
@@ -50,42 +55,54 @@ export class DataServices extends pulumi.ComponentResource {
         const user = `${DATA_UID}:${DATA_UID}`;
 
         if (c.postgres.enabled) {
-            const pw = secretFile({ consumer: "postgres", name: "postgresPassword", uid: DATA_UID, value: args.secrets.values.postgresPassword }, args.connection, {
-                parent: this,
-                dependsOn: args.after,
-            });
-            const conf = hostStep(renderPostgresScript(c, c.postgres.image), args.connection, { parent: this, dependsOn: args.after });
+            // Two secrets: the bootstrap superuser (reachable only over the container's own socket)
+            // and the application role, which the init script creates with LOGIN and nothing else.
+            const files = [
+                secretFile({ consumer: "postgres", name: "postgresSuperuserPassword", uid: DATA_UID, value: args.secrets.values.postgresSuperuserPassword }, args.connection, {
+                    parent: this,
+                    dependsOn: args.after,
+                }),
+                secretFile({ consumer: "postgres", name: "postgresPassword", uid: DATA_UID, value: args.secrets.values.postgresPassword }, args.connection, {
+                    parent: this,
+                    dependsOn: args.after,
+                }),
+            ];
             const image = new docker.RemoteImage("postgres-image", { name: c.postgres.image, keepLocally: true }, { ...dockerOpts, dependsOn: args.after });
+            const step = renderPostgresScript(c, c.postgres.image);
+            // The step validates the config by booting the image, so the image must be there first.
+            const conf = hostStep(step, args.connection, { parent: this, dependsOn: [...args.after, image] });
             const volume = new docker.Volume("postgres-data", { name: "citadel-postgres-data" }, dockerOpts);
             this.postgres = new docker.Container(
                 "postgres",
                 {
-                    name: "postgres",
+                    name: POSTGRES_CONTAINER,
                     image: image.imageId,
                     ...hardenedContainerArgs({ user, resources: c.postgres.resources, tmpfs: ["/tmp", "/var/run/postgresql"], logs: c.host.docker }),
                     command: ["postgres", "-c", `config_file=${POSTGRES_CONF_CONTAINER_DIR}/postgresql.conf`],
                     envs: [
-                        `POSTGRES_USER=${c.postgres.user}`,
-                        `POSTGRES_DB=${c.postgres.database}`,
-                        `POSTGRES_PASSWORD_FILE=${SECRETS_MOUNT}/postgresPassword`,
+                        "POSTGRES_USER=postgres",
+                        `POSTGRES_PASSWORD_FILE=${SECRETS_MOUNT}/postgresSuperuserPassword`,
                         "POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 --auth-local=scram-sha-256",
                         "PGDATA=/var/lib/postgresql/data/pgdata",
                     ],
                     mounts: [
                         { type: "bind", source: POSTGRES_CONF_HOST_DIR, target: POSTGRES_CONF_CONTAINER_DIR, readOnly: true },
-                        { type: "bind", source: secretFilePath("postgres", "postgresPassword"), target: `${SECRETS_MOUNT}/postgresPassword`, readOnly: true },
+                        { type: "bind", source: POSTGRES_INITDB_HOST_DIR, target: POSTGRES_INITDB_CONTAINER_DIR, readOnly: true },
+                        { type: "bind", source: secretFilePath("postgres", "postgresSuperuserPassword"), target: `${SECRETS_MOUNT}/postgresSuperuserPassword`, readOnly: true },
+                        { type: "bind", source: secretFilePath("postgres", "postgresPassword"), target: POSTGRES_APP_PASSWORD_CONTAINER_PATH, readOnly: true },
                     ],
                     volumes: [{ volumeName: volume.name, containerPath: "/var/lib/postgresql/data" }],
                     networksAdvanced: [{ name: network.name, aliases: ["postgres"] }],
-                    healthcheck: { tests: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", c.postgres.user, "-d", c.postgres.database], interval: "10s", timeout: "5s", retries: 5 },
+                    // Over the socket: a TCP probe would add a connection line to the audit log every 10 s.
+                    healthcheck: { tests: ["CMD", "pg_isready", "-h", "/var/run/postgresql", "-U", "postgres"], interval: "10s", timeout: "5s", retries: 5 },
                     labels: [
-                        { label: "citadel.config-sha256", value: sha256(renderPostgresScript(c, c.postgres.image).script) },
-                        // Postgres reads the password file only at first init; rotation of the role's
-                        // password is applied by the app owner (see README), the epoch records it.
-                        { label: "citadel.secret-epochs", value: epochLabel(args.secrets, ["postgresPassword"]) },
+                        { label: "citadel.config-sha256", value: sha256(step.script) },
+                        // The app role's password is set at first init (and by re-running the init script
+                        // after a rotation, see README); the epoch records which generation is current.
+                        { label: "citadel.secret-epochs", value: epochLabel(args.secrets, ["postgresSuperuserPassword", "postgresPassword"]) },
                     ],
                 },
-                { ...dockerOpts, dependsOn: [conf, pw] },
+                { ...dockerOpts, dependsOn: [conf, ...files] },
             );
         }
 
@@ -97,13 +114,14 @@ export class DataServices extends pulumi.ComponentResource {
                 args.connection,
                 { parent: this, dependsOn: args.after },
             );
-            const conf = hostStep(renderRedisScript(c, c.redis.image), args.connection, { parent: this, dependsOn: args.after });
             const image = new docker.RemoteImage("redis-image", { name: c.redis.image, keepLocally: true }, { ...dockerOpts, dependsOn: args.after });
+            const step = renderRedisScript(c, c.redis.image);
+            const conf = hostStep(step, args.connection, { parent: this, dependsOn: [...args.after, image] });
             const volume = new docker.Volume("redis-data", { name: "citadel-redis-data" }, dockerOpts);
             this.redis = new docker.Container(
                 "redis",
                 {
-                    name: "redis",
+                    name: REDIS_CONTAINER,
                     image: image.imageId,
                     ...hardenedContainerArgs({ user, resources: c.redis.resources, tmpfs: ["/tmp"], logs: c.host.docker }),
                     command: ["redis-server", `${REDIS_CONF_CONTAINER_DIR}/redis.conf`],
@@ -116,7 +134,7 @@ export class DataServices extends pulumi.ComponentResource {
                     // Unauthenticated clients get NOAUTH: that answer alone proves the server is up.
                     healthcheck: { tests: ["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -qE 'PONG|NOAUTH'"], interval: "10s", timeout: "5s", retries: 5 },
                     labels: [
-                        { label: "citadel.config-sha256", value: sha256(renderRedisScript(c, c.redis.image).script) },
+                        { label: "citadel.config-sha256", value: sha256(step.script) },
                         // A rotated password rewrites the ACL file; the changed epoch re-creates the container so Redis loads it.
                         { label: "citadel.secret-epochs", value: epochLabel(args.secrets, ["redisPassword"]) },
                     ],

@@ -22,7 +22,10 @@ export function secretSpecs(c: StackConfig): SecretSpec[] {
         { name: "jwtSecret", kind: "key512", rotationDays: r.jwtSecret },
         { name: "apiEncryptionKey", kind: "key256", rotationDays: r.apiEncryptionKey },
     ];
-    if (c.postgres.enabled) specs.push({ name: "postgresPassword", kind: "password", rotationDays: r.postgresPassword });
+    if (c.postgres.enabled) {
+        specs.push({ name: "postgresSuperuserPassword", kind: "password", rotationDays: r.postgresPassword });
+        specs.push({ name: "postgresPassword", kind: "password", rotationDays: r.postgresPassword });
+    }
     if (c.redis.enabled) specs.push({ name: "redisPassword", kind: "password", rotationDays: r.redisPassword });
     if (c.intrusion.engine === "crowdsec") specs.push({ name: "crowdsecBouncerKey", kind: "password", rotationDays: r.crowdsecBouncerKey });
     for (const [name, days] of Object.entries(c.secrets.apiKeys)) specs.push({ name, kind: "key256", rotationDays: days });

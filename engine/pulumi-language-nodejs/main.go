@@ -48,7 +48,12 @@ func main() {
 	tsconfig := flag.String("tsconfig", "", "path to tsconfig.json")
 	nodeargs := flag.String("nodeargs", "", "arguments passed to node")
 	flag.String("packagemanager", "", "package manager (only npm is supported)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.Version)
+		return
+	}
 
 	engineAddress := ""
 	if args := flag.Args(); len(args) > 0 {

@@ -25,6 +25,10 @@ import (
 var version = "0.0.0-dev"
 
 func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println(version)
+		return
+	}
 	prov, err := infer.NewProviderBuilder().
 		WithNamespace("pulumi").
 		WithDisplayName("Command").

@@ -412,7 +412,8 @@ describe("postgres: real server", () => {
 
         // The audit trail: connections with who/where, rejections.
         const logText = fs.readFileSync(log, "utf8");
-        assert.match(logText, /user=app db=app client=127\.0\.0\.1\(\d+\) app=\S* LOG:  connection authorized: user=app database=app SSL enabled \(protocol=TLSv1\.[23]/);
+        assert.match(logText, /user=app db=app client=127\.0\.0\.1\(\d+\) app=\S* LOG:  connection authorized: user=app database=app( application_name=\S+)? SSL enabled \(protocol=TLSv1\.[23]/);
+        assert.match(logText, /FATAL:  password authentication failed for user "app"/);
         assert.match(logText, /FATAL:  pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "app", database "app", no encryption/);
         assert.match(logText, /disconnection: session time/);
         assert.doesNotMatch(logText, new RegExp(appPw), "the password never reaches the log");

@@ -5,13 +5,24 @@ import * as pulumi from "@pulumi/pulumi";
 export interface Recorded {
     type: string;
     name: string;
-    urn: string;
     inputs: Record<string, any>;
     /** The resource object, to inspect its Outputs (secret-ness). */
     resource?: pulumi.Resource;
 }
 
 export const recorded: Recorded[] = [];
+
+// Secret inputs reach mocks wrapped in Pulumi's wire signature; unwrap them so tests read the value.
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+function unwrapSecrets(v: any): any {
+    if (Array.isArray(v)) return v.map(unwrapSecrets);
+    if (v && typeof v === "object") {
+        if (v[SECRET_SIG] === SECRET_VALUE) return unwrapSecrets(v.value);
+        return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrapSecrets(x)]));
+    }
+    return v;
+}
 
 /** Every generated secret in the mocks contains this marker, so a leak is a substring search. */
 export const SECRET_MARKER = "LEAKCANARY";
@@ -23,7 +34,7 @@ export const FAKE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBz5cN0FakeHos
 pulumi.runtime.setMocks(
     {
         newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
-            recorded.push({ type: args.type, name: args.name, urn: args.urn ?? "", inputs: args.inputs });
+            recorded.push({ type: args.type, name: args.name, inputs: unwrapSecrets(args.inputs) });
             const state: Record<string, any> = { ...args.inputs };
             switch (args.type) {
                 case "random:index/randomPassword:RandomPassword":
@@ -86,9 +97,9 @@ export function byName(type: string, name: string): Recorded {
 }
 
 /** Resource inputs as the program passed them (Outputs intact, so secret-ness can be checked). */
-export const props: { type: string; name: string; props: Record<string, any> }[] = [];
-// The SDK-side (stack) transformation runs under mocks, unlike engine-side transforms.
-pulumi.runtime.registerStackTransformation((args) => {
-    props.push({ type: args.type, name: args.name, props: args.props as Record<string, any> });
+export const props: { type: string; name: string; props: Record<string, any>; resource: pulumi.Resource }[] = [];
+/** Pass as `transformations` of the top component: it sees every child's inputs with Outputs intact. */
+export const recordProps: pulumi.ResourceTransformation = (args) => {
+    props.push({ type: args.type, name: args.name, props: args.props as Record<string, any>, resource: args.resource });
     return undefined;
-});
+};

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { FAKE_HOST_KEY, props, recorded, SECRET_MARKER, settle, valueOf, isSecret, ofType, byName, Recorded } from "./mocks";
+import { FAKE_HOST_KEY, props, recordProps, recorded, SECRET_MARKER, settle, valueOf, isSecret, ofType, byName, Recorded } from "./mocks";
 import { Citadel } from "../../components/stack";
 import { loadProgramInputs } from "../../components/program";
 import { existingConfig, existingRaw, prodConfig, prodRaw } from "../fixtures";
@@ -34,7 +34,7 @@ interface Built {
 async function build(name: string, config = prodConfig()): Promise<Built> {
     recorded.length = 0;
     props.length = 0;
-    const citadel = new Citadel(name, { config, privateKey: pulumi.secret(FAKE_PRIVATE_KEY), privateKeyPath: "/home/op/.ssh/id_ed25519", now: NOW });
+    const citadel = new Citadel(name, { config, privateKey: pulumi.secret(FAKE_PRIVATE_KEY), privateKeyPath: "/home/op/.ssh/id_ed25519", now: NOW }, { transformations: [recordProps] });
     const outputs = (await valueOf(pulumi.output(citadel.outputs))) as Record<string, unknown>;
     await settle();
     return { resources: [...recorded], props: [...props], outputs, citadel };
@@ -53,39 +53,41 @@ describe("stack: prod example (target hcloud)", () => {
         b = await build("prod");
     });
 
-    it("registers every layer as a child of its component", () => {
+    it("registers every layer as a child of its component", async () => {
+        const urns = await Promise.all(b.props.map((p) => valueOf(p.resource.urn)));
         const expect: [string, string][] = [
-            ["citadel:index:Citadel$citadel:server:Server$hcloud:index/server:Server", "server"],
-            ["citadel:index:Citadel$citadel:server:Server$hcloud:index/firewall:Firewall", "perimeter"],
-            ["citadel:index:Citadel$citadel:server:Server$command:local:Command", "host-key-scan"],
-            ["citadel:index:Citadel$citadel:host:Firewall$command:remote:Command", "firewall"],
-            ["citadel:index:Citadel$citadel:host:Baseline$command:remote:Command", "sshd"],
-            ["citadel:index:Citadel$citadel:host:Baseline$command:remote:Command", "sysctl"],
-            ["citadel:index:Citadel$citadel:host:Baseline$command:remote:Command", "unattended-upgrades"],
-            ["citadel:index:Citadel$citadel:host:Baseline$command:remote:Command", "journald"],
-            ["citadel:index:Citadel$citadel:host:Baseline$command:remote:Command", "docker"],
-            ["citadel:index:Citadel$citadel:host:Intrusion$command:remote:Command", "intrusion"],
-            ["citadel:index:Citadel$citadel:secrets:Secrets$random:index/randomBytes:RandomBytes", "jwtSecret"],
-            ["citadel:index:Citadel$citadel:network:Networks$docker:index/network:Network", "public"],
-            ["citadel:index:Citadel$citadel:edge:Gateway$docker:index/container:Container", "gateway"],
-            ["citadel:index:Citadel$citadel:edge:Gateway$command:remote:Command", "gateway-config"],
-            ["citadel:index:Citadel$citadel:data:DataServices$docker:index/container:Container", "postgres"],
-            ["citadel:index:Citadel$citadel:data:DataServices$docker:index/container:Container", "redis"],
-            ["citadel:index:Citadel$citadel:app:Apps$docker:index/container:Container", "web"],
-            ["citadel:index:Citadel$citadel:app:Apps$docker:index/container:Container", "api"],
+            ["citadel:server:Server$hcloud:index/server:Server", "server"],
+            ["citadel:server:Server$hcloud:index/firewall:Firewall", "perimeter"],
+            ["citadel:server:Server$command:local:Command", "host-key-scan"],
+            ["citadel:host:Firewall$command:remote:Command", "firewall"],
+            ["citadel:host:Baseline$command:remote:Command", "sshd"],
+            ["citadel:host:Baseline$command:remote:Command", "sysctl"],
+            ["citadel:host:Baseline$command:remote:Command", "unattended-upgrades"],
+            ["citadel:host:Baseline$command:remote:Command", "journald"],
+            ["citadel:host:Baseline$command:remote:Command", "docker"],
+            ["citadel:host:Intrusion$command:remote:Command", "intrusion"],
+            ["citadel:secrets:Secrets$random:index/randomBytes:RandomBytes", "jwtSecret"],
+            ["citadel:network:Networks$docker:index/network:Network", "public"],
+            ["citadel:edge:Gateway$docker:index/container:Container", "gateway"],
+            ["citadel:edge:Gateway$command:remote:Command", "gateway-config"],
+            ["citadel:data:DataServices$docker:index/container:Container", "postgres"],
+            ["citadel:data:DataServices$docker:index/container:Container", "redis"],
+            ["citadel:app:Apps$docker:index/container:Container", "web"],
+            ["citadel:app:Apps$docker:index/container:Container", "api"],
             ["citadel:index:Citadel$command:remote:Command", "container-limits"],
         ];
+        // Mocks build URNs from the direct parent's type: "<parent type>$<type>::<name>".
         for (const [typeChain, name] of expect) {
             assert.ok(
-                b.resources.some((r) => r.urn.endsWith(`::${typeChain}::${name}`)),
-                `missing ${typeChain}::${name}; have:\n${b.resources.map((r) => r.urn.split("::").slice(2).join("::")).join("\n")}`,
+                urns.some((u) => u.endsWith(`::${typeChain}::${name}`)),
+                `missing ${typeChain}::${name}; have:\n${urns.map((u) => u.split("::").slice(2).join("::")).join("\n")}`,
             );
         }
     });
 
     it("generates every secret the config needs, with rotation keepers", () => {
         const names = [...ofType(T.password), ...ofType(T.bytes)].map((r) => r.name).sort();
-        assert.deepEqual(names, ["apiEncryptionKey", "crowdsecBouncerKey", "internalApiKey", "jwtSecret", "postgresPassword", "redisPassword"]);
+        assert.deepEqual(names, ["apiEncryptionKey", "crowdsecBouncerKey", "internalApiKey", "jwtSecret", "postgresPassword", "postgresSuperuserPassword", "redisPassword"]);
         const jwt = byName(T.bytes, "jwtSecret");
         assert.ok(jwt.inputs.length * 8 >= 256, "JWT secret ≥ 256 bit");
         assert.equal(byName(T.bytes, "apiEncryptionKey").inputs.length, 32, "API encryption key is 256 bit");
@@ -147,17 +149,21 @@ describe("stack: prod example (target hcloud)", () => {
             "secret-api-redisPassword",
             "secret-host-crowdsecBouncerKey",
             "secret-postgres-postgresPassword",
+            "secret-postgres-postgresSuperuserPassword",
             "secret-redis-users.acl",
         ]);
         for (const f of files) {
             assert.ok(await isSecret(pulumi.output(f.props.stdin)), `${f.name}: stdin is not a Pulumi secret`);
-            assert.match(String(await valueOf(f.props.stdin)), new RegExp(SECRET_MARKER), `${f.name}: stdin does not carry the value`);
+            if (f.name !== "secret-redis-users.acl") {
+                assert.match(String(await valueOf(f.props.stdin)), new RegExp(SECRET_MARKER), `${f.name}: stdin does not carry the value`);
+            }
             const create = String(await valueOf(f.props.create));
             assert.match(create, /chmod 0400/);
             assert.ok(!create.includes(SECRET_MARKER));
         }
         const acl = String(await valueOf(files.find((f) => f.name === "secret-redis-users.acl")!.props.stdin));
-        assert.doesNotMatch(acl, /LEAKCANARYpw/, "the Redis ACL holds a hash, not the password");
+        assert.doesNotMatch(acl, new RegExp(SECRET_MARKER), "the Redis ACL holds a hash, not the password");
+        assert.match(acl, /^user app on #[0-9a-f]{64} /m);
     });
 
     it("containers: non-root, read-only, no-new-privileges, ALL caps dropped, limited, rotated logs", () => {
@@ -260,7 +266,7 @@ describe("stack: fail2ban instead of CrowdSec", () => {
         const raw = prodRaw();
         raw["citadel:intrusion"] = JSON.stringify({ engine: "fail2ban" });
         const { parseConfigOrThrow } = await import("../../components/config");
-        const b = await build("f2b", parseConfigOrThrow(raw));
+        await build("f2b", parseConfigOrThrow(raw));
         assert.ok(!ofType(T.password).some((r) => r.name === "crowdsecBouncerKey"));
         const step = byName(T.remote, "intrusion");
         assert.match(step.inputs.create, /fail2ban/);
