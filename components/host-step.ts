@@ -70,6 +70,23 @@ export function secretFilePath(consumer: string, name: string): string {
     return `${SECRETS_DIR}/${consumer}/${name}`;
 }
 
+/** The root script that writes stdin to the secret file (pure; tested on its own). */
+export function secretFileScript(consumer: string, name: string, uid: number): string {
+    const path = secretFilePath(consumer, name);
+    const dir = `${SECRETS_DIR}/${consumer}`;
+    return [
+        "set -euo pipefail",
+        "umask 077",
+        `install -d -m 0700 -o root -g root ${shellQuote(SECRETS_DIR)} ${shellQuote(dir)}`,
+        `tmp=$(mktemp ${shellQuote(dir + "/.tmp.XXXXXX")})`,
+        // The value arrives on stdin and is written byte-exact.
+        `cat > "$tmp"`,
+        `chown ${uid}:0 "$tmp" && chmod 0400 "$tmp"`,
+        `mv -f "$tmp" ${shellQuote(path)}`,
+        `echo "citadel: secret file ${path} written (owner uid ${uid}, mode 0400)"`,
+    ].join("\n");
+}
+
 /**
  * Delivers a secret as a 0400 file owned by its single reader. The value travels on the SSH
  * session's stdin — never in the command string, environment, or logs — and is stored in Pulumi
@@ -78,18 +95,7 @@ export function secretFilePath(consumer: string, name: string): string {
  */
 export function secretFile(spec: SecretFileSpec, conn: HostConnection, opts: pulumi.CustomResourceOptions = {}): command.remote.Command {
     const path = secretFilePath(spec.consumer, spec.name);
-    const dir = `${SECRETS_DIR}/${spec.consumer}`;
-    const script = [
-        "set -euo pipefail",
-        "umask 077",
-        `install -d -m 0700 -o root -g root ${shellQuote(SECRETS_DIR)} ${shellQuote(dir)}`,
-        `tmp=$(mktemp ${shellQuote(dir + "/.tmp.XXXXXX")})`,
-        // The value arrives on stdin and is written byte-exact.
-        `cat > "$tmp"`,
-        `chown ${spec.uid}:0 "$tmp" && chmod 0400 "$tmp"`,
-        `mv -f "$tmp" ${shellQuote(path)}`,
-        `echo "citadel: secret file ${path} written (owner uid ${spec.uid}, mode 0400)"`,
-    ].join("\n");
+    const script = secretFileScript(spec.consumer, spec.name, spec.uid);
     return new command.remote.Command(
         `secret-${spec.consumer}-${spec.name}`,
         {

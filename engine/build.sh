@@ -202,7 +202,7 @@ for name in "${binaries[@]}"; do
     continue
   fi
   PULUMI_HOME="$PULUMI_HOME_DIR" PULUMI_SKIP_UPDATE_CHECK=true \
-    "$BIN_DIR/pulumi" plugin install resource "$plugin" "$version" --file "$BIN_DIR/$name" --reinstall >/dev/null
+    "$BIN_DIR/pulumi" plugin install resource "$plugin" "$version" --file "$BIN_DIR/$name" --reinstall >/dev/null 2>&1
   touch "$marker"
   printf '  %-24s %-10s installed as plugin resource %s %s\n' "$name" "$version" "$plugin" "$version"
 done

@@ -34,5 +34,13 @@ func main() {
 		},
 	}
 	bridged.ComputeTokens(&info, "docker", "docker_", "")
+	// Like the published provider, a required "name" input is auto-named
+	// (<resource name>-<random suffix>) when the program leaves it unset.
+	info.SetAutonaming(255, "-")
+	// ...except RemoteImage, whose name is the image reference (required in
+	// the SDK too).
+	if r := info.Resources["docker_image"]; r != nil {
+		delete(r.Fields, "name")
+	}
 	tfbridge.Main("docker", version, info, bridged.MinimalSchema("docker", version))
 }

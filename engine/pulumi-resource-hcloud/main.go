@@ -37,6 +37,9 @@ func main() {
 		MetadataInfo: tfbridge.NewProviderMetadata(nil),
 	}
 	bridged.ComputeTokens(&info, "hcloud", "hcloud_", "")
+	// Like the published provider, a required "name" input is auto-named
+	// (<resource name>-<random suffix>) when the program leaves it unset.
+	info.SetAutonaming(255, "-")
 
 	// The dispatch table (which of the two muxed Terraform providers serves
 	// which token) is normally precomputed by tfgen; compute it at start-up.

@@ -41,8 +41,8 @@ tmp="$(mktemp "$out_dir/.caddy.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 (
   cd "$here"
-  # -trimpath: no local paths in the binary; CGO off: a static binary like the official builds.
-  CGO_ENABLED=0 nice -n 10 go build -mod=readonly -trimpath -ldflags '-s -w' -o "$tmp" .
+  # -trimpath/-buildvcs=false: no local paths or commit stamps (reproducible); CGO off: static.
+  CGO_ENABLED=0 nice -n 10 go build -mod=readonly -trimpath -buildvcs=false -ldflags '-s -w' -o "$tmp" .
 ) || fail "go build failed in $here"
 chmod 0755 "$tmp"
 mv -f "$tmp" "$out"

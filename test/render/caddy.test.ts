@@ -171,6 +171,26 @@ describe("Caddy build (images/caddy)", () => {
         assert.ok(mods.stdout.split("\n").includes("http.handlers.rate_limit"), "http.handlers.rate_limit missing");
     });
 
+    it("the Dockerfile builds the same module and runs it unprivileged with the renderer's contract", () => {
+        const df = fs.readFileSync(path.join(REPO, "images", "caddy", "Dockerfile"), "utf8");
+        // Base images are overridable (local VPS) and pinned by default (no `latest`, a version tag).
+        assert.match(df, /^ARG GO_IMAGE=golang:\d+\.\d+\.\d+\S*$/m);
+        assert.match(df, /^ARG BASE_IMAGE=debian:\d+\.\d+-slim$/m);
+        assert.match(df, /^FROM \$\{GO_IMAGE\} AS build$/m);
+        assert.match(df, /^FROM \$\{BASE_IMAGE\}$/m);
+        assert.match(df, /^COPY go\.mod go\.sum \.\/$/m);
+        assert.match(df, /^COPY main\.go \.\/$/m);
+        assert.match(df, /go build -mod=readonly -trimpath/);
+        assert.match(df, /setcap cap_net_bind_service=\+ep \/usr\/bin\/caddy/);
+        assert.match(df, new RegExp(`^USER ${GATEWAY_UID}:${GATEWAY_UID}$`, "m"));
+        assert.match(df, new RegExp(`useradd --system --uid ${GATEWAY_UID} --gid ${GATEWAY_UID}`));
+        // validate opens the access log, so the log dir must be writable by Caddy inside the image too.
+        assert.match(df, new RegExp(`chown ${GATEWAY_UID}:${GATEWAY_UID} /data /config ${path.dirname(CADDY_ACCESS_LOG_CONTAINER)}`));
+        assert.match(df, /^ENV XDG_DATA_HOME=\/data \\\n\s+XDG_CONFIG_HOME=\/config$/m);
+        assert.ok(df.includes(`"${GATEWAY_HEALTH_URL}"`), "HEALTHCHECK uses GATEWAY_HEALTH_URL");
+        assert.ok(df.includes(`ENTRYPOINT ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]`));
+    });
+
     it("build.sh is shellcheck-clean and skips an up-to-date binary", (t) => {
         if (!requireTool(t, "shellcheck") || !requireCaddy(t)) return;
         const sc = run("shellcheck", [path.join(REPO, "images", "caddy", "build.sh")]);

@@ -304,9 +304,13 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
 
     it("first run: converges UFW, enables it, and loads DOCKER-USER for the default-route interface", (t) => {
         if (!requireReady(t)) return;
+        // Start from a host whose UFW ignores IPv6 (IPV6=no would leave IPv6 unfiltered).
+        const v6off = onHost(["sed", "-i", "s/^IPV6=.*/IPV6=no/", "/etc/default/ufw"]);
+        assert.equal(v6off.code, 0, out(v6off));
         const r = runScript(ALLOWED_SESSION);
         assert.equal(r.code, 0, out(r));
         assert.match(r.stdout, /^citadel: firewall: changed$/m);
+        assert.match(r.stdout, /^citadel: firewall: IPV6=yes in \/etc\/default\/ufw$/m);
         // The SSH rules are added before UFW is enabled (the order of the step's report).
         const lines = r.stdout.split("\n");
         const firstSsh = lines.findIndex((l) => l.includes("added: ufw limit from"));

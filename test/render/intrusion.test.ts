@@ -1,0 +1,504 @@
+// The intrusion step, judged by the real tools: shellcheck, `crowdsec -t`, a CrowdSec replay of a
+// synthetic sshd log that must end in a ban enforced by the firewall bouncer, `fail2ban-client -t`
+// and `fail2ban-regex`.
+//
+// Isolation: the host script runs in private mount, network and PID namespaces with overlays over
+// /etc, /var/lib/crowdsec and /var/log (writes land in a temp dir), so this machine's CrowdSec
+// database, configuration and firewall are never touched; the PID namespace guarantees that every
+// crowdsec / bouncer process started inside dies with it. The log lines are text only (TEST-NET
+// addresses); no packet is sent anywhere.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { TestContext } from "node:test";
+import YAML from "yaml";
+import { parseConfigOrThrow, StackConfig } from "../../components/config";
+import {
+    BOUNCER_CHAINS,
+    BOUNCER_KEY_FILE,
+    BOUNCER_LOCAL,
+    BOUNCER_NAME,
+    CROWDSEC_COLLECTIONS,
+    crowdsecFiles,
+    crowdsecHubItems,
+    CROWDSEC_WHITELIST,
+    fail2banJail,
+    FAIL2BAN_JAIL,
+    hubLink,
+    renderIntrusion,
+} from "../../components/render/intrusion";
+import { prodConfig, prodWith } from "../fixtures";
+import { IN_CI, requireTool, run, RunResult, tmpDir } from "../tools";
+
+const prod = prodConfig(); // engine crowdsec, ignoreIps 203.0.113.0/24
+const withIntrusion = (over: Partial<StackConfig["intrusion"]>) => parseConfigOrThrow(prodWith({ intrusion: { ...prod.intrusion, ...over } }));
+const fail2banConfig = withIntrusion({ engine: "fail2ban", ignoreIps: ["203.0.113.0/24", "2001:db8:1234::/48"] });
+const noIgnoreConfig = withIntrusion({ ignoreIps: [] });
+const OFFLINE_HUB = "/usr/share/crowdsec/hub";
+
+const ATTACKER = "192.0.2.10"; // TEST-NET-1: must be banned
+const SECOND_ATTACKER = "198.51.100.7"; // TEST-NET-2: same lines as the ignored one, must be banned
+const IGNORED = "203.0.113.50"; // inside intrusion.ignoreIps: must never be banned
+
+function requireRoot(t: TestContext): boolean {
+    if (process.getuid?.() === 0) return true;
+    const msg = "needs root (mount, network and PID namespaces, iptables)";
+    if (IN_CI) throw new Error(msg);
+    t.skip(msg);
+    return false;
+}
+function requireTools(t: TestContext, ...bins: string[]): boolean {
+    return bins.every((b) => requireTool(t, b) !== undefined);
+}
+function out(r: RunResult): string {
+    return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+}
+function sha512(s: string): string {
+    return createHash("sha512").update(s).digest("hex");
+}
+
+/** Syslog lines as sshd writes them: `count` failed passwords per address, one second apart, ending now. */
+function sshdFailures(ips: string[], count: number, user = (ip: string) => (ip === ATTACKER ? "root" : "invalid user admin")): string {
+    const lines: string[] = [];
+    const start = Date.now() - (count + 5) * 1000;
+    for (let i = 0; i < count; i++) {
+        const d = new Date(start + i * 1000);
+        // Local time, like sshd's journal lines rendered in syslog format.
+        const hms = [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+        const stamp = `${d.toLocaleString("en-US", { month: "short" })} ${String(d.getDate()).padStart(2, " ")} ${hms}`;
+        ips.forEach((ip, k) => lines.push(`${stamp} citadel sshd[${1000 + k * 100 + i}]: Failed password for ${user(ip)} from ${ip} port ${40000 + i} ssh2`));
+    }
+    return lines.join("\n") + "\n";
+}
+
+describe("rendering", () => {
+    it("switches on the engine: crowdsec by default, fail2ban as the alternative, each stopping the other", () => {
+        const cs = renderIntrusion(prod);
+        const f2b = renderIntrusion(fail2banConfig);
+        assert.equal(cs.name, "intrusion");
+        assert.equal(f2b.name, "intrusion");
+        assert.match(cs.script, /disable --now fail2ban\.service/);
+        assert.match(f2b.script, /for unit in crowdsec-firewall-bouncer\.service crowdsec\.service/);
+        assert.deepEqual(
+            f2b.files.map((f) => f.path),
+            [FAIL2BAN_JAIL],
+        );
+        assert.ok(cs.files.some((f) => f.path === BOUNCER_LOCAL && f.mode === "0600"));
+    });
+
+    it("never carries a bouncer key: the script reads it from the root-only file at run time", () => {
+        const s = renderIntrusion(prod).script;
+        assert.ok(s.includes(BOUNCER_KEY_FILE));
+        assert.match(s, /^key=\$\(<"\$KEY_FILE"\)$/m);
+        assert.doesNotMatch(s, /api_key: "(?!__CITADEL_BOUNCER_KEY__)/);
+    });
+
+    it("whitelists intrusion.ignoreIps only when there are some", () => {
+        assert.ok(crowdsecFiles(prod).some((f) => f.path === CROWDSEC_WHITELIST));
+        assert.ok(!crowdsecFiles(noIgnoreConfig).some((f) => f.path === CROWDSEC_WHITELIST));
+        const jail = fail2banJail(fail2banConfig);
+        assert.match(jail, /^ignoreip = 127\.0\.0\.1\/8 ::1 203\.0\.113\.0\/24 2001:db8:1234::\/48$/m);
+        assert.match(jail, /^maxretry = 3$/m);
+        assert.match(jail, /^bantime = 3600$/m);
+    });
+
+    it("enables every item the chosen collections need, all present in Debian's offline hub", (t) => {
+        if (!fs.existsSync(OFFLINE_HUB)) {
+            if (IN_CI) throw new Error(`${OFFLINE_HUB} missing (crowdsec not installed)`);
+            t.skip("crowdsec's offline hub is not installed");
+            return;
+        }
+        // Walk the collections' own YAML (as cscli would), collecting kind/vendor/name.
+        const needed = new Set<string>();
+        const queue = [...CROWDSEC_COLLECTIONS];
+        for (let i = 0; i < queue.length && i < 500; i++) {
+            const id = queue[i];
+            if (needed.has(`collections/${id}`)) continue;
+            needed.add(`collections/${id}`);
+            const doc = YAML.parse(fs.readFileSync(path.join(OFFLINE_HUB, "collections", `${id}.yaml`), "utf8")) as Record<string, string[] | undefined>;
+            for (const kind of ["parsers", "scenarios", "postoverflows"]) for (const dep of doc[kind] ?? []) needed.add(`${kind}/${dep}`);
+            queue.push(...(doc.collections ?? []));
+        }
+        const enabled = new Set(crowdsecHubItems().map((i) => `${i.kind}/${i.id}`));
+        const missing = [...needed].filter((n) => !enabled.has(n));
+        assert.deepEqual(missing, [], "items the collections list but Citadel does not enable");
+        for (const item of crowdsecHubItems()) {
+            const { target } = hubLink(item);
+            const offline = target.replace("/var/lib/crowdsec/hub", OFFLINE_HUB);
+            assert.ok(fs.existsSync(offline), `${offline} is not in the offline hub`);
+        }
+    });
+});
+
+describe("shellcheck", () => {
+    for (const [name, c] of [
+        ["crowdsec (with ignoreIps)", prod],
+        ["crowdsec (no ignoreIps)", noIgnoreConfig],
+        ["fail2ban", fail2banConfig],
+    ] as const) {
+        it(`the ${name} script is clean`, (t) => {
+            const shellcheck = requireTool(t, "shellcheck");
+            if (!shellcheck) return;
+            const dir = tmpDir();
+            try {
+                const p = path.join(dir, "intrusion.sh");
+                fs.writeFileSync(p, renderIntrusion(c).script);
+                const r = run(shellcheck, ["-s", "bash", p]);
+                assert.equal(r.code, 0, out(r));
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        });
+    }
+});
+
+describe("crowdsec -t on the rendered configuration", () => {
+    /** A copy of /etc/crowdsec with the rendered files and hub links, config.yaml pointing at it. */
+    function stagedConfig(dir: string, c: StackConfig, tweak?: (rel: string, text: string) => string): string {
+        const etc = path.join(dir, "etc");
+        fs.cpSync("/etc/crowdsec", etc, { recursive: true, verbatimSymlinks: true });
+        const rel = (p: string) => path.join(etc, p.replace(/^\/etc\/crowdsec\//, ""));
+        for (const f of crowdsecFiles(c)) {
+            fs.mkdirSync(path.dirname(rel(f.path)), { recursive: true });
+            fs.writeFileSync(rel(f.path), tweak ? tweak(f.path, f.content) : f.content);
+        }
+        for (const item of crowdsecHubItems()) {
+            const { link, target } = hubLink(item);
+            fs.mkdirSync(path.dirname(rel(link)), { recursive: true });
+            fs.rmSync(rel(link), { force: true });
+            fs.symlinkSync(target, rel(link));
+        }
+        // Everything that named /etc/crowdsec now names the copy; logs go to the temp dir too.
+        const config = fs
+            .readFileSync("/etc/crowdsec/config.yaml", "utf8")
+            .replaceAll("/etc/crowdsec/", `${etc}/`)
+            .replace(/^(\s*log_dir:).*$/m, `$1 ${dir}/`);
+        fs.writeFileSync(path.join(etc, "config.yaml"), config);
+        return path.join(etc, "config.yaml");
+    }
+
+    it("accepts the rendered acquisition, profiles, whitelist and config.yaml.local", (t) => {
+        if (!requireTools(t, "crowdsec")) return;
+        const dir = tmpDir("citadel-crowdsec-");
+        try {
+            const r = run("crowdsec", ["-c", stagedConfig(dir, prod), "-t"], { timeout: 60_000 });
+            assert.equal(r.code, 0, out(r));
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("rejects a broken profile and a broken whitelist (the test can fail)", (t) => {
+        if (!requireTools(t, "crowdsec")) return;
+        for (const [what, tweak] of [
+            ["ban duration", (p: string, s: string) => (p.endsWith("profiles.yaml") ? s.replace("duration: 3600s", "duration: 1hour") : s)],
+            ["whitelist CIDR", (p: string, s: string) => (p === CROWDSEC_WHITELIST ? s.replace("203.0.113.0/24", "203.0.113.300/24") : s)],
+        ] as const) {
+            const dir = tmpDir("citadel-crowdsec-");
+            try {
+                const r = run("crowdsec", ["-c", stagedConfig(dir, prod, tweak), "-t"], { timeout: 60_000 });
+                assert.notEqual(r.code, 0, `crowdsec -t accepted a broken ${what}`);
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        }
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The real script, in namespaces
+// ---------------------------------------------------------------------------------------------
+
+// Overlays over the directories the step writes, loopback up, then exec the command. In a new PID
+// namespace this shell is PID 1: when it ends, the kernel kills whatever it started.
+const SANDBOX_SETUP = [
+    "set -e",
+    'ov=$1; shift',
+    'for d in etc:/etc lib:/var/lib/crowdsec log:/var/log; do n=${d%%:*}; target=${d#*:}; mkdir -p "$ov/$n/up" "$ov/$n/work"; mount -t overlay overlay -o "lowerdir=$target,upperdir=$ov/$n/up,workdir=$ov/$n/work" "$target"; done',
+    "ip link set lo up",
+    '"$@"',
+].join("\n");
+
+function sandbox(ov: string, cmd: string[], timeout = 90_000): RunResult {
+    return run(
+        "unshare",
+        ["-m", "-n", "-p", "-f", "--kill-child", "--mount-proc", "--propagation", "private", "--", "/bin/bash", "-c", SANDBOX_SETUP, "sandbox", ov, ...cmd],
+        { timeout, env: { ...process.env, SSH_CONNECTION: "" } },
+    );
+}
+
+// Replays a log with crowdsec (local API on 127.0.0.1:8080 inside the namespace), waits for the ssh-bf
+// alert on $ATTACKER, dumps alerts and active decisions, then starts the firewall bouncer with the
+// installed config and key and waits until the ban is in its ipset. Bounded waits; PID 1 of the
+// namespace takes every process down when this script ends.
+const REPLAY = String.raw`
+set -u
+log=$1 attacker=$2
+crowdsec -c /etc/crowdsec/config.yaml -dsn "file://$log" -type syslog >"$TMPD/replay.log" 2>&1 &
+for _ in $(seq 1 60); do
+    out=$(cscli alerts list -o json 2>/dev/null) && grep -q '"scenario": "crowdsecurity/ssh-bf"' <<<"$out" && grep -q ""$attacker"" <<<"$out" && break
+    sleep 0.5
+done
+printf '
+=== alerts
+'
+cscli alerts list -o json 2>/dev/null
+printf '
+=== decisions
+'
+cscli decisions list -o json 2>/dev/null
+iptables -N DOCKER-USER && ip6tables -N DOCKER-USER
+crowdsec-firewall-bouncer -c /etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml >"$TMPD/bouncer.log" 2>&1 &
+for _ in $(seq 1 40); do
+    ipset list crowdsec-blacklists 2>/dev/null | grep -q "^$attacker " && break
+    sleep 0.5
+done
+printf '
+=== ipset
+'
+ipset list crowdsec-blacklists
+printf '
+=== iptables
+'
+iptables -S
+`;
+
+/** The sections of REPLAY's output by name. */
+function sections(stdout: string): Record<string, string> {
+    const parts = stdout.split(/^=== (\w+)$/m);
+    const outMap: Record<string, string> = {};
+    for (let i = 1; i + 1 < parts.length; i += 2) outMap[parts[i]] = parts[i + 1].trim();
+    return outMap;
+}
+
+interface Alert {
+    scenario: string;
+    source: { value: string };
+    decisions?: Decision[] | null;
+}
+
+interface Decision {
+    value: string;
+    type: string;
+    scenario: string;
+    duration: string;
+}
+
+function decisionsFrom(json: string): Decision[] {
+    const alerts = (JSON.parse(json) ?? []) as { decisions?: Decision[] }[];
+    return alerts.flatMap((a) => a.decisions ?? []);
+}
+
+/** Go duration text ("59m58.9s", "1h0m0s") in seconds. */
+function goSeconds(d: string): number {
+    let total = 0;
+    for (const m of d.matchAll(/([\d.]+)(h|m|s)/g)) total += Number(m[1]) * { h: 3600, m: 60, s: 1 }[m[2] as "h" | "m" | "s"];
+    return total;
+}
+
+describe("the crowdsec script in namespaces", { concurrency: false }, () => {
+    let ov = "";
+    let dir = "";
+    const key1 = "Kq3vN8sZ1xY7wT4rP0mL6jH2gF9dS5aBcitadelTest1";
+    const key2 = "Zr5tQ1wE8yU3iO7pA2sD6fG0hJ4kL9xCcitadelTest2";
+
+    before(() => {
+        dir = tmpDir("citadel-intrusion-");
+        ov = path.join(dir, "ov");
+        fs.mkdirSync(ov);
+        fs.writeFileSync(path.join(dir, "crowdsec.sh"), renderIntrusion(prod).script);
+    });
+    after(() => {
+        if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    function ready(t: TestContext): boolean {
+        return requireRoot(t) && requireTools(t, "unshare", "crowdsec", "cscli", "crowdsec-firewall-bouncer", "ipset", "iptables", "ip");
+    }
+    function putKey(key: string, mode = "0400"): void {
+        const cmd = `install -d -m 0700 /etc/citadel/secrets/host && printf '%s' "$1" > ${BOUNCER_KEY_FILE} && chmod ${mode} ${BOUNCER_KEY_FILE}`;
+        const r = sandbox(ov, ["/bin/bash", "-c", cmd, "put-key", key]);
+        assert.equal(r.code, 0, out(r));
+    }
+    const runScript = () => sandbox(ov, ["/bin/bash", path.join(dir, "crowdsec.sh")]);
+    const upper = (p: string) => path.join(ov, "etc", "up", p.replace(/^\/etc\//, ""));
+    function bouncerHashes(): Record<string, string> {
+        const r = sandbox(ov, ["cscli", "bouncers", "list", "-o", "json"]);
+        assert.equal(r.code, 0, out(r));
+        return Object.fromEntries(((JSON.parse(r.stdout) ?? []) as { name: string; api_key: string }[]).map((b) => [b.name, b.api_key]));
+    }
+
+    it("refuses a bouncer key file that others can read, before changing anything", (t) => {
+        if (!ready(t)) return;
+        putKey(key1, "0644");
+        const r = runScript();
+        assert.notEqual(r.code, 0, out(r));
+        assert.match(r.stderr, /citadel: intrusion: .*crowdsecBouncerKey must be owned by root and readable by root only/);
+        assert.equal(fs.existsSync(upper("/etc/crowdsec/acquis.yaml")), false, "nothing may change before the key check");
+    });
+
+    it("first run: installs the config, registers the bouncer with the key from the file (0600 .local)", (t) => {
+        if (!ready(t)) return;
+        putKey(key1);
+        const r = runScript();
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, /^citadel: intrusion: bouncer citadel-firewall registered$/m);
+        assert.match(r.stdout, /^citadel: intrusion: changed$/m);
+        const local = upper(BOUNCER_LOCAL);
+        const st = fs.statSync(local);
+        assert.equal(st.mode & 0o777, 0o600);
+        assert.equal(st.uid, 0);
+        const doc = YAML.parse(fs.readFileSync(local, "utf8")) as { api_key: string; mode: string; iptables_chains: string[] };
+        assert.equal(doc.api_key, key1);
+        assert.equal(doc.mode, "iptables");
+        assert.deepEqual(doc.iptables_chains, [...BOUNCER_CHAINS]);
+        const hashes = bouncerHashes();
+        assert.equal(hashes[BOUNCER_NAME], sha512(key1), "the local API must hold the key from the file");
+        assert.deepEqual(Object.keys(hashes), [BOUNCER_NAME], "the package's own bouncer registration must be gone");
+        for (const f of crowdsecFiles(prod)) assert.equal(fs.readFileSync(upper(f.path), "utf8"), f.content, f.path);
+        assert.equal(fs.readlinkSync(upper("/etc/crowdsec/collections/caddy.yaml")), "/var/lib/crowdsec/hub/collections/crowdsecurity/caddy.yaml");
+    });
+
+    it("second run reports unchanged", (t) => {
+        if (!ready(t)) return;
+        const r = runScript();
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, /^citadel: intrusion: unchanged$/m, out(r));
+    });
+
+    it("a rotated key file re-registers the bouncer and rewrites its config", (t) => {
+        if (!ready(t)) return;
+        putKey(key2);
+        const r = runScript();
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, /bouncer citadel-firewall re-registered \(its key changed\)/);
+        assert.equal((YAML.parse(fs.readFileSync(upper(BOUNCER_LOCAL), "utf8")) as { api_key: string }).api_key, key2);
+        assert.equal(bouncerHashes()[BOUNCER_NAME], sha512(key2));
+        assert.doesNotMatch(r.stdout + r.stderr, new RegExp(key2), "the key must never be printed");
+    });
+
+    it("replay: ssh-bf bans the attackers for banTime, never an ignoreIps address; the bouncer enforces it in INPUT and DOCKER-USER", (t) => {
+        if (!ready(t)) return;
+        const log = path.join(dir, "auth.log");
+        fs.writeFileSync(log, sshdFailures([ATTACKER, SECOND_ATTACKER, IGNORED], 12));
+        const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", REPLAY, "replay", log, ATTACKER], 90_000);
+        assert.equal(r.code, 0, out(r));
+        const sec = sections(r.stdout);
+        const logs = ["replay.log", "bouncer.log"].map((f) => (fs.existsSync(path.join(dir, f)) ? `--- ${f}\n${fs.readFileSync(path.join(dir, f), "utf8").slice(-3000)}` : "")).join("\n");
+        const alerts = (JSON.parse(sec.alerts || "null") ?? []) as Alert[];
+        const sshBf = alerts.filter((a) => a.scenario === "crowdsecurity/ssh-bf");
+        assert.ok(
+            sshBf.some((a) => a.source.value === ATTACKER && (a.decisions ?? []).some((d) => d.type === "ban" && d.value === ATTACKER)),
+            `no ssh-bf alert with a ban for ${ATTACKER}:\n${sec.alerts}\n${logs}`,
+        );
+        assert.ok(
+            sshBf.some((a) => a.source.value === SECOND_ATTACKER),
+            `the same lines from ${SECOND_ATTACKER} must trigger ssh-bf (so the ignored address is spared by the whitelist, not by a parse failure)`,
+        );
+        assert.deepEqual(
+            alerts.filter((a) => a.source.value === IGNORED),
+            [],
+            `${IGNORED} is in intrusion.ignoreIps: no alert, no ban`,
+        );
+        // Active bans (cscli keeps one decision per address): banTime long, for both attackers only.
+        const active = decisionsFrom(sec.decisions || "null").filter((d) => d.type === "ban");
+        assert.deepEqual([...new Set(active.map((d) => d.value))].sort(), [ATTACKER, SECOND_ATTACKER].sort());
+        for (const d of active) {
+            const s = goSeconds(d.duration);
+            assert.ok(s > prod.intrusion.banTime - 120 && s <= prod.intrusion.banTime, `ban duration ${d.duration} is not banTime (${prod.intrusion.banTime} s)`);
+        }
+        // The bouncer authenticated with the key from the file and put the ban into its ipset.
+        const rest = `${sec.ipset ?? ""}\n${sec.iptables ?? ""}`;
+        assert.match(rest, new RegExp(`^${ATTACKER.replaceAll(".", "\\.")} timeout \\d+`, "m"), `${out(r)}\n${logs}`);
+        for (const chain of BOUNCER_CHAINS) assert.match(rest, new RegExp(`^-A ${chain} -m set --match-set crowdsec-blacklists src -j DROP$`, "m"));
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// fail2ban
+// ---------------------------------------------------------------------------------------------
+
+describe("fail2ban", () => {
+    function stagedFail2ban(jail: string): string {
+        const dir = tmpDir("citadel-f2b-");
+        fs.cpSync("/etc/fail2ban", path.join(dir, "etc"), { recursive: true, verbatimSymlinks: true });
+        fs.writeFileSync(path.join(dir, "etc", "jail.d", path.basename(FAIL2BAN_JAIL)), jail);
+        return dir;
+    }
+
+    it("fail2ban-client -t accepts the rendered jail and rejects broken ones", (t) => {
+        if (!requireTools(t, "fail2ban-client")) return;
+        const jail = fail2banJail(fail2banConfig);
+        const cases: [string, string, boolean][] = [
+            ["rendered", jail, true],
+            ["unknown filter", jail.replace("[sshd]\n", "[sshd]\nfilter = citadel-no-such-filter\n"), false],
+            ["unknown ban action", jail.replace("banaction = iptables-multiport", "banaction = citadel-no-such-action"), false],
+            ["broken section header", jail.replace("[sshd]", "[sshd"), false],
+        ];
+        for (const [what, text, ok] of cases) {
+            const dir = stagedFail2ban(text);
+            try {
+                const r = run("fail2ban-client", ["-c", path.join(dir, "etc"), "-t"], { timeout: 60_000 });
+                if (ok) assert.equal(r.code, 0, `${what}: ${out(r)}`);
+                else assert.notEqual(r.code, 0, `fail2ban-client -t accepted the ${what} jail`);
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        }
+    });
+
+    it("the jail's settings are what fail2ban will run (fail2ban-client -d)", (t) => {
+        if (!requireTools(t, "fail2ban-client")) return;
+        const dir = stagedFail2ban(fail2banJail(fail2banConfig));
+        try {
+            const r = run("fail2ban-client", ["-c", path.join(dir, "etc"), "-d"], { timeout: 60_000 });
+            assert.equal(r.code, 0, out(r));
+            assert.match(r.stdout, /\['add', 'sshd', 'systemd'\]/);
+            assert.match(r.stdout, /\['set', 'sshd', 'maxretry', 3\]/);
+            assert.match(r.stdout, /\['set', 'sshd', 'bantime', '3600'\]/);
+            assert.match(r.stdout, /\['set', 'sshd', 'findtime', '600'\]/);
+            assert.match(r.stdout, /\['set', 'sshd', 'addignoreip', '127\.0\.0\.1\/8', '::1', '203\.0\.113\.0\/24', '2001:db8:1234::\/48'\]/);
+            assert.match(r.stdout, /\['set', 'sshd', 'addaction', 'iptables-multiport'\]/);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("fail2ban-regex: the sshd filter finds every failed password in a synthetic log", (t) => {
+        if (!requireTools(t, "fail2ban-regex")) return;
+        const dir = stagedFail2ban(fail2banJail(fail2banConfig));
+        try {
+            const log = path.join(dir, "auth.log");
+            fs.writeFileSync(log, sshdFailures([ATTACKER], 5) + "Nov 23 10:00:00 citadel sshd[99]: Accepted publickey for deploy from 203.0.113.9 port 50000 ssh2\n");
+            const r = run("fail2ban-regex", ["--print-all-matched", log, path.join(dir, "etc", "filter.d", "sshd.conf") + "[mode=normal]"], { timeout: 60_000 });
+            assert.equal(r.code, 0, out(r));
+            // The accepted login is "ignored" (it ends a multi-line match), never a failure.
+            assert.match(r.stdout, /^Lines: 6 lines, 1 ignored, 5 matched, 0 missed/m, out(r));
+            assert.equal((r.stdout.match(new RegExp(`from ${ATTACKER.replaceAll(".", "\\.")} port`, "g")) ?? []).length, 5);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("the fail2ban script validates and installs the jail, then reports unchanged (in a sandbox)", (t) => {
+        if (!requireRoot(t) || !requireTools(t, "unshare", "fail2ban-client")) return;
+        const dir = tmpDir("citadel-f2b-script-");
+        try {
+            const ov = path.join(dir, "ov");
+            fs.mkdirSync(ov);
+            const script = path.join(dir, "fail2ban.sh");
+            fs.writeFileSync(script, renderIntrusion(fail2banConfig).script);
+            const first = sandbox(ov, ["/bin/bash", script]);
+            assert.equal(first.code, 0, out(first));
+            assert.match(first.stdout, new RegExp(`^citadel: intrusion: updated ${FAIL2BAN_JAIL.replaceAll(".", "\\.")}$`, "m"));
+            assert.equal(fs.readFileSync(path.join(ov, "etc", "up", "fail2ban", "jail.d", path.basename(FAIL2BAN_JAIL)), "utf8"), fail2banJail(fail2banConfig));
+            const second = sandbox(ov, ["/bin/bash", script]);
+            assert.equal(second.code, 0, out(second));
+            assert.match(second.stdout, /^citadel: intrusion: unchanged$/m, out(second));
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});
