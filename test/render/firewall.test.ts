@@ -382,6 +382,17 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(again.stdout.trim(), "citadel: firewall: unchanged", out(again));
     });
 
+    it("re-loads DOCKER-USER when the live chain was flushed behind UFW's back", (t) => {
+        if (!requireReady(t)) return;
+        const flush = inNs(ns.host, ["iptables", "-F", "DOCKER-USER"]);
+        assert.equal(flush.code, 0, out(flush));
+        assert.equal(probe(ns.client, "198.51.100.1", 8001), "ok 8001", "control: with DOCKER-USER empty, 8001 is open again");
+        const r = runScript(ALLOWED_SESSION);
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, /reloaded UFW: the DOCKER-USER rules were missing/);
+        assert.equal(probe(ns.client, "198.51.100.1", 8001), "");
+    });
+
     it("fails closed without a default route (no external interface to protect)", (t) => {
         if (!requireReady(t)) return;
         const dir = tmpDir("citadel-fw-noroute-");
