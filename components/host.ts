@@ -16,6 +16,8 @@ export interface HostLayerArgs {
     /** Resources that must be in place before the first step runs (explicit: a component's own
      * dependsOn does not hold back its children). */
     after?: pulumi.Resource[];
+    /** Values whose change must re-run the layer's steps although their scripts did not change. */
+    extraTriggers?: pulumi.Input<string>[];
 }
 
 /** Shared wiring: runs the steps in order and exposes the last one for `dependsOn`. */
@@ -28,7 +30,7 @@ abstract class HostLayer extends pulumi.ComponentResource {
         super(type, name, {}, opts);
         let previous: pulumi.Resource[] = args.after ?? [];
         for (const s of scripts) {
-            const step = hostStep(s, args.connection, { parent: this, dependsOn: previous });
+            const step = hostStep(s, args.connection, { parent: this, dependsOn: previous, extraTriggers: args.extraTriggers });
             this.steps.push(step);
             previous = [step];
         }

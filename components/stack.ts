@@ -13,6 +13,7 @@ import { Networks } from "./networks";
 import { renderContainerLimits } from "./render/limits";
 import { Secrets } from "./secrets";
 import { Server } from "./server";
+import { sha256 } from "./render/script";
 
 export interface CitadelArgs {
     config: StackConfig;
@@ -56,7 +57,12 @@ export class Citadel extends pulumi.ComponentResource {
         const hostSecrets = secrets.values.crowdsecBouncerKey
             ? [secretFile({ consumer: "host", name: "crowdsecBouncerKey", uid: 0, value: secrets.values.crowdsecBouncerKey }, conn, { parent: this, dependsOn: baseline.done })]
             : [];
-        const intrusion = new Intrusion("intrusion", { config: c, connection: conn, after: [...baseline.done, ...hostSecrets] }, p);
+        // The script reads the bouncer key from its file, so its text does not change on rotation: the
+        // (secret) hash of the key is an extra trigger that re-runs it and re-registers the bouncer.
+        const bouncerKeyHash = secrets.values.crowdsecBouncerKey
+            ? [pulumi.secret(secrets.values.crowdsecBouncerKey.apply((k) => sha256(k)))]
+            : [];
+        const intrusion = new Intrusion("intrusion", { config: c, connection: conn, after: [...baseline.done, ...hostSecrets], extraTriggers: bouncerKeyHash }, p);
 
         const provider = new docker.Provider(
             "docker",

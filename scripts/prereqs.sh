@@ -11,7 +11,7 @@ log() { printf '[prereqs] %s\n' "$*"; }
 APT_PACKAGES=(
   openssh-server openssh-client ssh-audit shellcheck cloud-init
   nftables iptables ufw docker.io
-  crowdsec crowdsec-firewall-bouncer fail2ban python3-systemd
+  crowdsec crowdsec-firewall-bouncer ipset fail2ban python3-systemd
   redis-server postgresql
   curl openssl jq iproute2 debootstrap
 )

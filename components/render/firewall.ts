@@ -130,12 +130,16 @@ function formatIpv6(g: number[]): string {
 /** One UFW rule, as its `ufw` arguments; joined by spaces it is exactly the line `ufw show added` prints (minus "ufw "). */
 export type UfwRule = string[];
 
-/** SSH rules: `limit` (6 new connections in 30 s per address are rejected) or `allow`; from anywhere or per admin CIDR. */
+/**
+ * SSH rules. Open to the world (no admin CIDRs): `limit` — 6 new connections in 30 s per address are
+ * rejected — unless sshRateLimit is off. Restricted to admin CIDRs: plain `allow` from each, nothing
+ * from anywhere else; a rate limit there would only throttle `pulumi up` itself, which opens a new SSH
+ * connection per host step.
+ */
 export function sshRules(c: StackConfig): UfwRule[] {
-    const action = c.firewall.sshRateLimit ? "limit" : "allow";
-    if (c.admin.sourceIps.length === 0) return [[action, `${SSH_PORT}/tcp`]];
+    if (c.admin.sourceIps.length === 0) return [[c.firewall.sshRateLimit ? "limit" : "allow", `${SSH_PORT}/tcp`]];
     const sources = [...new Set(c.admin.sourceIps.map(ufwAddress))];
-    return sources.map((src) => [action, "from", src, "to", "any", "port", String(SSH_PORT), "proto", "tcp"]);
+    return sources.map((src) => ["allow", "from", src, "to", "any", "port", String(SSH_PORT), "proto", "tcp"]);
 }
 
 /** The whole declared rule set, SSH first (added first, so SSH stays reachable while converging). */

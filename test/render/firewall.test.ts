@@ -57,12 +57,13 @@ function out(r: RunResult): string {
 }
 
 describe("rendering", () => {
-    it("declares SSH first, limited per admin CIDR, then 80/443 and the denied app ports", () => {
+    it("declares SSH first (allowed per admin CIDR, limited when open to all), then 80/443 and the denied app ports", () => {
+        const limited = parseConfigOrThrow(prodWith({ admin: { ...prod.admin, sourceIps: ["203.0.113.7/24", "2001:DB8:1234:0::/48"] } }));
         assert.deepEqual(
-            ufwRules(prod).map((r) => r.join(" ")),
+            ufwRules(limited).map((r) => r.join(" ")),
             [
-                "limit from 203.0.113.0/24 to any port 22 proto tcp",
-                "limit from 2001:db8:1234::/48 to any port 22 proto tcp",
+                "allow from 203.0.113.0/24 to any port 22 proto tcp",
+                "allow from 2001:db8:1234::/48 to any port 22 proto tcp",
                 "allow 80/tcp",
                 "allow 443/tcp",
                 "deny 8001:8012/tcp",
@@ -73,6 +74,8 @@ describe("rendering", () => {
             ufwRules(openConfig).map((r) => r.join(" ")),
             ["allow 22/tcp", "allow 80/tcp", "allow 443/tcp", "deny 9000/tcp", "deny 9000/udp"],
         );
+        const openLimited = parseConfigOrThrow(prodWith({ admin: { ...prod.admin, sourceIps: [] } }));
+        assert.equal(ufwRules(openLimited)[0].join(" "), "limit 22/tcp", "SSH open to all is rate-limited by default");
     });
 
     it("puts no address or interface of this machine into the block, only the placeholder", () => {
@@ -86,7 +89,7 @@ describe("rendering", () => {
 
 describe("shellcheck", () => {
     for (const [name, s] of [
-        ["prod (SSH limited to admin CIDRs)", prodScript],
+        ["prod (SSH only from admin CIDRs)", prodScript],
         ["open SSH, allow, one denied port", openScript],
     ] as const) {
         it(`the ${name} script is clean`, (t) => {
@@ -313,7 +316,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.match(r.stdout, /^citadel: firewall: IPV6=yes in \/etc\/default\/ufw$/m);
         // The SSH rules are added before UFW is enabled (the order of the step's report).
         const lines = r.stdout.split("\n");
-        const firstSsh = lines.findIndex((l) => l.includes("added: ufw limit from"));
+        const firstSsh = lines.findIndex((l) => l.includes("added: ufw allow from 203.0.113.0/24 to any port 22"));
         const enabled = lines.findIndex((l) => l.endsWith("enabled ufw"));
         assert.ok(firstSsh >= 0 && enabled > firstSsh, out(r));
         assert.deepEqual(addedRules(), ufwRules(prod).map((x) => x.join(" ")).sort());

@@ -127,6 +127,14 @@ describe("stack: prod example (target hcloud)", () => {
         }
     });
 
+    it("a rotated bouncer key re-runs the intrusion step (secret hash trigger)", async () => {
+        const step = b.props.find((p) => p.type === T.remote && p.name === "intrusion")!;
+        const triggers = step.props.triggers as pulumi.Input<string>[];
+        assert.equal(triggers.length, 2);
+        assert.ok(await isSecret(pulumi.output(triggers[1])), "the key hash trigger is kept secret");
+        assert.match(String(await valueOf(triggers[1])), /^[0-9a-f]{64}$/);
+    });
+
     it("no generated secret appears in any command string, container env, label, user_data or stack output", () => {
         for (const r of b.resources) {
             if (r.type.startsWith("random:")) continue;
