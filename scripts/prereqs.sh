@@ -13,7 +13,7 @@ APT_PACKAGES=(
   nftables iptables ufw docker.io
   crowdsec crowdsec-firewall-bouncer ipset fail2ban python3-systemd
   redis-server postgresql
-  curl openssl jq iproute2 debootstrap
+  curl openssl jq iproute2 debootstrap zstd
 )
 
 missing=()
@@ -49,3 +49,6 @@ fi
 
 # Caddy with the rate-limit module, built from Go modules (Debian's Caddy lacks it).
 bash images/caddy/build.sh
+
+# The Pulumi CLI, language host and providers, built offline from Go modules (engine/README.md).
+bash engine/build.sh

@@ -72,3 +72,17 @@ export async function waitFor(check: () => boolean | Promise<boolean>, ms = 10_0
     }
     return false;
 }
+
+/** Tests that use namespaces, other users or iptables need root: fail in CI, skip (with why) elsewhere. */
+export function requireRoot(t: TestContext, why: string): boolean {
+    if (process.getuid?.() === 0) return true;
+    const msg = `needs root (${why})`;
+    if (IN_CI) throw new Error(msg);
+    t.skip(msg);
+    return false;
+}
+
+/** requireTool for several programs at once. */
+export function requireTools(t: TestContext, ...bins: string[]): boolean {
+    return bins.every((b) => requireTool(t, b) !== undefined);
+}

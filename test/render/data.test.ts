@@ -31,18 +31,12 @@ import {
     REDIS_APP_USER,
 } from "../../components/render/data";
 import { prodConfig, prodWith } from "../fixtures";
-import { freePort, IN_CI, requireTool, run, RunResult, tmpDir, waitFor } from "../tools";
+import { freePort, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
 
 const sha256hex = (s: string): string => createHash("sha256").update(s).digest("hex");
 const password = (): string => randomBytes(24).toString("base64url");
 
-function requireRoot(t: TestContext): boolean {
-    if (process.getuid?.() === 0) return true;
-    const msg = "needs root (runs servers as other users, mount namespaces)";
-    if (IN_CI) throw new Error(msg);
-    t.skip(msg);
-    return false;
-}
+const requireRoot = (t: TestContext): boolean => requireRootAs(t, "runs servers as other users, mount namespaces");
 
 /** Debian's PostgreSQL bin directory (the newest installed major), or a skip/fail like requireTool. */
 function requirePgBin(t: TestContext): string | undefined {

@@ -24,7 +24,7 @@ import {
     ufwRules,
 } from "../../components/render/firewall";
 import { prodConfig, prodWith } from "../fixtures";
-import { IN_CI, requireTool, run, RunResult, tmpDir, waitFor, which } from "../tools";
+import { requireTool, run, RunResult, tmpDir, waitFor, which, requireRoot as requireRootAs, requireTools } from "../tools";
 
 const prod = prodConfig();
 const prodScript = renderFirewall(prod);
@@ -34,17 +34,8 @@ const openConfig = parseConfigOrThrow(
 );
 const openScript = renderFirewall(openConfig);
 
-function requireRoot(t: TestContext): boolean {
-    if (process.getuid?.() === 0) return true;
-    const msg = "needs root (network and mount namespaces, iptables)";
-    if (IN_CI) throw new Error(msg);
-    t.skip(msg);
-    return false;
-}
+const requireRoot = (t: TestContext): boolean => requireRootAs(t, "network and mount namespaces, iptables");
 
-function requireTools(t: TestContext, ...bins: string[]): boolean {
-    return bins.every((b) => requireTool(t, b) !== undefined);
-}
 
 function writeTemp(dir: string, name: string, content: string): string {
     const p = path.join(dir, name);

@@ -25,15 +25,9 @@ import {
 import { renderSshd } from "../../components/render/sshd";
 import type { HostScript } from "../../components/render/types";
 import { prodConfig, prodWith } from "../fixtures";
-import { IN_CI, requireTool, run, RunResult, tmpDir, waitFor } from "../tools";
+import { IN_CI, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
 
-function requireRoot(t: TestContext): boolean {
-    if (process.getuid?.() === 0) return true;
-    const msg = "needs root (mount namespaces)";
-    if (IN_CI) throw new Error(msg);
-    t.skip(msg);
-    return false;
-}
+const requireRoot = (t: TestContext): boolean => requireRootAs(t, "mount namespaces");
 
 const step = (c: StackConfig, name: string): HostScript => {
     const s = renderHostBaseline(c).find((x) => x.name === name);

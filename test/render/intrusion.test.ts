@@ -30,7 +30,7 @@ import {
     renderIntrusion,
 } from "../../components/render/intrusion";
 import { prodConfig, prodWith } from "../fixtures";
-import { IN_CI, requireTool, run, RunResult, tmpDir } from "../tools";
+import { IN_CI, requireTool, run, RunResult, tmpDir, requireRoot as requireRootAs, requireTools } from "../tools";
 
 const prod = prodConfig(); // engine crowdsec, ignoreIps 203.0.113.0/24
 const withIntrusion = (over: Partial<StackConfig["intrusion"]>) => parseConfigOrThrow(prodWith({ intrusion: { ...prod.intrusion, ...over } }));
@@ -42,16 +42,7 @@ const ATTACKER = "192.0.2.10"; // TEST-NET-1: must be banned
 const SECOND_ATTACKER = "198.51.100.7"; // TEST-NET-2: same lines as the ignored one, must be banned
 const IGNORED = "203.0.113.50"; // inside intrusion.ignoreIps: must never be banned
 
-function requireRoot(t: TestContext): boolean {
-    if (process.getuid?.() === 0) return true;
-    const msg = "needs root (mount, network and PID namespaces, iptables)";
-    if (IN_CI) throw new Error(msg);
-    t.skip(msg);
-    return false;
-}
-function requireTools(t: TestContext, ...bins: string[]): boolean {
-    return bins.every((b) => requireTool(t, b) !== undefined);
-}
+const requireRoot = (t: TestContext): boolean => requireRootAs(t, "mount, network and PID namespaces, iptables");
 function out(r: RunResult): string {
     return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 }

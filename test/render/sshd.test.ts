@@ -12,7 +12,7 @@ import type { TestContext } from "node:test";
 import { parseConfigOrThrow, StackConfig } from "../../components/config";
 import { renderSshd, SSHD_DROPIN_PATH } from "../../components/render/sshd";
 import { makeKeyPair, prodConfig, prodWith } from "../fixtures";
-import { freePort, IN_CI, requireTool, run, RunResult, tmpDir, waitFor } from "../tools";
+import { freePort, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
 
 const DEBIAN_SSHD_CONFIG = "/usr/share/openssh/sshd_config"; // Debian's pristine main config (Include first)
 const DROPIN_NAME = path.basename(SSHD_DROPIN_PATH);
@@ -26,13 +26,7 @@ const SANDBOX_SETUP = 'mount --bind "$1" /etc/ssh && mount -t tmpfs -o mode=0755
 
 const SSH_CLIENT = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5"];
 
-function requireRoot(t: TestContext): boolean {
-    if (process.getuid?.() === 0) return true;
-    const msg = "needs root (useradd, sshd host keys, mount namespaces)";
-    if (IN_CI) throw new Error(msg);
-    t.skip(msg);
-    return false;
-}
+const requireRoot = (t: TestContext): boolean => requireRootAs(t, "useradd, sshd host keys, mount namespaces");
 
 function requireTools(t: TestContext, ...bins: string[]): boolean {
     if (!requireRoot(t)) return false;
