@@ -70,4 +70,5 @@ function main(): void {
     console.log(`\nNext: read ${path.relative(process.cwd(), out)}/steps/*.sh — these are the exact scripts a reviewer sees in \`pulumi preview\`.`);
 }
 
-main();
+// Only when run as a script: tests import hostScripts() without rendering anything.
+if (require.main === module) main();

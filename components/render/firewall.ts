@@ -1,4 +1,4 @@
-// Host perimeter: UFW (default deny in, allow out, deny routed; SSH limited; 80/443 open; app ports
+// Host perimeter: UFW (default deny in, allow out, deny routed; SSH from admin CIDRs or limited; 80/443 open; app ports
 // explicitly denied) and the same policy in Docker's DOCKER-USER chain.
 //
 // Source policies: RoboAgency "Firewall (UFW)" (deny incoming, allow outgoing, 22/80/443) and Story
@@ -204,11 +204,12 @@ export function renderFirewall(c: StackConfig): HostScript {
         { path: AFTER_RULES_PATH[4], content: block4, mode: "0640", owner: "root", group: "root" },
         { path: AFTER_RULES_PATH[6], content: block6, mode: "0640", owner: "root", group: "root" },
     ];
-    const ssh = c.admin.sourceIps.length ? `from ${c.admin.sourceIps.join(", ")}` : "from anywhere";
+    // Derived from the declared rules, so the summary can never disagree with them.
+    const ssh = [...new Set(sshRules(c).map((r) => (r.length > 2 ? `${r[0]} from ${r[2]}` : `${r[0]} from anywhere`)))].join(", ");
     return {
         name: "firewall",
         description:
-            `UFW: deny in/routed, allow out; SSH ${c.firewall.sshRateLimit ? "limit" : "allow"} ${ssh}; 80/443 open; ` +
+            `UFW: deny in/routed, allow out; SSH ${ssh}; 80/443 open; ` +
             `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: only new inbound to 80/443 reaches containers (block in after.rules/after6.rules)`,
         script,
         files,
