@@ -11,6 +11,12 @@ import { VPS_IMAGE, imageKey } from "./image";
 
 /** The user-defined network of the VPS; a second ("attacker") container on it reaches the VPS at `address`. */
 export const LAB_NETWORK = "citadel-lab";
+/**
+ * A fixed subnet, so a stack can name it: SSH from the operator's machine reaches the VPS through
+ * Docker's port proxy, i.e. from LAB_GATEWAY, which the local stack lists in citadel:admin.sourceIps.
+ */
+export const LAB_SUBNET = "172.30.99.0/24";
+export const LAB_GATEWAY = "172.30.99.1";
 const VPS_LABEL = "org.citadel.vps";
 const BOOT_TIMEOUT_MS = 90_000;
 
@@ -73,7 +79,7 @@ export function containerState(name: string): string | undefined {
 
 export function ensureLabNetwork(): void {
     if (run("docker", ["network", "inspect", LAB_NETWORK], { timeout: 30_000 }).code === 0) return;
-    const r = run("docker", ["network", "create", "--driver", "bridge", "--label", `${VPS_LABEL}=1`, LAB_NETWORK], { timeout: 30_000 });
+    const r = run("docker", ["network", "create", "--driver", "bridge", "--subnet", LAB_SUBNET, "--gateway", LAB_GATEWAY, "--label", `${VPS_LABEL}=1`, LAB_NETWORK], { timeout: 30_000 });
     // Another process may have created it in between.
     if (r.code !== 0 && run("docker", ["network", "inspect", LAB_NETWORK]).code !== 0) throw new Error(`citadel: vps: cannot create network ${LAB_NETWORK}: ${r.stderr}`);
 }

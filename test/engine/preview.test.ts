@@ -71,7 +71,7 @@ describe("engine: real pulumi preview of the prod example", { skip }, () => {
     });
 
     it("leaks no key material or token into its JSON", () => {
-        const key = fs.readFileSync(path.join(ROOT, ".cache", "preview", "prod", "operator_key"), "utf8");
+        const key = fs.readFileSync(path.join(ROOT, ".cache", "preview", "operator_key"), "utf8");
         const body = key.split("\n").filter((l) => l && !l.startsWith("-----"));
         for (const line of body) assert.ok(!raw.includes(line), "a line of the operator's private key is in the preview");
         assert.ok(!raw.includes("PRIVATE KEY"), "private key armour in the preview");

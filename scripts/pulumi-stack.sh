@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs the real Pulumi engine (engine/build.sh) on one stack from a scratch copy of the project, so
+# `pulumi stack init` / `config set` never edit the repo's Pulumi.<stack>.yaml:
+#
+#   scripts/pulumi-stack.sh [--fresh] [--set citadel:key=VALUE]... [--secret key=VALUE]... STACK -- PULUMI-ARGS...
+#
+# --fresh    start from an empty backend (previews); otherwise the stack's state persists in
+#            .cache/state (the local VPS stack: a second `up` must find the first one's state).
+# --set      `pulumi config set --path` on the scratch copy (values from the caller, e.g. the VPS's
+#            host key); --secret does the same with --secret.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+fresh=0
+sets=()
+secrets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --fresh) fresh=1; shift ;;
+    --set) sets+=("$2"); shift 2 ;;
+    --secret) secrets+=("$2"); shift 2 ;;
+    --) shift; break ;;
+    -*) echo "citadel: pulumi-stack: unknown option $1" >&2; exit 2 ;;
+    *) stack=$1; shift ;;
+  esac
+done
+: "${stack:?usage: pulumi-stack.sh [--fresh] [--set k=v]... STACK -- PULUMI-ARGS...}"
+
+if [ ! -x "$root/.cache/engine/bin/pulumi" ]; then
+  echo "citadel: the Pulumi engine is not built; run: bash engine/build.sh" >&2
+  exit 1
+fi
+# shellcheck source=engine/env.sh disable=SC1091
+source "$root/engine/env.sh"
+state="$root/.cache/state"
+[ "$fresh" = 1 ] && state="$root/.cache/state-$stack-fresh" && rm -rf "$state"
+mkdir -p "$state"
+export PULUMI_BACKEND_URL="file://$state"
+
+work="$root/.cache/stacks/$stack"
+rm -rf "$work"
+mkdir -p "$work"
+for f in index.ts components templates images node_modules package.json tsconfig.json; do
+  ln -s "$root/$f" "$work/$f"
+done
+cp "$root/Pulumi.yaml" "$work/Pulumi.yaml"
+cp "$root/Pulumi.$stack.yaml" "$work/Pulumi.$stack.yaml"
+# Keep the salt of an existing stack's secrets (it lives in the stack file the scratch copy replaces).
+[ -f "$state/salt-$stack" ] && printf 'encryptionsalt: %s\n' "$(cat "$state/salt-$stack")" >> "$work/Pulumi.$stack.yaml"
+
+cd "$work"
+if ! pulumi stack select "$stack" >/dev/null 2>&1; then
+  pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
+fi
+sed -n 's/^encryptionsalt: //p' "Pulumi.$stack.yaml" > "$state/salt-$stack"
+for kv in "${sets[@]}"; do
+  pulumi config set --stack "$stack" --path "${kv%%=*}" "${kv#*=}"
+done
+for kv in "${secrets[@]}"; do
+  pulumi config set --stack "$stack" --secret --path "${kv%%=*}" "${kv#*=}"
+done
+pulumi "$@" --stack "$stack"
