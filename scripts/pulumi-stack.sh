@@ -6,16 +6,20 @@
 #
 # --fresh    start from an empty backend (previews); otherwise the stack's state persists in
 #            .cache/state (the local VPS stack: a second `up` must find the first one's state).
+# --reset    forget the stack's state first (the local VPS was re-created: the old state describes
+#            a host that no longer exists).
 # --set      `pulumi config set --path` on the scratch copy (values from the caller, e.g. the VPS's
 #            host key); --secret does the same with --secret.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fresh=0
+reset=0
 sets=()
 secrets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --fresh) fresh=1; shift ;;
+    --reset) reset=1; shift ;;
     --set) sets+=("$2"); shift 2 ;;
     --secret) secrets+=("$2"); shift 2 ;;
     --) shift; break ;;
@@ -48,6 +52,11 @@ cp "$root/Pulumi.$stack.yaml" "$work/Pulumi.$stack.yaml"
 [ -f "$state/salt-$stack" ] && printf 'encryptionsalt: %s\n' "$(cat "$state/salt-$stack")" >> "$work/Pulumi.$stack.yaml"
 
 cd "$work"
+if [ "$reset" = 1 ] && pulumi stack select "$stack" >/dev/null 2>&1; then
+  pulumi stack rm --yes --force --preserve-config "$stack" >/dev/null
+  rm -f "$state/salt-$stack"
+  cp "$root/Pulumi.$stack.yaml" "Pulumi.$stack.yaml"
+fi
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then
   pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
 fi

@@ -1,13 +1,12 @@
 // The local VPS for humans:  npx tsx vps/cli.ts <up|down|status|build|load> [options]
 // Progress goes to stderr ("[vps] ..."); `up` and `status` print the VPS info as JSON on stdout.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { parseConfigOrThrow, rawFromObject } from "../components/config";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { rawStackConfig } from "../components/stackfile";
-import { CACHE_DIR, REPO_ROOT, ensureCacheDir, progress, run } from "./common";
+import { HARNESS_KEY, REPO_ROOT, ensureCacheDir, harnessKey, progress, run } from "./common";
 import { DOCKERD_LOG, dockerReady, ensureDockerd, ourDockerdPid, stopDockerd } from "./dockerd";
 import { BASE_IMAGE, VPS_IMAGE, baseKey, ensureVpsImage, imageKey, renderVpsSources, vpsKey } from "./image";
 import { LAB_NETWORK, VpsInfo, knownHostsLine, loadImages, startVps, stopVps, vpsDir, vpsInfo } from "./vps";
@@ -24,18 +23,6 @@ const USAGE = `usage: npx tsx vps/cli.ts <command> [options]
   status  dockerd, images and the VPS
   build   only build (or load from the cache) the images
   load    IMAGE...  copy images from this machine's engine into the VPS's engine (--name NAME)`;
-
-const HARNESS_KEY = path.join(CACHE_DIR, "ssh", "id_ed25519");
-
-/** The harness's own admin key pair (never a key of the operator's). */
-function harnessKey(): string {
-    if (!fs.existsSync(HARNESS_KEY)) {
-        fs.mkdirSync(path.dirname(HARNESS_KEY), { recursive: true, mode: 0o700 });
-        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "citadel-local-vps", "-f", HARNESS_KEY]);
-        progress(`created the harness SSH key ${HARNESS_KEY}`);
-    }
-    return `${HARNESS_KEY}.pub`;
-}
 
 /** The user-data the hcloud target would render for this stack, with the admin key swapped in. */
 function stackUserData(stack: string, publicKeyFile: string): { userData: string; adminUser: string } {

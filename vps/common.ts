@@ -1,6 +1,6 @@
 // Shared helpers of the local VPS harness: paths under the ignored cache dir, running programs,
 // progress lines.
-import { spawn, spawnSync, SpawnSyncOptions } from "node:child_process";
+import { execFileSync, spawn, spawnSync, SpawnSyncOptions } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -166,4 +166,17 @@ export async function withCacheLock<T>(name: string, fn: () => Promise<T>, waitM
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }
+}
+
+/** The harness's own admin key (never a key of the operator's), created once. */
+export const HARNESS_KEY = path.join(CACHE_DIR, "ssh", "id_ed25519");
+
+/** Creates the harness key pair if needed; returns the public key file. */
+export function harnessKey(): string {
+    if (!fs.existsSync(HARNESS_KEY)) {
+        fs.mkdirSync(path.dirname(HARNESS_KEY), { recursive: true, mode: 0o700 });
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "citadel-local-vps", "-f", HARNESS_KEY]);
+        progress(`created the harness SSH key ${HARNESS_KEY}`);
+    }
+    return `${HARNESS_KEY}.pub`;
 }

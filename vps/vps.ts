@@ -78,7 +78,13 @@ export function containerState(name: string): string | undefined {
 }
 
 export function ensureLabNetwork(): void {
-    if (run("docker", ["network", "inspect", LAB_NETWORK], { timeout: 30_000 }).code === 0) return;
+    const have = run("docker", ["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", LAB_NETWORK], { timeout: 30_000 });
+    if (have.code === 0 && have.stdout.trim() === LAB_SUBNET) return;
+    // An older lab network with another subnet: replace it (Docker refuses while containers use it).
+    if (have.code === 0) {
+        const rm = run("docker", ["network", "rm", LAB_NETWORK], { timeout: 30_000 });
+        if (rm.code !== 0) throw new Error(`citadel: vps: ${LAB_NETWORK} has subnet ${have.stdout.trim()}, not ${LAB_SUBNET}, and cannot be replaced while in use: ${rm.stderr.trim()}`);
+    }
     const r = run("docker", ["network", "create", "--driver", "bridge", "--subnet", LAB_SUBNET, "--gateway", LAB_GATEWAY, "--label", `${VPS_LABEL}=1`, LAB_NETWORK], { timeout: 30_000 });
     // Another process may have created it in between.
     if (r.code !== 0 && run("docker", ["network", "inspect", LAB_NETWORK]).code !== 0) throw new Error(`citadel: vps: cannot create network ${LAB_NETWORK}: ${r.stderr}`);

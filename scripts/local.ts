@@ -1,0 +1,138 @@
+// `npm start`: the whole posture converged onto a throwaway VPS on this machine, with the real
+// Pulumi engine and no cloud account. `npm run local:down` destroys the stack and removes the VPS.
+//
+//   1. Docker engine (started if not running)     4. the stack's images loaded into the VPS's engine
+//   2. VPS image and stack images (cached)        5. `pulumi up --stack local` (scratch copy of the project)
+//   3. the VPS booted by cloud-init with the      6. what to try, and where the logs are
+//      user-data the hcloud target renders
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { spawn } from "node:child_process";
+import { parseConfigOrThrow, rawFromObject, StackConfig } from "../components/config";
+import { renderCloudInit } from "../components/render/cloudinit";
+import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
+import { buildLocalImages } from "../images/build-local";
+import { ensureDockerd } from "../vps/dockerd";
+import { ensureVpsImage } from "../vps/image";
+import { harnessKey, HARNESS_KEY } from "../vps/common";
+import { loadImages, startVps, stopVps, VpsInfo } from "../vps/vps";
+
+export const LOCAL_VPS = "citadel-local";
+export const LOCAL_SSH_PORT = 2222;
+export const LOCAL_HTTP_PORT = 8080;
+export const LOCAL_HTTPS_PORT = 8443;
+const LOG_DIR = path.join(REPO_ROOT, ".cache", "local");
+
+function say(msg: string): void {
+    process.stderr.write(`[citadel] ${msg}\n`);
+}
+
+/** The local stack's config as `pulumi up` will see it, with the harness key swapped in. */
+export function localConfig(publicKey: string): StackConfig {
+    const raw = rawStackConfig("local");
+    const admin = JSON.parse(raw["citadel:admin"]);
+    return parseConfigOrThrow({ ...raw, ...rawFromObject({ admin: { ...admin, sshPublicKeys: [publicKey] } }) });
+}
+
+export function stackImages(c: StackConfig): string[] {
+    return [c.gateway.image, ...(c.postgres.enabled ? [c.postgres.image] : []), ...(c.redis.enabled ? [c.redis.image] : []), ...c.apps.map((a) => a.image)];
+}
+
+/** Runs the engine on the local stack; output goes to the terminal and to a log file. */
+export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], logName: string, reset = false): Promise<number> {
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    const log = path.join(LOG_DIR, logName);
+    const sets = [
+        `citadel:existing.port=${info.sshPort}`,
+        `citadel:existing.hostKey=${info.hostKey}`,
+        `citadel:admin.sshPublicKeys[0]=${publicKey}`,
+        `citadel:admin.privateKeyPath=${HARNESS_KEY}`,
+    ].flatMap((kv) => ["--set", kv]);
+    const env = { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only" };
+    return new Promise((resolve) => {
+        const out = fs.createWriteStream(log);
+        const child = spawn("bash", [path.join(REPO_ROOT, "scripts", "pulumi-stack.sh"), ...(reset ? ["--reset"] : []), ...sets, "local", "--", ...args], {
+            env,
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        for (const s of [child.stdout, child.stderr]) {
+            s.on("data", (d) => {
+                out.write(d);
+                if (!process.env.CITADEL_QUIET) process.stderr.write(d);
+            });
+        }
+        child.on("close", (code) => {
+            out.end();
+            resolve(code ?? 1);
+        });
+    });
+}
+
+export async function up(): Promise<{ info: VpsInfo; config: StackConfig; seconds: Record<string, number> }> {
+    const seconds: Record<string, number> = {};
+    const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+        const t = Date.now();
+        const r = await fn();
+        seconds[name] = Math.round((Date.now() - t) / 100) / 10;
+        return r;
+    };
+    say("1/5 Docker engine");
+    await timed("docker", () => ensureDockerd());
+    say("2/5 images: VPS (Debian 12 + systemd + cloud-init) and the stack's (Caddy + rate limit, Postgres, Redis, demo app)");
+    await timed("vpsImage", () => ensureVpsImage());
+    await timed("stackImages", () => buildLocalImages());
+    const publicKey = fs.readFileSync(harnessKey(), "utf8").trim();
+    const config = localConfig(publicKey);
+    say("3/5 booting the VPS with the user-data the hcloud target renders");
+    const info = await timed("boot", () =>
+        startVps({ name: LOCAL_VPS, userData: renderCloudInit(config), sshPort: LOCAL_SSH_PORT, httpPort: LOCAL_HTTP_PORT, httpsPort: LOCAL_HTTPS_PORT }),
+    );
+    say("4/5 loading the stack's images into the VPS's Docker engine");
+    await timed("loadImages", () => loadImages(LOCAL_VPS, stackImages(config)));
+    // A re-created VPS has a new host key: the stack's old state describes a host that is gone.
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    const keyFile = path.join(LOG_DIR, "host-key");
+    const reset = !fs.existsSync(keyFile) || fs.readFileSync(keyFile, "utf8") !== info.hostKey;
+    say(`5/5 pulumi up --stack local (the real engine${reset ? ", new VPS: fresh state" : ""}; log: .cache/local/up.log)`);
+    const code = await timed("up", () => pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "up.log", reset));
+    fs.writeFileSync(keyFile, info.hostKey);
+    if (code !== 0) throw new Error(`pulumi up failed (exit ${code}); see .cache/local/up.log`);
+    return { info, config, seconds };
+}
+
+export async function down(): Promise<void> {
+    const publicKey = fs.existsSync(`${HARNESS_KEY}.pub`) ? fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim() : "";
+    const { vpsInfo } = await import("../vps/vps");
+    const info = vpsInfo(LOCAL_VPS);
+    if (info && publicKey) {
+        say("pulumi destroy --stack local");
+        const code = await pulumiLocal(info, publicKey, ["destroy", "--yes", "--non-interactive", "--skip-preview"], "destroy.log");
+        if (code !== 0) say(`pulumi destroy failed (exit ${code}); see .cache/local/destroy.log — removing the VPS anyway`);
+    }
+    say(`removing the VPS ${LOCAL_VPS}`);
+    await stopVps(LOCAL_VPS);
+}
+
+async function main(): Promise<void> {
+    if (process.argv.includes("down")) {
+        await down();
+        return;
+    }
+    const { info, config, seconds } = await up();
+    const host = config.sites[0]?.host;
+    console.log(`
+Citadel converged onto the local VPS ${LOCAL_VPS} in ${Object.values(seconds).reduce((a, b) => a + b, 0).toFixed(1)} s (${Object.entries(seconds).map(([k, v]) => `${k} ${v}s`).join(", ")}).
+
+  ssh      ssh -i ${path.relative(process.cwd(), HARNESS_KEY)} -p ${info.sshPort} ${config.admin.user}@127.0.0.1   (host key pinned: ${info.hostKey.slice(0, 40)}...)
+  site     curl --cacert .cache/local/root.crt --resolve ${host}:${LOCAL_HTTPS_PORT}:127.0.0.1 https://${host}:${LOCAL_HTTPS_PORT}/
+  stack    bash scripts/pulumi-stack.sh local -- stack output   (state in .cache/state)
+  down     npm run local:down
+`);
+}
+
+if (require.main === module) {
+    main().catch((e) => {
+        say(`failed: ${(e as Error).message}`);
+        process.exit(1);
+    });
+}
