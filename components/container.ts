@@ -28,6 +28,11 @@ export function memoryMb(size: string): number {
     }
 }
 
+/** 1 → "1.0", 0.5 → "0.5": the form Docker reports back, so a second `pulumi up` sees no change. */
+export function dockerCpus(n: number): string {
+    return Number.isInteger(n) ? n.toFixed(1) : String(n);
+}
+
 export function uidOf(user: string): number {
     return Number(user.split(":")[0]);
 }
@@ -47,7 +52,7 @@ export function hardenedContainerArgs(spec: HardeningSpec): Partial<docker.Conta
         capabilities: { drops: ["ALL"], adds: spec.capAdd ?? [] },
         memory: mb,
         memorySwap: mb,
-        cpus: String(spec.resources.cpus),
+        cpus: dockerCpus(spec.resources.cpus),
         tmpfs: Object.fromEntries(spec.tmpfs.map((p) => [p, "rw,noexec,nosuid,nodev,size=64m"])),
         logDriver: "json-file",
         logOpts: { "max-size": spec.logs.logMaxSize, "max-file": String(spec.logs.logMaxFile) },

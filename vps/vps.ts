@@ -316,7 +316,17 @@ export async function loadImages(name: string, images: string[]): Promise<void> 
     if (images.length === 0) return;
     await startInnerDocker(name);
     const t0 = Date.now();
-    progress(`loading ${images.length} image(s) into ${name}: ${images.join(", ")}`);
-    runOk("bash", ["-c", 'set -euo pipefail; vps=$1; shift; docker save -- "$@" | docker exec -i "$vps" docker load', "load", name, ...images], { timeout: 15 * 60_000 });
+    // Only what the VPS lacks or has in another build (same tag, different image ID).
+    const missing = images.filter((img) => {
+        const local = run("docker", ["image", "inspect", "--format", "{{.Id}}", img], { timeout: 30_000 }).stdout.trim();
+        const inVps = run("docker", ["exec", name, "docker", "image", "inspect", "--format", "{{.Id}}", img], { timeout: 30_000 }).stdout.trim();
+        return !local || local !== inVps;
+    });
+    if (missing.length === 0) {
+        progress(`${name} already has ${images.join(", ")}`);
+        return;
+    }
+    progress(`loading ${missing.length} image(s) into ${name}: ${missing.join(", ")}`);
+    runOk("bash", ["-c", 'set -euo pipefail; vps=$1; shift; docker save -- "$@" | docker exec -i "$vps" docker load', "load", name, ...missing], { timeout: 15 * 60_000 });
     progress(`loaded into ${name} (${seconds(t0)} s)`);
 }

@@ -185,6 +185,8 @@ describe("stack: prod example (target hcloud)", () => {
             assert.deepEqual(i.capabilities.drops, ["ALL"]);
             assert.ok(i.memory > 0 && i.memorySwap === i.memory, `${c.name}: memory limit`);
             assert.ok(Number(i.cpus) > 0, `${c.name}: cpu limit`);
+            // Docker reads "1" back as "1.0": anything else shows as drift on every `pulumi up`.
+            assert.match(i.cpus, /^\d+\.\d+$/, `${c.name}: cpus in Docker's own form`);
             assert.equal(i.logDriver, "json-file");
             assert.ok(i.logOpts["max-size"] && i.logOpts["max-file"]);
             assert.ok(i.healthcheck || c.name === "web", `${c.name}: no healthcheck`);
