@@ -19,7 +19,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { CADDY_IMAGE_TAG } from "../components/render/caddy";
-import { REPO_ROOT, removeCacheTree, run, runLogged, seconds, tailFile, withCacheLock } from "../vps/common";
+import { REPO_ROOT, run, runLogged, seconds, tailFile, withCacheLock } from "../vps/common";
 import { ensureDockerd } from "../vps/dockerd";
 import { BASE_IMAGE, ensureBaseImage, renderVpsSources } from "../vps/image";
 
@@ -209,9 +209,15 @@ async function saveArchive(spec: ImageSpec, key: string): Promise<void> {
     progress(`${spec.tag}: cached as ${path.relative(REPO_ROOT, archive)} (${Math.round(fs.statSync(archive).size / 2 ** 20)} MiB, ${seconds(t0)} s)`);
 }
 
+/** Deletes a build context of ours (plain files, strictly inside IMAGES_CACHE_DIR). */
+function removeContext(dir: string): void {
+    if (!path.resolve(dir).startsWith(path.resolve(IMAGES_CACHE_DIR) + path.sep)) throw new Error(`citadel: images: refusing to remove ${dir}`);
+    fs.rmSync(dir, { recursive: true, force: true });
+}
+
 async function build(spec: ImageSpec, key: string, aptSources: string): Promise<void> {
     const ctx = path.join(IMAGES_CACHE_DIR, `ctx-${spec.name}-${process.pid}`);
-    removeCacheTree(ctx);
+    removeContext(ctx);
     fs.mkdirSync(ctx, { recursive: true });
     try {
         for (const f of await spec.prepare()) {
@@ -225,7 +231,7 @@ async function build(spec: ImageSpec, key: string, aptSources: string): Promise<
         const code = await runLogged("nice", [...args, ctx], IMAGES_BUILD_LOG, 30 * 60_000);
         if (code !== 0) throw new Error(`citadel: images: docker build of ${spec.tag} failed (exit ${code}); see ${IMAGES_BUILD_LOG}. Last lines:\n${tailFile(IMAGES_BUILD_LOG, 20)}`);
     } finally {
-        removeCacheTree(ctx);
+        removeContext(ctx);
     }
 }
 

@@ -10,5 +10,5 @@ echo "[test] type-check"
 node_modules/.bin/tsc --noEmit -p .
 echo "[test] node --test"
 shopt -s nullglob
-files=(test/unit/*.test.ts test/render/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/e2e/*.test.ts)
+files=(test/unit/*.test.ts test/render/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/images/*.test.ts test/e2e/*.test.ts)
 exec node_modules/.bin/tsx --test --test-reporter=spec "${files[@]}"

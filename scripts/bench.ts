@@ -1,0 +1,67 @@
+// `npm run bench`: first converge vs no-op `pulumi up` on the local VPS, measured side by side in one
+// run, plus the SSH sessions each opens. Prints its figures; targets (issue #4, 2 cores): first
+// converge of the full posture ≤ 180 s, no-op up ≤ 15 s with 0 changes. A miss is a finding, not a failure.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { renderCloudInit } from "../components/render/cloudinit";
+import { REPO_ROOT } from "../components/stackfile";
+import { buildLocalImages } from "../images/build-local";
+import { harnessKey } from "../vps/common";
+import { ensureDockerd } from "../vps/dockerd";
+import { ensureVpsImage } from "../vps/image";
+import { loadImages, startVps, stopVps } from "../vps/vps";
+import { down, LOCAL_HTTP_PORT, LOCAL_HTTPS_PORT, LOCAL_SSH_PORT, LOCAL_VPS, localConfig, pulumiLocal, stackImages } from "./local";
+import { run } from "../test/tools";
+
+/** sshd's count of accepted logins on the VPS so far (every remote step and Docker-over-SSH dial). */
+function sshSessions(): number {
+    const r = run("docker", ["exec", LOCAL_VPS, "journalctl", "-u", "ssh", "--no-pager", "-o", "cat"]);
+    return r.stdout.split("\n").filter((l) => l.startsWith("Accepted publickey")).length;
+}
+
+function changes(log: string): string {
+    const text = fs.readFileSync(path.join(REPO_ROOT, ".cache", "local", log), "utf8");
+    const m = /Resources:\n([\s\S]*?)\n\n/.exec(text);
+    return m ? m[1].replace(/\s+/g, " ").trim() : "?";
+}
+
+async function main(): Promise<void> {
+    process.env.CITADEL_QUIET = "1";
+    await ensureDockerd();
+    await ensureVpsImage();
+    await buildLocalImages();
+    const publicKey = fs.readFileSync(harnessKey(), "utf8").trim();
+    const config = localConfig(publicKey);
+    // A fresh VPS: the first converge starts from a just-booted server, images loaded (not counted).
+    await stopVps(LOCAL_VPS);
+    const t0 = Date.now();
+    const info = await startVps({ name: LOCAL_VPS, userData: renderCloudInit(config), sshPort: LOCAL_SSH_PORT, httpPort: LOCAL_HTTP_PORT, httpsPort: LOCAL_HTTPS_PORT });
+    const boot = (Date.now() - t0) / 1000;
+    await loadImages(LOCAL_VPS, stackImages(config));
+
+    const s0 = sshSessions();
+    let t = Date.now();
+    const first = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-first.log", true);
+    const firstS = (Date.now() - t) / 1000;
+    const s1 = sshSessions();
+    t = Date.now();
+    const noop = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-noop.log");
+    const noopS = (Date.now() - t) / 1000;
+    const s2 = sshSessions();
+    fs.writeFileSync(path.join(REPO_ROOT, ".cache", "local", "host-key"), info.hostKey);
+
+    const row = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
+    console.log("\nCitadel bench (local VPS, real engine; one run, side by side)");
+    row("VPS boot to SSH (not counted)", `${boot.toFixed(1)} s`);
+    row("first converge, full posture (pulumi up)", `${firstS.toFixed(1)} s  exit ${first}  [${changes("bench-first.log")}]  target ≤ 180 s`);
+    row("no-op pulumi up", `${noopS.toFixed(1)} s  exit ${noop}  [${changes("bench-noop.log")}]  target ≤ 15 s`);
+    row("ratio first / no-op", `${(firstS / noopS).toFixed(1)}×`);
+    row("SSH sessions: first converge", String(s1 - s0));
+    row("SSH sessions: no-op up", String(s2 - s1));
+    if (!process.argv.includes("--keep")) await down();
+}
+
+main().catch((e) => {
+    console.error(`bench failed: ${(e as Error).message}`);
+    process.exit(1);
+});
