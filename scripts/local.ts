@@ -17,10 +17,11 @@ import { ensureVpsImage } from "../vps/image";
 import { harnessKey, HARNESS_KEY } from "../vps/common";
 import { loadImages, startVps, stopVps, VpsInfo } from "../vps/vps";
 
-export const LOCAL_VPS = "citadel-local";
-export const LOCAL_SSH_PORT = 2222;
-export const LOCAL_HTTP_PORT = 8080;
-export const LOCAL_HTTPS_PORT = 8443;
+// Overridable so two checkouts (or a test beside a demo) can each run their own VPS.
+export const LOCAL_VPS = process.env.CITADEL_VPS_NAME ?? "citadel-local";
+export const LOCAL_SSH_PORT = Number(process.env.CITADEL_SSH_PORT ?? 2222);
+export const LOCAL_HTTP_PORT = Number(process.env.CITADEL_HTTP_PORT ?? 8080);
+export const LOCAL_HTTPS_PORT = Number(process.env.CITADEL_HTTPS_PORT ?? 8443);
 const LOG_DIR = path.join(REPO_ROOT, ".cache", "local");
 
 function say(msg: string): void {
