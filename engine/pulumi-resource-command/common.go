@@ -91,9 +91,20 @@ func runCommand(ctx context.Context, run runner, command string, args CommonArgs
 		Stderr: strings.TrimSuffix(errBuf.String(), "\n"),
 	}
 	if runErr != nil {
-		return res, fmt.Errorf("%w: running %q:\nStdout:\n%s\nStderr:\n%s", runErr, command, res.Stdout, res.Stderr)
+		return res, fmt.Errorf("%w: running %q:\nStdout:\n%s\nStderr:\n%s", runErr, commandSummary(command), res.Stdout, res.Stderr)
 	}
 	return res, nil
+}
+
+// commandSummary shortens a long (multi-line) command for error messages: the whole script is in
+// the resource's inputs already, and repeating hundreds of lines buries the stderr that says what
+// went wrong.
+func commandSummary(command string) string {
+	lines := strings.Split(command, "\n")
+	if len(lines) <= 3 {
+		return command
+	}
+	return strings.Join(lines[:3], "\n") + fmt.Sprintf("\n... (%d more lines)", len(lines)-3)
 }
 
 // previousOutputEnv is what upstream exposes to update and delete commands.
