@@ -127,6 +127,7 @@ except Exception as e:
         assert.equal(res.headers["referrer-policy"], "strict-origin-when-cross-origin");
         assert.match(res.headers["permissions-policy"], /camera=\(\)/);
         assert.equal(res.headers["server"], undefined);
+        assert.equal(res.headers["via"], undefined, "Via names the proxy software");
         const redirect = run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", `Host: ${host}`, `http://127.0.0.1:${info.httpPort}/x?y=1`]);
         assert.equal(redirect.stdout, `308 https://${host}/x?y=1`);
     });

@@ -514,6 +514,7 @@ describe("Caddy on loopback", () => {
             assert.equal(h["permissions-policy"], c.gateway.permissionsPolicy);
             assert.equal(h["cross-origin-opener-policy"], "same-origin");
             assert.equal(h["server"], undefined, "no Server header (neither Caddy's nor the app's)");
+            assert.equal(h["via"], undefined, "no Via header naming the proxy");
             assert.equal(h["x-powered-by"], undefined);
             // The app saw the real client and the original host.
             const last = seen[seen.length - 1];
