@@ -120,7 +120,8 @@ export function imageError(v: string): string | undefined {
 const UNIX_NAME_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 const DNS_LABEL_RE = /^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/;
 const ENV_NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
-const SECRET_LOOKING_RE = /(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)/i;
+/** Env names that look like secrets: refused as plain env here, flagged on live containers by the audit. */
+export const SECRET_LOOKING_RE = /(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)/i;
 const DURATION_RE = /^[1-9][0-9]*(ms|s|m|h)$/;
 const MEMORY_RE = /^[1-9][0-9]*[kmg]$/;
 const UID_GID_RE = /^([1-9][0-9]{0,9}):([1-9][0-9]{0,9})$/;

@@ -120,6 +120,10 @@ async function main(): Promise<void> {
         return;
     }
     const { info, config, seconds } = await up();
+    say("audit: the source policies' checklists against the live VPS (npm run audit -- --stack local)");
+    const { auditLocal } = await import("../audit/local");
+    const { text } = await auditLocal();
+    console.log(text);
     const host = config.sites[0]?.host;
     console.log(`
 Citadel converged onto the local VPS ${LOCAL_VPS} in ${Object.values(seconds).reduce((a, b) => a + b, 0).toFixed(1)} s (${Object.entries(seconds).map(([k, v]) => `${k} ${v}s`).join(", ")}).

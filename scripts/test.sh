@@ -11,4 +11,5 @@ node_modules/.bin/tsc --noEmit -p .
 echo "[test] node --test"
 shopt -s nullglob
 files=(test/unit/*.test.ts test/render/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/images/*.test.ts test/e2e/*.test.ts)
-exec node_modules/.bin/tsx --test --test-reporter=spec "${files[@]}"
+# One file at a time: the e2e files share the local stack's state and the lab network.
+exec node_modules/.bin/tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

@@ -1,0 +1,472 @@
+// Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
+// the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
+import { SECRET_LOOKING_RE, type StackConfig } from "../components/config";
+import { appContainerName } from "../components/apps";
+import { memoryMb, uidOf } from "../components/container";
+import { GATEWAY_UID, CADDY_LOG_DIR_HOST } from "../components/render/caddy";
+import { DATA_UID, POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
+import { dockerUserBlock, ufwRules } from "../components/render/firewall";
+import { sshdExpectedEffective } from "../components/render/sshd";
+import { SECRETS_DIR } from "../components/host-step";
+import { GATEWAY_CONTAINER } from "../components/gateway";
+import { AuditTarget, CheckDef, CommandResult, Drift, fromDrift, skip, Verdict } from "./types";
+
+/** A command that must work; its failure is itself the finding. */
+function must(t: AuditTarget, cmd: string, timeoutMs?: number): string {
+    const r = t.inside.sh(cmd, { timeoutMs });
+    if (r.code !== 0) throw new Error(`\`${cmd.slice(0, 80)}\` failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-300)}`);
+    return r.stdout;
+}
+
+const inSshd: CheckDef = {
+    id: "in-sshd",
+    title: "sshd -T shows every declared setting (keys only, no root, limits, algorithms)",
+    group: "inside",
+    run(t) {
+        // -C gives a connection context so Match blocks are applied as for a real client.
+        const out = must(t, `sudo -n sshd -T -C user=${t.config.admin.user},host=audit.invalid,addr=203.0.113.9`);
+        const live = new Map(out.split("\n").map((l) => l.trim().toLowerCase()).filter(Boolean).map((l) => [l.split(" ")[0], l] as const));
+        const all = new Set(out.split("\n").map((l) => l.trim().toLowerCase()));
+        const drift: Drift[] = [];
+        for (const want of sshdExpectedEffective(t.config)) {
+            const w = want.toLowerCase();
+            if (all.has(w)) continue;
+            drift.push({ what: w.split(" ")[0], expected: w, actual: live.get(w.split(" ")[0]) ?? "(not set)" });
+        }
+        return fromDrift(drift, `${sshdExpectedEffective(t.config).length} settings as declared`);
+    },
+};
+
+const inUfw: CheckDef = {
+    id: "in-ufw",
+    title: "UFW active, default deny incoming, rules exactly as declared",
+    group: "inside",
+    run(t) {
+        const status = must(t, "sudo -n ufw status verbose");
+        const added = must(t, "sudo -n ufw show added");
+        const drift: Drift[] = [];
+        if (!/^Status: active/m.test(status)) drift.push({ what: "ufw", expected: "Status: active", actual: status.split("\n")[0] });
+        const defaults = /^Default: (.*)$/m.exec(status)?.[1] ?? "(none)";
+        if (!/deny \(incoming\)/.test(defaults)) drift.push({ what: "ufw default", expected: "deny (incoming)", actual: defaults });
+        const live = added.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("ufw "));
+        const declared = ufwRules(t.config).map((r) => `ufw ${r.join(" ")}`);
+        for (const d of declared) if (!live.includes(d)) drift.push({ what: "ufw rule", expected: d, actual: "(missing)" });
+        for (const l of live) if (!declared.includes(l)) drift.push({ what: "ufw rule", expected: "(not declared)", actual: l });
+        return fromDrift(drift, `active, ${defaults}; ${live.length} rules as declared`);
+    },
+};
+
+const inDockerUser: CheckDef = {
+    id: "in-docker-user",
+    title: "DOCKER-USER carries the declared block (published ports other than 80/443 dropped)",
+    group: "inside",
+    run(t) {
+        const extIf = must(t, "ip route show default | awk '{for(i=1;i<=NF;i++) if($i==\"dev\"){print $(i+1); exit}}'").trim();
+        const live = must(t, "sudo -n iptables -S DOCKER-USER").split("\n").map((l) => l.trim());
+        const declared = dockerUserBlock(4, extIf)
+            .split("\n")
+            .filter((l) => l.startsWith("-A DOCKER-USER"));
+        const drift: Drift[] = declared.filter((d) => !live.includes(d)).map((d) => ({ what: "DOCKER-USER rule", expected: d, actual: "(missing)" }));
+        return fromDrift(drift, `${declared.length} declared rules present (external interface ${extIf})`);
+    },
+};
+
+const inIntrusion: CheckDef = {
+    id: "in-intrusion",
+    title: "intrusion engine running with its sources (sshd journal, Caddy log) and its firewall bouncer",
+    group: "inside",
+    run(t) {
+        const drift: Drift[] = [];
+        if (t.config.intrusion.engine === "fail2ban") {
+            const st = t.inside.sh("sudo -n fail2ban-client status");
+            if (st.code !== 0) return { result: "fail", evidence: "fail2ban-client status failed", drift: [{ what: "fail2ban", expected: "running", actual: (st.stderr || st.stdout).trim().slice(0, 200) }] };
+            const jails = /Jail list:\s*(.*)/.exec(st.stdout)?.[1] ?? "";
+            if (!/\bsshd\b/.test(jails)) drift.push({ what: "fail2ban jails", expected: "sshd", actual: jails });
+            return fromDrift(drift, `fail2ban jails: ${jails}`);
+        }
+        const active = t.inside.sh("systemctl is-active crowdsec crowdsec-firewall-bouncer").stdout.trim().split("\n");
+        if (active[0] !== "active") drift.push({ what: "crowdsec.service", expected: "active", actual: active[0] ?? "?" });
+        if (active[1] !== "active") drift.push({ what: "crowdsec-firewall-bouncer.service", expected: "active", actual: active[1] ?? "?" });
+        const acquis = t.inside.sh("sudo -n cat /etc/crowdsec/acquis.yaml").stdout;
+        if (!/_SYSTEMD_UNIT=ssh\.service/.test(acquis)) drift.push({ what: "acquisition", expected: "journalctl _SYSTEMD_UNIT=ssh.service", actual: "(absent)" });
+        if (!acquis.includes(CADDY_LOG_DIR_HOST)) drift.push({ what: "acquisition", expected: `${CADDY_LOG_DIR_HOST}/access.log (type caddy)`, actual: "(absent)" });
+        if (active[0] === "active") {
+            // The local API answers only while crowdsec runs: a registered, non-revoked bouncer that pulled decisions.
+            const b = t.inside.sh("sudo -n cscli bouncers list -o json");
+            let bouncers: { name: string; revoked: boolean; last_pull?: string }[] = [];
+            try {
+                bouncers = JSON.parse(b.stdout || "[]") ?? [];
+            } catch {
+                /* reported below */
+            }
+            const live = bouncers.filter((x) => !x.revoked && x.last_pull);
+            if (live.length === 0) drift.push({ what: "bouncer", expected: "registered, pulling decisions", actual: b.code === 0 ? "none" : (b.stderr || "cscli failed").trim().slice(0, 120) });
+            const metrics = t.inside.sh("sudo -n cscli metrics -o json").stdout;
+            if (!/journalctl-_SYSTEMD_UNIT=ssh\.service/.test(metrics)) drift.push({ what: "acquisition metrics", expected: "sshd journal read", actual: "no reads" });
+        }
+        return fromDrift(drift, "crowdsec + bouncer active; sources: sshd journal, Caddy access log; bouncer pulling");
+    },
+};
+
+const inUpgrades: CheckDef = {
+    id: "in-upgrades",
+    title: "unattended security upgrades enabled (APT periodic + timers)",
+    group: "inside",
+    run(t) {
+        const want = t.config.host.unattendedUpgrades.enabled;
+        if (!want) return skip("citadel:host.unattendedUpgrades.enabled is false (declared off)");
+        const dump = must(t, "apt-config dump APT::Periodic");
+        const get = (k: string) => new RegExp(`^APT::Periodic::${k} "([^"]*)";`, "m").exec(dump)?.[1] ?? "(unset)";
+        const drift: Drift[] = [];
+        for (const k of ["Update-Package-Lists", "Unattended-Upgrade"]) if (get(k) !== "1") drift.push({ what: `APT::Periodic::${k}`, expected: "1", actual: get(k) });
+        const pkg = t.inside.sh("dpkg-query -W -f='${Status}' unattended-upgrades").stdout;
+        if (!/install ok installed/.test(pkg)) drift.push({ what: "package unattended-upgrades", expected: "installed", actual: pkg || "(absent)" });
+        const timer = t.inside.sh("systemctl is-enabled apt-daily-upgrade.timer").stdout.trim();
+        if (timer !== "enabled") drift.push({ what: "apt-daily-upgrade.timer", expected: "enabled", actual: timer || "(absent)" });
+        return fromDrift(drift, "Update-Package-Lists 1, Unattended-Upgrade 1, apt-daily-upgrade.timer enabled");
+    },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Containers
+// ---------------------------------------------------------------------------------------------
+
+interface DeclaredContainer {
+    name: string;
+    user: string;
+    memoryMb: number;
+    cpus: number;
+    pids: number;
+    capAdd: string[];
+    networks: string[];
+}
+
+/** What the stack declares for each container (components/gateway.ts, data.ts, apps.ts). */
+export function declaredContainers(c: StackConfig): DeclaredContainer[] {
+    const r = (x: { memory: string; cpus: number; pids: number }) => ({ memoryMb: memoryMb(x.memory), cpus: x.cpus, pids: x.pids });
+    const data = `${DATA_UID}:${DATA_UID}`;
+    return [
+        { name: GATEWAY_CONTAINER, user: `${GATEWAY_UID}:${GATEWAY_UID}`, ...r(c.gateway.resources), capAdd: ["NET_BIND_SERVICE"], networks: ["citadel-public", ...c.apps.map((a) => `citadel-edge-${a.name}`)] },
+        ...(c.postgres.enabled ? [{ name: POSTGRES_CONTAINER, user: data, ...r(c.postgres.resources), capAdd: [], networks: ["citadel-data"] }] : []),
+        ...(c.redis.enabled ? [{ name: REDIS_CONTAINER, user: data, ...r(c.redis.resources), capAdd: [], networks: ["citadel-data"] }] : []),
+        ...c.apps.map((a) => ({
+            name: appContainerName(a),
+            user: a.user,
+            ...r(a.resources),
+            capAdd: [],
+            networks: [`citadel-edge-${a.name}`, ...(a.data ? ["citadel-data"] : []), ...(a.egress ? ["citadel-egress"] : [])],
+        })),
+    ];
+}
+
+/** The subset of `docker inspect` the checks read. */
+interface Inspect {
+    Name: string;
+    State: { Running: boolean; Status: string };
+    Config: { User: string; Env: string[] | null };
+    HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] | null; CapAdd: string[] | null; SecurityOpt: string[] | null; Memory: number; NanoCpus: number; PidsLimit: number | null; Privileged: boolean };
+    NetworkSettings: { Networks: Record<string, unknown> };
+}
+
+/** The config's own rule: such a name must be a *_FILE pointer, never a value. */
+export { SECRET_LOOKING_RE };
+
+/** Every container (running or not: a stopped rogue one may restart), inspected once per audit run. */
+const inspectCache = new WeakMap<AuditTarget, Inspect[]>();
+function containers(t: AuditTarget): Inspect[] {
+    const hit = inspectCache.get(t);
+    if (hit) return hit;
+    const ids = must(t, "sudo -n docker ps -aq").trim();
+    const list: Inspect[] = ids ? JSON.parse(must(t, `sudo -n docker inspect ${ids.split("\n").join(" ")}`)) : [];
+    inspectCache.set(t, list);
+    return list;
+}
+export function forgetContainers(t: AuditTarget): void {
+    inspectCache.delete(t);
+}
+const cname = (i: Inspect) => i.Name.replace(/^\//, "");
+
+/** A per-container check over every container on the host (declared or not: a rogue one is judged too). */
+function perContainer(id: string, title: string, judge: (i: Inspect, d: DeclaredContainer | undefined) => Drift[], ok: string): CheckDef {
+    return {
+        id,
+        title,
+        group: "inside",
+        run(t) {
+            const decl = declaredContainers(t.config);
+            const drift: Drift[] = [];
+            const list = containers(t);
+            for (const i of list) drift.push(...judge(i, decl.find((d) => d.name === cname(i))).map((x) => ({ ...x, what: `${cname(i)}: ${x.what}` })));
+            return fromDrift(drift, `${list.length} containers: ${ok}`);
+        },
+    };
+}
+
+const inInventory: CheckDef = {
+    id: "in-containers-inventory",
+    title: "running containers are exactly the declared ones",
+    group: "inside",
+    run(t) {
+        const all = containers(t);
+        const running = all.filter((i) => i.State.Running).map(cname).sort();
+        const declared = declaredContainers(t.config).map((d) => d.name).sort();
+        const drift: Drift[] = [
+            ...declared.filter((d) => !running.includes(d)).map((d) => ({ what: d, expected: "running", actual: all.find((i) => cname(i) === d)?.State.Status ?? "(absent)" })),
+            ...all.filter((i) => !declared.includes(cname(i))).map((i) => ({ what: cname(i), expected: "(not declared)", actual: i.State.Status })),
+        ];
+        return fromDrift(drift, `running: ${running.join(", ")}`);
+    },
+};
+
+const inUser = perContainer(
+    "in-container-user",
+    "every container runs as its declared non-root uid:gid",
+    (i, d) => {
+        const u = i.Config.User || "(image default: root)";
+        const drift: Drift[] = [];
+        if (!/^[1-9][0-9]*(:[1-9][0-9]*)?$/.test(i.Config.User)) drift.push({ what: "user", expected: d?.user ?? "non-root numeric uid:gid", actual: u });
+        else if (d && i.Config.User !== d.user) drift.push({ what: "user", expected: d.user, actual: u });
+        if (i.HostConfig.Privileged) drift.push({ what: "privileged", expected: "false", actual: "true" });
+        return drift;
+    },
+    "non-root as declared",
+);
+
+const inReadonly = perContainer(
+    "in-container-readonly",
+    "every container has a read-only root filesystem",
+    (i) => (i.HostConfig.ReadonlyRootfs ? [] : [{ what: "ReadonlyRootfs", expected: "true", actual: "false" }]),
+    "read-only roots",
+);
+
+const inPrivileges = perContainer(
+    "in-container-privileges",
+    "every container: CapDrop ALL, only declared CapAdd, no-new-privileges",
+    (i, d) => {
+        const drift: Drift[] = [];
+        const drop = (i.HostConfig.CapDrop ?? []).join(",");
+        if (drop !== "ALL") drift.push({ what: "CapDrop", expected: "ALL", actual: drop || "(none)" });
+        const add = (i.HostConfig.CapAdd ?? []).map((c) => c.replace(/^CAP_/, "")).sort().join(",");
+        const want = (d?.capAdd ?? []).slice().sort().join(",");
+        if (add !== want) drift.push({ what: "CapAdd", expected: want || "(none)", actual: add || "(none)" });
+        if (!(i.HostConfig.SecurityOpt ?? []).some((o) => /^no-new-privileges(:true|=true)?$/.test(o))) drift.push({ what: "SecurityOpt", expected: "no-new-privileges:true", actual: (i.HostConfig.SecurityOpt ?? []).join(",") || "(none)" });
+        return drift;
+    },
+    "capabilities dropped, no-new-privileges",
+);
+
+const inLimits = perContainer(
+    "in-container-limits",
+    "every container: memory, CPU and pids limits as declared",
+    (i, d) => {
+        const h = i.HostConfig;
+        const drift: Drift[] = [];
+        const mem = d ? d.memoryMb * 1024 * 1024 : undefined;
+        if (!(h.Memory > 0) || (mem && h.Memory !== mem)) drift.push({ what: "memory", expected: mem ? `${d!.memoryMb}m` : "a limit", actual: h.Memory ? `${h.Memory / 1048576}m` : "unlimited" });
+        const cpu = d ? Math.round(d.cpus * 1e9) : undefined;
+        if (!(h.NanoCpus > 0) || (cpu && h.NanoCpus !== cpu)) drift.push({ what: "cpus", expected: d ? String(d.cpus) : "a limit", actual: h.NanoCpus ? String(h.NanoCpus / 1e9) : "unlimited" });
+        if (!(h.PidsLimit && h.PidsLimit > 0) || (d && h.PidsLimit !== d.pids)) drift.push({ what: "pids", expected: d ? String(d.pids) : "a limit", actual: h.PidsLimit ? String(h.PidsLimit) : "unlimited" });
+        return drift;
+    },
+    "limits as declared",
+);
+
+const inNetworks = perContainer(
+    "in-container-networks",
+    "every container is on exactly its declared networks (data services internal only)",
+    (i, d) => {
+        const live = Object.keys(i.NetworkSettings.Networks ?? {}).sort().join(",");
+        const want = d ? d.networks.slice().sort().join(",") : "(an undeclared container should not exist)";
+        return live === want ? [] : [{ what: "networks", expected: want, actual: live || "(none)" }];
+    },
+    "networks as declared",
+);
+
+const inEnv = perContainer(
+    "in-container-env",
+    "no container has a secret-looking env var holding a value (only *_FILE pointers)",
+    (i) =>
+        (i.Config.Env ?? [])
+            .map((e) => e.split("=")[0])
+            .filter((n) => SECRET_LOOKING_RE.test(n) && !n.endsWith("_FILE"))
+            .map((n) => ({ what: "env", expected: `${n}_FILE (a path to a secret file)`, actual: `${n}=<value hidden>` })),
+    "no secret-looking values in env",
+);
+
+
+const inSecretFiles: CheckDef = {
+    id: "in-secret-files",
+    title: "secret files 0400 owned by their one consumer, directories 0700 root, values absent from docker inspect",
+    group: "inside",
+    run(t) {
+        const c = t.config;
+        const expected = new Map<string, number>();
+        for (const a of c.apps) for (const s of a.secrets) expected.set(`${SECRETS_DIR}/${a.name}/${s}`, uidOf(a.user));
+        if (c.postgres.enabled) for (const s of ["postgresSuperuserPassword", "postgresPassword"]) expected.set(`${SECRETS_DIR}/postgres/${s}`, DATA_UID);
+        if (c.redis.enabled) expected.set(`${SECRETS_DIR}/redis/users.acl`, DATA_UID);
+        if (c.intrusion.engine === "crowdsec") expected.set(`${SECRETS_DIR}/host/crowdsecBouncerKey`, 0);
+        const listing = must(t, `sudo -n find ${SECRETS_DIR} -printf '%p %U %G %m %y\\n'`);
+        const live = new Map(listing.trim().split("\n").filter(Boolean).map((l) => { const [p, u, g, m, y] = l.split(" "); return [p, { u: Number(u), g: Number(g), m, y }] as const; }));
+        const drift: Drift[] = [];
+        for (const [p, uid] of expected) {
+            const f = live.get(p);
+            if (!f) drift.push({ what: p, expected: `file uid ${uid} mode 0400`, actual: "(missing)" });
+            else if (f.u !== uid || f.m !== "400") drift.push({ what: p, expected: `uid ${uid} mode 0400`, actual: `uid ${f.u} mode 0${f.m}` });
+        }
+        for (const [p, f] of live) {
+            if (f.y === "d" && (f.m !== "700" || f.u !== 0)) drift.push({ what: p, expected: "dir uid 0 mode 0700", actual: `uid ${f.u} mode 0${f.m}` });
+            if (f.y === "f" && f.m !== "400") drift.push({ what: p, expected: "mode 0400", actual: `mode 0${f.m}` });
+        }
+        // Values compared on the host: a one-line secret found in any container's inspect output is a leak.
+        const leaks = t.inside.sh(
+            `sudo -n bash -c 'ids=$(docker ps -q); [ -n "$ids" ] || exit 0; j=$(docker inspect $ids); for f in $(find ${SECRETS_DIR} -type f); do v=$(cat "$f"); [ "$(printf %s "$v" | wc -l)" = 0 ] || continue; [ \${#v} -ge 12 ] || continue; if printf %s "$j" | grep -qF -- "$v"; then echo "$f"; fi; done'`,
+        );
+        for (const f of leaks.stdout.trim().split("\n").filter(Boolean)) drift.push({ what: "docker inspect", expected: "no secret value", actual: `value of ${f} present` });
+        return fromDrift(drift, `${expected.size} secret files 0400 with the right owner; dirs 0700; no value in docker inspect`);
+    },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Data services
+// ---------------------------------------------------------------------------------------------
+
+const inPostgresTls: CheckDef = {
+    id: "in-postgres-tls",
+    title: "Postgres refuses a non-TLS connection and accepts the app role over TLS",
+    group: "inside",
+    run(t) {
+        const c = t.config;
+        if (!c.postgres.enabled) return skip("citadel:postgres.enabled is false");
+        const app = c.apps.find((a) => a.data && a.secrets.includes("postgresPassword"));
+        if (!app) return skip("no app holds postgresPassword to connect with");
+        // The password goes from the secret file into the client's env on the host (docker run -e NAME
+        // without a value copies it): it never appears in a command line.
+        const psql = (mode: string) =>
+            t.inside.sh(
+                `sudo -n bash -c 'PGPASSWORD=$(cat ${SECRETS_DIR}/${app.name}/postgresPassword) docker run --rm --network citadel-data -e PGPASSWORD --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=${mode} connect_timeout=10" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"'`,
+                { timeoutMs: 60_000 },
+            );
+        const plain = psql("disable");
+        const tls = psql("require");
+        const drift: Drift[] = [];
+        if (plain.code === 0) drift.push({ what: "sslmode=disable", expected: "refused (hostssl only)", actual: `accepted (ssl=${plain.stdout.trim()})` });
+        else if (!/no encryption|pg_hba/.test(plain.stderr)) drift.push({ what: "sslmode=disable", expected: "refused by pg_hba (no encryption)", actual: plain.stderr.trim().slice(0, 160) });
+        if (tls.code !== 0 || tls.stdout.trim() !== "t") drift.push({ what: "sslmode=require", expected: "connected, ssl=t", actual: (tls.stdout.trim() || tls.stderr.trim()).slice(0, 160) });
+        return fromDrift(drift, "plain refused (pg_hba: no encryption); TLS accepted, ssl=t");
+    },
+};
+
+/** redis-cli in the redis container; the password comes from the secret file via the env (REDISCLI_AUTH). */
+function redisCli(t: AuditTarget, user: string | null, stdin: string): CommandResult {
+    const app = t.config.apps.find((a) => a.secrets.includes("redisPassword"));
+    const auth = user && app ? `REDISCLI_AUTH=$(cat ${SECRETS_DIR}/${app.name}/redisPassword) ` : "";
+    const authFlags = user ? `-e REDISCLI_AUTH` : "";
+    return t.inside.sh(`sudo -n bash -c '${auth}docker exec -i ${authFlags} ${REDIS_CONTAINER} redis-cli -h 127.0.0.1 --no-auth-warning ${user ? `--user ${user}` : ""}'`, { stdin, timeoutMs: 30_000 });
+}
+
+const inRedisAuth: CheckDef = {
+    id: "in-redis-auth",
+    title: "Redis refuses unauthenticated clients; the app user authenticates",
+    group: "inside",
+    run(t) {
+        if (!t.config.redis.enabled) return skip("citadel:redis.enabled is false");
+        const drift: Drift[] = [];
+        const anon = redisCli(t, null, "PING\n");
+        if (!/NOAUTH|NOPERM|WRONGPASS/.test(anon.stdout + anon.stderr)) drift.push({ what: "PING without AUTH", expected: "NOAUTH", actual: (anon.stdout + anon.stderr).trim().slice(0, 120) });
+        if (!t.config.apps.some((a) => a.secrets.includes("redisPassword"))) return fromDrift(drift, "anonymous refused (no app holds redisPassword)");
+        const ok = redisCli(t, REDIS_APP_USER, "PING\n");
+        if (ok.stdout.trim() !== "PONG") drift.push({ what: `PING as ${REDIS_APP_USER}`, expected: "PONG", actual: (ok.stdout + ok.stderr).trim().slice(0, 120) });
+        return fromDrift(drift, "anonymous: NOAUTH; app user: PONG");
+    },
+};
+
+const inRedisCommands: CheckDef = {
+    id: "in-redis-commands",
+    title: "Redis denies the disabled commands to the app user",
+    group: "inside",
+    run(t) {
+        const c = t.config;
+        if (!c.redis.enabled) return skip("citadel:redis.enabled is false");
+        if (!c.apps.some((a) => a.secrets.includes("redisPassword"))) return skip("no app holds redisPassword to test with");
+        // Probed live where that is harmless: FLUSHALL/FLUSHDB are only QUEUED inside MULTI and then
+        // DISCARDed (an allowed one never runs; a denied one gets NOPERM at queue time), the others are
+        // read-only forms. SHUTDOWN/MONITOR cannot be probed without harm (and are refused inside MULTI
+        // before the ACL is consulted), so for those the ACL the container loaded is read instead.
+        const safe: Record<string, string> = {
+            FLUSHALL: "MULTI\nFLUSHALL\nDISCARD\n",
+            FLUSHDB: "MULTI\nFLUSHDB\nDISCARD\n",
+            KEYS: "KEYS citadel-audit-none-*\n",
+            CONFIG: "CONFIG GET maxmemory\n",
+            MODULE: "MODULE LIST\n",
+            // Redis refuses DEBUG to every remote client unless enable-debug-command says otherwise; that
+            // refusal (or NOPERM) both mean the app user cannot run it.
+            DEBUG: "DEBUG HELP\n",
+        };
+        const cmds = [...new Set(c.redis.disabledCommands.map((x) => x.toUpperCase()))];
+        const drift: Drift[] = [];
+        const seen: string[] = [];
+        let acl: string | undefined;
+        for (const cmd of cmds) {
+            if (safe[cmd]) {
+                const r = redisCli(t, REDIS_APP_USER, safe[cmd]);
+                const out = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+                const answer = (safe[cmd].startsWith("MULTI") ? out[1] : out[0]) ?? (r.stderr.trim() || "(no answer)");
+                if (/NOPERM|command not allowed/i.test(answer)) seen.push(`${cmd} (live)`);
+                else drift.push({ what: cmd, expected: "NOPERM", actual: answer.slice(0, 120) });
+                continue;
+            }
+            acl ??= must(t, `sudo -n docker exec ${REDIS_CONTAINER} cat ${REDIS_ACL_CONTAINER_PATH}`);
+            const line = acl.split("\n").find((l) => l.startsWith(`user ${REDIS_APP_USER} `)) ?? "";
+            const rules = line.split(/\s+/);
+            if (rules.includes(`-${cmd.toLowerCase()}`) || rules.includes(`-@all`)) seen.push(`${cmd} (acl)`);
+            else drift.push({ what: cmd, expected: `-${cmd.toLowerCase()} in the ${REDIS_APP_USER} user's ACL`, actual: "(absent)" });
+        }
+        return fromDrift(drift, `denied: ${seen.join(", ")}`);
+    },
+};
+
+const inJournald: CheckDef = {
+    id: "in-journald",
+    title: "journald keeps persistent logs for the declared retention and size",
+    group: "inside",
+    run(t) {
+        const j = t.config.host.journald;
+        // The effective value is the last assignment across journald.conf and its drop-ins, in order.
+        const text = must(t, "systemd-analyze cat-config systemd/journald.conf 2>/dev/null || cat /etc/systemd/journald.conf /etc/systemd/journald.conf.d/*.conf");
+        const last = (k: string) => {
+            let v = "(unset)";
+            for (const l of text.split("\n")) {
+                const m = new RegExp(`^\\s*${k}\\s*=\\s*(\\S*)`).exec(l);
+                if (m) v = m[1];
+            }
+            return v;
+        };
+        const drift: Drift[] = [];
+        for (const [k, want] of [["Storage", "persistent"], ["MaxRetentionSec", `${j.maxRetentionDays}d`], ["SystemMaxUse", j.systemMaxUse]] as const) {
+            if (last(k) !== want) drift.push({ what: k, expected: want, actual: last(k) });
+        }
+        return fromDrift(drift, `Storage=persistent MaxRetentionSec=${j.maxRetentionDays}d SystemMaxUse=${j.systemMaxUse}`);
+    },
+};
+
+export const INSIDE_CHECKS: CheckDef[] = [
+    inSshd,
+    inUfw,
+    inDockerUser,
+    inIntrusion,
+    inUpgrades,
+    inInventory,
+    inUser,
+    inReadonly,
+    inPrivileges,
+    inLimits,
+    inNetworks,
+    inEnv,
+    inSecretFiles,
+    inPostgresTls,
+    inRedisAuth,
+    inRedisCommands,
+    inJournald,
+];
+
+export type { Verdict };

@@ -1,0 +1,96 @@
+// The audit's vocabulary: a check result with evidence and explicit drift, and the two ways of
+// reaching a host (from outside through a Probe, from inside over SSH).
+import type { StackConfig } from "../components/config";
+
+export type Outcome = "pass" | "fail" | "skip";
+
+/** A live value that differs from the declared one: both are shown, never just "mismatch". */
+export interface Drift {
+    what: string;
+    expected: string;
+    actual: string;
+}
+
+export interface CheckResult {
+    id: string;
+    title: string;
+    /** outside | inside | attack */
+    group: Group;
+    result: Outcome;
+    /** What was observed (a short, human-readable proof). */
+    evidence: string;
+    drift: Drift[];
+    /** The source-policy checklist lines this check proves (from audit/checklist.ts). */
+    policy: { file: string; line: string }[];
+}
+
+export type Group = "outside" | "inside" | "attack";
+
+export interface CommandResult {
+    code: number | null;
+    stdout: string;
+    stderr: string;
+}
+
+/**
+ * Where "outside" traffic comes from. For the local VPS: a second container on the lab network;
+ * for a remote host: the operator's machine. Either way a python3 snippet (stdlib only) runs there.
+ */
+export interface Probe {
+    /** e.g. "container citadel-audit-probe on citadel-lab" or "this machine". */
+    describe: string;
+    python(script: string, timeoutMs?: number): CommandResult;
+}
+
+/** A shell command on the host as the admin user (over SSH, host key pinned). */
+export interface Inside {
+    sh(command: string, opts?: { stdin?: string; timeoutMs?: number }): CommandResult;
+}
+
+export interface AuditTarget {
+    stack: string;
+    config: StackConfig;
+    /** Address the probe connects to (the VPS's lab address, or the server's public address). */
+    address: string;
+    /** Where SSH answers from this machine (ssh client, ssh-audit): host and port. */
+    sshHost: string;
+    sshPort: number;
+    /** Declared TCP exposure (stack output `exposure.tcp`). */
+    exposureTcp: number[];
+    /** Site hosts (stack output `sites`, without the scheme). */
+    sites: string[];
+    /** PEM of the CA that signs the sites' certificates when it is not a public one (Caddy's local CA). */
+    siteCaPem?: string;
+    probe: Probe;
+    /** A second client address (attacks: a throttled probe must not throttle others); absent = skip. */
+    secondSource?: { probe: Probe; address: string; httpsPort: number };
+    inside: Inside;
+}
+
+export interface AuditOptions {
+    /** Run the attacks (SSH brute force, HTTP burst). Off by default: they ban and throttle. */
+    attack?: boolean;
+    /** Only checks whose id starts with one of these (fast re-checks in tests). */
+    only?: string[];
+}
+
+export interface CheckDef {
+    id: string;
+    title: string;
+    group: Group;
+    run(t: AuditTarget): Promise<Verdict> | Verdict;
+}
+
+export interface Verdict {
+    result: Outcome;
+    evidence: string;
+    drift?: Drift[];
+}
+
+export const pass = (evidence: string): Verdict => ({ result: "pass", evidence });
+export const skip = (evidence: string): Verdict => ({ result: "skip", evidence });
+/** Fails when there is drift; passes with `ok` evidence otherwise. */
+export function fromDrift(drift: Drift[], ok: string, extra = ""): Verdict {
+    if (drift.length === 0) return { result: "pass", evidence: ok };
+    return { result: "fail", evidence: `${drift.length} drift(s)${extra ? `; ${extra}` : ""}`, drift };
+}
