@@ -7,7 +7,7 @@
 //      user-data the hcloud target renders
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../components/config";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
@@ -125,10 +125,14 @@ async function main(): Promise<void> {
     const { text } = await auditLocal();
     console.log(text);
     const host = config.sites[0]?.host;
+    // For the hints below: Caddy's local CA (to verify the site) and the pinned host key (for ssh).
+    const ca = spawnSync("docker", ["exec", LOCAL_VPS, "docker", "exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt"], { encoding: "utf8" });
+    if (ca.status === 0) fs.writeFileSync(path.join(LOG_DIR, "root.crt"), ca.stdout);
+    fs.writeFileSync(path.join(LOG_DIR, "known_hosts"), `[127.0.0.1]:${info.sshPort} ${info.hostKey}\n`);
     console.log(`
 Citadel converged onto the local VPS ${LOCAL_VPS} in ${Object.values(seconds).reduce((a, b) => a + b, 0).toFixed(1)} s (${Object.entries(seconds).map(([k, v]) => `${k} ${v}s`).join(", ")}).
 
-  ssh      ssh -i ${path.relative(process.cwd(), HARNESS_KEY)} -p ${info.sshPort} ${config.admin.user}@127.0.0.1   (host key pinned: ${info.hostKey.slice(0, 40)}...)
+  ssh      ssh -i ${path.relative(process.cwd(), HARNESS_KEY)} -p ${info.sshPort} -o StrictHostKeyChecking=yes -o UserKnownHostsFile=.cache/local/known_hosts ${config.admin.user}@127.0.0.1
   site     curl --cacert .cache/local/root.crt --resolve ${host}:${LOCAL_HTTPS_PORT}:127.0.0.1 https://${host}:${LOCAL_HTTPS_PORT}/
   stack    bash scripts/pulumi-stack.sh local -- stack output   (state in .cache/state)
   down     npm run local:down
