@@ -86,3 +86,11 @@ export function requireRoot(t: TestContext, why: string): boolean {
 export function requireTools(t: TestContext, ...bins: string[]): boolean {
     return bins.every((b) => requireTool(t, b) !== undefined);
 }
+
+/**
+ * shellcheck of a script given as text (bash dialect, read from stdin). Extra flags such as
+ * ["-e", "SC1001"] or ["-S", "style"] pass through. Returns the result for the caller's assertion.
+ */
+export function shellcheck(bin: string, script: string, flags: string[] = []): RunResult {
+    return run(bin, ["-s", "bash", ...flags, "-"], { input: script });
+}

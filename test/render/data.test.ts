@@ -31,7 +31,7 @@ import {
     REDIS_APP_USER,
 } from "../../components/render/data";
 import { prodConfig, prodWith } from "../fixtures";
-import { freePort, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
+import { freePort, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
 
 const sha256hex = (s: string): string => createHash("sha256").update(s).digest("hex");
 const password = (): string => randomBytes(24).toString("base64url");
@@ -130,8 +130,6 @@ describe("data scripts: shellcheck", () => {
         const sc = requireTool(t, "shellcheck");
         if (!sc) return;
         const c = prodConfig();
-        const dir = tmpDir("citadel-data-sc-");
-        t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
         const scripts: Record<string, string> = {
             "postgres-config.sh": renderPostgresScript(c, c.postgres.image).script,
             "redis-config.sh": renderRedisScript(c, c.redis.image).script,
@@ -141,9 +139,7 @@ describe("data scripts: shellcheck", () => {
             "pg-tls.sh": "#!/usr/bin/env bash\n" + postgresTlsFunction(),
         };
         for (const [name, text] of Object.entries(scripts)) {
-            const f = path.join(dir, name);
-            fs.writeFileSync(f, text);
-            const r = run(sc, ["-s", "bash", "-S", "style", f]);
+            const r = shellcheck(sc, text, ["-S", "style"]);
             assert.equal(r.code, 0, `${name}:\n${r.stdout}${r.stderr}`);
         }
     });

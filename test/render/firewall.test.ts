@@ -24,7 +24,7 @@ import {
     ufwRules,
 } from "../../components/render/firewall";
 import { prodConfig, prodWith } from "../fixtures";
-import { requireTool, run, RunResult, tmpDir, waitFor, which, requireRoot as requireRootAs, requireTools } from "../tools";
+import { requireTool, run, RunResult, tmpDir, waitFor, which, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
 
 const prod = prodConfig();
 const prodScript = renderFirewall(prod);
@@ -84,15 +84,10 @@ describe("shellcheck", () => {
         ["open SSH, allow, one denied port", openScript],
     ] as const) {
         it(`the ${name} script is clean`, (t) => {
-            const shellcheck = requireTool(t, "shellcheck");
-            if (!shellcheck) return;
-            const dir = tmpDir();
-            try {
-                const r = run(shellcheck, ["-s", "bash", writeTemp(dir, "firewall.sh", s.script)]);
-                assert.equal(r.code, 0, out(r));
-            } finally {
-                fs.rmSync(dir, { recursive: true, force: true });
-            }
+            const sc = requireTool(t, "shellcheck");
+            if (!sc) return;
+            const r = shellcheck(sc, s.script);
+            assert.equal(r.code, 0, out(r));
         });
     }
 });

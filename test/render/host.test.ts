@@ -25,7 +25,7 @@ import {
 import { renderSshd } from "../../components/render/sshd";
 import type { HostScript } from "../../components/render/types";
 import { prodConfig, prodWith } from "../fixtures";
-import { IN_CI, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
+import { IN_CI, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
 
 const requireRoot = (t: TestContext): boolean => requireRootAs(t, "mount namespaces");
 
@@ -88,10 +88,11 @@ function copyDir(real: string): string {
 
 describe("host scripts: shellcheck", () => {
     it("every script of renderSshd and renderHostBaseline is shellcheck-clean", (t) => {
-        if (!requireTool(t, "shellcheck")) return;
+        const sc = requireTool(t, "shellcheck");
+        if (!sc) return;
         for (const c of variants()) {
             for (const s of [renderSshd(c), ...renderHostBaseline(c)]) {
-                const r = run("shellcheck", ["-s", "bash", "-"], { input: s.script });
+                const r = shellcheck(sc, s.script);
                 assert.equal(r.code, 0, `${s.name}:\n${r.stdout}${r.stderr}`);
                 assert.match(s.script, /^#!\/usr\/bin\/env bash\n(#.*\n)*set -euo pipefail\n/, `${s.name} must start with set -euo pipefail`);
             }

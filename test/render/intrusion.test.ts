@@ -30,7 +30,7 @@ import {
     renderIntrusion,
 } from "../../components/render/intrusion";
 import { prodConfig, prodWith } from "../fixtures";
-import { IN_CI, requireTool, run, RunResult, tmpDir, requireRoot as requireRootAs, requireTools } from "../tools";
+import { IN_CI, requireTool, run, RunResult, tmpDir, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
 
 const prod = prodConfig(); // engine crowdsec, ignoreIps 203.0.113.0/24
 const withIntrusion = (over: Partial<StackConfig["intrusion"]>) => parseConfigOrThrow(prodWith({ intrusion: { ...prod.intrusion, ...over } }));
@@ -130,17 +130,10 @@ describe("shellcheck", () => {
         ["fail2ban", fail2banConfig],
     ] as const) {
         it(`the ${name} script is clean`, (t) => {
-            const shellcheck = requireTool(t, "shellcheck");
-            if (!shellcheck) return;
-            const dir = tmpDir();
-            try {
-                const p = path.join(dir, "intrusion.sh");
-                fs.writeFileSync(p, renderIntrusion(c).script);
-                const r = run(shellcheck, ["-s", "bash", p]);
-                assert.equal(r.code, 0, out(r));
-            } finally {
-                fs.rmSync(dir, { recursive: true, force: true });
-            }
+            const sc = requireTool(t, "shellcheck");
+            if (!sc) return;
+            const r = shellcheck(sc, renderIntrusion(c).script);
+            assert.equal(r.code, 0, out(r));
         });
     }
 });

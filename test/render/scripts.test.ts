@@ -11,7 +11,7 @@ import { renderContainerLimits } from "../../components/render/limits";
 import { sudoScript } from "../../components/render/script";
 import { hostScripts } from "../../scripts/render";
 import { existingConfig, prodConfig, prodRaw } from "../fixtures";
-import { requireTool, run, tmpDir } from "../tools";
+import { requireTool, run, tmpDir, shellcheck } from "../tools";
 
 function variants(): [string, StackConfig][] {
     const f2b = prodRaw();
@@ -38,7 +38,7 @@ describe("host scripts: shellcheck", () => {
             assert.ok(scripts.length >= 10);
             for (const [step, script] of scripts) {
                 // SC1001: shell-quote escapes ':' as '\:' (correct, merely unusual); see template.ts.
-                const r = run(sc, ["-s", "bash", "-e", "SC1001", "-"], { input: script });
+                const r = shellcheck(sc, script, ["-e", "SC1001"]);
                 assert.equal(r.code, 0, `${name}/${step}:\n${r.stdout}${r.stderr}`);
             }
         });
