@@ -2,20 +2,13 @@
 // the gateway on its own internal edge network, and reads its secrets from files (*_FILE).
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { AppConfig, StackConfig } from "./config";
-import { hardenedContainerArgs, SECRETS_MOUNT, secretEnvName, uidOf } from "./container";
-import { epochLabel } from "./data";
-import { HostConnection, secretFile, secretFilePath } from "./host-step";
-import { Networks } from "./networks";
-import { Secrets } from "./secrets";
+import { AppConfig } from "./config";
+import { ContainerLayerArgs, hardenedContainerArgs, SECRETS_MOUNT, secretEnvName, uidOf } from "./container";
+import { secretFile, secretFilePath } from "./host-step";
+import { epochLabel, Secrets } from "./secrets";
 
-export interface AppsArgs {
-    config: StackConfig;
-    connection: HostConnection;
-    networks: Networks;
-    provider: docker.Provider;
+export interface AppsArgs extends ContainerLayerArgs {
     secrets: Secrets;
-    after: pulumi.Resource[];
 }
 
 export function appContainerName(app: AppConfig): string {

@@ -1,6 +1,20 @@
 // The one place that says how every Citadel container is hardened (gateway, data services, apps).
 import * as docker from "@pulumi/docker";
-import { HostConfig, Resources } from "./config";
+import * as pulumi from "@pulumi/pulumi";
+import { HostConfig, Resources, StackConfig } from "./config";
+import type { HostConnection } from "./host-step";
+import type { Networks } from "./networks";
+
+/** What every layer that runs containers on the host (gateway, data, apps) is given. */
+export interface ContainerLayerArgs {
+    config: StackConfig;
+    connection: HostConnection;
+    networks: Networks;
+    /** Docker over ssh:// with the pinned host key. */
+    provider: docker.Provider;
+    /** Host steps that must have run first (Docker engine installed, firewall and intrusion up). */
+    after: pulumi.Resource[];
+}
 
 export interface HardeningSpec {
     /** Numeric "uid:gid", never root. */

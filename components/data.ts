@@ -2,10 +2,8 @@
 // commands denied) on the internal data network, never published, never reachable from the gateway.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { StackConfig } from "./config";
-import { hardenedContainerArgs, SECRETS_MOUNT } from "./container";
-import { HostConnection, hostStep, secretFile, secretFilePath } from "./host-step";
-import { Networks } from "./networks";
+import { ContainerLayerArgs, hardenedContainerArgs, SECRETS_MOUNT } from "./container";
+import { hostStep, secretFile, secretFilePath } from "./host-step";
 import {
     DATA_UID,
     POSTGRES_APP_PASSWORD_CONTAINER_PATH,
@@ -23,20 +21,10 @@ import {
     renderRedisScript,
 } from "./render/data";
 import { sha256 } from "./render/script";
-import { Secrets } from "./secrets";
+import { epochLabel, Secrets } from "./secrets";
 
-export interface DataServicesArgs {
-    config: StackConfig;
-    connection: HostConnection;
-    networks: Networks;
-    provider: docker.Provider;
+export interface DataServicesArgs extends ContainerLayerArgs {
     secrets: Secrets;
-    after: pulumi.Resource[];
-}
-
-/** "jwtSecret=3,redisPassword=1": when the secrets a container reads were last rotated (no values). */
-export function epochLabel(secrets: Secrets, names: string[]): string {
-    return names.map((n) => `${n}=${secrets.epochs[n] ?? 0}`).join(",");
 }
 
 export class DataServices extends pulumi.ComponentResource {

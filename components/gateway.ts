@@ -3,21 +3,12 @@
 import * as docker from "@pulumi/docker";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { StackConfig } from "./config";
-import { hardenedContainerArgs } from "./container";
-import { HostConnection, hostStep } from "./host-step";
-import { Networks } from "./networks";
+import { ContainerLayerArgs, hardenedContainerArgs } from "./container";
+import { hostStep } from "./host-step";
 import { CADDY_LOG_DIR_HOST, CADDYFILE_HOST_PATH, GATEWAY_HEALTH_URL, GATEWAY_UID, renderCaddyfile, renderGatewayScript } from "./render/caddy";
 import { sha256 } from "./render/script";
 
-export interface GatewayArgs {
-    config: StackConfig;
-    connection: HostConnection;
-    networks: Networks;
-    provider: docker.Provider;
-    /** Host steps that must have run first (Docker engine installed, firewall up). */
-    after: pulumi.Resource[];
-}
+export type GatewayArgs = ContainerLayerArgs;
 
 export const GATEWAY_CONTAINER = "citadel-gateway";
 

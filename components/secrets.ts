@@ -42,6 +42,11 @@ export function rotationEpoch(anchor: string, periodDays: number, now: Date): nu
     return Math.max(0, Math.floor(elapsedDays / periodDays));
 }
 
+/** "jwtSecret=3,redisPassword=1": when the secrets a container reads were last rotated (no values). */
+export function epochLabel(secrets: Secrets, names: string[]): string {
+    return names.map((n) => `${n}=${secrets.epochs[n] ?? 0}`).join(",");
+}
+
 export interface SecretsArgs {
     config: StackConfig;
     /** The clock used for rotation (tests pin it). */

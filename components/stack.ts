@@ -10,6 +10,7 @@ import { Gateway, GATEWAY_CONTAINER } from "./gateway";
 import { HostBaseline, HostFirewall, Intrusion } from "./host";
 import { hostStep, secretFile } from "./host-step";
 import { Networks } from "./networks";
+import { POSTGRES_CONTAINER, REDIS_CONTAINER } from "./render/data";
 import { renderContainerLimits } from "./render/limits";
 import { Secrets } from "./secrets";
 import { Server } from "./server";
@@ -81,8 +82,8 @@ export class Citadel extends pulumi.ComponentResource {
         // The Docker provider cannot set a pids limit; this step does, and re-runs whenever a container is re-created.
         const containers = [
             { name: GATEWAY_CONTAINER, pids: c.gateway.resources.pids, res: gateway.container },
-            ...(dataServices.postgres ? [{ name: "postgres", pids: c.postgres.resources.pids, res: dataServices.postgres }] : []),
-            ...(dataServices.redis ? [{ name: "redis", pids: c.redis.resources.pids, res: dataServices.redis }] : []),
+            ...(dataServices.postgres ? [{ name: POSTGRES_CONTAINER, pids: c.postgres.resources.pids, res: dataServices.postgres }] : []),
+            ...(dataServices.redis ? [{ name: REDIS_CONTAINER, pids: c.redis.resources.pids, res: dataServices.redis }] : []),
             ...c.apps.map((a) => ({ name: appContainerName(a), pids: a.resources.pids, res: apps.containers[a.name] })),
         ];
         hostStep(renderContainerLimits(containers.map(({ name, pids }) => ({ name, pids }))), conn, {
