@@ -115,6 +115,36 @@ func previousOutputEnv(prev CommonOutputs) map[string]string {
 	}
 }
 
+// updateOutputs runs a command resource's update command — its create command when it has none, as
+// upstream does — and returns the new outputs. In a preview, or with nothing to run, the previous
+// outputs stay.
+func updateOutputs(ctx context.Context, dryRun bool, run runner, args CommonArgs, prev CommonOutputs) (CommonOutputs, error) {
+	cmd := args.Update
+	if cmd == nil {
+		cmd = args.Create
+	}
+	if dryRun || cmd == nil {
+		return prev, nil
+	}
+	var env map[string]string
+	if addPrevious(args) {
+		env = previousOutputEnv(prev)
+	}
+	return runCommand(ctx, run, *cmd, args, env)
+}
+
+// deleteCommand runs a command resource's delete command, if it has one, with the last outputs in
+// its environment.
+func deleteCommand(ctx context.Context, run runner, args CommonArgs, prev CommonOutputs) error {
+	if args.Delete == nil {
+		return nil
+	}
+	if _, err := runCommand(ctx, run, *args.Delete, args, previousOutputEnv(prev)); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	return nil
+}
+
 func addPrevious(args CommonArgs) bool {
 	return args.AddPreviousOutputInEnv == nil || *args.AddPreviousOutputInEnv
 }

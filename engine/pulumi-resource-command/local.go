@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -95,18 +94,7 @@ func (*LocalCommand) Update(
 		return infer.UpdateResponse[LocalCommandState]{}, err
 	}
 	state := LocalCommandState{LocalCommandArgs: in, CommonOutputs: req.State.CommonOutputs}
-	cmd := in.Update
-	if cmd == nil {
-		cmd = in.Create // upstream: without an update command, create runs again
-	}
-	if req.DryRun || cmd == nil {
-		return infer.UpdateResponse[LocalCommandState]{Output: state}, nil
-	}
-	var env map[string]string
-	if addPrevious(in.CommonArgs) {
-		env = previousOutputEnv(req.State.CommonOutputs)
-	}
-	out, err := runCommand(ctx, in.runner(), *cmd, in.CommonArgs, env)
+	out, err := updateOutputs(ctx, req.DryRun, in.runner(), in.CommonArgs, req.State.CommonOutputs)
 	if err != nil {
 		return infer.UpdateResponse[LocalCommandState]{}, err
 	}
@@ -118,12 +106,5 @@ func (*LocalCommand) Delete(
 	ctx context.Context, req infer.DeleteRequest[LocalCommandState],
 ) (infer.DeleteResponse, error) {
 	st := req.State
-	if st.Delete == nil {
-		return infer.DeleteResponse{}, nil
-	}
-	_, err := runCommand(ctx, st.runner(), *st.Delete, st.CommonArgs, previousOutputEnv(st.CommonOutputs))
-	if err != nil {
-		return infer.DeleteResponse{}, fmt.Errorf("delete: %w", err)
-	}
-	return infer.DeleteResponse{}, nil
+	return infer.DeleteResponse{}, deleteCommand(ctx, st.runner(), st.CommonArgs, st.CommonOutputs)
 }

@@ -340,18 +340,7 @@ func (*RemoteCommand) Update(
 ) (infer.UpdateResponse[RemoteCommandState], error) {
 	in := req.Inputs
 	state := RemoteCommandState{RemoteCommandArgs: in, CommonOutputs: req.State.CommonOutputs}
-	cmd := in.Update
-	if cmd == nil {
-		cmd = in.Create
-	}
-	if req.DryRun || cmd == nil {
-		return infer.UpdateResponse[RemoteCommandState]{Output: state}, nil
-	}
-	var env map[string]string
-	if addPrevious(in.CommonArgs) {
-		env = previousOutputEnv(req.State.CommonOutputs)
-	}
-	out, err := runCommand(ctx, in.runner(), *cmd, in.CommonArgs, env)
+	out, err := updateOutputs(ctx, req.DryRun, in.runner(), in.CommonArgs, req.State.CommonOutputs)
 	if err != nil {
 		return infer.UpdateResponse[RemoteCommandState]{}, err
 	}
@@ -363,12 +352,5 @@ func (*RemoteCommand) Delete(
 	ctx context.Context, req infer.DeleteRequest[RemoteCommandState],
 ) (infer.DeleteResponse, error) {
 	st := req.State
-	if st.Delete == nil {
-		return infer.DeleteResponse{}, nil
-	}
-	_, err := runCommand(ctx, st.runner(), *st.Delete, st.CommonArgs, previousOutputEnv(st.CommonOutputs))
-	if err != nil {
-		return infer.DeleteResponse{}, fmt.Errorf("delete: %w", err)
-	}
-	return infer.DeleteResponse{}, nil
+	return infer.DeleteResponse{}, deleteCommand(ctx, st.runner(), st.CommonArgs, st.CommonOutputs)
 }
