@@ -203,11 +203,6 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
         t.skip(msg);
         return;
     }
-    // Only an engine this test started is stopped again, and only when nothing else runs on it.
-    t.after(async () => {
-        if (engine.started) await stopDockerd({ onlyIfIdle: true });
-    });
-
     const built = await buildLocalImages();
     t.diagnostic(built.map((r) => `${r.tag}: ${r.action} in ${r.seconds} s (${r.imageId.slice(7, 19)})`).join("; "));
     assert.deepEqual(built.map((r) => r.tag).sort(), [CADDY_LOCAL_IMAGE, DEMO_APP_LOCAL_IMAGE, POSTGRES_LOCAL_IMAGE, REDIS_LOCAL_IMAGE].sort());
@@ -215,9 +210,12 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
     const c = localConfig();
     const lab = new Lab();
     const dir = tmpDir("citadel-images-");
-    t.after(() => {
+    t.after(async () => {
         const problems = lab.cleanup();
         fs.rmSync(dir, { recursive: true, force: true });
+        // Only an engine this test started is stopped again, after its own containers are gone, and
+        // only when nothing else runs on it.
+        if (engine.started) await stopDockerd({ onlyIfIdle: true });
         assert.deepEqual(problems, [], "cleanup left something behind");
     });
     lab.createNetwork();
