@@ -1,0 +1,61 @@
+// The audit's port scanner, run for real in a network namespace of its own: listeners on 22/80/443,
+// a firewall that drops most other ports (so the timeout path is exercised), a refused range, and a
+// port that only starts listening after the fast pass has probed it (the slow re-probe must find it).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { scanScript, ScanResult } from "../../audit/outside";
+import { requireRoot, requireTools, run } from "../tools";
+
+// Listeners on 22, 80 and 443 at once; 7 only after 1.5 s (the fast pass has timed it out by then).
+const LISTENERS = `
+import socket, threading, time, sys
+def serve(port, delay):
+    time.sleep(delay)
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port)); s.listen(64)
+    while True:
+        c, _ = s.accept(); c.close()
+for port, delay in [(22, 0), (80, 0), (443, 0), (7, 1.5)]:
+    threading.Thread(target=serve, args=(port, delay), daemon=True).start()
+time.sleep(60)
+`;
+
+describe("audit scanner: full connect scan in a namespace of its own", () => {
+    it("finds exactly the listening ports, counts dropped and refused apart, and re-probes late confirm ports", (t) => {
+        if (!requireRoot(t, "network namespace and iptables") || !requireTools(t, "unshare", "ip", "iptables", "python3", "timeout")) return;
+        // 1-3000 dropped except the listeners, 3001-4000 refused by the kernel (nothing listens).
+        const scan = scanScript("127.0.0.1", { ports: [1, 4000], confirm: [7, 22, 80, 443], workers: 500, timeout: 0.5 });
+        const script = [
+            "set -e",
+            "ip link set lo up",
+            "iptables -A INPUT -p tcp -m multiport --dports 7,22,80,443 -j ACCEPT",
+            "iptables -A INPUT -p tcp --syn --dport 1:3000 -j DROP",
+            `python3 -c "$LISTENERS" & pid=$!`,
+            "sleep 0.3",
+            'timeout 60 python3 -c "$SCAN"; rc=$?',
+            'kill "$pid"; exit "$rc"',
+        ].join("\n");
+        const r = run("unshare", ["-n", "--", "bash", "-c", script], { env: { ...process.env, LISTENERS, SCAN: scan }, timeout: 90_000 });
+        assert.equal(r.code, 0, r.stderr);
+        const res = JSON.parse(r.stdout.trim()) as ScanResult;
+        assert.deepEqual(res.open, [7, 22, 80, 443], r.stdout);
+        assert.deepEqual(res.lateOpen, [7], "port 7 only listens after the fast pass; the slow re-probe must report it");
+        assert.equal(res.timedOut, 3000 - 4, r.stdout);
+        // 3001-4000 plus port 7, which the fast pass found accepted by the firewall but not yet listening.
+        assert.equal(res.refused, 1001, r.stdout);
+        assert.deepEqual(res.faults, {}, r.stdout);
+    });
+
+    it("fits its workers to a low descriptor limit instead of calling ports closed it never probed", (t) => {
+        if (!requireRoot(t, "network namespace") || !requireTools(t, "unshare", "ip", "python3", "timeout")) return;
+        // 500 workers under a hard limit of 100 descriptors: without fitting, most probes would fail with EMFILE.
+        const scan = scanScript("127.0.0.1", { ports: [1, 600], confirm: [22, 80, 443], workers: 500, timeout: 0.5 });
+        const script = ["set -e", "ip link set lo up", `python3 -c "$LISTENERS" & pid=$!`, "sleep 0.3", "ulimit -n 100", 'timeout 60 python3 -c "$SCAN"; rc=$?', 'kill "$pid"; exit "$rc"'].join("\n");
+        const r = run("unshare", ["-n", "--", "bash", "-c", script], { env: { ...process.env, LISTENERS, SCAN: scan }, timeout: 90_000 });
+        assert.equal(r.code, 0, r.stderr);
+        const res = JSON.parse(r.stdout.trim()) as ScanResult;
+        assert.deepEqual(res.faults, {}, r.stdout);
+        assert.deepEqual(res.open.filter((p) => p !== 7), [22, 80, 443], r.stdout);
+        assert.equal(res.refused + res.timedOut + res.open.length - res.lateOpen.length, 600, r.stdout);
+    });
+});
