@@ -250,6 +250,12 @@ const IntrusionSchema = obj({
     findTime: int(60, 86400).default(600),
     /** CIDRs never banned (your office, your monitoring). */
     ignoreIps: z.array(cidr()).default([]),
+    /**
+     * CrowdSec only: keep the hub's crowdsecurity/whitelists parser, which never bans loopback and the
+     * private ranges (10/8, 172.16/12, 192.168/16 — Docker's bridges, a Hetzner private network). On by
+     * default as upstream ships it; the local stack turns it off so a lab address can be banned (audit).
+     */
+    whitelistPrivateRanges: bool().default(true),
 });
 
 const DEFAULT_CSP = "default-src 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; upgrade-insecure-requests";

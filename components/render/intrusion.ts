@@ -57,7 +57,8 @@ export const CROWDSEC_COLLECTIONS = ["crowdsecurity/linux", "crowdsecurity/sshd"
 export const CROWDSEC_PARSERS: Record<string, string[]> = {
     "s00-raw": ["crowdsecurity/syslog-logs"],
     "s01-parse": ["crowdsecurity/sshd-logs", "crowdsecurity/caddy-logs"],
-    // whitelists: never ban loopback and private ranges (container and LAN peers).
+    // whitelists: never ban loopback and private ranges (container and LAN peers); dropped when
+    // citadel:intrusion.whitelistPrivateRanges is false (crowdsecHubItemsOff).
     "s02-enrich": ["crowdsecurity/dateparse-enrich", "crowdsecurity/http-logs", "crowdsecurity/whitelists"],
 };
 export const CROWDSEC_SCENARIOS = [
@@ -100,12 +101,24 @@ export const CROWDSEC_SCENARIOS = [
     "crowdsecurity/CVE-2022-44877",
 ];
 
-export function crowdsecHubItems(): HubItem[] {
-    return [
+/** The hub parser that exempts loopback and the private ranges (citadel:intrusion.whitelistPrivateRanges). */
+export const PRIVATE_RANGES_WHITELIST: HubItem = { kind: "parsers", stage: "s02-enrich", id: "crowdsecurity/whitelists" };
+
+const sameItem = (a: HubItem, b: HubItem) => a.kind === b.kind && a.id === b.id && a.stage === b.stage;
+
+/** Every hub item Citadel enables for this config (all of them unless private ranges may be banned). */
+export function crowdsecHubItems(c?: StackConfig): HubItem[] {
+    const all = [
         ...CROWDSEC_COLLECTIONS.map((id): HubItem => ({ kind: "collections", id })),
         ...Object.entries(CROWDSEC_PARSERS).flatMap(([stage, ids]) => ids.map((id): HubItem => ({ kind: "parsers", stage, id }))),
         ...CROWDSEC_SCENARIOS.map((id): HubItem => ({ kind: "scenarios", id })),
     ];
+    return all.filter((i) => !crowdsecHubItemsOff(c).some((off) => sameItem(i, off)));
+}
+
+/** Hub items that must NOT be enabled (their links are removed): the private-range whitelist when it is off. */
+export function crowdsecHubItemsOff(c?: StackConfig): HubItem[] {
+    return c && !c.intrusion.whitelistPrivateRanges ? [PRIVATE_RANGES_WHITELIST] : [];
 }
 
 /**
@@ -158,18 +171,28 @@ export function crowdsecProfiles(c: StackConfig): string {
     );
 }
 
-/** A parser whitelist for intrusion.ignoreIps, or undefined when there is nothing to ignore. */
+/**
+ * Citadel's parser whitelist: intrusion.ignoreIps, plus loopback when the hub's private-range whitelist
+ * (which also covers loopback) is off. Undefined when there is nothing to whitelist.
+ */
 export function crowdsecWhitelist(c: StackConfig): string | undefined {
-    if (c.intrusion.ignoreIps.length === 0) return undefined;
+    const loopback = c.intrusion.whitelistPrivateRanges ? [] : ["127.0.0.1", "::1"];
+    if (c.intrusion.ignoreIps.length === 0 && loopback.length === 0) return undefined;
     return yamlText(
         [
             {
                 name: "citadel/ignore-ips",
                 description: "Citadel: addresses that are never banned (citadel:intrusion.ignoreIps)",
-                whitelist: { reason: "citadel:intrusion.ignoreIps", cidr: [...c.intrusion.ignoreIps] },
+                whitelist: {
+                    reason: "citadel:intrusion.ignoreIps",
+                    ...(loopback.length ? { ip: loopback } : {}),
+                    ...(c.intrusion.ignoreIps.length ? { cidr: [...c.intrusion.ignoreIps] } : {}),
+                },
             },
         ],
-        "Citadel: never ban citadel:intrusion.ignoreIps.",
+        c.intrusion.whitelistPrivateRanges
+            ? "Citadel: never ban citadel:intrusion.ignoreIps."
+            : "Citadel: never ban loopback or citadel:intrusion.ignoreIps (private ranges may be banned: citadel:intrusion.whitelistPrivateRanges false).",
     );
 }
 
@@ -247,10 +270,11 @@ function renderCrowdsec(c: StackConfig): HostScript {
         files,
         whitelistPath: CROWDSEC_WHITELIST,
         hasWhitelist: files.some((f) => f.path === CROWDSEC_WHITELIST),
-        hubLinks: crowdsecHubItems()
+        hubLinks: crowdsecHubItems(c)
             .map(hubLink)
             .map((l) => `${l.link} ${l.target}`)
             .join("\n"),
+        hubUnlinks: crowdsecHubItemsOff(c).map((i) => hubLink(i).link),
         keyFile: BOUNCER_KEY_FILE,
         keyPlaceholder: BOUNCER_KEY_PLACEHOLDER,
         bouncerName: BOUNCER_NAME,
@@ -265,7 +289,7 @@ function renderCrowdsec(c: StackConfig): HostScript {
         name: "intrusion",
         description:
             `CrowdSec: sshd (journal) + Caddy access log, ${CROWDSEC_COLLECTIONS.length} collections from the offline hub, ` +
-            `ban ${c.intrusion.banTime} s, ${c.intrusion.ignoreIps.length} ignored CIDR(s); firewall bouncer ${BOUNCER_NAME} (INPUT + DOCKER-USER); fail2ban off`,
+            `ban ${c.intrusion.banTime} s, ${c.intrusion.ignoreIps.length} ignored CIDR(s), private ranges ${c.intrusion.whitelistPrivateRanges ? "never banned" : "bannable"}; firewall bouncer ${BOUNCER_NAME} (INPUT + DOCKER-USER); fail2ban off`,
         script,
         files: [
             ...files,

@@ -23,6 +23,9 @@ import {
     CROWDSEC_COLLECTIONS,
     crowdsecFiles,
     crowdsecHubItems,
+    crowdsecHubItemsOff,
+    crowdsecWhitelist,
+    PRIVATE_RANGES_WHITELIST,
     CROWDSEC_WHITELIST,
     fail2banJail,
     FAIL2BAN_JAIL,
@@ -36,11 +39,13 @@ const prod = prodConfig(); // engine crowdsec, ignoreIps 203.0.113.0/24
 const withIntrusion = (over: Partial<StackConfig["intrusion"]>) => parseConfigOrThrow(prodWith({ intrusion: { ...prod.intrusion, ...over } }));
 const fail2banConfig = withIntrusion({ engine: "fail2ban", ignoreIps: ["203.0.113.0/24", "2001:db8:1234::/48"] });
 const noIgnoreConfig = withIntrusion({ ignoreIps: [] });
+const privateBannable = withIntrusion({ whitelistPrivateRanges: false }); // ignoreIps 203.0.113.0/24 kept
 const OFFLINE_HUB = "/usr/share/crowdsec/hub";
 
 const ATTACKER = "192.0.2.10"; // TEST-NET-1: must be banned
 const SECOND_ATTACKER = "198.51.100.7"; // TEST-NET-2: same lines as the ignored one, must be banned
 const IGNORED = "203.0.113.50"; // inside intrusion.ignoreIps: must never be banned
+const PRIVATE = "10.20.30.40"; // a private address: exempt by default, bannable with whitelistPrivateRanges false
 
 const requireRoot = (t: TestContext): boolean => requireRootAs(t, "mount, network and PID namespaces, iptables");
 function out(r: RunResult): string {
@@ -95,6 +100,22 @@ describe("rendering", () => {
         assert.match(jail, /^bantime = 3600$/m);
     });
 
+    it("whitelistPrivateRanges: on keeps the hub's private-range whitelist; off unlinks it and whitelists loopback itself", () => {
+        const has = (c: StackConfig) => crowdsecHubItems(c).some((i) => i.id === PRIVATE_RANGES_WHITELIST.id);
+        assert.equal(prod.intrusion.whitelistPrivateRanges, true, "the default must be upstream's behaviour");
+        assert.ok(has(prod));
+        assert.ok(!has(privateBannable));
+        assert.deepEqual(crowdsecHubItemsOff(prod), []);
+        const link = hubLink(PRIVATE_RANGES_WHITELIST).link;
+        assert.equal(link, "/etc/crowdsec/parsers/s02-enrich/whitelists.yaml");
+        assert.ok(renderIntrusion(privateBannable).script.includes(`HUB_UNLINKS=( ${link})`));
+        assert.ok(renderIntrusion(prod).script.includes("HUB_UNLINKS=()"));
+        const own = YAML.parse(crowdsecWhitelist(privateBannable) ?? "null") as { whitelist: { ip?: string[]; cidr?: string[] } };
+        assert.deepEqual(own.whitelist, { reason: "citadel:intrusion.ignoreIps", ip: ["127.0.0.1", "::1"], cidr: ["203.0.113.0/24"] });
+        assert.deepEqual((YAML.parse(crowdsecWhitelist(prod) ?? "null") as { whitelist: object }).whitelist, { reason: "citadel:intrusion.ignoreIps", cidr: ["203.0.113.0/24"] });
+        assert.match(renderIntrusion(privateBannable).description, /private ranges bannable/);
+    });
+
     it("enables every item the chosen collections need, all present in Debian's offline hub", (t) => {
         if (!fs.existsSync(OFFLINE_HUB)) {
             if (IN_CI) throw new Error(`${OFFLINE_HUB} missing (crowdsec not installed)`);
@@ -127,6 +148,7 @@ describe("shellcheck", () => {
     for (const [name, c] of [
         ["crowdsec (with ignoreIps)", prod],
         ["crowdsec (no ignoreIps)", noIgnoreConfig],
+        ["crowdsec (private ranges bannable)", privateBannable],
         ["fail2ban", fail2banConfig],
     ] as const) {
         it(`the ${name} script is clean`, (t) => {
@@ -148,12 +170,13 @@ describe("crowdsec -t on the rendered configuration", () => {
             fs.mkdirSync(path.dirname(rel(f.path)), { recursive: true });
             fs.writeFileSync(rel(f.path), tweak ? tweak(f.path, f.content) : f.content);
         }
-        for (const item of crowdsecHubItems()) {
+        for (const item of crowdsecHubItems(c)) {
             const { link, target } = hubLink(item);
             fs.mkdirSync(path.dirname(rel(link)), { recursive: true });
             fs.rmSync(rel(link), { force: true });
             fs.symlinkSync(target, rel(link));
         }
+        for (const item of crowdsecHubItemsOff(c)) fs.rmSync(rel(hubLink(item).link), { force: true });
         // Everything that named /etc/crowdsec now names the copy; logs go to the temp dir too.
         const config = fs
             .readFileSync("/etc/crowdsec/config.yaml", "utf8")
@@ -163,14 +186,16 @@ describe("crowdsec -t on the rendered configuration", () => {
         return path.join(etc, "config.yaml");
     }
 
-    it("accepts the rendered acquisition, profiles, whitelist and config.yaml.local", (t) => {
+    it("accepts the rendered acquisition, profiles, whitelist and config.yaml.local (private ranges exempt or bannable)", (t) => {
         if (!requireTools(t, "crowdsec")) return;
-        const dir = tmpDir("citadel-crowdsec-");
-        try {
-            const r = run("crowdsec", ["-c", stagedConfig(dir, prod), "-t"], { timeout: 60_000 });
-            assert.equal(r.code, 0, out(r));
-        } finally {
-            fs.rmSync(dir, { recursive: true, force: true });
+        for (const c of [prod, privateBannable]) {
+            const dir = tmpDir("citadel-crowdsec-");
+            try {
+                const r = run("crowdsec", ["-c", stagedConfig(dir, c), "-t"], { timeout: 60_000 });
+                assert.equal(r.code, 0, out(r));
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
         }
     });
 
@@ -366,7 +391,7 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
     it("replay: ssh-bf bans the attackers for banTime, never an ignoreIps address; the bouncer enforces it in INPUT and DOCKER-USER", (t) => {
         if (!ready(t)) return;
         const log = path.join(dir, "auth.log");
-        fs.writeFileSync(log, sshdFailures([ATTACKER, SECOND_ATTACKER, IGNORED], 12));
+        fs.writeFileSync(log, sshdFailures([ATTACKER, SECOND_ATTACKER, IGNORED, PRIVATE], 12));
         const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", REPLAY, "replay", log, ATTACKER], 90_000);
         assert.equal(r.code, 0, out(r));
         const sec = sections(r.stdout);
@@ -386,6 +411,11 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
             [],
             `${IGNORED} is in intrusion.ignoreIps: no alert, no ban`,
         );
+        assert.deepEqual(
+            alerts.filter((a) => a.source.value === PRIVATE),
+            [],
+            `${PRIVATE} is private and whitelistPrivateRanges defaults to true: no alert, no ban`,
+        );
         // Active bans (cscli keeps one decision per address): banTime long, for both attackers only.
         const active = decisionsFrom(sec.decisions || "null").filter((d) => d.type === "ban");
         assert.deepEqual([...new Set(active.map((d) => d.value))].sort(), [ATTACKER, SECOND_ATTACKER].sort());
@@ -397,6 +427,31 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         const rest = `${sec.ipset ?? ""}\n${sec.iptables ?? ""}`;
         assert.match(rest, new RegExp(`^${ATTACKER.replaceAll(".", "\\.")} timeout \\d+`, "m"), `${out(r)}\n${logs}`);
         for (const chain of BOUNCER_CHAINS) assert.match(rest, new RegExp(`^-A ${chain} -m set --match-set crowdsec-blacklists src -j DROP$`, "m"));
+    });
+
+    it("whitelistPrivateRanges false: the script unlinks the hub whitelist, and the same private lines now end in a ban", (t) => {
+        if (!ready(t)) return;
+        const script = path.join(dir, "crowdsec-private.sh");
+        fs.writeFileSync(script, renderIntrusion(privateBannable).script);
+        const r1 = sandbox(ov, ["/bin/bash", script]);
+        assert.equal(r1.code, 0, out(r1));
+        assert.match(r1.stdout, /disabled parsers\/s02-enrich\/whitelists\.yaml/, out(r1));
+        const gone = sandbox(ov, ["/bin/bash", "-c", "test ! -e /etc/crowdsec/parsers/s02-enrich/whitelists.yaml && test ! -L /etc/crowdsec/parsers/s02-enrich/whitelists.yaml"]);
+        assert.equal(gone.code, 0, "the hub whitelist link must be gone");
+        const again = sandbox(ov, ["/bin/bash", script]);
+        assert.match(again.stdout, /^citadel: intrusion: unchanged$/m, out(again));
+        const log = path.join(dir, "auth-private.log");
+        fs.writeFileSync(log, sshdFailures([PRIVATE, IGNORED], 12));
+        const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", REPLAY, "replay", log, PRIVATE], 90_000);
+        assert.equal(r.code, 0, out(r));
+        const sec = sections(r.stdout);
+        const alerts = (JSON.parse(sec.alerts || "null") ?? []) as Alert[];
+        assert.ok(
+            alerts.some((a) => a.scenario === "crowdsecurity/ssh-bf" && a.source.value === PRIVATE && (a.decisions ?? []).some((d) => d.type === "ban")),
+            `no ssh-bf ban for the private ${PRIVATE}:\n${sec.alerts}`,
+        );
+        assert.deepEqual(alerts.filter((a) => a.source.value === IGNORED), [], "ignoreIps must stay exempt");
+        assert.match(sec.ipset ?? "", new RegExp(`^${PRIVATE.replaceAll(".", "\\.")} timeout \\d+`, "m"), out(r));
     });
 });
 
