@@ -1,5 +1,11 @@
 // Opt-in attacks (--attack): they throttle (and could ban) the probe's address, so never by default.
-import { AuditTarget, CheckDef, fromDrift, Probe, skip } from "./types";
+import * as net from "node:net";
+import type { StackConfig } from "../components/config";
+import { SSH_PORT } from "../components/render/firewall";
+import { goSeconds } from "../components/render/intrusion";
+import { seconds, waitUntil } from "../vps/common";
+import { tcpOpen } from "./outside";
+import { AuditTarget, CheckDef, Drift, fromDrift, Probe, skip } from "./types";
 
 const py = JSON.stringify;
 
@@ -50,14 +56,113 @@ const httpBurst: CheckDef = {
     },
 };
 
+/** n SSH logins as users that do not exist (no key, no password): what a brute force looks like to sshd. */
+function bruteScript(address: string, port: number, n: number): string {
+    return `
+import subprocess, json, time
+t0 = time.monotonic(); denied = 0; other = []
+for i in range(${n}):
+    r = subprocess.run(["ssh", "-p", "${port}", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                        "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+                        f"citadel-audit-bf{i}@" + ${py(address)}, "true"], capture_output=True, text=True, timeout=20)
+    if "Permission denied" in r.stderr: denied += 1
+    else: other.append(r.stderr.strip()[-120:])
+print(json.dumps({"attempts": ${n}, "denied": denied, "other": other[:3], "seconds": round(time.monotonic() - t0, 1)}))`;
+}
+
+/** Polls `check` every second until it returns a value or `limitS` seconds pass (bounded); says how long it took. */
+async function pollFor<T>(limitS: number, check: () => T | undefined): Promise<{ value?: T; waited: number }> {
+    const t0 = Date.now();
+    let value: T | undefined;
+    await waitUntil(() => (value = check()) !== undefined, limitS * 1000, 1000);
+    return { value, waited: seconds(t0) };
+}
+
+/** Why the declared posture would never ban `ip` (then the attack proves nothing), or undefined. */
+export function exemptBecause(c: StackConfig, ip: string): string | undefined {
+    const family = net.isIPv6(ip) ? "ipv6" : "ipv4";
+    const inList = (cidrs: string[]) =>
+        cidrs.some((cidr) => {
+            const [base, bits] = cidr.split("/");
+            const fam = net.isIPv6(base) ? "ipv6" : "ipv4";
+            if (fam !== family) return false;
+            const list = new net.BlockList();
+            list.addSubnet(base, Number(bits ?? (fam === "ipv6" ? 128 : 32)), fam);
+            return list.check(ip, fam);
+        });
+    if (inList(c.intrusion.ignoreIps)) return `${ip} is in citadel:intrusion.ignoreIps`;
+    if (c.intrusion.engine === "crowdsec" && c.intrusion.whitelistPrivateRanges && inList(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"]))
+        return `${ip} is a private address and citadel:intrusion.whitelistPrivateRanges is true (CrowdSec never bans it)`;
+    return undefined;
+}
+
+/** The active ban on `ip` as the engine reports it: its remaining duration in seconds, or undefined. */
+function activeBan(t: AuditTarget, ip: string): number | undefined {
+    if (t.config.intrusion.engine === "fail2ban") {
+        const st = t.inside.sh("sudo -n fail2ban-client status sshd").stdout;
+        const banned = /Banned IP list:\s*(.*)/.exec(st)?.[1]?.split(/\s+/) ?? [];
+        if (!banned.includes(ip)) return undefined;
+        // fail2ban has no per-ban remaining time in its status: the jail's live bantime is what applies.
+        const live = Number(t.inside.sh("sudo -n fail2ban-client get sshd bantime").stdout.trim());
+        return Number.isFinite(live) ? live : -1;
+    }
+    const r = t.inside.sh(`sudo -n cscli decisions list -i ${ip} -o json`);
+    if (r.code !== 0) return undefined;
+    const alerts = (JSON.parse(r.stdout || "null") ?? []) as { decisions?: { value: string; type: string; duration: string }[] | null }[];
+    const d = alerts.flatMap((a) => a.decisions ?? []).find((x) => x.value === ip && x.type === "ban");
+    return d ? goSeconds(d.duration) : undefined;
+}
+
+function liftBan(t: AuditTarget, ip: string): void {
+    t.inside.sh(t.config.intrusion.engine === "fail2ban" ? `sudo -n fail2ban-client set sshd unbanip ${ip}` : `sudo -n cscli decisions delete -i ${ip}`);
+}
+
+const reach = (p: Probe, address: string, port: number): boolean => tcpOpen(p, address, port).open;
+
 const sshBruteForce: CheckDef = {
     id: "atk-ssh-bruteforce",
-    title: "SSH brute force from a test address ends in a ban",
+    title: "SSH brute force from a test address ends in a ban, enforced by the firewall, for banTime",
     group: "attack",
-    // An honest ban test needs a source CrowdSec would ban: its default whitelist (and the lab's
-    // ignoreIps) exempt the private lab range, and lifting that would audit a posture that is not the
-    // declared one. Reported as skip, never as pass.
-    run: () => skip("not implemented: every lab source is a private address that CrowdSec's default whitelist exempts (TESTBED); needs a public test source (staging)"),
+    async run(t: AuditTarget) {
+        if (!t.attacker) return skip("no disposable attacker source for this target: from this machine the ban would lock the operator out (the local VPS has one)");
+        const attacker = t.attacker();
+        const ip = attacker.address;
+        let banned = false;
+        let lifted: { value?: true; waited: number } | undefined;
+        try {
+            if (!net.isIP(ip)) throw new Error(`attacker address ${JSON.stringify(ip)} is not an IP`);
+            const exempt = exemptBecause(t.config, ip);
+            if (exempt) return skip(`the declared posture never bans this source: ${exempt}`);
+            if (!reach(attacker.probe, t.address, SSH_PORT)) return { result: "fail", evidence: `${attacker.probe.describe} cannot reach ssh before the attack (banned already?)` };
+            const n = 12;
+            const bf = JSON.parse(attacker.probe.python(bruteScript(t.address, SSH_PORT, n), 300_000).stdout.trim().split("\n").pop() || "{}") as { denied?: number; seconds?: number; other?: string[] };
+            const ban = await pollFor(60, () => activeBan(t, ip));
+            const drift: Drift[] = [];
+            if (ban.value === undefined) {
+                drift.push({ what: `${t.config.intrusion.engine} decision for ${ip} after ${n} failed logins (${bf.denied ?? 0} denied)`, expected: "ban", actual: `none within ${ban.waited} s` });
+                return fromDrift(drift, "", `attempts: ${JSON.stringify(bf)}`);
+            }
+            banned = true;
+            if (Math.abs(ban.value - t.config.intrusion.banTime) > 120) drift.push({ what: `ban duration for ${ip}`, expected: `${t.config.intrusion.banTime} s (citadel:intrusion.banTime)`, actual: `${ban.value} s` });
+            // Enforced: the attacker's packets are dropped, while another source still reaches sshd.
+            const blocked = await pollFor(40, () => (reach(attacker.probe, t.address, SSH_PORT) ? undefined : true));
+            if (!blocked.value) drift.push({ what: `ssh from ${ip} after the ban`, expected: "dropped by the firewall bouncer", actual: `still reachable after ${blocked.waited} s` });
+            const others = reach(t.probe, t.address, SSH_PORT);
+            if (!others) drift.push({ what: `ssh from ${t.probe.describe}`, expected: "reachable (only the attacker is banned)", actual: "unreachable" });
+            // The audit lifts the ban it caused, and shows that lifting works.
+            liftBan(t, ip);
+            lifted = await pollFor(40, () => (reach(attacker.probe, t.address, SSH_PORT) ? true : undefined));
+            return fromDrift(
+                drift,
+                `${n} failed logins in ${bf.seconds ?? "?"} s → ${t.config.intrusion.engine} ban on ${ip} after ${ban.waited} s for ${ban.value} s; dropped after ${blocked.waited} s; ` +
+                    `${t.probe.describe} still served; ban lifted by the audit ${lifted?.value ? `(reachable again after ${lifted.waited} s)` : "(NOT reachable again within 40 s)"}`,
+            );
+        } finally {
+            // Never leave a ban behind on an address Docker may hand to the next container.
+            if (banned && !lifted) liftBan(t, ip);
+            attacker.remove();
+        }
+    },
 };
 
 export const ATTACK_CHECKS: CheckDef[] = [sshBruteForce, httpBurst];

@@ -6,6 +6,7 @@ import { memoryMb, uidOf } from "../components/container";
 import { GATEWAY_UID, CADDY_LOG_DIR_HOST } from "../components/render/caddy";
 import { DATA_UID, POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserBlock, ufwRules } from "../components/render/firewall";
+import { crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
 import { SECRETS_DIR } from "../components/host-step";
 import { GATEWAY_CONTAINER } from "../components/gateway";
@@ -90,6 +91,16 @@ const inIntrusion: CheckDef = {
         const acquis = t.inside.sh("sudo -n cat /etc/crowdsec/acquis.yaml").stdout;
         if (!/_SYSTEMD_UNIT=ssh\.service/.test(acquis)) drift.push({ what: "acquisition", expected: "journalctl _SYSTEMD_UNIT=ssh.service", actual: "(absent)" });
         if (!acquis.includes(CADDY_LOG_DIR_HOST)) drift.push({ what: "acquisition", expected: `${CADDY_LOG_DIR_HOST}/access.log (type caddy)`, actual: "(absent)" });
+        // Who may never be banned: the hub's private-range whitelist as declared, and Citadel's own list.
+        const hubWhitelist = hubLink(PRIVATE_RANGES_WHITELIST).link;
+        const hubOn = t.inside.sh(`sudo -n test -e ${hubWhitelist}`).code === 0;
+        if (hubOn !== t.config.intrusion.whitelistPrivateRanges)
+            drift.push({ what: `${hubWhitelist} (citadel:intrusion.whitelistPrivateRanges)`, expected: t.config.intrusion.whitelistPrivateRanges ? "enabled" : "absent", actual: hubOn ? "enabled" : "absent" });
+        const ownWant = crowdsecWhitelist(t.config);
+        const ownLive = t.inside.sh(`sudo -n cat ${CROWDSEC_WHITELIST}`);
+        const ownHas = ownLive.code === 0 ? ownLive.stdout : undefined;
+        if ((ownWant ?? "") !== (ownHas ?? ""))
+            drift.push({ what: CROWDSEC_WHITELIST, expected: ownWant ? "the rendered ignoreIps whitelist" : "absent", actual: ownHas === undefined ? "absent" : "different content" });
         if (active[0] === "active") {
             // The local API answers only while crowdsec runs: a registered, non-revoked bouncer that pulled decisions.
             const b = t.inside.sh("sudo -n cscli bouncers list -o json");

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { sitePolicy } from "../components/render/caddy";
-import { AuditTarget, CheckDef, Drift, fromDrift, pass, skip, Verdict } from "./types";
+import { AuditTarget, CheckDef, Drift, fromDrift, pass, Probe, skip, Verdict } from "./types";
 
 const py = JSON.stringify;
 
@@ -102,21 +102,30 @@ const outPorts: CheckDef = {
     },
 };
 
+/** Prints {"open": bool, "err": name}: does address:port accept a TCP connection within 3 s? */
+export function tcpOpenScript(address: string, port: number): string {
+    return `
+import socket, json
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect((${py(address)}, ${port})); s.close(); print(json.dumps({"open": True, "err": ""}))
+except Exception as e:
+    print(json.dumps({"open": False, "err": type(e).__name__}))`;
+}
+
+/** Whether the probe can open a TCP connection to address:port (3 s), and why not. */
+export function tcpOpen(p: Probe, address: string, port: number): { open: boolean; err: string } {
+    const r = p.python(tcpOpenScript(address, port), 30_000);
+    if (r.code !== 0) throw new Error(`probe failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-400)}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "null");
+}
+
 const outCaddyAdmin: CheckDef = {
     id: "out-caddy-admin",
     title: "Caddy admin API (2019) unreachable",
     group: "outside",
     run(t) {
-        const r = probeJson<{ open: boolean; err: string }>(
-            t,
-            `
-import socket, json
-s = socket.socket(); s.settimeout(3)
-try:
-    s.connect((${py(t.address)}, 2019)); print(json.dumps({"open": True, "err": ""}))
-except Exception as e:
-    print(json.dumps({"open": False, "err": type(e).__name__}))`,
-        );
+        const r = tcpOpen(t.probe, t.address, 2019);
         return r.open ? { result: "fail", evidence: "2019/tcp accepts connections", drift: [{ what: "tcp/2019", expected: "closed", actual: "open" }] } : pass(`2019/tcp closed (${r.err})`);
     },
 };

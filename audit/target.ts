@@ -7,9 +7,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { StackConfig } from "../components/config";
 import { loadStackConfig, REPO_ROOT } from "../components/stackfile";
-import { AuditTarget, CommandResult, Inside, Probe } from "./types";
+import { Attacker, AuditTarget, CommandResult, Inside, Probe } from "./types";
 
 export const PROBE_CONTAINER = "citadel-audit-probe";
+/** The SSH brute force's source: its own container (and address), banned by the attack, removed after. */
+export const ATTACKER_CONTAINER = "citadel-audit-attacker";
 
 function exec(cmd: string, args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): CommandResult {
     const r = spawnSync(cmd, args, { encoding: "utf8", input: opts.stdin, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 });
@@ -83,6 +85,26 @@ export function removeProbe(name = PROBE_CONTAINER): void {
     exec("docker", ["rm", "-f", name]);
 }
 
+/** A fresh container on the lab network (a fresh address, never banned before) for the SSH brute force. */
+export function containerAttacker(network: string, image: string, name = ATTACKER_CONTAINER): Attacker {
+    exec("docker", ["rm", "-f", name]);
+    const r = exec("docker", ["run", "-d", "--name", name, "--network", network, "--entrypoint", "sleep", image, "900"]);
+    if (r.code !== 0) throw new Error(`audit: cannot start the attacker container ${name}: ${r.stderr.trim()}`);
+    const ip = exec("docker", ["inspect", "--format", `{{(index .NetworkSettings.Networks ${JSON.stringify(network)}).IPAddress}}`, name]).stdout.trim();
+    if (!ip) {
+        exec("docker", ["rm", "-f", name]);
+        throw new Error(`audit: the attacker container ${name} has no address on ${network}`);
+    }
+    return {
+        address: ip,
+        probe: {
+            describe: `container ${name} (${ip}) on ${network}`,
+            python: (script, timeoutMs) => exec("docker", ["exec", name, "python3", "-c", script], { timeoutMs }),
+        },
+        remove: () => void exec("docker", ["rm", "-f", name]),
+    };
+}
+
 /** The site CA when Caddy issues from its own local CA (citadel:gateway.acmeCa internal). */
 function caddyLocalCa(inside: Inside, c: StackConfig): string | undefined {
     if (c.gateway.acmeCa !== "internal") return undefined;
@@ -123,6 +145,7 @@ export async function localTarget(outputs?: StackOutputs): Promise<AuditTarget> 
         probe: containerProbe(LAB_NETWORK, VPS_IMAGE),
         // This machine through Docker's port proxy: it arrives from the lab gateway, another address.
         secondSource: { probe: localProbe, address: "127.0.0.1", httpsPort: info.httpsPort },
+        attacker: () => containerAttacker(LAB_NETWORK, VPS_IMAGE),
         inside,
     };
 }

@@ -42,6 +42,14 @@ export interface Probe {
     python(script: string, timeoutMs?: number): CommandResult;
 }
 
+/** A throwaway client with its own address, as the host sees it. */
+export interface Attacker {
+    probe: Probe;
+    /** The source address the host's sshd and firewall see. */
+    address: string;
+    remove(): void;
+}
+
 /** A shell command on the host as the admin user (over SSH, host key pinned). */
 export interface Inside {
     sh(command: string, opts?: { stdin?: string; timeoutMs?: number }): CommandResult;
@@ -64,6 +72,11 @@ export interface AuditTarget {
     probe: Probe;
     /** A second client address (attacks: a throttled probe must not throttle others); absent = skip. */
     secondSource?: { probe: Probe; address: string; httpsPort: number };
+    /**
+     * A disposable source for the SSH brute force (it gets banned): started on demand, removed after.
+     * Absent = skip: from the operator's own machine the ban would lock the operator out.
+     */
+    attacker?: () => Attacker;
     inside: Inside;
 }
 

@@ -156,6 +156,13 @@ export function crowdsecAcquisition(): string {
     );
 }
 
+/** A CrowdSec (Go) duration as cscli prints it ("59m58.9s", "1h0m0s"), in whole seconds. */
+export function goSeconds(d: string): number {
+    let total = 0;
+    for (const m of d.matchAll(/([\d.]+)(h|m|s)/g)) total += Number(m[1]) * { h: 3600, m: 60, s: 1 }[m[2] as "h" | "m" | "s"];
+    return Math.round(total);
+}
+
 /** Profiles: every IP-scoped alert that asks for remediation becomes a ban of intrusion.banTime seconds. */
 export function crowdsecProfiles(c: StackConfig): string {
     return yamlText(

@@ -218,13 +218,32 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     });
 
     // Last: it leaves the probe's address throttled for one rate-limit window.
-    it("attack: an HTTP burst meets 429 while a second source is still served (SSH ban: skip with reason)", async () => {
+    it("attack: SSH brute force from a lab address ends in an enforced ban; an HTTP burst meets 429 while a second source is served", async () => {
         const { runAudit } = await import("../../audit/run");
         const r = await runAudit(target, { attack: true, only: ["atk-"] });
+        process.stderr.write(show(r) + "\n");
+        const ban = r.checks.find((c) => c.id === "atk-ssh-bruteforce");
+        assert.equal(ban?.result, "pass", show(r));
+        assert.match(ban?.evidence ?? "", /crowdsec ban on 172\.30\.99\.\d+ .* dropped after .* still served; ban lifted by the audit \(reachable again/);
         const burst = r.checks.find((c) => c.id === "atk-http-burst");
         assert.equal(burst?.result, "pass", show(r));
+        // The ban was the attacker's alone, and the audit lifted it: no decision is left on the host.
+        const left = target.inside.sh("sudo -n cscli decisions list -o json");
+        assert.equal(left.code, 0, left.stderr);
+        assert.equal(JSON.parse(left.stdout || "null"), null, `decisions left behind: ${left.stdout}`);
+        assert.equal(spawnSync("docker", ["inspect", "citadel-audit-attacker"]).status, 1, "the attacker container must be removed");
+    });
+
+    it("attack: a source the declared posture exempts is reported as skip with the reason, never as pass", async () => {
+        const { exemptBecause } = await import("../../audit/attacks");
+        const exempting = { ...target.config, intrusion: { ...target.config.intrusion, whitelistPrivateRanges: true } };
+        assert.match(exemptBecause(exempting, "172.30.99.7") ?? "", /whitelistPrivateRanges is true/);
+        assert.match(exemptBecause(target.config, "172.30.99.1") ?? "", /ignoreIps/);
+        assert.equal(exemptBecause(target.config, "172.30.99.7"), undefined);
+        const { runAudit } = await import("../../audit/run");
+        const r = await runAudit({ ...target, config: exempting }, { attack: true, only: ["atk-ssh"] });
         const ban = r.checks.find((c) => c.id === "atk-ssh-bruteforce");
-        assert.equal(ban?.result, "skip");
-        assert.match(ban?.evidence ?? "", /whitelist/);
+        assert.equal(ban?.result, "skip", show(r));
+        assert.match(ban?.evidence ?? "", /never bans this source: 172\.30\.99\.\d+ is a private address/);
     });
 });

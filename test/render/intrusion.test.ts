@@ -28,6 +28,7 @@ import {
     PRIVATE_RANGES_WHITELIST,
     CROWDSEC_WHITELIST,
     fail2banJail,
+    goSeconds,
     FAIL2BAN_JAIL,
     hubLink,
     renderIntrusion,
@@ -298,13 +299,6 @@ interface Decision {
 function decisionsFrom(json: string): Decision[] {
     const alerts = (JSON.parse(json) ?? []) as { decisions?: Decision[] }[];
     return alerts.flatMap((a) => a.decisions ?? []);
-}
-
-/** Go duration text ("59m58.9s", "1h0m0s") in seconds. */
-function goSeconds(d: string): number {
-    let total = 0;
-    for (const m of d.matchAll(/([\d.]+)(h|m|s)/g)) total += Number(m[1]) * { h: 3600, m: 60, s: 1 }[m[2] as "h" | "m" | "s"];
-    return total;
 }
 
 describe("the crowdsec script in namespaces", { concurrency: false }, () => {
