@@ -2,7 +2,7 @@
 import * as net from "node:net";
 import type { StackConfig } from "../components/config";
 import { SSH_PORT } from "../components/render/firewall";
-import { goSeconds } from "../components/render/intrusion";
+import { CROWDSEC_PRIVATE_RANGES, goSeconds } from "../components/render/intrusion";
 import { seconds, waitUntil } from "../vps/common";
 import { tcpOpen } from "./outside";
 import { AuditTarget, CheckDef, Drift, fromDrift, Probe, skip } from "./types";
@@ -91,7 +91,7 @@ export function exemptBecause(c: StackConfig, ip: string): string | undefined {
             return list.check(ip, fam);
         });
     if (inList(c.intrusion.ignoreIps)) return `${ip} is in citadel:intrusion.ignoreIps`;
-    if (c.intrusion.engine === "crowdsec" && c.intrusion.whitelistPrivateRanges && inList(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"]))
+    if (c.intrusion.engine === "crowdsec" && c.intrusion.whitelistPrivateRanges && inList(CROWDSEC_PRIVATE_RANGES))
         return `${ip} is a private address and citadel:intrusion.whitelistPrivateRanges is true (CrowdSec never bans it)`;
     return undefined;
 }
@@ -127,14 +127,16 @@ const sshBruteForce: CheckDef = {
         if (!t.attacker) return skip("no disposable attacker source for this target: from this machine the ban would lock the operator out (the local VPS has one)");
         const attacker = t.attacker();
         const ip = attacker.address;
-        let banned = false;
+        let attacked = false;
         let lifted: { value?: true; waited: number } | undefined;
         try {
             if (!net.isIP(ip)) throw new Error(`attacker address ${JSON.stringify(ip)} is not an IP`);
             const exempt = exemptBecause(t.config, ip);
             if (exempt) return skip(`the declared posture never bans this source: ${exempt}`);
             if (!reach(attacker.probe, t.address, SSH_PORT)) return { result: "fail", evidence: `${attacker.probe.describe} cannot reach ssh before the attack (banned already?)` };
-            const n = 12;
+            // Past any threshold: CrowdSec's ssh-bf (bucket of 5) and fail2ban's maxRetry (up to 20).
+            const n = Math.max(12, t.config.intrusion.maxRetry + 3);
+            attacked = true;
             const bf = JSON.parse(attacker.probe.python(bruteScript(t.address, SSH_PORT, n), 300_000).stdout.trim().split("\n").pop() || "{}") as { denied?: number; seconds?: number; other?: string[] };
             const ban = await pollFor(60, () => activeBan(t, ip));
             const drift: Drift[] = [];
@@ -142,7 +144,6 @@ const sshBruteForce: CheckDef = {
                 drift.push({ what: `${t.config.intrusion.engine} decision for ${ip} after ${n} failed logins (${bf.denied ?? 0} denied)`, expected: "ban", actual: `none within ${ban.waited} s` });
                 return fromDrift(drift, "", `attempts: ${JSON.stringify(bf)}`);
             }
-            banned = true;
             if (Math.abs(ban.value - t.config.intrusion.banTime) > 120) drift.push({ what: `ban duration for ${ip}`, expected: `${t.config.intrusion.banTime} s (citadel:intrusion.banTime)`, actual: `${ban.value} s` });
             // Enforced: the attacker's packets are dropped, while another source still reaches sshd.
             const blocked = await pollFor(40, () => (reach(attacker.probe, t.address, SSH_PORT) ? undefined : true));
@@ -152,14 +153,16 @@ const sshBruteForce: CheckDef = {
             // The audit lifts the ban it caused, and shows that lifting works.
             liftBan(t, ip);
             lifted = await pollFor(40, () => (reach(attacker.probe, t.address, SSH_PORT) ? true : undefined));
+            if (!lifted.value) drift.push({ what: `ssh from ${ip} after the audit lifted its ban`, expected: "reachable again", actual: `still dropped after ${lifted.waited} s` });
             return fromDrift(
                 drift,
                 `${n} failed logins in ${bf.seconds ?? "?"} s → ${t.config.intrusion.engine} ban on ${ip} after ${ban.waited} s for ${ban.value} s; dropped after ${blocked.waited} s; ` +
                     `${t.probe.describe} still served; ban lifted by the audit ${lifted?.value ? `(reachable again after ${lifted.waited} s)` : "(NOT reachable again within 40 s)"}`,
             );
         } finally {
-            // Never leave a ban behind on an address Docker may hand to the next container.
-            if (banned && !lifted) liftBan(t, ip);
+            // Never leave a ban behind on an address Docker may hand to the next container (a late ban,
+            // a thrown error): lifting is harmless when there is none.
+            if (attacked && !lifted) liftBan(t, ip);
             attacker.remove();
         }
     },

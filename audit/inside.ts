@@ -93,7 +93,7 @@ const inIntrusion: CheckDef = {
         if (!acquis.includes(CADDY_LOG_DIR_HOST)) drift.push({ what: "acquisition", expected: `${CADDY_LOG_DIR_HOST}/access.log (type caddy)`, actual: "(absent)" });
         // Who may never be banned: the hub's private-range whitelist as declared, and Citadel's own list.
         const hubWhitelist = hubLink(PRIVATE_RANGES_WHITELIST).link;
-        const hubOn = t.inside.sh(`sudo -n test -e ${hubWhitelist}`).code === 0;
+        const hubOn = t.inside.sh(`sudo -n test -e ${hubWhitelist} -o -L ${hubWhitelist}`).code === 0;
         if (hubOn !== t.config.intrusion.whitelistPrivateRanges)
             drift.push({ what: `${hubWhitelist} (citadel:intrusion.whitelistPrivateRanges)`, expected: t.config.intrusion.whitelistPrivateRanges ? "enabled" : "absent", actual: hubOn ? "enabled" : "absent" });
         const ownWant = crowdsecWhitelist(t.config);

@@ -17,6 +17,8 @@ function probeJson<T>(t: AuditTarget, script: string, timeoutMs = 120_000): T {
 }
 
 export interface ScanResult {
+    /** The address scanned (a host name is resolved once, first). */
+    address: string;
     /** Ports that accepted a TCP connection (in either pass). */
     open: number[];
     /** Of the `confirm` ports, those that only answered in the slow second pass. */
@@ -43,17 +45,22 @@ export interface ScanResult {
 export function scanScript(address: string, opts: { ports?: [number, number]; confirm?: number[]; workers?: number; timeout?: number } = {}): string {
     const [lo, hi] = opts.ports ?? [1, 65535];
     return `
-import asyncio, errno, json, resource, time
-ADDR, LO, HI, CONFIRM = ${py(address)}, ${lo}, ${hi}, ${py(opts.confirm ?? [])}
+import asyncio, errno, json, resource, socket, time
+HOST, LO, HI, CONFIRM = ${py(address)}, ${lo}, ${hi}, ${py(opts.confirm ?? [])}
 WORKERS, TIMEOUT = ${opts.workers ?? 2000}, ${opts.timeout ?? 1.0}
+# Resolve once: a name would otherwise be looked up per port, inside each connect's timeout.
+ADDR = socket.getaddrinfo(HOST, None, type=socket.SOCK_STREAM)[0][4][0]
 # One descriptor per worker: raise the soft limit, or use fewer workers than it allows.
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 want = WORKERS + 64
 if soft != resource.RLIM_INFINITY and soft < want:
     soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-WORKERS = max(1, min(WORKERS, soft - 64))
-CLOSED = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET, errno.EACCES, errno.EPERM}
+if soft != resource.RLIM_INFINITY:
+    WORKERS = max(1, min(WORKERS, soft - 64))
+# Answers from the target's side mean "closed". EPERM/EACCES/ENETUNREACH come from the probe's own
+# machine (its firewall, no route): faults, so the scan is reported incomplete rather than all closed.
+CLOSED = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ECONNRESET}
 async def attempt(port, timeout):
     try:
         r, w = await asyncio.wait_for(asyncio.open_connection(ADDR, port), timeout)
@@ -79,7 +86,7 @@ async def main():
     for port in CONFIRM:
         if port not in seen["open"] and await attempt(port, 5.0) == "open":
             late.append(port)
-    print(json.dumps({"open": sorted(seen["open"] + late), "lateOpen": late, "refused": seen["refused"],
+    print(json.dumps({"address": ADDR, "open": sorted(seen["open"] + late), "lateOpen": late, "refused": seen["refused"],
                       "timedOut": seen["timeout"], "faults": faults, "seconds": round(time.monotonic() - t0, 1)}))
 asyncio.run(main())`;
 }
@@ -106,9 +113,8 @@ const outPorts: CheckDef = {
 export function tcpOpenScript(address: string, port: number): string {
     return `
 import socket, json
-s = socket.socket(); s.settimeout(3)
 try:
-    s.connect((${py(address)}, ${port})); s.close(); print(json.dumps({"open": True, "err": ""}))
+    socket.create_connection((${py(address)}, ${port}), 3).close(); print(json.dumps({"open": True, "err": ""}))
 except Exception as e:
     print(json.dumps({"open": False, "err": type(e).__name__}))`;
 }

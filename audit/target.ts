@@ -64,21 +64,26 @@ export const localProbe: Probe = {
     python: (script, timeoutMs) => exec("python3", ["-c", script], { timeoutMs }),
 };
 
+/** `python3 -c` inside a running container: how a lab container probes. */
+function execProbe(name: string, describe: string): Probe {
+    return { describe, python: (script, timeoutMs) => exec("docker", ["exec", name, "python3", "-c", script], { timeoutMs }) };
+}
+
+/** (Re)starts a container that only sleeps (a lab client), on `network`. */
+function startLabClient(name: string, network: string, image: string, seconds: number): void {
+    exec("docker", ["rm", "-f", name]);
+    const r = exec("docker", ["run", "-d", "--name", name, "--network", network, "--entrypoint", "sleep", image, String(seconds)]);
+    if (r.code !== 0) throw new Error(`audit: cannot start the lab container ${name}: ${r.stderr.trim()}`);
+}
+
 /**
  * Outside traffic from a second container on the lab network (the local VPS: this machine reaches
  * it only through Docker's port proxy on 127.0.0.1, which is not what the Internet sees).
  */
 export function containerProbe(network: string, image: string, name = PROBE_CONTAINER): Probe {
     const state = exec("docker", ["inspect", "--format", "{{.State.Running}}", name]);
-    if (state.stdout.trim() !== "true") {
-        exec("docker", ["rm", "-f", name]);
-        const r = exec("docker", ["run", "-d", "--name", name, "--network", network, "--entrypoint", "sleep", image, "3600"]);
-        if (r.code !== 0) throw new Error(`audit: cannot start the probe container ${name}: ${r.stderr.trim()}`);
-    }
-    return {
-        describe: `container ${name} on ${network}`,
-        python: (script, timeoutMs) => exec("docker", ["exec", name, "python3", "-c", script], { timeoutMs }),
-    };
+    if (state.stdout.trim() !== "true") startLabClient(name, network, image, 3600);
+    return execProbe(name, `container ${name} on ${network}`);
 }
 
 export function removeProbe(name = PROBE_CONTAINER): void {
@@ -87,22 +92,13 @@ export function removeProbe(name = PROBE_CONTAINER): void {
 
 /** A fresh container on the lab network (a fresh address, never banned before) for the SSH brute force. */
 export function containerAttacker(network: string, image: string, name = ATTACKER_CONTAINER): Attacker {
-    exec("docker", ["rm", "-f", name]);
-    const r = exec("docker", ["run", "-d", "--name", name, "--network", network, "--entrypoint", "sleep", image, "900"]);
-    if (r.code !== 0) throw new Error(`audit: cannot start the attacker container ${name}: ${r.stderr.trim()}`);
+    startLabClient(name, network, image, 900);
     const ip = exec("docker", ["inspect", "--format", `{{(index .NetworkSettings.Networks ${JSON.stringify(network)}).IPAddress}}`, name]).stdout.trim();
     if (!ip) {
-        exec("docker", ["rm", "-f", name]);
+        removeProbe(name);
         throw new Error(`audit: the attacker container ${name} has no address on ${network}`);
     }
-    return {
-        address: ip,
-        probe: {
-            describe: `container ${name} (${ip}) on ${network}`,
-            python: (script, timeoutMs) => exec("docker", ["exec", name, "python3", "-c", script], { timeoutMs }),
-        },
-        remove: () => void exec("docker", ["rm", "-f", name]),
-    };
+    return { address: ip, probe: execProbe(name, `container ${name} (${ip}) on ${network}`), remove: () => removeProbe(name) };
 }
 
 /** The site CA when Caddy issues from its own local CA (citadel:gateway.acmeCa internal). */

@@ -101,6 +101,13 @@ export const CROWDSEC_SCENARIOS = [
     "crowdsecurity/CVE-2022-44877",
 ];
 
+/**
+ * What the hub's crowdsecurity/whitelists parser never bans (its `ip` and `cidr` lists, as CIDRs; the
+ * render test compares them with the parser in Debian's offline hub). The audit reads it to know when
+ * an attack source is exempt.
+ */
+export const CROWDSEC_PRIVATE_RANGES = ["127.0.0.1/32", "::1/128", "192.168.0.0/16", "10.0.0.0/8", "172.16.0.0/12"];
+
 /** The hub parser that exempts loopback and the private ranges (citadel:intrusion.whitelistPrivateRanges). */
 export const PRIVATE_RANGES_WHITELIST: HubItem = { kind: "parsers", stage: "s02-enrich", id: "crowdsecurity/whitelists" };
 
@@ -159,7 +166,8 @@ export function crowdsecAcquisition(): string {
 /** A CrowdSec (Go) duration as cscli prints it ("59m58.9s", "1h0m0s"), in whole seconds. */
 export function goSeconds(d: string): number {
     let total = 0;
-    for (const m of d.matchAll(/([\d.]+)(h|m|s)/g)) total += Number(m[1]) * { h: 3600, m: 60, s: 1 }[m[2] as "h" | "m" | "s"];
+    const unit = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, "µs": 1e-6, ns: 1e-9 } as const;
+    for (const m of d.matchAll(/([\d.]+)(h|ms|us|µs|ns|m|s)/g)) total += Number(m[1]) * unit[m[2] as keyof typeof unit];
     return Math.round(total);
 }
 

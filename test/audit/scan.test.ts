@@ -6,36 +6,48 @@ import { describe, it } from "node:test";
 import { scanScript, ScanResult } from "../../audit/outside";
 import { requireRoot, requireTools, run } from "../tools";
 
-// Listeners on 22, 80 and 443 at once; 7 only after 1.5 s (the fast pass has timed it out by then).
+// Listeners on 22, 80 and 443, bound before "ready" is printed; 7 only 1.5 s later. The fast pass
+// probes 7 at once (first batch) and needs at least 3 s for the dropped range, so 7 is refused in
+// the fast pass and open for the slow re-probe, with 1.5 s of margin on either side.
 const LISTENERS = `
 import socket, threading, time, sys
-def serve(port, delay):
-    time.sleep(delay)
+def listener(port):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", port)); s.listen(64)
+    return s
+def serve(s):
     while True:
         c, _ = s.accept(); c.close()
-for port, delay in [(22, 0), (80, 0), (443, 0), (7, 1.5)]:
-    threading.Thread(target=serve, args=(port, delay), daemon=True).start()
+for port in (22, 80, 443):
+    threading.Thread(target=serve, args=(listener(port),), daemon=True).start()
+print("ready", flush=True)
+time.sleep(1.5)
+threading.Thread(target=serve, args=(listener(7),), daemon=True).start()
 time.sleep(60)
 `;
+
+/** The scan in a fresh network namespace, after the listeners are bound; the listeners die with it. */
+function scanInNamespace(firewall: string[], scan: string, before: string[] = []): ReturnType<typeof run> {
+    const script = [
+        "set -eu",
+        "ip link set lo up",
+        ...firewall,
+        'ready=$(mktemp); python3 -c "$LISTENERS" >"$ready" & pid=$!',
+        'for _ in $(seq 1 100); do grep -q ready "$ready" && break; sleep 0.05; done',
+        'grep -q ready "$ready" || { echo "listeners did not start" >&2; kill "$pid"; exit 3; }',
+        ...before,
+        'rc=0; timeout 60 python3 -c "$SCAN" || rc=$?',
+        'kill "$pid"; rm -f "$ready"; exit "$rc"',
+    ].join("\n");
+    return run("unshare", ["-n", "--", "bash", "-c", script], { env: { ...process.env, LISTENERS, SCAN: scan }, timeout: 90_000 });
+}
 
 describe("audit scanner: full connect scan in a namespace of its own", () => {
     it("finds exactly the listening ports, counts dropped and refused apart, and re-probes late confirm ports", (t) => {
         if (!requireRoot(t, "network namespace and iptables") || !requireTools(t, "unshare", "ip", "iptables", "python3", "timeout")) return;
         // 1-3000 dropped except the listeners, 3001-4000 refused by the kernel (nothing listens).
-        const scan = scanScript("127.0.0.1", { ports: [1, 4000], confirm: [7, 22, 80, 443], workers: 500, timeout: 0.5 });
-        const script = [
-            "set -e",
-            "ip link set lo up",
-            "iptables -A INPUT -p tcp -m multiport --dports 7,22,80,443 -j ACCEPT",
-            "iptables -A INPUT -p tcp --syn --dport 1:3000 -j DROP",
-            `python3 -c "$LISTENERS" & pid=$!`,
-            "sleep 0.3",
-            'timeout 60 python3 -c "$SCAN"; rc=$?',
-            'kill "$pid"; exit "$rc"',
-        ].join("\n");
-        const r = run("unshare", ["-n", "--", "bash", "-c", script], { env: { ...process.env, LISTENERS, SCAN: scan }, timeout: 90_000 });
+        const scan = scanScript("127.0.0.1", { ports: [1, 4000], confirm: [7, 22, 80, 443], workers: 500, timeout: 1.0 });
+        const r = scanInNamespace(["iptables -A INPUT -p tcp -m multiport --dports 7,22,80,443 -j ACCEPT", "iptables -A INPUT -p tcp --syn --dport 1:3000 -j DROP"], scan);
         assert.equal(r.code, 0, r.stderr);
         const res = JSON.parse(r.stdout.trim()) as ScanResult;
         assert.deepEqual(res.open, [7, 22, 80, 443], r.stdout);
@@ -49,9 +61,8 @@ describe("audit scanner: full connect scan in a namespace of its own", () => {
     it("fits its workers to a low descriptor limit instead of calling ports closed it never probed", (t) => {
         if (!requireRoot(t, "network namespace") || !requireTools(t, "unshare", "ip", "python3", "timeout")) return;
         // 500 workers under a hard limit of 100 descriptors: without fitting, most probes would fail with EMFILE.
-        const scan = scanScript("127.0.0.1", { ports: [1, 600], confirm: [22, 80, 443], workers: 500, timeout: 0.5 });
-        const script = ["set -e", "ip link set lo up", `python3 -c "$LISTENERS" & pid=$!`, "sleep 0.3", "ulimit -n 100", 'timeout 60 python3 -c "$SCAN"; rc=$?', 'kill "$pid"; exit "$rc"'].join("\n");
-        const r = run("unshare", ["-n", "--", "bash", "-c", script], { env: { ...process.env, LISTENERS, SCAN: scan }, timeout: 90_000 });
+        const scan = scanScript("127.0.0.1", { ports: [1, 600], confirm: [22, 80, 443], workers: 500, timeout: 1.0 });
+        const r = scanInNamespace([], scan, ["ulimit -n 100"]);
         assert.equal(r.code, 0, r.stderr);
         const res = JSON.parse(r.stdout.trim()) as ScanResult;
         assert.deepEqual(res.faults, {}, r.stdout);

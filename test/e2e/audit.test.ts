@@ -231,7 +231,8 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         const left = target.inside.sh("sudo -n cscli decisions list -o json");
         assert.equal(left.code, 0, left.stderr);
         assert.equal(JSON.parse(left.stdout || "null"), null, `decisions left behind: ${left.stdout}`);
-        assert.equal(spawnSync("docker", ["inspect", "citadel-audit-attacker"]).status, 1, "the attacker container must be removed");
+        const { ATTACKER_CONTAINER } = await import("../../audit/target");
+        assert.equal(spawnSync("docker", ["inspect", ATTACKER_CONTAINER]).status, 1, "the attacker container must be removed");
     });
 
     it("attack: a source the declared posture exempts is reported as skip with the reason, never as pass", async () => {

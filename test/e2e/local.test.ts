@@ -13,6 +13,9 @@ import { LAB_NETWORK, VpsInfo } from "../../vps/vps";
 import { StackConfig } from "../../components/config";
 import { IN_CI, run } from "../tools";
 import { scanScript, ScanResult } from "../../audit/outside";
+import { containerProbe, removeProbe } from "../../audit/target";
+import type { Probe } from "../../audit/types";
+import { VPS_IMAGE } from "../../vps/image";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const engineBuilt = fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"));
@@ -36,7 +39,8 @@ describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout
     };
     /** docker inside the VPS (root, via the outer engine's exec: test-side inspection only). */
     const inner = (...args: string[]) => run("docker", ["exec", LOCAL_VPS, "docker", ...args], { timeout: 120_000 });
-    const attacker = (script: string) => run("docker", ["exec", ATTACKER, "python3", "-c", script], { timeout: 180_000 });
+    let attackerProbe: Probe;
+    const attacker = (script: string) => attackerProbe.python(script, 180_000);
 
     before(async () => {
         startedDockerd = !dockerReady();
@@ -45,14 +49,12 @@ describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout
         info = r.info;
         config = r.config;
         publicKey = fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim();
-        // The attacker: a plain container on the lab network (same image as the VPS, for python3).
-        run("docker", ["rm", "-f", ATTACKER]);
-        const a = run("docker", ["run", "-d", "--name", ATTACKER, "--network", LAB_NETWORK, "--entrypoint", "sleep", "citadel/vps:12", "1800"]);
-        assert.equal(a.code, 0, a.stderr);
+        // The attacker: a plain container on the lab network (the audit's probe, under its own name).
+        attackerProbe = containerProbe(LAB_NETWORK, VPS_IMAGE, ATTACKER);
     });
 
     after(async () => {
-        run("docker", ["rm", "-f", ATTACKER]);
+        removeProbe(ATTACKER);
         await down();
         if (startedDockerd) await stopDockerd({ onlyIfIdle: true });
     });

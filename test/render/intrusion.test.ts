@@ -21,6 +21,7 @@ import {
     BOUNCER_LOCAL,
     BOUNCER_NAME,
     CROWDSEC_COLLECTIONS,
+    CROWDSEC_PRIVATE_RANGES,
     crowdsecFiles,
     crowdsecHubItems,
     crowdsecHubItemsOff,
@@ -115,6 +116,18 @@ describe("rendering", () => {
         assert.deepEqual(own.whitelist, { reason: "citadel:intrusion.ignoreIps", ip: ["127.0.0.1", "::1"], cidr: ["203.0.113.0/24"] });
         assert.deepEqual((YAML.parse(crowdsecWhitelist(prod) ?? "null") as { whitelist: object }).whitelist, { reason: "citadel:intrusion.ignoreIps", cidr: ["203.0.113.0/24"] });
         assert.match(renderIntrusion(privateBannable).description, /private ranges bannable/);
+    });
+
+    it("CROWDSEC_PRIVATE_RANGES is exactly what the hub's whitelists parser exempts", (t) => {
+        const file = path.join(OFFLINE_HUB, "parsers", "s02-enrich", "crowdsecurity", "whitelists.yaml");
+        if (!fs.existsSync(file)) {
+            if (IN_CI) throw new Error(`${file} missing (crowdsec not installed)`);
+            t.skip("crowdsec's offline hub is not installed");
+            return;
+        }
+        const w = (YAML.parse(fs.readFileSync(file, "utf8")) as { whitelist: { ip: string[]; cidr: string[] } }).whitelist;
+        const fromHub = [...w.ip.map((ip) => `${ip}/${ip.includes(":") ? 128 : 32}`), ...w.cidr];
+        assert.deepEqual([...fromHub].sort(), [...CROWDSEC_PRIVATE_RANGES].sort());
     });
 
     it("enables every item the chosen collections need, all present in Debian's offline hub", (t) => {
