@@ -5,7 +5,7 @@ import { SSH_PORT } from "../components/render/firewall";
 import { CROWDSEC_PRIVATE_RANGES, goSeconds } from "../components/render/intrusion";
 import { seconds, waitUntil } from "../vps/common";
 import { tcpOpen } from "./outside";
-import { AuditTarget, CheckDef, Drift, fromDrift, Probe, skip } from "./types";
+import { AuditTarget, CheckDef, Drift, fromDrift, Probe, probeJson, skip } from "./types";
 
 const py = JSON.stringify;
 
@@ -31,9 +31,7 @@ print(json.dumps(counts))`;
 }
 
 function burst(p: Probe, address: string, port: number, host: string, caPem: string | undefined, n: number): Record<string, number> {
-    const r = p.python(burstScript(address, port, host, caPem, n), 180_000);
-    if (r.code !== 0) throw new Error(`burst failed: ${(r.stderr || r.stdout).trim().slice(-300)}`);
-    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}");
+    return probeJson(p, burstScript(address, port, host, caPem, n), 180_000);
 }
 
 const httpBurst: CheckDef = {
@@ -80,16 +78,15 @@ async function pollFor<T>(limitS: number, check: () => T | undefined): Promise<{
 
 /** Why the declared posture would never ban `ip` (then the attack proves nothing), or undefined. */
 export function exemptBecause(c: StackConfig, ip: string): string | undefined {
-    const family = net.isIPv6(ip) ? "ipv6" : "ipv4";
-    const inList = (cidrs: string[]) =>
-        cidrs.some((cidr) => {
+    const family = (a: string) => (net.isIPv6(a) ? "ipv6" : "ipv4");
+    const inList = (cidrs: string[]) => {
+        const list = new net.BlockList();
+        for (const cidr of cidrs) {
             const [base, bits] = cidr.split("/");
-            const fam = net.isIPv6(base) ? "ipv6" : "ipv4";
-            if (fam !== family) return false;
-            const list = new net.BlockList();
-            list.addSubnet(base, Number(bits ?? (fam === "ipv6" ? 128 : 32)), fam);
-            return list.check(ip, fam);
-        });
+            list.addSubnet(base, Number(bits ?? (family(base) === "ipv6" ? 128 : 32)), family(base));
+        }
+        return list.check(ip, family(ip));
+    };
     if (inList(c.intrusion.ignoreIps)) return `${ip} is in citadel:intrusion.ignoreIps`;
     if (c.intrusion.engine === "crowdsec" && c.intrusion.whitelistPrivateRanges && inList(CROWDSEC_PRIVATE_RANGES))
         return `${ip} is a private address and citadel:intrusion.whitelistPrivateRanges is true (CrowdSec never bans it)`;
@@ -137,7 +134,7 @@ const sshBruteForce: CheckDef = {
             // Past any threshold: CrowdSec's ssh-bf (bucket of 5) and fail2ban's maxRetry (up to 20).
             const n = Math.max(12, t.config.intrusion.maxRetry + 3);
             attacked = true;
-            const bf = JSON.parse(attacker.probe.python(bruteScript(t.address, SSH_PORT, n), 300_000).stdout.trim().split("\n").pop() || "{}") as { denied?: number; seconds?: number; other?: string[] };
+            const bf = probeJson<{ denied?: number; seconds?: number; other?: string[] }>(attacker.probe, bruteScript(t.address, SSH_PORT, n), 300_000);
             const ban = await pollFor(60, () => activeBan(t, ip));
             const drift: Drift[] = [];
             if (ban.value === undefined) {

@@ -5,16 +5,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { sitePolicy } from "../components/render/caddy";
-import { AuditTarget, CheckDef, Drift, fromDrift, pass, Probe, skip, Verdict } from "./types";
+import { AuditTarget, CheckDef, Drift, fromDrift, pass, Probe, probeJson, skip, Verdict } from "./types";
 
 const py = JSON.stringify;
-
-/** Runs a probe snippet that prints one JSON document; throws with stderr when it does not. */
-function probeJson<T>(t: AuditTarget, script: string, timeoutMs = 120_000): T {
-    const r = t.probe.python(script, timeoutMs);
-    if (r.code !== 0) throw new Error(`probe failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-400)}`);
-    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "null") as T;
-}
 
 export interface ScanResult {
     /** The address scanned (a host name is resolved once, first). */
@@ -97,7 +90,7 @@ const outPorts: CheckDef = {
     group: "outside",
     run(t) {
         const expected = [...t.exposureTcp].sort((a, b) => a - b);
-        const scan = probeJson<ScanResult>(t, scanScript(t.address, { confirm: expected }), 300_000);
+        const scan = probeJson<ScanResult>(t.probe, scanScript(t.address, { confirm: expected }), 300_000);
         const open = scan.open;
         const faults = Object.entries(scan.faults);
         if (faults.length) return { result: "fail", evidence: `scan incomplete: the probe could not test ${faults.map(([e, n]) => `${n} port(s) (${e})`).join(", ")}; open so far: ${open.join(",")}` };
@@ -121,9 +114,7 @@ except Exception as e:
 
 /** Whether the probe can open a TCP connection to address:port (3 s), and why not. */
 export function tcpOpen(p: Probe, address: string, port: number): { open: boolean; err: string } {
-    const r = p.python(tcpOpenScript(address, port), 30_000);
-    if (r.code !== 0) throw new Error(`probe failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-400)}`);
-    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "null");
+    return probeJson(p, tcpOpenScript(address, port), 30_000);
 }
 
 const outCaddyAdmin: CheckDef = {
@@ -169,7 +160,7 @@ const outTls: CheckDef = {
         const drift: Drift[] = [];
         const seen: string[] = [];
         for (const host of t.sites) {
-            const r = probeJson<Record<string, string>>(t, tlsScript(t.address, host));
+            const r = probeJson<Record<string, string>>(t.probe, tlsScript(t.address, host));
             for (const [v, want] of [["TLSv1", "refused"], ["TLSv1_1", "refused"], ["TLSv1_2", "accepted"], ["TLSv1_3", "accepted"]] as const) {
                 const got = r[v] ?? "missing";
                 // A refusal only counts when the server said so (an alert), not when the probe could not even try.
@@ -218,7 +209,7 @@ const outRedirect: CheckDef = {
         if (t.sites.length === 0) return skip("no sites declared");
         const drift: Drift[] = [];
         for (const host of t.sites) {
-            const r = probeJson<HttpResult>(t, httpScript(t.address, host, false, undefined, "/citadel-audit?x=1"));
+            const r = probeJson<HttpResult>(t.probe, httpScript(t.address, host, false, undefined, "/citadel-audit?x=1"));
             const got = `${r.status} ${r.headers["location"] ?? r.err ?? ""}`.trim();
             const want = `30x https://${host}/citadel-audit?x=1`;
             if (![301, 302, 307, 308].includes(r.status) || r.headers["location"] !== `https://${host}/citadel-audit?x=1`) drift.push({ what: `http://${host}/`, expected: want, actual: got });
@@ -254,7 +245,7 @@ const outHeaders: CheckDef = {
         const drift: Drift[] = [];
         const statuses: string[] = [];
         for (const host of t.sites) {
-            const r = probeJson<HttpResult>(t, httpScript(t.address, host, true, t.siteCaPem));
+            const r = probeJson<HttpResult>(t.probe, httpScript(t.address, host, true, t.siteCaPem));
             statuses.push(`${host} ${r.status || r.err}`);
             if (r.status === 0) {
                 drift.push({ what: `https://${host}/`, expected: "a response over verified TLS", actual: r.err ?? "no response" });

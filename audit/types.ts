@@ -50,6 +50,13 @@ export interface Attacker {
     remove(): void;
 }
 
+/** Runs a probe snippet that prints one JSON document (its last line); throws with stderr when it does not. */
+export function probeJson<T>(p: Probe, script: string, timeoutMs = 120_000): T {
+    const r = p.python(script, timeoutMs);
+    if (r.code !== 0) throw new Error(`probe failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-400)}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "null") as T;
+}
+
 /** A shell command on the host as the admin user (over SSH, host key pinned). */
 export interface Inside {
     sh(command: string, opts?: { stdin?: string; timeoutMs?: number }): CommandResult;
