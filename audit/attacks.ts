@@ -3,9 +3,8 @@ import * as net from "node:net";
 import type { StackConfig } from "../components/config";
 import { SSH_PORT } from "../components/render/firewall";
 import { CROWDSEC_PRIVATE_RANGES, goSeconds } from "../components/render/intrusion";
-import { seconds, waitUntil } from "../vps/common";
 import { tcpOpen } from "./outside";
-import { AuditTarget, CheckDef, Drift, fromDrift, Probe, probeJson, skip } from "./types";
+import { AuditTarget, CheckDef, Drift, fromDrift, Probe, probeJson, seconds, skip, waitUntil } from "./types";
 
 const py = JSON.stringify;
 

@@ -314,7 +314,7 @@ const outSshAudit: CheckDef = {
     group: "outside",
     run(t) {
         const which = spawnSync("sh", ["-c", "command -v ssh-audit"], { encoding: "utf8" });
-        if (which.status !== 0) return skip("ssh-audit not installed on this machine (scripts/prereqs.sh installs it)");
+        if (which.status !== 0) return skip("ssh-audit not installed on this machine (lab/prereqs.sh installs it)");
         const plain = spawnSync("ssh-audit", ["-p", String(t.sshPort), t.sshHost], { encoding: "utf8", timeout: 60_000 });
         const out = stripAnsi(plain.stdout ?? "");
         const strict = /\(kex\) kex-strict-s-v00@openssh\.com/.test(out);

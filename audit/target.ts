@@ -7,14 +7,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { StackConfig } from "../components/config";
 import { loadStackConfig, REPO_ROOT } from "../components/stackfile";
-import { Attacker, AuditTarget, CommandResult, Inside, Probe } from "./types";
+import { AuditTarget, CommandResult, Inside, Probe } from "./types";
 
-export const PROBE_CONTAINER = "citadel-audit-probe";
-/** The SSH brute force's source: its own container (and address), banned by the attack, removed after. */
-export const ATTACKER_CONTAINER = "citadel-audit-attacker";
 
-function exec(cmd: string, args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): CommandResult {
-    const r = spawnSync(cmd, args, { encoding: "utf8", input: opts.stdin, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 });
+export function exec(cmd: string, args: string[], opts: { stdin?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): CommandResult {
+    const r = spawnSync(cmd, args, { encoding: "utf8", input: opts.stdin, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: opts.env });
     return { code: r.status, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
 }
 
@@ -29,11 +26,15 @@ export interface StackOutputs {
     containers?: string[];
 }
 
-/** `pulumi stack output --json` through scripts/pulumi-stack.sh; undefined when the stack has no state. */
-export function readStackOutputs(stack: string): StackOutputs | undefined {
-    const env = { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only" };
-    const r = spawnSync("bash", [path.join(REPO_ROOT, "scripts", "pulumi-stack.sh"), stack, "--", "stack", "output", "--json"], { encoding: "utf8", env, timeout: 180_000 });
-    if (r.status !== 0) return undefined;
+/** Runs `pulumi <args>` for a stack and returns its result: the operator's own pulumi by default. */
+export type PulumiRunner = (stack: string, args: string[]) => CommandResult;
+
+export const plainPulumi: PulumiRunner = (stack, args) => exec("pulumi", [...args, "--stack", stack], { timeoutMs: 180_000 });
+
+/** `pulumi stack output --json`; undefined when the stack has no state. */
+export function readStackOutputs(stack: string, pulumi: PulumiRunner = plainPulumi): StackOutputs | undefined {
+    const r = pulumi(stack, ["stack", "output", "--json"]);
+    if (r.code !== 0) return undefined;
     try {
         const o = JSON.parse(r.stdout) as StackOutputs;
         return Object.keys(o).length ? o : undefined;
@@ -64,86 +65,20 @@ export const localProbe: Probe = {
     python: (script, timeoutMs) => exec("python3", ["-c", script], { timeoutMs }),
 };
 
-/** `python3 -c` inside a running container: how a lab container probes. */
-function execProbe(name: string, describe: string): Probe {
-    return { describe, python: (script, timeoutMs) => exec("docker", ["exec", name, "python3", "-c", script], { timeoutMs }) };
-}
-
-/** (Re)starts a container that only sleeps (a lab client), on `network`. */
-function startLabClient(name: string, network: string, image: string, seconds: number): void {
-    exec("docker", ["rm", "-f", name]);
-    const r = exec("docker", ["run", "-d", "--name", name, "--network", network, "--entrypoint", "sleep", image, String(seconds)]);
-    if (r.code !== 0) throw new Error(`audit: cannot start the lab container ${name}: ${r.stderr.trim()}`);
-}
-
-/**
- * Outside traffic from a second container on the lab network (the local VPS: this machine reaches
- * it only through Docker's port proxy on 127.0.0.1, which is not what the Internet sees).
- */
-export function containerProbe(network: string, image: string, name = PROBE_CONTAINER): Probe {
-    const state = exec("docker", ["inspect", "--format", "{{.State.Running}}", name]);
-    if (state.stdout.trim() !== "true") startLabClient(name, network, image, 3600);
-    return execProbe(name, `container ${name} on ${network}`);
-}
-
-export function removeProbe(name = PROBE_CONTAINER): void {
-    exec("docker", ["rm", "-f", name]);
-}
-
-/** A fresh container on the lab network (a fresh address, never banned before) for the SSH brute force. */
-export function containerAttacker(network: string, image: string, name = ATTACKER_CONTAINER): Attacker {
-    startLabClient(name, network, image, 900);
-    const ip = exec("docker", ["inspect", "--format", `{{(index .NetworkSettings.Networks ${JSON.stringify(network)}).IPAddress}}`, name]).stdout.trim();
-    if (!ip) {
-        removeProbe(name);
-        throw new Error(`audit: the attacker container ${name} has no address on ${network}`);
-    }
-    return { address: ip, probe: execProbe(name, `container ${name} (${ip}) on ${network}`), remove: () => removeProbe(name) };
-}
-
 /** The site CA when Caddy issues from its own local CA (citadel:gateway.acmeCa internal). */
-function caddyLocalCa(inside: Inside, c: StackConfig): string | undefined {
+export function caddyLocalCa(inside: Inside, c: StackConfig): string | undefined {
     if (c.gateway.acmeCa !== "internal") return undefined;
     const r = inside.sh("sudo -n docker exec citadel-gateway cat /data/caddy/pki/authorities/local/root.crt");
     return r.code === 0 && r.stdout.includes("BEGIN CERTIFICATE") ? r.stdout : undefined;
 }
 
 /** The declared exposure: the stack output when there is one, else what components/stack.ts would output. */
-function exposureOf(c: StackConfig, outputs?: StackOutputs): number[] {
+export function exposureOf(c: StackConfig, outputs?: StackOutputs): number[] {
     return outputs?.exposure?.tcp ?? [22, 80, 443];
 }
 
-function sitesOf(c: StackConfig, outputs?: StackOutputs): string[] {
+export function sitesOf(c: StackConfig, outputs?: StackOutputs): string[] {
     return outputs?.sites?.map((s) => s.replace(/^https:\/\//, "")) ?? c.sites.map((s) => s.host);
-}
-
-/** The local VPS (scripts/local.ts, env CITADEL_VPS_NAME etc.): probe from a lab container. */
-export async function localTarget(outputs?: StackOutputs): Promise<AuditTarget> {
-    const { LOCAL_VPS, localConfig } = await import("../scripts/local");
-    const { vpsInfo, LAB_NETWORK } = await import("../vps/vps");
-    const { HARNESS_KEY } = await import("../vps/common");
-    const { VPS_IMAGE } = await import("../vps/image");
-    const info = vpsInfo(LOCAL_VPS);
-    if (!info) throw new Error(`audit: the local VPS ${LOCAL_VPS} is not running (npm start)`);
-    const config = localConfig(fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim());
-    // Outputs, when given, must describe this VPS (a stale state would audit against another host key).
-    if (outputs?.sshHostKey && outputs.sshHostKey.trim() !== info.hostKey.trim()) throw new Error("audit: the stack's sshHostKey output is not this VPS's host key (stale state: re-run npm start)");
-    const inside = sshInside({ host: "127.0.0.1", port: info.sshPort, user: outputs?.sshUser ?? config.admin.user, keyPath: HARNESS_KEY, hostKey: info.hostKey });
-    return {
-        stack: "local",
-        config,
-        address: info.address,
-        sshHost: "127.0.0.1",
-        sshPort: info.sshPort,
-        exposureTcp: exposureOf(config, outputs),
-        sites: sitesOf(config, outputs),
-        siteCaPem: caddyLocalCa(inside, config),
-        probe: containerProbe(LAB_NETWORK, VPS_IMAGE),
-        // This machine through Docker's port proxy: it arrives from the lab gateway, another address.
-        secondSource: { probe: localProbe, address: "127.0.0.1", httpsPort: info.httpsPort },
-        attacker: () => containerAttacker(LAB_NETWORK, VPS_IMAGE),
-        inside,
-    };
 }
 
 /** Any other stack: its outputs say where the host is; this machine is the outside. */

@@ -114,3 +114,15 @@ export function fromDrift(drift: Drift[], ok: string, extra = ""): Verdict {
     if (drift.length === 0) return { result: "pass", evidence: ok };
     return { result: "fail", evidence: `${drift.length} drift(s)${extra ? `; ${extra}` : ""}`, drift };
 }
+
+/** Polls `check` until it holds or `ms` passed (bounded: the audit never waits forever). */
+export async function waitUntil(check: () => boolean | Promise<boolean>, ms: number, everyMs = 250): Promise<boolean> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+        if (await check()) return true;
+        await new Promise((res) => setTimeout(res, everyMs));
+    }
+    return false;
+}
+
+export const seconds = (startMs: number): number => Math.round((Date.now() - startMs) / 100) / 10;

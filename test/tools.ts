@@ -24,9 +24,9 @@ export function which(bin: string): string | undefined {
 
 /**
  * Returns the tool's path. When it is missing: in CI the test fails (CI installs everything via
- * scripts/prereqs.sh); elsewhere the test is skipped with a reason printed in the output.
+ * lab/prereqs.sh); elsewhere the test is skipped with a reason printed in the output.
  */
-export function requireTool(t: TestContext, bin: string, hint = "run: bash scripts/prereqs.sh"): string | undefined {
+export function requireTool(t: TestContext, bin: string, hint = "run: bash lab/prereqs.sh"): string | undefined {
     const p = which(bin);
     if (p) return p;
     const msg = `${bin} not installed (${hint})`;

@@ -6,21 +6,21 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { down, LOCAL_VPS, pulumiLocal, up } from "../../scripts/local";
-import { HARNESS_KEY } from "../../vps/common";
-import { dockerReady, ensureDockerd, stopDockerd } from "../../vps/dockerd";
-import { LAB_NETWORK, VpsInfo } from "../../vps/vps";
+import { down, LOCAL_VPS, pulumiLocal, up } from "../../lab/local";
+import { HARNESS_KEY } from "../../lab/vps/common";
+import { dockerReady, ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { LAB_NETWORK, VpsInfo } from "../../lab/vps/vps";
 import { StackConfig } from "../../components/config";
 import { IN_CI, run } from "../tools";
 import { scanScript, ScanResult } from "../../audit/outside";
-import { containerProbe, removeProbe } from "../../audit/target";
+import { containerProbe, removeProbe } from "../../lab/audit";
 import type { Probe } from "../../audit/types";
-import { VPS_IMAGE } from "../../vps/image";
+import { VPS_IMAGE } from "../../lab/vps/image";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const engineBuilt = fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"));
 let skip: string | false = false;
-if (!engineBuilt) skip = "engine not built (bash engine/build.sh)";
+if (!engineBuilt) skip = "engine not built (bash lab/engine/build.sh)";
 if (IN_CI && skip) throw new Error(skip);
 
 const ATTACKER = "citadel-e2e-attacker";

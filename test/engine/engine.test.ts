@@ -1,4 +1,4 @@
-// The offline Pulumi engine built by engine/build.sh: every binary is there
+// The offline Pulumi engine built by lab/engine/build.sh: every binary is there
 // and reports its pinned version, the pins match the npm SDKs in
 // package.json, and a tiny program using all four providers previews
 // offline with a local file backend.
@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { test, type TestContext } from "node:test";
 
 const repo = path.resolve(__dirname, "..", "..");
-const engineDir = path.join(repo, "engine");
+const engineDir = path.join(repo, "lab", "engine");
 const binDir = path.join(repo, ".cache", "engine", "bin");
 const pulumiHome = path.join(repo, ".cache", "engine", "pulumi-home");
 
@@ -40,7 +40,7 @@ const npmPackageOf: Record<Binary, string> = {
 function pinnedVersion(name: Binary): string {
     const env = fs.readFileSync(path.join(engineDir, name, "build.env"), "utf8");
     const m = /^VERSION=(.+)$/m.exec(env);
-    assert.ok(m, `engine/${name}/build.env has no VERSION=`);
+    assert.ok(m, `lab/engine/${name}/build.env has no VERSION=`);
     return m[1].trim().replace(/^v/, "");
 }
 
@@ -50,15 +50,15 @@ function requireEngine(t: TestContext): boolean {
     if (missing.length === 0) {
         return true;
     }
-    const msg = `engine not built (missing ${missing.join(", ")}): run bash engine/build.sh`;
+    const msg = `engine not built (missing ${missing.join(", ")}): run bash lab/engine/build.sh`;
     if (process.env.CI === "true") {
         assert.fail(msg);
     }
-    t.skip("engine not built: run bash engine/build.sh");
+    t.skip("engine not built: run bash lab/engine/build.sh");
     return false;
 }
 
-/** The environment engine/env.sh sets, with a private backend and home. */
+/** The environment lab/engine/env.sh sets, with a private backend and home. */
 function engineEnv(backendDir: string): NodeJS.ProcessEnv {
     return {
         ...process.env,
@@ -95,7 +95,7 @@ test("engine pins match the npm SDK versions in package.json", () => {
     };
     for (const b of binaries) {
         const npmVersion = pkg.dependencies[npmPackageOf[b]];
-        assert.equal(pinnedVersion(b), npmVersion, `engine/${b}/build.env VERSION vs ${npmPackageOf[b]}`);
+        assert.equal(pinnedVersion(b), npmVersion, `lab/engine/${b}/build.env VERSION vs ${npmPackageOf[b]}`);
     }
 });
 
@@ -154,7 +154,7 @@ test("rebuilt bridged providers serve every type and function of their npm SDK",
         return;
     }
     // Native (non-Terraform) resources of the published providers that the
-    // rebuilds do not have; see engine/README.md.
+    // rebuilds do not have; see lab/engine/README.md.
     const knownMissing = new Set(["docker:index/image:Image"]);
     for (const pkg of ["random", "hcloud", "docker"]) {
         const info = JSON.parse(

@@ -1,4 +1,4 @@
-// The real `pulumi preview` of the prod example, offline (scripts/preview.sh): every expected
+// The real `pulumi preview` of the prod example, offline (lab/preview.sh): every expected
 // resource under its component, secrets shown as [secret], no secret material in the JSON, and a bad
 // config stopped with the same message the unit tests expect.
 import assert from "node:assert/strict";
@@ -10,11 +10,11 @@ import { IN_CI, run } from "../tools";
 const ROOT = path.resolve(__dirname, "..", "..");
 const ENGINE = path.join(ROOT, ".cache", "engine", "bin", "pulumi");
 const engineMissing = !fs.existsSync(ENGINE);
-if (engineMissing && IN_CI) throw new Error("the Pulumi engine is not built: run bash engine/build.sh (CI must not skip the real preview)");
-const skip = engineMissing ? "engine not built: run bash engine/build.sh" : false;
+if (engineMissing && IN_CI) throw new Error("the Pulumi engine is not built: run bash lab/engine/build.sh (CI must not skip the real preview)");
+const skip = engineMissing ? "engine not built: run bash lab/engine/build.sh" : false;
 
 function preview(...args: string[]) {
-    return run("bash", [path.join(ROOT, "scripts", "preview.sh"), ...args], { timeout: 300_000, env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "citadel-test" } });
+    return run("bash", [path.join(ROOT, "lab", "preview.sh"), ...args], { timeout: 300_000, env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "citadel-test" } });
 }
 
 /** "urn:pulumi:prod::citadel::a$b$c::name" → ["a$b$c", "name"]. */

@@ -41,8 +41,8 @@ import {
     DEMO_APP_PORT,
     POSTGRES_LOCAL_IMAGE,
     REDIS_LOCAL_IMAGE,
-} from "../../images/build-local";
-import { ensureDockerd, stopDockerd } from "../../vps/dockerd";
+} from "../../lab/images/build-local";
+import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
 import { existingRaw } from "../fixtures";
 import { IN_CI, requireRoot, run, RunResult, tmpDir, waitFor } from "../tools";
 

@@ -44,7 +44,7 @@ function requirePgBin(t: TestContext): string | undefined {
     const majors = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, "bin", "postgres"))) : [];
     majors.sort((a, b) => Number(b) - Number(a));
     if (majors.length) return path.join(root, majors[0], "bin");
-    requireTool(t, "postgres", "install Debian's postgresql: bash scripts/prereqs.sh");
+    requireTool(t, "postgres", "install Debian's postgresql: bash lab/prereqs.sh");
     return undefined;
 }
 

@@ -8,9 +8,9 @@ import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { parseConfigOrThrow } from "../../components/config";
 import { renderCloudInit } from "../../components/render/cloudinit";
-import { ensureDockerd, stopDockerd } from "../../vps/dockerd";
-import { BASE_IMAGE, VPS_IMAGE, debianMirror, debianSources, ensureVpsImage, parseDeb822Sources, parseOneLineSources, renderVpsSources } from "../../vps/image";
-import { LAB_NETWORK, VpsInfo, knownHostsLine, loadImages, startVps, stopVps } from "../../vps/vps";
+import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { BASE_IMAGE, VPS_IMAGE, debianMirror, debianSources, ensureVpsImage, parseDeb822Sources, parseOneLineSources, renderVpsSources } from "../../lab/vps/image";
+import { LAB_NETWORK, VpsInfo, knownHostsLine, loadImages, startVps, stopVps } from "../../lab/vps/vps";
 import { makeKeyPair, prodRaw, prodWith } from "../fixtures";
 import { IN_CI, freePort, requireTool, run, RunResult, tmpDir } from "../tools";
 

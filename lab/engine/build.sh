@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Build the Pulumi engine (CLI, Node.js language host, resource providers)
-# offline from Go modules, one wrapper module per binary under engine/<name>/.
+# offline from Go modules, one wrapper module per binary under lab/engine/<name>/.
 #
-#   bash engine/build.sh            build what changed, install the providers
+#   bash lab/engine/build.sh            build what changed, install the providers
 #                                   as plugins into .cache/engine/pulumi-home
-#   bash engine/build.sh --force    rebuild everything
-#   bash engine/build.sh --cold     measure a cold build: every binary built
+#   bash lab/engine/build.sh --force    rebuild everything
+#   bash lab/engine/build.sh --cold     measure a cold build: every binary built
 #                                   with empty GOCACHE/GOMODCACHE in a temp
 #                                   dir, then report times and sizes and
 #                                   delete it all (.cache/engine is untouched)
-#   bash engine/build.sh --only NAME [--only NAME...]   restrict to binaries
+#   bash lab/engine/build.sh --only NAME [--only NAME...]   restrict to binaries
 #
-# Each engine/<name>/build.env pins the binary: PKG (package to build, relative
+# Each lab/engine/<name>/build.env pins the binary: PKG (package to build, relative
 # to the wrapper module), VERSION (what it reports) and LDFLAGS_X (-X flags).
 # A binary is rebuilt only when the hash of its wrapper dir (plus local
 # replace dirs), build.env, Go version and this script's build flags differs
@@ -20,7 +20,7 @@
 set -euo pipefail
 
 ENGINE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(dirname "$ENGINE_DIR")"
+REPO_DIR="$(cd "$ENGINE_DIR/../.." && pwd)"
 CACHE_DIR="$REPO_DIR/.cache/engine"
 BIN_DIR="$CACHE_DIR/bin"
 STAMP_DIR="$CACHE_DIR/stamps"
@@ -191,7 +191,7 @@ for name in "${binaries[@]}"; do
 done
 
 # Install the providers into PULUMI_HOME: with
-# PULUMI_IGNORE_AMBIENT_PLUGINS=true (engine/env.sh) the CLI loads exactly
+# PULUMI_IGNORE_AMBIENT_PLUGINS=true (lab/engine/env.sh) the CLI loads exactly
 # these, matched by the version the npm SDKs ask for.
 for name in "${binaries[@]}"; do
   [[ "$name" == pulumi-resource-* ]] || continue
@@ -213,4 +213,4 @@ if [[ $built -eq 0 ]]; then
 else
   echo "engine: built $built binaries in $(fmt_secs "$total"); bin $(human "$(dir_size "$BIN_DIR")")"
 fi
-echo "use it: source engine/env.sh"
+echo "use it: source lab/engine/env.sh"

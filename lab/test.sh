@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/prereqs.sh
+bash lab/prereqs.sh
 echo "[test] type-check"
 node_modules/.bin/tsc --noEmit -p .
 echo "[test] node --test"

@@ -1,17 +1,17 @@
-// The local VPS for humans:  npx tsx vps/cli.ts <up|down|status|build|load> [options]
+// The local VPS for humans:  npx tsx lab/vps/cli.ts <up|down|status|build|load> [options]
 // Progress goes to stderr ("[vps] ..."); `up` and `status` print the VPS info as JSON on stdout.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { parseConfigOrThrow, rawFromObject } from "../components/config";
-import { renderCloudInit } from "../components/render/cloudinit";
-import { rawStackConfig } from "../components/stackfile";
+import { parseConfigOrThrow, rawFromObject } from "../../components/config";
+import { renderCloudInit } from "../../components/render/cloudinit";
+import { rawStackConfig } from "../../components/stackfile";
 import { HARNESS_KEY, REPO_ROOT, ensureCacheDir, harnessKey, progress, run } from "./common";
 import { DOCKERD_LOG, dockerReady, ensureDockerd, ourDockerdPid, stopDockerd } from "./dockerd";
 import { BASE_IMAGE, VPS_IMAGE, baseKey, ensureVpsImage, imageKey, renderVpsSources, vpsKey } from "./image";
 import { LAB_NETWORK, VpsInfo, knownHostsLine, loadImages, startVps, stopVps, vpsDir, vpsInfo } from "./vps";
 
-const USAGE = `usage: npx tsx vps/cli.ts <command> [options]
+const USAGE = `usage: npx tsx lab/vps/cli.ts <command> [options]
   up      build/load the images if needed and boot the VPS (cloud-init with the stack's user-data)
             --name NAME          container name (default citadel-vps)
             --ssh-port PORT      sshd on 127.0.0.1:PORT (default 2222)

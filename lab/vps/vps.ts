@@ -255,6 +255,22 @@ async function waitBooted(name: string, t0: number): Promise<VpsInfo> {
     throw fail(hostKey ? "sshd does not answer on its published port" : "no sshd ed25519 host key after cloud-init");
 }
 
+/**
+ * Reboots the VPS as a power cycle would: `docker restart` stops every process (systemd, sshd, the
+ * inner Docker engine and its containers) and boots /sbin/init again from the same disk. /run is a
+ * fresh tmpfs, so only what the host enables at boot comes back. Waits (bounded) for sshd again.
+ */
+export async function rebootVps(name: string): Promise<VpsInfo> {
+    checkName(name);
+    const t0 = Date.now();
+    progress(`rebooting ${name}`);
+    runOk("docker", ["restart", "--time", "20", name], { timeout: 90_000 });
+    const info = await waitBooted(name, t0);
+    fs.writeFileSync(infoFile(name), JSON.stringify(info, null, 2) + "\n");
+    progress(`${name} is back (${info.bootSeconds} s); address ${info.address} on ${LAB_NETWORK}`);
+    return info;
+}
+
 /** Removes the VPS container and its directory (seed, inner Docker storage). No-op when absent. */
 export async function stopVps(name: string): Promise<void> {
     checkName(name);

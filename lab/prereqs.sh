@@ -50,5 +50,5 @@ fi
 # Caddy with the rate-limit module, built from Go modules (Debian's Caddy lacks it).
 bash images/caddy/build.sh
 
-# The Pulumi CLI, language host and providers, built offline from Go modules (engine/README.md).
-bash engine/build.sh
+# The Pulumi CLI, language host and providers, built offline from Go modules (lab/engine/README.md).
+bash lab/engine/build.sh

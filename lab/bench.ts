@@ -5,13 +5,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { REPO_ROOT } from "../components/stackfile";
-import { buildLocalImages } from "../images/build-local";
-import { harnessKey } from "../vps/common";
-import { ensureDockerd } from "../vps/dockerd";
-import { ensureVpsImage } from "../vps/image";
-import { loadImages, startVps, stopVps } from "../vps/vps";
+import { buildLocalImages } from "./images/build-local";
+import { harnessKey, run } from "./vps/common";
+import { ensureDockerd } from "./vps/dockerd";
+import { ensureVpsImage } from "./vps/image";
+import { loadImages, startVps, stopVps } from "./vps/vps";
 import { down, LOCAL_HTTP_PORT, LOCAL_HTTPS_PORT, LOCAL_SSH_PORT, LOCAL_VPS, localConfig, pulumiLocal, stackImages } from "./local";
-import { run } from "../test/tools";
+
 
 /** sshd's count of accepted logins on the VPS so far (every remote step and Docker-over-SSH dial). */
 function sshSessions(): number {

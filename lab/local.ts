@@ -11,11 +11,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../components/config";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
-import { buildLocalImages } from "../images/build-local";
-import { ensureDockerd } from "../vps/dockerd";
-import { ensureVpsImage } from "../vps/image";
-import { harnessKey, HARNESS_KEY } from "../vps/common";
-import { loadImages, startVps, stopVps, VpsInfo } from "../vps/vps";
+import { buildLocalImages } from "./images/build-local";
+import { ensureDockerd } from "./vps/dockerd";
+import { ensureVpsImage } from "./vps/image";
+import { harnessKey, HARNESS_KEY } from "./vps/common";
+import { loadImages, startVps, stopVps, VpsInfo } from "./vps/vps";
 
 // Overridable so two checkouts (or a test beside a demo) can each run their own VPS.
 export const LOCAL_VPS = process.env.CITADEL_VPS_NAME ?? "citadel-local";
@@ -52,7 +52,7 @@ export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], lo
     const env = { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only" };
     return new Promise((resolve) => {
         const out = fs.createWriteStream(log);
-        const child = spawn("bash", [path.join(REPO_ROOT, "scripts", "pulumi-stack.sh"), ...(reset ? ["--reset"] : []), ...sets, "local", "--", ...args], {
+        const child = spawn("bash", [path.join(REPO_ROOT, "lab", "pulumi-stack.sh"), ...(reset ? ["--reset"] : []), ...sets, "local", "--", ...args], {
             env,
             stdio: ["ignore", "pipe", "pipe"],
         });
@@ -103,7 +103,7 @@ export async function up(): Promise<{ info: VpsInfo; config: StackConfig; second
 
 export async function down(): Promise<void> {
     const publicKey = fs.existsSync(`${HARNESS_KEY}.pub`) ? fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim() : "";
-    const { vpsInfo } = await import("../vps/vps");
+    const { vpsInfo } = await import("./vps/vps");
     const info = vpsInfo(LOCAL_VPS);
     if (info && publicKey) {
         say("pulumi destroy --stack local");
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     }
     const { info, config, seconds } = await up();
     say("audit: the source policies' checklists against the live VPS (npm run audit -- --stack local)");
-    const { auditLocal } = await import("../audit/local");
+    const { auditLocal } = await import("./audit");
     const { text } = await auditLocal();
     console.log(text);
     const host = config.sites[0]?.host;
@@ -134,7 +134,7 @@ Citadel converged onto the local VPS ${LOCAL_VPS} in ${Object.values(seconds).re
 
   ssh      ssh -i ${path.relative(process.cwd(), HARNESS_KEY)} -p ${info.sshPort} -o StrictHostKeyChecking=yes -o UserKnownHostsFile=.cache/local/known_hosts ${config.admin.user}@127.0.0.1
   site     curl --cacert .cache/local/root.crt --resolve ${host}:${LOCAL_HTTPS_PORT}:127.0.0.1 https://${host}:${LOCAL_HTTPS_PORT}/
-  stack    bash scripts/pulumi-stack.sh local -- stack output   (state in .cache/state)
+  stack    bash lab/pulumi-stack.sh local -- stack output   (state in .cache/state)
   down     npm run local:down
 `);
 }

@@ -3,7 +3,7 @@
 //   citadel/postgres:15-local          images/postgres   Debian's postgresql-15, official-image entrypoint contract
 //   citadel/redis:7-local              images/redis      Debian's redis-server 7.0, official-image entrypoint contract
 //   citadel/demo-app:1-local           images/demo-app   the Go demo app (standard library only) on scratch
-//   citadel/caddy:2.11.9-ratelimit     images/caddy      Caddy + caddy-ratelimit from build.sh, Dockerfile.local
+//   citadel/caddy:2.11.9-ratelimit     images/caddy      Caddy + caddy-ratelimit from images/caddy/build.sh, lab/images/caddy.Dockerfile
 //
 // All but the demo app are FROM citadel/debian:12 (vps/image.ts, debootstrap; built here if missing)
 // with packages from this machine's Debian archives (apt inside the build). Each image carries the
@@ -11,14 +11,14 @@
 // built image is also kept as a zstd `docker save` archive under .cache/images/ (gitignored), so a
 // fresh engine (CI with a restored cache) loads it in seconds instead of rebuilding.
 //
-//   npx tsx images/build-local.ts [--no-archive] [postgres|redis|demo-app|caddy ...]
+//   npx tsx lab/images/build-local.ts [--no-archive] [postgres|redis|demo-app|caddy ...]
 //
 // Progress goes to stderr ("[images] ..."), one line per image (tag, action, seconds, image ID) to stdout.
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { CADDY_IMAGE_TAG } from "../components/render/caddy";
+import { CADDY_IMAGE_TAG } from "../../components/render/caddy";
 import { REPO_ROOT, run, runLogged, seconds, tailFile, withCacheLock } from "../vps/common";
 import { ensureDockerd } from "../vps/dockerd";
 import { BASE_IMAGE, ensureBaseImage, renderVpsSources } from "../vps/image";
@@ -32,6 +32,10 @@ export const DEMO_APP_PORT = 8080;
 export const DEMO_APP_HEALTHCHECK = ["/app/demo-app", "healthcheck"];
 
 export const IMAGES_DIR = __dirname;
+/** The product's Caddy module (the image the gateway builds); the lab packs the binary it builds. */
+const CADDY_SOURCE_DIR = path.join(REPO_ROOT, "images", "caddy");
+/** The lab's Dockerfile for that binary on the local Debian base (no Go toolchain image needed). */
+const LOCAL_CADDY_DOCKERFILE = path.join(__dirname, "caddy.Dockerfile");
 /** Build contexts, archives and the build log. Gitignored (.cache/). */
 export const IMAGES_CACHE_DIR = path.join(REPO_ROOT, ".cache", "images");
 export const IMAGES_BUILD_LOG = path.join(IMAGES_CACHE_DIR, "build.log");
@@ -86,7 +90,7 @@ async function buildDemoApp(): Promise<string> {
 
 /** images/caddy/build.sh: builds (or finds up to date) .cache/bin/caddy with the rate-limit module. */
 async function buildCaddy(): Promise<string> {
-    const code = await runLogged("bash", [rel("caddy", "build.sh")], IMAGES_BUILD_LOG, 30 * 60_000);
+    const code = await runLogged("bash", [path.join(CADDY_SOURCE_DIR, "build.sh")], IMAGES_BUILD_LOG, 30 * 60_000);
     if (code !== 0) throw new Error(`citadel: images: images/caddy/build.sh failed (exit ${code}); see ${IMAGES_BUILD_LOG}. Last lines:\n${tailFile(IMAGES_BUILD_LOG, 15)}`);
     return path.join(BIN_DIR, "caddy");
 }
@@ -125,10 +129,10 @@ export const IMAGE_SPECS: readonly ImageSpec[] = [
     {
         name: "caddy",
         tag: CADDY_LOCAL_IMAGE,
-        inputs: ["Dockerfile.local", "go.mod", "go.sum", "main.go"].map((f) => rel("caddy", f)),
+        inputs: [LOCAL_CADDY_DOCKERFILE, ...["go.mod", "go.sum", "main.go"].map((f) => path.join(CADDY_SOURCE_DIR, f))],
         debianBased: true,
         prepare: async () => [
-            { source: rel("caddy", "Dockerfile.local"), name: "Dockerfile", mode: 0o644 },
+            { source: LOCAL_CADDY_DOCKERFILE, name: "Dockerfile", mode: 0o644 },
             { source: await buildCaddy(), name: "caddy", mode: 0o755 },
         ],
     },
@@ -297,7 +301,7 @@ async function main(): Promise<number> {
     const names = IMAGE_SPECS.map((s) => s.name);
     const { values, positionals } = parseArgs({ allowPositionals: true, options: { "no-archive": { type: "boolean" }, help: { type: "boolean", short: "h" } } });
     if (values.help) {
-        process.stdout.write(`usage: npx tsx images/build-local.ts [--no-archive] [${names.join("|")} ...]\n`);
+        process.stdout.write(`usage: npx tsx lab/images/build-local.ts [--no-archive] [${names.join("|")} ...]\n`);
         return 0;
     }
     const unknown = positionals.filter((p) => !names.includes(p as LocalImageName));

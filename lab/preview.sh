@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run preview [-- --json] [-- --set citadel:key=VALUE]...`: the real `pulumi preview` of the prod
-# example stack, fully offline — the engine built by engine/build.sh, a fresh local file backend, the
+# example stack, fully offline — the engine built by lab/engine/build.sh, a fresh local file backend, the
 # passphrase secrets provider, a placeholder 64-character Hetzner token and a throwaway operator key.
 # Creates need no API, so nothing leaves this machine.
 set -euo pipefail
@@ -19,7 +19,7 @@ key="$root/.cache/preview/operator_key"
 mkdir -p "$(dirname "$key")"
 [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C citadel-preview -f "$key"
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-citadel-preview}"
-exec bash "$root/scripts/pulumi-stack.sh" --fresh \
+exec bash "$root/lab/pulumi-stack.sh" --fresh \
   --secret "hcloud:token=$(printf 'p%.0s' $(seq 64))" \
   --set "citadel:admin.privateKeyPath=$key" \
   "${sets[@]}" prod -- preview --non-interactive --diff "${json[@]}"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the real Pulumi engine (engine/build.sh) on one stack from a scratch copy of the project, so
+# Runs the real Pulumi engine (lab/engine/build.sh) on one stack from a scratch copy of the project, so
 # `pulumi stack init` / `config set` never edit the repo's Pulumi.<stack>.yaml:
 #
-#   scripts/pulumi-stack.sh [--fresh] [--set citadel:key=VALUE]... [--secret key=VALUE]... STACK -- PULUMI-ARGS...
+#   lab/pulumi-stack.sh [--fresh] [--set citadel:key=VALUE]... [--secret key=VALUE]... STACK -- PULUMI-ARGS...
 #
 # --fresh    start from an empty backend (previews); otherwise the stack's state persists in
 #            .cache/state (the local VPS stack: a second `up` must find the first one's state).
@@ -30,11 +30,11 @@ done
 : "${stack:?usage: pulumi-stack.sh [--fresh] [--set k=v]... STACK -- PULUMI-ARGS...}"
 
 if [ ! -x "$root/.cache/engine/bin/pulumi" ]; then
-  echo "citadel: the Pulumi engine is not built; run: bash engine/build.sh" >&2
+  echo "citadel: the Pulumi engine is not built; run: bash lab/engine/build.sh" >&2
   exit 1
 fi
-# shellcheck source=engine/env.sh disable=SC1091
-source "$root/engine/env.sh"
+# shellcheck source=lab/engine/env.sh disable=SC1091
+source "$root/lab/engine/env.sh"
 state="$root/.cache/state"
 [ "$fresh" = 1 ] && state="$root/.cache/state-$stack-fresh" && rm -rf "$state"
 mkdir -p "$state"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Source this file (`source engine/env.sh`) to use the engine built by
-# engine/build.sh, fully offline, with a local file backend.
+# Source this file (`source lab/engine/env.sh`) to use the engine built by
+# lab/engine/build.sh, fully offline, with a local file backend.
 #
 # The CLI loads a provider from PATH first when one is there ("ambient"
 # plugin, with a warning) and otherwise from $PULUMI_HOME/plugins for the
@@ -8,7 +8,7 @@
 # providers that build.sh installed into .cache/engine/pulumi-home are used,
 # version-matched. The language host is found next to the `pulumi` binary.
 
-_citadel_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_citadel_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 case ":$PATH:" in
   *":$_citadel_root/.cache/engine/bin:"*) ;;

@@ -4,7 +4,7 @@ import { execFileSync, spawn, spawnSync, SpawnSyncOptions } from "node:child_pro
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-export const REPO_ROOT = path.resolve(__dirname, "..");
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 /** Everything the harness builds or keeps (rootfs tarball, image archives, logs, per-VPS dirs). Gitignored. */
 export const CACHE_DIR = path.join(REPO_ROOT, ".cache", "vps");
 
