@@ -1,6 +1,7 @@
 // Host baseline beside the layers: kernel parameters, unattended security upgrades, journald
 // retention, and the Docker engine's daemon.json. Each is one idempotent root script (HostScript).
 import type { StackConfig } from "../config";
+import { configKey, IP_FORWARD_KEY, ipForwardError } from "../config";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
@@ -73,9 +74,10 @@ export const SYSCTL_DEFAULTS: readonly SysctlEntry[] = [
 /** The defaults with citadel:host.sysctl applied (overrides replace a default's value; new keys are required). */
 export function sysctlEntries(c: StackConfig): SysctlEntry[] {
     const overrides = c.host.sysctl;
-    if (overrides["net.ipv4.ip_forward"] !== undefined && overrides["net.ipv4.ip_forward"].trim() !== "1") {
-        throw new Error(`citadel:host.sysctl: "net.ipv4.ip_forward" must stay 1: Docker routes every container's traffic through the host`);
-    }
+    // The schema's own rule (components/config/validators.ts), re-checked as defence in depth.
+    const forward = overrides[IP_FORWARD_KEY];
+    const forwardError = forward === undefined ? undefined : ipForwardError(forward);
+    if (forwardError) throw new Error(`${configKey(["host", "sysctl"])}: ${JSON.stringify(IP_FORWARD_KEY)} ${forwardError}`);
     const out = SYSCTL_DEFAULTS.map((e) =>
         overrides[e.key] !== undefined ? { ...e, value: overrides[e.key], optional: false, why: "from citadel:host.sysctl" } : { ...e },
     );

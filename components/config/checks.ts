@@ -1,0 +1,81 @@
+// The checks that span several keys: they run after every key parsed on its own (./schema.ts), and
+// each issue names the key to change and how.
+import type { z } from "zod";
+import type { StackConfig } from "./schema";
+import { BUILTIN_SECRETS, SECRET_LOOKING_RE, redisHeadroomError, show } from "./validators";
+
+/** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
+export function secretNames(c: Pick<StackConfig, "secrets">): string[] {
+    return [...BUILTIN_SECRETS, ...Object.keys(c.secrets.apiKeys)];
+}
+
+/** Secret names Citadel generates for itself; an API key may not take them. */
+const INTERNAL_SECRETS = ["crowdsecBouncerKey", "postgresSuperuserPassword"];
+
+/** Ports the host must keep open (SSH, HTTP, HTTPS): citadel:firewall.denyPorts may not cover them. */
+const OPEN_PORTS = [22, 80, 443];
+
+export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
+    const add = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+
+    // The server.
+    if (cfg.target === "existing" && !cfg.existing) {
+        add(["existing"], `is required when citadel:target is "existing": set address, port and hostKey (e.g. {"address": "203.0.113.10", "hostKey": "ssh-ed25519 AAAA..."})`);
+    }
+    if (cfg.target !== "existing" && cfg.existing) {
+        add(["existing"], `is only used with citadel:target "existing"; remove it or set citadel:target to "existing"`);
+    }
+
+    // The firewall.
+    const r = cfg.firewall.denyPorts;
+    if (r.from > r.to) add(["firewall", "denyPorts"], `from (${r.from}) is above to (${r.to}); swap them`);
+    for (const p of OPEN_PORTS) {
+        if (p >= r.from && p <= r.to) add(["firewall", "denyPorts"], `the range ${r.from}-${r.to} includes port ${p}, which must stay open; deny a range of app ports only (e.g. 8001-8012)`);
+    }
+
+    // Apps and their secrets.
+    const appNames = new Map<string, number>();
+    cfg.apps.forEach((a, i) => {
+        if (appNames.has(a.name)) add(["apps", i, "name"], `${show(a.name)} is already used by citadel:apps[${appNames.get(a.name)}]; app names must be unique`);
+        else appNames.set(a.name, i);
+    });
+    const known = new Set(secretNames(cfg));
+    cfg.apps.forEach((a, i) => {
+        for (const k of Object.keys(a.env)) {
+            if (SECRET_LOOKING_RE.test(k) && !k.endsWith("_FILE")) {
+                add(["apps", i, "env", k], `looks like a secret; secrets never go in the environment: list a generated secret in citadel:apps[${i}].secrets (it arrives as a file, announced by ${k}_FILE)`);
+            }
+        }
+        a.secrets.forEach((s, j) => {
+            if (!known.has(s)) add(["apps", i, "secrets", j], `${show(s)} is not a generated secret (known: ${[...known].join(", ")}); declare extra keys in citadel:secrets.apiKeys`);
+            else if (s === "postgresPassword" && !cfg.postgres.enabled) add(["apps", i, "secrets", j], `postgresPassword is only generated when citadel:postgres.enabled is true; enable Postgres or remove it`);
+            else if (s === "redisPassword" && !cfg.redis.enabled) add(["apps", i, "secrets", j], `redisPassword is only generated when citadel:redis.enabled is true; enable Redis or remove it`);
+        });
+        if (new Set(a.secrets).size !== a.secrets.length) add(["apps", i, "secrets"], `lists a secret twice; list each once`);
+    });
+    for (const k of Object.keys(cfg.secrets.apiKeys)) {
+        if ((BUILTIN_SECRETS as readonly string[]).includes(k) || INTERNAL_SECRETS.includes(k)) add(["secrets", "apiKeys", k], `${show(k)} is a built-in secret; choose another name`);
+    }
+
+    // Sites.
+    const hosts = new Map<string, number>();
+    cfg.sites.forEach((s, i) => {
+        if (hosts.has(s.host)) add(["sites", i, "host"], `${show(s.host)} is already served by citadel:sites[${hosts.get(s.host)}]; remove one of them`);
+        else hosts.set(s.host, i);
+        if (!appNames.has(s.app)) {
+            const names = [...appNames.keys()];
+            add(["sites", i, "app"], `${show(s.app)} is not an app (${names.length ? `known: ${names.join(", ")}` : "citadel:apps is empty"}); add it to citadel:apps or fix the name`);
+        }
+    });
+
+    // Data services.
+    if ((cfg.postgres.enabled || cfg.redis.enabled) && !cfg.apps.some((a) => a.data)) {
+        add(["apps"], `Postgres/Redis are enabled but no app has "data": true, so nothing could reach them; set data: true on the app that uses them`);
+    }
+    cfg.apps.forEach((a, i) => {
+        if (a.data && !cfg.postgres.enabled && !cfg.redis.enabled) add(["apps", i, "data"], `is true but neither citadel:postgres nor citadel:redis is enabled; set it to false or enable one`);
+    });
+    // The same rule as renderRedisConf (components/render/data.ts), before any resource exists.
+    const headroom = redisHeadroomError(cfg.redis.maxMemory, cfg.redis.resources.memory);
+    if (headroom) add(["redis", "maxMemory"], headroom);
+}

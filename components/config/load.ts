@@ -1,0 +1,148 @@
+// Loading: raw Pulumi config (strings, objects as JSON) → typed config, or a list of clear errors,
+// each naming the `citadel:<key>` (with a "did you mean" for unknown keys).
+import type { z } from "zod";
+import { StackConfigSchema, type StackConfig } from "./schema";
+import { CONFIG_NAMESPACE, show } from "./validators";
+
+export type ParseResult = { ok: true; config: StackConfig } | { ok: false; errors: string[] };
+
+/** Formats a zod issue path as a Pulumi config key: ["admin","sourceIps",1] → citadel:admin.sourceIps[1]. */
+export function configKey(path: readonly PropertyKey[]): string {
+    let out = CONFIG_NAMESPACE + ":";
+    path.forEach((p, i) => {
+        if (typeof p === "number") out += `[${p}]`;
+        else if (i === 0) out += String(p);
+        else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(String(p))) out += `.${String(p)}`;
+        else out += `[${JSON.stringify(String(p))}]`;
+    });
+    return out;
+}
+
+/** One line per problem: `citadel:<key>: <what is wrong and the fix>`. */
+function issueLines(issue: z.core.$ZodIssue): string[] {
+    const path = issue.path;
+    if (issue.code === "unrecognized_keys") {
+        return issue.keys.map((k) => `${configKey([...path, k])}: is not a known setting${suggest(k, path)}`);
+    }
+    const key = path.length ? configKey(path) : CONFIG_NAMESPACE;
+    const message = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message;
+    return [`${key}: ${message}`];
+}
+
+// ---------------------------------------------------------------------------------------------
+// "did you mean": the closest allowed key at the same place in the schema.
+// ---------------------------------------------------------------------------------------------
+
+function suggest(key: string, path: readonly PropertyKey[]): string {
+    const shape = shapeAt(path);
+    if (!shape) return "";
+    const best = closest(key, Object.keys(shape));
+    return best ? `; did you mean ${show(best)}?` : "";
+}
+
+/** Walks the schema along an issue path to the object there, and returns its shape (the allowed keys). */
+function shapeAt(path: readonly PropertyKey[]): Record<string, unknown> | undefined {
+    let s: any = StackConfigSchema;
+    for (const p of path) {
+        s = unwrap(s);
+        if (typeof p === "number") s = s?.element ?? s?._zod?.def?.element;
+        else s = s?.shape?.[p as string];
+    }
+    s = unwrap(s);
+    return s?.shape;
+}
+
+/** Through default/prefault/optional/pipe wrappers to the object or array inside. */
+function unwrap(s: any): any {
+    for (let i = 0; i < 10 && s; i++) {
+        const def = s._zod?.def;
+        if (!def) return s;
+        if (def.type === "object" || def.type === "array") return s;
+        s = def.innerType ?? def.in ?? def.schema ?? undefined;
+    }
+    return s;
+}
+
+function closest(key: string, options: string[]): string | undefined {
+    let best: string | undefined;
+    let bestD = Infinity;
+    for (const o of options) {
+        const d = levenshtein(key.toLowerCase(), o.toLowerCase());
+        if (d < bestD) {
+            bestD = d;
+            best = o;
+        }
+    }
+    return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/** Edit distance (insert, delete, substitute), one row of the table at a time. */
+export function levenshtein(a: string, b: string): number {
+    const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        let prev = dp[0];
+        dp[0] = i;
+        for (let j = 1; j <= b.length; j++) {
+            const tmp = dp[j];
+            dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+            prev = tmp;
+        }
+    }
+    return dp[b.length];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Parses raw Pulumi config — the map of `citadel:key` → string that `pulumi.runtime.allConfig()` returns
+ * (objects and lists arrive as JSON text) — into the typed stack config.
+ * Keys of other namespaces (hcloud:, pulumi:) are ignored.
+ */
+export function parseConfig(raw: Record<string, string>): ParseResult {
+    const input: Record<string, unknown> = {};
+    for (const [fullKey, value] of Object.entries(raw)) {
+        const idx = fullKey.indexOf(":");
+        if (idx < 0 || fullKey.slice(0, idx) !== CONFIG_NAMESPACE) continue;
+        input[fullKey.slice(idx + 1)] = decodeValue(value);
+    }
+    const result = StackConfigSchema.safeParse(input, { reportInput: true });
+    if (!result.success) return { ok: false, errors: [...new Set(result.error.issues.flatMap(issueLines))] };
+    return { ok: true, config: result.data };
+}
+
+function decodeValue(value: string): unknown {
+    const t = value.trim();
+    if (t.startsWith("{") || t.startsWith("[")) {
+        try {
+            return JSON.parse(t);
+        } catch {
+            return value;
+        }
+    }
+    return value;
+}
+
+/** Thrown for bad configuration; its message lists every problem, one per line. */
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(`Invalid Citadel configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` + problems.map((p) => `  - ${p}`).join("\n"));
+        this.name = "ConfigError";
+    }
+}
+
+export function parseConfigOrThrow(raw: Record<string, string>): StackConfig {
+    const r = parseConfig(raw);
+    if (!r.ok) throw new ConfigError(r.errors);
+    return r.config;
+}
+
+/** Reads a config object the way Pulumi would hand it over, from plain JS values (for scripts and tests). */
+export function rawFromObject(values: Record<string, unknown>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(values)) {
+        out[`${CONFIG_NAMESPACE}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+    }
+    return out;
+}

@@ -1,0 +1,433 @@
+// The schema of the stack's configuration: every `citadel:<key>`, what it is, its default and why.
+//
+// Every knob is named here, defaulted secure and documented once; the README's configuration
+// reference mirrors this file (test/unit/readme.test.ts). Each default is written once: objects use
+// `.prefault({})`, which parses `{}` through the object so its fields' own defaults apply.
+import { z } from "zod";
+import { crossChecks } from "./checks";
+import {
+    DNS_LABEL_RE,
+    ENV_NAME_RE,
+    IP_FORWARD_KEY,
+    RESERVED_APP_NAMES,
+    SECRET_NAME_RE,
+    SYSCTL_KEY_RE,
+    UNIX_NAME_RE,
+    acmeDirectoryError,
+    addressError,
+    bool,
+    checked,
+    cidr,
+    cpus,
+    dateError,
+    days,
+    duration,
+    hostKeyError,
+    hostname,
+    httpHeaderValue,
+    image,
+    int,
+    ipForwardError,
+    maxStartupsError,
+    memory,
+    obj,
+    postgresMemoryError,
+    redisMemory,
+    show,
+    sshPublicKeyError,
+    str,
+    uidGid,
+} from "./validators";
+
+// ---------------------------------------------------------------------------------------------
+// Server: a new Hetzner Cloud server, or an existing host
+// ---------------------------------------------------------------------------------------------
+
+export const HCLOUD_LOCATIONS = ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"] as const;
+
+const HcloudSchema = obj({
+    /** Hetzner location of the server. Default "fsn1" (Falkenstein, EU). */
+    location: z.enum(HCLOUD_LOCATIONS, { error: (iss) => `${show(iss.input)} is not a Hetzner location (one of ${HCLOUD_LOCATIONS.join(", ")})` }).default("fsn1"),
+    /** Hetzner server type. Default "cx22" (2 vCPU, 4 GB: enough for the gateway, data and a few apps). */
+    serverType: checked(str(), (v) => (/^[a-z]{2,4}[0-9]{1,3}$/.test(v) ? undefined : `${show(v)} is not a Hetzner server type (e.g. cx22, cpx21, cax11)`)).default("cx22"),
+    /** Base image. Only "debian-12" (the default): Citadel's host scripts are written and tested for it. */
+    image: z.literal("debian-12", { error: (iss) => `${show(iss.input)} is not supported: Citadel's host scripts target "debian-12"` }).default("debian-12"),
+    /** Server name in the Hetzner console. Default "citadel". */
+    serverName: checked(str(), (v) => (DNS_LABEL_RE.test(v) ? undefined : `${show(v)} is not a valid server name (lower-case letters, digits, '-')`)).default("citadel"),
+});
+
+const ExistingSchema = obj({
+    /** Address (IP or DNS name) of a Debian 12 host that already runs sshd. Required, no default. */
+    address: checked(str(), addressError),
+    /** SSH port of the host. Default 22. */
+    port: int(1, 65535).default(22),
+    /**
+     * The host's public ed25519 SSH host key ("ssh-ed25519 AAAA..."), pinned for every connection.
+     * Required, no default: get it out of band (the provider's console, or `ssh-keyscan` over a trusted
+     * path) — never trust on first use silently.
+     */
+    hostKey: checked(str(), hostKeyError),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Admin access and sshd
+// ---------------------------------------------------------------------------------------------
+
+const AdminSchema = obj({
+    /** The non-root deploy user that Citadel creates and connects as. Default "deploy"; never root (root login is disabled). */
+    user: checked(str(), (v) =>
+        v === "root" ? `root may not be the admin user: root login is disabled; use e.g. "deploy"` : UNIX_NAME_RE.test(v) ? undefined : `${show(v)} is not a valid Unix user name (e.g. "deploy")`,
+    ).default("deploy"),
+    /** Public keys allowed to log in as the admin user (key-only SSH). Required, at least one: there are no passwords. */
+    sshPublicKeys: z
+        .array(checked(str(), sshPublicKeyError), { error: "expected a list of public key lines" })
+        .min(1, { error: "at least one public key is required, or nobody can log in (add the line of ~/.ssh/id_ed25519.pub)" }),
+    /** The matching private key on the operator's machine, used by Pulumi's SSH connections. Default "~/.ssh/id_ed25519". */
+    privateKeyPath: str().default("~/.ssh/id_ed25519"),
+    /** CIDRs allowed to reach SSH. Default []: SSH open to all, but rate-limited (UFW `limit`) and watched by CrowdSec/fail2ban. */
+    sourceIps: z.array(cidr(), { error: "expected a list of CIDRs" }).default([]),
+});
+
+const STRONG_KEX = ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org"];
+const STRONG_CIPHERS = ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr"];
+const STRONG_MACS = ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com"];
+const STRONG_HOSTKEY_ALGS = ["ssh-ed25519", "sk-ssh-ed25519@openssh.com", "rsa-sha2-512", "rsa-sha2-256"];
+/** A list drawn from `allowed` (the ssh-audit-clean set), defaulting to all of it. */
+const algList = (allowed: string[], what: string) =>
+    z
+        .array(
+            checked(str(), (v) => (allowed.includes(v) ? undefined : `${show(v)} is not an accepted ${what} (allowed: ${allowed.join(", ")})`)),
+            { error: `expected a list of ${what}s` },
+        )
+        .min(1, { error: `at least one ${what} is required` })
+        .default(allowed);
+
+const SshSchema = obj({
+    /** sshd MaxAuthTries. Default 3 (1-6): few guesses per connection. */
+    maxAuthTries: int(1, 6).default(3),
+    /** sshd ClientAliveInterval in seconds. Default 300: idle sessions are probed every 5 minutes. */
+    clientAliveInterval: int(30, 3600).default(300),
+    /** sshd ClientAliveCountMax. Default 2: a dead session is dropped after 2 unanswered probes (10 minutes). */
+    clientAliveCountMax: int(1, 10).default(2),
+    /** sshd LoginGraceTime in seconds. Default 30: unauthenticated connections do not linger. */
+    loginGraceTime: int(10, 120).default(30),
+    /** sshd MaxSessions per connection. Default 4. */
+    maxSessions: int(1, 20).default(4),
+    /** sshd MaxStartups "start:rate:full". Default "10:30:60": unauthenticated floods are dropped early. */
+    maxStartups: checked(str(), maxStartupsError).default("10:30:60"),
+    /** Key exchange algorithms. Default: all of the post-quantum/curve25519 set (ssh-audit clean); only those are accepted. */
+    kexAlgorithms: algList(STRONG_KEX, "key exchange algorithm"),
+    /** Ciphers. Default: all of the AEAD/CTR set (ssh-audit clean); only those are accepted. */
+    ciphers: algList(STRONG_CIPHERS, "cipher"),
+    /** MACs. Default: all of the encrypt-then-MAC set (ssh-audit clean); only those are accepted. */
+    macs: algList(STRONG_MACS, "MAC"),
+    /** Host key algorithms. Default: ed25519 and RSA with SHA-2 (no ssh-rsa/SHA-1); only those are accepted. */
+    hostKeyAlgorithms: algList(STRONG_HOSTKEY_ALGS, "host key algorithm"),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Firewall and intrusion prevention
+// ---------------------------------------------------------------------------------------------
+
+const FirewallSchema = obj({
+    /** App ports explicitly denied from outside (they must only be reached through the gateway). Default 8001-8012. */
+    denyPorts: obj({
+        /** First port of the range. */
+        from: int(1, 65535),
+        /** Last port of the range (inclusive). */
+        to: int(1, 65535),
+    }).prefault({ from: 8001, to: 8012 }),
+    /** UFW `limit` on SSH: 6 new connections in 30 s from one address are rejected. Default true. */
+    sshRateLimit: bool().default(true),
+});
+
+const INTRUSION_ENGINES = ["crowdsec", "fail2ban"] as const;
+const IntrusionSchema = obj({
+    /** "crowdsec" (the default: behaviour scenarios + firewall bouncer) or "fail2ban" (sshd jail). */
+    engine: z.enum(INTRUSION_ENGINES, { error: (iss) => `${show(iss.input)} is not an intrusion engine (one of ${INTRUSION_ENGINES.join(", ")})` }).default("crowdsec"),
+    /** fail2ban: failures before a ban. Default 3. */
+    maxRetry: int(1, 20).default(3),
+    /** Ban length in seconds (fail2ban bantime, CrowdSec's ban duration). Default 3600 (1 hour). */
+    banTime: int(60, 604800).default(3600),
+    /** fail2ban: window in seconds in which failures are counted. Default 600 (10 minutes). */
+    findTime: int(60, 86400).default(600),
+    /** CIDRs never banned (your office, your monitoring). Default []: nobody is exempt. */
+    ignoreIps: z.array(cidr()).default([]),
+    /**
+     * CrowdSec only: keep the hub's crowdsecurity/whitelists parser, which never bans loopback and the
+     * private ranges (10/8, 172.16/12, 192.168/16 — Docker's bridges, a Hetzner private network).
+     * Default true, as upstream ships it; the local stack turns it off so a lab address can be banned (audit).
+     */
+    whitelistPrivateRanges: bool().default(true),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Edge (Caddy), sites and apps
+// ---------------------------------------------------------------------------------------------
+
+const DEFAULT_CSP = "default-src 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; upgrade-insecure-requests";
+const DEFAULT_PERMISSIONS_POLICY = "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=(), interest-cohort=()";
+
+const RateLimitSchema = obj({
+    /** Requests one client address may make per window before getting 429. Default 100. */
+    events: int(1, 1000000).default(100),
+    /** The window. Default "1m". */
+    window: duration().default("1m"),
+});
+
+/** Container limits. No field defaults: each container states its own limits (below), all three at once. */
+const ResourcesSchema = obj({
+    /** Memory limit, no swap (e.g. "256m", "1g"). */
+    memory: memory(),
+    /** CPU limit in CPUs (e.g. 0.5). */
+    cpus: cpus(),
+    /** Process limit (fork bombs). */
+    pids: int(16, 32768),
+});
+
+const GATEWAY_ADMIN_MODES = ["off", "localhost"] as const;
+const REFERRER_POLICIES = ["no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"] as const;
+const GatewaySchema = obj({
+    /** Caddy image with the rate-limit module (github.com/mholt/caddy-ratelimit). Default "citadel/caddy:2.11.9-ratelimit" (built from images/caddy). */
+    image: image().default("citadel/caddy:2.11.9-ratelimit"),
+    /** Build that image on the host from images/caddy (true, the default), or use `image` as it is (pre-loaded or pullable). */
+    build: bool().default(true),
+    /** Caddy's admin API: "off", or "localhost" (the default; inside the container's own network namespace only). Never 0.0.0.0. */
+    adminApi: z.enum(GATEWAY_ADMIN_MODES, { error: (iss) => `${show(iss.input)} is not allowed: use "off" or "localhost" (an admin API on 0.0.0.0:2019 lets anyone reconfigure the edge)` }).default("localhost"),
+    /** ACME directory URL (https://), or "internal" for Caddy's local CA (local VPS and tests only). Default: unset, Let's Encrypt. */
+    acmeCa: z.union([z.literal("internal"), checked(str(), acmeDirectoryError)]).optional(),
+    /** Per-client rate limit of every site. Default 100 requests per minute. */
+    rateLimit: RateLimitSchema.prefault({}),
+    /** Content-Security-Policy. Default: same-origin only, no framing, no plugins, upgrade to HTTPS. */
+    contentSecurityPolicy: httpHeaderValue().default(DEFAULT_CSP),
+    /** Permissions-Policy. Default: every powerful feature off (camera, microphone, geolocation, ...). */
+    permissionsPolicy: httpHeaderValue().default(DEFAULT_PERMISSIONS_POLICY),
+    /** Referrer-Policy. Default "strict-origin-when-cross-origin": no paths leak to other sites. */
+    referrerPolicy: z.enum(REFERRER_POLICIES, { error: (iss) => `${show(iss.input)} is not a Referrer-Policy (one of ${REFERRER_POLICIES.join(", ")})` }).default("strict-origin-when-cross-origin"),
+    /** HSTS max-age in seconds, 1-2 years. Default 31536000 (1 year, the preload list's minimum). */
+    hstsMaxAge: int(31536000, 63072000).default(31536000),
+    /** The gateway container's limits. Default 256m, 1 CPU, 256 pids. */
+    resources: ResourcesSchema.prefault({ memory: "256m", cpus: 1, pids: 256 }),
+});
+
+const SiteSchema = obj({
+    /** Host name this site answers on (one Caddy site block, automatic HTTPS). Required. */
+    host: hostname(),
+    /** Name of the app (citadel:apps[].name) that serves it. Required. */
+    app: str(),
+    /** Per-site override of the gateway's rate limit. Default: citadel:gateway.rateLimit. */
+    rateLimit: RateLimitSchema.optional(),
+    /** Per-site override of the Content-Security-Policy. Default: citadel:gateway.contentSecurityPolicy. */
+    contentSecurityPolicy: httpHeaderValue().optional(),
+});
+
+const HealthcheckSchema = obj({
+    /** Exec-form command, e.g. ["/app/healthcheck"]; it runs inside the (read-only) container. Required. */
+    test: z.array(str()).min(1, { error: `at least one word is required (e.g. ["/app/healthcheck"])` }),
+    /** Time between checks. Default "30s". */
+    interval: duration().default("30s"),
+    /** Time a check may take. Default "5s". */
+    timeout: duration().default("5s"),
+    /** Failed checks before the container is unhealthy. Default 3. */
+    retries: int(1, 10).default(3),
+});
+
+const AppSchema = obj({
+    /** Container and DNS name on the edge network. Required; unique; not one of Citadel's own container names. */
+    name: checked(str(), (v) =>
+        RESERVED_APP_NAMES.includes(v) ? `${show(v)} is reserved for Citadel's own containers` : DNS_LABEL_RE.test(v) ? undefined : `${show(v)} is not a valid app name (lower-case letters, digits, '-', starting with a letter)`,
+    ),
+    /** Image reference with a version tag or digest (never "latest"). Required. */
+    image: image(),
+    /** Port the app listens on inside the container (never published on the host). Required. */
+    port: int(1, 65535),
+    /** Non-root numeric uid:gid the container runs as. Default "10001:10001". */
+    user: uidGid().default("10001:10001"),
+    /** Plain, non-secret environment. Default {}. Secrets go in `secrets` and arrive as files (NAME_FILE). */
+    env: z
+        .record(
+            checked(str(), (v) => (ENV_NAME_RE.test(v) ? undefined : `${show(v)} is not an environment variable name (A-Z, 0-9, _)`)),
+            str(),
+        )
+        .default({}),
+    /** Generated secrets mounted as files under /run/secrets, announced as <NAME>_FILE. Default []. */
+    secrets: z.array(str()).default([]),
+    /** Writable tmpfs paths; the root filesystem is read-only. Default ["/tmp"]. */
+    tmpfs: z.array(checked(str(), (v) => (/^\/[A-Za-z0-9._/-]*$/.test(v) && !v.includes("..") ? undefined : `${show(v)} is not an absolute path`))).default(["/tmp"]),
+    /** Join the internal data network (reach Postgres/Redis). Default false. */
+    data: bool().default(false),
+    /** Outbound Internet access (e.g. third-party APIs). Default false: the app reaches only the gateway and data. */
+    egress: bool().default(false),
+    /** Container healthcheck. Default: none (the image's own HEALTHCHECK, if any). */
+    healthcheck: HealthcheckSchema.optional(),
+    /** The app container's limits. Default 256m, 0.5 CPU, 128 pids. */
+    resources: ResourcesSchema.prefault({ memory: "256m", cpus: 0.5, pids: 128 }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Data services
+// ---------------------------------------------------------------------------------------------
+
+const PostgresSchema = obj({
+    /** Run Postgres on the internal data network. Default false. */
+    enabled: bool().default(false),
+    /** Postgres image (pinned). Default "postgres:16.6-bookworm". */
+    image: image().default("postgres:16.6-bookworm"),
+    /** The application database. Default "app". */
+    database: checked(str(), (v) => (UNIX_NAME_RE.test(v) ? undefined : `${show(v)} is not a valid database name`)).default("app"),
+    /** The application role (never the superuser). Default "app". */
+    user: checked(str(), (v) => (v === "postgres" ? `use an application role, not the superuser "postgres"` : UNIX_NAME_RE.test(v) ? undefined : `${show(v)} is not a valid role name`)).default("app"),
+    /** The Postgres container's limits (its memory settings derive from them). Default 512m, 1 CPU, 256 pids; at least 128m. */
+    resources: ResourcesSchema.superRefine((r, ctx) => {
+        const msg = postgresMemoryError(r.memory);
+        if (msg) ctx.addIssue({ code: "custom", path: ["memory"], message: msg });
+    }).prefault({ memory: "512m", cpus: 1, pids: 256 }),
+});
+
+export const DEFAULT_REDIS_DISABLED = ["FLUSHALL", "FLUSHDB", "KEYS", "CONFIG", "DEBUG", "SHUTDOWN", "MONITOR", "MODULE"];
+const RedisSchema = obj({
+    /** Run Redis on the internal data network. Default false. */
+    enabled: bool().default(false),
+    /** Redis image (pinned). Default "redis:7.4.1-bookworm". */
+    image: image().default("redis:7.4.1-bookworm"),
+    /** Commands the application user may not run (denied in the ACL). Default: FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, SHUTDOWN, MONITOR, MODULE. */
+    disabledCommands: z
+        .array(checked(str(), (v) => (/^[A-Z][A-Z0-9_-]*$/.test(v) ? undefined : `${show(v)} is not a Redis command name in upper case (e.g. "FLUSHALL")`)))
+        .default(DEFAULT_REDIS_DISABLED),
+    /** maxmemory (noeviction). Default "128mb"; at most 3/4 of resources.memory (the AOF rewrite forks). */
+    maxMemory: redisMemory().default("128mb"),
+    /** The Redis container's limits. Default 256m, 0.5 CPU, 128 pids. */
+    resources: ResourcesSchema.prefault({ memory: "256m", cpus: 0.5, pids: 128 }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------------------------
+
+const SecretsSchema = obj({
+    /** Rotation periods are counted from this date (YYYY-MM-DD); a secret is regenerated at each boundary. Default "2026-01-01". */
+    rotationAnchor: checked(str(), dateError).default("2026-01-01"),
+    /** Rotation period in days per secret (source policy: JWT quarterly, database passwords twice a year, API keys yearly). */
+    rotationDays: obj({
+        /** JWT signing secret. Default 90 days. */
+        jwtSecret: days().default(90),
+        /** API encryption key. Default 365 days. */
+        apiEncryptionKey: days().default(365),
+        /** Postgres application role password. Default 182 days. */
+        postgresPassword: days().default(182),
+        /** Redis application user password. Default 182 days. */
+        redisPassword: days().default(182),
+        /** CrowdSec firewall bouncer's API key. Default 365 days. */
+        crowdsecBouncerKey: days().default(365),
+    }).prefault({}),
+    /** Extra generated API keys (name → rotation days), e.g. { internalApiKey: 365 }. Default {}. */
+    apiKeys: z.record(checked(str(), (v) => (SECRET_NAME_RE.test(v) ? undefined : `${show(v)} is not a secret name (camelCase letters and digits)`)), days()).default({}),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Host baseline
+// ---------------------------------------------------------------------------------------------
+
+const HostSchema = obj({
+    /** Unattended security upgrades (Debian-Security origin only). */
+    unattendedUpgrades: obj({
+        /** Install security updates daily. Default true. */
+        enabled: bool().default(true),
+        /** Reboot when an update needs it. Default false: a reboot is the operator's call. */
+        autoReboot: bool().default(false),
+        /** When an automatic reboot happens (HH:MM). Default "04:00". */
+        autoRebootTime: checked(str(), (v) => (/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v) ? undefined : `${show(v)} is not a time (HH:MM)`)).default("04:00"),
+    }).prefault({}),
+    /** The systemd journal. */
+    journald: obj({
+        /** How long logs are kept, in days. Default 90 (source policy). */
+        maxRetentionDays: int(1, 3650).default(90),
+        /** Disk the journal may use (e.g. 1G, 500M). Default "1G". */
+        systemMaxUse: checked(str(), (v) => (/^[1-9][0-9]*[KMG]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 1G, 500M)`)).default("1G"),
+    }).prefault({}),
+    /**
+     * Extra or overriding kernel parameters, e.g. { "net.ipv4.tcp_syncookies": "1" }. Default {}: the
+     * dev-sec/KSPP baseline of components/render/host.ts. net.ipv4.ip_forward must stay "1" (Docker).
+     */
+    sysctl: z
+        .record(
+            checked(str(), (v) => (SYSCTL_KEY_RE.test(v) ? undefined : `${show(v)} is not a sysctl key (e.g. net.ipv4.tcp_syncookies)`)),
+            checked(str(), (v) => (/^[A-Za-z0-9 ._:-]{1,64}$/.test(v) ? undefined : `${show(v)} is not a plain sysctl value`)),
+        )
+        .superRefine((sysctl, ctx) => {
+            const forward = sysctl[IP_FORWARD_KEY];
+            const msg = forward === undefined ? undefined : ipForwardError(forward);
+            if (msg) ctx.addIssue({ code: "custom", path: [IP_FORWARD_KEY], message: msg });
+        })
+        .default({}),
+    /** The Docker engine's json-file log rotation (daemon.json). */
+    docker: obj({
+        /** Size of one container log file. Default "10m". */
+        logMaxSize: checked(str(), (v) => (/^[1-9][0-9]*[kmg]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 10m)`)).default("10m"),
+        /** Rotated files kept per container. Default 3. */
+        logMaxFile: int(1, 20).default(3),
+    }).prefault({}),
+});
+
+// ---------------------------------------------------------------------------------------------
+// The stack
+// ---------------------------------------------------------------------------------------------
+
+export const TARGETS = ["hcloud", "existing"] as const;
+
+/** The stack's keys without the cross-field checks (its output type is StackConfig). */
+const StackConfigObject = obj({
+    /** Where the server comes from: "hcloud" (the default) creates one, "existing" takes any Debian 12 host over SSH. */
+    target: z.enum(TARGETS, { error: (iss) => `${show(iss.input)} is not a target (one of ${TARGETS.join(", ")})` }).default("hcloud"),
+    /** The apex domain (used for the ACME account and defaults). Required. */
+    domain: hostname(),
+    /** ACME account e-mail (certificate expiry notices). Required. */
+    acmeEmail: checked(str(), (v) => (z.email().safeParse(v).success ? undefined : `${show(v)} is not an e-mail address (e.g. ops@example.com)`)),
+    /** The Hetzner server (target "hcloud"). Always present after parsing, with its defaults; unused by target "existing". */
+    hcloud: HcloudSchema.prefault({}),
+    /** The existing host (target "existing"): required there, refused otherwise. */
+    existing: ExistingSchema.optional(),
+    /** The deploy user and who may log in. Required (its public keys). */
+    admin: AdminSchema,
+    /** sshd hardening (drop-in). */
+    ssh: SshSchema.prefault({}),
+    /** UFW and the DOCKER-USER chain. */
+    firewall: FirewallSchema.prefault({}),
+    /** CrowdSec or fail2ban. */
+    intrusion: IntrusionSchema.prefault({}),
+    /** The Caddy edge: HTTPS, headers, rate limits, admin API. */
+    gateway: GatewaySchema.prefault({}),
+    /** Host names served by the gateway, each routed to one app. Default []. */
+    sites: z.array(SiteSchema).default([]),
+    /** The operator's containers. Default []. */
+    apps: z.array(AppSchema).default([]),
+    /** Postgres on the internal data network. Default: off. */
+    postgres: PostgresSchema.prefault({}),
+    /** Redis on the internal data network. Default: off. */
+    redis: RedisSchema.prefault({}),
+    /** Generated secrets and their rotation. */
+    secrets: SecretsSchema.prefault({}),
+    /** Host baseline: upgrades, journald, sysctl, Docker logs. */
+    host: HostSchema.prefault({}),
+});
+
+export type StackConfig = z.infer<typeof StackConfigObject>;
+
+/** The whole schema: the keys above, then the checks that span several keys (./checks.ts). */
+export const StackConfigSchema = StackConfigObject.superRefine(crossChecks);
+
+export type AppConfig = StackConfig["apps"][number];
+export type SiteConfig = StackConfig["sites"][number];
+export type RateLimit = z.infer<typeof RateLimitSchema>;
+export type Resources = z.infer<typeof ResourcesSchema>;
+export type HcloudConfig = StackConfig["hcloud"];
+export type ExistingConfig = NonNullable<StackConfig["existing"]>;
+export type SshConfig = StackConfig["ssh"];
+export type FirewallConfig = StackConfig["firewall"];
+export type IntrusionConfig = StackConfig["intrusion"];
+export type GatewayConfig = StackConfig["gateway"];
+export type PostgresConfig = StackConfig["postgres"];
+export type RedisConfig = StackConfig["redis"];
+export type SecretsConfig = StackConfig["secrets"];
+export type HostConfig = StackConfig["host"];
+export type AdminConfig = StackConfig["admin"];
