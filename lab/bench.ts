@@ -3,6 +3,7 @@
 // converge of the full posture ≤ 180 s, no-op up ≤ 15 s with 0 changes. A miss is a finding, not a failure.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseArgs } from "node:util";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { REPO_ROOT } from "../components/stackfile";
 import { buildLocalImages } from "./images/build-local";
@@ -25,7 +26,33 @@ function changes(log: string): string {
     return m ? m[1].replace(/\s+/g, " ").trim() : "?";
 }
 
+const USAGE = `usage: npm run bench [-- --keep]   (or: npx tsx lab/bench.ts [--keep])
+First converge vs no-op \`pulumi up\` of the local stack on a fresh local VPS, with the SSH sessions each opens.
+  --keep       leave the stack and the VPS up afterwards (default: npm run local:down at the end)
+  -h, --help   show this help`;
+
+/** The command line, or an exit code after --help or a usage error. */
+function parseCli(args: string[]): { keep: boolean } | { exit: number } {
+    let parsed;
+    try {
+        parsed = parseArgs({ args, options: { keep: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } } });
+    } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+        return { exit: 2 };
+    }
+    if (parsed.values.help) {
+        process.stdout.write(USAGE + "\n");
+        return { exit: 0 };
+    }
+    return { keep: parsed.values.keep };
+}
+
 async function main(): Promise<void> {
+    const cli = parseCli(process.argv.slice(2));
+    if ("exit" in cli) {
+        process.exitCode = cli.exit;
+        return;
+    }
     process.env.CITADEL_QUIET = "1";
     await ensureDockerd();
     await ensureVpsImage();
@@ -58,7 +85,7 @@ async function main(): Promise<void> {
     row("ratio first / no-op", `${(firstS / noopS).toFixed(1)}×`);
     row("SSH sessions: first converge", String(s1 - s0));
     row("SSH sessions: no-op up", String(s2 - s1));
-    if (!process.argv.includes("--keep")) await down();
+    if (!cli.keep) await down();
 }
 
 main().catch((e) => {

@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
+import { parseArgs } from "node:util";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../components/config";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
@@ -114,8 +115,40 @@ export async function down(): Promise<void> {
     await stopVps(LOCAL_VPS);
 }
 
+const USAGE = `usage: npm start              converge the whole posture onto a throwaway local VPS (tsx lab/local.ts [up])
+       npm run local:down     destroy the local stack and remove the VPS (tsx lab/local.ts down)
+options:
+  -h, --help   show this help
+environment: CITADEL_VPS_NAME (default citadel-local), CITADEL_SSH_PORT (2222), CITADEL_HTTP_PORT (8080), CITADEL_HTTPS_PORT (8443)`;
+
+/** The command line: "up" (default) or "down", or an exit code after --help or a usage error. */
+function parseCli(args: string[]): { command: "up" | "down" } | { exit: number } {
+    let parsed;
+    try {
+        parsed = parseArgs({ args, allowPositionals: true, options: { help: { type: "boolean", short: "h" } } });
+    } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+        return { exit: 2 };
+    }
+    if (parsed.values.help) {
+        process.stdout.write(USAGE + "\n");
+        return { exit: 0 };
+    }
+    const [command = "up", ...extra] = parsed.positionals;
+    if ((command !== "up" && command !== "down") || extra.length) {
+        process.stderr.write(`unknown command ${[command, ...extra].join(" ")}\n${USAGE}\n`);
+        return { exit: 2 };
+    }
+    return { command };
+}
+
 async function main(): Promise<void> {
-    if (process.argv.includes("down")) {
+    const cli = parseCli(process.argv.slice(2));
+    if ("exit" in cli) {
+        process.exitCode = cli.exit;
+        return;
+    }
+    if (cli.command === "down") {
         await down();
         return;
     }

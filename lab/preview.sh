@@ -5,13 +5,22 @@
 # Creates need no API, so nothing leaves this machine.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+usage="usage: npm run preview -- [--json] [--set citadel:key=VALUE]...   (or: bash lab/preview.sh ...)
+
+The real 'pulumi preview' of the prod example stack, offline (engine from lab/engine/build.sh).
+  --json                  pulumi's JSON output
+  --set citadel:key=VALUE override one config value (repeatable)
+  -h, --help              show this help"
 json=()
 sets=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    -h|--help) echo "$usage"; exit 0 ;;
     --json) json=(--json); shift ;;
-    --set) sets+=(--set "$2"); shift 2 ;;
-    *) echo "usage: preview.sh [--json] [--set citadel:key=VALUE]..." >&2; exit 2 ;;
+    --set)
+      [ $# -ge 2 ] || { echo "preview.sh: --set needs citadel:key=VALUE" >&2; echo "$usage" >&2; exit 2; }
+      sets+=(--set "$2"); shift 2 ;;
+    *) echo "preview.sh: unknown argument $1" >&2; echo "$usage" >&2; exit 2 ;;
   esac
 done
 # A throwaway operator key: the preview connects nowhere, but the program reads the key file.

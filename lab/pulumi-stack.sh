@@ -12,22 +12,37 @@
 #            host key); --secret does the same with --secret.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--set citadel:key=VALUE]... [--secret key=VALUE]... STACK -- PULUMI-ARGS...
+
+Runs the lab's Pulumi engine on STACK from a scratch copy of the project.
+  --fresh     start from an empty backend (previews)
+  --reset     forget the stack's state first (the local VPS was re-created)
+  --set       pulumi config set --path on the scratch copy (repeatable)
+  --secret    the same with --secret (repeatable)
+  -h, --help  show this help"
 fresh=0
 reset=0
 sets=()
 secrets=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    -h|--help) echo "$usage"; exit 0 ;;
     --fresh) fresh=1; shift ;;
     --reset) reset=1; shift ;;
-    --set) sets+=("$2"); shift 2 ;;
-    --secret) secrets+=("$2"); shift 2 ;;
+    --set|--secret)
+      [ $# -ge 2 ] || { echo "citadel: pulumi-stack: $1 needs key=VALUE" >&2; echo "$usage" >&2; exit 2; }
+      if [ "$1" = --set ]; then sets+=("$2"); else secrets+=("$2"); fi
+      shift 2 ;;
     --) shift; break ;;
-    -*) echo "citadel: pulumi-stack: unknown option $1" >&2; exit 2 ;;
+    -*) echo "citadel: pulumi-stack: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
     *) stack=$1; shift ;;
   esac
 done
-: "${stack:?usage: pulumi-stack.sh [--fresh] [--set k=v]... STACK -- PULUMI-ARGS...}"
+if [ -z "${stack:-}" ]; then
+  echo "citadel: pulumi-stack: no STACK given" >&2
+  echo "$usage" >&2
+  exit 2
+fi
 
 if [ ! -x "$root/.cache/engine/bin/pulumi" ]; then
   echo "citadel: the Pulumi engine is not built; run: bash lab/engine/build.sh" >&2

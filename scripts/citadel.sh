@@ -2,13 +2,30 @@
 # The package's bin: `npx citadel audit --stack <name> ...` is `npm run audit -- --stack <name> ...`.
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+usage() {
+    cat <<'EOF'
+usage: citadel <command> [options]
+
+commands:
+  audit --stack <name> [--json] [--attack] [--only <id-prefix>[,...]] [--no-outputs] [--keep-probe]
+        check a live host against its declared posture (citadel audit --help for details)
+
+options:
+  -h, --help    show this help
+EOF
+}
 case "${1:-}" in
     audit)
         shift
         exec "$root/node_modules/.bin/tsx" "$root/audit/cli.ts" "$@"
         ;;
+    -h | --help | help)
+        usage
+        exit 0
+        ;;
     *)
-        echo "usage: citadel audit --stack <name> [--json] [--attack] [--only <id-prefix>[,...]] [--no-outputs] [--keep-probe]" >&2
+        if [ -n "${1:-}" ]; then echo "citadel: unknown command ${1}" >&2; fi
+        usage >&2
         exit 2
         ;;
 esac

@@ -299,14 +299,27 @@ export async function buildLocalImages(opts: BuildOptions = {}): Promise<LocalIm
 
 async function main(): Promise<number> {
     const names = IMAGE_SPECS.map((s) => s.name);
-    const { values, positionals } = parseArgs({ allowPositionals: true, options: { "no-archive": { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+    const usage = [
+        `usage: npm run images:build -- [--no-archive] [${names.join("|")} ...]   (or: npx tsx lab/images/build-local.ts ...)`,
+        "Builds the lab's stack images (all, or the named ones) into this machine's Docker engine, cached by their inputs.",
+        "  --no-archive  do not save the built images as archives in the cache",
+        "  -h, --help    show this help",
+    ].join("\n");
+    let parsed;
+    try {
+        parsed = parseArgs({ allowPositionals: true, options: { "no-archive": { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+    } catch (e) {
+        process.stderr.write(`citadel: images: ${(e as Error).message}\n${usage}\n`);
+        return 2;
+    }
+    const { values, positionals } = parsed;
     if (values.help) {
-        process.stdout.write(`usage: npx tsx lab/images/build-local.ts [--no-archive] [${names.join("|")} ...]\n`);
+        process.stdout.write(`${usage}\n`);
         return 0;
     }
     const unknown = positionals.filter((p) => !names.includes(p as LocalImageName));
     if (unknown.length) {
-        process.stderr.write(`citadel: images: unknown image ${unknown.join(", ")} (known: ${names.join(", ")})\n`);
+        process.stderr.write(`citadel: images: unknown image ${unknown.join(", ")} (known: ${names.join(", ")})\n${usage}\n`);
         return 2;
     }
     const t0 = Date.now();

@@ -22,7 +22,8 @@ const USAGE = `usage: npx tsx lab/vps/cli.ts <command> [options]
             --name NAME, --keep-dockerd
   status  dockerd, images and the VPS
   build   only build (or load from the cache) the images
-  load    IMAGE...  copy images from this machine's engine into the VPS's engine (--name NAME)`;
+  load    IMAGE...  copy images from this machine's engine into the VPS's engine (--name NAME)
+  -h, --help        show this help`;
 
 /** The user-data the hcloud target would render for this stack, with the admin key swapped in. */
 function stackUserData(stack: string, publicKeyFile: string): { userData: string; adminUser: string } {
@@ -42,8 +43,9 @@ function printInfo(info: VpsInfo, adminUser = "<admin>"): void {
     progress(`http://127.0.0.1:${info.httpPort}  https://127.0.0.1:${info.httpsPort}  (ports 80/443 of the VPS)`);
 }
 
-async function main(): Promise<number> {
-    const { values, positionals } = parseArgs({
+function parseCli(args: string[]) {
+    return parseArgs({
+        args,
         allowPositionals: true,
         options: {
             name: { type: "string", default: "citadel-vps" },
@@ -55,10 +57,25 @@ async function main(): Promise<number> {
             help: { type: "boolean", short: "h", default: false },
         },
     });
+}
+
+async function main(): Promise<number> {
+    let parsed: ReturnType<typeof parseCli>;
+    try {
+        parsed = parseCli(process.argv.slice(2));
+    } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+        return 2;
+    }
+    const { values, positionals } = parsed;
     const [command, ...rest] = positionals;
-    if (values.help || !command) {
+    if (values.help) {
+        process.stdout.write(USAGE + "\n");
+        return 0;
+    }
+    if (!command) {
         process.stderr.write(USAGE + "\n");
-        return command || values.help ? 0 : 2;
+        return 2;
     }
     const name = values.name!;
     switch (command) {
