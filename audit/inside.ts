@@ -1,15 +1,12 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { SECRET_LOOKING_RE, type StackConfig } from "../components/config";
-import { appContainerName } from "../components/apps";
-import { memoryMb, uidOf } from "../components/container";
-import { GATEWAY_UID, CADDY_LOG_DIR_HOST } from "../components/render/caddy";
-import { DATA_UID, POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
-import { dockerUserBlock, ufwRules } from "../components/render/firewall";
+import { posture, SECRETS_DIR } from "../components/posture";
+import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
+import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
+import { dockerUserBlock } from "../components/render/firewall";
 import { crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
-import { SECRETS_DIR } from "../components/host-step";
-import { GATEWAY_CONTAINER } from "../components/gateway";
 import { AuditTarget, CheckDef, CommandResult, Drift, fromDrift, skip, Verdict } from "./types";
 
 /** A command that must work; its failure is itself the finding. */
@@ -19,6 +16,7 @@ function must(t: AuditTarget, cmd: string, timeoutMs?: number): string {
     return r.stdout;
 }
 
+import { sysctlEntries, type SysctlEntry } from "../components/render/host";
 const inSshd: CheckDef = {
     id: "in-sshd",
     title: "sshd -T shows every declared setting (keys only, no root, limits, algorithms)",
@@ -50,7 +48,7 @@ const inUfw: CheckDef = {
         const defaults = /^Default: (.*)$/m.exec(status)?.[1] ?? "(none)";
         if (!/deny \(incoming\)/.test(defaults)) drift.push({ what: "ufw default", expected: "deny (incoming)", actual: defaults });
         const live = added.split("\n").map((l) => l.trim()).filter((l) => l.startsWith("ufw "));
-        const declared = ufwRules(t.config).map((r) => `ufw ${r.join(" ")}`);
+        const declared = posture(t.config).exposure.ufw.rules;
         for (const d of declared) if (!live.includes(d)) drift.push({ what: "ufw rule", expected: d, actual: "(missing)" });
         for (const l of live) if (!declared.includes(l)) drift.push({ what: "ufw rule", expected: "(not declared)", actual: l });
         return fromDrift(drift, `active, ${defaults}; ${live.length} rules as declared`);
@@ -152,22 +150,17 @@ interface DeclaredContainer {
     networks: string[];
 }
 
-/** What the stack declares for each container (components/gateway.ts, data.ts, apps.ts). */
+/** What the stack declares for each container: the posture's containers (components/posture). */
 export function declaredContainers(c: StackConfig): DeclaredContainer[] {
-    const r = (x: { memory: string; cpus: number; pids: number }) => ({ memoryMb: memoryMb(x.memory), cpus: x.cpus, pids: x.pids });
-    const data = `${DATA_UID}:${DATA_UID}`;
-    return [
-        { name: GATEWAY_CONTAINER, user: `${GATEWAY_UID}:${GATEWAY_UID}`, ...r(c.gateway.resources), capAdd: ["NET_BIND_SERVICE"], networks: ["citadel-public", ...c.apps.map((a) => `citadel-edge-${a.name}`)] },
-        ...(c.postgres.enabled ? [{ name: POSTGRES_CONTAINER, user: data, ...r(c.postgres.resources), capAdd: [], networks: ["citadel-data"] }] : []),
-        ...(c.redis.enabled ? [{ name: REDIS_CONTAINER, user: data, ...r(c.redis.resources), capAdd: [], networks: ["citadel-data"] }] : []),
-        ...c.apps.map((a) => ({
-            name: appContainerName(a),
-            user: a.user,
-            ...r(a.resources),
-            capAdd: [],
-            networks: [`citadel-edge-${a.name}`, ...(a.data ? ["citadel-data"] : []), ...(a.egress ? ["citadel-egress"] : [])],
-        })),
-    ];
+    return posture(c).containers.map((x) => ({
+        name: x.name,
+        user: x.user,
+        memoryMb: x.memoryMb,
+        cpus: Number(x.cpus),
+        pids: x.pids,
+        capAdd: x.capAdd,
+        networks: x.networks.map((n) => n.network),
+    }));
 }
 
 /** The subset of `docker inspect` the checks read. */
@@ -311,11 +304,7 @@ const inSecretFiles: CheckDef = {
     group: "inside",
     run(t) {
         const c = t.config;
-        const expected = new Map<string, number>();
-        for (const a of c.apps) for (const s of a.secrets) expected.set(`${SECRETS_DIR}/${a.name}/${s}`, uidOf(a.user));
-        if (c.postgres.enabled) for (const s of ["postgresSuperuserPassword", "postgresPassword"]) expected.set(`${SECRETS_DIR}/postgres/${s}`, DATA_UID);
-        if (c.redis.enabled) expected.set(`${SECRETS_DIR}/redis/users.acl`, DATA_UID);
-        if (c.intrusion.engine === "crowdsec") expected.set(`${SECRETS_DIR}/host/crowdsecBouncerKey`, 0);
+        const expected = new Map(posture(c).secretFiles.map((f) => [f.path, f.ownerUid] as const));
         const listing = must(t, `sudo -n find ${SECRETS_DIR} -printf '%p %U %G %m %y\\n'`);
         const live = new Map(listing.trim().split("\n").filter(Boolean).map((l) => { const [p, u, g, m, y] = l.split(" "); return [p, { u: Number(u), g: Number(g), m, y }] as const; }));
         const drift: Drift[] = [];
@@ -460,6 +449,84 @@ const inJournald: CheckDef = {
     },
 };
 
+// ---------------------------------------------------------------------------------------------
+// Kernel parameters
+// ---------------------------------------------------------------------------------------------
+
+/** One declared kernel parameter as read on the host: absent, or its value and whether root may write it. */
+export type SysctlReading = { exists: false } | { exists: true; writable: boolean; value: string };
+
+/** Reads each key as root: "key<TAB>0" when absent, else "key<TAB>1<TAB>writable(0|1)<TAB>value". */
+export function sysctlReadScript(keys: string[]): string {
+    return [
+        `for k in ${keys.map((k) => `'${k.replace(/'/g, "")}'`).join(" ")}; do`,
+        `  p=/proc/sys/$(printf %s "$k" | tr . /)`,
+        `  if [ ! -e "$p" ]; then printf '%s\\t0\\n' "$k"; continue; fi`,
+        `  w=0; [ -w "$p" ] && w=1`,
+        `  if v=$(sysctl -n "$k" 2>/dev/null); then v=$(printf %s "$v" | tr -s '[:space:]' ' '); else v="(unreadable)"; fi`,
+        `  printf '%s\\t1\\t%s\\t%s\\n' "$k" "$w" "$v"`,
+        `done`,
+    ].join("\n");
+}
+
+export function parseSysctlReadings(out: string): Map<string, SysctlReading> {
+    const m = new Map<string, SysctlReading>();
+    for (const l of out.split("\n")) {
+        const [k, exists, w, ...v] = l.split("\t");
+        if (!k || exists === undefined) continue;
+        m.set(k, exists === "1" ? { exists: true, writable: w === "1", value: v.join("\t").trim() } : { exists: false });
+    }
+    return m;
+}
+
+const normSysctl = (v: string) => v.trim().split(/\s+/).join(" ");
+
+/**
+ * Declared kernel parameters vs the values in effect. A key this host cannot set is reported as
+ * skipped, per key and with the reason, never as passed: an optional key its kernel lacks, or (in a
+ * container) a read-only key whose kernel belongs to the machine underneath. Everything else must
+ * hold the declared value; a required key that does not exist is drift (the host step refuses those).
+ */
+export function judgeSysctl(entries: SysctlEntry[], live: Map<string, SysctlReading>, container: string | undefined): Verdict {
+    const drift: Drift[] = [];
+    const skipped: { what: string; reason: string }[] = [];
+    let held = 0;
+    for (const e of entries) {
+        const r = live.get(e.key);
+        if (!r) {
+            drift.push({ what: e.key, expected: e.value, actual: "(not read)" });
+        } else if (!r.exists) {
+            if (e.optional) skipped.push({ what: e.key, reason: "not in this kernel (optional key: the host step skips it too)" });
+            else drift.push({ what: e.key, expected: e.value, actual: "(no such key in this kernel)" });
+        } else if (normSysctl(r.value) === normSysctl(e.value)) {
+            held++;
+        } else if (!r.writable && container) {
+            skipped.push({ what: e.key, reason: `read-only in this ${container} container: the kernel belongs to the machine underneath, which has ${r.value || "(empty)"} (declared ${e.value})` });
+        } else {
+            drift.push({ what: e.key, expected: e.value, actual: r.value || "(empty)" });
+        }
+    }
+    const note = skipped.length ? `; ${skipped.length} not settable here (listed as skipped)` : "";
+    if (drift.length) return { ...fromDrift(drift, "", `${held} of ${entries.length} in effect${note}`), skipped };
+    if (held === 0) return { result: "skip", evidence: `none of the ${entries.length} declared keys can be set on this host`, skipped };
+    return { result: "pass", evidence: `${held} of ${entries.length} declared kernel parameters in effect${note}`, skipped };
+}
+
+const inSysctl: CheckDef = {
+    id: "in-sysctl",
+    title: "kernel parameters in effect as declared (sysctl -n per key; unsettable keys skipped with the reason)",
+    group: "inside",
+    run(t) {
+        const entries = sysctlEntries(t.config);
+        const r = t.inside.sh("sudo -n bash -s", { stdin: sysctlReadScript(entries.map((e) => e.key)) });
+        if (r.code !== 0) throw new Error(`reading the kernel parameters failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-300)}`);
+        const out = r.stdout;
+        // systemd-detect-virt prints "none" (exit 1) on a VM's or a machine's own kernel.
+        const virt = t.inside.sh("systemd-detect-virt --container").stdout.trim();
+        return judgeSysctl(entries, parseSysctlReadings(out), virt && virt !== "none" ? virt : undefined);
+    },
+};
+
 export const INSIDE_CHECKS: CheckDef[] = [
     inSshd,
     inUfw,
@@ -478,6 +545,7 @@ export const INSIDE_CHECKS: CheckDef[] = [
     inRedisAuth,
     inRedisCommands,
     inJournald,
+    inSysctl,
 ];
 
 export type { Verdict };

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { StackConfig } from "../components/config";
+import { GATEWAY_CONTAINER, posture, SSH_PORT } from "../components/posture";
 import { loadStackConfig, REPO_ROOT } from "../components/stackfile";
 import { AuditTarget, CommandResult, Inside, Probe } from "./types";
 
@@ -46,7 +47,7 @@ export function readStackOutputs(stack: string, pulumi: PulumiRunner = plainPulu
 /** SSH as the admin user; the host key is the pinned one (no known_hosts to trust-on-first-use). */
 export function sshInside(opts: { host: string; port: number; user: string; keyPath: string; hostKey: string }): Inside {
     const kh = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "citadel-audit-kh-")), "known_hosts");
-    const hostPattern = opts.port === 22 ? opts.host : `[${opts.host}]:${opts.port}`;
+    const hostPattern = opts.port === SSH_PORT ? opts.host : `[${opts.host}]:${opts.port}`;
     fs.writeFileSync(kh, `${hostPattern} ${opts.hostKey}\n`);
     return {
         sh(command, o = {}) {
@@ -68,13 +69,13 @@ export const localProbe: Probe = {
 /** The site CA when Caddy issues from its own local CA (citadel:gateway.acmeCa internal). */
 export function caddyLocalCa(inside: Inside, c: StackConfig): string | undefined {
     if (c.gateway.acmeCa !== "internal") return undefined;
-    const r = inside.sh("sudo -n docker exec citadel-gateway cat /data/caddy/pki/authorities/local/root.crt");
+    const r = inside.sh(`sudo -n docker exec ${GATEWAY_CONTAINER} cat /data/caddy/pki/authorities/local/root.crt`);
     return r.code === 0 && r.stdout.includes("BEGIN CERTIFICATE") ? r.stdout : undefined;
 }
 
-/** The declared exposure: the stack output when there is one, else what components/stack.ts would output. */
+/** The declared exposure: the stack output when there is one, else the posture the config declares. */
 export function exposureOf(c: StackConfig, outputs?: StackOutputs): number[] {
-    return outputs?.exposure?.tcp ?? [22, 80, 443];
+    return outputs?.exposure?.tcp ?? posture(c).exposure.openTcp;
 }
 
 export function sitesOf(c: StackConfig, outputs?: StackOutputs): string[] {
@@ -85,7 +86,7 @@ export function sitesOf(c: StackConfig, outputs?: StackOutputs): string[] {
 export function remoteTarget(stack: string, outputs: StackOutputs): AuditTarget {
     const config = loadStackConfig(stack);
     if (!outputs.address || !outputs.sshHostKey) throw new Error(`audit: stack ${stack} has no address/sshHostKey outputs (pulumi up first)`);
-    const port = config.target === "existing" && config.existing ? config.existing.port : 22;
+    const port = config.target === "existing" && config.existing ? config.existing.port : SSH_PORT;
     const keyPath = config.admin.privateKeyPath.replace(/^~(?=\/)/, os.homedir());
     const inside = sshInside({ host: outputs.address, port, user: outputs.sshUser ?? config.admin.user, keyPath: path.resolve(REPO_ROOT, keyPath), hostKey: outputs.sshHostKey });
     return {

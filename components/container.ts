@@ -1,84 +1,84 @@
-// The one place that says how every Citadel container is hardened (gateway, data services, apps).
+// Turns a declared container (posture/containers.ts) into the Docker provider's arguments: the one
+// place that says how a ContainerPosture becomes a running container (gateway, data services, apps).
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { HostConfig, Resources, StackConfig } from "./config";
-import type { HostConnection } from "./host-step";
+import { imageRef, type ContainerPosture, type HostStepPosture, type SecretFilePosture } from "./posture";
+import type { HostConnection, StepGraph } from "./host-step";
 import type { Networks } from "./networks";
+import type { Secrets } from "./secrets";
 
 /** What every layer that runs containers on the host (gateway, data, apps) is given. */
 export interface ContainerLayerArgs {
-    config: StackConfig;
+    /** This layer's containers, as declared. */
+    containers: ContainerPosture[];
+    /** The host steps this layer wires (its secret files and config steps). */
+    steps: HostStepPosture[];
+    secretFiles: SecretFilePosture[];
     connection: HostConnection;
     networks: Networks;
     /** Docker over ssh:// with the pinned host key. */
     provider: docker.Provider;
-    /** Host steps that must have run first (Docker engine installed, firewall and intrusion up). */
-    after: pulumi.Resource[];
+    secrets: Secrets;
+    graph: StepGraph;
 }
 
-export interface HardeningSpec {
-    /** Numeric "uid:gid", never root. */
-    user: string;
-    resources: Resources;
-    /** Writable tmpfs mounts; everything else is read-only. */
-    tmpfs: string[];
-    /** Capabilities added back after dropping ALL (e.g. NET_BIND_SERVICE for the gateway). */
-    capAdd?: string[];
-    logs: HostConfig["docker"];
-}
+/** The Pulumi resource name of a Docker object named "citadel-x" ("x"), as the stack always named them. */
+export const resourceNameOf = (dockerName: string): string => dockerName.replace(/^citadel-/, "");
 
-/** "256m" → 256, "1g" → 1024, "512k" → 1 (Docker's provider takes MB). */
-export function memoryMb(size: string): number {
-    const m = /^([1-9][0-9]*)([kmg])$/.exec(size);
-    if (!m) throw new Error(`bad memory size ${size}`);
-    const n = Number(m[1]);
-    switch (m[2]) {
-        case "k":
-            return Math.max(1, Math.ceil(n / 1024));
-        case "m":
-            return n;
-        default:
-            return n * 1024;
-    }
-}
-
-/** 1 → "1.0", 0.5 → "0.5": the form Docker reports back, so a second `pulumi up` sees no change. */
-export function dockerCpus(n: number): string {
-    return Number.isInteger(n) ? n.toFixed(1) : String(n);
-}
-
-export function uidOf(user: string): number {
-    return Number(user.split(":")[0]);
+/** "jwtSecret=3,redisPassword=1": when the secrets a container reads were last rotated (no values). */
+export function epochLabel(epochs: Record<string, number>, names: string[]): string {
+    return names.map((n) => `${n}=${epochs[n] ?? 0}`).join(",");
 }
 
 /**
  * Non-root, read-only root filesystem with tmpfs scratch space, no-new-privileges, every capability
- * dropped, memory (no swap) and CPU limits, rotated json-file logs, restart unless stopped, and an
- * init process that reaps zombies. The pids limit is applied by the `container-limits` host step
- * (the Docker provider has no pids-limit argument).
+ * dropped but the declared ones, memory (no swap) and CPU limits, rotated json-file logs, restart
+ * unless stopped, and an init process that reaps zombies. The pids limit is applied by the
+ * `container-limits` host step (the Docker provider has no pids-limit argument).
  */
-export function hardenedContainerArgs(spec: HardeningSpec): Partial<docker.ContainerArgs> {
-    const mb = memoryMb(spec.resources.memory);
+export function containerArgs(
+    x: ContainerPosture,
+    image: pulumi.Input<string>,
+    names: { network(name: string): pulumi.Input<string>; volume(name: string): pulumi.Input<string> },
+    epochs: Record<string, number>,
+): docker.ContainerArgs {
+    const labels = Object.entries(x.labels).map(([label, value]) => ({ label, value }));
+    if (x.rotatesWith.length) labels.push({ label: "citadel.secret-epochs", value: epochLabel(epochs, x.rotatesWith) });
     return {
-        user: spec.user,
-        readOnly: true,
-        securityOpts: ["no-new-privileges:true"],
-        capabilities: { drops: ["ALL"], adds: spec.capAdd ?? [] },
-        memory: mb,
-        memorySwap: mb,
-        cpus: dockerCpus(spec.resources.cpus),
-        tmpfs: Object.fromEntries(spec.tmpfs.map((p) => [p, "rw,noexec,nosuid,nodev,size=64m"])),
-        logDriver: "json-file",
-        logOpts: { "max-size": spec.logs.logMaxSize, "max-file": String(spec.logs.logMaxFile) },
+        name: x.name,
+        image,
+        user: x.user,
+        readOnly: x.readOnly,
+        privileged: x.privileged,
+        securityOpts: x.noNewPrivileges ? ["no-new-privileges:true"] : [],
+        capabilities: { drops: x.capDrop, adds: x.capAdd },
+        memory: x.memoryMb,
+        memorySwap: x.memoryMb,
+        cpus: x.cpus,
+        tmpfs: Object.fromEntries(x.tmpfs.map((p) => [p, "rw,noexec,nosuid,nodev,size=64m"])),
+        logDriver: x.logs.driver,
+        logOpts: { "max-size": x.logs.maxSize, "max-file": String(x.logs.maxFile) },
         restart: "unless-stopped",
         init: true,
         ipcMode: "private",
+        command: x.command,
+        envs: x.env.length ? x.env : undefined,
+        ports: x.publishedPorts.length ? x.publishedPorts.map((p) => ({ internal: p.internal, external: p.external, protocol: p.protocol })) : undefined,
+        mounts: [
+            ...x.binds.map((b) => ({ type: "bind", source: b.source, target: b.target, readOnly: b.readOnly })),
+            ...x.secretMounts.map((m) => ({ type: "bind", source: m.source, target: m.target, readOnly: true })),
+        ],
+        volumes: x.volumes.length ? x.volumes.map((v) => ({ volumeName: names.volume(v.name), containerPath: v.target })) : undefined,
+        networksAdvanced: x.networks.map((a) => ({ name: names.network(a.network), aliases: a.aliases.length ? a.aliases : undefined })),
+        healthcheck: x.healthcheck ? { tests: x.healthcheck.test, interval: x.healthcheck.interval, timeout: x.healthcheck.timeout, retries: x.healthcheck.retries } : undefined,
+        labels,
     };
 }
 
-/** jwtSecret → JWT_SECRET_FILE: the `*_FILE` convention apps read their secrets by. */
-export function secretEnvName(secret: string): string {
-    return secret.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase() + "_FILE";
+/** The image of a declared container, pulled (or kept if present), after the model's `imageAfter`. */
+export function remoteImage(resourceName: string, x: ContainerPosture, args: ContainerLayerArgs, parent: pulumi.Resource): docker.RemoteImage {
+    const image = new docker.RemoteImage(resourceName, { name: x.image, keepLocally: true }, { parent, provider: args.provider, dependsOn: args.graph.get(x.imageAfter) });
+    args.graph.add(imageRef(x.name), image);
+    return image;
 }
 
-export const SECRETS_MOUNT = "/run/secrets";

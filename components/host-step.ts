@@ -1,10 +1,14 @@
-// Resource wiring for host steps: every rendered script and every secret file reaches the host
-// through a `command.remote.Command` over a pinned SSH connection.
+// Resource wiring for host steps: every step of the posture (a rendered script, or a secret file
+// written from stdin) reaches the host through a `command.remote.Command` over a pinned SSH
+// connection, and waits for exactly what the posture says it waits for.
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import type { HostStepPosture } from "./posture";
+import { secretFilePath } from "./posture/facts";
 import { HostScript } from "./render/types";
 import { sha256, sudoScript } from "./render/script";
 import { shellQuote } from "./render/template";
+export { secretFileScript } from "./render/secret-file";
 
 /** How every host step reaches the server. */
 export interface HostConnection {
@@ -31,12 +35,34 @@ export function connectionArgs(conn: HostConnection): command.types.input.remote
 }
 
 /**
+ * What the posture's `after` names (steps, `image:<container>`, `container:<container>`) resolved to
+ * resources. Components register what they create; a step's dependencies are looked up here, so the
+ * order `pulumi up` runs is the model's, and a name the wiring forgot is an error, not a race.
+ */
+export class StepGraph {
+    private readonly byName = new Map<string, pulumi.Resource>();
+
+    add(name: string, r: pulumi.Resource): void {
+        if (this.byName.has(name)) throw new Error(`citadel: ${name} is wired twice`);
+        this.byName.set(name, r);
+    }
+
+    get(names: readonly string[]): pulumi.Resource[] {
+        return names.map((n) => {
+            const r = this.byName.get(n);
+            if (!r) throw new Error(`citadel: ${n} is needed before it is wired (posture/steps.ts order)`);
+            return r;
+        });
+    }
+}
+
+/**
  * Runs a rendered script as root on the host. The whole script (with the files it embeds) is the
  * command, so `pulumi preview` shows reviewers the exact lines that change; the content hash is a
  * trigger so the step re-runs when, and only when, what it pushes changes.
  */
 export function hostStep(
-    step: HostScript,
+    step: Pick<HostScript, "name" | "script">,
     conn: HostConnection,
     opts: pulumi.CustomResourceOptions & { extraTriggers?: pulumi.Input<string>[] } = {},
 ): command.remote.Command {
@@ -52,60 +78,52 @@ export function hostStep(
     );
 }
 
-/** Where a generated secret lands on the host: one file per consumer, readable by that consumer only. */
-export interface SecretFileSpec {
-    /** Who reads it: a container name, or "host" for host daemons. */
-    consumer: string;
-    /** Secret name (file name). */
-    name: string;
-    /** Numeric uid that owns the file (the container's user; 0 for host daemons). */
-    uid: number;
-    /** The secret value (a Pulumi secret). */
-    value: pulumi.Input<string>;
-}
-
-export const SECRETS_DIR = "/etc/citadel/secrets";
-
-export function secretFilePath(consumer: string, name: string): string {
-    return `${SECRETS_DIR}/${consumer}/${name}`;
-}
-
-/** The root script that writes stdin to the secret file (pure; tested on its own). */
-export function secretFileScript(consumer: string, name: string, uid: number): string {
-    const path = secretFilePath(consumer, name);
-    const dir = `${SECRETS_DIR}/${consumer}`;
-    return [
-        "set -euo pipefail",
-        "umask 077",
-        `install -d -m 0700 -o root -g root ${shellQuote(SECRETS_DIR)} ${shellQuote(dir)}`,
-        `tmp=$(mktemp ${shellQuote(dir + "/.tmp.XXXXXX")})`,
-        // The value arrives on stdin and is written byte-exact.
-        `cat > "$tmp"`,
-        `chown ${uid}:0 "$tmp" && chmod 0400 "$tmp"`,
-        `mv -f "$tmp" ${shellQuote(path)}`,
-        `echo "citadel: secret file ${path} written (owner uid ${uid}, mode 0400)"`,
-    ].join("\n");
-}
-
 /**
  * Delivers a secret as a 0400 file owned by its single reader. The value travels on the SSH
  * session's stdin — never in the command string, environment, or logs — and is stored in Pulumi
  * state encrypted. The directory tree is root-only (0700), so only root and the bind mount into the
  * consuming container can reach the file.
  */
-export function secretFile(spec: SecretFileSpec, conn: HostConnection, opts: pulumi.CustomResourceOptions = {}): command.remote.Command {
-    const path = secretFilePath(spec.consumer, spec.name);
-    const script = secretFileScript(spec.consumer, spec.name, spec.uid);
+export function secretFile(step: HostStepPosture, value: pulumi.Input<string>, conn: HostConnection, opts: pulumi.CustomResourceOptions = {}): command.remote.Command {
+    if (step.kind !== "secret-file" || !step.secretFile) throw new Error(`citadel: ${step.name} is not a secret-file step`);
     return new command.remote.Command(
-        `secret-${spec.consumer}-${spec.name}`,
+        step.name,
         {
             connection: connectionArgs(conn),
-            create: `sudo -n /bin/bash -c ${shellQuote(script)}`,
-            delete: `sudo -n rm -f ${shellQuote(path)}`,
+            create: `sudo -n /bin/bash -c ${shellQuote(step.script)}`,
+            delete: `sudo -n rm -f ${shellQuote(step.secretFile)}`,
             // Rotation changes stdin, which re-runs `create` as an in-place update. (No hash trigger
             // here: a trigger means replacement, whose delete would remove the freshly written file.)
-            stdin: pulumi.secret(spec.value),
+            stdin: pulumi.secret(value),
         },
         { ...opts, additionalSecretOutputs: ["stdin"] },
     );
 }
+
+/** Wires one step of the posture: its dependencies from the graph, then registers it there. */
+export function wireStep(
+    step: HostStepPosture,
+    conn: HostConnection,
+    graph: StepGraph,
+    opts: { parent: pulumi.Resource; extraTriggers?: pulumi.Input<string>[]; secretValue?: pulumi.Input<string> },
+): command.remote.Command {
+    const dependsOn = graph.get(step.after);
+    let r: command.remote.Command;
+    switch (step.kind) {
+        case "script":
+            r = hostStep(step, conn, { parent: opts.parent, dependsOn, extraTriggers: opts.extraTriggers });
+            break;
+        case "secret-file":
+            if (opts.secretValue === undefined) throw new Error(`citadel: ${step.name} needs its secret value`);
+            r = secretFile(step, opts.secretValue, conn, { parent: opts.parent, dependsOn });
+            break;
+        default: {
+            const never: never = step.kind;
+            throw new Error(`unknown step kind ${String(never)}`);
+        }
+    }
+    graph.add(step.name, r);
+    return r;
+}
+
+export { secretFilePath };

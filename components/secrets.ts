@@ -1,36 +1,8 @@
 // Generated secrets: @pulumi/random values kept as Pulumi secrets, rotated on a per-secret period.
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { StackConfig } from "./config";
-
-export type SecretKind = "key256" | "key512" | "password";
-
-export interface SecretSpec {
-    name: string;
-    kind: SecretKind;
-    rotationDays: number;
-}
-
-/**
- * Which secrets the stack generates. JWT secret: 512 bit (policy asks ≥ 256). API encryption key and
- * API keys: 256 bit. Passwords: 40 characters from [A-Za-z0-9] (≈ 238 bit) — no symbols, so they
- * survive every connection-string and shell context unescaped.
- */
-export function secretSpecs(c: StackConfig): SecretSpec[] {
-    const r = c.secrets.rotationDays;
-    const specs: SecretSpec[] = [
-        { name: "jwtSecret", kind: "key512", rotationDays: r.jwtSecret },
-        { name: "apiEncryptionKey", kind: "key256", rotationDays: r.apiEncryptionKey },
-    ];
-    if (c.postgres.enabled) {
-        specs.push({ name: "postgresSuperuserPassword", kind: "password", rotationDays: r.postgresPassword });
-        specs.push({ name: "postgresPassword", kind: "password", rotationDays: r.postgresPassword });
-    }
-    if (c.redis.enabled) specs.push({ name: "redisPassword", kind: "password", rotationDays: r.redisPassword });
-    if (c.intrusion.engine === "crowdsec") specs.push({ name: "crowdsecBouncerKey", kind: "password", rotationDays: r.crowdsecBouncerKey });
-    for (const [name, days] of Object.entries(c.secrets.apiKeys)) specs.push({ name, kind: "key256", rotationDays: days });
-    return specs;
-}
+import type { SecretPosture } from "./posture";
+export { secretSpecs } from "./posture";
 
 /**
  * The rotation keeper: the number of whole periods since the anchor date. It changes exactly once per
@@ -42,13 +14,11 @@ export function rotationEpoch(anchor: string, periodDays: number, now: Date): nu
     return Math.max(0, Math.floor(elapsedDays / periodDays));
 }
 
-/** "jwtSecret=3,redisPassword=1": when the secrets a container reads were last rotated (no values). */
-export function epochLabel(secrets: Secrets, names: string[]): string {
-    return names.map((n) => `${n}=${secrets.epochs[n] ?? 0}`).join(",");
-}
-
 export interface SecretsArgs {
-    config: StackConfig;
+    /** What to generate (posture.secrets). */
+    specs: SecretPosture[];
+    /** citadel:secrets.rotationAnchor: periods count from this date. */
+    rotationAnchor: string;
     /** The clock used for rotation (tests pin it). */
     now?: Date;
 }
@@ -62,15 +32,15 @@ export class Secrets extends pulumi.ComponentResource {
     constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("citadel:secrets:Secrets", name, {}, opts);
         const now = args.now ?? new Date();
-        for (const spec of secretSpecs(args.config)) {
-            const epoch = rotationEpoch(args.config.secrets.rotationAnchor, spec.rotationDays, now);
+        for (const spec of args.specs) {
+            const epoch = rotationEpoch(args.rotationAnchor, spec.rotationDays, now);
             const keepers = { rotationDays: String(spec.rotationDays), epoch: String(epoch) };
             this.epochs[spec.name] = epoch;
             const ro = { parent: this };
             switch (spec.kind) {
                 case "key256":
                 case "key512": {
-                    const bytes = new random.RandomBytes(spec.name, { length: spec.kind === "key256" ? 32 : 64, keepers }, ro);
+                    const bytes = new random.RandomBytes(spec.name, { length: spec.bits / 8, keepers }, ro);
                     this.values[spec.name] = pulumi.secret(bytes.hex);
                     break;
                 }

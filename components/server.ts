@@ -4,26 +4,23 @@
 import * as command from "@pulumi/command";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { StackConfig } from "./config";
+import type { AdminConfig, StackConfig } from "./config";
 import { HostConnection } from "./host-step";
-import { renderCloudInit } from "./render/cloudinit";
+import { SSH_PORT, type CloudFirewallRule } from "./posture";
 
 export interface ServerArgs {
-    config: StackConfig;
+    target: StackConfig["target"];
+    /** citadel:hcloud (target hcloud). */
+    hcloud?: StackConfig["hcloud"];
+    /** citadel:existing (target existing). */
+    existing?: StackConfig["existing"];
+    admin: Pick<AdminConfig, "user" | "sshPublicKeys">;
+    /** Layer 0 as declared (posture.exposure.cloudFirewall). */
+    cloudFirewall: CloudFirewallRule[];
+    /** The minimal cloud-init user-data (render/cloudinit.ts). */
+    userData: string;
     /** The operator's private key (secret), matching one of citadel:admin.sshPublicKeys. */
     privateKey: pulumi.Input<string>;
-}
-
-/** The Hetzner firewall rules: SSH from the admin CIDRs (or anywhere), HTTP, HTTPS and ICMP; nothing else. */
-export function cloudFirewallRules(c: StackConfig): hcloud.types.input.FirewallRule[] {
-    const anywhere = ["0.0.0.0/0", "::/0"];
-    const sshSources = c.admin.sourceIps.length > 0 ? c.admin.sourceIps : anywhere;
-    return [
-        { direction: "in", protocol: "tcp", port: "22", sourceIps: sshSources, description: "SSH (admin)" },
-        { direction: "in", protocol: "tcp", port: "80", sourceIps: anywhere, description: "HTTP (redirects to HTTPS, ACME)" },
-        { direction: "in", protocol: "tcp", port: "443", sourceIps: anywhere, description: "HTTPS" },
-        { direction: "in", protocol: "icmp", sourceIps: anywhere, description: "ICMP (path MTU discovery, ping)" },
-    ];
 }
 
 /**
@@ -57,16 +54,16 @@ export class Server extends pulumi.ComponentResource {
 
     constructor(name: string, args: ServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("citadel:server:Server", name, {}, opts);
-        const c = args.config;
-        switch (c.target) {
+        switch (args.target) {
             case "hcloud": {
-                const h = c.hcloud ?? { location: "fsn1", serverType: "cx22", image: "debian-12", serverName: "citadel" };
-                const keys = c.admin.sshPublicKeys.map(
+                const h = args.hcloud;
+                if (!h) throw new pulumi.ResourceError(`citadel:hcloud is required when citadel:target is "hcloud"`, this);
+                const keys = args.admin.sshPublicKeys.map(
                     (publicKey, i) => new hcloud.SshKey(`admin-${i}`, { name: `${h.serverName}-admin-${i}`, publicKey }, { parent: this }),
                 );
                 this.cloudFirewall = new hcloud.Firewall(
                     "perimeter",
-                    { name: `${h.serverName}-perimeter`, rules: cloudFirewallRules(c) },
+                    { name: `${h.serverName}-perimeter`, rules: args.cloudFirewall },
                     { parent: this },
                 );
                 this.hetznerServer = new hcloud.Server(
@@ -82,7 +79,7 @@ export class Server extends pulumi.ComponentResource {
                         firewallIds: [this.cloudFirewall.id.apply((id) => Number(id))],
                         publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],
                         // Minimal on purpose: changing user_data replaces the server.
-                        userData: renderCloudInit(c),
+                        userData: args.userData,
                     },
                     { parent: this },
                 );
@@ -90,26 +87,26 @@ export class Server extends pulumi.ComponentResource {
                 const scan = new command.local.Command(
                     "host-key-scan",
                     {
-                        create: this.address.apply((a) => hostKeyScanScript(a, 22)),
+                        create: this.address.apply((a) => hostKeyScanScript(a, SSH_PORT)),
                         // A new server (new id) has a new key; anything else keeps the pinned one.
                         triggers: [this.hetznerServer.id],
                     },
                     { parent: this },
                 );
                 this.hostKey = scan.stdout.apply((s) => s.trim());
-                this.connection = { host: this.address, port: 22, user: c.admin.user, privateKey: args.privateKey, hostKey: this.hostKey };
+                this.connection = { host: this.address, port: SSH_PORT, user: args.admin.user, privateKey: args.privateKey, hostKey: this.hostKey };
                 break;
             }
             case "existing": {
-                const e = c.existing;
+                const e = args.existing;
                 if (!e) throw new pulumi.ResourceError(`citadel:existing is required when citadel:target is "existing"`, this);
                 this.address = pulumi.output(e.address);
                 this.hostKey = pulumi.output(e.hostKey.split(/\s+/).slice(0, 2).join(" "));
-                this.connection = { host: e.address, port: e.port, user: c.admin.user, privateKey: args.privateKey, hostKey: this.hostKey };
+                this.connection = { host: e.address, port: e.port, user: args.admin.user, privateKey: args.privateKey, hostKey: this.hostKey };
                 break;
             }
             default: {
-                const unreachable: never = c.target;
+                const unreachable: never = args.target;
                 throw new pulumi.ResourceError(`unknown target ${String(unreachable)}`, this);
             }
         }

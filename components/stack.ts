@@ -1,20 +1,22 @@
-// Wires the layers together in the order that can never lock the operator out:
-// server → host firewall (SSH kept open) → sshd + baseline (Docker) → intrusion → networks →
-// secret files → gateway, data, apps → container limits.
+// Wires the declared posture (components/posture) into resources, in the order that can never lock
+// the operator out: server → host firewall (SSH kept open) → sshd + baseline (Docker) → intrusion →
+// networks → secret files → data, apps, gateway → container limits. Every component gets its slice
+// of the posture and creates exactly that; the outputs are read off the same posture.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { Apps, appContainerName } from "./apps";
+import { Apps } from "./apps";
 import { StackConfig } from "./config";
 import { DataServices } from "./data";
-import { Gateway, GATEWAY_CONTAINER } from "./gateway";
+import { Gateway } from "./gateway";
 import { HostBaseline, HostFirewall, Intrusion } from "./host";
-import { hostStep, secretFile } from "./host-step";
+import { StepGraph, wireStep } from "./host-step";
 import { Networks } from "./networks";
-import { POSTGRES_CONTAINER, REDIS_CONTAINER } from "./render/data";
-import { renderContainerLimits } from "./render/limits";
+import { containerRef, posture, sshSourceIps, type ContainerPosture, type HostStepPosture, type Posture } from "./posture";
+import { renderCloudInit } from "./render/cloudinit";
+import { renderRedisAcl } from "./render/data";
+import { sha256 } from "./render/script";
 import { Secrets } from "./secrets";
 import { Server } from "./server";
-import { sha256 } from "./render/script";
 
 export interface CitadelArgs {
     config: StackConfig;
@@ -39,31 +41,55 @@ export function dockerSshOpts(privateKeyPath: string, hostKey: string): string[]
     ];
 }
 
+/** The non-secret stack outputs, all read off the posture (and the server's address and key). */
+export function postureOutputs(m: Posture, epochs: Record<string, number>) {
+    return {
+        target: m.target,
+        sshUser: m.adminUser,
+        sites: m.sites.map((s) => s.url),
+        exposure: { tcp: m.exposure.openTcp, udp: m.exposure.openUdp, sshSourceIps: sshSourceIps(m.exposure) },
+        intrusionEngine: m.intrusion.engine,
+        containers: m.containers.map((x) => x.name),
+        secretRotation: Object.fromEntries(m.secrets.map((s) => [s.name, { epoch: epochs[s.name] ?? 0, rotationDays: s.rotationDays }])),
+        caddyfileSha256: m.containers.find((x) => x.role === "gateway")?.labels["citadel.caddyfile-sha256"],
+    };
+}
+
 export class Citadel extends pulumi.ComponentResource {
     public readonly server: Server;
+    public readonly posture: Posture;
     public readonly outputs: Record<string, pulumi.Input<unknown>>;
 
     constructor(name: string, args: CitadelArgs, opts?: pulumi.ComponentResourceOptions) {
         super("citadel:index:Citadel", name, {}, opts);
         const c = args.config;
+        const m = (this.posture = posture(c));
         const p = { parent: this };
+        const graph = new StepGraph();
+        const layer = (l: HostStepPosture["layer"]) => m.hostSteps.filter((s) => s.layer === l);
+        const role = (...roles: ContainerPosture["role"][]) => m.containers.filter((x) => roles.includes(x.role));
 
-        const secrets = new Secrets("secrets", { config: c, now: args.now }, p);
-        this.server = new Server("server", { config: c, privateKey: args.privateKey }, p);
+        const secrets = new Secrets("secrets", { specs: m.secrets, rotationAnchor: c.secrets.rotationAnchor, now: args.now }, p);
+        this.server = new Server(
+            "server",
+            { target: c.target, hcloud: c.hcloud, existing: c.existing, admin: c.admin, cloudFirewall: m.exposure.cloudFirewall, userData: renderCloudInit(c), privateKey: args.privateKey },
+            p,
+        );
         const conn = this.server.connection;
 
-        const firewall = new HostFirewall("firewall", { config: c, connection: conn }, p);
-        const baseline = new HostBaseline("baseline", { config: c, connection: conn, after: firewall.done }, p);
+        new HostFirewall("firewall", { steps: layer("firewall"), connection: conn, graph }, p);
+        const baseline = new HostBaseline("baseline", { steps: layer("baseline"), connection: conn, graph }, p);
 
-        const hostSecrets = secrets.values.crowdsecBouncerKey
-            ? [secretFile({ consumer: "host", name: "crowdsecBouncerKey", uid: 0, value: secrets.values.crowdsecBouncerKey }, conn, { parent: this, dependsOn: baseline.done })]
-            : [];
-        // The script reads the bouncer key from its file, so its text does not change on rotation: the
-        // (secret) hash of the key is an extra trigger that re-runs it and re-registers the bouncer.
-        const bouncerKeyHash = secrets.values.crowdsecBouncerKey
-            ? [pulumi.secret(secrets.values.crowdsecBouncerKey.apply((k) => sha256(k)))]
-            : [];
-        const intrusion = new Intrusion("intrusion", { config: c, connection: conn, after: [...baseline.done, ...hostSecrets], extraTriggers: bouncerKeyHash }, p);
+        // Host daemons' secret files (the CrowdSec bouncer key), before the intrusion step reads them.
+        const hostFiles = m.secretFiles.filter((f) => f.consumer === "host");
+        for (const f of hostFiles) {
+            const step = layer("secrets").find((s) => s.name === f.step);
+            if (step) wireStep(step, conn, graph, { parent: this, secretValue: secrets.values[f.secret] });
+        }
+        // The intrusion script reads the bouncer key from its file, so its text does not change on
+        // rotation: the (secret) hash of the key is an extra trigger that re-runs it and re-registers.
+        const keyHashes = hostFiles.map((f) => pulumi.secret(secrets.values[f.secret].apply((k) => sha256(k))));
+        new Intrusion("intrusion", { steps: layer("intrusion"), connection: conn, graph, extraTriggers: keyHashes }, p);
 
         const provider = new docker.Provider(
             "docker",
@@ -73,36 +99,28 @@ export class Citadel extends pulumi.ComponentResource {
             },
             { parent: this, dependsOn: baseline.done },
         );
-        const networks = new Networks("networks", { config: c }, { parent: this, providers: { docker: provider }, dependsOn: baseline.done });
-        const after = [...baseline.done, ...intrusion.done];
-        const dataServices = new DataServices("data", { config: c, connection: conn, networks, provider, secrets, after }, p);
-        const apps = new Apps("apps", { config: c, connection: conn, networks, provider, secrets, after }, p);
-        const gateway = new Gateway("gateway", { config: c, connection: conn, networks, provider, after }, { parent: this, dependsOn: [apps] });
+        const networks = new Networks("networks", { networks: m.networks }, { parent: this, providers: { docker: provider }, dependsOn: baseline.done });
+        const common = { secretFiles: m.secretFiles, connection: conn, networks, provider, secrets, graph };
+        // A container layer wires the steps its containers wait for (config steps, secret files).
+        const own: HostStepPosture["layer"][] = ["secrets", "data", "gateway"];
+        const stepsFor = (containers: ContainerPosture[]) => m.hostSteps.filter((s) => own.includes(s.layer) && containers.some((x) => x.after.includes(s.name)));
+        const data = role("postgres", "redis");
+        new DataServices("data", { ...common, containers: data, steps: stepsFor(data), redisAcl: (h) => renderRedisAcl(c, h) }, p);
+        const apps = role("app");
+        new Apps("apps", { ...common, containers: apps, steps: stepsFor(apps) }, p);
+        const gateway = role("gateway");
+        new Gateway("gateway", { ...common, containers: gateway, steps: stepsFor(gateway) }, p);
 
         // The Docker provider cannot set a pids limit; this step does, and re-runs whenever a container is re-created.
-        const containers = [
-            { name: GATEWAY_CONTAINER, pids: c.gateway.resources.pids, res: gateway.container },
-            ...(dataServices.postgres ? [{ name: POSTGRES_CONTAINER, pids: c.postgres.resources.pids, res: dataServices.postgres }] : []),
-            ...(dataServices.redis ? [{ name: REDIS_CONTAINER, pids: c.redis.resources.pids, res: dataServices.redis }] : []),
-            ...c.apps.map((a) => ({ name: appContainerName(a), pids: a.resources.pids, res: apps.containers[a.name] })),
-        ];
-        hostStep(renderContainerLimits(containers.map(({ name, pids }) => ({ name, pids }))), conn, {
-            parent: this,
-            dependsOn: containers.map((x) => x.res),
-            extraTriggers: containers.map((x) => x.res.id),
-        });
+        for (const step of layer("limits")) {
+            const recreated = graph.get((step.rerunWith ?? []).map(containerRef)).map((r) => (r as docker.Container).id);
+            wireStep(step, conn, graph, { parent: this, extraTriggers: recreated });
+        }
 
         this.outputs = {
-            target: c.target,
+            ...postureOutputs(m, secrets.epochs),
             address: this.server.address,
             sshHostKey: this.server.hostKey,
-            sshUser: c.admin.user,
-            sites: c.sites.map((s) => `https://${s.host}`),
-            exposure: { tcp: [22, 80, 443], sshSourceIps: c.admin.sourceIps.length ? c.admin.sourceIps : ["0.0.0.0/0", "::/0"] },
-            intrusionEngine: c.intrusion.engine,
-            containers: containers.map((x) => x.name),
-            secretRotation: Object.fromEntries(Object.entries(secrets.epochs).map(([k, v]) => [k, { epoch: v }])),
-            caddyfileSha256: gateway.caddyfileSha256,
         };
         this.registerOutputs(this.outputs);
     }

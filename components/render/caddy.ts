@@ -10,6 +10,15 @@
 // values without quotes/braces/backslashes); `caddyText` re-checks them as defence in depth, because
 // the Caddyfile lexer substitutes `{$ENV}` and would end a quoted token at `"`.
 import type { SiteConfig, StackConfig } from "../config";
+import {
+    CADDY_ACCESS_LOG_HOST,
+    CADDY_ACCESS_LOG_NAME,
+    CADDY_ADMIN_PORT,
+    CADDY_LOG_DIR_CONTAINER,
+    CADDY_LOG_DIR_HOST,
+    GATEWAY_HEALTH_PORT,
+    GATEWAY_UID,
+} from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
@@ -18,31 +27,24 @@ export const CADDY_VERSION = "2.11.9";
 /** Suggested tag of the image built from images/caddy. */
 export const CADDY_IMAGE_TAG = `citadel/caddy:${CADDY_VERSION}-ratelimit`;
 
-/** uid/gid Caddy runs as in images/caddy/Dockerfile (owns the access-log directory on the host). */
-export const GATEWAY_UID = 10001;
+export { CADDY_ACCESS_LOG_HOST, CADDY_ACCESS_LOG_NAME, CADDY_LOG_DIR_CONTAINER, CADDY_LOG_DIR_HOST, GATEWAY_HEALTH_PORT, GATEWAY_UID };
+export const CADDY_ACCESS_LOG_CONTAINER = `${CADDY_LOG_DIR_CONTAINER}/${CADDY_ACCESS_LOG_NAME}`;
 
 /** Where the Caddyfile lives on the host (bind-mounted read-only) and inside the container. */
 export const CADDYFILE_HOST_PATH = "/etc/citadel/caddy/Caddyfile";
 export const CADDYFILE_CONTAINER_PATH = "/etc/caddy/Caddyfile";
 
-/** Access logs: host directory (CrowdSec reads it) bind-mounted at the container directory. */
-export const CADDY_LOG_DIR_HOST = "/var/log/citadel/caddy";
-export const CADDY_LOG_DIR_CONTAINER = "/var/log/caddy";
-export const CADDY_ACCESS_LOG_NAME = "access.log";
-export const CADDY_ACCESS_LOG_HOST = `${CADDY_LOG_DIR_HOST}/${CADDY_ACCESS_LOG_NAME}`;
-export const CADDY_ACCESS_LOG_CONTAINER = `${CADDY_LOG_DIR_CONTAINER}/${CADDY_ACCESS_LOG_NAME}`;
 
 /**
  * The container healthcheck endpoint: loopback inside the gateway's network namespace, plain HTTP
  * (an IP with http:// gets neither a certificate nor a redirect), a port nothing publishes.
  */
 export const GATEWAY_HEALTH_HOST = "127.0.0.1";
-export const GATEWAY_HEALTH_PORT = 8079;
 export const GATEWAY_HEALTH_PATH = "/healthz";
 export const GATEWAY_HEALTH_URL = `http://${GATEWAY_HEALTH_HOST}:${GATEWAY_HEALTH_PORT}${GATEWAY_HEALTH_PATH}`;
 
 /** Only the admin API's loopback address is ever rendered (never 0.0.0.0). */
-export const CADDY_ADMIN_LISTEN = "localhost:2019";
+export const CADDY_ADMIN_LISTEN = `localhost:${CADDY_ADMIN_PORT}`;
 
 /** Overrides for tests and local runs on loopback. Production passes none. */
 export interface CaddyRenderOptions {

@@ -4,15 +4,11 @@
 // internal data network. Their configuration lives on the host under /etc/citadel/<service>/ and is
 // bind-mounted read-only; secrets arrive as 0400 files. Pure functions: no Pulumi import.
 import { StackConfig } from "../config";
+import { DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER, secretMountPath } from "../posture/facts";
 import { renderTemplate } from "./template";
 import { HostScript } from "./types";
 
-/** uid and gid of the server user in the official postgres and redis images. */
-export const DATA_UID = 999;
-
-/** Container names (and DNS names on the data network) the host steps restart after a change. */
-export const POSTGRES_CONTAINER = "postgres";
-export const REDIS_CONTAINER = "redis";
+export { DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER };
 
 // ---- Postgres paths: mount POSTGRES_CONF_HOST_DIR read-only at POSTGRES_CONF_CONTAINER_DIR. ----
 export const POSTGRES_CONF_HOST_DIR = "/etc/citadel/postgres";
@@ -25,7 +21,7 @@ export const POSTGRES_INITDB_HOST_DIR = "/etc/citadel/postgres-initdb";
 export const POSTGRES_INITDB_CONTAINER_DIR = "/docker-entrypoint-initdb.d";
 export const POSTGRES_INITDB_SCRIPT = "10-citadel-app-role.sh";
 /** Where the app role's password file is mounted in the postgres container. */
-export const POSTGRES_APP_PASSWORD_CONTAINER_PATH = "/run/secrets/postgresPassword";
+export const POSTGRES_APP_PASSWORD_CONTAINER_PATH = secretMountPath("postgresPassword");
 
 // ---- Redis paths: mount REDIS_CONF_HOST_DIR read-only at REDIS_CONF_CONTAINER_DIR. ----
 export const REDIS_CONF_HOST_DIR = "/etc/citadel/redis";
@@ -34,7 +30,7 @@ export const REDIS_CONF_CONTAINER_DIR = "/etc/citadel-redis";
  * The ACL file (secret-derived, 0400, owned by DATA_UID) is its own mount, outside the config dir: a
  * mount point inside a read-only bind mount could not be created.
  */
-export const REDIS_ACL_CONTAINER_PATH = "/run/secrets/users.acl";
+export const REDIS_ACL_CONTAINER_PATH = secretMountPath("users.acl");
 /** The one Redis user the apps authenticate as (AUTH app <redisPassword>). */
 export const REDIS_APP_USER = "app";
 

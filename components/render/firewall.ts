@@ -13,10 +13,8 @@ import type { StackConfig } from "../config";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-/** sshd listens on 22 on the host (the local VPS maps another host port to it; inside it is 22). */
-export const SSH_PORT = 22;
-/** The only ports published to the Internet: the gateway (Caddy) on HTTP and HTTPS. */
-export const GATEWAY_PORTS = [80, 443] as const;
+import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
+export { GATEWAY_PORTS, SSH_PORT };
 
 /** Stands for the external interface in the rules block; the script fills it in from the default route. */
 export const EXT_IF_PLACEHOLDER = "__CITADEL_EXT_IF__";

@@ -11,8 +11,19 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
-import { parseConfigOrThrow, rawFromObject, Resources, StackConfig } from "../../components/config";
-import { HardeningSpec, hardenedContainerArgs, SECRETS_MOUNT, secretEnvName } from "../../components/container";
+import { parseConfigOrThrow, rawFromObject, StackConfig } from "../../components/config";
+import { containerArgs } from "../../components/container";
+import { hardened } from "../../components/posture/containers";
+import { SECRETS_MOUNT, secretEnvName, type ContainerPosture } from "../../components/posture";
+import type { HostConfig, Resources } from "../../components/config";
+
+interface HardeningSpec {
+    user: string;
+    resources: Resources;
+    tmpfs: string[];
+    capAdd?: string[];
+    logs: HostConfig["docker"];
+}
 import { CADDY_VERSION, CADDYFILE_CONTAINER_PATH, CADDY_LOG_DIR_CONTAINER, GATEWAY_UID, renderCaddyfile } from "../../components/render/caddy";
 import {
     DATA_UID,
@@ -60,7 +71,7 @@ function dockerOk(args: string[], timeout = 120_000): string {
     return r.stdout;
 }
 
-/** The plain values hardenedContainerArgs returns for a plain spec (Pulumi's Input types widen them). */
+/** The plain values containerArgs returns for a plain container (Pulumi's Input types widen them). */
 interface PlainHardening {
     user: string;
     readOnly: boolean;
@@ -77,12 +88,25 @@ interface PlainHardening {
 }
 
 /**
- * `docker run` flags for the stack's hardening (components/container.ts), so this test follows any
+ * `docker run` flags for the stack's hardening (posture/containers.ts `hardened`, wired by
+ * components/container.ts `containerArgs`), so this test follows any
  * change there. Not carried over: `restart: unless-stopped` (a crash must surface here, not loop).
  * Added: the pids limit the stack sets in its `container-limits` host step.
  */
 function hardenedFlags(spec: HardeningSpec): string[] {
-    const a = hardenedContainerArgs(spec) as unknown as PlainHardening;
+    const x = {
+        ...hardened({ host: { docker: spec.logs } } as Parameters<typeof hardened>[0], spec.user, spec.resources, spec.tmpfs),
+        capAdd: spec.capAdd ?? [],
+        networks: [],
+        publishedPorts: [],
+        secretMounts: [],
+        binds: [],
+        volumes: [],
+        env: [],
+        labels: {},
+        rotatesWith: [],
+    } as unknown as ContainerPosture;
+    const a = containerArgs(x, "image", { network: (n) => n, volume: (v) => v }, {}) as unknown as PlainHardening;
     const flags = ["--user", a.user, "--memory", `${a.memory}m`, "--memory-swap", `${a.memorySwap}m`, "--cpus", a.cpus, "--ipc", a.ipcMode];
     if (a.readOnly) flags.push("--read-only");
     if (a.init) flags.push("--init");

@@ -6,10 +6,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseConfigOrThrow, StackConfig } from "../../components/config";
-import { secretFileScript } from "../../components/host-step";
-import { renderContainerLimits } from "../../components/render/limits";
+import { posture, type HostStepPosture } from "../../components/posture";
+import { secretFileScript } from "../../components/render/secret-file";
 import { sudoScript } from "../../components/render/script";
-import { hostScripts } from "../../scripts/render";
 import { existingConfig, prodConfig, prodRaw } from "../fixtures";
 import { requireTool, run, tmpDir, shellcheck } from "../tools";
 
@@ -29,20 +28,38 @@ function variants(): [string, StackConfig][] {
     ];
 }
 
-describe("host scripts: shellcheck", () => {
+/** shellcheck over every step of a posture; the steps it rejects, with shellcheck's words. */
+function shellcheckSteps(sc: string, steps: HostStepPosture[]): string[] {
+    const failed: string[] = [];
+    for (const step of steps) {
+        // SC1001: shell-quote escapes ':' as '\:' (correct, merely unusual); see template.ts.
+        const r = shellcheck(sc, step.script, ["-e", "SC1001"]);
+        if (r.code !== 0) failed.push(`${step.name}:\n${r.stdout}${r.stderr}`);
+    }
+    return failed;
+}
+
+describe("host scripts: shellcheck over every step the posture declares (the steps pulumi up runs)", () => {
     for (const [name, c] of variants()) {
         it(`${name}: every host step is shellcheck-clean`, (t) => {
             const sc = requireTool(t, "shellcheck");
             if (!sc) return;
-            const scripts = [...hostScripts(c).map((s) => [s.name, s.script] as const), ["container-limits", renderContainerLimits([{ name: "app-web", pids: 64 }]).script] as const, ["secret-file", secretFileScript("api", "jwtSecret", 10001)] as const];
-            assert.ok(scripts.length >= 10);
-            for (const [step, script] of scripts) {
-                // SC1001: shell-quote escapes ':' as '\:' (correct, merely unusual); see template.ts.
-                const r = shellcheck(sc, script, ["-e", "SC1001"]);
-                assert.equal(r.code, 0, `${name}/${step}:\n${r.stdout}${r.stderr}`);
-            }
+            const steps = posture(c).hostSteps;
+            // Both kinds are covered: rendered scripts and the secret-file writers.
+            assert.ok(steps.some((s) => s.kind === "secret-file") && steps.some((s) => s.name === "container-limits"), steps.map((s) => s.name).join(" "));
+            assert.deepEqual(shellcheckSteps(sc, steps), []);
         });
     }
+
+    it("a step added to the posture is checked too (a fixture step with an unquoted expansion fails)", (t) => {
+        const sc = requireTool(t, "shellcheck");
+        if (!sc) return;
+        const steps = posture(prodConfig()).hostSteps;
+        const added: HostStepPosture = { ...steps[0], name: "fixture-added-step", script: '#!/usr/bin/env bash\nset -euo pipefail\nf=$1\nrm -rf $f/*\n' };
+        const failed = shellcheckSteps(sc, [...steps, added]);
+        assert.equal(failed.length, 1, failed.join("\n"));
+        assert.match(failed[0], /^fixture-added-step:[\s\S]*SC2086/);
+    });
 });
 
 describe("host scripts: the remote command wrapper", () => {

@@ -8,6 +8,7 @@ import { Citadel } from "../../components/stack";
 import { loadProgramInputs } from "../../components/program";
 import { existingConfig, existingRaw, prodConfig, prodRaw } from "../fixtures";
 import { sha256 } from "../../components/render/script";
+import { posture } from "../../components/posture";
 
 const FAKE_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n";
 const NOW = new Date("2026-11-23T12:00:00Z");
@@ -242,7 +243,7 @@ describe("stack: prod example (target hcloud)", () => {
     });
 
     it("stack outputs declare the exposure and name secrets without values", () => {
-        assert.deepEqual(b.outputs.exposure, { tcp: [22, 80, 443], sshSourceIps: ["203.0.113.0/24", "2001:db8:1234::/48"] });
+        assert.deepEqual(b.outputs.exposure, { tcp: [22, 80, 443], udp: [], sshSourceIps: ["203.0.113.0/24", "2001:db8:1234::/48"] });
         assert.deepEqual(b.outputs.sites, ["https://www.example.com", "https://api.example.com"]);
         assert.ok(Object.keys(b.outputs.secretRotation as object).includes("jwtSecret"));
     });
@@ -312,5 +313,45 @@ describe("program inputs: bad config stops before any resource", () => {
     it("returns the private key as a Pulumi secret", async () => {
         const inputs = loadProgramInputs(existingRaw(), () => FAKE_PRIVATE_KEY);
         assert.ok(await isSecret(pulumi.output(inputs.privateKey)));
+    });
+});
+
+describe("stack: the resources are the posture, wired (components/posture)", () => {
+    for (const [name, config] of [["prod", prodConfig()], ["existing", existingConfig()]] as const) {
+        it(`${name}: exactly the posture's host steps run, with its scripts, and exactly its containers exist`, async () => {
+            const b = await build(`posture-${name}`, config);
+            const m = b.citadel.posture;
+            const remote = ofType(T.remote);
+            assert.deepEqual(remote.map((r) => r.name).sort(), m.hostSteps.map((s) => s.name).sort());
+            for (const s of m.hostSteps.filter((x) => x.kind === "script")) {
+                const r = remote.find((x) => x.name === s.name)!;
+                assert.ok(String(r.inputs.create).includes(s.script.trim().split("\n").slice(-1)[0]), `${s.name}: the command is not the posture's script`);
+                assert.equal(r.inputs.triggers[0], sha256(s.script), `${s.name}: trigger is not the script's hash`);
+            }
+            const containers = ofType(T.container);
+            assert.deepEqual(containers.map((x) => x.inputs.name).sort(), m.containers.map((x) => x.name).sort());
+            for (const x of m.containers) {
+                const r = containers.find((y) => y.inputs.name === x.name)!;
+                assert.equal(r.inputs.user, x.user);
+                assert.equal(r.inputs.readOnly, true);
+                assert.deepEqual(r.inputs.capabilities.adds, x.capAdd);
+                assert.deepEqual(r.inputs.networksAdvanced.map((n: any) => n.name).sort(), x.networks.map((n) => n.network).sort());
+            }
+            assert.deepEqual(ofType(T.network).map((n) => [n.inputs.name, n.inputs.internal]).sort(), m.networks.map((n) => [n.name, n.internal]).sort());
+            // The outputs are read off the same posture.
+            assert.deepEqual(b.outputs.containers, m.containers.map((x) => x.name));
+            assert.deepEqual((b.outputs.exposure as any).tcp, m.exposure.openTcp);
+        });
+    }
+
+    it("every dependency a step names exists earlier in the posture (the order pulumi up runs)", () => {
+        const m = posture(prodConfig());
+        const seen = new Set<string>();
+        const refs = new Set([...m.containers.map((x) => `image:${x.name}`), ...m.containers.map((x) => `container:${x.name}`)]);
+        for (const s of m.hostSteps) {
+            for (const a of s.after) assert.ok(seen.has(a) || refs.has(a), `${s.name} waits for ${a}, which is not an earlier step`);
+            seen.add(s.name);
+        }
+        assert.deepEqual(m.hostSteps.slice(0, 3).map((s) => s.name), ["firewall", "sshd", "sysctl"], "the firewall runs first, then sshd");
     });
 });

@@ -1,0 +1,274 @@
+// Containers, networks, volumes and secret files, as declared. The gateway, data and app components
+// create exactly these; the audit judges the live host against them.
+import type { AppConfig, Resources, StackConfig } from "../config";
+import { CADDYFILE_CONTAINER_PATH, CADDYFILE_HOST_PATH, GATEWAY_HEALTH_URL, renderCaddyfile } from "../render/caddy";
+import {
+    POSTGRES_APP_PASSWORD_CONTAINER_PATH,
+    POSTGRES_CONF_CONTAINER_DIR,
+    POSTGRES_CONF_HOST_DIR,
+    POSTGRES_INITDB_CONTAINER_DIR,
+    POSTGRES_INITDB_HOST_DIR,
+    REDIS_ACL_CONTAINER_PATH,
+    REDIS_CONF_CONTAINER_DIR,
+    REDIS_CONF_HOST_DIR,
+    renderPostgresScript,
+    renderRedisScript,
+} from "../render/data";
+import { sha256 } from "../render/script";
+import {
+    appContainerName,
+    CADDY_CONFIG_VOLUME,
+    CADDY_DATA_VOLUME,
+    CADDY_LOG_DIR_CONTAINER,
+    CADDY_LOG_DIR_HOST,
+    DATA_NETWORK,
+    DATA_UID,
+    edgeNetworkName,
+    EGRESS_NETWORK,
+    GATEWAY_CONTAINER,
+    GATEWAY_PORTS,
+    GATEWAY_UID,
+    HOST_CONSUMER,
+    POSTGRES_CONTAINER,
+    POSTGRES_DATA_VOLUME,
+    PUBLIC_NETWORK,
+    REDIS_CONTAINER,
+    REDIS_DATA_VOLUME,
+    ROOT_UID,
+    SECRET_FILE_MODE,
+    secretEnvName,
+    secretFilePath,
+    secretMountPath,
+} from "./facts";
+import type { ContainerPosture, NetworkPosture, SecretFilePosture, SecretPosture } from "./types";
+
+/** "256m" → 256, "1g" → 1024, "512k" → 1 (Docker's provider takes MB). The schema checks the shape. */
+export function memoryMb(size: string): number {
+    const m = /^([1-9][0-9]*)([kmg])$/.exec(size);
+    if (!m) throw new Error(`bad memory size ${size}`);
+    const n = Number(m[1]);
+    switch (m[2]) {
+        case "k":
+            return Math.max(1, Math.ceil(n / 1024));
+        case "m":
+            return n;
+        default:
+            return n * 1024;
+    }
+}
+
+/** 1 → "1.0", 0.5 → "0.5": the form Docker reports back, so a second `pulumi up` sees no change. */
+export function dockerCpus(n: number): string {
+    return Number.isInteger(n) ? n.toFixed(1) : String(n);
+}
+
+export function uidOf(user: string): number {
+    return Number(user.split(":")[0]);
+}
+
+/** Plain env plus one NAME_FILE pointer per secret; never a secret value. */
+export function appEnv(app: AppConfig): string[] {
+    return [...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...app.secrets.map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
+}
+
+/**
+ * Which secrets the stack generates. JWT secret: 512 bit (policy asks ≥ 256). API encryption key and
+ * API keys: 256 bit. Passwords: 40 characters from [A-Za-z0-9] (≈ 238 bit) — no symbols, so they
+ * survive every connection-string and shell context unescaped.
+ */
+export function secretSpecs(c: StackConfig): SecretPosture[] {
+    const r = c.secrets.rotationDays;
+    const key256 = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "key256", bits: 256, rotationDays });
+    const password = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "password", bits: 238, rotationDays });
+    const specs: SecretPosture[] = [{ name: "jwtSecret", kind: "key512", bits: 512, rotationDays: r.jwtSecret }, key256("apiEncryptionKey", r.apiEncryptionKey)];
+    if (c.postgres.enabled) specs.push(password("postgresSuperuserPassword", r.postgresPassword), password("postgresPassword", r.postgresPassword));
+    if (c.redis.enabled) specs.push(password("redisPassword", r.redisPassword));
+    if (c.intrusion.engine === "crowdsec") specs.push(password("crowdsecBouncerKey", r.crowdsecBouncerKey));
+    for (const [name, days] of Object.entries(c.secrets.apiKeys)) specs.push(key256(name, days));
+    return specs;
+}
+
+/** The hardening every Citadel container shares; each role adds only what differs. */
+export function hardened(c: Pick<StackConfig, "host">, user: string, resources: Resources, tmpfs: string[]) {
+    return {
+        user,
+        uid: uidOf(user),
+        readOnly: true,
+        noNewPrivileges: true,
+        privileged: false,
+        capDrop: ["ALL"],
+        capAdd: [] as string[],
+        memoryMb: memoryMb(resources.memory),
+        cpus: dockerCpus(resources.cpus),
+        pids: resources.pids,
+        tmpfs: [...tmpfs],
+        logs: { driver: "json-file" as const, maxSize: c.host.docker.logMaxSize, maxFile: c.host.docker.logMaxFile },
+        // Filled in by posture/steps.ts, which knows the steps' names.
+        imageAfter: [] as string[],
+        after: [] as string[],
+    };
+}
+
+const hasData = (c: StackConfig) => c.postgres.enabled || c.redis.enabled;
+
+/** A secret file's step name (also its Pulumi resource name). */
+export const secretStepName = (consumer: string, name: string): string => `secret-${consumer}-${name}`;
+
+export function secretFilesPosture(c: StackConfig): SecretFilePosture[] {
+    const file = (secret: string, consumer: string, name: string, ownerUid: number, readers: string[], content: SecretFilePosture["content"] = "value"): SecretFilePosture => ({
+        secret,
+        content,
+        consumer,
+        name,
+        path: secretFilePath(consumer, name),
+        ownerUid,
+        mode: SECRET_FILE_MODE,
+        readers,
+        step: secretStepName(consumer, name),
+    });
+    const out: SecretFilePosture[] = [];
+    if (c.intrusion.engine === "crowdsec") out.push(file("crowdsecBouncerKey", HOST_CONSUMER, "crowdsecBouncerKey", ROOT_UID, ["host: crowdsec-firewall-bouncer"]));
+    if (hasData(c) && c.postgres.enabled) {
+        out.push(file("postgresSuperuserPassword", POSTGRES_CONTAINER, "postgresSuperuserPassword", DATA_UID, [POSTGRES_CONTAINER]));
+        out.push(file("postgresPassword", POSTGRES_CONTAINER, "postgresPassword", DATA_UID, [POSTGRES_CONTAINER]));
+    }
+    // The ACL holds only the SHA-256 of the password; it is still treated as a secret file.
+    if (hasData(c) && c.redis.enabled) out.push(file("redisPassword", REDIS_CONTAINER, "users.acl", DATA_UID, [REDIS_CONTAINER], "redis-acl"));
+    for (const app of c.apps) for (const s of app.secrets) out.push(file(s, app.name, s, uidOf(app.user), [appContainerName(app.name)]));
+    return out;
+}
+
+function gatewayContainer(c: StackConfig): ContainerPosture {
+    return {
+        name: GATEWAY_CONTAINER,
+        role: "gateway",
+        image: c.gateway.image,
+        build: c.gateway.build,
+        ...hardened(c, `${GATEWAY_UID}:${GATEWAY_UID}`, c.gateway.resources, ["/tmp"]),
+        // Binding 80/443 as a non-root user needs this one capability back.
+        capAdd: ["NET_BIND_SERVICE"],
+        networks: [{ network: PUBLIC_NETWORK, aliases: [] }, ...c.apps.map((a) => ({ network: edgeNetworkName(a.name), aliases: [] }))],
+        publishedPorts: GATEWAY_PORTS.map((p) => ({ internal: p, external: p, protocol: "tcp" as const })),
+        secretMounts: [],
+        binds: [
+            { source: CADDYFILE_HOST_PATH, target: CADDYFILE_CONTAINER_PATH, readOnly: true },
+            { source: CADDY_LOG_DIR_HOST, target: CADDY_LOG_DIR_CONTAINER, readOnly: false },
+        ],
+        volumes: [
+            { name: CADDY_DATA_VOLUME, target: "/data" },
+            { name: CADDY_CONFIG_VOLUME, target: "/config" },
+        ],
+        env: [],
+        healthcheck: { test: ["CMD", "curl", "-fsS", "-o", "/dev/null", GATEWAY_HEALTH_URL], interval: "30s", timeout: "5s", retries: 3 },
+        // A changed Caddyfile replaces the container, so the new config is what runs.
+        labels: { "citadel.caddyfile-sha256": sha256(renderCaddyfile(c)) },
+        rotatesWith: [],
+    };
+}
+
+function postgresContainer(c: StackConfig): ContainerPosture {
+    const superuser = secretMountPath("postgresSuperuserPassword");
+    return {
+        name: POSTGRES_CONTAINER,
+        role: "postgres",
+        image: c.postgres.image,
+        build: false,
+        ...hardened(c, `${DATA_UID}:${DATA_UID}`, c.postgres.resources, ["/tmp", "/var/run/postgresql"]),
+        networks: [{ network: DATA_NETWORK, aliases: [POSTGRES_CONTAINER] }],
+        publishedPorts: [],
+        // Two secrets: the bootstrap superuser (reachable only over the container's own socket) and
+        // the application role, which the init script creates with LOGIN and nothing else.
+        secretMounts: [
+            { source: secretFilePath(POSTGRES_CONTAINER, "postgresSuperuserPassword"), target: superuser, env: "POSTGRES_PASSWORD_FILE" },
+            { source: secretFilePath(POSTGRES_CONTAINER, "postgresPassword"), target: POSTGRES_APP_PASSWORD_CONTAINER_PATH },
+        ],
+        binds: [
+            { source: POSTGRES_CONF_HOST_DIR, target: POSTGRES_CONF_CONTAINER_DIR, readOnly: true },
+            { source: POSTGRES_INITDB_HOST_DIR, target: POSTGRES_INITDB_CONTAINER_DIR, readOnly: true },
+        ],
+        volumes: [{ name: POSTGRES_DATA_VOLUME, target: "/var/lib/postgresql/data" }],
+        env: [
+            "POSTGRES_USER=postgres",
+            `POSTGRES_PASSWORD_FILE=${superuser}`,
+            "POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 --auth-local=scram-sha-256",
+            "PGDATA=/var/lib/postgresql/data/pgdata",
+        ],
+        command: ["postgres", "-c", `config_file=${POSTGRES_CONF_CONTAINER_DIR}/postgresql.conf`],
+        // Over the socket: a TCP probe would add a connection line to the audit log every 10 s.
+        healthcheck: { test: ["CMD", "pg_isready", "-h", "/var/run/postgresql", "-U", "postgres"], interval: "10s", timeout: "5s", retries: 5 },
+        labels: { "citadel.config-sha256": sha256(renderPostgresScript(c, c.postgres.image).script) },
+        // The app role's password is set at first init (and by re-running the init script after a
+        // rotation, see README); the epoch records which generation is current.
+        rotatesWith: ["postgresSuperuserPassword", "postgresPassword"],
+    };
+}
+
+function redisContainer(c: StackConfig): ContainerPosture {
+    return {
+        name: REDIS_CONTAINER,
+        role: "redis",
+        image: c.redis.image,
+        build: false,
+        ...hardened(c, `${DATA_UID}:${DATA_UID}`, c.redis.resources, ["/tmp"]),
+        networks: [{ network: DATA_NETWORK, aliases: [REDIS_CONTAINER] }],
+        publishedPorts: [],
+        secretMounts: [{ source: secretFilePath(REDIS_CONTAINER, "users.acl"), target: REDIS_ACL_CONTAINER_PATH }],
+        binds: [{ source: REDIS_CONF_HOST_DIR, target: REDIS_CONF_CONTAINER_DIR, readOnly: true }],
+        volumes: [{ name: REDIS_DATA_VOLUME, target: "/data" }],
+        env: [],
+        command: ["redis-server", `${REDIS_CONF_CONTAINER_DIR}/redis.conf`],
+        // Unauthenticated clients get NOAUTH: that answer alone proves the server is up.
+        healthcheck: { test: ["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -qE 'PONG|NOAUTH'"], interval: "10s", timeout: "5s", retries: 5 },
+        labels: { "citadel.config-sha256": sha256(renderRedisScript(c, c.redis.image).script) },
+        // A rotated password rewrites the ACL file; the changed epoch re-creates the container so Redis loads it.
+        rotatesWith: ["redisPassword"],
+    };
+}
+
+function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
+    return {
+        name: appContainerName(app.name),
+        role: "app",
+        app: app.name,
+        image: app.image,
+        build: false,
+        ...hardened(c, app.user, app.resources, app.tmpfs),
+        networks: [
+            // The gateway reaches the app by its name on the app's own edge network.
+            { network: edgeNetworkName(app.name), aliases: [app.name] },
+            ...(app.data && hasData(c) ? [{ network: DATA_NETWORK, aliases: [] }] : []),
+            ...(app.egress ? [{ network: EGRESS_NETWORK, aliases: [] }] : []),
+        ],
+        publishedPorts: [],
+        secretMounts: app.secrets.map((s) => ({ source: secretFilePath(app.name, s), target: secretMountPath(s), env: secretEnvName(s) })),
+        binds: [],
+        volumes: [],
+        env: appEnv(app),
+        healthcheck: app.healthcheck ? { test: ["CMD", ...app.healthcheck.test], interval: app.healthcheck.interval, timeout: app.healthcheck.timeout, retries: app.healthcheck.retries } : undefined,
+        labels: {},
+        // Rotated secrets re-create the container so the app reads the new files.
+        rotatesWith: [...app.secrets],
+    };
+}
+
+/** Every container: the gateway, the data services, the apps. */
+export function containersPosture(c: StackConfig): ContainerPosture[] {
+    return [
+        gatewayContainer(c),
+        ...(c.postgres.enabled ? [postgresContainer(c)] : []),
+        ...(c.redis.enabled ? [redisContainer(c)] : []),
+        ...c.apps.map((a) => appContainer(c, a)),
+    ];
+}
+
+/** Networks with their members, read off the containers (so the two can never disagree). */
+export function networksPosture(c: StackConfig, containers: ContainerPosture[]): NetworkPosture[] {
+    const declared: Omit<NetworkPosture, "members">[] = [
+        { name: PUBLIC_NETWORK, internal: false },
+        ...c.apps.map((a) => ({ name: edgeNetworkName(a.name), internal: true })),
+        ...(hasData(c) ? [{ name: DATA_NETWORK, internal: true }] : []),
+        ...(c.apps.some((a) => a.egress) ? [{ name: EGRESS_NETWORK, internal: false }] : []),
+    ];
+    return declared.map((n) => ({ ...n, members: containers.filter((x) => x.networks.some((a) => a.network === n.name)).map((x) => x.name) }));
+}
+

@@ -1,0 +1,79 @@
+// The facts every layer shares, each defined once: ports, container and network names, where secrets
+// live, the uids that read them. The renderers, the components, the audit and the review import them
+// from here; no other TypeScript file of the product writes one of these values as a literal.
+// Pure: no Pulumi, no config.
+
+// ---- Ports ---------------------------------------------------------------------------------
+/** sshd on the host (the local VPS maps another host port to it; inside it is 22). */
+export const SSH_PORT = 22;
+export const HTTP_PORT = 80;
+export const HTTPS_PORT = 443;
+/** The only ports published to the Internet: the gateway (Caddy) on HTTP and HTTPS. */
+export const GATEWAY_PORTS = [HTTP_PORT, HTTPS_PORT] as const;
+/** Caddy's admin API port: only ever on the gateway container's own loopback, never reachable. */
+export const CADDY_ADMIN_PORT = 2019;
+/** The gateway's healthcheck endpoint port: loopback inside its network namespace, never published. */
+export const GATEWAY_HEALTH_PORT = 8079;
+/** "Anywhere", as the cloud firewall and the outputs spell it. */
+export const ANYWHERE = ["0.0.0.0/0", "::/0"] as const;
+
+// ---- Containers ----------------------------------------------------------------------------
+export const GATEWAY_CONTAINER = "citadel-gateway";
+/** Also their DNS names on the data network (the apps connect to `postgres` and `redis`). */
+export const POSTGRES_CONTAINER = "postgres";
+export const REDIS_CONTAINER = "redis";
+/** An app's container name; its DNS alias on its edge network is the app name itself. */
+export const appContainerName = (app: string): string => `app-${app}`;
+
+/** uid/gid Caddy runs as in images/caddy/Dockerfile (owns the access-log directory on the host). */
+export const GATEWAY_UID = 10001;
+/** uid and gid of the server user in the official postgres and redis images. */
+export const DATA_UID = 999;
+/** The uid of host daemons' secret files (CrowdSec's bouncer key). */
+export const ROOT_UID = 0;
+
+// ---- Networks ------------------------------------------------------------------------------
+/** The gateway's network: published 80/443 and egress for ACME. */
+export const PUBLIC_NETWORK = "citadel-public";
+/** One internal network per app, shared only with the gateway. */
+export const edgeNetworkName = (app: string): string => `citadel-edge-${app}`;
+/** Postgres/Redis and the apps with `data: true`; internal: no route out. */
+export const DATA_NETWORK = "citadel-data";
+/** Outbound Internet for apps that opt in. */
+export const EGRESS_NETWORK = "citadel-egress";
+
+// ---- Volumes -------------------------------------------------------------------------------
+export const CADDY_DATA_VOLUME = "citadel-caddy-data";
+export const CADDY_CONFIG_VOLUME = "citadel-caddy-config";
+export const POSTGRES_DATA_VOLUME = "citadel-postgres-data";
+export const REDIS_DATA_VOLUME = "citadel-redis-data";
+
+// ---- Secrets -------------------------------------------------------------------------------
+/** Root-only (0700) tree of secret files on the host: one directory per reader. */
+export const SECRETS_DIR = "/etc/citadel/secrets";
+/** Who reads the host daemons' secrets (the directory name under SECRETS_DIR). */
+export const HOST_CONSUMER = "host";
+/** Where a container finds its secret files (bind mounts, read-only). */
+export const SECRETS_MOUNT = "/run/secrets";
+/** Mode of every secret file: readable by its one owner only. */
+export const SECRET_FILE_MODE = "0400";
+
+export function secretFilePath(consumer: string, name: string): string {
+    return `${SECRETS_DIR}/${consumer}/${name}`;
+}
+
+export function secretMountPath(name: string): string {
+    return `${SECRETS_MOUNT}/${name}`;
+}
+
+/** jwtSecret → JWT_SECRET_FILE: the `*_FILE` convention apps read their secrets by. */
+export function secretEnvName(secret: string): string {
+    return secret.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase() + "_FILE";
+}
+
+// ---- Logs ----------------------------------------------------------------------------------
+/** Caddy's access logs: host directory (CrowdSec reads it) bind-mounted at the container directory. */
+export const CADDY_LOG_DIR_HOST = "/var/log/citadel/caddy";
+export const CADDY_LOG_DIR_CONTAINER = "/var/log/caddy";
+export const CADDY_ACCESS_LOG_NAME = "access.log";
+export const CADDY_ACCESS_LOG_HOST = `${CADDY_LOG_DIR_HOST}/${CADDY_ACCESS_LOG_NAME}`;

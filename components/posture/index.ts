@@ -1,0 +1,44 @@
+// The declared posture: one pure function from the validated config to plain data. Components wire
+// it into resources; the outputs, `npm run render` (posture.json), the audit, the review and the
+// policy pack read it. Every constant it uses is defined once in facts.ts or its renderer.
+import type { StackConfig } from "../config";
+import { dockerDaemonConfig, sysctlEntries } from "../render/host";
+import { sshdExpectedEffective } from "../render/sshd";
+import { containersPosture, networksPosture, secretFilesPosture, secretSpecs } from "./containers";
+import { intrusionPosture, sitesPosture } from "./edge";
+import { exposurePosture } from "./exposure";
+import { hostStepsPosture } from "./steps";
+import type { Posture } from "./types";
+
+export function posture(c: StackConfig): Posture {
+    const containers = containersPosture(c);
+    const secretFiles = secretFilesPosture(c);
+    return {
+        version: 1,
+        target: c.target,
+        domain: c.domain,
+        adminUser: c.admin.user,
+        exposure: exposurePosture(c),
+        hostSteps: hostStepsPosture(c, containers, secretFiles),
+        containers,
+        networks: networksPosture(c, containers),
+        volumes: [...new Set(containers.flatMap((x) => x.volumes.map((v) => v.name)))],
+        secrets: secretSpecs(c),
+        secretFiles,
+        sites: sitesPosture(c),
+        intrusion: intrusionPosture(c),
+        host: {
+            sysctl: sysctlEntries(c),
+            sshdEffective: sshdExpectedEffective(c),
+            journald: { ...c.host.journald },
+            unattendedUpgrades: { ...c.host.unattendedUpgrades },
+            dockerDaemon: dockerDaemonConfig(c),
+        },
+    };
+}
+
+export * from "./types";
+export * from "./facts";
+export { cloudFirewallRules, sshSourceIps } from "./exposure";
+export { appEnv, dockerCpus, memoryMb, secretSpecs, secretStepName, uidOf } from "./containers";
+export { containerRef, imageRef } from "./steps";

@@ -1,0 +1,102 @@
+// The host steps, in the order `pulumi up` runs them, each with what it waits for. The components
+// create exactly these steps with exactly these dependencies; `npm run render` writes them; the
+// shellcheck test checks every one of them.
+import type { StackConfig } from "../config";
+import { renderGatewayScript } from "../render/caddy";
+import { renderPostgresScript, renderRedisScript } from "../render/data";
+import { renderFirewall } from "../render/firewall";
+import { renderHostBaseline } from "../render/host";
+import { renderIntrusion } from "../render/intrusion";
+import { renderContainerLimits } from "../render/limits";
+import { secretFileScript } from "../render/secret-file";
+import { renderSshd } from "../render/sshd";
+import type { HostScript } from "../render/types";
+import type { ContainerPosture, HostStepPosture, SecretFilePosture, StepLayer } from "./types";
+
+/** How each rendered step checks its files with the real consumer before it switches. */
+const VALIDATION: Record<string, string> = {
+    firewall: "refuses unless this SSH session stays allowed; ufw --dry-run and iptables-restore --test before any change; SSH rules added first",
+    sshd: "refuses unless the admin has a key; sshd -t and sshd -T on the staged drop-in before reload; rollback on failure",
+    sysctl: "sysctl --load of the file; every value read back (values a container cannot set are reported, not applied)",
+    "unattended-upgrades": "apt-config parses the staged files before they are installed (all or nothing)",
+    journald: "systemd-journald restarted with the new file; the previous one restored if it does not come back",
+    docker: "dockerd --validate where available, else a restart with rollback of daemon.json; docker.service enabled for boot",
+    intrusion: "crowdsec -t / bouncer -t (or fail2ban-client -t) on a staged copy before switching",
+    "gateway-config": "caddy validate with the image's own Caddy in a throw-away container without network",
+    "postgres-config": "a throw-away Postgres boots with the staged files (TLS only, scram-sha-256) before they are installed",
+    "redis-config": "a throw-away Redis loads the staged redis.conf and ACL before they are installed",
+    "container-limits": "the live limit is read from docker inspect first; docker update only where it differs",
+};
+
+export const imageRef = (container: string): string => `image:${container}`;
+export const containerRef = (container: string): string => `container:${container}`;
+
+function scriptStep(s: HostScript, layer: StepLayer, after: string[], extra: Partial<HostStepPosture> = {}): HostStepPosture {
+    return { name: s.name, layer, description: s.description, kind: "script", script: s.script, files: s.files, after, validation: VALIDATION[s.name] ?? "", ...extra };
+}
+
+function secretStep(f: SecretFilePosture, after: string[]): HostStepPosture {
+    return {
+        name: f.step,
+        layer: "secrets",
+        description: `secret file ${f.path} (${f.mode}, owner uid ${f.ownerUid}) for ${f.readers.join(", ")}, written from stdin`,
+        kind: "secret-file",
+        script: secretFileScript(f.consumer, f.name, f.ownerUid),
+        files: [],
+        after,
+        validation: "written to a temporary file in the same root-only directory, then renamed",
+        secretFile: f.path,
+    };
+}
+
+/**
+ * The steps in run order. The chain firewall → sshd → baseline → intrusion can never lock the
+ * operator out (SSH is allowed before UFW is enabled; sshd validates before reload); the container
+ * layers start once Docker and intrusion detection are up.
+ */
+export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[], secretFiles: SecretFilePosture[]): HostStepPosture[] {
+    const steps: HostStepPosture[] = [];
+    const add = (s: HostStepPosture) => {
+        steps.push(s);
+        return s.name;
+    };
+    const firewall = add(scriptStep(renderFirewall(c), "firewall", []));
+    let previous = add(scriptStep(renderSshd(c), "baseline", [firewall]));
+    for (const s of renderHostBaseline(c)) previous = add(scriptStep(s, "baseline", [previous]));
+    const docker = previous;
+
+    const hostSecrets = secretFiles.filter((f) => f.consumer === "host").map((f) => add(secretStep(f, [docker])));
+    const intrusion = add(scriptStep(renderIntrusion(c), "intrusion", [docker, ...hostSecrets]));
+    // Everything that runs containers waits for Docker and for intrusion detection to be up.
+    const ready = [docker, intrusion];
+    for (const f of secretFiles.filter((x) => x.consumer !== "host")) add(secretStep(f, ready));
+
+    // Images wait until Docker and intrusion detection are up; a container waits for its own config
+    // step and secret files; the gateway also for the apps it sends traffic to.
+    for (const x of containers) {
+        x.imageAfter = [...ready];
+        x.after = [...ready, ...secretFiles.filter((f) => f.readers.includes(x.name)).map((f) => f.step)];
+    }
+    const byRole = (role: ContainerPosture["role"]) => containers.find((x) => x.role === role);
+    const postgres = byRole("postgres");
+    if (postgres) postgres.after.push(add(scriptStep(renderPostgresScript(c, postgres.image), "data", [...ready, imageRef(postgres.name)])));
+    const redis = byRole("redis");
+    if (redis) redis.after.push(add(scriptStep(renderRedisScript(c, redis.image), "data", [...ready, imageRef(redis.name)])));
+    const gateway = byRole("gateway");
+    if (gateway) {
+        gateway.after.push(add(scriptStep(renderGatewayScript(c, gateway.image), "gateway", [imageRef(gateway.name)])));
+        gateway.after.push(...containers.filter((x) => x.role === "app").map((x) => containerRef(x.name)));
+    }
+
+    // The Docker provider cannot set a pids limit; this step does, and re-runs whenever a container
+    // is re-created (their ids are triggers).
+    add(
+        scriptStep(
+            renderContainerLimits(containers.map((x) => ({ name: x.name, pids: x.pids }))),
+            "limits",
+            containers.map((x) => containerRef(x.name)),
+            { rerunWith: containers.map((x) => x.name) },
+        ),
+    );
+    return steps;
+}

@@ -1,0 +1,208 @@
+// The shape of the declared posture: plain data (JSON-serializable), no Pulumi, no secret values.
+// `posture(config)` (index.ts) computes it; the components wire it into resources; the outputs,
+// `npm run render` (posture.json), the audit, the review and the policy pack read it.
+import type { HostFile } from "../render/types";
+import type { SysctlEntry } from "../render/host";
+
+export type Protocol = "tcp" | "udp";
+
+/** One inbound rule of the Hetzner Cloud firewall (the provider's own field names). */
+export interface CloudFirewallRule {
+    direction: "in";
+    protocol: "tcp" | "udp" | "icmp";
+    port?: string;
+    sourceIps: string[];
+    description: string;
+}
+
+export interface ExposurePosture {
+    /** What the Internet can open on the host: the gateway's ports and SSH. */
+    openTcp: number[];
+    openUdp: number[];
+    ssh: {
+        port: number;
+        /** CIDRs allowed to reach SSH; empty means anywhere (then rate-limited and watched). */
+        sources: string[];
+        /** UFW `limit` (6 new connections in 30 s per address) when SSH is open to anywhere. */
+        rateLimited: boolean;
+    };
+    /** Layer 0 (target hcloud): the Hetzner firewall attached at server creation; [] elsewhere. */
+    cloudFirewall: CloudFirewallRule[];
+    ufw: {
+        /** The `ufw default` policies (DEFAULT_*_POLICY in /etc/default/ufw). */
+        defaults: { key: string; value: string }[];
+        /** Exactly the lines `ufw show added` must print, in order (SSH first). */
+        rules: string[];
+    };
+    /** DOCKER-USER: only new inbound connections to these published ports reach a container. */
+    dockerUser: { allowedTcp: number[]; logPrefix: string };
+    /** App ports denied explicitly (tcp and udp), reached only through the gateway. */
+    deniedPorts: { from: number; to: number };
+}
+
+export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "gateway" | "limits";
+
+/**
+ * A host step: one idempotent root script pushed over SSH. `after` names what must exist first:
+ * other steps by name, `image:<name>` (a container image on the host) or `container:<name>`. The
+ * components wire exactly these dependencies, so the model is the order `pulumi up` runs.
+ */
+export interface HostStepPosture {
+    /** Pulumi resource name (and the step's name in logs and `out/<stack>/steps/`). */
+    name: string;
+    layer: StepLayer;
+    description: string;
+    /** "script": the rendered script; "secret-file": writes one secret from stdin (never in argv). */
+    kind: "script" | "secret-file";
+    script: string;
+    files: HostFile[];
+    after: string[];
+    /** How the step checks its files with the real consumer before switching. */
+    validation: string;
+    /** secret-file steps: which file they write. */
+    secretFile?: string;
+    /** Re-run the step when these containers are re-created (their ids are triggers). */
+    rerunWith?: string[];
+}
+
+export interface NetworkAttachment {
+    network: string;
+    aliases: string[];
+}
+
+export interface SecretMount {
+    /** Host path of the 0400 file (SecretFilePosture.path). */
+    source: string;
+    /** Where the container reads it. */
+    target: string;
+    /** `<NAME>_FILE` pointer in the container's env, when the reader follows that convention. */
+    env?: string;
+}
+
+export interface ContainerPosture {
+    name: string;
+    role: "gateway" | "postgres" | "redis" | "app";
+    /** The app's name (role app). */
+    app?: string;
+    image: string;
+    /** Built on the host from images/caddy (the gateway with citadel:gateway.build). */
+    build: boolean;
+    /** Numeric "uid:gid", never root. */
+    user: string;
+    uid: number;
+    readOnly: boolean;
+    noNewPrivileges: boolean;
+    privileged: boolean;
+    capDrop: string[];
+    capAdd: string[];
+    memoryMb: number;
+    /** Docker's own spelling ("1.0", "0.5"), so a second `pulumi up` sees no change. */
+    cpus: string;
+    pids: number;
+    tmpfs: string[];
+    networks: NetworkAttachment[];
+    publishedPorts: { internal: number; external: number; protocol: Protocol }[];
+    secretMounts: SecretMount[];
+    /** Other read-only or read-write bind mounts (configuration, logs). */
+    binds: { source: string; target: string; readOnly: boolean }[];
+    volumes: { name: string; target: string }[];
+    /** Plain environment (names and non-secret values; secrets are files). */
+    env: string[];
+    command?: string[];
+    healthcheck?: { test: string[]; interval: string; timeout: string; retries: number };
+    /** Labels that re-create the container when what it reads changes (config hashes). */
+    labels: Record<string, string>;
+    /** The secrets whose rotation epoch labels the container (re-created on rotation). */
+    rotatesWith: string[];
+    logs: { driver: "json-file"; maxSize: string; maxFile: number };
+    /** What its image waits for (Docker installed, intrusion detection up). */
+    imageAfter: string[];
+    /** What the container waits for: its config step, its secret files, the containers behind it. */
+    after: string[];
+}
+
+export interface NetworkPosture {
+    name: string;
+    /** Internal: no route out of the host. */
+    internal: boolean;
+    /** Containers attached to it. */
+    members: string[];
+}
+
+export interface SecretPosture {
+    name: string;
+    kind: "key256" | "key512" | "password";
+    bits: number;
+    rotationDays: number;
+}
+
+export interface SecretFilePosture {
+    /** The generated secret it carries (or is derived from). */
+    secret: string;
+    /** "value": the secret itself; "redis-acl": Redis' ACL file with the password's SHA-256. */
+    content: "value" | "redis-acl";
+    /** Directory name under the secrets tree: a container name's reader, or "host". */
+    consumer: string;
+    name: string;
+    path: string;
+    ownerUid: number;
+    mode: string;
+    /** Who reads it: containers, or "host" daemons. */
+    readers: string[];
+    /** The host step that writes it. */
+    step: string;
+}
+
+export interface SitePosture {
+    host: string;
+    url: string;
+    app: string;
+    /** Where Caddy sends the site's requests: the app's alias and port on its edge network. */
+    upstream: string;
+    /** The response headers every answer of the site carries (errors included). */
+    headers: Record<string, string>;
+    /** Response headers the gateway removes. */
+    removedHeaders: string[];
+    rateLimit: { events: number; window: string; zone: string };
+    tls: { protocols: string[]; hsts: { maxAge: number; includeSubDomains: boolean; preload: boolean } };
+    redirectHttp: boolean;
+}
+
+export interface IntrusionPosture {
+    engine: "crowdsec" | "fail2ban";
+    /** What the engine reads. */
+    sources: string[];
+    banTimeSeconds: number;
+    maxRetry: number;
+    findTimeSeconds: number;
+    /** Sources never banned. */
+    exempt: string[];
+    /** Where a ban is enforced. */
+    enforcedIn: string[];
+}
+
+export interface HostBaselinePosture {
+    sysctl: SysctlEntry[];
+    sshdEffective: string[];
+    journald: { maxRetentionDays: number; systemMaxUse: string };
+    unattendedUpgrades: { enabled: boolean; autoReboot: boolean; autoRebootTime: string };
+    dockerDaemon: Record<string, unknown>;
+}
+
+export interface Posture {
+    /** Bumped when the shape changes, so the review can refuse to compare across shapes. */
+    version: 1;
+    target: "hcloud" | "existing";
+    domain: string;
+    adminUser: string;
+    exposure: ExposurePosture;
+    hostSteps: HostStepPosture[];
+    containers: ContainerPosture[];
+    networks: NetworkPosture[];
+    volumes: string[];
+    secrets: SecretPosture[];
+    secretFiles: SecretFilePosture[];
+    sites: SitePosture[];
+    intrusion: IntrusionPosture;
+    host: HostBaselinePosture;
+}
