@@ -1,7 +1,7 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { SECRET_LOOKING_RE, type StackConfig } from "../components/config";
-import { posture, SECRETS_DIR } from "../components/posture";
+import { DATA_NETWORK, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
 import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserBlock } from "../components/render/firewall";
@@ -343,7 +343,7 @@ const inPostgresTls: CheckDef = {
         // without a value copies it): it never appears in a command line.
         const psql = (mode: string) =>
             t.inside.sh(
-                `sudo -n bash -c 'PGPASSWORD=$(cat ${SECRETS_DIR}/${app.name}/postgresPassword) docker run --rm --network citadel-data -e PGPASSWORD --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=${mode} connect_timeout=10" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"'`,
+                `sudo -n bash -c 'PGPASSWORD=$(cat ${secretFilePath(app.name, "postgresPassword")}) docker run --rm --network ${DATA_NETWORK} -e PGPASSWORD --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=${mode} connect_timeout=10" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"'`,
                 { timeoutMs: 60_000 },
             );
         const plain = psql("disable");
