@@ -1,5 +1,6 @@
-// `npm start`: the whole posture converged onto a throwaway VPS on this machine, with the real
-// Pulumi engine and no cloud account. `npm run local:down` destroys the stack and removes the VPS.
+// The local stack on the local VPS: the whole posture converged onto a throwaway VPS on this machine,
+// with the real Pulumi engine and no cloud account (`up`), and taken down again (`down`). The
+// command line (`npm start`, `npm run local:down`) is lab/start.ts.
 //
 //   1. Docker engine (started if not running)     4. the stack's images loaded into the VPS's engine
 //   2. VPS image and stack images (cached)        5. `pulumi up --stack local` (scratch copy of the project)
@@ -7,8 +8,7 @@
 //      user-data the hcloud target renders
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { spawn, spawnSync } from "node:child_process";
-import { parseArgs } from "node:util";
+import { spawn } from "node:child_process";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../components/config";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
@@ -23,9 +23,9 @@ export const LOCAL_VPS = process.env.CITADEL_VPS_NAME ?? "citadel-local";
 export const LOCAL_SSH_PORT = Number(process.env.CITADEL_SSH_PORT ?? 2222);
 export const LOCAL_HTTP_PORT = Number(process.env.CITADEL_HTTP_PORT ?? 8080);
 export const LOCAL_HTTPS_PORT = Number(process.env.CITADEL_HTTPS_PORT ?? 8443);
-const LOG_DIR = path.join(REPO_ROOT, ".cache", "local");
+export const LOG_DIR = path.join(REPO_ROOT, ".cache", "local");
 
-function say(msg: string): void {
+export function say(msg: string): void {
     process.stderr.write(`[citadel] ${msg}\n`);
 }
 
@@ -115,66 +115,3 @@ export async function down(): Promise<void> {
     await stopVps(LOCAL_VPS);
 }
 
-const USAGE = `usage: npm start              converge the whole posture onto a throwaway local VPS (tsx lab/local.ts [up])
-       npm run local:down     destroy the local stack and remove the VPS (tsx lab/local.ts down)
-options:
-  -h, --help   show this help
-environment: CITADEL_VPS_NAME (default citadel-local), CITADEL_SSH_PORT (2222), CITADEL_HTTP_PORT (8080), CITADEL_HTTPS_PORT (8443)`;
-
-/** The command line: "up" (default) or "down", or an exit code after --help or a usage error. */
-function parseCli(args: string[]): { command: "up" | "down" } | { exit: number } {
-    let parsed;
-    try {
-        parsed = parseArgs({ args, allowPositionals: true, options: { help: { type: "boolean", short: "h" } } });
-    } catch (e) {
-        process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
-        return { exit: 2 };
-    }
-    if (parsed.values.help) {
-        process.stdout.write(USAGE + "\n");
-        return { exit: 0 };
-    }
-    const [command = "up", ...extra] = parsed.positionals;
-    if ((command !== "up" && command !== "down") || extra.length) {
-        process.stderr.write(`unknown command ${[command, ...extra].join(" ")}\n${USAGE}\n`);
-        return { exit: 2 };
-    }
-    return { command };
-}
-
-async function main(): Promise<void> {
-    const cli = parseCli(process.argv.slice(2));
-    if ("exit" in cli) {
-        process.exitCode = cli.exit;
-        return;
-    }
-    if (cli.command === "down") {
-        await down();
-        return;
-    }
-    const { info, config, seconds } = await up();
-    say("audit: the source policies' checklists against the live VPS (npm run audit -- --stack local)");
-    const { auditLocal } = await import("./audit");
-    const { text } = await auditLocal();
-    console.log(text);
-    const host = config.sites[0]?.host;
-    // For the hints below: Caddy's local CA (to verify the site) and the pinned host key (for ssh).
-    const ca = spawnSync("docker", ["exec", LOCAL_VPS, "docker", "exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt"], { encoding: "utf8" });
-    if (ca.status === 0) fs.writeFileSync(path.join(LOG_DIR, "root.crt"), ca.stdout);
-    fs.writeFileSync(path.join(LOG_DIR, "known_hosts"), `[127.0.0.1]:${info.sshPort} ${info.hostKey}\n`);
-    console.log(`
-Citadel converged onto the local VPS ${LOCAL_VPS} in ${Object.values(seconds).reduce((a, b) => a + b, 0).toFixed(1)} s (${Object.entries(seconds).map(([k, v]) => `${k} ${v}s`).join(", ")}).
-
-  ssh      ssh -i ${path.relative(process.cwd(), HARNESS_KEY)} -p ${info.sshPort} -o StrictHostKeyChecking=yes -o UserKnownHostsFile=.cache/local/known_hosts ${config.admin.user}@127.0.0.1
-  site     curl --cacert .cache/local/root.crt --resolve ${host}:${LOCAL_HTTPS_PORT}:127.0.0.1 https://${host}:${LOCAL_HTTPS_PORT}/
-  stack    bash lab/pulumi-stack.sh local -- stack output   (state in .cache/state)
-  down     npm run local:down
-`);
-}
-
-if (require.main === module) {
-    main().catch((e) => {
-        say(`failed: ${(e as Error).message}`);
-        process.exit(1);
-    });
-}
