@@ -10,8 +10,8 @@ import { SSH_PORT, type CloudFirewallRule } from "./posture";
 
 export interface ServerArgs {
     target: StackConfig["target"];
-    /** citadel:hcloud (target hcloud). */
-    hcloud?: StackConfig["hcloud"];
+    /** citadel:hcloud (used by target hcloud; always present, with its defaults). */
+    hcloud: StackConfig["hcloud"];
     /** citadel:existing (target existing). */
     existing?: StackConfig["existing"];
     admin: Pick<AdminConfig, "user" | "sshPublicKeys">;
@@ -57,7 +57,6 @@ export class Server extends pulumi.ComponentResource {
         switch (args.target) {
             case "hcloud": {
                 const h = args.hcloud;
-                if (!h) throw new pulumi.ResourceError(`citadel:hcloud is required when citadel:target is "hcloud"`, this);
                 const keys = args.admin.sshPublicKeys.map(
                     (publicKey, i) => new hcloud.SshKey(`admin-${i}`, { name: `${h.serverName}-admin-${i}`, publicKey }, { parent: this }),
                 );

@@ -2,6 +2,7 @@
 // each issue names the key to change and how.
 import type { z } from "zod";
 import type { StackConfig } from "./schema";
+import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
 import { BUILTIN_SECRETS, SECRET_LOOKING_RE, redisHeadroomError, show } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
@@ -13,7 +14,7 @@ export function secretNames(c: Pick<StackConfig, "secrets">): string[] {
 const INTERNAL_SECRETS = ["crowdsecBouncerKey", "postgresSuperuserPassword"];
 
 /** Ports the host must keep open (SSH, HTTP, HTTPS): citadel:firewall.denyPorts may not cover them. */
-const OPEN_PORTS = [22, 80, 443];
+const OPEN_PORTS = [SSH_PORT, ...GATEWAY_PORTS];
 
 export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
     const add = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });

@@ -5,6 +5,7 @@
 // `.prefault({})`, which parses `{}` through the object so its fields' own defaults apply.
 import { z } from "zod";
 import { crossChecks } from "./checks";
+import { SSH_PORT } from "../posture/facts";
 import {
     DNS_LABEL_RE,
     ENV_NAME_RE,
@@ -60,7 +61,7 @@ const ExistingSchema = obj({
     /** Address (IP or DNS name) of a Debian 12 host that already runs sshd. Required, no default. */
     address: checked(str(), addressError),
     /** SSH port of the host. Default 22. */
-    port: int(1, 65535).default(22),
+    port: int(1, 65535).default(SSH_PORT),
     /**
      * The host's public ed25519 SSH host key ("ssh-ed25519 AAAA..."), pinned for every connection.
      * Required, no default: get it out of band (the provider's console, or `ssh-keyscan` over a trusted
