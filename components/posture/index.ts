@@ -2,7 +2,9 @@
 // it into resources; the outputs, `npm run render` (posture.json), the audit, the review and the
 // policy pack read it. Every constant it uses is defined once in facts.ts or its renderer.
 import type { StackConfig } from "../config";
+import { renderCloudInit } from "../render/cloudinit";
 import { dockerDaemonConfig, sysctlEntries } from "../render/host";
+import { sha256 } from "../render/script";
 import { sshdExpectedEffective } from "../render/sshd";
 import { containersPosture, networksPosture, secretFilesPosture, secretSpecs } from "./containers";
 import { intrusionPosture, sitesPosture } from "./edge";
@@ -16,6 +18,12 @@ export function posture(c: StackConfig): Posture {
     return {
         version: 1,
         target: c.target,
+        server: {
+            target: c.target,
+            ...(c.target === "hcloud" ? { hcloud: { ...c.hcloud } } : {}),
+            ...(c.target === "existing" && c.existing ? { existing: { address: c.existing.address, port: c.existing.port } } : {}),
+            userDataSha256: sha256(renderCloudInit(c)),
+        },
         domain: c.domain,
         adminUser: c.admin.user,
         exposure: exposurePosture(c),

@@ -189,10 +189,22 @@ export interface HostBaselinePosture {
     dockerDaemon: Record<string, unknown>;
 }
 
+/** Where the host comes from. A change here on target hcloud replaces the server (a new host). */
+export interface ServerPosture {
+    target: "hcloud" | "existing";
+    /** target hcloud: Hetzner's server name, type, image and location. */
+    hcloud?: { serverName: string; serverType: string; image: string; location: string };
+    /** target existing: the host Citadel connects to (its host key is pinned). */
+    existing?: { address: string; port: number };
+    /** The user-data a new server boots with (changing it replaces an hcloud server). */
+    userDataSha256: string;
+}
+
 export interface Posture {
     /** Bumped when the shape changes, so the review can refuse to compare across shapes. */
     version: 1;
     target: "hcloud" | "existing";
+    server: ServerPosture;
     domain: string;
     adminUser: string;
     exposure: ExposurePosture;
