@@ -7,7 +7,7 @@ import { runAuditCli } from "../audit/cli";
 import { AuditReport, formatReport, runAudit } from "../audit/run";
 import { caddyLocalCa, exec, exposureOf, localProbe, PulumiRunner, readStackOutputs, sitesOf, sshInside, StackOutputs } from "../audit/target";
 import type { Attacker, AuditTarget, Probe } from "../audit/types";
-import { LOCAL_VPS, localConfig } from "./local";
+import { labStackEnv, LOCAL_VPS, localConfig } from "./local";
 import { HARNESS_KEY, REPO_ROOT } from "./vps/common";
 import { VPS_IMAGE } from "./vps/image";
 import { LAB_NETWORK, vpsInfo } from "./vps/vps";
@@ -18,7 +18,8 @@ export const ATTACKER_CONTAINER = "citadel-audit-attacker";
 
 /** `pulumi` of the lab: the offline engine on a scratch copy of the project (lab/pulumi-stack.sh). */
 export const labPulumi: PulumiRunner = (stack, args) => {
-    const env = { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only" };
+    // The local stack of this VPS has its own state (lab/local.ts labStackEnv).
+    const env = stack === "local" ? labStackEnv() : { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only" };
     return exec("bash", [path.join(REPO_ROOT, "lab", "pulumi-stack.sh"), stack, "--", ...args], { timeoutMs: 180_000, env });
 };
 

@@ -23,7 +23,14 @@ export const LOCAL_VPS = process.env.CITADEL_VPS_NAME ?? "citadel-local";
 export const LOCAL_SSH_PORT = Number(process.env.CITADEL_SSH_PORT ?? 2222);
 export const LOCAL_HTTP_PORT = Number(process.env.CITADEL_HTTP_PORT ?? 8080);
 export const LOCAL_HTTPS_PORT = Number(process.env.CITADEL_HTTPS_PORT ?? 8443);
-export const LOG_DIR = path.join(REPO_ROOT, ".cache", "local");
+/** Another VPS name than the default gets its own state, scratch project and logs (see labStackEnv). */
+const SCOPE = LOCAL_VPS === "citadel-local" ? "" : LOCAL_VPS;
+export const LOG_DIR = path.join(REPO_ROOT, ".cache", SCOPE ? `local-${SCOPE}` : "local");
+
+/** The environment lab/pulumi-stack.sh runs the local stack with: this VPS's own state. */
+export function labStackEnv(): NodeJS.ProcessEnv {
+    return { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only", CITADEL_STATE_SCOPE: SCOPE };
+}
 
 export function say(msg: string): void {
     process.stderr.write(`[citadel] ${msg}\n`);
@@ -50,7 +57,7 @@ export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], lo
         `citadel:admin.sshPublicKeys[0]=${publicKey}`,
         `citadel:admin.privateKeyPath=${HARNESS_KEY}`,
     ].flatMap((kv) => ["--set", kv]);
-    const env = { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only" };
+    const env = labStackEnv();
     return new Promise((resolve) => {
         const out = fs.createWriteStream(log);
         const child = spawn("bash", [path.join(REPO_ROOT, "lab", "pulumi-stack.sh"), ...(reset ? ["--reset"] : []), ...sets, "local", "--", ...args], {
@@ -95,10 +102,10 @@ export async function up(): Promise<{ info: VpsInfo; config: StackConfig; second
     fs.mkdirSync(LOG_DIR, { recursive: true });
     const keyFile = path.join(LOG_DIR, "host-key");
     const reset = !fs.existsSync(keyFile) || fs.readFileSync(keyFile, "utf8") !== info.hostKey;
-    say(`5/5 pulumi up --stack local (the real engine${reset ? ", new VPS: fresh state" : ""}; log: .cache/local/up.log)`);
+    say(`5/5 pulumi up --stack local (the real engine${reset ? ", new VPS: fresh state" : ""}; log: ${path.relative(REPO_ROOT, LOG_DIR)}/up.log)`);
     const code = await timed("up", () => pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "up.log", reset));
     fs.writeFileSync(keyFile, info.hostKey);
-    if (code !== 0) throw new Error(`pulumi up failed (exit ${code}); see .cache/local/up.log`);
+    if (code !== 0) throw new Error(`pulumi up failed (exit ${code}); see ${path.relative(REPO_ROOT, LOG_DIR)}/up.log`);
     return { info, config, seconds };
 }
 
@@ -109,7 +116,7 @@ export async function down(): Promise<void> {
     if (info && publicKey) {
         say("pulumi destroy --stack local");
         const code = await pulumiLocal(info, publicKey, ["destroy", "--yes", "--non-interactive", "--skip-preview"], "destroy.log");
-        if (code !== 0) say(`pulumi destroy failed (exit ${code}); see .cache/local/destroy.log — removing the VPS anyway`);
+        if (code !== 0) say(`pulumi destroy failed (exit ${code}); see ${path.relative(REPO_ROOT, LOG_DIR)}/destroy.log — removing the VPS anyway`);
     }
     say(`removing the VPS ${LOCAL_VPS}`);
     await stopVps(LOCAL_VPS);

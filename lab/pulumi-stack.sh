@@ -50,12 +50,15 @@ if [ ! -x "$root/.cache/engine/bin/pulumi" ]; then
 fi
 # shellcheck source=lab/engine/env.sh disable=SC1091
 source "$root/lab/engine/env.sh"
-state="$root/.cache/state"
-[ "$fresh" = 1 ] && state="$root/.cache/state-$stack-fresh" && rm -rf "$state"
+# CITADEL_STATE_SCOPE keeps one checkout's several local VPSes apart (each e2e file has its own VPS
+# and must not share, or lock, another's state).
+scope=${CITADEL_STATE_SCOPE:+-$CITADEL_STATE_SCOPE}
+state="$root/.cache/state$scope"
+[ "$fresh" = 1 ] && state="$root/.cache/state-$stack-fresh$scope" && rm -rf "$state"
 mkdir -p "$state"
 export PULUMI_BACKEND_URL="file://$state"
 
-work="$root/.cache/stacks/$stack"
+work="$root/.cache/stacks/$stack$scope"
 rm -rf "$work"
 mkdir -p "$work"
 for f in index.ts components templates images node_modules package.json tsconfig.json; do
