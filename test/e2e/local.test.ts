@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { down, LOCAL_VPS, pulumiLocal, up } from "../../lab/local";
+import { down, LOCAL_VPS, LOG_DIR, pulumiLocal, up } from "../../lab/local";
 import { HARNESS_KEY } from "../../lab/vps/common";
 import { dockerReady, ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
 import { LAB_NETWORK, VpsInfo } from "../../lab/vps/vps";
@@ -24,6 +24,14 @@ if (!engineBuilt) skip = "engine not built (bash lab/engine/build.sh)";
 if (IN_CI && skip) throw new Error(skip);
 
 const ATTACKER = "citadel-e2e-attacker";
+/** A log of this VPS's stack (lab/local.ts keeps one directory per VPS name), for failure messages. */
+const logRel = (name: string) => path.relative(ROOT, path.join(LOG_DIR, name));
+
+/** The lines of `pulumi up --json` (apitype.EngineEvent), as far as this file reads them. */
+interface EngineEvent {
+    summaryEvent?: { maybeCorrupt: boolean; isPreview: boolean; resourceChanges: Record<string, number> };
+    resourcePreEvent?: { metadata: { op: string; urn: string } };
+}
 
 describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout: 30 * 60_000 }, () => {
     let info: VpsInfo;
@@ -33,7 +41,7 @@ describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout
 
     /** A command on the VPS as the admin user, over real SSH with the pinned host key. */
     const ssh = (cmd: string) => {
-        const kh = path.join(ROOT, ".cache", "local", "known_hosts");
+        const kh = path.join(LOG_DIR, "known_hosts");
         fs.writeFileSync(kh, `[127.0.0.1]:${info.sshPort} ${info.hostKey}\n`);
         return run("ssh", ["-i", HARNESS_KEY, "-p", String(info.sshPort), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${kh}`, `${config.admin.user}@127.0.0.1`, cmd], { timeout: 120_000 });
     };
@@ -170,19 +178,50 @@ except Exception as e:
     });
 
     it("a second pulumi up changes nothing", async () => {
-        const code = await pulumiLocal(info, publicKey, ["preview", "--expect-no-changes", "--non-interactive"], "preview-no-changes.log");
-        assert.equal(code, 0, "pulumi preview --expect-no-changes found changes; see .cache/local/preview-no-changes.log");
+        // The real update, not a preview: `up --json` streams the engine's events, one JSON object a
+        // line, ending with the summary whose resourceChanges counts every step by operation.
+        const code = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview", "--json"], "up-second.log");
+        assert.equal(code, 0, `see ${logRel("up-second.log")}`);
+        const events = fs
+            .readFileSync(path.join(LOG_DIR, "up-second.log"), "utf8")
+            .split("\n")
+            .filter((l) => l.startsWith("{"))
+            .map((l) => JSON.parse(l) as EngineEvent);
+        const summaries = events.filter((e) => e.summaryEvent).map((e) => e.summaryEvent!);
+        assert.equal(summaries.length, 1, `expected one summary event from the update; see ${logRel("up-second.log")}`);
+        const summary = summaries[0];
+        assert.equal(summary.isPreview, false, "the summary is a preview's, not an update's");
+        assert.equal(summary.maybeCorrupt, false);
+        const changed = events.filter((e) => e.resourcePreEvent && e.resourcePreEvent.metadata.op !== "same").map((e) => `${e.resourcePreEvent!.metadata.op} ${e.resourcePreEvent!.metadata.urn}`);
+        assert.deepEqual(changed, [], "the second up changed resources");
+        // Every resource in the state took exactly one "same" step, and nothing else happened: no create,
+        // update, delete or replace. (Default providers are the engine's own; it shows no step for them.)
+        const exported = path.join(LOG_DIR, "state-after-second-up.json");
+        assert.equal(await pulumiLocal(info, publicKey, ["stack", "export", "--file", exported], "export-after-second-up.log"), 0, `see ${logRel("export-after-second-up.log")}`);
+        const inState = (JSON.parse(fs.readFileSync(exported, "utf8")) as { deployment: { resources: { urn: string }[] } }).deployment.resources
+            .map((r) => r.urn)
+            .filter((urn) => !/::pulumi:providers:[^:]+::default(_|$)/.test(urn))
+            .sort();
+        assert.ok(inState.length > 20, `only ${inState.length} resources in the state`);
+        const same = events.filter((e) => e.resourcePreEvent?.metadata.op === "same").map((e) => e.resourcePreEvent!.metadata.urn).sort();
+        assert.deepEqual(same, inState);
+        assert.deepEqual(summary.resourceChanges, { same: inState.length });
     });
 
     it("drift (a UFW rule deleted on the host) is put back by the next up", async () => {
-        const del = ssh("sudo -n ufw --force delete allow 443/tcp && sudo -n ufw status | grep -c '443/tcp' || true");
+        const del = ssh("sudo -n ufw --force delete allow 443/tcp");
         assert.equal(del.code, 0, del.stderr);
+        // The drift is real: no 443 rule is left (IPv4 or IPv6) before the repair.
+        const drifted = ssh("sudo -n ufw status");
+        assert.equal(drifted.code, 0, drifted.stderr);
+        assert.match(drifted.stdout, /^Status: active/m);
+        assert.doesNotMatch(drifted.stdout, /443\/tcp/);
         // The firewall step re-runs when asked to (refresh cannot see inside a script): `up --replace` of
         // that one step is what an operator does; Citadel's convergence puts the rule back.
         const urn = `urn:pulumi:local::citadel::citadel:index:Citadel$citadel:host:Firewall$command:remote:Command::firewall`;
         const code = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview", "--replace", urn], "up-drift.log");
-        assert.equal(code, 0, "see .cache/local/up-drift.log");
-        const log = fs.readFileSync(path.join(ROOT, ".cache", "local", "up-drift.log"), "utf8");
+        assert.equal(code, 0, `see ${logRel("up-drift.log")}`);
+        const log = fs.readFileSync(path.join(LOG_DIR, "up-drift.log"), "utf8");
         assert.match(log, /added: ufw allow 443\/tcp/);
         const status = ssh("sudo -n ufw status");
         assert.match(status.stdout, /^443\/tcp\s+ALLOW/m);
@@ -190,7 +229,7 @@ except Exception as e:
 
     it("pulumi destroy leaves no resource", async () => {
         const code = await pulumiLocal(info, publicKey, ["destroy", "--yes", "--non-interactive", "--skip-preview"], "destroy.log");
-        assert.equal(code, 0, "see .cache/local/destroy.log");
+        assert.equal(code, 0, `see ${logRel("destroy.log")}`);
         const left = inner("ps", "-a", "--format", "{{.Names}}").stdout.trim();
         assert.equal(left, "", `containers left: ${left}`);
         const nets = inner("network", "ls", "--format", "{{.Name}}").stdout.split("\n").filter((n) => n.startsWith("citadel-"));
@@ -199,7 +238,7 @@ except Exception as e:
         assert.equal(files, "", `secret files left: ${files}`);
         const out = await pulumiLocal(info, publicKey, ["stack", "--show-urns"], "stack-after-destroy.log");
         assert.equal(out, 0);
-        const listing = fs.readFileSync(path.join(ROOT, ".cache", "local", "stack-after-destroy.log"), "utf8");
+        const listing = fs.readFileSync(path.join(LOG_DIR, "stack-after-destroy.log"), "utf8");
         assert.doesNotMatch(listing, /command:remote:Command|docker:index/, "resources remain in the state");
     });
 });

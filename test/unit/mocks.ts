@@ -69,12 +69,65 @@ pulumi.runtime.setMocks(
     false,
 );
 
-/** Waits until no new resource has been registered for a while (mocks register asynchronously). */
-export async function settle(): Promise<void> {
-    let last = -1;
-    for (let i = 0; i < 200 && last !== recorded.length; i++) {
-        last = recorded.length;
-        await new Promise((r) => setTimeout(r, 20));
+// Settling: the snapshot a test reads must hold every resource the program registers, however late.
+// A Pulumi program registers asynchronously: a resource built inside an `apply` reaches the mocks only
+// after that callback ran, which may be long after the program returned. The real engine waits for
+// the process's event loop to empty; in a test process we wait for the two things that can still
+// register something:
+//   - registrations (and invokes) in flight: the SDK counts them itself (rpcKeepAlive) and
+//     `runtime.disconnect()` drains them with `waitForRPCs()`; we call that same function;
+//   - `apply` callbacks not finished yet: the SDK does not count those, so every apply is tracked
+//     here (a resource constructed inside one starts its registration before the callback ends).
+// A settle that cannot reach that point throws instead of handing back a short snapshot.
+const waitForRPCs: () => Promise<void> = (pulumi.runtime as unknown as { waitForRPCs?: () => Promise<void> }).waitForRPCs!;
+if (typeof waitForRPCs !== "function") throw new Error("@pulumi/pulumi no longer exports runtime.waitForRPCs: settle() needs another way to drain registrations");
+
+const pendingApplies = new Set<Promise<unknown>>();
+{
+    const proto = (pulumi.Output as unknown as { prototype: { apply: (...a: unknown[]) => pulumi.Output<unknown> } }).prototype;
+    const apply = proto.apply;
+    if (typeof apply !== "function") throw new Error("@pulumi/pulumi Output.prototype.apply is gone: settle() cannot track applies");
+    proto.apply = function (this: pulumi.Output<unknown>, ...args: unknown[]) {
+        const result = apply.apply(this, args);
+        // The applied value is ready only once the callback (and any Output it returned) is done.
+        const done: Promise<unknown> = (result as unknown as { promise(withUnknowns?: boolean): Promise<unknown> })
+            .promise(true)
+            .then(
+                () => undefined,
+                () => undefined, // the program's own chain reports the error; here it only means "finished"
+            )
+            .finally(() => pendingApplies.delete(done));
+        pendingApplies.add(done);
+        return result;
+    };
+}
+
+/**
+ * Waits until the program has registered everything it will: no registration or invoke in flight,
+ * no apply callback pending, and one more full round that changed nothing. Throws after `timeoutMs`.
+ */
+export async function settle(timeoutMs = 60_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+            () => reject(new Error(`settle: the program was still registering after ${timeoutMs} ms (${pendingApplies.size} apply callbacks pending, ${recorded.length} resources so far)`)),
+            timeoutMs,
+        );
+    });
+    try {
+        for (;;) {
+            const seen = recorded.length;
+            await Promise.race([waitForRPCs(), deadline]);
+            if (pendingApplies.size > 0) {
+                await Promise.race([Promise.all([...pendingApplies]), deadline]);
+                continue;
+            }
+            // Nothing pending: one more drain proves nothing was started meanwhile.
+            await Promise.race([waitForRPCs(), deadline]);
+            if (pendingApplies.size === 0 && recorded.length === seen) return;
+        }
+    } finally {
+        clearTimeout(timer);
     }
 }
 
