@@ -9,6 +9,8 @@ usage: citadel <command> [options]
 commands:
   audit --stack <name> [--json] [--attack] [--only <id-prefix>[,...]] [--no-outputs] [--keep-probe]
         check a live host against its declared posture (citadel audit --help for details)
+  review --base <git-ref|dir> --head <git-ref|dir> --stack <name> [--json] [--accept weakens:<id>]...
+        the security diff of a change, stateless (citadel review --help for details)
 
 options:
   -h, --help    show this help
@@ -18,6 +20,10 @@ case "${1:-}" in
     audit)
         shift
         exec "$root/node_modules/.bin/tsx" "$root/audit/cli.ts" "$@"
+        ;;
+    review)
+        shift
+        exec "$root/node_modules/.bin/tsx" "$root/review/cli.ts" "$@"
         ;;
     -h | --help | help)
         usage

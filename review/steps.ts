@@ -1,0 +1,187 @@
+// Host steps: a changed script (or file it installs) is grouped under the structured findings when
+// every changed line carries a value those findings changed; otherwise it is unclassified and the
+// reviewer reads the lines no finding explains (a template edit that the model does not show).
+import { structuredPatch } from "diff";
+import type { HostStepPosture, Posture } from "../components/posture/types";
+import { Collector } from "./collect";
+import { path } from "./flatten";
+
+/** Cap of one step's diff in a finding (lines; characters). */
+export const DIFF_MAX_LINES = 40;
+export const DIFF_MAX_CHARS = 4000;
+
+const STOP = new Set(["true", "false", "yes", "no", "on", "off", "null", "none", "(none)"]);
+
+/**
+ * Values that changed in the posture outside the host steps and that a classified finding explains:
+ * the scalars on either side, the parts of multi-word values, and the identities of added or removed
+ * entries. Lower case; at least two characters.
+ */
+export function explainedTokens(leaves: { path: string; before?: string; after?: string }[]): Set<string> {
+    const out = new Set<string>();
+    const add = (s: string) => {
+        const t = s.trim().toLowerCase();
+        if (t.length >= 2 && !STOP.has(t)) out.add(t);
+    };
+    const scalars = (json: string | undefined): string[] => {
+        if (json === undefined) return [];
+        const acc: string[] = [];
+        const walk = (v: unknown) => {
+            if (Array.isArray(v)) v.forEach(walk);
+            else if (v && typeof v === "object") Object.values(v).forEach(walk);
+            else if (v !== null && v !== undefined) acc.push(String(v));
+        };
+        try {
+            walk(JSON.parse(json));
+        } catch {
+            acc.push(json);
+        }
+        return acc;
+    };
+    for (const l of leaves) {
+        const b = scalars(l.before);
+        const a = scalars(l.after);
+        const changed = [...b.filter((x) => !a.includes(x)), ...a.filter((x) => !b.includes(x))];
+        for (const v of changed) {
+            add(v);
+            const pb = new Set(b.flatMap((x) => x.split(/[\s,;]+/)));
+            const pa = new Set(a.flatMap((x) => x.split(/[\s,;]+/)));
+            for (const part of v.split(/[\s,;]+/)) if (part.length >= 3 && !(pb.has(part) && pa.has(part))) add(part);
+        }
+        if (l.before === undefined || l.after === undefined) {
+            for (const m of l.path.matchAll(/\[[a-zA-Z]+=([^\]]+)\]/g)) add(m[1]);
+            const last = /(?:\.|\["?)([^.[\]"]+)"?\]?$/.exec(l.path);
+            if (last) add(last[1]);
+        }
+    }
+    return out;
+}
+
+const WORDCH = /[A-Za-z0-9_]/;
+
+/** Does the line contain a token as a whole word (where the token's own edges are word characters)? */
+export function explains(line: string, tokens: Set<string>): boolean {
+    const l = line.toLowerCase();
+    for (const t of tokens) {
+        let i = l.indexOf(t);
+        while (i >= 0) {
+            const before = i === 0 ? "" : l[i - 1];
+            const after = l[i + t.length] ?? "";
+            const okB = !WORDCH.test(t[0]) || !WORDCH.test(before);
+            const okA = !WORDCH.test(t[t.length - 1]) || !WORDCH.test(after);
+            if (okB && okA) return true;
+            i = l.indexOf(t, i + 1);
+        }
+    }
+    return false;
+}
+
+interface TextChange {
+    label: string;
+    before: string;
+    after: string;
+}
+
+function changedTexts(o: HostStepPosture | undefined, s: HostStepPosture | undefined): TextChange[] {
+    const out: TextChange[] = [];
+    if ((o?.description ?? "") !== (s?.description ?? "")) out.push({ label: "description", before: o?.description ?? "", after: s?.description ?? "" });
+    if ((o?.script ?? "") !== (s?.script ?? "")) out.push({ label: "script", before: o?.script ?? "", after: s?.script ?? "" });
+    const fb = new Map((o?.files ?? []).map((f) => [f.path, f]));
+    const fh = new Map((s?.files ?? []).map((f) => [f.path, f]));
+    for (const p of new Set([...fb.keys(), ...fh.keys()])) {
+        const x = fb.get(p)?.content ?? "";
+        const y = fh.get(p)?.content ?? "";
+        if (x !== y) out.push({ label: p, before: x, after: y });
+    }
+    return out;
+}
+
+/** A unified diff of the changes, capped; and the changed lines no token explains. */
+export function stepDiff(changes: TextChange[], tokens: Set<string>): { diff: string; unexplained: string[]; changed: number } {
+    const lines: string[] = [];
+    const unexplained: string[] = [];
+    let changed = 0;
+    for (const c of changes) {
+        const [a, b] = c.label.startsWith("/") ? [`a${c.label}`, `b${c.label}`] : [`a/${c.label}`, `b/${c.label}`];
+        const patch = structuredPatch(a, b, c.before.endsWith("\n") || c.before === "" ? c.before : c.before + "\n", c.after.endsWith("\n") || c.after === "" ? c.after : c.after + "\n", "", "", { context: 1 });
+        lines.push(`--- ${a}`, `+++ ${b}`);
+        for (const hunk of patch.hunks) {
+            lines.push(`@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`);
+            for (const l of hunk.lines) {
+                lines.push(l);
+                if ((l[0] === "+" || l[0] === "-") && l.slice(1).trim() !== "") {
+                    changed++;
+                    if (!explains(l.slice(1), tokens)) unexplained.push(l);
+                }
+            }
+        }
+    }
+    let diff = "";
+    let shown = 0;
+    for (const l of lines) {
+        const clipped = l.length > 200 ? l.slice(0, 199) + "…" : l;
+        if (shown >= DIFF_MAX_LINES || diff.length + clipped.length + 1 > DIFF_MAX_CHARS) {
+            diff += `… ${lines.length - shown} more diff lines (npm run render -- --stack <s> on both sides shows every step)\n`;
+            break;
+        }
+        diff += clipped + "\n";
+        shown++;
+    }
+    return { diff, unexplained, changed };
+}
+
+export function hostStepsRule(b: Posture, h: Posture, out: Collector, tokens: Set<string>): void {
+    const sb = new Map((b.hostSteps ?? []).map((s) => [s.name, s]));
+    const sh = new Map((h.hostSteps ?? []).map((s) => [s.name, s]));
+    for (const name of new Set([...sb.keys(), ...sh.keys()])) {
+        const o = sb.get(name);
+        const s = sh.get(name);
+        const at = (...p: string[]) => path("hostSteps", ["name", name], ...p);
+        const id = `host.step:${name}`;
+        if (!o || !s) {
+            const step = (s ?? o)!;
+            const known = explains(`${step.name} ${step.description}`, tokens);
+            const { diff } = stepDiff(changedTexts(o, s), tokens);
+            out.add({
+                id: `${id}${s ? "+" : "-"}`,
+                category: "host",
+                direction: known ? "neutral" : "unclassified",
+                what: `host step ${name} ${s ? "added" : "removed"}: ${step.description}`,
+                before: o ? o.layer : "(none)",
+                after: s ? s.layer : "(none)",
+                why: known ? "follows from the findings above (a step for what they add or remove)" : "a host step no structured finding accounts for: read its script",
+                covers: [at()],
+                diff,
+            });
+            continue;
+        }
+        const changes = changedTexts(o, s);
+        if (changes.length) {
+            const { diff, unexplained, changed } = stepDiff(changes, tokens);
+            const covers = [at("description"), at("script"), ...((o.files ?? []).length === 0 || (s.files ?? []).length === 0 ? [at("files")] : changes.filter((c) => c.label !== "description" && c.label !== "script").map((c) => `${at("files")}[path=${c.label}]`))];
+            // A file added to or removed from a step is covered whole (its mode and owner come with it).
+            const fb = new Set((o.files ?? []).map((f) => f.path));
+            const fh = new Set((s.files ?? []).map((f) => f.path));
+            const fileCovers = covers.map((c) => {
+                const m = /\[path=(.*)\]$/.exec(c);
+                return m && fb.has(m[1]) && fh.has(m[1]) ? `${c}.content` : c;
+            });
+            out.add({
+                id,
+                category: "host",
+                direction: unexplained.length ? "unclassified" : "neutral",
+                what: `host step ${name}: ${changes.map((c) => c.label).join(", ")} changed (${changed} lines)`,
+                before: `${changes.length} text(s)`,
+                after: unexplained.length ? `${unexplained.length} line(s) no finding explains` : "every changed line carries a changed value",
+                why: unexplained.length
+                    ? `lines no structured finding explains (a template or renderer change?): ${unexplained.slice(0, 5).map((l) => l.trim().slice(0, 120)).join(" | ")}${unexplained.length > 5 ? ` | … ${unexplained.length - 5} more` : ""}`
+                    : "follows from the findings above: the step renders what they change",
+                covers: fileCovers,
+                diff,
+            });
+        }
+        for (const k of ["after", "rerunWith"] as const) {
+            if (JSON.stringify(o[k]) !== JSON.stringify(s[k])) out.emit(`${id}.${k}`, "host", "neutral", `host step ${name}: ${k} changed`, o[k], s[k], "ordering of pulumi up", [at(k)]);
+        }
+    }
+}
