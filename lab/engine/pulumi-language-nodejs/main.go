@@ -10,7 +10,8 @@
 // work: TypeScript via ts-node, the resource monitor connection, ...) with the
 // same flags and environment variables as the upstream host, and reports the
 // resource plugins the program needs by reading the "pulumi" block of every
-// package.json under node_modules, as upstream does.
+// package.json under node_modules, as upstream does. RunPlugin runs Node.js
+// plugins, among them policy packs (`pulumi preview --policy-pack DIR`).
 package main
 
 import (
@@ -19,15 +20,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	sdk "github.com/pulumi/pulumi/sdk/v3"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -347,17 +351,22 @@ func (h *nodeHost) GetRequiredPlugins(
 	return resp, nil
 }
 
-// locateRunScript resolves @pulumi/pulumi/cmd/run from the program directory
-// with Node's own resolution, exactly as upstream does.
-func locateRunScript(ctx context.Context, nodeBin, dir string) (string, error) {
-	cmd := exec.CommandContext(ctx, nodeBin, "-e", "console.log(require.resolve('@pulumi/pulumi/cmd/run'))")
+// locateModule resolves a module (e.g. @pulumi/pulumi/cmd/run) from dir with
+// Node's own resolution, exactly as upstream does: node_modules at or above
+// dir, then NODE_PATH.
+func locateModule(ctx context.Context, nodeBin, mod, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, nodeBin, "-e", fmt.Sprintf("console.log(require.resolve(%q))", mod))
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("it looks like the Pulumi SDK has not been installed: could not resolve "+
-			"@pulumi/pulumi/cmd/run from %s (run `npm install`): %w", dir, err)
+			"%s from %s (run `npm install` there): %w", mod, dir, err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+func locateRunScript(ctx context.Context, nodeBin, dir string) (string, error) {
+	return locateModule(ctx, nodeBin, "@pulumi/pulumi/cmd/run", dir)
 }
 
 func (h *nodeHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
@@ -479,6 +488,164 @@ func (h *nodeHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumir
 	return &pulumirpc.RunResponse{}, nil
 }
 
+// Plugin kinds the engine runs through RunPlugin (apitype.AnalyzerPlugin is
+// "analyzer"; resource/converter/tool plugins written in Node.js use run-plugin).
+const kindAnalyzer = "analyzer"
+
+// RunPlugin runs a plugin written in Node.js and streams its stdout and stderr
+// back to the engine, like upstream's host:
+//
+//   - kind "analyzer" (a policy pack, `pulumi preview --policy-pack DIR`):
+//     `node @pulumi/pulumi/cmd/run-policy-pack <args...> <pack dir>`, the module
+//     resolved from the pack directory, run in the pack directory. The engine's
+//     args are its own address. Before node starts, a policy proxy (the SDK's
+//     sdk.PolicyProxy) prints its port as the plugin's first stdout line; the
+//     engine handshakes with it and sends ConfigureStack, whose organization,
+//     project, stack, dry-run flag and config become PULUMI_NODEJS_* and
+//     PULUMI_CONFIG for the pack (what @pulumi/policy reads); the proxy then
+//     reads the pack's own port from node's stdout and forwards every call.
+//   - any other kind: `node @pulumi/pulumi/cmd/run-plugin <plugin dir> <args...>`
+//     in the engine's working directory.
+//
+// The environment is the engine's (req.Env) plus PULUMI_NODEJS_TYPESCRIPT /
+// _TSCONFIG_PATH from the plugin's runtime options (PulumiPolicy.yaml or
+// PulumiPlugin.yaml). A non-zero exit is sent as the Exitcode message (as the
+// Go and Python hosts do; upstream's Node host returns an error instead);
+// a clean exit ends the stream, which the engine reads as exit code 0.
+func (h *nodeHost) RunPlugin(
+	req *pulumirpc.RunPluginRequest, server grpc.ServerStreamingServer[pulumirpc.RunPluginResponse],
+) error {
+	ctx := server.Context()
+	if req.GetAttachDebugger() {
+		return status.Error(codes.Unimplemented, "citadel's language host cannot attach a debugger to a plugin")
+	}
+	info := req.GetInfo()
+	if info == nil || info.GetProgramDirectory() == "" {
+		return status.Error(codes.InvalidArgument, "RunPlugin needs the plugin's program directory")
+	}
+	pluginDir := info.GetProgramDirectory()
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		return status.Error(codes.FailedPrecondition, "could not find `node` on PATH: install Node.js")
+	}
+	opts := h.options(info)
+
+	// One lock for every Send: node's stdout and stderr are copied by two
+	// goroutines, and a gRPC stream must not be sent on concurrently.
+	var sendMu sync.Mutex
+	send := func(r *pulumirpc.RunPluginResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return server.Send(r)
+	}
+	var stdout io.Writer = &streamWriter{send: func(b []byte) error {
+		return send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stdout{Stdout: b}})
+	}}
+	stderr := &streamWriter{send: func(b []byte) error {
+		return send(&pulumirpc.RunPluginResponse{Output: &pulumirpc.RunPluginResponse_Stderr{Stderr: b}})
+	}}
+
+	env := append([]string(nil), req.GetEnv()...)
+	if opts.typescript {
+		env = append(env, "PULUMI_NODEJS_TYPESCRIPT=true")
+	}
+	if opts.tsconfig != "" {
+		env = append(env, "PULUMI_NODEJS_TSCONFIG_PATH="+opts.tsconfig)
+	}
+
+	analyzer := req.GetKind() == kindAnalyzer
+	mod := "@pulumi/pulumi/cmd/run-plugin"
+	if analyzer {
+		mod = "@pulumi/pulumi/cmd/run-policy-pack"
+	} else if p := os.Getenv("PULUMI_LANGUAGE_NODEJS_RUN_PATH"); p != "" {
+		mod = p
+	}
+	script, err := locateModule(ctx, nodeBin, mod, pluginDir)
+	if err != nil {
+		return err
+	}
+
+	// Node's own options go before the script (upstream appends them after it,
+	// where they reach the script as arguments and node never sees them).
+	var args []string
+	if opts.nodeargs != "" {
+		args = append(args, strings.Fields(opts.nodeargs)...)
+	}
+	args = append(args, script)
+	if analyzer {
+		args = append(args, req.GetArgs()...)
+		args = append(args, pluginDir)
+	} else {
+		args = append(args, pluginDir)
+		args = append(args, req.GetArgs()...)
+	}
+
+	var proxy *sdk.PolicyProxy
+	if analyzer {
+		// The proxy writes its port to the engine's stdout; node's stdout goes
+		// through the proxy, which takes the pack's port from its first line.
+		proxy, stdout, err = sdk.NewPolicyProxy(ctx, stdout)
+		if err != nil {
+			return fmt.Errorf("could not start the policy pack proxy: %w", err)
+		}
+		stackConfig, err := proxy.AwaitConfiguration(ctx)
+		if err != nil {
+			return fmt.Errorf("could not get the stack configuration for the policy pack: %w", err)
+		}
+		if stackConfig != nil {
+			setEnv := func(k, v string) {
+				if v != "" {
+					env = append(env, k+"="+v)
+				}
+			}
+			setEnv("PULUMI_NODEJS_ORGANIZATION", stackConfig.GetOrganization())
+			setEnv("PULUMI_NODEJS_PROJECT", stackConfig.GetProject())
+			setEnv("PULUMI_NODEJS_STACK", stackConfig.GetStack())
+			setEnv("PULUMI_NODEJS_DRY_RUN", strconv.FormatBool(stackConfig.GetDryRun()))
+			if cfg := stackConfig.GetConfig(); cfg != nil {
+				b, err := json.Marshal(cfg)
+				if err != nil {
+					return fmt.Errorf("could not marshal the stack configuration: %w", err)
+				}
+				setEnv("PULUMI_CONFIG", string(b))
+			}
+		}
+	}
+
+	cmd := exec.CommandContext(ctx, nodeBin, args...) //nolint:gosec // the engine chose the plugin
+	// Policy packs always ran in their own directory (their node_modules, their
+	// tsconfig.json); other plugins run in the engine's working directory.
+	if analyzer {
+		cmd.Dir = pluginDir
+	} else {
+		cmd.Dir = req.GetPwd()
+	}
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+
+	runErr := cmd.Start()
+	if runErr == nil {
+		if proxy != nil {
+			runErr = proxy.Attach(ctx, cmd) // waits for node to exit
+		} else {
+			runErr = cmd.Wait()
+		}
+	}
+	if runErr != nil {
+		var exitErr *exec.ExitError
+		if errors.As(runErr, &exitErr) {
+			if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Exited() {
+				return send(&pulumirpc.RunPluginResponse{
+					Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(ws.ExitStatus())},
+				})
+			}
+			return fmt.Errorf("plugin exited unexpectedly: %w", exitErr)
+		}
+		return fmt.Errorf("could not run the plugin with node: %w", runErr)
+	}
+	return nil
+}
+
 // InstallDependencies runs `npm install` in the program directory, streaming
 // its output to the engine.
 func (h *nodeHost) InstallDependencies(
@@ -492,11 +659,17 @@ func (h *nodeHost) InstallDependencies(
 	}
 	cmd := exec.CommandContext(server.Context(), npm, "install")
 	cmd.Dir = dir
+	var sendMu sync.Mutex // stdout and stderr are copied by two goroutines
+	send := func(r *pulumirpc.InstallDependenciesResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return server.Send(r)
+	}
 	w := &streamWriter{send: func(b []byte) error {
-		return server.Send(&pulumirpc.InstallDependenciesResponse{Stdout: b})
+		return send(&pulumirpc.InstallDependenciesResponse{Stdout: b})
 	}}
 	e := &streamWriter{send: func(b []byte) error {
-		return server.Send(&pulumirpc.InstallDependenciesResponse{Stderr: b})
+		return send(&pulumirpc.InstallDependenciesResponse{Stderr: b})
 	}}
 	cmd.Stdout, cmd.Stderr = w, e
 	if err := cmd.Run(); err != nil {
