@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
+import type { StackConfig } from "../components/config";
 import { sitePolicy } from "../components/render/caddy";
 import { AuditTarget, CheckDef, Drift, fromDrift, pass, Probe, probeJson, skip, Verdict } from "./types";
 
@@ -218,27 +219,57 @@ const outRedirect: CheckDef = {
     },
 };
 
+/** The value of a CSP's frame-ancestors directive (whitespace collapsed), or undefined when it has none. */
+export function frameAncestors(csp: string | undefined): string | undefined {
+    for (const d of (csp ?? "").split(";")) {
+        const parts = d.trim().split(/\s+/);
+        if (parts[0]?.toLowerCase() === "frame-ancestors") return parts.slice(1).join(" ");
+    }
+    return undefined;
+}
+
+/** A header rule: what is expected (shown in drift) and a judge of the LIVE response (all headers, lower-cased). */
+export interface HeaderRule {
+    want: string;
+    ok: (v: string | undefined, live: Record<string, string>) => boolean;
+}
+
 /** The headers every site must send, from the declared gateway config (per-site CSP wins): rule + what is expected. */
-function expectedHeaders(t: AuditTarget, host: string): Record<string, { want: string; ok: (v: string | undefined) => boolean }> {
-    const c = t.config;
+export function expectedHeaders(c: StackConfig, host: string): Record<string, HeaderRule> {
     const site = c.sites.find((s) => s.host === host);
     const csp = site ? sitePolicy(c, site) : c.gateway.contentSecurityPolicy;
     const hsts = `max-age=${c.gateway.hstsMaxAge}; includeSubDomains; preload`;
+    const ancestors = frameAncestors(csp);
     return {
         "strict-transport-security": { want: hsts, ok: (v) => v === hsts },
         "content-security-policy": { want: csp, ok: (v) => v === csp },
         "x-content-type-options": { want: "nosniff", ok: (v) => v === "nosniff" },
-        // X-Frame-Options, or a CSP frame-ancestors directive (the modern equivalent).
-        "x-frame-options": { want: "DENY|SAMEORIGIN, or CSP frame-ancestors", ok: (v) => v === "DENY" || v === "SAMEORIGIN" || /frame-ancestors/.test(csp) },
+        // Framing is refused by a live X-Frame-Options, or by a live CSP whose frame-ancestors is the
+        // declared one (the modern equivalent). The declared CSP alone proves nothing about the response.
+        "x-frame-options": {
+            want: `DENY|SAMEORIGIN${ancestors !== undefined ? `, or a CSP with frame-ancestors ${ancestors}` : ""}`,
+            ok: (v, live) => v === "DENY" || v === "SAMEORIGIN" || (ancestors !== undefined && frameAncestors(live["content-security-policy"]) === ancestors),
+        },
         "referrer-policy": { want: c.gateway.referrerPolicy, ok: (v) => v === c.gateway.referrerPolicy },
         "permissions-policy": { want: c.gateway.permissionsPolicy ?? "a policy", ok: (v) => (c.gateway.permissionsPolicy ? v === c.gateway.permissionsPolicy : !!v) },
+        // Neither the server software nor the proxy in front of the app is named (Caddy strips both).
         server: { want: "(absent)", ok: (v) => v === undefined },
+        via: { want: "(absent)", ok: (v) => v === undefined },
     };
+}
+
+/** The header drift of one live HTTPS response of `host`. */
+export function headerDrift(c: StackConfig, host: string, live: Record<string, string>): Drift[] {
+    const drift: Drift[] = [];
+    for (const [name, rule] of Object.entries(expectedHeaders(c, host))) {
+        if (!rule.ok(live[name], live)) drift.push({ what: `${host} ${name}`, expected: rule.want, actual: live[name] ?? "(absent)" });
+    }
+    return drift;
 }
 
 const outHeaders: CheckDef = {
     id: "out-headers",
-    title: "every site: HSTS preload, CSP, nosniff, frame, referrer, permissions headers; no Server",
+    title: "every site: HSTS preload, CSP, nosniff, frame, referrer, permissions headers; no Server, no Via",
     group: "outside",
     run(t) {
         if (t.sites.length === 0) return skip("no sites declared");
@@ -251,11 +282,9 @@ const outHeaders: CheckDef = {
                 drift.push({ what: `https://${host}/`, expected: "a response over verified TLS", actual: r.err ?? "no response" });
                 continue;
             }
-            for (const [name, rule] of Object.entries(expectedHeaders(t, host))) {
-                if (!rule.ok(r.headers[name])) drift.push({ what: `${host} ${name}`, expected: rule.want, actual: r.headers[name] ?? "(absent)" });
-            }
+            drift.push(...headerDrift(t.config, host, r.headers));
         }
-        return fromDrift(drift, `${statuses.join(", ")}: all 7 header rules hold`);
+        return fromDrift(drift, `${statuses.join(", ")}: all ${Object.keys(expectedHeaders(t.config, t.sites[0])).length} header rules hold`);
     },
 };
 
@@ -290,7 +319,7 @@ const outSshAuth: CheckDef = {
 };
 
 /** ssh-audit's policy file, written from citadel:ssh (not from the server), as test/render/sshd.test.ts does. */
-export function sshAuditPolicy(t: AuditTarget, offersStrictKex: boolean, rsaBits: number): string {
+export function sshAuditPolicy(t: Pick<AuditTarget, "stack" | "config">, offersStrictKex: boolean, rsaBits: number | undefined): string {
     const s = t.config.ssh;
     return [
         `name = "citadel ${t.stack}"`,
@@ -299,8 +328,7 @@ export function sshAuditPolicy(t: AuditTarget, offersStrictKex: boolean, rsaBits
         `key exchanges = ${[...s.kexAlgorithms, ...(offersStrictKex ? ["kex-strict-s-v00@openssh.com"] : [])].join(", ")}`,
         `ciphers = ${s.ciphers.join(", ")}`,
         `macs = ${s.macs.join(", ")}`,
-        `hostkey_size_rsa-sha2-256 = ${rsaBits}`,
-        `hostkey_size_rsa-sha2-512 = ${rsaBits}`,
+        ...(rsaBits !== undefined ? [`hostkey_size_rsa-sha2-256 = ${rsaBits}`, `hostkey_size_rsa-sha2-512 = ${rsaBits}`] : []),
         "",
     ].join("\n");
 }
@@ -308,36 +336,82 @@ export function sshAuditPolicy(t: AuditTarget, offersStrictKex: boolean, rsaBits
 const MIN_RSA_BITS = 3072;
 const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
 
+/**
+ * A tool the check needs is missing from the machine running the audit: a fail under CI=true (CI
+ * installs every tool, so a missing one is a broken run, not a host that passed), a skip elsewhere.
+ * Either way the reason is stated.
+ */
+export function missingTool(tool: string, hint: string, ci = process.env.CI === "true"): Verdict {
+    const why = `${tool} not installed on this machine (${hint})`;
+    return ci ? { result: "fail", evidence: `${why}; CI=true: a missing tool fails the check` } : skip(`${why}; the check did not run`);
+}
+
+/** What the plain ssh-audit scan says: strict kex offered, the RSA host key's size, the [fail] lines. */
+export function parseSshAuditScan(stdout: string): { strict: boolean; rsaBits?: number; fails: string[] } {
+    const out = stripAnsi(stdout);
+    const bits = /\(key\) rsa-sha2-(?:512|256) \((\d+)-bit\)/.exec(out)?.[1];
+    return {
+        strict: /\(kex\) kex-strict-s-v00@openssh\.com/.test(out),
+        rsaBits: bits === undefined ? undefined : Number(bits),
+        fails: out.split("\n").filter((l) => l.includes("[fail]")).map((l) => l.trim()),
+    };
+}
+
+/** ssh-audit's policy errors: "* Key exchanges did not match." followed by its "- Expected:" and "- Actual:" lines. */
+export function policyErrors(text: string): { error: string; expected: string; actual: string }[] {
+    const out: { error: string; expected: string; actual: string }[] = [];
+    for (const l of stripAnsi(text).split("\n").map((x) => x.trim())) {
+        const m = /^- (Expected|Actual):\s*(.*)$/.exec(l);
+        if (l.startsWith("* ")) out.push({ error: l.slice(2).replace(/\.$/, ""), expected: "", actual: "" });
+        else if (m && out.length) out[out.length - 1][m[1] === "Expected" ? "expected" : "actual"] = m[2];
+    }
+    return out;
+}
+
+/**
+ * The verdict from ssh-audit's two runs: `scan` (plain) and, via `policyRun`, a run against the policy
+ * written from citadel:ssh. Pure apart from policyRun, so recorded outputs can be judged in tests.
+ */
+export function judgeSshAudit(
+    t: Pick<AuditTarget, "stack" | "config">,
+    scan: { code: number | null; stdout: string },
+    policyRun: (policy: string) => { code: number | null; stdout: string },
+): Verdict {
+    const s = parseSshAuditScan(scan.stdout);
+    if (!/\(kex\)|\(key\)/.test(stripAnsi(scan.stdout))) return { result: "fail", evidence: `ssh-audit listed no algorithms (exit ${scan.code}): ${stripAnsi(scan.stdout).trim().slice(-200) || "(no output)"}` };
+    const rsaDeclared = t.config.ssh.hostKeyAlgorithms.filter((a) => a.startsWith("rsa-"));
+    // ssh-audit's policy compares the RSA size exactly; Citadel's floor is 3072 bit (smaller keys are
+    // regenerated as 4096), so the floor is checked here and the policy takes the observed size. A size
+    // that cannot be read is no evidence: the check fails rather than assume one.
+    if (rsaDeclared.length && s.rsaBits === undefined)
+        return fromDrift([{ what: `RSA host key (${rsaDeclared.join(", ")} declared)`, expected: `>= ${MIN_RSA_BITS} bit`, actual: "no RSA key size in ssh-audit's output" }], "");
+    if (s.rsaBits !== undefined && s.rsaBits < MIN_RSA_BITS) return fromDrift([{ what: "RSA host key", expected: `>= ${MIN_RSA_BITS} bit`, actual: `${s.rsaBits} bit` }], "");
+    const r = policyRun(sshAuditPolicy(t, s.strict, rsaDeclared.length ? s.rsaBits : undefined));
+    const text = stripAnsi(r.stdout ?? "");
+    const rsa = s.rsaBits !== undefined ? `RSA ${s.rsaBits} bit` : "no RSA host key";
+    if (r.code === 0 && /Result: .*Passed/.test(text) && s.fails.length === 0) return pass(`policy from citadel:ssh passed (${rsa}); no [fail] algorithm`);
+    const drift: Drift[] = policyErrors(text).map((e) => ({ what: `ssh-audit policy: ${e.error}`, expected: e.expected, actual: e.actual }));
+    for (const f of s.fails) drift.push({ what: "ssh-audit", expected: "no [fail]", actual: f });
+    if (drift.length === 0) drift.push({ what: "ssh-audit", expected: "Passed", actual: (text.match(/Result: .*/)?.[0] ?? `exit ${r.code}`).trim() });
+    return fromDrift(drift, "");
+}
+
 const outSshAudit: CheckDef = {
     id: "out-ssh-audit",
     title: "ssh-audit clean and passing a policy written from citadel:ssh (RSA >= 3072)",
     group: "outside",
     run(t) {
         const which = spawnSync("sh", ["-c", "command -v ssh-audit"], { encoding: "utf8" });
-        if (which.status !== 0) return skip("ssh-audit not installed on this machine (lab/prereqs.sh installs it)");
+        if (which.status !== 0) return missingTool("ssh-audit", "lab/prereqs.sh installs it");
         const plain = spawnSync("ssh-audit", ["-p", String(t.sshPort), t.sshHost], { encoding: "utf8", timeout: 60_000 });
-        const out = stripAnsi(plain.stdout ?? "");
-        const strict = /\(kex\) kex-strict-s-v00@openssh\.com/.test(out);
-        // ssh-audit's policy compares the RSA size exactly; Citadel's floor is 3072 bit (smaller keys are
-        // regenerated as 4096), so the floor is checked here and the policy takes the observed size.
-        const rsaBits = Number(/\(key\) rsa-sha2-512 \((\d+)-bit\)/.exec(out)?.[1] ?? 4096);
-        if (rsaBits < MIN_RSA_BITS) return fromDrift([{ what: "RSA host key", expected: `>= ${MIN_RSA_BITS} bit`, actual: `${rsaBits} bit` }], "");
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "citadel-audit-"));
         try {
-            const file = path.join(dir, "policy.txt");
-            fs.writeFileSync(file, sshAuditPolicy(t, strict, rsaBits));
-            const r = spawnSync("ssh-audit", ["-p", String(t.sshPort), "-P", file, t.sshHost], { encoding: "utf8", timeout: 60_000 });
-            const text = stripAnsi(r.stdout ?? "");
-            const fails = out.split("\n").filter((l) => l.includes("[fail]")).map((l) => l.trim());
-            if (r.status === 0 && /Result: .*Passed/.test(text) && fails.length === 0) return pass(`policy from citadel:ssh passed (RSA ${rsaBits} bit); no [fail] algorithm`);
-            const drift: Drift[] = text
-                .split("\n")
-                .filter((l) => /Expected|Actual/.test(l))
-                .slice(0, 6)
-                .map((l) => ({ what: "ssh-audit policy", expected: "match", actual: l.trim() }));
-            for (const f of fails) drift.push({ what: "ssh-audit", expected: "no [fail]", actual: f });
-            if (drift.length === 0) drift.push({ what: "ssh-audit", expected: "Passed", actual: (text.match(/Result: .*/)?.[0] ?? `exit ${r.status}`).trim() });
-            return fromDrift(drift, "");
+            return judgeSshAudit(t, { code: plain.status, stdout: plain.stdout ?? "" }, (policy) => {
+                const file = path.join(dir, "policy.txt");
+                fs.writeFileSync(file, policy);
+                const r = spawnSync("ssh-audit", ["-p", String(t.sshPort), "-P", file, t.sshHost], { encoding: "utf8", timeout: 60_000 });
+                return { code: r.status, stdout: r.stdout ?? "" };
+            });
         } finally {
             fs.rmSync(dir, { recursive: true, force: true });
         }

@@ -12,7 +12,8 @@ export interface AuditReport {
     address: string;
     startedAt: string;
     seconds: number;
-    summary: { pass: number; fail: number; skip: number };
+    /** `fail` includes the crashed checks (also counted apart in `crashed`): both make the audit exit 1. */
+    summary: { pass: number; fail: number; skip: number; crashed: number };
     checks: CheckResult[];
 }
 
@@ -24,15 +25,16 @@ export async function runAudit(t: AuditTarget, opts: AuditOptions = {}): Promise
     for (const def of selected) {
         const base = { id: def.id, title: def.title, group: def.group, policy: policyLines(def.id) };
         if (def.group === "attack" && !opts.attack) {
-            checks.push({ ...base, result: "skip", evidence: "attacks run only with --attack", drift: [] });
+            checks.push({ ...base, result: "skip", evidence: "attacks run only with --attack", drift: [], skipped: [] });
             continue;
         }
         try {
             const v = await def.run(t);
-            checks.push({ ...base, result: v.result, evidence: v.evidence, drift: v.drift ?? [] });
+            checks.push({ ...base, result: v.result, evidence: v.evidence, drift: v.drift ?? [], skipped: v.skipped ?? [] });
         } catch (e) {
             // A check that cannot even look is a failure: the audit never passes on missing evidence.
-            checks.push({ ...base, result: "fail", evidence: `error: ${(e as Error).message}`, drift: [] });
+            // It is marked as crashed: a failure of the audit, not a finding about the host.
+            checks.push({ ...base, result: "fail", crashed: true, evidence: `check crashed: ${(e as Error).message}`, drift: [], skipped: [] });
         }
     }
     const count = (r: string) => checks.filter((c) => c.result === r).length;
@@ -41,7 +43,7 @@ export async function runAudit(t: AuditTarget, opts: AuditOptions = {}): Promise
         address: t.address,
         startedAt: new Date(started).toISOString(),
         seconds: Math.round((Date.now() - started) / 100) / 10,
-        summary: { pass: count("pass"), fail: count("fail"), skip: count("skip") },
+        summary: { pass: count("pass"), fail: count("fail"), skip: count("skip"), crashed: checks.filter((c) => c.crashed).length },
         checks,
     };
 }
@@ -53,16 +55,18 @@ export function failedIds(r: AuditReport): string[] {
 /** The human table: id, result, title, evidence; drift as "expected → actual" lines under its check. */
 export function formatReport(r: AuditReport, color = false): string {
     const paint = (s: string, code: number) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
-    const mark = { pass: paint("PASS", 32), fail: paint("FAIL", 31), skip: paint("SKIP", 33) };
+    const mark = { pass: paint("PASS", 32), fail: paint("FAIL", 31), skip: paint("SKIP", 33), crashed: paint("CRSH", 35) };
     const idW = Math.max(...r.checks.map((c) => c.id.length), 2);
     const titleW = Math.min(Math.max(...r.checks.map((c) => c.title.length), 5), 70);
     const lines = [`citadel audit: stack ${r.stack}, host ${r.address} (${r.seconds} s)`, "", `${"id".padEnd(idW)}  result  ${"title".padEnd(titleW)}  evidence`];
     lines.push(`${"-".repeat(idW)}  ------  ${"-".repeat(titleW)}  --------`);
     for (const c of r.checks) {
         const title = c.title.length > titleW ? c.title.slice(0, titleW - 1) + "…" : c.title;
-        lines.push(`${c.id.padEnd(idW)}  ${mark[c.result]}    ${title.padEnd(titleW)}  ${c.evidence}`);
+        lines.push(`${c.id.padEnd(idW)}  ${c.crashed ? mark.crashed : mark[c.result]}    ${title.padEnd(titleW)}  ${c.evidence}`);
         for (const d of c.drift) lines.push(`${" ".repeat(idW + 10)}drift ${d.what}: expected ${d.expected} | actual ${d.actual}`);
+        for (const k of c.skipped ?? []) lines.push(`${" ".repeat(idW + 10)}skip  ${k.what}: ${k.reason}`);
     }
-    lines.push("", `summary: ${r.summary.pass} pass, ${r.summary.fail} fail, ${r.summary.skip} skip`);
+    const crashed = r.summary.crashed ? ` (${r.summary.crashed} crashed: CRSH = the check could not look, no verdict)` : "";
+    lines.push("", `summary: ${r.summary.pass} pass, ${r.summary.fail} fail${crashed}, ${r.summary.skip} skip`);
     return lines.join("\n");
 }

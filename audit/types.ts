@@ -20,11 +20,28 @@ export interface CheckResult {
     /** What was observed (a short, human-readable proof). */
     evidence: string;
     drift: Drift[];
+    /**
+     * Parts of the check that could not be judged on this host, each with the reason (e.g. a kernel
+     * parameter a container cannot set). Never counted as passed: they are listed as skipped.
+     */
+    skipped: Skipped[];
+    /**
+     * The check threw before reaching a verdict (a command it needed failed, bad output...). Its
+     * result is "fail" (the audit never passes on missing evidence, exit 1), but it is no detection
+     * of drift: tests must not take a crash for a caught fault.
+     */
+    crashed?: boolean;
     /** The source-policy checklist lines this check proves (from audit/checklist.ts). */
     policy: { file: string; line: string }[];
 }
 
 export type Group = "outside" | "inside" | "attack";
+
+/** One item a check could not judge here, and why. */
+export interface Skipped {
+    what: string;
+    reason: string;
+}
 
 export interface CommandResult {
     code: number | null;
@@ -105,6 +122,7 @@ export interface Verdict {
     result: Outcome;
     evidence: string;
     drift?: Drift[];
+    skipped?: Skipped[];
 }
 
 export const pass = (evidence: string): Verdict => ({ result: "pass", evidence });

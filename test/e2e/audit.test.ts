@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CHECKLIST } from "../../audit/checklist";
 import { shellQuote } from "../../components/render/template";
+import { appContainerName, CADDY_ADMIN_PORT, DATA_NETWORK, GATEWAY_CONTAINER, GATEWAY_UID, POSTGRES_CONTAINER, PUBLIC_NETWORK, REDIS_CONTAINER, SECRETS_DIR } from "../../components/posture/facts";
 import type { AuditReport } from "../../audit/run";
 import type { AuditTarget } from "../../audit/types";
 import { IN_CI, which } from "../tools";
@@ -18,6 +19,24 @@ process.env.CITADEL_HTTP_PORT ??= "8180";
 process.env.CITADEL_HTTPS_PORT ??= "8543";
 
 const ROOT = path.resolve(__dirname, "..", "..");
+
+/** The out-tls fault's server: TLS 1.0 and up at OpenSSL's SECLEVEL 0, each client in a thread (bounded by 5 s). */
+const LEGACY_TLS_SERVER = `import socket, ssl, threading
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+ctx.minimum_version = ssl.TLSVersion.TLSv1
+ctx.load_cert_chain("/root/audit-tls/cert.pem", "/root/audit-tls/key.pem")
+srv = socket.create_server(("0.0.0.0", 443))
+def serve(c):
+    try:
+        c.settimeout(5)
+        with ctx.wrap_socket(c, server_side=True) as s:
+            s.recv(1)
+    except Exception:
+        pass
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()`;
 const POLICY_DIR = process.env.CITADEL_POLICY_DIR ?? path.resolve(ROOT, "..", "shared", "source-policies");
 
 describe("audit/checklist.ts: the one table from check ids to policy lines", () => {
@@ -61,23 +80,41 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     /** Check ids the last audit saw pass since the last repair (so a clean state is not re-proven twice). */
     let verifiedClean = new Set<string>();
     const passed = (r: AuditReport) => new Set(r.checks.filter((c) => c.result === "pass").map((c) => c.id));
-    /** The fault makes the named checks fail (among `only`); undoing it makes them pass again. */
-    const fault = async (o: { only: string[]; expect: string[]; inject: string; repair: string; settleMs?: number }) => {
+    /**
+     * The fault makes each `expect`ed check fail with drift matching its pattern (among `only`); undoing it
+     * makes them pass again. A detection is a verdict of the check itself: a check that CRASHED (its
+     * command failed, it threw) failed the audit but proves nothing about the fault, so it fails the test
+     * loudly instead of counting. The repair runs even when the injection or an assertion failed.
+     */
+    const fault = async (o: { only: string[]; expect: Record<string, RegExp | RegExp[]>; inject: string; repair: string; settleMs?: number }) => {
         const unverified = (await import("../../audit/run")).ALL_CHECKS.filter((c) => o.only.some((p) => c.id.startsWith(p)) && !verifiedClean.has(c.id)).map((c) => c.id);
         if (unverified.length) {
             const clean = await audit(unverified);
             assert.equal(clean.summary.fail, 0, `not clean before the fault:\n${show(clean)}`);
         }
-        root(o.inject);
+        let failure: unknown;
         try {
+            root(o.inject);
             const r = await audit(o.only);
-            const failed = r.checks.filter((c) => c.result === "fail").map((c) => c.id);
-            for (const id of o.expect) assert.ok(failed.includes(id), `fault "${o.inject}" not caught by ${id}:\n${show(r)}`);
-            // The fault's drift is shown with both values.
-            assert.ok(r.checks.filter((c) => o.expect.includes(c.id)).some((c) => c.drift.length > 0 || /error/.test(c.evidence)), show(r));
+            for (const [id, patterns] of Object.entries(o.expect)) {
+                const c = r.checks.find((x) => x.id === id);
+                assert.ok(c, `${id} did not run (only: ${o.only.join(",")})`);
+                if (c.crashed) assert.fail(`${id} CRASHED under the fault "${o.inject}" instead of judging the host; a crash is no detection:\n${show(r)}`);
+                assert.equal(c.result, "fail", `fault "${o.inject}" not caught by ${id}:\n${show(r)}`);
+                // The fault's drift is shown with both values, and it is this fault's drift.
+                const lines = c.drift.map((d) => `${d.what}: expected ${d.expected} | actual ${d.actual}`);
+                for (const pattern of [patterns].flat()) assert.ok(lines.some((l) => pattern.test(l)), `${id} failed, but no drift matches ${pattern}:\n${show(r)}`);
+            }
+        } catch (e) {
+            failure = e;
         } finally {
-            root(o.repair);
+            const r = target.inside.sh(`sudo -n bash -c ${shellQuote(o.repair)}`, { timeoutMs: 120_000 });
+            if (r.code !== 0) {
+                const first = failure ? `\n(after: ${(failure as Error).message})` : "";
+                failure = new Error(`repair "${o.repair}" failed (exit ${r.code}): ${r.stderr}${first}`);
+            }
         }
+        if (failure) throw failure;
         // Repaired: bounded wait for services to come back.
         const end = Date.now() + (o.settleMs ?? 0);
         let again = await audit(o.only);
@@ -132,61 +169,199 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     it("fault: a port opened in UFW with a listener behind it → in-ufw and out-ports", () =>
         fault({
             only: ["in-ufw", "out-ports"],
-            expect: ["in-ufw", "out-ports"],
+            expect: { "in-ufw": /allow 8001\/tcp/, "out-ports": /^tcp\/8001: expected closed \| actual open$/ },
             // Inserted first, so it wins over the declared deny of 8001-8012: the port really is open.
-            inject: "ufw insert 1 allow 8001/tcp >/dev/null && systemd-run --unit citadel-audit-fault-listener python3 -m http.server 8001 >/dev/null && for i in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/8001) 2>/dev/null && break; sleep 0.1; done",
-            repair: "ufw --force delete allow 8001/tcp >/dev/null; systemctl stop citadel-audit-fault-listener || true",
+            inject: "ufw insert 1 allow 8001/tcp >/dev/null && systemd-run --unit citadel-audit-fault-listener python3 -m http.server 8001 >/dev/null 2>&1 && for i in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/8001) 2>/dev/null && break; sleep 0.1; done",
+            repair: "ufw --force delete allow 8001/tcp >/dev/null; systemctl stop citadel-audit-fault-listener 2>/dev/null || true",
         }));
 
-    it("fault: password authentication re-enabled by an earlier sshd drop-in → in-sshd", () =>
+    // sshd keeps the FIRST value it reads: a 00- drop-in beats Citadel's 01-citadel-hardening.conf.
+    it("fault: passwords and keyboard-interactive offered again by an earlier sshd drop-in → in-sshd and out-ssh-auth", () =>
         fault({
             only: ["in-sshd", "out-ssh-auth"],
-            expect: ["in-sshd"],
-            inject: "printf 'PasswordAuthentication yes\\n' > /etc/ssh/sshd_config.d/00-audit-fault.conf && systemctl reload ssh",
+            expect: {
+                "in-sshd": /^passwordauthentication: expected passwordauthentication no \| actual passwordauthentication yes$/,
+                // What a client is offered, for the admin and for root alike.
+                "out-ssh-auth": /^auth methods for root: expected publickey \| actual .*password/,
+            },
+            inject: "printf 'AuthenticationMethods any\\nPasswordAuthentication yes\\nKbdInteractiveAuthentication yes\\n' > /etc/ssh/sshd_config.d/00-audit-fault.conf && sshd -t && systemctl reload ssh",
             repair: "rm -f /etc/ssh/sshd_config.d/00-audit-fault.conf && systemctl reload ssh",
         }));
 
-    it("fault: a security header removed from the Caddyfile → out-headers", () =>
+    it("fault: weak key exchange, cipher and MAC offered by an earlier sshd drop-in → out-ssh-audit and in-sshd", () =>
         fault({
-            only: ["out-headers"],
-            expect: ["out-headers"],
-            // HSTS: the demo app sends nosniff itself, so only the gateway's own headers prove the edge.
+            only: ["out-ssh-audit", "in-sshd"],
+            expect: {
+                // ssh-audit's policy from citadel:ssh names the weak algorithms; 3des-cbc is also an ssh-audit [fail].
+                "out-ssh-audit": /^ssh-audit policy: Key exchanges did not match: .*actual .*diffie-hellman-group14-sha1/,
+                "in-sshd": /^macs: .*actual macs .*hmac-sha1/,
+            },
+            inject: "printf 'KexAlgorithms curve25519-sha256,diffie-hellman-group14-sha1\\nCiphers aes256-gcm@openssh.com,3des-cbc\\nMACs hmac-sha2-512-etm@openssh.com,hmac-sha1\\n' > /etc/ssh/sshd_config.d/00-audit-fault.conf && sshd -t && systemctl reload ssh",
+            repair: "rm -f /etc/ssh/sshd_config.d/00-audit-fault.conf && systemctl reload ssh",
+        }));
+
+    it("fault: the Caddyfile loses HSTS and `-Via`, and serves the site over plain HTTP → out-headers and out-https-redirect", () => {
+        const host = target.sites[0];
+        return fault({
+            only: ["out-headers", "out-https-redirect"],
+            expect: {
+                // HSTS: the demo app sends nosniff itself, so only the gateway's own headers prove the edge.
+                // Via: reverse_proxy names itself ("1.1 Caddy") once the Caddyfile no longer strips it.
+                "out-headers": [/strict-transport-security: expected max-age=.* \| actual \(absent\)$/, /via: expected \(absent\) \| actual 1\.1 Caddy$/],
+                "out-https-redirect": new RegExp(`^http://${host.replace(/\./g, "\\.")}/: expected 30x .* \\| actual 200$`),
+            },
             // In place (cat >): the Caddyfile is a single-file bind mount, a new inode would not be seen.
-            inject: "f=/etc/citadel/caddy/Caddyfile; cp -p $f /root/Caddyfile.audit && grep -v 'Strict-Transport-Security' /root/Caddyfile.audit > /root/Caddyfile.new && cat /root/Caddyfile.new > $f && docker restart citadel-gateway >/dev/null && sleep 2",
-            repair: "cat /root/Caddyfile.audit > /etc/citadel/caddy/Caddyfile && rm -f /root/Caddyfile.audit /root/Caddyfile.new && docker restart citadel-gateway >/dev/null && sleep 2",
+            // An explicit http:// block for the site replaces Caddy's automatic redirect.
+            inject: [
+                "f=/etc/citadel/caddy/Caddyfile; cp -p $f /root/Caddyfile.audit",
+                "grep -v -e 'Strict-Transport-Security' -e '^[[:space:]]*-Via[[:space:]]*$' /root/Caddyfile.audit > /root/Caddyfile.new",
+                `printf '\\nhttp://${host} {\\n\\trespond "served over plain HTTP" 200\\n}\\n' >> /root/Caddyfile.new`,
+                `cat /root/Caddyfile.new > $f && docker restart ${GATEWAY_CONTAINER} >/dev/null && sleep 2`,
+            ].join(" && "),
+            repair: `if [ -f /root/Caddyfile.audit ]; then cat /root/Caddyfile.audit > /etc/citadel/caddy/Caddyfile; fi; rm -f /root/Caddyfile.audit /root/Caddyfile.new; docker restart ${GATEWAY_CONTAINER} >/dev/null && sleep 2`,
+            settleMs: 30_000,
+        });
+    });
+
+    it("fault: a Caddy admin API on 0.0.0.0:2019, published and let through DOCKER-USER → out-caddy-admin", () =>
+        fault({
+            only: ["out-caddy-admin"],
+            expect: { "out-caddy-admin": /^tcp\/2019: expected closed \| actual open$/ },
+            // A second Caddy from the gateway's own image with CADDY_ADMIN on every address: what an
+            // `admin 0.0.0.0:2019` plus a published port would give. DOCKER-USER drops published ports
+            // other than 80/443, so the fault also lets 2019 through there.
+            inject: `docker run -d --name audit-admin-fault --user ${GATEWAY_UID}:${GATEWAY_UID} --read-only -e CADDY_ADMIN=0.0.0.0:${CADDY_ADMIN_PORT} -p ${CADDY_ADMIN_PORT}:${CADDY_ADMIN_PORT} --entrypoint caddy ${target.config.gateway.image} run >/dev/null && iptables -I DOCKER-USER -p tcp -m conntrack --ctstate NEW --ctorigdstport ${CADDY_ADMIN_PORT} -j RETURN && for i in $(seq 1 50); do docker logs audit-admin-fault 2>&1 | grep -q 'admin endpoint started' && break; sleep 0.1; done`,
+            repair: `docker rm -f audit-admin-fault >/dev/null 2>&1; while iptables -D DOCKER-USER -p tcp -m conntrack --ctstate NEW --ctorigdstport ${CADDY_ADMIN_PORT} -j RETURN 2>/dev/null; do :; done; true`,
+        }));
+
+    // Caddy cannot be made to accept TLS < 1.2 (its floor is 1.2), so the gateway is stopped and a legacy
+    // TLS server (Python's ssl module, TLS 1.0 allowed at SECLEVEL=0) answers on 443 in its place.
+    it("fault: a legacy TLS server accepting TLS 1.0/1.1 on 443 → out-tls", () =>
+        fault({
+            only: ["out-tls"],
+            expect: { "out-tls": /TLSv1: expected refused \| actual accepted:TLSv1$/ },
+            inject: [
+                "d=/root/audit-tls && mkdir -p $d",
+                "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=legacy.invalid -days 1 -keyout $d/key.pem -out $d/cert.pem 2>/dev/null",
+                `printf '%s\\n' ${shellQuote(LEGACY_TLS_SERVER)} > $d/server.py`,
+                `docker stop ${GATEWAY_CONTAINER} >/dev/null`,
+                "systemd-run --unit citadel-audit-fault-tls python3 $d/server.py >/dev/null 2>&1",
+                "for i in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/443) 2>/dev/null && break; sleep 0.1; done",
+            ].join(" && "),
+            repair: `systemctl stop citadel-audit-fault-tls 2>/dev/null; systemctl reset-failed citadel-audit-fault-tls 2>/dev/null; rm -rf /root/audit-tls; docker start ${GATEWAY_CONTAINER} >/dev/null && sleep 2`,
             settleMs: 30_000,
         }));
 
-    it("fault: an extra container running as root → in-container-user and in-containers-inventory", () =>
+    it("fault: an extra container as root, with SYS_ADMIN, writable root, no limits → every per-container check", () =>
         fault({
             only: ["in-container"],
-            expect: ["in-container-user", "in-containers-inventory"],
+            expect: {
+                "in-container-user": /^rogue: user: .* \| actual 0$/,
+                "in-containers-inventory": /^rogue: expected \(not declared\)/,
+                "in-container-readonly": /^rogue: ReadonlyRootfs: expected true \| actual false$/,
+                "in-container-privileges": /^rogue: CapAdd: expected \(none\) \| actual SYS_ADMIN$/,
+                "in-container-limits": /^rogue: memory: expected a limit \| actual unlimited$/,
+                "in-container-networks": /^rogue: networks: expected \(an undeclared container should not exist\)/,
+            },
             // The demo app refuses uid 0 itself; redis' image with `sleep` runs as root happily.
-            inject: "docker run -d --name rogue --user 0 --entrypoint sleep citadel/redis:7-local 600 >/dev/null",
-            repair: "docker rm -f rogue >/dev/null",
+            // (--privileged fails on these machines; SYS_ADMIN is the capability that matters most.)
+            inject: `docker run -d --name rogue --user 0 --cap-add SYS_ADMIN --entrypoint sleep ${target.config.redis.image} 600 >/dev/null`,
+            repair: "docker rm -f rogue >/dev/null 2>&1; true",
         }));
 
-    it("fault: a Redis command re-enabled in the ACL → in-redis-commands", () =>
+    it("fault: declared containers loosened live (docker update, docker network connect) → in-container-limits and in-container-networks", () => {
+        const app = appContainerName(target.config.apps[0].name);
+        return fault({
+            only: ["in-container-limits", "in-container-networks"],
+            expect: {
+                "in-container-limits": new RegExp(`^${app}: memory: expected \\d+m \\| actual 1024m$`),
+                // Redis on the public network: the data service next to the edge.
+                "in-container-networks": new RegExp(`^${REDIS_CONTAINER}: networks: expected ${DATA_NETWORK} \\| actual ${DATA_NETWORK},${PUBLIC_NETWORK}$`),
+            },
+            inject: [
+                `docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}' ${app} > /root/limits.audit`,
+                `docker update --memory 1g --memory-swap 1g --cpus 2 --pids-limit 4096 ${app} >/dev/null`,
+                `docker network connect ${PUBLIC_NETWORK} ${REDIS_CONTAINER}`,
+            ].join(" && "),
+            repair: [
+                `if [ -s /root/limits.audit ]; then read -r m s c p < /root/limits.audit && docker update --memory "$m" --memory-swap "$s" --cpus "$(awk -v c="$c" 'BEGIN{print c/1e9}')" --pids-limit "$p" ${app} >/dev/null; fi`,
+                "rm -f /root/limits.audit",
+                `{ docker network disconnect ${PUBLIC_NETWORK} ${REDIS_CONTAINER} 2>/dev/null || true; }`,
+            ].join(" && "),
+        });
+    });
+
+    it("fault: the Redis ACL loosened (default user on without a password, FLUSHALL re-allowed) → in-redis-auth and in-redis-commands", () =>
         fault({
             only: ["in-redis"],
-            expect: ["in-redis-commands"],
-            inject: "f=/etc/citadel/secrets/redis/users.acl; cp -p $f /root/users.acl.audit && sed 's/ -flushall//I' /root/users.acl.audit > /root/users.acl.new && cat /root/users.acl.new > $f && rm -f /root/users.acl.new && docker restart redis >/dev/null && sleep 2",
-            repair: "cat /root/users.acl.audit > /etc/citadel/secrets/redis/users.acl && rm -f /root/users.acl.audit && docker restart redis >/dev/null && sleep 2",
+            expect: { "in-redis-auth": /^PING without AUTH: expected NOAUTH \| actual PONG$/, "in-redis-commands": /^FLUSHALL: expected NOPERM \| actual QUEUED$/ },
+            inject: `f=${SECRETS_DIR}/redis/users.acl; cp -p $f /root/users.acl.audit && sed -e 's/ -flushall//I' -e 's/^user default off .*/user default on nopass ~* \\&* +@all/' /root/users.acl.audit > /root/users.acl.new && cat /root/users.acl.new > $f && rm -f /root/users.acl.new && docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
+            repair: `if [ -f /root/users.acl.audit ]; then cat /root/users.acl.audit > ${SECRETS_DIR}/redis/users.acl; fi; rm -f /root/users.acl.audit /root/users.acl.new; docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
             settleMs: 30_000,
+        }));
+
+    it("fault: pg_hba.conf admits plain TCP (a `host` line first, reloaded) → in-postgres-tls", () =>
+        fault({
+            only: ["in-postgres-tls"],
+            expect: { "in-postgres-tls": /^sslmode=disable: expected refused \(hostssl only\) \| actual accepted \(ssl=f\)$/ },
+            // pg_hba.conf lives in a directory bind mount; Postgres re-reads it on SIGHUP, sent from inside
+            // the container: `docker kill --signal HUP` would mark it as manually stopped (Docker 20.10), and
+            // `unless-stopped` would then leave Postgres down after the reboot test's engine restart.
+            inject: `f=/etc/citadel/postgres/pg_hba.conf; cp -p $f /root/pg_hba.audit && { echo 'host all all 0.0.0.0/0 scram-sha-256'; cat /root/pg_hba.audit; } > /root/pg_hba.new && cat /root/pg_hba.new > $f && rm -f /root/pg_hba.new && docker exec ${POSTGRES_CONTAINER} sh -c 'kill -HUP 1' && sleep 1`,
+            repair: `if [ -f /root/pg_hba.audit ]; then cat /root/pg_hba.audit > /etc/citadel/postgres/pg_hba.conf; fi; rm -f /root/pg_hba.audit /root/pg_hba.new; docker exec ${POSTGRES_CONTAINER} sh -c 'kill -HUP 1' && sleep 1`,
+            settleMs: 15_000,
         }));
 
     it("fault: a secret put in a container's env → in-container-env", () =>
         fault({
             only: ["in-container"],
-            expect: ["in-container-env"],
+            expect: { "in-container-env": /^audit-env-fault: env: expected API_KEY_FILE .* \| actual API_KEY=<value hidden>$/ },
             inject: "docker run -d --name audit-env-fault --user 10001:10001 -e API_KEY=sk-live-0123456789abcdef citadel/demo-app:1-local >/dev/null",
-            repair: "docker rm -f audit-env-fault >/dev/null",
+            repair: "docker rm -f audit-env-fault >/dev/null 2>&1; true",
+        }));
+
+    it("fault: a secret file made world-readable and a secrets directory opened → in-secret-files", () => {
+        const app = target.config.apps.find((a) => a.secrets.length > 0)!;
+        const file = `${SECRETS_DIR}/${app.name}/${app.secrets[0]}`;
+        return fault({
+            only: ["in-secret-files"],
+            expect: { "in-secret-files": new RegExp(`^${file}: expected (uid \\d+ )?mode 0400 \\| actual (uid \\d+ )?mode 0444$`) },
+            inject: `chmod 0444 ${file} && chmod 0755 ${SECRETS_DIR}/${app.name}`,
+            repair: `chmod 0400 ${file}; chmod 0700 ${SECRETS_DIR}/${app.name}`,
+        });
+    });
+
+    it("fault: unattended upgrades switched off (a later apt.conf.d file, the timer disabled) → in-upgrades", () =>
+        fault({
+            only: ["in-upgrades"],
+            expect: { "in-upgrades": /^APT::Periodic::Unattended-Upgrade: expected 1 \| actual 0$/ },
+            inject: "printf 'APT::Periodic::Unattended-Upgrade \"0\";\\n' > /etc/apt/apt.conf.d/99zz-audit-fault && systemctl disable --now apt-daily-upgrade.timer 2>/dev/null",
+            repair: "rm -f /etc/apt/apt.conf.d/99zz-audit-fault; systemctl enable --now apt-daily-upgrade.timer 2>/dev/null",
+        }));
+
+    it("fault: a journald drop-in shortening the retention to one day → in-journald", () =>
+        fault({
+            only: ["in-journald"],
+            expect: { "in-journald": /^MaxRetentionSec: expected \d+d \| actual 1d$/ },
+            // zz- sorts after citadel.conf, so its value is the one journald applies (restarted to apply it).
+            inject: "printf '[Journal]\\nMaxRetentionSec=1d\\n' > /etc/systemd/journald.conf.d/zz-audit-fault.conf && systemctl restart systemd-journald",
+            repair: "rm -f /etc/systemd/journald.conf.d/zz-audit-fault.conf; systemctl restart systemd-journald",
+        }));
+
+    // The VPS's kernel-wide keys are read-only (its kernel is this machine's: in-sysctl lists them as
+    // skipped); net.* is the VPS's own network namespace, writable as on a real host.
+    it("fault: ICMP redirects accepted again (sysctl -w) → in-sysctl", () =>
+        fault({
+            only: ["in-sysctl"],
+            expect: { "in-sysctl": /^net\.ipv4\.conf\.all\.accept_redirects: expected 0 \| actual 1$/ },
+            inject: "sysctl -n net.ipv4.conf.all.accept_redirects > /root/sysctl.audit && sysctl -w net.ipv4.conf.all.accept_redirects=1 >/dev/null",
+            repair: "if [ -s /root/sysctl.audit ]; then sysctl -w net.ipv4.conf.all.accept_redirects=$(cat /root/sysctl.audit) >/dev/null; fi; rm -f /root/sysctl.audit",
         }));
 
     it("fault: CrowdSec stopped → in-intrusion", () =>
         fault({
             only: ["in-intrusion"],
-            expect: ["in-intrusion"],
+            expect: { "in-intrusion": /^crowdsec\.service: expected active \| actual (inactive|failed|deactivating)$/ },
             inject: "systemctl stop crowdsec",
             repair: "systemctl start crowdsec && systemctl restart crowdsec-firewall-bouncer",
             settleMs: 60_000,
@@ -195,7 +370,7 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     it("fault: DOCKER-USER flushed → in-docker-user", () =>
         fault({
             only: ["in-docker-user"],
-            expect: ["in-docker-user"],
+            expect: { "in-docker-user": /./ },
             inject: "iptables -F DOCKER-USER",
             // after.rules re-declares the chain; the bouncer re-adds its blocklist rule on restart.
             repair: "ufw reload >/dev/null && systemctl restart crowdsec-firewall-bouncer",
