@@ -5,14 +5,16 @@
 # Creates need no API, so nothing leaves this machine.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-usage="usage: npm run preview -- [--json] [--set citadel:key=VALUE]...   (or: bash lab/preview.sh ...)
+usage="usage: npm run preview -- [--json] [--set citadel:key=VALUE]... [--policy-pack DIR]   (or: bash lab/preview.sh ...)
 
 The real 'pulumi preview' of the prod example stack, offline (engine from lab/engine/build.sh).
   --json                  pulumi's JSON output
   --set citadel:key=VALUE override one config value (repeatable)
+  --policy-pack DIR       also run a policy pack (e.g. policy: Citadel's own)
   -h, --help              show this help"
 json=()
 sets=()
+policy=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) echo "$usage"; exit 0 ;;
@@ -20,6 +22,9 @@ while [ $# -gt 0 ]; do
     --set)
       [ $# -ge 2 ] || { echo "preview.sh: --set needs citadel:key=VALUE" >&2; echo "$usage" >&2; exit 2; }
       sets+=(--set "$2"); shift 2 ;;
+    --policy-pack)
+      [ $# -ge 2 ] && [ -d "$2" ] || { echo "preview.sh: --policy-pack needs a directory" >&2; echo "$usage" >&2; exit 2; }
+      policy=(--policy-pack "$(cd "$2" && pwd)"); shift 2 ;;
     *) echo "preview.sh: unknown argument $1" >&2; echo "$usage" >&2; exit 2 ;;
   esac
 done
@@ -31,4 +36,4 @@ export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-citadel-preview}"
 exec bash "$root/lab/pulumi-stack.sh" --fresh \
   --secret "hcloud:token=$(printf 'p%.0s' $(seq 64))" \
   --set "citadel:admin.privateKeyPath=$key" \
-  "${sets[@]}" prod -- preview --non-interactive --diff "${json[@]}"
+  "${sets[@]}" prod -- preview --non-interactive --diff "${json[@]}" "${policy[@]}"
