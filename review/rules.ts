@@ -193,6 +193,15 @@ type FwRule = Posture["exposure"]["cloudFirewall"][number];
 function cloudFirewallRule(b: FwRule[], h: FwRule[], out: Collector): void {
     const at = path("exposure", "cloudFirewall");
     if (same(b, h)) return;
+    // No firewall at all is not "fewer allow rules": nothing filters in front of the host.
+    if (b.length && !h.length) {
+        out.emit("exposure.cloud-firewall:none", "exposure", "weakens", "no cloud firewall in front of the host", b.map((r) => r.description), undefined, "layer 0 is gone: only the host's own firewall (UFW, DOCKER-USER) filters; with target existing, check the provider's firewall yourself", [at]);
+        return;
+    }
+    if (!b.length && h.length) {
+        out.emit("exposure.cloud-firewall:added", "exposure", "strengthens", "a cloud firewall in front of the host", undefined, h.map((r) => r.description), "layer 0: everything but these rules is dropped before it reaches the host", [at]);
+        return;
+    }
     const reach = (rules: FwRule[]) => {
         const m = new Map<string, string[]>();
         for (const r of rules) {

@@ -1,7 +1,7 @@
 // Host steps: a changed script (or file it installs) is grouped under the structured findings when
 // every changed line carries a value those findings changed; otherwise it is unclassified and the
 // reviewer reads the lines no finding explains (a template edit that the model does not show).
-import { structuredPatch } from "diff";
+import { diffWordsWithSpace, structuredPatch } from "diff";
 import type { HostStepPosture, Posture } from "../components/posture/types";
 import { Collector } from "./collect";
 import { path } from "./flatten";
@@ -46,7 +46,14 @@ export function explainedTokens(leaves: { path: string; before?: string; after?:
             add(v);
             const pb = new Set(b.flatMap((x) => x.split(/[\s,;]+/)));
             const pa = new Set(a.flatMap((x) => x.split(/[\s,;]+/)));
-            for (const part of v.split(/[\s,;]+/)) if (part.length >= 3 && !(pb.has(part) && pa.has(part))) add(part);
+            // Parts of a multi-word value, when specific (an address, a port, an algorithm, a source
+            // expression): plain words such as "allow" or "tcp" explain nothing.
+            for (const part of v.split(/[\s,;]+/)) if (part.length >= 3 && /[^A-Za-z]/.test(part) && !(pb.has(part) && pa.has(part))) add(part);
+        }
+        // A short value ("0" → "1") explains nothing by itself: the setting's own name does.
+        if (changed.some((v) => v.trim().length < 2)) {
+            const id = /\[[a-zA-Z]+=([^\]]+)\](?:\.[A-Za-z]+)?$/.exec(l.path);
+            if (id && /[^A-Za-z]/.test(id[1])) add(id[1]);
         }
         if (l.before === undefined || l.after === undefined) {
             for (const m of l.path.matchAll(/\[[a-zA-Z]+=([^\]]+)\]/g)) add(m[1]);
@@ -59,16 +66,20 @@ export function explainedTokens(leaves: { path: string; before?: string; after?:
 
 const WORDCH = /[A-Za-z0-9_]/;
 
-/** Does the line contain a token as a whole word (where the token's own edges are word characters)? */
+/**
+ * Does the line contain a token as a whole word (where the token's own edges are word characters)?
+ * A number may carry a unit ("3600s", "90d"); shell escapes are read through ("postgres\:16").
+ */
 export function explains(line: string, tokens: Set<string>): boolean {
-    const l = line.toLowerCase();
+    const l = line.toLowerCase().replace(/\\(.)/g, "$1");
     for (const t of tokens) {
+        const numeric = /^\d+$/.test(t);
         let i = l.indexOf(t);
         while (i >= 0) {
             const before = i === 0 ? "" : l[i - 1];
             const after = l[i + t.length] ?? "";
             const okB = !WORDCH.test(t[0]) || !WORDCH.test(before);
-            const okA = !WORDCH.test(t[t.length - 1]) || !WORDCH.test(after);
+            const okA = numeric ? !/[0-9.]/.test(after) : !WORDCH.test(t[t.length - 1]) || !WORDCH.test(after);
             if (okB && okA) return true;
             i = l.indexOf(t, i + 1);
         }
@@ -96,24 +107,71 @@ function changedTexts(o: HostStepPosture | undefined, s: HostStepPosture | undef
     return out;
 }
 
-/** A unified diff of the changes, capped; and the changed lines no token explains. */
+/** A fragment of a changed line is explained when it is only punctuation or carries a changed value. */
+function fragmentExplained(fragment: string, tokens: Set<string>): boolean {
+    return /^[\s\p{P}\p{S}]*$/u.test(fragment) || explains(fragment, tokens);
+}
+
+/** A replaced line is explained when every word that differs from its replacement is explained. */
+function replacementExplained(a: string, b: string, tokens: Set<string>): boolean {
+    return diffWordsWithSpace(a, b)
+        .filter((p) => p.added || p.removed)
+        .every((p) => fragmentExplained(p.value, tokens));
+}
+
+/**
+ * The changed lines of one hunk that nothing explains. A line is explained when it carries a changed
+ * value; or it replaces a line and differs from it only by changed values; or it sits in a run of
+ * changed lines that carries a changed value (a block for a new site, app or secret) and is a copy of
+ * a line the other side already has (boilerplate such as `tls {`).
+ */
+function unexplainedLines(hunk: string[], tokens: Set<string>, before: Set<string>, after: Set<string>): string[] {
+    const out: string[] = [];
+    let i = 0;
+    while (i < hunk.length) {
+        if (hunk[i][0] !== "-" && hunk[i][0] !== "+") {
+            i++;
+            continue;
+        }
+        const removed: string[] = [];
+        const added: string[] = [];
+        while (i < hunk.length && hunk[i][0] === "-") removed.push(hunk[i++].slice(1));
+        while (i < hunk.length && hunk[i][0] === "+") added.push(hunk[i++].slice(1));
+        const runHasToken = [...removed, ...added].some((l) => explains(l, tokens));
+        const paired = removed.length === added.length;
+        const judge = (l: string, k: number, other: string[], otherSide: Set<string>, sign: string) => {
+            if (l.trim() === "" || explains(l, tokens)) return;
+            if (paired && replacementExplained(l, other[k], tokens)) return;
+            if (runHasToken && otherSide.has(l.trim())) return;
+            out.push(sign + l);
+        };
+        removed.forEach((l, k) => judge(l, k, added, after, "-"));
+        added.forEach((l, k) => judge(l, k, removed, before, "+"));
+    }
+    return out;
+}
+
+const lineSet = (t: string) => new Set(t.split("\n").map((l) => l.trim()));
+
+/** A unified diff of the changes, capped; and the changed lines nothing explains. */
 export function stepDiff(changes: TextChange[], tokens: Set<string>): { diff: string; unexplained: string[]; changed: number } {
     const lines: string[] = [];
     const unexplained: string[] = [];
     let changed = 0;
     for (const c of changes) {
         const [a, b] = c.label.startsWith("/") ? [`a${c.label}`, `b${c.label}`] : [`a/${c.label}`, `b/${c.label}`];
-        const patch = structuredPatch(a, b, c.before.endsWith("\n") || c.before === "" ? c.before : c.before + "\n", c.after.endsWith("\n") || c.after === "" ? c.after : c.after + "\n", "", "", { context: 1 });
+        const nl = (t: string) => (t.endsWith("\n") || t === "" ? t : t + "\n");
+        const patch = structuredPatch(a, b, nl(c.before), nl(c.after), "", "", { context: 1 });
         lines.push(`--- ${a}`, `+++ ${b}`);
+        const before = lineSet(c.before);
+        const after = lineSet(c.after);
         for (const hunk of patch.hunks) {
             lines.push(`@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`);
-            for (const l of hunk.lines) {
-                lines.push(l);
-                if ((l[0] === "+" || l[0] === "-") && l.slice(1).trim() !== "") {
-                    changed++;
-                    if (!explains(l.slice(1), tokens)) unexplained.push(l);
-                }
-            }
+            const body = hunk.lines.filter((l) => !l.startsWith("\\"));
+            lines.push(...body);
+            changed += body.filter((l) => (l[0] === "+" || l[0] === "-") && l.slice(1).trim() !== "").length;
+            // The description is the step's summary for people (logs, preview), never run: shown, not judged.
+            if (c.label !== "description") unexplained.push(...unexplainedLines(body, tokens, before, after));
         }
     }
     let diff = "";

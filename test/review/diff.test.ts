@@ -5,11 +5,12 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import type { Posture } from "../../components/posture";
+import { posture, type Posture } from "../../components/posture";
 import { acknowledge, blocking } from "../../review/accept";
 import { diffPostures, uncovered } from "../../review/diff";
 import { previewFindings, type PreviewDigest } from "../../review/preview";
 import type { Category, Direction, Finding } from "../../review/types";
+import { existingConfig } from "../fixtures";
 import { mutated, postureWith, prodKey, prodList, prodPosture } from "./helpers";
 
 interface Case {
@@ -213,6 +214,31 @@ const CASES: Case[] = [
         name: "a host script changed by a template edit (unclassified, with its diff)",
         head: () => mutated(prodPosture(), (p) => void (p.hostSteps.find((s) => s.name === "firewall")!.script += "\nufw allow 9999/tcp\n")),
         expect: [{ id: "host.step:firewall", category: "host", direction: "unclassified" }],
+    },
+    {
+        name: "a template edit slipped in beside a change it does not belong to stays unclassified",
+        head: () => mutated(openSsh(), (p) => void (p.hostSteps.find((s) => s.name === "firewall")!.script += "\nufw allow 9999/tcp\n")),
+        expect: [
+            { id: "exposure.ssh.sources:anywhere", category: "exposure", direction: "weakens" },
+            { id: "host.step:firewall", category: "host", direction: "unclassified" },
+        ],
+    },
+    {
+        name: "moving to the existing target drops the cloud firewall",
+        head: () => posture(existingConfig()),
+        expect: [
+            { id: "server.target=existing", category: "server", direction: "weakens" },
+            { id: "exposure.cloud-firewall:none", category: "exposure", direction: "weakens" },
+        ],
+    },
+    {
+        name: "a new app behind a new site: a new endpoint; its Caddyfile block follows from it",
+        head: () => postureWith({ apps: [...apps(), { name: "admin", image: "ghcr.io/example/admin:1.0.0", port: 4000 }], sites: [...sites(), { host: "admin.example.com", app: "admin" }] }),
+        expect: [
+            { id: "tls-headers.admin.example.com+", category: "tls-headers", direction: "weakens" },
+            { id: "containers.app-admin+", category: "containers", direction: "neutral" },
+            { id: "host.step:gateway-config", category: "host", direction: "neutral" },
+        ],
     },
 ];
 
