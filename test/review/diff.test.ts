@@ -293,6 +293,16 @@ describe("review: one change at a time", () => {
         assert.deepEqual(blocking(findings), []);
     });
 
+    it("--strict: an unclassified change fails until acknowledged as unclassified:<id>", () => {
+        const head = mutated(prodPosture(), (p) => void (p.hostSteps.find((s) => s.name === "firewall")!.script += "\nufw allow 9999/tcp\n"));
+        const findings = diffPostures(prodPosture(), head);
+        assert.deepEqual(blocking(findings), []);
+        assert.deepEqual(blocking(findings, true).map((f) => f.id), ["host.step:firewall"]);
+        assert.deepEqual(acknowledge(findings, [{ id: "weakens:host.step:firewall", reason: "x" }], true), ["weakens:host.step:firewall"]);
+        acknowledge(findings, [{ id: "unclassified:host.step:firewall", reason: "reviewed the diff" }], true);
+        assert.deepEqual(blocking(findings, true), []);
+    });
+
     it("refuses to compare postures of different shapes", () => {
         assert.throws(() => diffPostures(prodPosture(), { ...prodPosture(), version: 2 } as unknown as Posture), /different shapes/);
     });
