@@ -157,10 +157,15 @@ export async function main(argv: string[]): Promise<number> {
             }
         }
         const repo = path.resolve(args.repo ?? process.cwd());
-        const [base, head] = await Promise.all([
+        // Both sides finish before anything is reported: a renderer still running would write into
+        // the scratch directory after it is removed.
+        const sides = await Promise.allSettled([
             postureOf(args.base!, repo, stack, fs.mkdtempSync(path.join(scratch, "base-"))),
             postureOf(args.head!, repo, stack, fs.mkdtempSync(path.join(scratch, "head-"))),
         ]);
+        const failed = sides.find((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (failed) throw failed.reason;
+        const [base, head] = sides.map((r) => (r as PromiseFulfilledResult<{ posture: Posture; label: string }>).value);
         const findings = sortFindings([...diffPostures(base.posture, head.posture), ...(preview ? previewFindings(preview) : [])]);
         const unused = acknowledge(findings, acks, !!args.strict);
         const review: Review = { stack, base: base.label, head: head.label, findings, unusedAcknowledgements: unused };
