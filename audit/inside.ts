@@ -4,7 +4,7 @@ import { SECRET_LOOKING_RE, type StackConfig } from "../components/config";
 import { DATA_NETWORK, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
 import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
-import { dockerUserBlock } from "../components/render/firewall";
+import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
 import { crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
 import { AuditTarget, CheckDef, CommandResult, Drift, fromDrift, skip, Verdict } from "./types";
@@ -57,16 +57,14 @@ const inUfw: CheckDef = {
 
 const inDockerUser: CheckDef = {
     id: "in-docker-user",
-    title: "DOCKER-USER carries the declared block (published ports other than 80/443 dropped)",
+    title: "DOCKER-USER carries the declared block (published ports other than 80/443 dropped) behind the CrowdSec ban rule",
     group: "inside",
     run(t) {
-        const extIf = must(t, "ip route show default | awk '{for(i=1;i<=NF;i++) if($i==\"dev\"){print $(i+1); exit}}'").trim();
-        const live = must(t, "sudo -n iptables -S DOCKER-USER").split("\n").map((l) => l.trim());
-        const declared = dockerUserBlock(4, extIf)
-            .split("\n")
-            .filter((l) => l.startsWith("-A DOCKER-USER"));
-        const drift: Drift[] = declared.filter((d) => !live.includes(d)).map((d) => ({ what: "DOCKER-USER rule", expected: d, actual: "(missing)" }));
-        return fromDrift(drift, `${declared.length} declared rules present (external interface ${extIf})`);
+        // In order, rule for rule; with CrowdSec, its ban rule must come first (a `ufw reload` used to
+        // flush it from here, and banned addresses reached Caddy). Outside = any non-Docker interface.
+        const bans = t.config.intrusion.engine === "crowdsec";
+        const drift: Drift[] = dockerUserDrift(must(t, "sudo -n iptables -S DOCKER-USER"), 4, bans);
+        return fromDrift(drift, `the declared block in order (${dockerUserRules(4).length} rules)${bans ? " behind the CrowdSec ban rule" : ""}`);
     },
 };
 

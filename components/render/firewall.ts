@@ -7,20 +7,30 @@
 // never meets UFW's INPUT rules — on the testbed `docker run -p 8001:8001` was reachable although UFW
 // denied 8001. Docker jumps to DOCKER-USER before its own FORWARD rules; the block rendered here
 // (the well-known ufw-docker approach) lives in /etc/ufw/after.rules and after6.rules, so UFW loads
-// it at boot and on every reload.
+// it at boot and on every reload. It filters every interface that is not a Docker bridge (a second
+// NIC or a VPN too), and needs nothing of the host filled in.
+//
+// Day two: loading after.rules re-declares DOCKER-USER, which flushes the CrowdSec bouncer's ban rule
+// there (an operator's `ufw reload`). A marked block in /etc/ufw/after.init, which UFW runs after
+// loading its rules, puts the bouncer's rule back whenever its ipsets exist. `systemctl restart
+// docker` keeps DOCKER-USER as it is (Docker creates the chain only when it is absent and appends a
+// RETURN, unreachable behind the final DROP), and a restarted bouncer re-inserts its own rules.
 import * as net from "node:net";
 import type { StackConfig } from "../config";
+import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule } from "./intrusion";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
 import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
-/** Stands for the external interface in the rules block; the script fills it in from the default route. */
-export const EXT_IF_PLACEHOLDER = "__CITADEL_EXT_IF__";
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
 export const AFTER_RULES_END = "# END CITADEL DOCKER-USER";
 export const AFTER_RULES_PATH = { 4: "/etc/ufw/after.rules", 6: "/etc/ufw/after6.rules" } as const;
+/** UFW's hook run after it loaded its rules (Debian copies it from /usr/share/ufw once; not a conffile). */
+export const AFTER_INIT_PATH = "/etc/ufw/after.init";
+export const AFTER_INIT_BEGIN = "# BEGIN CITADEL BOUNCER RULES (managed by Citadel: edits inside this block are overwritten)";
+export const AFTER_INIT_END = "# END CITADEL BOUNCER RULES";
 /** Prefix of the (rate-limited) kernel log line for a new inbound connection dropped in DOCKER-USER. */
 export const DOCKER_BLOCK_LOG_PREFIX = "[CITADEL DOCKER BLOCK] ";
 
@@ -167,15 +177,76 @@ export const UFW_DEFAULTS = [
 // The DOCKER-USER block for after.rules / after6.rules.
 // ---------------------------------------------------------------------------------------------
 
-/** The marked block for one family; the external interface is EXT_IF_PLACEHOLDER until run time. */
-export function dockerUserBlock(family: IpFamily, extIf = EXT_IF_PLACEHOLDER): string {
+/** The marked block for one family: the same on every host (outside = not a Docker bridge). */
+export function dockerUserBlock(family: IpFamily): string {
     return renderTemplate("firewall/docker-user.rules.hbs", {
         begin: AFTER_RULES_BEGIN,
         end: AFTER_RULES_END,
         family,
-        extIf,
         gatewayPorts: GATEWAY_PORTS,
         logPrefix: DOCKER_BLOCK_LOG_PREFIX,
+    });
+}
+
+/** The `-A DOCKER-USER ...` lines of the block, as `iptables -S DOCKER-USER` prints them once loaded. */
+export function dockerUserRules(family: IpFamily): string[] {
+    return dockerUserBlock(family)
+        .split("\n")
+        .filter((l) => l.startsWith("-A DOCKER-USER "));
+}
+
+/** One difference between the live DOCKER-USER chain and the declared one (the audit's Drift shape). */
+export interface DockerUserDrift {
+    what: string;
+    expected: string;
+    actual: string;
+}
+
+/**
+ * Compares the live chain (`iptables -S DOCKER-USER` / `ip6tables -S DOCKER-USER`) with what must be
+ * there: the CrowdSec bouncer's ban rule ahead of everything (when `bans`: a `ufw reload` used to lose
+ * it), then the block, rule for rule and in order. Also allowed: the ban rule when bans are not
+ * required (a bouncer's leftover set), and anything after the block's final DROP, which no packet
+ * reaches (Docker appends its own `-j RETURN` whenever the daemon starts).
+ */
+export function dockerUserDrift(liveS: string, family: IpFamily, bans: boolean): DockerUserDrift[] {
+    const live = liveS
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith("-A DOCKER-USER "));
+    const declared = dockerUserRules(family);
+    const ban = `-A DOCKER-USER ${bouncerBanRule(family)}`;
+    const drift: DockerUserDrift[] = [];
+    const start = live.indexOf(declared[0]);
+    const ahead = start >= 0 ? live.slice(0, start) : live.filter((l) => !declared.includes(l));
+    if (bans && !ahead.includes(ban)) {
+        drift.push({
+            what: "CrowdSec ban rule in DOCKER-USER",
+            expected: `${ban} (ahead of the block)`,
+            actual: live.includes(ban) ? "behind the block's first rule" : "(missing: banned addresses reach the containers)",
+        });
+    }
+    for (const l of ahead) if (l !== ban) drift.push({ what: "DOCKER-USER rule ahead of the block", expected: "(not declared)", actual: l });
+    declared.forEach((d, i) => {
+        const got = start >= 0 ? live[start + i] : undefined;
+        if (got !== d) drift.push({ what: `DOCKER-USER block rule ${i + 1}/${declared.length}`, expected: d, actual: got ?? "(missing)" });
+    });
+    return drift;
+}
+
+/**
+ * The marked block for /etc/ufw/after.init (POSIX sh, appended to the host's own file): on "start",
+ * the CrowdSec bouncer's ban rule back into each of its chains where its ipset exists.
+ */
+export function afterInitBlock(): string {
+    return renderTemplate("firewall/after-init.sh.hbs", {
+        begin: AFTER_INIT_BEGIN,
+        end: AFTER_INIT_END,
+        set4: BOUNCER_IPSETS[4],
+        set6: BOUNCER_IPSETS[6],
+        rule4: bouncerBanRule(4),
+        rule6: bouncerBanRule(6),
+        chains: BOUNCER_CHAINS,
     });
 }
 
@@ -183,24 +254,34 @@ export function renderFirewall(c: StackConfig): HostScript {
     const rules = ufwRules(c).map((r) => r.join(" "));
     const block4 = dockerUserBlock(4);
     const block6 = dockerUserBlock(6);
+    const initBlock = afterInitBlock();
     const script = renderTemplate("firewall/firewall.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
         rules,
         sshSources: c.admin.sourceIps.map(ufwAddress).join("\n"),
         defaults: UFW_DEFAULTS.map((d) => ({ key: d.key, value: d.value, verb: d.command[0], direction: d.command[1], label: `default ${d.command.join(" ")}` })),
-        placeholder: EXT_IF_PLACEHOLDER,
         begin: AFTER_RULES_BEGIN,
         end: AFTER_RULES_END,
         after4: AFTER_RULES_PATH[4],
         after6: AFTER_RULES_PATH[6],
         block4,
         block6,
+        afterInit: AFTER_INIT_PATH,
+        initBegin: AFTER_INIT_BEGIN,
+        initEnd: AFTER_INIT_END,
+        initBlock,
+        banChains: BOUNCER_CHAINS,
+        set4: BOUNCER_IPSETS[4],
+        set6: BOUNCER_IPSETS[6],
+        rule4: bouncerBanRule(4),
+        rule6: bouncerBanRule(6),
     });
     // The files are the Citadel blocks only: the script splices each into the host's existing
-    // after*.rules (between the markers) and fills in the external interface at run time.
+    // after*.rules and after.init (between the markers).
     const files: HostFile[] = [
         { path: AFTER_RULES_PATH[4], content: block4, mode: "0640", owner: "root", group: "root" },
         { path: AFTER_RULES_PATH[6], content: block6, mode: "0640", owner: "root", group: "root" },
+        { path: AFTER_INIT_PATH, content: initBlock, mode: "0750", owner: "root", group: "root" },
     ];
     // Derived from the declared rules, so the summary can never disagree with them.
     const ssh = [...new Set(sshRules(c).map((r) => (r.length > 2 ? `${r[0]} from ${r[2]}` : `${r[0]} from anywhere`)))].join(", ");
@@ -208,7 +289,7 @@ export function renderFirewall(c: StackConfig): HostScript {
         name: "firewall",
         description:
             `UFW: deny in/routed, allow out; SSH ${ssh}; 80/443 open; ` +
-            `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: only new inbound to 80/443 reaches containers (block in after.rules/after6.rules)`,
+            `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: from any non-Docker interface only new inbound to 80/443 reaches containers (block in after.rules/after6.rules); after.init puts the CrowdSec ban rules back after every UFW reload`,
         script,
         files,
     };

@@ -38,6 +38,17 @@ export const CROWDSEC_HUB = "/var/lib/crowdsec/hub";
 export const FAIL2BAN_JAIL = "/etc/fail2ban/jail.d/citadel.local";
 /** Chains the bouncer drops banned addresses in: the host itself, and published container ports. */
 export const BOUNCER_CHAINS = ["INPUT", "DOCKER-USER"] as const;
+/** The bouncer's ipsets of banned addresses (iptables mode), declared in its .local, not left to its defaults. */
+export const BOUNCER_IPSETS = { 4: "crowdsec-blacklists", 6: "crowdsec6-blacklists" } as const;
+
+/**
+ * The rule the bouncer inserts (at position 1) into each of BOUNCER_CHAINS, as `iptables -S` prints it
+ * without "-A <chain>": deny_action DROP, deny_log off. UFW's after.init hook (render/firewall.ts)
+ * re-inserts exactly this rule, so the bouncer's own clean-up at its next start removes it again.
+ */
+export function bouncerBanRule(family: 4 | 6): string {
+    return `-m set --match-set ${BOUNCER_IPSETS[family]} src -j DROP`;
+}
 
 // ---------------------------------------------------------------------------------------------
 // CrowdSec hub items. Collections are enabled by symlinking every item they list (recursively); the
@@ -237,6 +248,9 @@ export function bouncerLocalTemplate(): string {
         deny_action: "DROP",
         deny_log: false,
         supported_decisions_types: ["ban"],
+        // The set names UFW's after.init hook looks for (the package's defaults, stated here).
+        blacklists_ipv4: BOUNCER_IPSETS[4],
+        blacklists_ipv6: BOUNCER_IPSETS[6],
         // Debian's default nftables mode hooks INPUT only, so a banned address could still reach the
         // gateway container (FORWARD). iptables mode (with ipset) drops it in both chains.
         iptables_chains: [...BOUNCER_CHAINS],
@@ -299,6 +313,9 @@ function renderCrowdsec(c: StackConfig): HostScript {
         dropin,
         caddyLogDir: CADDY_ACCESS_LOG.slice(0, CADDY_ACCESS_LOG.lastIndexOf("/")),
         bouncerChains: BOUNCER_CHAINS,
+        banRule4: bouncerBanRule(4),
+        banRule6: bouncerBanRule(6),
+        set6: BOUNCER_IPSETS[6],
     });
     return {
         name: "intrusion",

@@ -3,10 +3,18 @@
 //
 // Isolation: the script runs in a network namespace of its own ("host") wired by veth pairs to a
 // "client" namespace (the Internet, behind the host's default route on an interface called wan7, so
-// nothing can pass by assuming eth0) and a "container" namespace (behind dock0, like docker0). It
-// runs in a private mount namespace with an overlay over /etc, so ufw writes its config into a temp
-// dir and its iptables rules into the test namespace: this machine's /etc/ufw and firewall are never
-// touched. Everything is torn down in `after`, also when a test fails.
+// nothing can pass by assuming eth0), a second client namespace behind priv9 (a second interface: a
+// Hetzner private network, a VPN) and a "container" namespace behind br-0c17ade10000 (named like the
+// bridge of a user-defined Docker network). It runs in a private mount namespace with an overlay over
+// /etc, so ufw writes its config into a temp dir and its iptables rules into the test namespace: this
+// machine's /etc/ufw and firewall are never touched. The CrowdSec firewall bouncer runs for real in
+// the host namespace against a stand-in local API on the namespace's own loopback. Everything is
+// torn down in `after`, also when a test fails.
+//
+// Issue 12 ("Survival"), each proven to fail without the fix: the rule set before it (only the
+// default route's interface counted as outside) is loaded and a published port is reachable through
+// the second interface; Debian's after.init without Citadel's block is put back and a `ufw reload`
+// lets the banned address reach the gateway again.
 import assert from "node:assert/strict";
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -14,15 +22,22 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { parseConfigOrThrow } from "../../components/config";
+import YAML from "yaml";
 import {
+    AFTER_INIT_BEGIN,
+    AFTER_INIT_END,
+    AFTER_INIT_PATH,
     AFTER_RULES_BEGIN,
     AFTER_RULES_END,
+    afterInitBlock,
     dockerUserBlock,
-    EXT_IF_PLACEHOLDER,
+    dockerUserDrift,
+    dockerUserRules,
     renderFirewall,
     ufwAddress,
     ufwRules,
 } from "../../components/render/firewall";
+import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule, bouncerLocalTemplate } from "../../components/render/intrusion";
 import { prodConfig, prodWith } from "../fixtures";
 import { requireTool, run, RunResult, tmpDir, waitFor, which, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
 
@@ -69,12 +84,51 @@ describe("rendering", () => {
         assert.equal(ufwRules(openLimited)[0].join(" "), "limit 22/tcp", "SSH open to all is rate-limited by default");
     });
 
-    it("puts no address or interface of this machine into the block, only the placeholder", () => {
-        const block = dockerUserBlock(4);
-        assert.ok(block.startsWith(AFTER_RULES_BEGIN + "\n"));
-        assert.ok(block.trimEnd().endsWith(AFTER_RULES_END));
-        assert.ok(block.includes(`! -i ${EXT_IF_PLACEHOLDER} -j RETURN`));
-        assert.ok(!/\beth0\b/.test(block), "the external interface must come from the default route at run time");
+    it("names only the Docker bridges as inside: every other interface is outside, nothing host-specific", () => {
+        for (const family of [4, 6] as const) {
+            const block = dockerUserBlock(family);
+            assert.ok(block.startsWith(AFTER_RULES_BEGIN + "\n"));
+            assert.ok(block.trimEnd().endsWith(AFTER_RULES_END));
+            const rules = dockerUserRules(family);
+            const withIf = rules.filter((r) => / -i /.test(r));
+            assert.deepEqual(withIf, ["-A DOCKER-USER -i docker0 -j RETURN", "-A DOCKER-USER -i br-+ -j RETURN"]);
+            assert.equal(rules.at(-1), "-A DOCKER-USER -j DROP", "the last rule drops whatever came from outside");
+            assert.ok(!/\beth0\b|__CITADEL/.test(block), "no interface name of a particular host");
+        }
+    });
+
+    it("dockerUserDrift (the audit's comparison): ban rule first, then the block in order; Docker's trailing RETURN is fine", () => {
+        const rules = dockerUserRules(4);
+        const ban = `-A DOCKER-USER ${bouncerBanRule(4)}`;
+        const S = (...l: string[]) => ["-N DOCKER-USER", ...l].join("\n") + "\n";
+        assert.deepEqual(dockerUserDrift(S(ban, ...rules, "-A DOCKER-USER -j RETURN"), 4, true), []);
+        assert.deepEqual(dockerUserDrift(S(...rules), 4, false), [], "fail2ban: no ban rule required");
+        assert.deepEqual(dockerUserDrift(S(ban, ...rules), 4, false), [], "a leftover ban rule is not drift");
+        // After a `ufw reload` without the hook: the block is back, the ban rule is not.
+        const lost = dockerUserDrift(S(...rules), 4, true);
+        assert.equal(lost.length, 1);
+        assert.match(lost[0].actual, /missing: banned addresses reach the containers/);
+        assert.match(dockerUserDrift(S(...rules, ban), 4, true)[0].actual, /behind/);
+        // A rule ahead of the block, a rule out of order, a flushed chain.
+        const stray = dockerUserDrift(S(ban, "-A DOCKER-USER -i eth1 -j RETURN", ...rules), 4, true);
+        assert.deepEqual(stray.map((d) => d.actual), ["-A DOCKER-USER -i eth1 -j RETURN"]);
+        const swapped = [...rules];
+        [swapped[1], swapped[2]] = [swapped[2], swapped[1]];
+        assert.equal(dockerUserDrift(S(ban, ...swapped), 4, true).length, 2);
+        assert.equal(dockerUserDrift(S(), 4, true).length, rules.length + 1);
+    });
+
+    it("after.init block: the bouncer's own rule for each of its sets and chains, on start only", () => {
+        const block = afterInitBlock();
+        assert.ok(block.startsWith(AFTER_INIT_BEGIN + "\n"));
+        assert.ok(block.trimEnd().endsWith(AFTER_INIT_END));
+        for (const family of [4, 6] as const) {
+            assert.ok(block.includes(`citadel_set=${BOUNCER_IPSETS[family]}\n`));
+            assert.ok(block.includes(`citadel_rule='${bouncerBanRule(family)}'\n`));
+        }
+        assert.ok(block.includes(`for citadel_chain in ${BOUNCER_CHAINS.join(" ")}; do`));
+        assert.match(block, /^if \[ "\$\{1:-\}" = start \]/m);
+        assert.ok(renderFirewall(prod).files.some((f) => f.path === AFTER_INIT_PATH && f.mode === "0750" && f.content === block));
     });
 });
 
@@ -90,6 +144,15 @@ describe("shellcheck", () => {
             assert.equal(r.code, 0, out(r));
         });
     }
+    it("Debian's after.init with Citadel's block appended is clean POSIX sh", (t) => {
+        const sc = requireTool(t, "shellcheck");
+        if (!sc || !requireTools(t, "ufw")) return;
+        const hook = fs.readFileSync("/usr/share/ufw/after.init", "utf8") + afterInitBlock();
+        const r = run(sc, ["-s", "sh", "-"], { input: hook });
+        assert.equal(r.code, 0, out(r));
+        const n = run("sh", ["-n"], { input: hook });
+        assert.equal(n.code, 0, out(n));
+    });
 });
 
 describe("ufw agrees with the renderer's address form (else every run would delete and re-add rules)", () => {
@@ -126,30 +189,30 @@ describe("iptables-restore judges the DOCKER-USER blocks", () => {
     function restoreTest(bin: string, rules: string): RunResult {
         return run("unshare", ["-n", bin, "--test", "--noflush"], { input: rules });
     }
-    it("accepts both families with a real interface name", (t) => {
+    it("accepts both families", (t) => {
         if (!requireRoot(t) || !requireTools(t, "unshare", "iptables-restore", "ip6tables-restore")) return;
         for (const [bin, family] of [
             ["iptables-restore", 4],
             ["ip6tables-restore", 6],
         ] as const) {
-            const r = restoreTest(bin, dockerUserBlock(family, "wan7"));
+            const r = restoreTest(bin, dockerUserBlock(family));
             assert.equal(r.code, 0, `${bin}: ${out(r)}`);
         }
     });
-    it("rejects corrupted variants (bad port, over-long interface name, the unfilled placeholder)", (t) => {
+    it("rejects corrupted variants (bad port, over-long interface name, unknown match)", (t) => {
         if (!requireRoot(t) || !requireTools(t, "unshare", "iptables-restore", "ip6tables-restore")) return;
-        const good = dockerUserBlock(4, "wan7");
+        const good = dockerUserBlock(4);
         const variants = {
             "bad port": good.replace("--ctorigdstport 443", "--ctorigdstport 4x3"),
-            "interface name over 15 chars": dockerUserBlock(4, "interface-name-too-long"),
-            "placeholder left in": dockerUserBlock(4),
+            "interface name over 15 chars": good.replace("-i br-+", "-i br-interface-name-too-long"),
+            "unknown match": good.replace("-m conntrack --ctstate RELATED", "-m conntrakk --ctstate RELATED"),
         };
         for (const [what, rules] of Object.entries(variants)) {
             assert.notEqual(rules, good);
             const r = restoreTest("iptables-restore", rules);
             assert.notEqual(r.code, 0, `iptables-restore accepted the ${what} variant`);
         }
-        const r6 = restoreTest("ip6tables-restore", dockerUserBlock(6, "wan7").replace("--ctorigdstport 80 ", "--ctorigdstport 8o "));
+        const r6 = restoreTest("ip6tables-restore", dockerUserBlock(6).replace("--ctorigdstport 80 ", "--ctorigdstport 8o "));
         assert.notEqual(r6.code, 0, "ip6tables-restore accepted a bad port");
     });
 });
@@ -160,21 +223,55 @@ describe("iptables-restore judges the DOCKER-USER blocks", () => {
 
 // Mount an overlay over /etc (writes land in $1/up), then exec the command.
 const OVERLAY_SETUP = 'set -e; mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/up,workdir=$1/work" /etc; shift; exec "$@"';
-// A tiny TCP server: answers "ok <port>" on every port given, exits by itself after 50 s at the latest.
+// A tiny TCP server: answers "ok <port>" on every port given, exits by itself after 300 s at the latest.
 const SERVER_JS = `const net = require("net");
 for (const p of process.argv.slice(1)) net.createServer((s) => s.end("ok " + p + "\\n")).listen(Number(p), "0.0.0.0");
-setTimeout(() => process.exit(0), 50000);`;
+setTimeout(() => process.exit(0), 300000);`;
+// A stand-in for CrowdSec's local API, enough for the firewall bouncer: one ban for argv[2] on its
+// first (startup) pull, nothing new afterwards. Loopback of the host namespace only; exits by itself.
+const LAPI_JS = `const http = require("http");
+const [port, banned] = process.argv.slice(1);
+http.createServer((req, res) => {
+    res.setHeader("content-type", "application/json");
+    if (!req.url.startsWith("/v1/decisions/stream")) return res.end("[]");
+    const ban = { id: 1, origin: "cscli", type: "ban", scope: "Ip", value: banned, duration: "9m59s", scenario: "citadel-test" };
+    res.end(JSON.stringify({ new: /startup=true/.test(req.url) ? [ban] : [], deleted: [] }));
+}).listen(Number(port), "127.0.0.1");
+setTimeout(() => process.exit(0), 300000);`;
 const ALLOWED_SESSION = "203.0.113.5 50022 198.51.100.1 22"; // inside admin.sourceIps 203.0.113.0/24
 const FOREIGN_SESSION = "198.51.100.99 50022 198.51.100.1 22"; // outside every admin CIDR
+/** The host-side name of the container's link: what Docker calls the bridge of a user-defined network. */
+const BRIDGE = "br-0c17ade10000";
+const HOST = { wan: "198.51.100.1", priv: "10.0.0.1" };
+const CLIENT = "198.51.100.2"; // behind wan7, the default route
+const CLIENT2 = "10.0.0.2"; // behind priv9, the second interface
+/**
+ * The IPv4 DOCKER-USER rules before issue 12 (the default route's interface, wan7 here, filled in at
+ * run time): the only outside interface. Loaded by the test that shows the hole they leave.
+ */
+const OLD_RULES_WAN7 = [
+    "*filter",
+    ":DOCKER-USER - [0:0]",
+    "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+    "-A DOCKER-USER ! -i wan7 -j RETURN",
+    "-A DOCKER-USER -i wan7 -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -j RETURN",
+    "-A DOCKER-USER -i wan7 -p tcp -m conntrack --ctstate NEW --ctorigdstport 443 -j RETURN",
+    "-A DOCKER-USER -i wan7 -j DROP",
+    "COMMIT",
+    "",
+].join("\n");
 
 describe("the firewall script in network namespaces", { concurrency: false }, () => {
     const id = `${process.pid}`;
-    const ns = { host: `citadel-test-fw-h-${id}`, client: `citadel-test-fw-c-${id}`, ctr: `citadel-test-fw-k-${id}` };
+    const ns = { host: `citadel-test-fw-h-${id}`, client: `citadel-test-fw-c-${id}`, client2: `citadel-test-fw-p-${id}`, ctr: `citadel-test-fw-k-${id}` };
     const created: string[] = [];
-    const servers: ChildProcess[] = [];
+    const children: ChildProcess[] = [];
+    let bouncer: ChildProcess | undefined;
     let work = "";
     let ready = false;
     let scriptPath = "";
+    let bouncerConfig = "";
+    let lapiPort = 0;
 
     function ip(...args: string[]): void {
         const r = run("ip", args);
@@ -192,6 +289,10 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
     function runScript(session: string): RunResult {
         return onHost(["env", `SSH_CONNECTION=${session}`, "/bin/bash", scriptPath]);
     }
+    function ufwReload(): void {
+        const r = onHost(["ufw", "reload"]);
+        assert.equal(r.code, 0, out(r));
+    }
     /** Connects from `from` to ip:port; returns what the server said, or "" when no connection was made in 2 s. */
     function probe(from: string, addr: string, port: number): string {
         const r = inNs(from, ["timeout", "2", "bash", "-c", 'exec 3<>"/dev/tcp/$0/$1" && head -c 32 <&3', addr, String(port)], { timeout: 10_000 });
@@ -206,6 +307,13 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
             .map((l) => l.slice(4))
             .sort();
     }
+    /** The live chain's rules as `-S` prints them ("-A DOCKER-USER ..."). */
+    function chain(bin: "iptables" | "ip6tables", name = "DOCKER-USER"): string[] {
+        const r = inNs(ns.host, [bin, "-S", name]);
+        assert.equal(r.code, 0, out(r));
+        return r.stdout.split("\n").filter((l) => l.startsWith("-A "));
+    }
+    const banRule = (family: 4 | 6, name = "DOCKER-USER") => `-A ${name} ${bouncerBanRule(family)}`;
 
     before(() => {
         if (process.getuid?.() !== 0) return;
@@ -220,50 +328,78 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         }
         // client (the Internet) <-> host: the host's default route leaves through wan7.
         ip("link", "add", "wan7", "netns", ns.host, "type", "veth", "peer", "name", "eth0", "netns", ns.client);
-        // host <-> "container" behind dock0 (the part of Docker that matters here: a routed bridge).
-        ip("link", "add", "dock0", "netns", ns.host, "type", "veth", "peer", "name", "eth0", "netns", ns.ctr);
+        // client2 <-> host on a second interface (a private network): no default route through it.
+        ip("link", "add", "priv9", "netns", ns.host, "type", "veth", "peer", "name", "eth0", "netns", ns.client2);
+        // host <-> "container" behind a Docker-named link (the part of Docker that matters here: a routed bridge).
+        ip("link", "add", BRIDGE, "netns", ns.host, "type", "veth", "peer", "name", "eth0", "netns", ns.ctr);
         for (const n of Object.values(ns)) ip("-n", n, "link", "set", "lo", "up");
-        ip("-n", ns.host, "addr", "add", "198.51.100.1/24", "dev", "wan7");
-        ip("-n", ns.host, "addr", "add", "172.30.0.1/24", "dev", "dock0");
-        ip("-n", ns.client, "addr", "add", "198.51.100.2/24", "dev", "eth0");
+        ip("-n", ns.host, "addr", "add", `${HOST.wan}/24`, "dev", "wan7");
+        ip("-n", ns.host, "addr", "add", `${HOST.priv}/24`, "dev", "priv9");
+        ip("-n", ns.host, "addr", "add", "172.30.0.1/24", "dev", BRIDGE);
+        ip("-n", ns.client, "addr", "add", `${CLIENT}/24`, "dev", "eth0");
+        ip("-n", ns.client2, "addr", "add", `${CLIENT2}/24`, "dev", "eth0");
         ip("-n", ns.ctr, "addr", "add", "172.30.0.2/24", "dev", "eth0");
         for (const [n, dev] of [
             [ns.host, "wan7"],
-            [ns.host, "dock0"],
+            [ns.host, "priv9"],
+            [ns.host, BRIDGE],
             [ns.client, "eth0"],
+            [ns.client2, "eth0"],
             [ns.ctr, "eth0"],
         ]) {
             ip("-n", n, "link", "set", dev, "up");
         }
-        ip("-n", ns.host, "route", "add", "default", "via", "198.51.100.2");
-        ip("-n", ns.client, "route", "add", "default", "via", "198.51.100.1");
+        ip("-n", ns.host, "route", "add", "default", "via", CLIENT);
+        ip("-n", ns.client, "route", "add", "default", "via", HOST.wan);
+        ip("-n", ns.client2, "route", "add", "default", "via", HOST.priv);
         ip("-n", ns.ctr, "route", "add", "default", "via", "172.30.0.1");
         const fwd = inNs(ns.host, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         if (fwd.code !== 0) throw new Error(out(fwd));
-        // What Docker sets up for `-p 443:8443 -p 8001:8001` (userland-proxy off): DNAT, a jump to
-        // DOCKER-USER first in FORWARD, then its ACCEPT rules for the bridge. DOCKER-USER starts empty.
+        // What Docker 20.10 sets up for `-p 443:8443 -p 8001:8001` (userland-proxy off): DNAT of every
+        // local address from any interface but the container's bridge, a jump to DOCKER-USER first in
+        // FORWARD (which ends in Docker's RETURN), then its ACCEPT rules for the bridge.
         const docker = [
             "*nat",
-            "-A PREROUTING -i wan7 -p tcp --dport 443 -j DNAT --to-destination 172.30.0.2:8443",
-            "-A PREROUTING -i wan7 -p tcp --dport 8001 -j DNAT --to-destination 172.30.0.2:8001",
+            ":DOCKER - [0:0]",
+            "-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+            `-A DOCKER -i ${BRIDGE} -j RETURN`,
+            `-A DOCKER ! -i ${BRIDGE} -p tcp --dport 443 -j DNAT --to-destination 172.30.0.2:8443`,
+            `-A DOCKER ! -i ${BRIDGE} -p tcp --dport 8001 -j DNAT --to-destination 172.30.0.2:8001`,
             "COMMIT",
             "*filter",
             ":DOCKER-USER - [0:0]",
+            "-A DOCKER-USER -j RETURN",
             "-A FORWARD -j DOCKER-USER",
-            "-A FORWARD -o dock0 -j ACCEPT",
-            "-A FORWARD -i dock0 -j ACCEPT",
+            `-A FORWARD -o ${BRIDGE} -j ACCEPT`,
+            `-A FORWARD -i ${BRIDGE} -j ACCEPT`,
             "COMMIT",
             "",
         ].join("\n");
         const r = run("ip", ["netns", "exec", ns.host, "iptables-restore", "--noflush"], { input: docker });
         if (r.code !== 0) throw new Error(out(r));
-        servers.push(spawn("ip", ["netns", "exec", ns.ctr, "node", "-e", SERVER_JS, "8443", "8001", "9443"], { stdio: "ignore" }));
-        servers.push(spawn("ip", ["netns", "exec", ns.client, "node", "-e", SERVER_JS, "7000"], { stdio: "ignore" }));
+        children.push(spawn("ip", ["netns", "exec", ns.ctr, "node", "-e", SERVER_JS, "8443", "8001", "9443"], { stdio: "ignore" }));
+        children.push(spawn("ip", ["netns", "exec", ns.client, "node", "-e", SERVER_JS, "7000"], { stdio: "ignore" }));
+        // The bouncer's configuration: Citadel's .local (mode, chains, sets) pointed at the stand-in API.
+        lapiPort = 18080;
+        const cfg = YAML.parse(bouncerLocalTemplate()) as Record<string, unknown>;
+        Object.assign(cfg, {
+            api_url: `http://127.0.0.1:${lapiPort}/`,
+            api_key: "citadelTestKeyNotASecret0123",
+            update_frequency: "1s",
+            daemonize: false,
+            log_mode: "file",
+            log_dir: work,
+            log_level: "info",
+            pid_dir: work,
+            ipset_type: "nethash",
+            prometheus: { enabled: false },
+        });
+        bouncerConfig = writeTemp(work, "bouncer.yaml", YAML.stringify(cfg));
         ready = true;
     });
 
     after(() => {
-        for (const s of servers) if (s.pid && s.exitCode === null) s.kill("SIGKILL");
+        for (const c of [...children, bouncer]) if (c?.pid && c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
         for (const name of created) run("ip", ["netns", "del", name]);
         if (work) fs.rmSync(work, { recursive: true, force: true });
     });
@@ -274,15 +410,16 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         return true;
     }
 
-    it("control: before the script, a published app port (8001) is reachable from outside", async (t) => {
+    it("control: before the script, a published app port (8001) is reachable through both interfaces", async (t) => {
         if (!requireReady(t)) return;
-        assert.ok(await waitFor(() => probe(ns.client, "198.51.100.1", 8001) === "ok 8001", 10_000), "the test topology does not forward 8001");
-        assert.equal(probe(ns.client, "198.51.100.1", 443), "ok 8443");
+        assert.ok(await waitFor(() => probe(ns.client, HOST.wan, 8001) === "ok 8001", 10_000), "the test topology does not forward 8001");
+        assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443");
+        assert.equal(probe(ns.client2, HOST.priv, 8001), "ok 8001");
     });
 
     it("refuses to run from an SSH session outside admin.sourceIps, and changes nothing", (t) => {
         if (!requireReady(t)) return;
-        const afterRules = () => onHost(["cat", "/etc/ufw/after.rules", "/etc/ufw/ufw.conf"]).stdout;
+        const afterRules = () => onHost(["cat", "/etc/ufw/after.rules", "/etc/ufw/ufw.conf", AFTER_INIT_PATH]).stdout;
         const before = { rules: addedRules(), files: afterRules() };
         const r = runScript(FOREIGN_SESSION);
         assert.notEqual(r.code, 0, out(r));
@@ -291,7 +428,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(afterRules(), before.files);
     });
 
-    it("first run: converges UFW, enables it, and loads DOCKER-USER for the default-route interface", (t) => {
+    it("first run: converges UFW, enables it, loads exactly the DOCKER-USER block and installs the after.init hook", (t) => {
         if (!requireReady(t)) return;
         // Start from a host whose UFW ignores IPv6 (IPV6=no would leave IPv6 unfiltered).
         const v6off = onHost(["sed", "-i", "s/^IPV6=.*/IPV6=no/", "/etc/default/ufw"]);
@@ -300,6 +437,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(r.code, 0, out(r));
         assert.match(r.stdout, /^citadel: firewall: changed$/m);
         assert.match(r.stdout, /^citadel: firewall: IPV6=yes in \/etc\/default\/ufw$/m);
+        assert.match(r.stdout, /^citadel: firewall: CrowdSec ban-rule hook in \/etc\/ufw\/after\.init$/m);
         // The SSH rules are added before UFW is enabled (the order of the step's report).
         const lines = r.stdout.split("\n");
         const firstSsh = lines.findIndex((l) => l.includes("added: ufw allow from 203.0.113.0/24 to any port 22"));
@@ -311,34 +449,55 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.match(status.stdout, /^Status: active$/m, out(status));
         assert.match(status.stdout, /^Default: deny \(incoming\), allow \(outgoing\), deny \(routed\)$/m, out(status));
 
-        const chain = inNs(ns.host, ["iptables", "-S", "DOCKER-USER"]);
-        assert.match(chain.stdout, /^-A DOCKER-USER -i wan7 -j DROP$/m, out(chain));
-        assert.match(chain.stdout, /^-A DOCKER-USER ! -i wan7 -j RETURN$/m, out(chain));
-        const chain6 = inNs(ns.host, ["ip6tables", "-S", "DOCKER-USER"]);
-        assert.match(chain6.stdout, /^-A DOCKER-USER -i wan7 -j DROP$/m, out(chain6));
+        // The live chains are the block, rule for rule, as `-S` prints them (what the audit compares).
+        assert.deepEqual(chain("iptables"), dockerUserRules(4));
+        assert.deepEqual(chain("ip6tables"), dockerUserRules(6));
         const afterRules = onHost(["cat", "/etc/ufw/after.rules"]).stdout;
         assert.equal(afterRules.split("\n").filter((l) => l === AFTER_RULES_BEGIN).length, 1);
         assert.match(afterRules, /^# don't delete the 'COMMIT' line/m, "Debian's own after.rules content must be kept");
+        // after.init: Debian's own file, Citadel's block appended, executable for ufw-init.
+        const init = onHost(["stat", "-c", "%a %U", AFTER_INIT_PATH]);
+        assert.equal(init.stdout.trim(), "750 root", out(init));
+        const hook = onHost(["cat", AFTER_INIT_PATH]).stdout;
+        assert.equal(hook, fs.readFileSync("/usr/share/ufw/after.init", "utf8") + afterInitBlock());
         // This machine's real UFW config was not touched (the overlay took every write).
         assert.doesNotMatch(fs.readFileSync("/etc/ufw/after.rules", "utf8"), /CITADEL DOCKER-USER/);
+        assert.doesNotMatch(fs.readFileSync("/etc/ufw/after.init", "utf8"), /CITADEL/);
     });
 
-    it("after the script: new inbound to 8001 (and straight to a container port) is dropped, 443 passes, egress works", (t) => {
+    it("after the script: new inbound to 8001 is dropped through either interface (and straight to a container port), 443 passes, egress works", (t) => {
         if (!requireReady(t)) return;
         const dropsBefore = dropCount();
-        assert.equal(probe(ns.client, "198.51.100.1", 443), "ok 8443", "the gateway port must stay reachable");
-        assert.equal(probe(ns.client, "198.51.100.1", 8001), "", "a published app port must not be reachable from outside");
+        assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443", "the gateway port must stay reachable");
+        assert.equal(probe(ns.client2, HOST.priv, 443), "ok 8443", "the gateway port must stay reachable through the second interface");
+        assert.equal(probe(ns.client, HOST.wan, 8001), "", "a published app port must not be reachable from outside");
+        assert.equal(probe(ns.client2, HOST.priv, 8001), "", "nor through a second interface (a private network, a VPN)");
         // Routed straight to the container (an attacker on the same L2 segment): the port asked for is
         // 9443, not a gateway port, so it is dropped although nothing was DNATed.
         assert.equal(probe(ns.client, "172.30.0.2", 9443), "");
+        assert.equal(probe(ns.client2, "172.30.0.2", 9443), "");
         // The container still reaches the outside, and the replies come back (ESTABLISHED).
-        assert.equal(probe(ns.ctr, "198.51.100.2", 7000), "ok 7000");
+        assert.equal(probe(ns.ctr, CLIENT, 7000), "ok 7000");
         assert.ok(dropCount() > dropsBefore, "the DROP rule's counter must have counted the refused SYNs");
+    });
+
+    it("the rule set before issue 12 (outside = the default route's interface) leaves the second interface open", (t) => {
+        if (!requireReady(t)) return;
+        const old = run("ip", ["netns", "exec", ns.host, "iptables-restore", "--noflush"], { input: OLD_RULES_WAN7 });
+        assert.equal(old.code, 0, out(old));
+        try {
+            assert.equal(probe(ns.client, HOST.wan, 8001), "", "the old rules did filter the default route's interface");
+            assert.equal(probe(ns.client2, HOST.priv, 8001), "ok 8001", "the hole: 8001 through the second interface");
+        } finally {
+            ufwReload();
+        }
+        assert.deepEqual(chain("iptables"), dockerUserRules(4));
+        assert.equal(probe(ns.client2, HOST.priv, 8001), "", "closed again with Citadel's block");
     });
 
     function dropCount(): number {
         const r = inNs(ns.host, ["iptables", "-L", "DOCKER-USER", "-v", "-x", "-n"]);
-        const line = r.stdout.split("\n").find((l) => /\bDROP\b/.test(l));
+        const line = r.stdout.split("\n").find((l) => /\bDROP\b/.test(l) && !/match-set/.test(l));
         return line ? Number(line.trim().split(/\s+/)[0]) : -1;
     }
 
@@ -358,7 +517,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
             const r = onHost(cmd);
             assert.equal(r.code, 0, out(r));
         }
-        const tamper = onHost(["sed", "-i", "s/-i wan7 -j DROP/-i wan7 -j ACCEPT/", "/etc/ufw/after.rules"]);
+        const tamper = onHost(["sed", "-i", "s/^-A DOCKER-USER -j DROP$/-A DOCKER-USER -j ACCEPT/", "/etc/ufw/after.rules"]);
         assert.equal(tamper.code, 0, out(tamper));
         const r = runScript(ALLOWED_SESSION);
         assert.equal(r.code, 0, out(r));
@@ -366,7 +525,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.match(r.stdout, /removed undeclared: ufw deny from 203\.0\.113\.0\/24 comment 'stray rule'$/m);
         assert.match(r.stdout, /DOCKER-USER block in \/etc\/ufw\/after\.rules/);
         assert.deepEqual(addedRules(), ufwRules(prod).map((x) => x.join(" ")).sort());
-        assert.equal(probe(ns.client, "198.51.100.1", 8001), "");
+        assert.equal(probe(ns.client, HOST.wan, 8001), "");
         const again = runScript(ALLOWED_SESSION);
         assert.equal(again.stdout.trim(), "citadel: firewall: unchanged", out(again));
     });
@@ -375,25 +534,126 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         if (!requireReady(t)) return;
         const flush = inNs(ns.host, ["iptables", "-F", "DOCKER-USER"]);
         assert.equal(flush.code, 0, out(flush));
-        assert.equal(probe(ns.client, "198.51.100.1", 8001), "ok 8001", "control: with DOCKER-USER empty, 8001 is open again");
+        assert.equal(probe(ns.client, HOST.wan, 8001), "ok 8001", "control: with DOCKER-USER empty, 8001 is open again");
         const r = runScript(ALLOWED_SESSION);
         assert.equal(r.code, 0, out(r));
         assert.match(r.stdout, /reloaded UFW: the DOCKER-USER rules were missing/);
-        assert.equal(probe(ns.client, "198.51.100.1", 8001), "");
+        assert.equal(probe(ns.client, HOST.wan, 8001), "");
     });
 
-    it("fails closed without a default route (no external interface to protect)", (t) => {
-        if (!requireReady(t)) return;
-        const dir = tmpDir("citadel-fw-noroute-");
-        try {
-            fs.mkdirSync(path.join(dir, "up"));
-            fs.mkdirSync(path.join(dir, "work"));
-            const r = run("unshare", ["-n", "-m", "--propagation", "private", "--", "/bin/sh", "-c", OVERLAY_SETUP, "sh", dir, "env", `SSH_CONNECTION=${ALLOWED_SESSION}`, "/bin/bash", scriptPath]);
-            assert.notEqual(r.code, 0, out(r));
-            assert.match(r.stderr, /citadel: firewall: no default route/);
-            assert.equal(fs.existsSync(path.join(dir, "up", "ufw", "user.rules")), false, "nothing may be written before the check");
-        } finally {
-            fs.rmSync(dir, { recursive: true, force: true });
+    it("the after.init hook is harmless without the bouncer's sets (boot: UFW starts first)", (t) => {
+        if (!requireReady(t) || !requireTools(t, "ipset")) return;
+        const sets = inNs(ns.host, ["ipset", "list", "-n"]);
+        assert.equal(sets.stdout.trim(), "", "no ipset yet in the host namespace");
+        const before = [chain("iptables", "INPUT"), chain("iptables")];
+        const r = onHost(["/bin/sh", AFTER_INIT_PATH, "start"]);
+        assert.equal(r.code, 0, out(r));
+        assert.deepEqual([chain("iptables", "INPUT"), chain("iptables")], before);
+    });
+
+    // ----- bans: the real CrowdSec firewall bouncer, banning CLIENT; CLIENT2 is the address still served.
+
+    const bouncerLog = () => {
+        const f = path.join(work, "crowdsec-firewall-bouncer.log");
+        return fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "";
+    };
+    /** Starts the bouncer and waits until this start has set up its rules (its log says it pulls decisions) and enforces the ban. */
+    async function startBouncer(): Promise<void> {
+        const pulls = () => bouncerLog().split("Processing new and deleted decisions").length;
+        const before = pulls();
+        bouncer = spawn("ip", ["netns", "exec", ns.host, "crowdsec-firewall-bouncer", "-c", bouncerConfig], { stdio: "ignore" });
+        const ok = await waitFor(() => {
+            if (pulls() === before) return false;
+            const set = inNs(ns.host, ["ipset", "list", BOUNCER_IPSETS[4]]);
+            return set.code === 0 && set.stdout.split("\n").some((l) => l.startsWith(`${CLIENT} `)) && chain("iptables").includes(banRule(4));
+        }, 30_000);
+        assert.ok(ok, `the bouncer did not enforce the ban:\n${bouncerLog().slice(-3000)}`);
+    }
+    async function stopBouncer(): Promise<void> {
+        const b = bouncer;
+        if (!b || b.exitCode !== null || b.signalCode !== null) return;
+        const gone = new Promise((res) => b.once("exit", res));
+        b.kill("SIGTERM");
+        await Promise.race([gone, new Promise((res) => setTimeout(res, 10_000))]);
+        if (b.exitCode === null && b.signalCode === null) b.kill("SIGKILL");
+    }
+    /** How often the ban rule is in each of the bouncer's chains: [family 4 per chain..., family 6 per chain...]. */
+    function banRuleCounts(): number[] {
+        return ([4, 6] as const).flatMap((f) => BOUNCER_CHAINS.map((c) => chain(f === 4 ? "iptables" : "ip6tables", c).filter((l) => l === banRule(f, c)).length));
+    }
+    /** Banned CLIENT gets nothing from the gateway port, CLIENT2 is served. */
+    function bannedOnly(when: string): void {
+        assert.equal(probe(ns.client, HOST.wan, 443), "", `${when}: the banned address reached the gateway`);
+        assert.equal(probe(ns.client2, HOST.priv, 443), "ok 8443", `${when}: an address that is not banned must be served`);
+    }
+
+    it("bans survive `ufw reload`: after.init puts the bouncer's rule back in front of DOCKER-USER", async (t) => {
+        if (!requireReady(t) || !requireTools(t, "ipset", "crowdsec-firewall-bouncer")) return;
+        children.push(spawn("ip", ["netns", "exec", ns.host, "node", "-e", LAPI_JS, String(lapiPort), CLIENT], { stdio: "ignore" }));
+        await startBouncer();
+        bannedOnly("bouncer started");
+        assert.equal(chain("iptables")[0], banRule(4), "the bouncer inserts its rule first");
+        ufwReload();
+        assert.equal(chain("iptables")[0], banRule(4), "after `ufw reload` the ban rule must be first in DOCKER-USER again");
+        assert.deepEqual(chain("iptables").slice(1), dockerUserRules(4));
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1], "exactly one ban rule per chain and family (ufw-init runs the hook more than once)");
+        bannedOnly("after ufw reload");
+    });
+
+    it("without the hook (Debian's after.init) a `ufw reload` lets the banned address through; the script puts the hook back", (t) => {
+        if (!requireReady(t) || !requireTools(t, "ipset", "crowdsec-firewall-bouncer")) return;
+        const stock = onHost(["/bin/sh", "-c", `cp /usr/share/ufw/after.init ${AFTER_INIT_PATH} && chmod 0640 ${AFTER_INIT_PATH}`]);
+        assert.equal(stock.code, 0, out(stock));
+        ufwReload();
+        assert.ok(!chain("iptables").includes(banRule(4)), "control: the reload flushed the bouncer's rule from DOCKER-USER");
+        assert.ok(chain("iptables", "INPUT").includes(banRule(4, "INPUT")), "INPUT keeps it (UFW does not flush built-in chains)");
+        assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443", "the hole: a banned address reaches the gateway");
+        const r = runScript(ALLOWED_SESSION);
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, /^citadel: firewall: CrowdSec ban-rule hook in \/etc\/ufw\/after\.init$/m, out(r));
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1]);
+        bannedOnly("after the script");
+        const again = runScript(ALLOWED_SESSION);
+        assert.equal(again.stdout.trim(), "citadel: firewall: unchanged", out(again));
+    });
+
+    it("bans survive a bouncer restart and `ufw disable` + `ufw enable`, without duplicate rules", async (t) => {
+        if (!requireReady(t) || !requireTools(t, "ipset", "crowdsec-firewall-bouncer")) return;
+        await stopBouncer();
+        await startBouncer();
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1]);
+        bannedOnly("bouncer restarted");
+        for (const cmd of [
+            ["ufw", "disable"],
+            ["ufw", "--force", "enable"],
+        ]) {
+            const r = onHost(cmd);
+            assert.equal(r.code, 0, out(r));
         }
+        assert.equal(chain("iptables")[0], banRule(4));
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1]);
+        bannedOnly("ufw disabled and enabled");
+        ufwReload();
+        await stopBouncer();
+        await startBouncer();
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1], "the bouncer's clean-up removes the hook's copy too");
+        bannedOnly("reload, then bouncer restarted");
+    });
+
+    it("fails loudly when after.init never reaches Citadel's block (an operator's `exit` before it)", (t) => {
+        if (!requireReady(t) || !requireTools(t, "ipset", "crowdsec-firewall-bouncer")) return;
+        // The operator's hook ends with `exit 0`: the block the script appends is never run.
+        const own = onHost(["/bin/sh", "-c", `printf '#!/bin/sh\\n# operator hook\\nexit 0\\n' > ${AFTER_INIT_PATH} && chmod 0750 ${AFTER_INIT_PATH}`]);
+        assert.equal(own.code, 0, out(own));
+        const r = runScript(ALLOWED_SESSION);
+        assert.notEqual(r.code, 0, out(r));
+        assert.match(r.stderr, /citadel: firewall: the CrowdSec ban rule is missing from iptables:DOCKER-USER ip6tables:DOCKER-USER although UFW just ran \/etc\/ufw\/after\.init/, out(r));
+        assert.match(onHost(["cat", AFTER_INIT_PATH]).stdout, /^# operator hook$/m, "the operator's own lines are kept");
+        // Repaired (the exit removed): the next run converges, the ban is enforced again.
+        const fix = onHost(["sed", "-i", "/^exit 0$/d", AFTER_INIT_PATH]);
+        assert.equal(fix.code, 0, out(fix));
+        const ok = runScript(ALLOWED_SESSION);
+        assert.equal(ok.code, 0, out(ok));
+        bannedOnly("after.init repaired");
     });
 });

@@ -17,6 +17,8 @@ import YAML from "yaml";
 import { parseConfigOrThrow, StackConfig } from "../../components/config";
 import {
     BOUNCER_CHAINS,
+    BOUNCER_IPSETS,
+    bouncerBanRule,
     BOUNCER_KEY_FILE,
     BOUNCER_LOCAL,
     BOUNCER_NAME,
@@ -258,7 +260,7 @@ function sandbox(ov: string, cmd: string[], timeout = 90_000): RunResult {
 // namespace takes every process down when this script ends.
 const REPLAY = String.raw`
 set -u
-log=$1 attacker=$2
+log=$1 attacker=$2 set4=$3
 crowdsec -c /etc/crowdsec/config.yaml -dsn "file://$log" -type syslog >"$TMPD/replay.log" 2>&1 &
 for _ in $(seq 1 60); do
     out=$(cscli alerts list -o json 2>/dev/null) && grep -q '"scenario": "crowdsecurity/ssh-bf"' <<<"$out" && grep -q ""$attacker"" <<<"$out" && break
@@ -275,13 +277,13 @@ cscli decisions list -o json 2>/dev/null
 iptables -N DOCKER-USER && ip6tables -N DOCKER-USER
 crowdsec-firewall-bouncer -c /etc/crowdsec/bouncers/crowdsec-firewall-bouncer.yaml >"$TMPD/bouncer.log" 2>&1 &
 for _ in $(seq 1 40); do
-    ipset list crowdsec-blacklists 2>/dev/null | grep -q "^$attacker " && break
+    ipset list "$set4" 2>/dev/null | grep -q "^$attacker " && break
     sleep 0.5
 done
 printf '
 === ipset
 '
-ipset list crowdsec-blacklists
+ipset list "$set4"
 printf '
 === iptables
 '
@@ -366,10 +368,12 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         const st = fs.statSync(local);
         assert.equal(st.mode & 0o777, 0o600);
         assert.equal(st.uid, 0);
-        const doc = YAML.parse(fs.readFileSync(local, "utf8")) as { api_key: string; mode: string; iptables_chains: string[] };
+        const doc = YAML.parse(fs.readFileSync(local, "utf8")) as { api_key: string; mode: string; iptables_chains: string[]; blacklists_ipv4: string; blacklists_ipv6: string };
         assert.equal(doc.api_key, key1);
         assert.equal(doc.mode, "iptables");
         assert.deepEqual(doc.iptables_chains, [...BOUNCER_CHAINS]);
+        // The set names UFW's after.init hook (render/firewall.ts) looks for are declared, not defaulted.
+        assert.deepEqual([doc.blacklists_ipv4, doc.blacklists_ipv6], [BOUNCER_IPSETS[4], BOUNCER_IPSETS[6]]);
         const hashes = bouncerHashes();
         assert.equal(hashes[BOUNCER_NAME], sha512(key1), "the local API must hold the key from the file");
         assert.deepEqual(Object.keys(hashes), [BOUNCER_NAME], "the package's own bouncer registration must be gone");
@@ -399,7 +403,7 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         if (!ready(t)) return;
         const log = path.join(dir, "auth.log");
         fs.writeFileSync(log, sshdFailures([ATTACKER, SECOND_ATTACKER, IGNORED, PRIVATE], 12));
-        const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", REPLAY, "replay", log, ATTACKER], 90_000);
+        const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", REPLAY, "replay", log, ATTACKER, BOUNCER_IPSETS[4]], 90_000);
         assert.equal(r.code, 0, out(r));
         const sec = sections(r.stdout);
         const logs = ["replay.log", "bouncer.log"].map((f) => (fs.existsSync(path.join(dir, f)) ? `--- ${f}\n${fs.readFileSync(path.join(dir, f), "utf8").slice(-3000)}` : "")).join("\n");
@@ -433,7 +437,8 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         // The bouncer authenticated with the key from the file and put the ban into its ipset.
         const rest = `${sec.ipset ?? ""}\n${sec.iptables ?? ""}`;
         assert.match(rest, new RegExp(`^${ATTACKER.replaceAll(".", "\\.")} timeout \\d+`, "m"), `${out(r)}\n${logs}`);
-        for (const chain of BOUNCER_CHAINS) assert.match(rest, new RegExp(`^-A ${chain} -m set --match-set crowdsec-blacklists src -j DROP$`, "m"));
+        // The very rule UFW's after.init hook puts back after a reload (test/render/firewall.test.ts).
+        for (const chain of BOUNCER_CHAINS) assert.ok(rest.split("\n").includes(`-A ${chain} ${bouncerBanRule(4)}`), `no ban rule in ${chain}:\n${rest}`);
     });
 
     it("whitelistPrivateRanges false: the script unlinks the hub whitelist, and the same private lines now end in a ban", (t) => {
@@ -449,7 +454,7 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         assert.match(again.stdout, /^citadel: intrusion: unchanged$/m, out(again));
         const log = path.join(dir, "auth-private.log");
         fs.writeFileSync(log, sshdFailures([PRIVATE, IGNORED], 12));
-        const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", REPLAY, "replay", log, PRIVATE], 90_000);
+        const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", REPLAY, "replay", log, PRIVATE, BOUNCER_IPSETS[4]], 90_000);
         assert.equal(r.code, 0, out(r));
         const sec = sections(r.stdout);
         const alerts = (JSON.parse(sec.alerts || "null") ?? []) as Alert[];
