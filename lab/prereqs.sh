@@ -49,6 +49,7 @@ fi
 
 # Caddy with the rate-limit module, built from Go modules (Debian's Caddy lacks it).
 bash images/caddy/build.sh
+bash lab/tools/actionlint/build.sh # the workflow linter for test/workflow, from Go modules too
 
 # The Pulumi CLI, language host and providers, built offline from Go modules (lab/engine/README.md).
 bash lab/engine/build.sh
