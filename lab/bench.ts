@@ -3,11 +3,10 @@
 // converge of the full posture ≤ 180 s, no-op up ≤ 15 s with 0 changes. A miss is a finding, not a failure.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { REPO_ROOT } from "../components/stackfile";
 import { buildLocalImages } from "./images/build-local";
-import { harnessKey, run } from "./vps/common";
+import { harnessKey, parseLabArgs, run } from "./vps/common";
 import { ensureDockerd } from "./vps/dockerd";
 import { ensureVpsImage } from "./vps/image";
 import { loadImages, startVps, stopVps } from "./vps/vps";
@@ -33,18 +32,8 @@ First converge vs no-op \`pulumi up\` of the local stack on a fresh local VPS, w
 
 /** The command line, or an exit code after --help or a usage error. */
 function parseCli(args: string[]): { keep: boolean } | { exit: number } {
-    let parsed;
-    try {
-        parsed = parseArgs({ args, options: { keep: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } } });
-    } catch (e) {
-        process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
-        return { exit: 2 };
-    }
-    if (parsed.values.help) {
-        process.stdout.write(USAGE + "\n");
-        return { exit: 0 };
-    }
-    return { keep: parsed.values.keep };
+    const parsed = parseLabArgs(args, { keep: { type: "boolean", default: false } }, USAGE);
+    return "exit" in parsed ? { exit: parsed.exit } : { keep: parsed.values.keep === true };
 }
 
 async function main(): Promise<void> {

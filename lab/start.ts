@@ -3,11 +3,10 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { GATEWAY_CONTAINER } from "../components/posture";
 import { auditLocal } from "./audit";
 import { down, LOCAL_HTTPS_PORT, LOCAL_VPS, LOG_DIR, say, up } from "./local";
-import { HARNESS_KEY } from "./vps/common";
+import { HARNESS_KEY, parseLabArgs } from "./vps/common";
 
 const USAGE = `usage: npm start              converge the whole posture onto a throwaway local VPS (tsx lab/start.ts [up])
        npm run local:down     destroy the local stack and remove the VPS (tsx lab/start.ts down)
@@ -17,17 +16,8 @@ environment: CITADEL_VPS_NAME (default citadel-local), CITADEL_SSH_PORT (2222), 
 
 /** The command line: "up" (default) or "down", or an exit code after --help or a usage error. */
 function parseCli(args: string[]): { command: "up" | "down" } | { exit: number } {
-    let parsed;
-    try {
-        parsed = parseArgs({ args, allowPositionals: true, options: { help: { type: "boolean", short: "h" } } });
-    } catch (e) {
-        process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
-        return { exit: 2 };
-    }
-    if (parsed.values.help) {
-        process.stdout.write(USAGE + "\n");
-        return { exit: 0 };
-    }
+    const parsed = parseLabArgs(args, {}, USAGE, true);
+    if ("exit" in parsed) return { exit: parsed.exit };
     const [command = "up", ...extra] = parsed.positionals;
     if ((command !== "up" && command !== "down") || extra.length) {
         process.stderr.write(`unknown command ${[command, ...extra].join(" ")}\n${USAGE}\n`);

@@ -1,6 +1,7 @@
 // Shared helpers of the local VPS harness: paths under the ignored cache dir, running programs,
 // progress lines.
 import { execFileSync, spawn, spawnSync, SpawnSyncOptions } from "node:child_process";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -179,4 +180,25 @@ export function harnessKey(): string {
         progress(`created the harness SSH key ${HARNESS_KEY}`);
     }
     return `${HARNESS_KEY}.pub`;
+}
+
+/**
+ * A lab command line with node's own parser: the parsed values, or the exit code after `--help`
+ * (usage on stdout, 0) or a usage error (message and usage on stderr, 2). `-h/--help` is added.
+ */
+export type LabArgs = { exit: number } | { values: Record<string, unknown>; positionals: string[] };
+
+export function parseLabArgs(args: string[], options: ParseArgsConfig["options"], usage: string, allowPositionals = false): LabArgs {
+    let parsed;
+    try {
+        parsed = parseArgs({ args, allowPositionals, options: { ...options, help: { type: "boolean", short: "h" } } });
+    } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n${usage}\n`);
+        return { exit: 2 };
+    }
+    if (parsed.values.help) {
+        process.stdout.write(usage + "\n");
+        return { exit: 0 };
+    }
+    return { values: parsed.values as Record<string, unknown>, positionals: parsed.positionals };
 }
