@@ -309,7 +309,11 @@ const outSshAuth: CheckDef = {
         for (const user of [t.config.admin.user, "root"]) {
             const r = sshClient(t, ["-o", "PreferredAuthentications=none", "-o", "PubkeyAuthentication=no", `${user}@${t.sshHost}`, "true"]);
             const m = /Authentications that can continue: ([^\r\n]+)/.exec(r.stderr);
-            const methods = m ? m[1].trim() : `(none listed; ${r.stderr.split("\n").filter((l) => !l.startsWith("debug")).join(" ").trim().slice(0, 120)})`;
+            const said = r.stderr.split("\n").filter((l) => !l.startsWith("debug")).join(" ").trim();
+            // No answer to judge (refused, closed before the key exchange, timed out): the check could not
+            // look, which is no finding about the auth methods; it crashes (and so fails) instead.
+            if (!m && !/Authenticated|Permission denied/.test(r.stderr)) throw new Error(`ssh ${user}@${t.sshHost}:${t.sshPort} got no answer to judge: ${said.slice(-200)}`);
+            const methods = m ? m[1].trim() : `(none listed; ${said.slice(0, 120)})`;
             seen.push(`${user}: ${methods}`);
             if (methods !== "publickey") drift.push({ what: `auth methods for ${user}`, expected: "publickey", actual: methods });
             if (r.code === 0) drift.push({ what: `login as ${user} without a key`, expected: "refused", actual: "accepted" });

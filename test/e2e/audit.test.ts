@@ -20,6 +20,28 @@ process.env.CITADEL_HTTPS_PORT ??= "8543";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
+// This file's own probe and attacker containers: the lab's default names are shared with `npm start`,
+// `npm run audit` and other runs, whose cleanup removed the probe in the middle of this file once.
+const PROBE = "citadel-audit-e2e-probe";
+const ATTACKER = "citadel-audit-e2e-attacker";
+
+/** The lab's local target, probing and attacking from this file's own containers. */
+async function ownTarget(): Promise<AuditTarget> {
+    const lab = await import("../../lab/audit");
+    const { LAB_NETWORK } = await import("../../lab/vps/vps");
+    const { VPS_IMAGE } = await import("../../lab/vps/image");
+    const outputs = lab.readLabStackOutputs("local");
+    assert.ok(outputs?.exposure, "the local stack has no outputs after up");
+    const t = await lab.localTarget(outputs);
+    return { ...t, probe: lab.containerProbe(LAB_NETWORK, VPS_IMAGE, PROBE), attacker: () => lab.containerAttacker(LAB_NETWORK, VPS_IMAGE, ATTACKER) };
+}
+
+/**
+ * After `systemctl reload ssh`: sshd re-executes itself, and a client arriving in that window is closed
+ * before the key exchange. Waits (bounded) until the new sshd answers with its banner.
+ */
+const SSHD_READY = "{ sleep 0.5; for i in $(seq 1 50); do timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/22 && head -c 4 <&3' 2>/dev/null | grep -q SSH- && break; sleep 0.1; done; }";
+
 /** The out-tls fault's server: TLS 1.0 and up at OpenSSL's SECLEVEL 0, each client in a thread (bounded by 5 s). */
 const LEGACY_TLS_SERVER = `import socket, ssl, threading
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -69,6 +91,7 @@ if (IN_CI && skip) throw new Error(skip);
 describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     let target: AuditTarget;
     let startedDockerd = false;
+    let defaultProbeWasRunning = true;
     let audit: (only?: string[]) => Promise<AuditReport>;
     let show: (r: AuditReport) => string;
     /** Root on the VPS over the audit's own pinned SSH (sudo -n). */
@@ -135,18 +158,19 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         const { up } = await import("../../lab/local");
         await up();
         process.env.CITADEL_QUIET = prev;
-        const { localTarget, readLabStackOutputs: readStackOutputs } = await import("../../lab/audit");
         const { runAudit, formatReport } = await import("../../audit/run");
-        const outputs = readStackOutputs("local");
-        assert.ok(outputs?.exposure, "the local stack has no outputs after up");
-        target = await localTarget(outputs);
+        // localTarget also starts the lab's default probe when it is not running: removed after only if so.
+        defaultProbeWasRunning = spawnSync("docker", ["inspect", "--format", "{{.State.Running}}", "citadel-audit-probe"], { encoding: "utf8" }).stdout.trim() === "true";
+        target = await ownTarget();
         audit = (only) => runAudit(target, { only });
         show = (r) => formatReport(r);
     });
 
     after(async () => {
-        const { removeProbe } = await import("../../lab/audit");
-        removeProbe();
+        const { removeProbe, PROBE_CONTAINER } = await import("../../lab/audit");
+        removeProbe(PROBE);
+        removeProbe(ATTACKER);
+        if (!defaultProbeWasRunning) removeProbe(PROBE_CONTAINER);
         if (process.env.CITADEL_AUDIT_KEEP === "1") return; // development only: keep the VPS for the next run
         const { down } = await import("../../lab/local");
         await down();
@@ -184,8 +208,8 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
                 // What a client is offered, for the admin and for root alike.
                 "out-ssh-auth": /^auth methods for root: expected publickey \| actual .*password/,
             },
-            inject: "printf 'AuthenticationMethods any\\nPasswordAuthentication yes\\nKbdInteractiveAuthentication yes\\n' > /etc/ssh/sshd_config.d/00-audit-fault.conf && sshd -t && systemctl reload ssh",
-            repair: "rm -f /etc/ssh/sshd_config.d/00-audit-fault.conf && systemctl reload ssh",
+            inject: `printf 'AuthenticationMethods any\\nPasswordAuthentication yes\\nKbdInteractiveAuthentication yes\\n' > /etc/ssh/sshd_config.d/00-audit-fault.conf && sshd -t && systemctl reload ssh && ${SSHD_READY}`,
+            repair: `rm -f /etc/ssh/sshd_config.d/00-audit-fault.conf && systemctl reload ssh && ${SSHD_READY}`,
         }));
 
     it("fault: weak key exchange, cipher and MAC offered by an earlier sshd drop-in → out-ssh-audit and in-sshd", () =>
@@ -196,8 +220,8 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
                 "out-ssh-audit": /^ssh-audit policy: Key exchanges did not match: .*actual .*diffie-hellman-group14-sha1/,
                 "in-sshd": /^macs: .*actual macs .*hmac-sha1/,
             },
-            inject: "printf 'KexAlgorithms curve25519-sha256,diffie-hellman-group14-sha1\\nCiphers aes256-gcm@openssh.com,3des-cbc\\nMACs hmac-sha2-512-etm@openssh.com,hmac-sha1\\n' > /etc/ssh/sshd_config.d/00-audit-fault.conf && sshd -t && systemctl reload ssh",
-            repair: "rm -f /etc/ssh/sshd_config.d/00-audit-fault.conf && systemctl reload ssh",
+            inject: `printf 'KexAlgorithms curve25519-sha256,diffie-hellman-group14-sha1\\nCiphers aes256-gcm@openssh.com,3des-cbc\\nMACs hmac-sha2-512-etm@openssh.com,hmac-sha1\\n' > /etc/ssh/sshd_config.d/00-audit-fault.conf && sshd -t && systemctl reload ssh && ${SSHD_READY}`,
+            repair: `rm -f /etc/ssh/sshd_config.d/00-audit-fault.conf && systemctl reload ssh && ${SSHD_READY}`,
         }));
 
     it("fault: the Caddyfile loses HSTS and `-Via`, and serves the site over plain HTTP → out-headers and out-https-redirect", () => {
@@ -396,10 +420,9 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     // docker.service, the VPS came back with SSH only: no container, the site refusing connections.
     it("reboot: every check passes again after the host restarts (no pulumi up in between)", async () => {
         const { rebootVps } = await import("../../lab/vps/vps");
-        const { localTarget, readLabStackOutputs: readStackOutputs } = await import("../../lab/audit");
         const before = root("systemctl is-enabled docker.service crowdsec.service crowdsec-firewall-bouncer.service ufw.service || true");
         await rebootVps(process.env.CITADEL_VPS_NAME as string);
-        target = await localTarget(readStackOutputs("local"));
+        target = await ownTarget();
         // Containers start with the engine and Caddy with its config: a bounded wait, then every
         // non-attack check must pass against the rebooted host.
         const end = Date.now() + 120_000;
@@ -427,8 +450,7 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         const left = target.inside.sh("sudo -n cscli decisions list -o json");
         assert.equal(left.code, 0, left.stderr);
         assert.equal(JSON.parse(left.stdout || "null"), null, `decisions left behind: ${left.stdout}`);
-        const { ATTACKER_CONTAINER } = await import("../../lab/audit");
-        assert.equal(spawnSync("docker", ["inspect", ATTACKER_CONTAINER]).status, 1, "the attacker container must be removed");
+        assert.equal(spawnSync("docker", ["inspect", ATTACKER]).status, 1, "the attacker container must be removed");
     });
 
     it("attack: a source the declared posture exempts is reported as skip with the reason, never as pass", async () => {
