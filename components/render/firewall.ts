@@ -18,6 +18,7 @@
 import * as net from "node:net";
 import type { StackConfig } from "../config";
 import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule } from "./intrusion";
+import { SYSCTL_PATH } from "./host";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
@@ -256,6 +257,7 @@ export function renderFirewall(c: StackConfig): HostScript {
     const block6 = dockerUserBlock(6);
     const initBlock = afterInitBlock();
     const script = renderTemplate("firewall/firewall.sh.hbs", {
+        ufwSysctl: SYSCTL_PATH,
         lib: renderTemplate("host/lib.sh.hbs", {}),
         rules,
         sshSources: c.admin.sourceIps.map(ufwAddress).join("\n"),

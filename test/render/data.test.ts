@@ -100,7 +100,10 @@ describe("data renderers", () => {
         assert.equal(postgresTuning(big).effectiveCacheSizeMb, 1024);
         const t = postgresTuning(prodConfig());
         assert.ok(t.maxConnections * t.workMemMb <= 512 / 4, "all connections' work_mem within a quarter of the limit");
-        const tiny = parseConfigOrThrow(prodWith({ postgres: { enabled: true, resources: { memory: "64m", cpus: 1, pids: 256 } } }));
+        // The schema refuses it before any resource exists; the renderer still refuses it (defence in depth).
+        assert.throws(() => parseConfigOrThrow(prodWith({ postgres: { enabled: true, resources: { memory: "64m", cpus: 1, pids: 256 } } })), /citadel:postgres\.resources\.memory: "64m" is too little/);
+        const tiny = structuredClone(prodConfig());
+        tiny.postgres.resources.memory = "64m";
         assert.throws(() => renderPostgresConf(tiny), /citadel:postgres\.resources\.memory: "64m" is too little/);
     });
 
@@ -116,7 +119,9 @@ describe("data renderers", () => {
     });
 
     it("maxmemory must leave headroom in the container", () => {
-        const c = parseConfigOrThrow(prodWith({ redis: { enabled: true, maxMemory: "250mb" } }));
+        assert.throws(() => parseConfigOrThrow(prodWith({ redis: { enabled: true, maxMemory: "250mb" } })), /citadel:redis\.maxMemory: "250mb" leaves too little headroom/);
+        const c = structuredClone(prodConfig());
+        c.redis.maxMemory = "250mb";
         assert.throws(() => renderRedisConf(c), /citadel:redis\.maxMemory: "250mb" leaves too little headroom/);
     });
 });

@@ -38,6 +38,7 @@ import {
     ufwRules,
 } from "../../components/render/firewall";
 import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule, bouncerLocalTemplate } from "../../components/render/intrusion";
+import { renderSysctlConf, SYSCTL_PATH } from "../../components/render/host";
 import { prodConfig, prodWith } from "../fixtures";
 import { requireTool, run, RunResult, tmpDir, waitFor, which, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
 
@@ -463,6 +464,30 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         // This machine's real UFW config was not touched (the overlay took every write).
         assert.doesNotMatch(fs.readFileSync("/etc/ufw/after.rules", "utf8"), /CITADEL DOCKER-USER/);
         assert.doesNotMatch(fs.readFileSync("/etc/ufw/after.init", "utf8"), /CITADEL/);
+    });
+
+    it("ufw reload re-applies Citadel's sysctl file, not Debian's (whose log_martians=0 undid the hardening)", (t) => {
+        if (!requireReady(t)) return;
+        const key = "net.ipv4.conf.all.log_martians";
+        const read = () => onHost(["sysctl", "-n", key]).stdout.trim();
+        // The sysctl step's file, as it lands on the host (net.* keys belong to this namespace).
+        const conf = renderSysctlConf(prod);
+        const put = run("ip", ["netns", "exec", ns.host, "unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", OVERLAY_SETUP, "sh", work, "/bin/sh", "-c", `cat > ${SYSCTL_PATH}`], { input: conf });
+        assert.equal(put.code, 0, out(put));
+        assert.match(onHost(["grep", "-x", `IPT_SYSCTL=${SYSCTL_PATH}`, "/etc/default/ufw"]).stdout, /IPT_SYSCTL/);
+        assert.equal(onHost(["sysctl", "-w", `${key}=0`]).code, 0);
+        ufwReload();
+        assert.equal(read(), "1", "ufw reload did not apply Citadel's declared value");
+        // Control: with Debian's own IPT_SYSCTL the same reload sets it back to 0.
+        const debian = onHost(["sed", "-i", "s|^IPT_SYSCTL=.*|IPT_SYSCTL=/etc/ufw/sysctl.conf|", "/etc/default/ufw"]);
+        assert.equal(debian.code, 0, out(debian));
+        ufwReload();
+        assert.equal(read(), "0", "control: Debian's /etc/ufw/sysctl.conf should have reset log_martians");
+        // The step converges it back and says so.
+        const r = runScript(ALLOWED_SESSION);
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, new RegExp(`^citadel: firewall: IPT_SYSCTL=${SYSCTL_PATH.replace(/\./g, "\\.")} in /etc/default/ufw$`, "m"));
+        assert.equal(read(), "1");
     });
 
     it("after the script: new inbound to 8001 is dropped through either interface (and straight to a container port), 443 passes, egress works", (t) => {
