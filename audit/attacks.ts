@@ -1,7 +1,7 @@
 // Opt-in attacks (--attack): they throttle (and could ban) the probe's address, so never by default.
 import * as net from "node:net";
 import type { StackConfig } from "../components/config";
-import { SSH_PORT } from "../components/render/firewall";
+import { HTTPS_PORT, SSH_PORT } from "../components/posture/facts";
 import { CROWDSEC_PRIVATE_RANGES, goSeconds } from "../components/render/intrusion";
 import { tcpOpen } from "./outside";
 import { AuditTarget, CheckDef, Drift, fromDrift, Probe, probeJson, seconds, skip, waitUntil } from "./types";
@@ -44,7 +44,7 @@ const httpBurst: CheckDef = {
         if (!t.secondSource) return skip("no second source address available for this target (local VPS only)");
         // Past the declared events per window from one address: the tail of the burst must be refused.
         const n = limit.events + Math.max(20, Math.ceil(limit.events / 2));
-        const first = burst(t.probe, t.address, 443, site.host, t.siteCaPem, n);
+        const first = burst(t.probe, t.address, HTTPS_PORT, site.host, t.siteCaPem, n);
         const second = burst(t.secondSource.probe, t.secondSource.address, t.secondSource.httpsPort, site.host, t.siteCaPem, 3);
         const drift = [];
         if (!first["429"]) drift.push({ what: `${n} requests from ${t.probe.describe}`, expected: `429 after ${limit.events} per ${limit.window}`, actual: JSON.stringify(first) });

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import type { StackConfig } from "../components/config";
+import { CADDY_ADMIN_PORT, HTTP_PORT, HTTPS_PORT } from "../components/posture/facts";
 import { sitePolicy } from "../components/render/caddy";
 import { AuditTarget, CheckDef, Drift, fromDrift, pass, Probe, probeJson, skip, Verdict } from "./types";
 
@@ -120,11 +121,11 @@ export function tcpOpen(p: Probe, address: string, port: number): { open: boolea
 
 const outCaddyAdmin: CheckDef = {
     id: "out-caddy-admin",
-    title: "Caddy admin API (2019) unreachable",
+    title: `Caddy admin API (${CADDY_ADMIN_PORT}) unreachable`,
     group: "outside",
     run(t) {
-        const r = tcpOpen(t.probe, t.address, 2019);
-        return r.open ? { result: "fail", evidence: "2019/tcp accepts connections", drift: [{ what: "tcp/2019", expected: "closed", actual: "open" }] } : pass(`2019/tcp closed (${r.err})`);
+        const r = tcpOpen(t.probe, t.address, CADDY_ADMIN_PORT);
+        return r.open ? { result: "fail", evidence: `${CADDY_ADMIN_PORT}/tcp accepts connections`, drift: [{ what: `tcp/${CADDY_ADMIN_PORT}`, expected: "closed", actual: "open" }] } : pass(`${CADDY_ADMIN_PORT}/tcp closed (${r.err})`);
     },
 };
 
@@ -142,7 +143,7 @@ for name in ["TLSv1", "TLSv1_1", "TLSv1_2", "TLSv1_3"]:
     except Exception as e:
         out[name] = "client-cannot:" + str(e); continue
     try:
-        with socket.create_connection((${py(address)}, 443), timeout=5) as s:
+        with socket.create_connection((${py(address)}, ${HTTPS_PORT}), timeout=5) as s:
             with ctx.wrap_socket(s, server_hostname=${py(host)}) as ts:
                 out[name] = "accepted:" + str(ts.version())
     except ssl.SSLError as e:
@@ -190,11 +191,11 @@ try:
         import socket
         class C(http.client.HTTPSConnection):
             def connect(self):
-                s = socket.create_connection((${py(address)}, 443), timeout=10)
+                s = socket.create_connection((${py(address)}, ${HTTPS_PORT}), timeout=10)
                 self.sock = ctx.wrap_socket(s, server_hostname=${py(host)})
-        c = C(${py(host)}, 443, timeout=10, context=ctx)
+        c = C(${py(host)}, ${HTTPS_PORT}, timeout=10, context=ctx)
     else:
-        c = http.client.HTTPConnection(${py(address)}, 80, timeout=10)
+        c = http.client.HTTPConnection(${py(address)}, ${HTTP_PORT}, timeout=10)
     c.request("GET", ${py(pathQ)}, headers={"Host": ${py(host)}, "User-Agent": "citadel-audit"})
     r = c.getresponse(); r.read()
     print(json.dumps({"status": r.status, "headers": {k.lower(): v for k, v in r.getheaders()}}))
