@@ -1,6 +1,6 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
-import { SECRET_LOOKING_RE, type StackConfig } from "../components/config";
+import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
 import { DATA_NETWORK, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
 import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
@@ -284,15 +284,32 @@ const inNetworks = perContainer(
     "networks as declared",
 );
 
+/**
+ * A container's live env judged by the config's rules: a secret-looking name holding a value, or a
+ * value that carries a credential under any name (the config's credentialInValue). The drift names
+ * the variable and the reason, never the value (the report ends up in CI logs).
+ */
+export function envDrift(env: string[] | null): Drift[] {
+    const drift: Drift[] = [];
+    for (const e of env ?? []) {
+        const at = e.indexOf("=");
+        const n = at < 0 ? e : e.slice(0, at);
+        const v = at < 0 ? "" : e.slice(at + 1);
+        if (SECRET_LOOKING_RE.test(n) && !n.endsWith("_FILE")) {
+            drift.push({ what: "env", expected: `${n}_FILE (a path to a secret file)`, actual: `${n}=<value hidden>` });
+            continue;
+        }
+        const why = credentialInValue(v, n);
+        if (why) drift.push({ what: "env", expected: `${n} without a credential (a secret file read from its *_FILE)`, actual: `${n}=<value hidden: ${why}>` });
+    }
+    return drift;
+}
+
 const inEnv = perContainer(
     "in-container-env",
-    "no container has a secret-looking env var holding a value (only *_FILE pointers)",
-    (i) =>
-        (i.Config.Env ?? [])
-            .map((e) => e.split("=")[0])
-            .filter((n) => SECRET_LOOKING_RE.test(n) && !n.endsWith("_FILE"))
-            .map((n) => ({ what: "env", expected: `${n}_FILE (a path to a secret file)`, actual: `${n}=<value hidden>` })),
-    "no secret-looking values in env",
+    "no container has a secret-looking env var holding a value (only *_FILE pointers) or an env value carrying a credential",
+    (i) => envDrift(i.Config.Env),
+    "no secret-looking names or credential-carrying values in env",
 );
 
 

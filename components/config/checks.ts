@@ -3,7 +3,7 @@
 import type { z } from "zod";
 import type { StackConfig } from "./schema";
 import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
-import { BUILTIN_SECRETS, SECRET_LOOKING_RE, redisHeadroomError, show } from "./validators";
+import { BUILTIN_SECRETS, SECRET_LOOKING_RE, credentialInValue, redisHeadroomError, show } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
 export function secretNames(c: Pick<StackConfig, "secrets">): string[] {
@@ -42,9 +42,14 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
     });
     const known = new Set(secretNames(cfg));
     cfg.apps.forEach((a, i) => {
-        for (const k of Object.keys(a.env)) {
+        for (const [k, v] of Object.entries(a.env)) {
+            const carries = credentialInValue(v, k);
             if (SECRET_LOOKING_RE.test(k) && !k.endsWith("_FILE")) {
                 add(["apps", i, "env", k], `looks like a secret; secrets never go in the environment: list a generated secret in citadel:apps[${i}].secrets (it arrives as a file, announced by ${k}_FILE)`);
+            } else if (carries) {
+                // The value itself is never shown: this message ends up in CI logs.
+                const url = carries.startsWith("a URL") ? "; for a URL, put the password in a secret and build the URL in the app (e.g. from DATABASE_HOST and POSTGRES_PASSWORD_FILE)" : "";
+                add(["apps", i, "env", k], `the value carries a credential (${carries}; value not shown); secrets never go in the environment: list a generated secret in citadel:apps[${i}].secrets and read it from its <NAME>_FILE${url}`);
             }
         }
         a.secrets.forEach((s, j) => {

@@ -82,6 +82,115 @@ export const BUILTIN_SECRETS = ["jwtSecret", "apiEncryptionKey", "postgresPasswo
 export const SECRET_NAME_RE = /^[a-z][a-zA-Z0-9]{1,40}$/;
 
 // ---------------------------------------------------------------------------------------------
+// Credentials in env values
+// ---------------------------------------------------------------------------------------------
+
+/** Token shapes issuers give their secrets: a match is a credential whatever its entropy. */
+const TOKEN_SHAPES: [RegExp, string][] = [
+    [/(?<![A-Za-z0-9])(sk|rk)_(live|test)_[A-Za-z0-9]{10,}/, "a Stripe secret key (sk_live_/rk_live_...)"],
+    [/(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,}/, "a GitHub token (ghp_/gho_/ghs_...)"],
+    [/(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{22,}/, "a GitHub fine-grained token (github_pat_...)"],
+    [/(?<![A-Za-z0-9])glpat-[A-Za-z0-9_-]{20,}/, "a GitLab token (glpat-...)"],
+    [/(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}/, "a Slack token (xoxb-/xoxp-...)"],
+    [/(?<![A-Za-z0-9])(AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Z])/, "an AWS access key id (AKIA...)"],
+    [/(?<![A-Za-z0-9])AIza[0-9A-Za-z_-]{35}/, "a Google API key (AIza...)"],
+    [/(?<![A-Za-z0-9])sk-(proj-|ant-)?[A-Za-z0-9_-]{20,}/, "an OpenAI/Anthropic-style API key (sk-...)"],
+    [/(?<![A-Za-z0-9])npm_[A-Za-z0-9]{36}/, "an npm token (npm_...)"],
+    [/(?<![A-Za-z0-9])SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}/, "a SendGrid key (SG....)"],
+    [/(?<![A-Za-z0-9])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/, "a JSON Web Token (eyJ....eyJ....)"],
+];
+
+/** Shannon entropy in bits per character. */
+export function shannonEntropy(s: string): number {
+    const counts = new Map<string, number>();
+    for (const ch of s) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+    let h = 0;
+    for (const n of counts.values()) h -= (n / s.length) * Math.log2(n / s.length);
+    return h;
+}
+
+/**
+ * The high-entropy rule. A word is a run of the base64/base64url alphabet (split at anything else:
+ * spaces, `:`, `.`, `@`, `,`, `;`...). It is judged when it has at least 32 characters (128 bits as
+ * hex, 192 as base64):
+ *  - pure hex (one case): flagged from 3.0 bits/char. 32 random hex characters carry ~3.6-3.9; a run
+ *    such as "0000...", "deadbeef" repeated or "abababab..." stays under 3. Hex named as a checksum
+ *    (env name with SHA, CHECKSUM, DIGEST or HASH, as official images ship PG_SHA256 or
+ *    REDIS_DOWNLOAD_SHA) and digests after `sha256:`/`sha512:` are a public artifact's hash, not a key.
+ *  - base64: flagged from 4.0 bits/char, with upper case, lower case and a digit all present, and the
+ *    character class changing between at least 45% of neighbours. 32 random base64 characters carry
+ *    ~4.5-4.8 bits/char, lack a class with probability < 1% and change class ~65% of the time (measured
+ *    miss rate ~2% of random 32-character words, ~0.5% at 43); paths, MIME types and identifiers
+ *    ("/var/lib/app/uploads", "application/x-www-form-urlencoded") have no digit or stay under 4, and
+ *    words such as "MyVeryLongCamelCaseIdentifierName2024" (4.3 bits/char) change class ~35%.
+ *  - UUIDs (8-4-4-4-12 hex) are not flagged: they are identifiers (tenant, client, project ids) far
+ *    more often than keys, and a UUID used as a key is better caught by its name.
+ */
+export const HIGH_ENTROPY_MIN_LENGTH = 32;
+export const HEX_ENTROPY_THRESHOLD = 3.0;
+export const BASE64_ENTROPY_THRESHOLD = 4.0;
+export const BASE64_CLASS_CHANGES = 0.45;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const CHECKSUM_NAME_RE = /(SHA|CHECKSUM|DIGEST|HASH|MD5)/i;
+
+/** The share of neighbouring characters of different classes (lower, upper, digit, other). */
+function classChanges(w: string): number {
+    const cls = (c: string) => (/[a-z]/.test(c) ? 0 : /[A-Z]/.test(c) ? 1 : /[0-9]/.test(c) ? 2 : 3);
+    let n = 0;
+    for (let i = 1; i < w.length; i++) if (cls(w[i]) !== cls(w[i - 1])) n++;
+    return n / (w.length - 1);
+}
+
+function highEntropyWord(value: string, name: string | undefined): string | undefined {
+    const words = value.matchAll(/[A-Za-z0-9+/=_-]+/g);
+    for (const m of words) {
+        const w = m[0].replace(/=+$/, "");
+        if (w.length < HIGH_ENTROPY_MIN_LENGTH || UUID_RE.test(w)) continue;
+        const before = value.slice(0, m.index);
+        const h = shannonEntropy(w);
+        if (/^([0-9a-f]+|[0-9A-F]+)$/.test(w)) {
+            if (/sha(1|224|256|384|512):$/i.test(before) || (name && CHECKSUM_NAME_RE.test(name))) continue;
+            if (h >= HEX_ENTROPY_THRESHOLD) return `a random-looking hex token (${w.length} characters, ${h.toFixed(1)} bits/character)`;
+        } else if (/[a-z]/.test(w) && /[A-Z]/.test(w) && /[0-9]/.test(w) && h >= BASE64_ENTROPY_THRESHOLD && classChanges(w) >= BASE64_CLASS_CHANGES) {
+            return `a random-looking token (${w.length} characters, ${h.toFixed(1)} bits/character)`;
+        }
+    }
+    return undefined;
+}
+
+/** URLs in the value: a password in the userinfo, or a secret-looking query parameter. */
+function urlCredential(value: string): string | undefined {
+    for (const m of value.matchAll(/[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'<>,;]+/g)) {
+        let u: URL;
+        try {
+            u = new URL(m[0]);
+        } catch {
+            continue;
+        }
+        if (u.password) return `a URL with a password in it (${u.protocol}//user:<password>@host)`;
+        for (const k of u.searchParams.keys()) {
+            if (SECRET_LOOKING_RE.test(k) && u.searchParams.get(k)) return `a URL with a secret in its query (${u.protocol}//host?${k}=<secret>)`;
+        }
+    }
+    return undefined;
+}
+
+/**
+ * Why an env value carries a credential, or undefined when it looks like plain configuration. The
+ * reason never contains the value (it ends up in CI logs and audit reports). `name` (the env
+ * variable's) only excuses hex checksums (e.g. PG_SHA256). Used by the config schema on
+ * citadel:apps[].env and by the audit on every live container's env.
+ */
+export function credentialInValue(value: string, name?: string): string | undefined {
+    const pem = /-----BEGIN ([A-Z0-9 ]{1,40})-----/.exec(value);
+    if (pem) return `a PEM block (-----BEGIN ${pem[1]}-----)`;
+    const url = urlCredential(value);
+    if (url) return url;
+    for (const [re, what] of TOKEN_SHAPES) if (re.test(value)) return what;
+    return highEntropyWord(value, name);
+}
+
+// ---------------------------------------------------------------------------------------------
 // SSH keys
 // ---------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { headerDrift, expectedHeaders, frameAncestors, missingTool } from "../../audit/outside";
-import { judgeSysctl, parseSysctlReadings, sysctlReadScript, type SysctlReading } from "../../audit/inside";
+import { envDrift, judgeSysctl, parseSysctlReadings, sysctlReadScript, type SysctlReading } from "../../audit/inside";
 import { formatReport, runAudit } from "../../audit/run";
 import type { AuditTarget, CommandResult } from "../../audit/types";
 import { sitePolicy } from "../../components/render/caddy";
@@ -207,5 +207,50 @@ describe("a tool the audit needs is missing: fail under CI=true, skip with the r
             else process.env.CI = saved.CI;
             fs.rmSync(dir, { recursive: true, force: true });
         }
+    });
+});
+
+/** A host whose `docker ps -aq` / `docker inspect` answer with the given containers' env (the fields the checks read). */
+function envTarget(envs: Record<string, string[]>): AuditTarget {
+    const inspect = Object.entries(envs).map(([name, env]) => ({
+        Name: `/${name}`,
+        State: { Running: true, Status: "running" },
+        Config: { User: "10001:10001", Env: env },
+        HostConfig: { ReadonlyRootfs: true, CapDrop: ["ALL"], CapAdd: null, SecurityOpt: ["no-new-privileges"], Memory: 0, NanoCpus: 0, PidsLimit: 128, Privileged: false },
+        NetworkSettings: { Networks: {} },
+    }));
+    const sh = (cmd: string): CommandResult =>
+        cmd === "sudo -n docker ps -aq"
+            ? { code: 0, stdout: Object.keys(envs).join("\n") + "\n", stderr: "" }
+            : cmd.startsWith("sudo -n docker inspect ")
+              ? { code: 0, stdout: JSON.stringify(inspect), stderr: "" }
+              : { code: 1, stdout: "", stderr: `unexpected command: ${cmd}` };
+    return { ...brokenTarget(), inside: { sh } };
+}
+
+describe("in-container-env: live env values are judged too, never shown", () => {
+    const clean = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NODE_ENV=production", "DATABASE_HOST=postgres", "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password", "DATABASE_URL=postgres://app@postgres:5432/app", "PG_SHA256=d51787df979f012d5d1c222793f64f733d85d5567952528c87c0a5c249c825f3"];
+
+    it("a clean env passes", async () => {
+        assert.deepEqual(envDrift(clean), []);
+        const v = (await runAudit(envTarget({ api: clean, web: ["NODE_ENV=production"] }), { only: ["in-container-env"] })).checks[0];
+        assert.equal(v.result, "pass", v.evidence);
+        assert.notEqual(v.crashed, true);
+    });
+
+    it("a value-only leak under an innocuous name fails, with the reason and without the value", async () => {
+        const leaky = [...clean.filter((e) => !e.startsWith("DATABASE_URL=")), "DATABASE_URL=postgres://app:hunter2@db/app"];
+        assert.deepEqual(envDrift(leaky), [{ what: "env", expected: "DATABASE_URL without a credential (a secret file read from its *_FILE)", actual: "DATABASE_URL=<value hidden: a URL with a password in it (postgres://user:<password>@host)>" }]);
+        const r = await runAudit(envTarget({ api: leaky, web: ["NODE_ENV=production"] }), { only: ["in-container-env"] });
+        const v = r.checks[0];
+        assert.equal(v.result, "fail", v.evidence);
+        assert.notEqual(v.crashed, true);
+        assert.deepEqual(v.drift.map((d) => d.what), ["api: env"]);
+        assert.match(v.drift[0].actual, /^DATABASE_URL=<value hidden: a URL with a password/);
+        for (const text of [formatReport(r), JSON.stringify(r)]) assert.ok(!text.includes("hunter2"), "the report never contains the value");
+    });
+
+    it("the name rule still holds (a secret-looking name with a value)", () => {
+        assert.deepEqual(envDrift(["API_KEY=hunter2"]), [{ what: "env", expected: "API_KEY_FILE (a path to a secret file)", actual: "API_KEY=<value hidden>" }]);
     });
 });

@@ -2,7 +2,7 @@
 // names the offending key and says how to fix it.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { configKey, ipForwardError, parseConfig, parseConfigOrThrow, POSTGRES_MIN_MEMORY_MB, rawFromObject, sshPublicKeyError, StackConfig } from "../../components/config";
+import { configKey, credentialInValue, ipForwardError, parseConfig, parseConfigOrThrow, POSTGRES_MIN_MEMORY_MB, rawFromObject, sshPublicKeyError, StackConfig } from "../../components/config";
 import { existingRaw, prodConfig, prodRaw, prodWith } from "../fixtures";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmWBSQBsZWnMjy8RjysXvzAuJKHcUNHWzwio6RClj/n ops@example.com";
@@ -151,6 +151,17 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["app image without tag", { apps: [{ ...apps()[0], image: "ghcr.io/example/web" }] }, "citadel:apps[0].image", /has no tag/],
     ["app running as root", { apps: [{ ...apps()[0], user: "0:0" }] }, "citadel:apps[0].user", /non-root/],
     ["secret in env", { apps: [{ ...apps()[0], env: { DB_PASSWORD: "hunter2" } }] }, "citadel:apps[0].env.DB_PASSWORD", /list a generated secret/],
+    ["password in a URL", { apps: [{ ...apps()[0], env: { DATABASE_URL: "postgres://app:hunter2@postgres/app" } }] }, "citadel:apps[0].env.DATABASE_URL", /password in it .*citadel:apps\[0\]\.secrets .*<NAME>_FILE.*build the URL in the app/],
+    ["Redis URL with only a password", { apps: [{ ...apps()[0], env: { CACHE_URL: "redis://:hunter2@redis:6379/0" } }] }, "citadel:apps[0].env.CACHE_URL", /password in it .*build the URL in the app/],
+    ["secret in a URL query", { apps: [{ ...apps()[0], env: { WEBHOOK: "https://hooks.example.com/in?token=hunter2hunter2" } }] }, "citadel:apps[0].env.WEBHOOK", /secret in its query .*citadel:apps\[0\]\.secrets/],
+    ["PEM private key in env", { apps: [{ ...apps()[0], env: { TLS_KEY_PEM: "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----" } }] }, "citadel:apps[0].env.TLS_KEY_PEM", /PEM block \(-----BEGIN PRIVATE KEY-----\).*citadel:apps\[0\]\.secrets/],
+    ["Stripe live key", { apps: [{ ...apps()[0], env: { STRIPE: "sk_live_4eC39HqLyjWDarjtT1zdp7dc" } }] }, "citadel:apps[0].env.STRIPE", /Stripe secret key.*<NAME>_FILE/],
+    ["GitHub token", { apps: [{ ...apps()[0], env: { GH_AUTH: "ghp_aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6" } }] }, "citadel:apps[0].env.GH_AUTH", /GitHub token/],
+    ["Slack bot token", { apps: [{ ...apps()[0], env: { SLACK_BOT: "xoxb-123456789012-1234567890123-abcdefghijkl" } }] }, "citadel:apps[0].env.SLACK_BOT", /Slack token/],
+    ["AWS access key id", { apps: [{ ...apps()[0], env: { AWS_ACCESS_KEY_ID: "AKIAIOSFODNN7EXAMPLE" } }] }, "citadel:apps[0].env.AWS_ACCESS_KEY_ID", /AWS access key id/],
+    ["JWT in env", { apps: [{ ...apps()[0], env: { SERVICE_AUTH: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U" } }] }, "citadel:apps[0].env.SERVICE_AUTH", /JSON Web Token/],
+    ["random base64 in env", { apps: [{ ...apps()[0], env: { SESSION_KEY: "uRm1lVgk+1q40NhlwsThFbLm1NsMIIG3ULB9YvGHgAc=" } }] }, "citadel:apps[0].env.SESSION_KEY", /random-looking token \(43 characters/],
+    ["random hex in env", { apps: [{ ...apps()[0], env: { SIGNING_KEY: "d51787df979f012d5d1c222793f64f733d85d5567952528c87c0a5c249c825f3" } }] }, "citadel:apps[0].env.SIGNING_KEY", /random-looking hex token \(64 characters/],
     ["unknown secret", { apps: [apps()[0], { ...apps()[1], secrets: ["stripeKey"] }] }, "citadel:apps[1].secrets[0]", /citadel:secrets.apiKeys/],
     ["duplicate app name", { apps: [apps()[0], { ...apps()[1], name: "web" }] }, "citadel:apps[1].name", /must be unique/],
     ["reserved app name", { apps: [{ ...apps()[0], name: "postgres" }] }, "citadel:apps[0].name", /reserved/],
@@ -200,6 +211,45 @@ function notRejected([what, overrides, key, fix]: (typeof BAD)[number]): string 
     if (!fix.test(line)) return `${what}: ${JSON.stringify(line)} does not say ${fix}`;
     return undefined;
 }
+
+/** Plain configuration that must pass the credential check (credentialInValue). */
+const ORDINARY_ENV_VALUES = [
+    "production", "info", "debug", "true", "false", "0", "8080", "postgres", "redis", "app.example.com", "en_US.UTF-8", "Europe/Berlin",
+    "https://api.example.com/v1", "postgres://app@postgres:5432/app", "redis://redis:6379/0", "https://user@example.com/", "/var/lib/app/uploads",
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "application/x-www-form-urlencoded", "ghcr.io/example/api:2.0.1",
+    "ghcr.io/example/api@sha256:4f8c3f2a9d1e6b7c0a5d8e2f1b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e", "550e8400-e29b-41d4-a716-446655440000",
+    "feature-a,feature-b,new-checkout-flow", "--max-old-space-size=384 --enable-source-maps", "-Xmx512m -XX:+UseG1GC -Dspring.profiles.active=prod",
+    "org.springframework.boot.autoconfigure.SpringBootApplication", "MyVeryLongCamelCaseIdentifierName2024", "/srv/data/Uploads2024/ProjectFilesArchive",
+    "0000000000000000000000000000000000000000", "sk-learn", "desk-reservation-system-production-v2-eu-west", "[\"GET\",\"POST\"]",
+];
+
+describe("config: credentials in env values", () => {
+    it("ordinary values pass", () => {
+        for (const v of ORDINARY_ENV_VALUES) assert.equal(credentialInValue(v), undefined, v);
+        const c = parseConfig(prodWith({ apps: [{ ...apps()[0], env: Object.fromEntries(ORDINARY_ENV_VALUES.map((v, i) => [`PLAIN_${i}`, v])) }, apps()[1]] }));
+        assert.ok(c.ok, c.ok ? "" : c.errors.join("\n"));
+    });
+
+    it("a checksum named as one (official images ship PG_SHA256) is no key; the same hex under another name is", () => {
+        const hex = "d51787df979f012d5d1c222793f64f733d85d5567952528c87c0a5c249c825f3";
+        assert.equal(credentialInValue(hex, "PG_SHA256"), undefined);
+        assert.equal(credentialInValue(hex, "REDIS_DOWNLOAD_SHA"), undefined);
+        assert.match(credentialInValue(hex, "SIGNING") ?? "", /hex token/);
+    });
+
+    it("the error never contains the value", () => {
+        for (const [, overrides] of BAD.filter(([what]) => /URL|PEM|Stripe|GitHub|Slack|AWS|JWT|random/.test(what))) {
+            const env = (overrides.apps as { env: Record<string, string> }[])[0].env;
+            const value = Object.values(env)[0];
+            const r = parseConfig(prodWith(overrides));
+            assert.ok(!r.ok);
+            for (const e of r.errors) {
+                assert.ok(!e.includes(value), e);
+                assert.ok(!e.includes("hunter2"), e);
+            }
+        }
+    });
+});
 
 describe("config: bad input is rejected with the key and the fix", () => {
     it("the prod example the rows start from is accepted", () => assert.ok(parseConfig(prodRaw()).ok));
