@@ -135,8 +135,8 @@ const CASES: Case[] = [
         expect: [{ id: "exposure.published+:app-web:8001→3000/tcp", category: "exposure", direction: "weakens" }],
     },
     {
-        name: "a secret-looking env value (a password in a URL: names pass the schema)",
-        head: () => postureWith({ apps: [{ ...apps()[0], env: { NODE_ENV: "production", DATABASE_URL: "postgres://app:s3cr3t-pw@postgres:5432/app" } }, apps()[1]] }),
+        name: "a secret-looking env value (a password in a URL; posture mutated: the schema refuses it now)",
+        head: () => mutated(prodPosture(), (p) => void app(p, "web").env.push("DATABASE_URL=postgres://app:s3cr3t-pw@postgres:5432/app")),
         expect: [{ id: "containers.app-web.env.secret:DATABASE_URL", category: "containers", direction: "weakens" }],
     },
     {
@@ -271,7 +271,7 @@ describe("review: one change at a time", () => {
     });
 
     it("never shows a secret-looking env value", () => {
-        const head = postureWith({ apps: [{ ...apps()[0], env: { NODE_ENV: "production", DATABASE_URL: "postgres://app:s3cr3t-pw@postgres:5432/app" } }, apps()[1]] });
+        const head = mutated(prodPosture(), (p) => void app(p, "web").env.push("DATABASE_URL=postgres://app:s3cr3t-pw@postgres:5432/app"));
         const text = JSON.stringify(diffPostures(prodPosture(), head));
         assert.ok(!text.includes("s3cr3t-pw"), "the password is redacted");
         assert.match(text, /DATABASE_URL=<redacted, \d+ characters>/);

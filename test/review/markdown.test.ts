@@ -13,7 +13,7 @@ function big(n: number, v: 0 | 1) {
         name: `app${i}`,
         image: `ghcr.io/example/app${i}:${v ? "2.0.0" : "1.0.0"}`,
         port: 3000 + i,
-        env: v ? { NODE_ENV: "production", FEATURE: `f${i}`, SESSION_URL: `redis://app:pw-${i}-secret@redis:6379` } : { NODE_ENV: "production" },
+        env: v ? { NODE_ENV: "production", FEATURE: `f${i}`, SESSION_URL: `redis://redis:6379/${i % 16}` } : { NODE_ENV: "production" },
         resources: v ? { memory: "512m", cpus: 1, pids: 512 } : { memory: "256m", cpus: 0.5, pids: 128 },
         data: v === 1 || i === 0,
     }));
