@@ -11,6 +11,7 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import * as hcloud from "@pulumi/hcloud";
 import type { Unwrap } from "@pulumi/pulumi";
+import { credentialFinding, SECRET_LOOKING_RE } from "../components/config";
 import {
     UnknownValueError,
     validateResourceOfType,
@@ -193,12 +194,6 @@ export function publishedPortFaults(c: ContainerProps): Fault[] {
     return out;
 }
 
-/** Variable names that announce a secret. NAME_FILE (a path to a secret file) is the sanctioned form. */
-const SECRET_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL)/i;
-/** scheme://user:password@host (the user may be empty: redis://:password@redis). */
-const URL_WITH_CREDENTIALS = /[a-z][a-z0-9+.-]*:\/\/[^\s/:@]*:[^\s/@]+@/i;
-const PEM_BLOCK = /-----BEGIN [A-Z0-9 ]+-----/;
-
 /** Findings for one "NAME=value" entry; the value itself is never repeated in a message. */
 export function secretEnvFaults(entry: string): Fault[] {
     const eq = entry.indexOf("=");
@@ -208,11 +203,23 @@ export function secretEnvFaults(entry: string): Fault[] {
     const out: Fault[] = [];
     if (/_FILE$/i.test(name)) {
         if (value && !value.startsWith("/")) out.push({ fault: `sets ${name} to something that is not a file path`, fix: `${name} must hold the path of the secret file, not the secret` });
-    } else if (SECRET_NAME.test(name) && value !== "") {
+    } else if (SECRET_LOOKING_RE.test(name) && value !== "") {
         out.push({ fault: `carries a secret in its environment (${name})`, fix: fileFix });
     }
-    if (URL_WITH_CREDENTIALS.test(value)) out.push({ fault: `carries a URL with credentials in its environment (${name})`, fix: `drop the user:password from the URL and ${fileFix}` });
-    if (PEM_BLOCK.test(value)) out.push({ fault: `carries a PEM block (key or certificate) in its environment (${name})`, fix: fileFix });
+    // The config's own rule for values (components/config/validators.ts credentialFinding).
+    const found = credentialFinding(value, name);
+    if (found) {
+        switch (found.kind) {
+            case "url":
+                out.push({ fault: `carries a URL with credentials in its environment (${name})`, fix: `drop the user:password from the URL and ${fileFix}` });
+                break;
+            case "pem":
+                out.push({ fault: `carries a PEM block (key or certificate) in its environment (${name})`, fix: fileFix });
+                break;
+            default:
+                out.push({ fault: `carries a credential in its environment (${name}: ${found.reason})`, fix: fileFix });
+        }
+    }
     return out;
 }
 

@@ -4,7 +4,8 @@
 import type { ContainerPosture, Posture, SitePosture } from "../components/posture/types";
 import { DATA_NETWORK, GATEWAY_CONTAINER } from "../components/posture/facts";
 import { SYSCTL_DEFAULTS } from "../components/render/host";
-import { SECRET_LOOKING_RE, StackConfigSchema } from "../components/config";
+import { credentialInValue, SECRET_LOOKING_RE, StackConfigSchema } from "../components/config";
+import { SECRETS_MOUNT } from "../components/posture/facts";
 import { coveredBy } from "./cidr";
 import { Collector, text } from "./collect";
 import { path, type Part } from "./flatten";
@@ -557,20 +558,21 @@ export const sitesRule: Rule = (b, h, out) => {
 // containers
 // ---------------------------------------------------------------------------------------------
 
-/** The config schema's own rule for env names, plus names it lets through that still carry secrets. */
-const SECRET_NAME_EXTRA = /(ACCESS_?KEY|AUTH|DSN|CONNECTION_?STRING)/i;
+/**
+ * Names the review also redacts, beyond the config schema's rule: showing a reviewer less is always
+ * safe, refusing such names in the config would not be (OAUTH_ISSUER_URL is configuration).
+ */
+const REDACT_NAME_EXTRA = /(ACCESS_?KEY|AUTH|DSN|CONNECTION_?STRING)/i;
 
-/** An env entry that carries a secret value (never a *_FILE pointer to /run/secrets). */
+/** An env entry that carries a secret value (never a *_FILE pointer to the secrets mount). */
 export function secretLooking(entry: string): boolean {
     const i = entry.indexOf("=");
     const name = i < 0 ? entry : entry.slice(0, i);
     const value = i < 0 ? "" : entry.slice(i + 1);
-    if (/_FILE$/.test(name) || value === "" || value.startsWith("/run/secrets/")) return false;
-    if (SECRET_LOOKING_RE.test(name) || SECRET_NAME_EXTRA.test(name)) return true;
-    if (/:\/\/[^/\s:@]+:[^/\s@]+@/.test(value)) return true; // URL with a password
-    if (/^(ghp_|gho_|github_pat_|sk_live_|sk-|xox[abpr]-|AKIA|AIza|glpat-)/.test(value)) return true;
-    // Long, mixed letters and digits, no spaces: a key or token.
-    return value.length >= 24 && /^[A-Za-z0-9+/=_.-]+$/.test(value) && /[A-Za-z]/.test(value) && /[0-9]/.test(value);
+    if (/_FILE$/.test(name) || value === "" || value.startsWith(`${SECRETS_MOUNT}/`)) return false;
+    if (SECRET_LOOKING_RE.test(name) || REDACT_NAME_EXTRA.test(name)) return true;
+    // The config's own rule for values: URLs with a password, PEM blocks, token shapes, random words.
+    return credentialInValue(value, name) !== undefined;
 }
 
 /** Never show a secret-looking value: its name and length only. */

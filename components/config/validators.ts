@@ -158,6 +158,9 @@ function highEntropyWord(value: string, name: string | undefined): string | unde
     return undefined;
 }
 
+/** What kind of credential a value carries: callers that word their own messages switch on it. */
+export type CredentialKind = "pem" | "url" | "token" | "high-entropy";
+
 /** URLs in the value: a password in the userinfo, or a secret-looking query parameter. */
 function urlCredential(value: string): string | undefined {
     for (const m of value.matchAll(/[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'<>,;]+/g)) {
@@ -176,18 +179,24 @@ function urlCredential(value: string): string | undefined {
 }
 
 /**
- * Why an env value carries a credential, or undefined when it looks like plain configuration. The
- * reason never contains the value (it ends up in CI logs and audit reports). `name` (the env
- * variable's) only excuses hex checksums (e.g. PG_SHA256). Used by the config schema on
- * citadel:apps[].env and by the audit on every live container's env.
+ * The one rule for credentials in an env value, with its kind and a reason that never contains the
+ * value (it ends up in CI logs, audit reports and review comments). `name` (the env variable's) only
+ * excuses hex checksums (e.g. PG_SHA256). The config schema (citadel:apps[].env), the audit (every
+ * live container), the policy pack and the review all judge values with it.
  */
-export function credentialInValue(value: string, name?: string): string | undefined {
+export function credentialFinding(value: string, name?: string): { kind: CredentialKind; reason: string } | undefined {
     const pem = /-----BEGIN ([A-Z0-9 ]{1,40})-----/.exec(value);
-    if (pem) return `a PEM block (-----BEGIN ${pem[1]}-----)`;
+    if (pem) return { kind: "pem", reason: `a PEM block (-----BEGIN ${pem[1]}-----)` };
     const url = urlCredential(value);
-    if (url) return url;
-    for (const [re, what] of TOKEN_SHAPES) if (re.test(value)) return what;
-    return highEntropyWord(value, name);
+    if (url) return { kind: "url", reason: url };
+    for (const [re, what] of TOKEN_SHAPES) if (re.test(value)) return { kind: "token", reason: what };
+    const word = highEntropyWord(value, name);
+    return word ? { kind: "high-entropy", reason: word } : undefined;
+}
+
+/** Why an env value carries a credential (credentialFinding's reason), or undefined. */
+export function credentialInValue(value: string, name?: string): string | undefined {
+    return credentialFinding(value, name)?.reason;
 }
 
 // ---------------------------------------------------------------------------------------------
