@@ -1,7 +1,7 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
-import { DATA_NETWORK, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
+import { DATA_NETWORK, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
 import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
@@ -57,7 +57,7 @@ const inUfw: CheckDef = {
 
 const inDockerUser: CheckDef = {
     id: "in-docker-user",
-    title: "DOCKER-USER carries the declared block (published ports other than 80/443 dropped) behind the CrowdSec ban rule",
+    title: `DOCKER-USER carries the declared block (published ports other than ${GATEWAY_PORTS.join("/")} dropped) behind the CrowdSec ban rule`,
     group: "inside",
     run(t) {
         // In order, rule for rule; with CrowdSec, its ban rule must come first (a `ufw reload` used to

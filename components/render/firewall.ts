@@ -287,11 +287,12 @@ export function renderFirewall(c: StackConfig): HostScript {
     ];
     // Derived from the declared rules, so the summary can never disagree with them.
     const ssh = [...new Set(sshRules(c).map((r) => (r.length > 2 ? `${r[0]} from ${r[2]}` : `${r[0]} from anywhere`)))].join(", ");
+    const gateway = GATEWAY_PORTS.join("/");
     return {
         name: "firewall",
         description:
-            `UFW: deny in/routed, allow out; SSH ${ssh}; 80/443 open; ` +
-            `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: from any non-Docker interface only new inbound to 80/443 reaches containers (block in after.rules/after6.rules); after.init puts the CrowdSec ban rules back after every UFW reload`,
+            `UFW: deny in/routed, allow out; SSH ${ssh}; ${gateway} open; ` +
+            `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: from any non-Docker interface only new inbound to ${gateway} reaches containers (block in after.rules/after6.rules); after.init puts the CrowdSec ban rules back after every UFW reload`,
         script,
         files,
     };
