@@ -90,7 +90,7 @@ if (IN_CI && skip) throw new Error(skip);
 
 describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     let target: AuditTarget;
-    let startedDockerd = false;
+    let session: import("./session").LabSession;
     let defaultProbeWasRunning = true;
     let audit: (only?: string[]) => Promise<AuditReport>;
     let show: (r: AuditReport) => string;
@@ -150,14 +150,9 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     };
 
     before(async () => {
-        const { dockerReady, ensureDockerd } = await import("../../lab/vps/dockerd");
-        startedDockerd = !dockerReady();
-        await ensureDockerd();
-        const prev = process.env.CITADEL_QUIET;
-        process.env.CITADEL_QUIET = "1";
-        const { up } = await import("../../lab/local");
-        await up();
-        process.env.CITADEL_QUIET = prev;
+        // Imported here: the VPS name above must be set before lab/local reads it.
+        const { convergeLabVps } = await import("./session");
+        session = await convergeLabVps({ quiet: true });
         const { runAudit, formatReport } = await import("../../audit/run");
         // localTarget also starts the lab's default probe when it is not running: removed after only if so.
         defaultProbeWasRunning = spawnSync("docker", ["inspect", "--format", "{{.State.Running}}", "citadel-audit-probe"], { encoding: "utf8" }).stdout.trim() === "true";
@@ -171,13 +166,8 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         removeProbe(PROBE);
         removeProbe(ATTACKER);
         if (!defaultProbeWasRunning) removeProbe(PROBE_CONTAINER);
-        if (process.env.CITADEL_AUDIT_KEEP === "1") return; // development only: keep the VPS for the next run
-        const { down } = await import("../../lab/local");
-        await down();
-        if (startedDockerd) {
-            const { stopDockerd } = await import("../../lab/vps/dockerd");
-            await stopDockerd({ onlyIfIdle: true });
-        }
+        // CITADEL_AUDIT_KEEP=1 (development only) keeps the VPS for the next run.
+        await session?.release(process.env.CITADEL_AUDIT_KEEP === "1");
     });
 
     it("passes on the converged host (skips only with a reason)", async () => {

@@ -6,9 +6,9 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { down, LOCAL_VPS, LOG_DIR, pulumiLocal, up } from "../../lab/local";
+import { LOCAL_VPS, LOG_DIR, pulumiLocal } from "../../lab/local";
 import { HARNESS_KEY } from "../../lab/vps/common";
-import { dockerReady, ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { convergeLabVps, type LabSession } from "./session";
 import { LAB_NETWORK, VpsInfo } from "../../lab/vps/vps";
 import { StackConfig } from "../../components/config";
 import { IN_CI, run } from "../tools";
@@ -30,7 +30,7 @@ const logRel = (name: string) => path.relative(ROOT, path.join(LOG_DIR, name));
 describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout: 30 * 60_000 }, () => {
     let info: VpsInfo;
     let config: StackConfig;
-    let startedDockerd = false;
+    let session: LabSession;
     let publicKey: string;
 
     /** A command on the VPS as the admin user, over real SSH with the pinned host key. */
@@ -45,9 +45,7 @@ describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout
     const attacker = (script: string) => attackerProbe.python(script, 180_000);
 
     before(async () => {
-        startedDockerd = !dockerReady();
-        await ensureDockerd();
-        const r = await up();
+        const r = (session = await convergeLabVps());
         info = r.info;
         config = r.config;
         publicKey = fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim();
@@ -57,8 +55,7 @@ describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout
 
     after(async () => {
         removeProbe(ATTACKER);
-        await down();
-        if (startedDockerd) await stopDockerd({ onlyIfIdle: true });
+        await session?.release();
     });
 
     it("exposes only 22, 80 and 443 to the network (full TCP scan from a second host)", () => {

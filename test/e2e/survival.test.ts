@@ -66,7 +66,7 @@ describe("survival: bans and the DOCKER-USER policy on day two (local VPS)", { s
     let vps = "";
     let vpsAddress = "";
     let site = "";
-    let startedDockerd = false;
+    let session: import("./session").LabSession;
     let sshPort = 0;
     let hostKey = "";
     let user = "";
@@ -120,16 +120,13 @@ describe("survival: bans and the DOCKER-USER policy on day two (local VPS)", { s
     }
 
     before(async () => {
-        const { dockerReady, ensureDockerd } = await import("../../lab/vps/dockerd");
-        startedDockerd = !dockerReady();
-        await ensureDockerd();
-        const prev = process.env.CITADEL_QUIET;
-        process.env.CITADEL_QUIET = "1";
-        const { up, LOCAL_VPS } = await import("../../lab/local");
+        // Imported here: the VPS name above must be set before lab/local reads it.
+        const { convergeLabVps } = await import("./session");
+        const { LOCAL_VPS } = await import("../../lab/local");
         const t0 = Date.now();
-        const { info, config } = await up();
+        session = await convergeLabVps({ quiet: true });
+        const { info, config } = session;
         process.stderr.write(`[survival] VPS ${LOCAL_VPS} converged in ${Math.round((Date.now() - t0) / 1000)} s\n`);
-        process.env.CITADEL_QUIET = prev;
         vps = LOCAL_VPS;
         vpsAddress = info.address;
         sshPort = info.sshPort;
@@ -158,14 +155,7 @@ describe("survival: bans and the DOCKER-USER policy on day two (local VPS)", { s
                 process.stderr.write(`[survival] cleanup of ${what} failed: ${String(e)}\n`);
             }
         }
-        if (process.env.CITADEL_SURVIVAL_KEEP !== "1") {
-            const { down } = await import("../../lab/local");
-            await down();
-        }
-        if (startedDockerd) {
-            const { stopDockerd } = await import("../../lab/vps/dockerd");
-            await stopDockerd({ onlyIfIdle: true });
-        }
+        await session?.release(process.env.CITADEL_SURVIVAL_KEEP === "1");
     });
 
     it("a banned lab address cannot reach 443 (DOCKER-USER: the bouncer's rule first) while another is served", async () => {
