@@ -18,8 +18,9 @@ export const ATTACKER_CONTAINER = "citadel-audit-attacker";
 
 /** `pulumi` of the lab: the offline engine on a scratch copy of the project (lab/pulumi-stack.sh). */
 export const labPulumi: PulumiRunner = (stack, args) => {
-    // The local stack of this VPS has its own state (lab/local.ts labStackEnv).
-    const env = stack === "local" ? labStackEnv() : { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only" };
+    // The local stack of this VPS has its own state (lab/local.ts labStackEnv); any other stack
+    // brings its own passphrase (lab/pulumi-stack.sh refuses one without).
+    const env = stack === "local" ? labStackEnv() : process.env;
     return exec("bash", [path.join(REPO_ROOT, "lab", "pulumi-stack.sh"), stack, "--", ...args], { timeoutMs: 180_000, env });
 };
 

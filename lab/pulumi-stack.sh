@@ -10,18 +10,27 @@
 #            a host that no longer exists).
 # --set      `pulumi config set --path` on the scratch copy (values from the caller, e.g. the VPS's
 #            host key); --secret does the same with --secret.
+# --init     create STACK when it does not exist yet (only the lab stacks and --fresh do so by
+#            themselves: a typo in a real stack's name must not become a new, empty stack).
+#
+# Only the lab stacks (LAB_STACKS) get a default passphrase; any other stack needs
+# PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, or the script stops before Pulumi runs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--set citadel:key=VALUE]... [--secret key=VALUE]... STACK -- PULUMI-ARGS...
+usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--set citadel:key=VALUE]... [--secret key=VALUE]... STACK -- PULUMI-ARGS...
 
 Runs the lab's Pulumi engine on STACK from a scratch copy of the project.
   --fresh     start from an empty backend (previews)
   --reset     forget the stack's state first (the local VPS was re-created)
+  --init      create STACK if it does not exist (lab stacks and --fresh do this anyway)
   --set       pulumi config set --path on the scratch copy (repeatable)
   --secret    the same with --secret (repeatable)
   -h, --help  show this help"
+# The stacks of the lab's own VPSes: their state is disposable and their passphrase is no secret.
+LAB_STACKS=(local)
 fresh=0
 reset=0
+init=0
 sets=()
 secrets=()
 while [ $# -gt 0 ]; do
@@ -29,6 +38,7 @@ while [ $# -gt 0 ]; do
     -h|--help) echo "$usage"; exit 0 ;;
     --fresh) fresh=1; shift ;;
     --reset) reset=1; shift ;;
+    --init) init=1; shift ;;
     --set|--secret)
       [ $# -ge 2 ] || { echo "citadel: pulumi-stack: $1 needs key=VALUE" >&2; echo "$usage" >&2; exit 2; }
       if [ "$1" = --set ]; then sets+=("$2"); else secrets+=("$2"); fi
@@ -42,6 +52,23 @@ if [ -z "${stack:-}" ]; then
   echo "citadel: pulumi-stack: no STACK given" >&2
   echo "$usage" >&2
   exit 2
+fi
+
+lab_stack=0
+for s in "${LAB_STACKS[@]}"; do [ "$s" = "$stack" ] && lab_stack=1; done
+if [ ! -f "$root/Pulumi.$stack.yaml" ]; then
+  known=()
+  for f in "$root"/Pulumi.*.yaml; do known+=("$(basename "$f" .yaml | sed 's/^Pulumi\.//')"); done
+  echo "citadel: no stack file Pulumi.$stack.yaml in $root (stacks here: ${known[*]})" >&2
+  exit 2
+fi
+if [[ -z "${PULUMI_CONFIG_PASSPHRASE+x}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+  if [ "$lab_stack" = 1 ]; then
+    export PULUMI_CONFIG_PASSPHRASE="citadel-local-only"
+  else
+    echo "citadel: stack $stack needs its passphrase: set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE (only the lab stacks, ${LAB_STACKS[*]}, have a default)" >&2
+    exit 2
+  fi
 fi
 
 if [ ! -x "$root/.cache/engine/bin/pulumi" ]; then
@@ -76,7 +103,12 @@ if [ "$reset" = 1 ] && pulumi stack select "$stack" >/dev/null 2>&1; then
   cp "$root/Pulumi.$stack.yaml" "Pulumi.$stack.yaml"
 fi
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then
-  pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
+  if [ "$lab_stack" = 1 ] || [ "$fresh" = 1 ] || [ "$init" = 1 ]; then
+    pulumi stack init "$stack" --secrets-provider passphrase >/dev/null
+  else
+    echo "citadel: stack $stack does not exist in $PULUMI_BACKEND_URL; create it with: bash lab/pulumi-stack.sh --init $stack -- stack ls" >&2
+    exit 2
+  fi
 fi
 sed -n 's/^encryptionsalt: //p' "Pulumi.$stack.yaml" > "$state/salt-$stack"
 for kv in "${sets[@]}"; do

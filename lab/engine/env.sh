@@ -21,9 +21,6 @@ export PULUMI_IGNORE_AMBIENT_PLUGINS=true
 export PULUMI_BACKEND_URL="file://$_citadel_root/.cache/state"
 mkdir -p "$_citadel_root/.cache/state" "$PULUMI_HOME"
 
-# A default passphrase for local stacks only, unless the caller chose one.
-if [[ -z "${PULUMI_CONFIG_PASSPHRASE+x}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
-  export PULUMI_CONFIG_PASSPHRASE="citadel-local-only"
-fi
+# No default passphrase here: lab/pulumi-stack.sh gives one to the lab stacks only.
 
 unset _citadel_root
