@@ -21,6 +21,7 @@ import {
     CADDY_DATA_VOLUME,
     CADDY_LOG_DIR_CONTAINER,
     CADDY_LOG_DIR_HOST,
+    COMPANION_SECRETS,
     DATA_NETWORK,
     DATA_UID,
     edgeNetworkName,
@@ -66,9 +67,14 @@ export function uidOf(user: string): number {
     return Number(user.split(":")[0]);
 }
 
-/** Plain env plus one NAME_FILE pointer per secret; never a secret value. */
+/** The secret files an app reads: each secret it lists, plus the derived ones that come with it (COMPANION_SECRETS). */
+export function appSecretFiles(app: Pick<AppConfig, "secrets">): string[] {
+    return app.secrets.flatMap((s) => [s, ...(COMPANION_SECRETS[s] ?? [])]);
+}
+
+/** Plain env plus one NAME_FILE pointer per secret file; never a secret value. */
 export function appEnv(app: AppConfig): string[] {
-    return [...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...app.secrets.map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
+    return [...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...appSecretFiles(app).map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
 }
 
 /**
@@ -78,9 +84,14 @@ export function appEnv(app: AppConfig): string[] {
  */
 export function secretSpecs(c: StackConfig): SecretPosture[] {
     const r = c.secrets.rotationDays;
-    const key256 = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "key256", bits: 256, rotationDays });
-    const password = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "password", bits: 238, rotationDays });
-    const specs: SecretPosture[] = [{ name: "jwtSecret", kind: "key512", bits: 512, rotationDays: r.jwtSecret }, key256("apiEncryptionKey", r.apiEncryptionKey)];
+    const forcedEpochs = (name: string) => c.secrets.rotateNow[name] ?? 0;
+    const key256 = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "key256", bits: 256, rotationDays, forcedEpochs: forcedEpochs(name) });
+    const password = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "password", bits: 238, rotationDays, forcedEpochs: forcedEpochs(name) });
+    const keep = c.secrets.keepPrevious;
+    const specs: SecretPosture[] = [
+        { name: "jwtSecret", kind: "key512", bits: 512, rotationDays: r.jwtSecret, forcedEpochs: forcedEpochs("jwtSecret"), previous: keep.jwtSecret },
+        { ...key256("apiEncryptionKey", r.apiEncryptionKey), previous: keep.apiEncryptionKey },
+    ];
     if (c.postgres.enabled) specs.push(password("postgresSuperuserPassword", r.postgresPassword), password("postgresPassword", r.postgresPassword));
     if (c.redis.enabled) specs.push(password("redisPassword", r.redisPassword));
     if (c.intrusion.engine === "crowdsec") specs.push(password("crowdsecBouncerKey", r.crowdsecBouncerKey));
@@ -134,7 +145,7 @@ export function secretFilesPosture(c: StackConfig): SecretFilePosture[] {
     }
     // The ACL holds only the SHA-256 of the password; it is still treated as a secret file.
     if (hasData(c) && c.redis.enabled) out.push(file("redisPassword", REDIS_CONTAINER, "users.acl", DATA_UID, [REDIS_CONTAINER], "redis-acl"));
-    for (const app of c.apps) for (const s of app.secrets) out.push(file(s, app.name, s, uidOf(app.user), [appContainerName(app.name)]));
+    for (const app of c.apps) for (const s of appSecretFiles(app)) out.push(file(s, app.name, s, uidOf(app.user), [appContainerName(app.name)]));
     return out;
 }
 
@@ -197,9 +208,9 @@ function postgresContainer(c: StackConfig): ContainerPosture {
         // Over the socket: a TCP probe would add a connection line to the audit log every 10 s.
         healthcheck: { test: ["CMD", "pg_isready", "-h", "/var/run/postgresql", "-U", "postgres"], interval: "10s", timeout: "5s", retries: 5 },
         labels: { "citadel.config-sha256": sha256(renderPostgresScript(c, c.postgres.image).script) },
-        // The app role's password is set at first init (and by re-running the init script after a
-        // rotation, see README); the epoch records which generation is current.
-        rotatesWith: ["postgresSuperuserPassword", "postgresPassword"],
+        // Not re-created on rotation: the postgres-passwords step sets the rotated passwords in the
+        // running server (ALTER ROLE), which the init script alone did only on an empty data directory.
+        rotatesWith: [],
     };
 }
 
@@ -240,7 +251,7 @@ function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
             ...(app.egress ? [{ network: EGRESS_NETWORK, aliases: [] }] : []),
         ],
         publishedPorts: [],
-        secretMounts: app.secrets.map((s) => ({ source: secretFilePath(app.name, s), target: secretMountPath(s), env: secretEnvName(s) })),
+        secretMounts: appSecretFiles(app).map((s) => ({ source: secretFilePath(app.name, s), target: secretMountPath(s), env: secretEnvName(s) })),
         binds: [],
         volumes: [],
         env: appEnv(app),
