@@ -8,6 +8,7 @@ import {
     POSTGRES_CONF_HOST_DIR,
     POSTGRES_INITDB_CONTAINER_DIR,
     POSTGRES_INITDB_HOST_DIR,
+    POSTGRES_TLS_HOST_DIR,
     REDIS_ACL_CONTAINER_PATH,
     REDIS_CONF_CONTAINER_DIR,
     REDIS_CONF_HOST_DIR,
@@ -30,6 +31,7 @@ import {
     GATEWAY_PORTS,
     GATEWAY_UID,
     HOST_CONSUMER,
+    POSTGRES_CA_CONTAINER_PATH,
     POSTGRES_CONTAINER,
     POSTGRES_DATA_VOLUME,
     PUBLIC_NETWORK,
@@ -72,9 +74,21 @@ export function appSecretFiles(app: Pick<AppConfig, "secrets">): string[] {
     return app.secrets.flatMap((s) => [s, ...(COMPANION_SECRETS[s] ?? [])]);
 }
 
-/** Plain env plus one NAME_FILE pointer per secret file; never a secret value. */
-export function appEnv(app: AppConfig): string[] {
-    return [...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...appSecretFiles(app).map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
+/**
+ * libpq's own variables for an app on the data network (pgx, psycopg, node-postgres... read them):
+ * the server by its name, the app's role and database, and TLS that verifies the server against its
+ * certificate. The app's own env wins where it sets the same name.
+ */
+export function postgresClientEnv(c: Pick<StackConfig, "postgres">): Record<string, string> {
+    return { PGHOST: POSTGRES_CONTAINER, PGDATABASE: c.postgres.database, PGUSER: c.postgres.user, PGSSLMODE: "verify-full", PGSSLROOTCERT: POSTGRES_CA_CONTAINER_PATH };
+}
+
+const postgresClient = (c: StackConfig, app: AppConfig): boolean => app.data && c.postgres.enabled;
+
+/** Plain env (with libpq's for a Postgres client) plus one NAME_FILE pointer per secret file; never a secret value. */
+export function appEnv(app: AppConfig, c?: StackConfig): string[] {
+    const pg = c && postgresClient(c, app) ? Object.entries(postgresClientEnv(c)).filter(([k]) => !(k in app.env)) : [];
+    return [...pg.map(([k, v]) => `${k}=${v}`), ...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...appSecretFiles(app).map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
 }
 
 /**
@@ -252,9 +266,9 @@ function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
         ],
         publishedPorts: [],
         secretMounts: appSecretFiles(app).map((s) => ({ source: secretFilePath(app.name, s), target: secretMountPath(s), env: secretEnvName(s) })),
-        binds: [],
+        binds: postgresClient(c, app) ? [{ source: `${POSTGRES_TLS_HOST_DIR}/server.crt`, target: POSTGRES_CA_CONTAINER_PATH, readOnly: true }] : [],
         volumes: [],
-        env: appEnv(app),
+        env: appEnv(app, c),
         healthcheck: app.healthcheck ? { test: ["CMD", ...app.healthcheck.test], interval: app.healthcheck.interval, timeout: app.healthcheck.timeout, retries: app.healthcheck.retries } : undefined,
         labels: {},
         // Rotated secrets re-create the container so the app reads the new files.

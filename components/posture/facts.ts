@@ -65,6 +65,12 @@ export const API_ENCRYPTION_KEYRING = "apiEncryptionKeyring";
 /** Which derived files come with a listed secret. */
 export const COMPANION_SECRETS: Readonly<Record<string, readonly string[]>> = { jwtSecret: [JWT_SECRET_PREVIOUS], apiEncryptionKey: [API_ENCRYPTION_KEYRING] };
 
+/**
+ * Where a data app finds the Postgres server's certificate (self-signed, CN "postgres"), to verify the
+ * server with (PGSSLROOTCERT, sslmode=verify-full). Not a secret: a read-only bind of the host's copy.
+ */
+export const POSTGRES_CA_CONTAINER_PATH = "/run/citadel/postgres-server.crt";
+
 export function secretFilePath(consumer: string, name: string): string {
     return `${SECRETS_DIR}/${consumer}/${name}`;
 }
