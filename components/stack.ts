@@ -106,6 +106,11 @@ export class Citadel extends pulumi.ComponentResource {
         const stepsFor = (containers: ContainerPosture[]) => m.hostSteps.filter((s) => own.includes(s.layer) && containers.some((x) => x.after.includes(s.name)));
         const data = role("postgres", "redis");
         new DataServices("data", { ...common, containers: data, steps: stepsFor(data), redisAcl: (h) => renderRedisAcl(c, h) }, p);
+        // The postgres-passwords step reads the password files, so its text does not change on
+        // rotation: the (secret) hash of both values is an extra trigger that re-runs it.
+        const pgPasswords = ["postgresPassword", "postgresSuperuserPassword"].filter((n) => secrets.values[n]).map((n) => secrets.values[n]);
+        const pgHash = pulumi.secret(pulumi.all(pgPasswords).apply((vs) => sha256(vs.join("\n"))));
+        for (const step of layer("credentials")) wireStep(step, conn, graph, { parent: this, extraTriggers: [pgHash] });
         const apps = role("app");
         new Apps("apps", { ...common, containers: apps, steps: stepsFor(apps) }, p);
         const gateway = role("gateway");

@@ -48,7 +48,7 @@ export function stackImages(c: StackConfig): string[] {
 }
 
 /** Runs the engine on the local stack; output goes to the terminal and to a log file. */
-export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], logName: string, reset = false): Promise<number> {
+export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], logName: string, reset = false, extraSets: string[] = []): Promise<number> {
     fs.mkdirSync(LOG_DIR, { recursive: true });
     const log = path.join(LOG_DIR, logName);
     const sets = [
@@ -56,6 +56,8 @@ export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], lo
         `citadel:existing.hostKey=${info.hostKey}`,
         `citadel:admin.sshPublicKeys[0]=${publicKey}`,
         `citadel:admin.privateKeyPath=${HARNESS_KEY}`,
+        // A test's own settings on top of Pulumi.local.yaml (e.g. the rotation e2e's forced epochs).
+        ...extraSets,
     ].flatMap((kv) => ["--set", kv]);
     const env = labStackEnv();
     return new Promise((resolve) => {
@@ -77,7 +79,7 @@ export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], lo
     });
 }
 
-export async function up(): Promise<{ info: VpsInfo; config: StackConfig; seconds: Record<string, number> }> {
+export async function up(extraSets: string[] = []): Promise<{ info: VpsInfo; config: StackConfig; seconds: Record<string, number> }> {
     const seconds: Record<string, number> = {};
     const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
         const t = Date.now();
@@ -103,7 +105,7 @@ export async function up(): Promise<{ info: VpsInfo; config: StackConfig; second
     const keyFile = path.join(LOG_DIR, "host-key");
     const reset = !fs.existsSync(keyFile) || fs.readFileSync(keyFile, "utf8") !== info.hostKey;
     say(`5/5 pulumi up --stack local (the real engine${reset ? ", new VPS: fresh state" : ""}; log: ${path.relative(REPO_ROOT, LOG_DIR)}/up.log)`);
-    const code = await timed("up", () => pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "up.log", reset));
+    const code = await timed("up", () => pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "up.log", reset, extraSets));
     fs.writeFileSync(keyFile, info.hostKey);
     if (code !== 0) throw new Error(`pulumi up failed (exit ${code}); see ${path.relative(REPO_ROOT, LOG_DIR)}/up.log`);
     return { info, config, seconds };

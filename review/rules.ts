@@ -825,6 +825,14 @@ export const secretsRule: Rule = (b, h, out) => {
             const dir = byNumber(o.rotationDays, s.rotationDays, "weaker");
             out.emit(`secrets.${name}.rotation=${s.rotationDays}`, "secrets", dir, `${name} rotated every ${o.rotationDays} → ${s.rotationDays} days`, o.rotationDays, s.rotationDays, dir === "weakens" ? "a leaked value stays valid longer" : "a leaked value expires sooner", [at("rotationDays")]);
         }
+        if ((o.forcedEpochs ?? 0) !== (s.forcedEpochs ?? 0)) {
+            const raised = (s.forcedEpochs ?? 0) > (o.forcedEpochs ?? 0);
+            out.emit(`secrets.${name}.rotateNow=${s.forcedEpochs ?? 0}`, "secrets", raised ? "strengthens" : "neutral", `${name}: forced rotation ${o.forcedEpochs ?? 0} → ${s.forcedEpochs ?? 0}`, o.forcedEpochs ?? 0, s.forcedEpochs ?? 0, raised ? "rotated now: a value that may have leaked is replaced at this pulumi up" : "lowering regenerates the value again, it never restores an older one", [at("forcedEpochs")]);
+        }
+        if ((o.previous ?? 0) !== (s.previous ?? 0)) {
+            const dir = byNumber(o.previous ?? 0, s.previous ?? 0, "weaker");
+            out.emit(`secrets.${name}.keepPrevious=${s.previous ?? 0}`, "secrets", dir, `${name}: previous generations kept ${o.previous ?? 0} → ${s.previous ?? 0}`, o.previous ?? 0, s.previous ?? 0, dir === "weakens" ? "older values stay usable longer after a rotation" : "older values stop being usable sooner (data or tokens under them become unreadable or invalid)", [at("previous")]);
+        }
         if (o.bits !== s.bits || o.kind !== s.kind) {
             const dir: Direction = o.bits === s.bits ? "neutral" : byNumber(o.bits, s.bits, "stronger");
             out.emit(`secrets.${name}.bits=${s.bits}`, "secrets", dir, `${name}: ${o.kind} ${o.bits} bit → ${s.kind} ${s.bits} bit`, `${o.kind} ${o.bits}`, `${s.kind} ${s.bits}`, dir === "weakens" ? "less entropy: easier to guess" : dir === "strengthens" ? "more entropy" : "the same strength", [at("bits"), at("kind")]);

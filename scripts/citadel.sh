@@ -11,6 +11,9 @@ commands:
         check a live host against its declared posture (citadel audit --help for details)
   review --base <git-ref|dir> --head <git-ref|dir> --stack <name> [--json] [--accept weakens:<id>]...
         the security diff of a change, stateless (citadel review --help for details)
+  rotate <secret> --stack <name>
+        force a rotation (incident response): raises citadel:secrets.rotateNow.<secret> by one;
+        the next `pulumi up` rotates that secret
 
 options:
   -h, --help    show this help
@@ -24,6 +27,36 @@ case "${1:-}" in
     review)
         shift
         exec "$root/node_modules/.bin/tsx" "$root/review/cli.ts" "$@"
+        ;;
+    rotate)
+        shift
+        secret=${1:-}
+        [ $# -gt 0 ] && shift
+        stack=
+        while [ $# -gt 0 ]; do
+            case "$1" in
+                --stack)
+                    stack=${2:-}
+                    shift 2 || shift
+                    ;;
+                *)
+                    echo "citadel: rotate: unknown option $1" >&2
+                    exit 2
+                    ;;
+            esac
+        done
+        if ! [[ $secret =~ ^[a-z][a-zA-Z0-9]{1,40}$ ]] || [ -z "$stack" ]; then
+            echo "citadel: rotate: usage: citadel rotate <secret> --stack <name> (e.g. citadel rotate jwtSecret --stack prod)" >&2
+            exit 2
+        fi
+        key="citadel:secrets.rotateNow.$secret"
+        current=$(pulumi config get --stack "$stack" --path "$key" 2>/dev/null || echo 0)
+        if ! [[ $current =~ ^[0-9]+$ ]]; then
+            echo "citadel: rotate: $key is \"$current\", not a whole number; fix it with pulumi config set --path $key <N>" >&2
+            exit 1
+        fi
+        pulumi config set --stack "$stack" --path "$key" "$((current + 1))"
+        echo "citadel: rotate: $key = $((current + 1)); run \`pulumi up --stack $stack\` to rotate $secret now (the config check names any secret the stack does not generate)"
         ;;
     -h | --help | help)
         usage

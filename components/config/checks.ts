@@ -3,11 +3,23 @@
 import type { z } from "zod";
 import type { StackConfig } from "./schema";
 import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
-import { BUILTIN_SECRETS, SECRET_LOOKING_RE, credentialInValue, redisHeadroomError, show } from "./validators";
+import { BUILTIN_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, redisHeadroomError, show } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
 export function secretNames(c: Pick<StackConfig, "secrets">): string[] {
     return [...BUILTIN_SECRETS, ...Object.keys(c.secrets.apiKeys)];
+}
+
+/** Every secret this stack generates (what citadel:secrets.rotateNow may name), in posture/containers.ts secretSpecs order. */
+export function generatedSecretNames(c: Pick<StackConfig, "secrets" | "postgres" | "redis" | "intrusion">): string[] {
+    return [
+        "jwtSecret",
+        "apiEncryptionKey",
+        ...(c.postgres.enabled ? ["postgresSuperuserPassword", "postgresPassword"] : []),
+        ...(c.redis.enabled ? ["redisPassword"] : []),
+        ...(c.intrusion.engine === "crowdsec" ? ["crowdsecBouncerKey"] : []),
+        ...Object.keys(c.secrets.apiKeys),
+    ];
 }
 
 /** Secret names Citadel generates for itself; an API key may not take them. */
@@ -59,6 +71,14 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
         });
         if (new Set(a.secrets).size !== a.secrets.length) add(["apps", i, "secrets"], `lists a secret twice; list each once`);
     });
+    // Forced rotation: only a secret this stack generates can be rotated.
+    const generated = generatedSecretNames(cfg);
+    for (const k of Object.keys(cfg.secrets.rotateNow)) {
+        if (!generated.includes(k)) {
+            const near = closest(k, generated);
+            add(["secrets", "rotateNow", k], `${show(k)} is not a secret this stack generates (${generated.join(", ")})${near ? `; did you mean ${show(near)}?` : ""}`);
+        }
+    }
     for (const k of Object.keys(cfg.secrets.apiKeys)) {
         if ((BUILTIN_SECRETS as readonly string[]).includes(k) || INTERNAL_SECRETS.includes(k)) add(["secrets", "apiKeys", k], `${show(k)} is a built-in secret; choose another name`);
     }

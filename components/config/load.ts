@@ -2,7 +2,8 @@
 // each naming the `citadel:<key>` (with a "did you mean" for unknown keys).
 import type { z } from "zod";
 import { StackConfigSchema, type StackConfig } from "./schema";
-import { CONFIG_NAMESPACE, show } from "./validators";
+import { CONFIG_NAMESPACE, closest, show } from "./validators";
+export { levenshtein } from "./validators";
 
 export type ParseResult = { ok: true; config: StackConfig } | { ok: false; errors: string[] };
 
@@ -61,34 +62,6 @@ function unwrap(s: any): any {
         s = def.innerType ?? def.in ?? def.schema ?? undefined;
     }
     return s;
-}
-
-function closest(key: string, options: string[]): string | undefined {
-    let best: string | undefined;
-    let bestD = Infinity;
-    for (const o of options) {
-        const d = levenshtein(key.toLowerCase(), o.toLowerCase());
-        if (d < bestD) {
-            bestD = d;
-            best = o;
-        }
-    }
-    return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
-}
-
-/** Edit distance (insert, delete, substitute), one row of the table at a time. */
-export function levenshtein(a: string, b: string): number {
-    const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-        let prev = dp[0];
-        dp[0] = i;
-        for (let j = 1; j <= b.length; j++) {
-            const tmp = dp[j];
-            dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-            prev = tmp;
-        }
-    }
-    return dp[b.length];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -323,6 +323,27 @@ const SecretsSchema = obj({
     }).prefault({}),
     /** Extra generated API keys (name → rotation days), e.g. { internalApiKey: 365 }. Default {}. */
     apiKeys: z.record(checked(str(), (v) => (SECRET_NAME_RE.test(v) ? undefined : `${show(v)} is not a secret name (camelCase letters and digits)`)), days()).default({}),
+    /**
+     * Forced rotation (incident response): per generated secret, a number added to its computed epoch.
+     * Raise it by one (`citadel rotate <secret>`) and the next `pulumi up` rotates that secret now.
+     * Never lower it: the epoch would go back and regenerate, not restore, an older value. Default {}.
+     */
+    rotateNow: z.record(checked(str(), (v) => (SECRET_NAME_RE.test(v) ? undefined : `${show(v)} is not a secret name (e.g. "jwtSecret")`)), int(0, 1000)).default({}),
+    /** How many previous generations of a secret stay readable by the apps after a rotation. */
+    keepPrevious: obj({
+        /**
+         * JWT secret: 1 keeps the previous secret (JWT_SECRET_PREVIOUS_FILE) for one period, so tokens
+         * signed before a rotation validate until they expire; 0 after a leak (the previous file then
+         * carries the current secret). Default 1.
+         */
+        jwtSecret: int(0, 1).default(1),
+        /**
+         * API encryption keyring: old keys kept for decryption (API_ENCRYPTION_KEYRING_FILE). Data still
+         * under a key older than that becomes unreadable: re-encrypt it with the current key within
+         * (keepPrevious + 1) periods. Default 2 (with the yearly period: two years to re-encrypt).
+         */
+        apiEncryptionKey: int(0, 10).default(2),
+    }).prefault({}),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -397,3 +397,32 @@ export const uidGid = () =>
     );
 export const httpHeaderValue = () => checked(str(), noQuoteOrNewline);
 export const days = () => int(1, 3650);
+
+/** The option nearest to a mistyped key (a "did you mean"), if any is near enough. */
+export function closest(key: string, options: string[]): string | undefined {
+    let best: string | undefined;
+    let bestD = Infinity;
+    for (const o of options) {
+        const d = levenshtein(key.toLowerCase(), o.toLowerCase());
+        if (d < bestD) {
+            bestD = d;
+            best = o;
+        }
+    }
+    return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/** Edit distance (insert, delete, substitute), one row of the table at a time. */
+export function levenshtein(a: string, b: string): number {
+    const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+        let prev = dp[0];
+        dp[0] = i;
+        for (let j = 1; j <= b.length; j++) {
+            const tmp = dp[j];
+            dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+            prev = tmp;
+        }
+    }
+    return dp[b.length];
+}

@@ -8,6 +8,7 @@ import {
     POSTGRES_CONF_HOST_DIR,
     POSTGRES_INITDB_CONTAINER_DIR,
     POSTGRES_INITDB_HOST_DIR,
+    POSTGRES_TLS_HOST_DIR,
     REDIS_ACL_CONTAINER_PATH,
     REDIS_CONF_CONTAINER_DIR,
     REDIS_CONF_HOST_DIR,
@@ -21,6 +22,7 @@ import {
     CADDY_DATA_VOLUME,
     CADDY_LOG_DIR_CONTAINER,
     CADDY_LOG_DIR_HOST,
+    COMPANION_SECRETS,
     DATA_NETWORK,
     DATA_UID,
     edgeNetworkName,
@@ -29,6 +31,7 @@ import {
     GATEWAY_PORTS,
     GATEWAY_UID,
     HOST_CONSUMER,
+    POSTGRES_CA_CONTAINER_PATH,
     POSTGRES_CONTAINER,
     POSTGRES_DATA_VOLUME,
     PUBLIC_NETWORK,
@@ -66,9 +69,26 @@ export function uidOf(user: string): number {
     return Number(user.split(":")[0]);
 }
 
-/** Plain env plus one NAME_FILE pointer per secret; never a secret value. */
-export function appEnv(app: AppConfig): string[] {
-    return [...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...app.secrets.map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
+/** The secret files an app reads: each secret it lists, plus the derived ones that come with it (COMPANION_SECRETS). */
+export function appSecretFiles(app: Pick<AppConfig, "secrets">): string[] {
+    return app.secrets.flatMap((s) => [s, ...(COMPANION_SECRETS[s] ?? [])]);
+}
+
+/**
+ * libpq's own variables for an app on the data network (pgx, psycopg, node-postgres... read them):
+ * the server by its name, the app's role and database, and TLS that verifies the server against its
+ * certificate. The app's own env wins where it sets the same name.
+ */
+export function postgresClientEnv(c: Pick<StackConfig, "postgres">): Record<string, string> {
+    return { PGHOST: POSTGRES_CONTAINER, PGDATABASE: c.postgres.database, PGUSER: c.postgres.user, PGSSLMODE: "verify-full", PGSSLROOTCERT: POSTGRES_CA_CONTAINER_PATH };
+}
+
+const postgresClient = (c: StackConfig, app: AppConfig): boolean => app.data && c.postgres.enabled;
+
+/** Plain env (with libpq's for a Postgres client) plus one NAME_FILE pointer per secret file; never a secret value. */
+export function appEnv(app: AppConfig, c?: StackConfig): string[] {
+    const pg = c && postgresClient(c, app) ? Object.entries(postgresClientEnv(c)).filter(([k]) => !(k in app.env)) : [];
+    return [...pg.map(([k, v]) => `${k}=${v}`), ...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...appSecretFiles(app).map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
 }
 
 /**
@@ -78,9 +98,14 @@ export function appEnv(app: AppConfig): string[] {
  */
 export function secretSpecs(c: StackConfig): SecretPosture[] {
     const r = c.secrets.rotationDays;
-    const key256 = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "key256", bits: 256, rotationDays });
-    const password = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "password", bits: 238, rotationDays });
-    const specs: SecretPosture[] = [{ name: "jwtSecret", kind: "key512", bits: 512, rotationDays: r.jwtSecret }, key256("apiEncryptionKey", r.apiEncryptionKey)];
+    const forcedEpochs = (name: string) => c.secrets.rotateNow[name] ?? 0;
+    const key256 = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "key256", bits: 256, rotationDays, forcedEpochs: forcedEpochs(name) });
+    const password = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "password", bits: 238, rotationDays, forcedEpochs: forcedEpochs(name) });
+    const keep = c.secrets.keepPrevious;
+    const specs: SecretPosture[] = [
+        { name: "jwtSecret", kind: "key512", bits: 512, rotationDays: r.jwtSecret, forcedEpochs: forcedEpochs("jwtSecret"), previous: keep.jwtSecret },
+        { ...key256("apiEncryptionKey", r.apiEncryptionKey), previous: keep.apiEncryptionKey },
+    ];
     if (c.postgres.enabled) specs.push(password("postgresSuperuserPassword", r.postgresPassword), password("postgresPassword", r.postgresPassword));
     if (c.redis.enabled) specs.push(password("redisPassword", r.redisPassword));
     if (c.intrusion.engine === "crowdsec") specs.push(password("crowdsecBouncerKey", r.crowdsecBouncerKey));
@@ -134,7 +159,7 @@ export function secretFilesPosture(c: StackConfig): SecretFilePosture[] {
     }
     // The ACL holds only the SHA-256 of the password; it is still treated as a secret file.
     if (hasData(c) && c.redis.enabled) out.push(file("redisPassword", REDIS_CONTAINER, "users.acl", DATA_UID, [REDIS_CONTAINER], "redis-acl"));
-    for (const app of c.apps) for (const s of app.secrets) out.push(file(s, app.name, s, uidOf(app.user), [appContainerName(app.name)]));
+    for (const app of c.apps) for (const s of appSecretFiles(app)) out.push(file(s, app.name, s, uidOf(app.user), [appContainerName(app.name)]));
     return out;
 }
 
@@ -197,9 +222,9 @@ function postgresContainer(c: StackConfig): ContainerPosture {
         // Over the socket: a TCP probe would add a connection line to the audit log every 10 s.
         healthcheck: { test: ["CMD", "pg_isready", "-h", "/var/run/postgresql", "-U", "postgres"], interval: "10s", timeout: "5s", retries: 5 },
         labels: { "citadel.config-sha256": sha256(renderPostgresScript(c, c.postgres.image).script) },
-        // The app role's password is set at first init (and by re-running the init script after a
-        // rotation, see README); the epoch records which generation is current.
-        rotatesWith: ["postgresSuperuserPassword", "postgresPassword"],
+        // Not re-created on rotation: the postgres-passwords step sets the rotated passwords in the
+        // running server (ALTER ROLE), which the init script alone did only on an empty data directory.
+        rotatesWith: [],
     };
 }
 
@@ -240,10 +265,10 @@ function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
             ...(app.egress ? [{ network: EGRESS_NETWORK, aliases: [] }] : []),
         ],
         publishedPorts: [],
-        secretMounts: app.secrets.map((s) => ({ source: secretFilePath(app.name, s), target: secretMountPath(s), env: secretEnvName(s) })),
-        binds: [],
+        secretMounts: appSecretFiles(app).map((s) => ({ source: secretFilePath(app.name, s), target: secretMountPath(s), env: secretEnvName(s) })),
+        binds: postgresClient(c, app) ? [{ source: `${POSTGRES_TLS_HOST_DIR}/server.crt`, target: POSTGRES_CA_CONTAINER_PATH, readOnly: true }] : [],
         volumes: [],
-        env: appEnv(app),
+        env: appEnv(app, c),
         healthcheck: app.healthcheck ? { test: ["CMD", ...app.healthcheck.test], interval: app.healthcheck.interval, timeout: app.healthcheck.timeout, retries: app.healthcheck.retries } : undefined,
         labels: {},
         // Rotated secrets re-create the container so the app reads the new files.

@@ -58,6 +58,19 @@ export const SECRETS_MOUNT = "/run/secrets";
 /** Mode of every secret file: readable by its one owner only. */
 export const SECRET_FILE_MODE = "0400";
 
+/** Derived secret files an app gets beside jwtSecret: the previous generation (JWT_SECRET_PREVIOUS_FILE). */
+export const JWT_SECRET_PREVIOUS = "jwtSecretPrevious";
+/** ... and beside apiEncryptionKey: the keyring JSON {current, keys: {id: base64}} (API_ENCRYPTION_KEYRING_FILE). */
+export const API_ENCRYPTION_KEYRING = "apiEncryptionKeyring";
+/** Which derived files come with a listed secret. */
+export const COMPANION_SECRETS: Readonly<Record<string, readonly string[]>> = { jwtSecret: [JWT_SECRET_PREVIOUS], apiEncryptionKey: [API_ENCRYPTION_KEYRING] };
+
+/**
+ * Where a data app finds the Postgres server's certificate (self-signed, CN "postgres"), to verify the
+ * server with (PGSSLROOTCERT, sslmode=verify-full). Not a secret: a read-only bind of the host's copy.
+ */
+export const POSTGRES_CA_CONTAINER_PATH = "/run/citadel/postgres-server.crt";
+
 export function secretFilePath(consumer: string, name: string): string {
     return `${SECRETS_DIR}/${consumer}/${name}`;
 }

@@ -3,7 +3,8 @@
 // shellcheck test checks every one of them.
 import type { StackConfig } from "../config";
 import { renderGatewayScript } from "../render/caddy";
-import { renderPostgresScript, renderRedisScript } from "../render/data";
+import { renderPostgresPasswordsScript, renderPostgresScript, renderRedisScript } from "../render/data";
+import { DATA_NETWORK } from "./facts";
 import { renderFirewall } from "../render/firewall";
 import { renderHostBaseline } from "../render/host";
 import { renderIntrusion } from "../render/intrusion";
@@ -24,6 +25,7 @@ const VALIDATION: Record<string, string> = {
     intrusion: "crowdsec -t / bouncer -t (or fail2ban-client -t) on a staged copy before switching",
     "gateway-config": "caddy validate with the image's own Caddy in a throw-away container without network",
     "postgres-config": "a throw-away Postgres boots with the staged files (TLS only, scram-sha-256) before they are installed",
+    "postgres-passwords": "each password file is read by bash and checked for the generated alphabet before psql sees it; waits until the server answers on its socket; ON_ERROR_STOP",
     "redis-config": "a throw-away Redis loads the staged redis.conf and ACL before they are installed",
     "container-limits": "the live limit is read from docker inspect first; docker update only where it differs",
 };
@@ -82,6 +84,15 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     if (postgres) postgres.after.push(add(scriptStep(renderPostgresScript(c, postgres.image), "data", [...ready, imageRef(postgres.name)])));
     const redis = byRole("redis");
     if (redis) redis.after.push(add(scriptStep(renderRedisScript(c, redis.image), "data", [...ready, imageRef(redis.name)])));
+    // Rotation order: new secret files → the database's passwords set from them (postgres-passwords)
+    // and Redis re-created with its new ACL → only then the apps that use them are (re)started.
+    const dataApps = containers.filter((x) => x.role === "app" && x.networks.some((n) => n.network === DATA_NETWORK));
+    if (postgres) {
+        const files = secretFiles.filter((f) => f.readers.includes(postgres.name)).map((f) => f.step);
+        const passwords = add(scriptStep(renderPostgresPasswordsScript(c), "credentials", [containerRef(postgres.name), ...files]));
+        for (const app of dataApps) app.after.push(passwords);
+    }
+    if (redis) for (const app of dataApps) app.after.push(containerRef(redis.name));
     const gateway = byRole("gateway");
     if (gateway) {
         gateway.after.push(add(scriptStep(renderGatewayScript(c, gateway.image), "gateway", [imageRef(gateway.name)])));

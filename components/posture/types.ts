@@ -40,7 +40,7 @@ export interface ExposurePosture {
     deniedPorts: { from: number; to: number };
 }
 
-export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "gateway" | "limits";
+export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "credentials" | "gateway" | "limits";
 
 /**
  * A host step: one idempotent root script pushed over SSH. `after` names what must exist first:
@@ -134,6 +134,10 @@ export interface SecretPosture {
     kind: "key256" | "key512" | "password";
     bits: number;
     rotationDays: number;
+    /** citadel:secrets.rotateNow: periods added to the computed epoch (a forced rotation). */
+    forcedEpochs: number;
+    /** Versioned secrets (jwtSecret, apiEncryptionKey): older generations kept readable after a rotation. */
+    previous?: number;
 }
 
 export interface SecretFilePosture {

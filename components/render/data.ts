@@ -4,7 +4,7 @@
 // internal data network. Their configuration lives on the host under /etc/citadel/<service>/ and is
 // bind-mounted read-only; secrets arrive as 0400 files. Pure functions: no Pulumi import.
 import { StackConfig } from "../config";
-import { DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER, secretMountPath } from "../posture/facts";
+import { DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER, secretFilePath, secretMountPath } from "../posture/facts";
 import { renderTemplate } from "./template";
 import { HostScript } from "./types";
 
@@ -153,6 +153,28 @@ export function renderPostgresScript(c: StackConfig, image: string): HostScript 
             { path: `${POSTGRES_CONF_HOST_DIR}/pg_hba.conf`, content: hba, mode: "0644", owner: "root", group: "root" },
             { path: `${POSTGRES_INITDB_HOST_DIR}/${POSTGRES_INITDB_SCRIPT}`, content: initdb, mode: "0755", owner: "root", group: "root" },
         ],
+    };
+}
+
+/**
+ * Host step "postgres-passwords": ALTER ROLE of the application role and the superuser to the values
+ * of their secret files, over the container's socket (superuser by peer), passwords on psql's stdin.
+ * Reads the host's files, not the container's mounts: the step must see what was just written.
+ */
+export function renderPostgresPasswordsScript(c: StackConfig): HostScript {
+    const appPasswordFile = secretFilePath(POSTGRES_CONTAINER, "postgresPassword");
+    const superuserPasswordFile = secretFilePath(POSTGRES_CONTAINER, "postgresSuperuserPassword");
+    return {
+        name: "postgres-passwords",
+        description: `ALTER ROLE ${c.postgres.user} and postgres to the passwords in ${appPasswordFile} and ${superuserPasswordFile} (rotation), before the apps restart`,
+        script: renderTemplate("data/pg-passwords.sh.hbs", {
+            lib: renderTemplate("host/lib.sh.hbs", {}),
+            container: POSTGRES_CONTAINER,
+            user: c.postgres.user,
+            appPasswordFile,
+            superuserPasswordFile,
+        }),
+        files: [],
     };
 }
 

@@ -14,7 +14,17 @@ export function secretFileScript(consumer: string, name: string, uid: number): s
         // The value arrives on stdin and is written byte-exact.
         `cat > "$tmp"`,
         `chown ${uid}:0 "$tmp" && chmod ${SECRET_FILE_MODE} "$tmp"`,
-        `mv -f "$tmp" ${shellQuote(path)}`,
+        // A rotation rewrites an existing file in place: a container's bind mount of the file follows
+        // its inode, so a rename would leave running readers on the old value until re-created. The
+        // price is a write window of one small write(2) in which a reader may find the file empty
+        // (readers retry an empty read). A new file is renamed into place (atomic).
+        `if [ -f ${shellQuote(path)} ] && [ ! -L ${shellQuote(path)} ]; then`,
+        `    chown ${uid}:0 ${shellQuote(path)} && chmod ${SECRET_FILE_MODE} ${shellQuote(path)}`,
+        `    if ! cmp -s "$tmp" ${shellQuote(path)}; then cat "$tmp" > ${shellQuote(path)}; fi`,
+        `    rm -f "$tmp"`,
+        "else",
+        `    mv -f "$tmp" ${shellQuote(path)}`,
+        "fi",
         `echo "citadel: secret file ${path} written (owner uid ${uid}, mode ${SECRET_FILE_MODE})"`,
     ].join("\n");
 }

@@ -2,7 +2,7 @@
 //
 //   citadel/postgres:15-local          images/postgres   Debian's postgresql-15, official-image entrypoint contract
 //   citadel/redis:7-local              images/redis      Debian's redis-server 7.0, official-image entrypoint contract
-//   citadel/demo-app:1-local           images/demo-app   the Go demo app (standard library only) on scratch
+//   citadel/demo-app:2-local           images/demo-app   the Go demo app (pgx, go-redis, golang-jwt) on scratch
 //   citadel/caddy:2.11.9-ratelimit     images/caddy      Caddy + caddy-ratelimit from images/caddy/build.sh, lab/images/caddy.Dockerfile
 //
 // All but the demo app are FROM citadel/debian:12 (vps/image.ts, debootstrap; built here if missing)
@@ -25,7 +25,7 @@ import { BASE_IMAGE, ensureBaseImage, renderVpsSources } from "../vps/image";
 
 export const POSTGRES_LOCAL_IMAGE = "citadel/postgres:15-local";
 export const REDIS_LOCAL_IMAGE = "citadel/redis:7-local";
-export const DEMO_APP_LOCAL_IMAGE = "citadel/demo-app:1-local";
+export const DEMO_APP_LOCAL_IMAGE = "citadel/demo-app:2-local";
 export const CADDY_LOCAL_IMAGE = CADDY_IMAGE_TAG;
 /** The demo app's port and healthcheck, for the stack's app config (citadel:apps[]). */
 export const DEMO_APP_PORT = 8080;
@@ -119,7 +119,7 @@ export const IMAGE_SPECS: readonly ImageSpec[] = [
     {
         name: "demo-app",
         tag: DEMO_APP_LOCAL_IMAGE,
-        inputs: [rel("demo-app", "Dockerfile"), rel("demo-app", "go.mod"), rel("demo-app", "main.go")],
+        inputs: [rel("demo-app", "Dockerfile"), rel("demo-app", "go.mod"), rel("demo-app", "go.sum"), rel("demo-app", "main.go")],
         debianBased: false,
         prepare: async () => [
             { source: rel("demo-app", "Dockerfile"), name: "Dockerfile", mode: 0o644 },

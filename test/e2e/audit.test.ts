@@ -330,7 +330,7 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         fault({
             only: ["in-container"],
             expect: { "in-container-env": /^audit-env-fault: env: expected API_KEY_FILE .* \| actual API_KEY=<value hidden>$/ },
-            inject: "docker run -d --name audit-env-fault --user 10001:10001 -e API_KEY=sk-live-0123456789abcdef citadel/demo-app:1-local >/dev/null",
+            inject: "docker run -d --name audit-env-fault --user 10001:10001 -e API_KEY=sk-live-0123456789abcdef citadel/demo-app:2-local >/dev/null",
             repair: "docker rm -f audit-env-fault >/dev/null 2>&1; true",
         }));
 
@@ -391,7 +391,7 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         }));
 
     it("the CLI exits 1 and its --json names the failing check (a container with a secret in its env)", () => {
-        root("docker run -d --name audit-cli-fault --user 10001:10001 -e DB_PASSWORD=hunter2hunter2 citadel/demo-app:1-local >/dev/null");
+        root("docker run -d --name audit-cli-fault --user 10001:10001 -e DB_PASSWORD=hunter2hunter2 citadel/demo-app:2-local >/dev/null");
         try {
             const r = spawnSync("npx", ["tsx", path.join(ROOT, "lab", "audit.ts"), "--stack", "local", "--json", "--keep-probe", "--only", "in-container-env"], { encoding: "utf8", timeout: 180_000, cwd: ROOT });
             assert.equal(r.status, 1, r.stderr);

@@ -70,7 +70,7 @@ describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout
 
     it("a container publishing 0.0.0.0:8001 on the host is still unreachable from outside", () => {
         inner("rm", "-f", "citadel-e2e-published");
-        const started = inner("run", "-d", "--name", "citadel-e2e-published", "-p", "8001:8080", "--user", "10001:10001", "citadel/demo-app:1-local");
+        const started = inner("run", "-d", "--name", "citadel-e2e-published", "-p", "8001:8080", "--user", "10001:10001", "citadel/demo-app:2-local");
         assert.equal(started.code, 0, started.stderr);
         try {
             // Control: the container does answer (from inside the VPS, on its bridge address).

@@ -11,14 +11,14 @@ export interface LabSession {
     release(keep?: boolean): Promise<void>;
 }
 
-export async function convergeLabVps(opts: { quiet?: boolean } = {}): Promise<LabSession> {
+export async function convergeLabVps(opts: { quiet?: boolean; sets?: string[] } = {}): Promise<LabSession> {
     const startedDockerd = !dockerReady();
     await ensureDockerd();
     const prev = process.env.CITADEL_QUIET;
     if (opts.quiet) process.env.CITADEL_QUIET = "1";
     let converged;
     try {
-        converged = await up();
+        converged = await up(opts.sets);
     } finally {
         if (prev === undefined) delete process.env.CITADEL_QUIET;
         else process.env.CITADEL_QUIET = prev;

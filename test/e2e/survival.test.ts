@@ -206,7 +206,7 @@ describe("survival: bans and the DOCKER-USER policy on day two (local VPS)", { s
         labContainer(SIDE, NET2);
 
         docker("exec", vps, "docker", "rm", "-f", PUBLISHED);
-        const started = docker("exec", vps, "docker", "run", "-d", "--name", PUBLISHED, "-p", "8001:8080", "--user", "10001:10001", "citadel/demo-app:1-local");
+        const started = docker("exec", vps, "docker", "run", "-d", "--name", PUBLISHED, "-p", "8001:8080", "--user", "10001:10001", "citadel/demo-app:2-local");
         assert.equal(started.code, 0, out(started));
         // Control: the published container answers (from inside the VPS, on its bridge address).
         const ip = docker("exec", vps, "docker", "inspect", "--format", "{{.NetworkSettings.IPAddress}}", PUBLISHED).stdout.trim();

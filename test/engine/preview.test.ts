@@ -44,7 +44,7 @@ describe("engine: real pulumi preview of the prod example", { skip }, () => {
             "citadel:index:Citadel$citadel:host:Baseline$command:remote:Command::sshd",
             "citadel:index:Citadel$citadel:host:Baseline$command:remote:Command::docker",
             "citadel:index:Citadel$citadel:host:Intrusion$command:remote:Command::intrusion",
-            "citadel:index:Citadel$citadel:secrets:Secrets$random:index/randomBytes:RandomBytes::jwtSecret",
+            "citadel:index:Citadel$command:remote:Command::postgres-passwords",
             "citadel:index:Citadel$citadel:secrets:Secrets$random:index/randomPassword:RandomPassword::redisPassword",
             "citadel:index:Citadel$citadel:network:Networks$docker:index/network:Network::data",
             "citadel:index:Citadel$citadel:edge:Gateway$docker:index/container:Container::gateway",
@@ -56,6 +56,9 @@ describe("engine: real pulumi preview of the prod example", { skip }, () => {
             "citadel:index:Citadel$pulumi:providers:docker::docker",
         ];
         for (const e of expect) assert.ok(chains.includes(e), `missing ${e}`);
+        // Versioned secrets: one resource per generation, named by its epoch (which depends on today).
+        const jwt = /^citadel:index:Citadel\$citadel:secrets:Secrets\$random:index\/randomBytes:RandomBytes::jwtSecret-e\d+$/;
+        assert.ok(chains.some((c: string) => jwt.test(c)), "missing the JWT secret's current generation (jwtSecret-e<epoch>)");
         assert.ok(json.steps.every((s: any) => s.op === "create" || s.op === "same"), "a fresh preview only creates");
         const types = new Set(json.steps.map((s: any) => s.newState?.type));
         for (const t of ["hcloud:index/firewall:Firewall", "hcloud:index/server:Server", "command:remote:Command", "docker:index/container:Container", "docker:index/network:Network", "random:index/randomPassword:RandomPassword", "random:index/randomBytes:RandomBytes"]) {

@@ -87,7 +87,10 @@ describe("secret files: written from stdin as 0400, owned by their reader", () =
             "set -e",
             "mkdir -p /etc/citadel && mount -t tmpfs tmpfs /etc/citadel",
             'bash "$3" < "$1"',
+            "ino1=$(stat -c %i /etc/citadel/secrets/api/jwtSecret)",
             'bash "$3" < "$2"',
+            // A running container's bind mount follows the inode: a rotation must keep it.
+            '[ "$(stat -c %i /etc/citadel/secrets/api/jwtSecret)" = "$ino1" ] && echo same-inode',
             "stat -c '%a %u %g %n' /etc/citadel/secrets /etc/citadel/secrets/api /etc/citadel/secrets/api/jwtSecret",
             "ls -A /etc/citadel/secrets/api",
             "cat /etc/citadel/secrets/api/jwtSecret",
@@ -103,6 +106,7 @@ describe("secret files: written from stdin as 0400, owned by their reader", () =
             assert.ok(lines.includes("700 0 0 /etc/citadel/secrets/api"), r.stdout);
             assert.ok(lines.includes("400 10001 0 /etc/citadel/secrets/api/jwtSecret"), r.stdout);
             assert.ok(lines.includes("jwtSecret"), "no temp files left behind");
+            assert.ok(lines.includes("same-inode"), "the rotation replaced the file (a new inode): running containers would keep reading the old value");
             assert.ok(!lines.some((l) => l.startsWith(".tmp.")), "temp file left behind");
             assert.ok(r.stdout.endsWith(value), "second write (rotation) replaced the value byte-exact");
             assert.ok(!r.stdout.split("citadel: secret file").join("").includes("first-value"));

@@ -150,6 +150,16 @@ const CASES: Case[] = [
         expect: [{ id: "secrets.jwtSecret.rotation=365", category: "secrets", direction: "weakens" }],
     },
     {
+        name: "more old encryption keys kept in the keyring (2 → 5)",
+        head: () => postureWith({ secrets: { ...prodKey("secrets"), keepPrevious: { apiEncryptionKey: 5 } } }),
+        expect: [{ id: "secrets.apiEncryptionKey.keepPrevious=5", category: "secrets", direction: "weakens" }],
+    },
+    {
+        name: "strengthens: a forced rotation of the JWT secret (incident response)",
+        head: () => postureWith({ secrets: { ...prodKey("secrets"), rotateNow: { jwtSecret: 1 } } }),
+        expect: [{ id: "secrets.jwtSecret.rotateNow=1", category: "secrets", direction: "strengthens" }],
+    },
+    {
         name: "the server type changed (cx22 → cx32: a resize in place)",
         head: () => postureWith({ hcloud: { ...prodKey("hcloud"), serverType: "cx32" } }),
         expect: [{ id: "server.hcloud.serverType=cx32", category: "server", direction: "weakens" }],

@@ -150,9 +150,9 @@ export function byName(type: string, name: string): Recorded {
 }
 
 /** Resource inputs as the program passed them (Outputs intact, so secret-ness can be checked). */
-export const props: { type: string; name: string; props: Record<string, any>; resource: pulumi.Resource }[] = [];
+export const props: { type: string; name: string; props: Record<string, any>; resource: pulumi.Resource; opts: pulumi.ResourceOptions }[] = [];
 /** Pass as `transformations` of the top component: it sees every child's inputs with Outputs intact. */
 export const recordProps: pulumi.ResourceTransformation = (args) => {
-    props.push({ type: args.type, name: args.name, props: args.props as Record<string, any>, resource: args.resource });
+    props.push({ type: args.type, name: args.name, props: args.props as Record<string, any>, resource: args.resource, opts: args.opts });
     return undefined;
 };

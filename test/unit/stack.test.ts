@@ -67,7 +67,8 @@ describe("stack: prod example (target hcloud)", () => {
             ["citadel:host:Baseline$command:remote:Command", "journald"],
             ["citadel:host:Baseline$command:remote:Command", "docker"],
             ["citadel:host:Intrusion$command:remote:Command", "intrusion"],
-            ["citadel:secrets:Secrets$random:index/randomBytes:RandomBytes", "jwtSecret"],
+            ["citadel:secrets:Secrets$random:index/randomBytes:RandomBytes", "jwtSecret-e3"],
+            ["citadel:index:Citadel$command:remote:Command", "postgres-passwords"],
             ["citadel:network:Networks$docker:index/network:Network", "public"],
             ["citadel:edge:Gateway$docker:index/container:Container", "gateway"],
             ["citadel:edge:Gateway$command:remote:Command", "gateway-config"],
@@ -88,10 +89,13 @@ describe("stack: prod example (target hcloud)", () => {
 
     it("generates every secret the config needs, with rotation keepers", () => {
         const names = [...ofType(T.password), ...ofType(T.bytes)].map((r) => r.name).sort();
-        assert.deepEqual(names, ["apiEncryptionKey", "crowdsecBouncerKey", "internalApiKey", "jwtSecret", "postgresPassword", "postgresSuperuserPassword", "redisPassword"]);
-        const jwt = byName(T.bytes, "jwtSecret");
+        // Versioned secrets: one resource per generation, named by its epoch (the current and the
+        // previous JWT secret; the API key at epoch 0 has no older generation yet).
+        assert.deepEqual(names, ["apiEncryptionKey-e0", "crowdsecBouncerKey", "internalApiKey", "jwtSecret-e2", "jwtSecret-e3", "postgresPassword", "postgresSuperuserPassword", "redisPassword"]);
+        const jwt = byName(T.bytes, "jwtSecret-e3");
         assert.ok(jwt.inputs.length * 8 >= 256, "JWT secret ≥ 256 bit");
-        assert.equal(byName(T.bytes, "apiEncryptionKey").inputs.length, 32, "API encryption key is 256 bit");
+        assert.deepEqual(byName(T.bytes, "jwtSecret-e2").inputs.keepers, { rotationDays: "90", epoch: "2" });
+        assert.equal(byName(T.bytes, "apiEncryptionKey-e0").inputs.length, 32, "API encryption key is 256 bit");
         // 2026-01-01 → 2026-11-23 is 326 days: 3 whole quarters (90 d), 1 half-year (182 d), 0 years.
         assert.deepEqual(jwt.inputs.keepers, { rotationDays: "90", epoch: "3" });
         assert.deepEqual(byName(T.password, "postgresPassword").inputs.keepers, { rotationDays: "182", epoch: "1" });
@@ -152,8 +156,10 @@ describe("stack: prod example (target hcloud)", () => {
         const files = b.props.filter((p) => p.type === T.remote && p.name.startsWith("secret-"));
         assert.deepEqual(files.map((f) => f.name).sort(), [
             "secret-api-apiEncryptionKey",
+            "secret-api-apiEncryptionKeyring",
             "secret-api-internalApiKey",
             "secret-api-jwtSecret",
+            "secret-api-jwtSecretPrevious",
             "secret-api-postgresPassword",
             "secret-api-redisPassword",
             "secret-host-crowdsecBouncerKey",
@@ -227,6 +233,8 @@ describe("stack: prod example (target hcloud)", () => {
     it("apps read secrets from files announced by *_FILE", () => {
         const api = byName(T.container, "api").inputs;
         assert.ok(api.envs.includes("JWT_SECRET_FILE=/run/secrets/jwtSecret"));
+        assert.ok(api.envs.includes("JWT_SECRET_PREVIOUS_FILE=/run/secrets/jwtSecretPrevious"), "the previous JWT secret comes with jwtSecret");
+        assert.ok(api.envs.includes("API_ENCRYPTION_KEYRING_FILE=/run/secrets/apiEncryptionKeyring"), "the keyring comes with apiEncryptionKey");
         assert.ok(api.envs.includes("POSTGRES_PASSWORD_FILE=/run/secrets/postgresPassword"));
         assert.ok(api.envs.includes("LOG_LEVEL=info"));
         const mount = api.mounts.find((m: any) => m.target === "/run/secrets/jwtSecret");

@@ -1,0 +1,201 @@
+// Rotation on a live host (issue 11, "Rotation that works"), one converge: the demo app writes a row
+// (with a field encrypted under the keyring), keeps a key in Redis, issues a JWT and encrypts a value
+// → every rotating secret crosses a boundary by config (citadel:secrets.rotateNow) → `pulumi up`
+// while a client polls the app through the gateway once a second → no failed request; the old
+// Postgres and Redis passwords are refused (tried from a throwaway container on the data network,
+// passwords on stdin); the old token still validates (previous JWT secret); the old ciphertext still
+// decrypts (keyring); the row and the Redis key are still there; Postgres was not re-created.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as https from "node:https";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { IN_CI, run, RunResult } from "../tools";
+
+// Our own VPS and ports (set before lab/local is imported: it reads them when it loads).
+process.env.CITADEL_VPS_NAME ??= "citadel-rotation";
+process.env.CITADEL_SSH_PORT ??= "2522";
+process.env.CITADEL_HTTP_PORT ??= "8380";
+process.env.CITADEL_HTTPS_PORT ??= "8743";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+let skip: string | false = false;
+if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
+if (IN_CI && skip) throw new Error(skip);
+
+/** The secrets that rotate here: every one the demo app reads, and the superuser's. */
+const ROTATED = ["jwtSecret", "apiEncryptionKey", "postgresPassword", "postgresSuperuserPassword", "redisPassword"];
+// Room for the poller and the test's own requests (all from this machine's one address) beside
+// Pulumi.local.yaml's 60 a minute; the same value in both runs, so the gateway is not touched.
+const SETS = ["citadel:gateway.rateLimit.events=600"];
+
+interface Reply {
+    status: number;
+    body: string;
+}
+
+describe("rotation: a boundary crossed on a live host, with the app serving throughout", { skip, timeout: 40 * 60_000 }, () => {
+    let session: import("./session").LabSession;
+    let vps = "";
+    let httpsPort = 0;
+    let host = "";
+    let ca = "";
+    let publicKey = "";
+    let info: import("./session").LabSession["info"];
+    const state: { rowId?: number; token?: string; ciphertext?: string; keyId?: string; pgContainer?: string; oldPg?: string; oldRedis?: string } = {};
+
+    /** Root inside the VPS (the outer engine's exec: test-side only; values stay in this process). */
+    const inVps = (args: string[], input?: string): RunResult => run("docker", ["exec", ...(input !== undefined ? ["-i"] : []), vps, ...args], { timeout: 120_000, input });
+    const readSecret = (p: string): string => {
+        const r = inVps(["cat", p]);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout.trim();
+    };
+
+    /** HTTPS through the gateway (Caddy's own CA pinned), as a client on the Internet would call it. */
+    function call(method: string, p: string, body?: string, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<Reply> {
+        return new Promise((resolve) => {
+            const req = https.request({ host: "127.0.0.1", port: httpsPort, servername: host, method, path: p, ca, headers: { host, ...headers }, timeout: timeoutMs }, (r) => {
+                let data = "";
+                r.on("data", (d) => (data += d));
+                r.on("end", () => resolve({ status: r.statusCode ?? 0, body: data }));
+            });
+            req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+            req.on("error", (e) => resolve({ status: 0, body: String(e) }));
+            if (body !== undefined) req.write(body);
+            req.end();
+        });
+    }
+    const ok = async (method: string, p: string, body?: string, headers?: Record<string, string>): Promise<string> => {
+        const r = await call(method, p, body, headers);
+        assert.ok(r.status >= 200 && r.status < 300, `${method} ${p}: ${r.status} ${r.body}`);
+        return r.body;
+    };
+
+    /** psql from a throwaway container on the data network; the password in a passfile written from stdin. */
+    function pgLogin(password: string, image: string, user: string, db: string): RunResult {
+        const script = 'set -e; umask 077; cat >/tmp/pgpass; PGPASSFILE=/tmp/pgpass psql "host=postgres dbname=$1 user=$2 sslmode=require connect_timeout=10" -XAtc "select current_user"';
+        return inVps(["docker", "run", "--rm", "-i", "--network", "citadel-data", "--tmpfs", "/tmp", "--entrypoint", "bash", image, "-c", script, "login", db, user], `postgres:5432:${db}:${user}:${password}\n`);
+    }
+    /** redis-cli from a throwaway container on the data network; AUTH on stdin. */
+    function redisLogin(password: string, image: string): RunResult {
+        return inVps(["docker", "run", "--rm", "-i", "--network", "citadel-data", "--entrypoint", "redis-cli", image, "-h", "redis"], `AUTH app ${password}\nPING\n`);
+    }
+
+    before(async () => {
+        const { convergeLabVps } = await import("./session");
+        const { LOCAL_VPS } = await import("../../lab/local");
+        const { HARNESS_KEY } = await import("../../lab/vps/common");
+        const t0 = Date.now();
+        session = await convergeLabVps({ quiet: true, sets: SETS });
+        process.stderr.write(`[rotation] VPS ${LOCAL_VPS} converged in ${Math.round((Date.now() - t0) / 1000)} s\n`);
+        info = session.info;
+        vps = LOCAL_VPS;
+        httpsPort = info.httpsPort;
+        host = session.config.sites[0].host;
+        publicKey = fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim();
+        const r = inVps(["docker", "exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt"]);
+        assert.equal(r.code, 0, r.stderr);
+        ca = r.stdout;
+    });
+
+    after(async () => {
+        await session?.release(process.env.CITADEL_ROTATION_KEEP === "1");
+    });
+
+    it("before: the app stores a row (encrypted field), a Redis key, a token and a ciphertext; the current passwords log in", async () => {
+        const c = session.config;
+        assert.equal(JSON.parse(await ok("GET", "/check")).postgres, "ok");
+        const row = JSON.parse(await ok("POST", "/rows", "written before the rotation"));
+        state.rowId = row.id;
+        await ok("PUT", "/kv/survivor", "kept across the rotation");
+        state.token = JSON.parse(await ok("POST", "/token")).token;
+        assert.deepEqual(JSON.parse(await ok("POST", "/verify", undefined, { authorization: `Bearer ${state.token}` })), { valid: true, key: "current" });
+        const enc = JSON.parse(await ok("POST", "/encrypt", "encrypted before the rotation"));
+        state.ciphertext = enc.ciphertext;
+        state.keyId = enc.keyId;
+        // The app verifies the server: the CA it was handed and the name it connects to.
+        const env = inVps(["docker", "inspect", "--format", "{{json .Config.Env}}", "app-demo"]);
+        assert.match(env.stdout, /"PGSSLMODE=verify-full"/);
+        assert.match(env.stdout, /"PGSSLROOTCERT=\/run\/citadel\/postgres-server\.crt"/);
+        assert.match(env.stdout, /"JWT_SECRET_PREVIOUS_FILE=\/run\/secrets\/jwtSecretPrevious"/);
+        assert.match(env.stdout, /"API_ENCRYPTION_KEYRING_FILE=\/run\/secrets\/apiEncryptionKeyring"/);
+
+        state.oldPg = readSecret("/etc/citadel/secrets/postgres/postgresPassword");
+        state.oldRedis = readSecret("/etc/citadel/secrets/demo/redisPassword");
+        // The probes can tell yes from no: the current passwords are accepted (and a wrong one is not).
+        const pg = pgLogin(state.oldPg, c.postgres.image, c.postgres.user, c.postgres.database);
+        assert.equal(pg.code, 0, pg.stderr);
+        assert.equal(pg.stdout.trim(), c.postgres.user);
+        assert.notEqual(pgLogin(`${state.oldPg}x`, c.postgres.image, c.postgres.user, c.postgres.database).code, 0);
+        const rd = redisLogin(state.oldRedis, c.redis.image);
+        assert.match(rd.stdout, /^OK\s+PONG/, rd.stdout + rd.stderr);
+        state.pgContainer = inVps(["docker", "inspect", "--format", "{{.Id}}", "postgres"]).stdout.trim();
+    });
+
+    it("a forced rotation of every secret: pulumi up while a client polls once a second sees no failed request", async () => {
+        const { pulumiLocal } = await import("../../lab/local");
+        const failures: string[] = [];
+        let polls = 0;
+        let slowest = 0;
+        let polling = true;
+        // GET /check: one round trip to Postgres and to Redis, and the JWT and keyring files parsed.
+        const poller = (async () => {
+            while (polling) {
+                const t = Date.now();
+                const r = await call("GET", "/check");
+                polls++;
+                slowest = Math.max(slowest, Date.now() - t);
+                if (r.status !== 200) failures.push(`${new Date().toISOString()} ${r.status} ${r.body.slice(0, 200)}`);
+                await new Promise((res) => setTimeout(res, Math.max(0, 1000 - (Date.now() - t))));
+            }
+        })();
+        const t0 = Date.now();
+        const bump = ROTATED.map((s) => `citadel:secrets.rotateNow.${s}=1`);
+        const code = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "rotate.log", false, [...SETS, ...bump]);
+        const upSeconds = Math.round((Date.now() - t0) / 1000);
+        // A few more polls after the up: the apps' re-creation must be over too.
+        await new Promise((res) => setTimeout(res, 5_000));
+        polling = false;
+        await poller;
+        process.stderr.write(`[rotation] pulumi up (rotation) ${upSeconds} s, exit ${code}; ${polls} polls, ${failures.length} failed, slowest ${slowest} ms\n`);
+        assert.equal(code, 0, "the rotation's pulumi up failed (see the rotate.log of this VPS under .cache/)");
+        assert.ok(polls >= upSeconds / 2, `only ${polls} polls in ${upSeconds} s`);
+        assert.deepEqual(failures, [], `${failures.length} of ${polls} polls failed`);
+    });
+
+    it("after: the old Postgres and Redis passwords are refused, the new ones accepted", () => {
+        const c = session.config;
+        const newPg = readSecret("/etc/citadel/secrets/postgres/postgresPassword");
+        const newRedis = readSecret("/etc/citadel/secrets/demo/redisPassword");
+        assert.notEqual(newPg, state.oldPg, "the Postgres password file did not change");
+        assert.notEqual(newRedis, state.oldRedis, "the Redis password file did not change");
+        const oldPg = pgLogin(state.oldPg!, c.postgres.image, c.postgres.user, c.postgres.database);
+        assert.notEqual(oldPg.code, 0, "the old Postgres password still logs in");
+        assert.match(oldPg.stderr, /password authentication failed for user "app"/);
+        const nowPg = pgLogin(newPg, c.postgres.image, c.postgres.user, c.postgres.database);
+        assert.equal(nowPg.code, 0, nowPg.stderr);
+        const oldRedis = redisLogin(state.oldRedis!, c.redis.image);
+        assert.match(oldRedis.stdout, /WRONGPASS/, `the old Redis password: ${oldRedis.stdout}`);
+        assert.match(redisLogin(newRedis, c.redis.image).stdout, /^OK\s+PONG/);
+        // Postgres kept running: its passwords changed by ALTER ROLE, not by a new container.
+        assert.equal(inVps(["docker", "inspect", "--format", "{{.Id}}", "postgres"]).stdout.trim(), state.pgContainer);
+    });
+
+    it("after: the old token validates with the previous JWT secret, the old ciphertext decrypts, the data is there", async () => {
+        assert.deepEqual(JSON.parse(await ok("POST", "/verify", undefined, { authorization: `Bearer ${state.token}` })), { valid: true, key: "previous" });
+        const fresh = JSON.parse(await ok("POST", "/token")).token;
+        assert.deepEqual(JSON.parse(await ok("POST", "/verify", undefined, { authorization: `Bearer ${fresh}` })), { valid: true, key: "current" });
+        const forged = (await call("POST", "/verify", undefined, { authorization: `Bearer ${state.token!.slice(0, -4)}AAAA` })).status;
+        assert.equal(forged, 401, "a token with a bad signature must be refused");
+        assert.equal(await ok("POST", "/decrypt", state.ciphertext), "encrypted before the rotation");
+        const enc = JSON.parse(await ok("POST", "/encrypt", "after"));
+        assert.equal(Number(enc.keyId), Number(state.keyId) + 1, "new data is encrypted under the new key");
+        const rows = JSON.parse(await ok("GET", "/rows")) as { id: number; body: string; note: string; keyId: string }[];
+        const row = rows.find((r) => r.id === state.rowId);
+        assert.ok(row, `row ${state.rowId} is gone: ${JSON.stringify(rows)}`);
+        assert.equal(row.note, "written before the rotation", "the field encrypted under the old key decrypts");
+        assert.equal(row.keyId, state.keyId);
+        assert.equal(await ok("GET", "/kv/survivor"), "kept across the rotation");
+    });
+});
