@@ -80,12 +80,16 @@ const exited = (p: ChildProcess): boolean => p.exitCode !== null || p.signalCode
 // ---------------------------------------------------------------------------------------------
 
 describe("data renderers", () => {
-    it("pg_hba.conf: no trust/peer/ident, every TCP line is hostssl+scram or reject", () => {
+    it("pg_hba.conf: no trust/ident, peer only for the superuser on the socket, every TCP line is hostssl+scram or reject", () => {
         const hba = renderPgHba(prodConfig());
         const rules = hba.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#")).map((l) => l.trim().split(/\s+/));
         assert.ok(rules.length >= 5);
         for (const r of rules) {
             const method = r[r.length - 1];
+            if (method === "peer") {
+                assert.equal(r.join(" "), "local all postgres peer");
+                continue;
+            }
             assert.ok(["local", "hostssl", "hostnossl"].includes(r[0]), `unexpected connection type in ${r.join(" ")}`);
             assert.ok(["scram-sha-256", "reject"].includes(method), `unexpected method in ${r.join(" ")}`);
             if (r[0] === "hostnossl") assert.equal(method, "reject");
