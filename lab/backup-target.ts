@@ -10,7 +10,7 @@ import { ensureLabNetwork, LAB_NETWORK } from "./vps/vps";
 
 /** Inside the target's chroot: the one directory the backup user may write. */
 export const SFTP_TARGET_DIR = "backups";
-export const SFTP_TARGET_USER = "backup";
+export const SFTP_TARGET_USER = "offsite";
 /** Where the chroot is in the container (for tests that look at what landed on the target). */
 export const SFTP_CHROOT = "/srv/sftp";
 
