@@ -11,6 +11,8 @@ commands:
         check a live host against its declared posture (citadel audit --help for details)
   review --base <git-ref|dir> --head <git-ref|dir> --stack <name> [--json] [--accept weakens:<id>]...
         the security diff of a change, stateless (citadel review --help for details)
+  restore --stack <name> --identity <age-key-file> [--backup <id>] [--force]
+        restore a backup onto the stack's host; the key stays here (citadel restore --help)
 
 options:
   -h, --help    show this help
@@ -24,6 +26,10 @@ case "${1:-}" in
     review)
         shift
         exec "$root/node_modules/.bin/tsx" "$root/review/cli.ts" "$@"
+        ;;
+    restore)
+        shift
+        exec "$root/node_modules/.bin/tsx" "$root/restore/cli.ts" "$@"
         ;;
     -h | --help | help)
         usage
