@@ -136,7 +136,7 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
     it("the VPS is thrown away, `pulumi up` builds a new one; citadel restore: a wrong key changes nothing, the operator's key brings the data back", async () => {
         const { stopVps } = await import("../../lab/vps/vps");
         const { runRestoreCli } = await import("../../restore/cli");
-        const { readLabStackOutputs } = await import("../../lab/audit");
+        const { labRestoreHooks } = await import("../../lab/restore");
         await stopVps(local.LOCAL_VPS);
         const t0 = Date.now();
         const again = await local.up();
@@ -148,14 +148,7 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
 
         const t = local.labBackupTarget();
         assert.ok(t);
-        const hooks = {
-            readOutputs: () => readLabStackOutputs("local"),
-            config: () => {
-                const c = local.localConfig(fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim());
-                if (c.existing) c.existing.port = sshPort;
-                return c;
-            },
-        };
+        const hooks = labRestoreHooks();
         const dir = tmpDir("citadel-restore-");
         run("age-keygen", ["-o", path.join(dir, "wrong.key")]);
         const errs: string[] = [];
