@@ -161,7 +161,7 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
             (process.stderr as unknown as { write: typeof write }).write = write;
         }
         assert.equal(code, 1, errs.join(""));
-        assert.match(errs.join(""), /cannot decrypt backup .* no identity in it matches the backup's recipients.*Nothing was changed\./s);
+        assert.match(errs.join(""), /cannot decrypt backup \S+ \(no identity in it matches the backup's recipients\).*Nothing was changed\./s);
         assert.match(rootOk("docker inspect --format '{{.State.Running}}' app-demo"), /^true$/m, "the app was not stopped");
 
         const t1 = Date.now();
