@@ -60,6 +60,11 @@ export const CHECKLIST: Record<string, PolicyLine[]> = {
     // reverse-path filtering, no source routing or redirects (spoofed or re-routed packets do not reach
     // the containers' bridges), and martian packets logged.
     "in-sysctl": [S("- [ ] Internal Docker network isolated from public"), S("- [ ] Security event logging enabled")],
+    "in-backup": [
+        R("- [ ] Automated backups configured"),
+        R("| Backups | 1 year | Encrypted, then deleted |"),
+        S("- [ ] Regular backups configured (daily minimum)"),
+    ],
     // ---- attacks (--attack) ----
     "atk-ssh-bruteforce": [R("- [ ] CrowdSec or fail2ban configured"), S("- [ ] Failed authentication attempts monitored")],
     "atk-http-burst": [R("- [ ] Rate limiting configured"), S("- [ ] Rate limiting enabled on L09 API Gateway"), S("- [ ] Unusual traffic patterns detected")],

@@ -1,12 +1,13 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
-import { DATA_NETWORK, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
+import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_NETWORK, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
 import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
 import { crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
+import { shellQuote } from "../components/render/template";
 import { AuditTarget, CheckDef, CommandResult, Drift, fromDrift, skip, Verdict } from "./types";
 
 /** A command that must work; its failure is itself the finding. */
@@ -542,6 +543,82 @@ const inSysctl: CheckDef = {
     },
 };
 
+// ---------------------------------------------------------------------------------------------
+// Backups
+// ---------------------------------------------------------------------------------------------
+
+/** What the host says about its backups: the timer's state and the last run's status file. */
+export interface BackupReading {
+    timerEnabled: string;
+    timerActive: string;
+    onCalendar: string;
+    /** The declared schedule as systemd normalizes it (systemd-analyze calendar). */
+    declaredCalendar: string;
+    status: { id?: string; time?: string; success?: boolean; error?: string | null; size?: number; lastSuccess?: { id: string; time: string } | null } | null;
+}
+
+export function backupReadScript(schedule: string): string {
+    return [
+        `printf 'declared=%s\\n' "$(systemd-analyze calendar ${shellQuote(schedule)} 2>/dev/null | sed -n 's/^ *Normalized form: *//p')"`,
+        `printf 'enabled=%s\n' "$(systemctl is-enabled ${BACKUP_TIMER} 2>/dev/null || true)"`,
+        `printf 'active=%s\n' "$(systemctl is-active ${BACKUP_TIMER} 2>/dev/null || true)"`,
+        `printf 'calendar=%s\n' "$(systemctl show -P TimersCalendar ${BACKUP_TIMER} 2>/dev/null | head -n 1 || true)"`,
+        `printf 'status='; if [ -r ${BACKUP_STATUS_PATH} ]; then jq -c . ${BACKUP_STATUS_PATH} 2>/dev/null || echo '"unreadable"'; else echo null; fi`,
+    ].join("\n");
+}
+
+export function parseBackupReading(out: string): BackupReading {
+    const kv = new Map(out.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as const));
+    let status: BackupReading["status"] = null;
+    try {
+        const j = JSON.parse(kv.get("status") ?? "null");
+        status = j && typeof j === "object" ? j : null;
+    } catch {
+        status = null;
+    }
+    return { timerEnabled: kv.get("enabled") ?? "", timerActive: kv.get("active") ?? "", onCalendar: kv.get("calendar") ?? "", declaredCalendar: kv.get("declared") ?? "", status };
+}
+
+/**
+ * Backups as declared: the timer enabled and running, the last run a success, the last good backup
+ * at most BACKUP_MAX_AGE_HOURS old. Pure, so tests judge readings without a host.
+ */
+export function judgeBackup(c: StackConfig, r: BackupReading, now: Date): Verdict {
+    const b = posture(c).backup;
+    const hasData = c.postgres.enabled || c.redis.enabled;
+    if (!b.enabled) {
+        if (!hasData) return skip("no Postgres or Redis: nothing to back up");
+        return { result: "fail", evidence: "backups are not declared", drift: [{ what: "citadel:backup.enabled", expected: "true (daily encrypted off-site backups)", actual: "false" }] };
+    }
+    const drift: Drift[] = [];
+    if (r.timerEnabled !== "enabled") drift.push({ what: `${b.timer} enabled`, expected: "enabled", actual: r.timerEnabled || "(not installed)" });
+    if (r.timerActive !== "active") drift.push({ what: `${b.timer} active`, expected: "active", actual: r.timerActive || "(not installed)" });
+    if (r.timerActive === "active" && !r.onCalendar.includes(`OnCalendar=${r.declaredCalendar || b.schedule}`)) drift.push({ what: `${b.timer} schedule`, expected: `OnCalendar=${r.declaredCalendar || b.schedule}`, actual: r.onCalendar || "(none)" });
+    const s = r.status;
+    if (!s) {
+        drift.push({ what: b.statusFile, expected: "the status of a backup run", actual: "(no run on this host yet)" });
+    } else {
+        if (s.success !== true) drift.push({ what: `last run ${s.id ?? "?"}`, expected: "success", actual: `failed: ${s.error ?? "(no error recorded)"}` });
+        const last = s.lastSuccess?.time ? Date.parse(s.lastSuccess.time) : NaN;
+        const hours = (now.getTime() - last) / 3_600_000;
+        if (!Number.isFinite(hours)) drift.push({ what: "last good backup", expected: `within ${b.maxAgeHours} h`, actual: "(none)" });
+        else if (hours > b.maxAgeHours) drift.push({ what: "last good backup", expected: `within ${b.maxAgeHours} h`, actual: `${s.lastSuccess?.id} (${hours.toFixed(1)} h ago)` });
+    }
+    const ok = s?.lastSuccess ? `timer ${b.schedule} active; last good backup ${s.lastSuccess.id} (${((now.getTime() - Date.parse(s.lastSuccess.time)) / 3_600_000).toFixed(1)} h ago, ${s.size ?? "?"} bytes)` : "";
+    return fromDrift(drift, ok);
+}
+
+const inBackup: CheckDef = {
+    id: "in-backup",
+    title: `encrypted off-site backups: timer enabled and active, last run succeeded, last good backup within ${BACKUP_MAX_AGE_HOURS} h`,
+    group: "inside",
+    run(t) {
+        const r = t.inside.sh("sudo -n bash -s", { stdin: backupReadScript(t.config.backup.schedule) });
+        if (r.code !== 0) throw new Error(`reading the backup state failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-300)}`);
+        return judgeBackup(t.config, parseBackupReading(r.stdout), new Date());
+    },
+};
+
 export const INSIDE_CHECKS: CheckDef[] = [
     inSshd,
     inUfw,
@@ -561,6 +638,7 @@ export const INSIDE_CHECKS: CheckDef[] = [
     inRedisCommands,
     inJournald,
     inSysctl,
+    inBackup,
 ];
 
 export type { Verdict };

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { parseConfig } from "./config";
+import { backupCredentials, parseConfig } from "./config";
 import type { CitadelArgs } from "./stack";
 
 export function expandHome(p: string): string {
@@ -24,6 +24,13 @@ export function loadProgramInputs(raw: Record<string, string>, readFile: (p: str
         );
     }
     const config = parsed.config;
+    // The backup target's credentials: Pulumi secrets, needed only here (rendering never reads them).
+    const creds = backupCredentials(config.backup);
+    if (!creds.ok) {
+        throw new pulumi.RunError(
+            `Invalid Citadel configuration (${creds.errors.length} problem${creds.errors.length === 1 ? "" : "s"}):\n` + creds.errors.map((e) => `  - ${e}`).join("\n") + `\nNothing was changed.`,
+        );
+    }
     const keyPath = expandHome(config.admin.privateKeyPath);
     let privateKey: string;
     try {
@@ -37,5 +44,5 @@ export function loadProgramInputs(raw: Record<string, string>, readFile: (p: str
     if (!/-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----/.test(privateKey)) {
         throw new pulumi.RunError(`citadel:admin.privateKeyPath: ${JSON.stringify(keyPath)} is not an unencrypted OpenSSH private key; nothing was changed.`);
     }
-    return { config, privateKey: pulumi.secret(privateKey), privateKeyPath: keyPath };
+    return { config, privateKey: pulumi.secret(privateKey), privateKeyPath: keyPath, backupCredentials: creds.values };
 }

@@ -5,6 +5,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { Apps } from "./apps";
+import { Backup } from "./backup";
 import { StackConfig } from "./config";
 import { DataServices } from "./data";
 import { Gateway } from "./gateway";
@@ -26,6 +27,8 @@ export interface CitadelArgs {
     privateKeyPath: string;
     /** Clock for secret rotation (tests pin it). */
     now?: Date;
+    /** The backup target's credentials (citadel:backup.target.sshKey), checked by loadProgramInputs. */
+    backupCredentials?: Record<string, string>;
 }
 
 /** SSH options for Docker's ssh:// transport: the pinned host key and nothing else is accepted. */
@@ -115,6 +118,10 @@ export class Citadel extends pulumi.ComponentResource {
         new Apps("apps", { ...common, containers: apps, steps: stepsFor(apps) }, p);
         const gateway = role("gateway");
         new Gateway("gateway", { ...common, containers: gateway, steps: stepsFor(gateway) }, p);
+
+        // Backups, once the data services run (their credentials first, as root-only files).
+        const backup = layer("backup");
+        if (backup.length) new Backup("backup", { steps: backup, secretSteps: layer("secrets"), secretFiles: m.secretFiles, credentials: args.backupCredentials ?? {}, connection: conn, graph }, p);
 
         // The Docker provider cannot set a pids limit; this step does, and re-runs whenever a container is re-created.
         for (const step of layer("limits")) {

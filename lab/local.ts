@@ -12,6 +12,7 @@ import { spawn } from "node:child_process";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../components/config";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
+import { startBackupTarget, stopBackupTarget, type BackupTarget } from "./backup-target";
 import { buildLocalImages } from "./images/build-local";
 import { ensureDockerd } from "./vps/dockerd";
 import { ensureVpsImage } from "./vps/image";
@@ -30,6 +31,25 @@ export const LOG_DIR = path.join(REPO_ROOT, ".cache", SCOPE ? `local-${SCOPE}` :
 /** The environment lab/pulumi-stack.sh runs the local stack with: this VPS's own state. */
 export function labStackEnv(): NodeJS.ProcessEnv {
     return { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only", CITADEL_STATE_SCOPE: SCOPE };
+}
+
+/** The lab's backup target of this VPS, as the last `up` started it (lab/backup-target.ts). */
+const TARGET_FILE = path.join(LOG_DIR, "backup-target.json");
+export const BACKUP_KEYS_DIR = path.join(LOG_DIR, "backup-keys");
+
+export function labBackupTarget(): BackupTarget | undefined {
+    return fs.existsSync(TARGET_FILE) ? (JSON.parse(fs.readFileSync(TARGET_FILE, "utf8")) as BackupTarget) : undefined;
+}
+
+/** citadel:backup pointed at the lab target: URL, pinned host key, the operator's recipient, the key as a secret. */
+function backupArgs(t: BackupTarget | undefined): string[] {
+    if (!t) return [];
+    return [
+        "--set", `citadel:backup.target.url=${t.url}`,
+        "--set", `citadel:backup.target.hostKey=${t.hostKey}`,
+        "--set", `citadel:backup.recipients[0]=${t.ageRecipient}`,
+        "--secret-file", `citadel:backup.target.sshKey=${t.keyPath}`,
+    ];
 }
 
 export function say(msg: string): void {
@@ -59,6 +79,7 @@ export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], lo
         // A test's own settings on top of Pulumi.local.yaml (e.g. the rotation e2e's forced epochs).
         ...extraSets,
     ].flatMap((kv) => ["--set", kv]);
+    sets.push(...backupArgs(labBackupTarget()));
     const env = labStackEnv();
     return new Promise((resolve) => {
         const out = fs.createWriteStream(log);
@@ -98,6 +119,10 @@ export async function up(extraSets: string[] = []): Promise<{ info: VpsInfo; con
     const info = await timed("boot", () =>
         startVps({ name: LOCAL_VPS, userData: renderCloudInit(config), sshPort: LOCAL_SSH_PORT, httpPort: LOCAL_HTTP_PORT, httpsPort: LOCAL_HTTPS_PORT }),
     );
+    // The off-site backup target beside the VPS (kept across VPS rebuilds: a restore reads it).
+    const target = await timed("backupTarget", () => startBackupTarget(LOCAL_VPS, BACKUP_KEYS_DIR));
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    fs.writeFileSync(TARGET_FILE, JSON.stringify(target, null, 2));
     say("4/5 loading the stack's images into the VPS's Docker engine");
     await timed("loadImages", () => loadImages(LOCAL_VPS, stackImages(config)));
     // A re-created VPS has a new host key: the stack's old state describes a host that is gone.
@@ -111,7 +136,7 @@ export async function up(extraSets: string[] = []): Promise<{ info: VpsInfo; con
     return { info, config, seconds };
 }
 
-export async function down(): Promise<void> {
+export async function down(opts: { keepBackupTarget?: boolean } = {}): Promise<void> {
     const publicKey = fs.existsSync(`${HARNESS_KEY}.pub`) ? fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim() : "";
     const { vpsInfo } = await import("./vps/vps");
     const info = vpsInfo(LOCAL_VPS);
@@ -122,5 +147,9 @@ export async function down(): Promise<void> {
     }
     say(`removing the VPS ${LOCAL_VPS}`);
     await stopVps(LOCAL_VPS);
+    if (!opts.keepBackupTarget) {
+        stopBackupTarget(LOCAL_VPS);
+        fs.rmSync(TARGET_FILE, { force: true });
+    }
 }
 

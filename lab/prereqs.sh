@@ -14,6 +14,7 @@ APT_PACKAGES=(
   crowdsec crowdsec-firewall-bouncer ipset fail2ban python3-systemd
   redis-server postgresql
   curl openssl jq iproute2 debootstrap zstd
+  age rclone
 )
 
 missing=()

@@ -2,14 +2,15 @@
 # Runs the real Pulumi engine (lab/engine/build.sh) on one stack from a scratch copy of the project, so
 # `pulumi stack init` / `config set` never edit the repo's Pulumi.<stack>.yaml:
 #
-#   lab/pulumi-stack.sh [--fresh] [--set citadel:key=VALUE]... [--secret key=VALUE]... STACK -- PULUMI-ARGS...
+#   lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--set citadel:key=VALUE]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
 #
 # --fresh    start from an empty backend (previews); otherwise the stack's state persists in
 #            .cache/state (the local VPS stack: a second `up` must find the first one's state).
 # --reset    forget the stack's state first (the local VPS was re-created: the old state describes
 #            a host that no longer exists).
 # --set      `pulumi config set --path` on the scratch copy (values from the caller, e.g. the VPS's
-#            host key); --secret does the same with --secret.
+#            host key); --secret does the same with --secret; --secret-file reads the value from
+#            PATH on stdin (a private key: never in a command line).
 # --init     create STACK when it does not exist yet (only the lab stacks and --fresh do so by
 #            themselves: a typo in a real stack's name must not become a new, empty stack).
 #
@@ -17,7 +18,7 @@
 # PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, or the script stops before Pulumi runs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--set citadel:key=VALUE]... [--secret key=VALUE]... STACK -- PULUMI-ARGS...
+usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--set citadel:key=VALUE]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
 
 Runs the lab's Pulumi engine on STACK from a scratch copy of the project.
   --fresh     start from an empty backend (previews)
@@ -25,6 +26,7 @@ Runs the lab's Pulumi engine on STACK from a scratch copy of the project.
   --init      create STACK if it does not exist (lab stacks and --fresh do this anyway)
   --set       pulumi config set --path on the scratch copy (repeatable)
   --secret    the same with --secret (repeatable)
+  --secret-file  key=PATH: the same, the value read from PATH on stdin (repeatable)
   -h, --help  show this help"
 # The stacks of the lab's own VPSes: their state is disposable and their passphrase is no secret.
 LAB_STACKS=(local)
@@ -33,15 +35,16 @@ reset=0
 init=0
 sets=()
 secrets=()
+secret_files=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) echo "$usage"; exit 0 ;;
     --fresh) fresh=1; shift ;;
     --reset) reset=1; shift ;;
     --init) init=1; shift ;;
-    --set|--secret)
+    --set|--secret|--secret-file)
       [ $# -ge 2 ] || { echo "citadel: pulumi-stack: $1 needs key=VALUE" >&2; echo "$usage" >&2; exit 2; }
-      if [ "$1" = --set ]; then sets+=("$2"); else secrets+=("$2"); fi
+      case "$1" in --set) sets+=("$2") ;; --secret) secrets+=("$2") ;; *) secret_files+=("$2") ;; esac
       shift 2 ;;
     --) shift; break ;;
     -*) echo "citadel: pulumi-stack: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
@@ -116,5 +119,8 @@ for kv in "${sets[@]}"; do
 done
 for kv in "${secrets[@]}"; do
   pulumi config set --stack "$stack" --secret --path "${kv%%=*}" "${kv#*=}"
+done
+for kv in "${secret_files[@]}"; do
+  pulumi config set --stack "$stack" --secret --path "${kv%%=*}" < "${kv#*=}"
 done
 pulumi "$@" --stack "$stack"

@@ -14,6 +14,8 @@ commands:
   rotate <secret> --stack <name>
         force a rotation (incident response): raises citadel:secrets.rotateNow.<secret> by one;
         the next `pulumi up` rotates that secret
+  restore --stack <name> --identity <age-key-file> [--backup <id>] [--force]
+        restore a backup onto the stack's host; the key stays here (citadel restore --help)
 
 options:
   -h, --help    show this help
@@ -57,6 +59,10 @@ case "${1:-}" in
         fi
         pulumi config set --stack "$stack" --path "$key" "$((current + 1))"
         echo "citadel: rotate: $key = $((current + 1)); run \`pulumi up --stack $stack\` to rotate $secret now (the config check names any secret the stack does not generate)"
+        ;;
+    restore)
+        shift
+        exec "$root/node_modules/.bin/tsx" "$root/restore/cli.ts" "$@"
         ;;
     -h | --help | help)
         usage

@@ -31,3 +31,14 @@ export function makeKeyPair(dir: string, name = "id_ed25519"): { privateKeyPath:
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "citadel-test", "-f", p]);
     return { privateKeyPath: p, publicKey: fs.readFileSync(p + ".pub", "utf8").trim() };
 }
+
+/** A public age recipient (its private key was thrown away: nothing can decrypt to it). */
+export const TEST_AGE_RECIPIENT = "age1sqp08csppaczr2n2enylgvhpkccdd2ny9fq920uvnen89cwluy8su7c093";
+
+/** citadel:backup of the prod example, enabled, to an SFTP target (credentials are not config: see backupCredentials). */
+export const TEST_BACKUP = {
+    enabled: true,
+    recipients: [TEST_AGE_RECIPIENT, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmWBSQBsZWnMjy8RjysXvzAuJKHcUNHWzwio6RClj/n ops@test"],
+    target: { url: "sftp://u123456@u123456.your-storagebox.de:23/citadel", hostKey: TEST_HOST_KEY },
+};
+export const backupConfig = (backup: Record<string, unknown> = {}): StackConfig => parseConfigOrThrow(prodWith({ backup: { ...TEST_BACKUP, ...backup } }));

@@ -1,6 +1,7 @@
 // The checks that span several keys: they run after every key parsed on its own (./schema.ts), and
 // each issue names the key to change and how.
 import type { z } from "zod";
+import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
 import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
 import { BUILTIN_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, redisHeadroomError, show } from "./validators";
@@ -104,4 +105,7 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
     // The same rule as renderRedisConf (components/render/data.ts), before any resource exists.
     const headroom = redisHeadroomError(cfg.redis.maxMemory, cfg.redis.resources.memory);
     if (headroom) add(["redis", "maxMemory"], headroom);
+
+    // Backups (./backup.ts).
+    backupChecks(cfg, add);
 }

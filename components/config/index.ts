@@ -9,7 +9,9 @@
 //   schema.ts      every key: what it is, its default and why
 //   checks.ts      rules that span several keys
 //   load.ts        raw Pulumi config → typed config or `citadel:<key>: ...` errors
+//   backup.ts      citadel:backup: recipients, target, schedule, retention
 export * from "./validators";
 export * from "./schema";
 export * from "./checks";
 export * from "./load";
+export * from "./backup";

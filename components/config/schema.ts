@@ -4,6 +4,7 @@
 // reference mirrors this file (test/unit/readme.test.ts). Each default is written once: objects use
 // `.prefault({})`, which parses `{}` through the object so its fields' own defaults apply.
 import { z } from "zod";
+import { BackupSchema } from "./backup";
 import { crossChecks } from "./checks";
 import { SSH_PORT } from "../posture/facts";
 import {
@@ -431,6 +432,8 @@ const StackConfigObject = obj({
     secrets: SecretsSchema.prefault({}),
     /** Host baseline: upgrades, journald, sysctl, Docker logs. */
     host: HostSchema.prefault({}),
+    /** Encrypted off-site backups of Postgres and Redis (./backup.ts). Default: off. */
+    backup: BackupSchema.prefault({}),
 });
 
 export type StackConfig = z.infer<typeof StackConfigObject>;
@@ -453,3 +456,4 @@ export type RedisConfig = StackConfig["redis"];
 export type SecretsConfig = StackConfig["secrets"];
 export type HostConfig = StackConfig["host"];
 export type AdminConfig = StackConfig["admin"];
+export type { BackupConfig } from "./backup";

@@ -90,3 +90,23 @@ export const CADDY_LOG_DIR_HOST = "/var/log/citadel/caddy";
 export const CADDY_LOG_DIR_CONTAINER = "/var/log/caddy";
 export const CADDY_ACCESS_LOG_NAME = "access.log";
 export const CADDY_ACCESS_LOG_HOST = `${CADDY_LOG_DIR_HOST}/${CADDY_ACCESS_LOG_NAME}`;
+
+// ---- Backups -------------------------------------------------------------------------------
+/** The systemd units that run the backup (a oneshot service and its timer). */
+export const BACKUP_SERVICE = "citadel-backup.service";
+export const BACKUP_TIMER = "citadel-backup.timer";
+/** The backup program on the host (rendered from templates/backup/citadel-backup.sh.hbs). */
+export const BACKUP_PROGRAM = "/usr/local/sbin/citadel-backup";
+/** Non-secret backup configuration: the recipients (public keys), rclone.conf, the target's pinned host key. */
+export const BACKUP_CONF_DIR = "/etc/citadel/backup";
+/** The backup runs' state; status.json is what the audit (in-backup) and the operator read. */
+export const BACKUP_STATE_DIR = "/var/lib/citadel/backup";
+export const BACKUP_STATUS_PATH = `${BACKUP_STATE_DIR}/status.json`;
+/** Who reads the backup target's credentials (the directory name under SECRETS_DIR): the root service. */
+export const BACKUP_CONSUMER = "backup";
+/** The audit fails when the last good backup is older than this (a daily run plus its randomized delay). */
+export const BACKUP_MAX_AGE_HOURS = 26;
+/** The rclone remote name the backup program and the restore use (in BACKUP_CONF_DIR/rclone.conf). */
+export const BACKUP_REMOTE = "target";
+/** The marker object that makes a backup complete (written last; it lists the objects and their sha256). */
+export const BACKUP_MANIFEST = "manifest.json";

@@ -6,6 +6,7 @@ import { renderCloudInit } from "../render/cloudinit";
 import { dockerDaemonConfig, sysctlEntries } from "../render/host";
 import { sha256 } from "../render/script";
 import { sshdExpectedEffective } from "../render/sshd";
+import { backupPosture, backupSecretFiles } from "./backup";
 import { containersPosture, networksPosture, secretFilesPosture, secretSpecs } from "./containers";
 import { intrusionPosture, sitesPosture } from "./edge";
 import { exposurePosture } from "./exposure";
@@ -14,7 +15,8 @@ import type { Posture } from "./types";
 
 export function posture(c: StackConfig): Posture {
     const containers = containersPosture(c);
-    const secretFiles = secretFilesPosture(c);
+    // The backup target's credentials are secret files too (root-owned, read by the backup service).
+    const secretFiles = [...secretFilesPosture(c), ...backupSecretFiles(c)];
     return {
         version: 1,
         target: c.target,
@@ -42,6 +44,7 @@ export function posture(c: StackConfig): Posture {
             unattendedUpgrades: { ...c.host.unattendedUpgrades },
             dockerDaemon: dockerDaemonConfig(c),
         },
+        backup: backupPosture(c),
     };
 }
 

@@ -2,6 +2,7 @@
 // create exactly these steps with exactly these dependencies; `npm run render` writes them; the
 // shellcheck test checks every one of them.
 import type { StackConfig } from "../config";
+import { renderBackup } from "../render/backup";
 import { renderGatewayScript } from "../render/caddy";
 import { renderPostgresPasswordsScript, renderPostgresScript, renderRedisScript } from "../render/data";
 import { DATA_NETWORK } from "./facts";
@@ -12,6 +13,7 @@ import { renderContainerLimits } from "../render/limits";
 import { secretFileScript } from "../render/secret-file";
 import { renderSshd } from "../render/sshd";
 import type { HostScript } from "../render/types";
+import { BACKUP_CONSUMER } from "./facts";
 import type { ContainerPosture, HostStepPosture, SecretFilePosture, StepLayer } from "./types";
 
 /** How each rendered step checks its files with the real consumer before it switches. */
@@ -28,6 +30,7 @@ const VALIDATION: Record<string, string> = {
     "postgres-passwords": "each password file is read by bash and checked for the generated alphabet before psql sees it; waits until the server answers on its socket; ON_ERROR_STOP",
     "redis-config": "a throw-away Redis loads the staged redis.conf and ACL before they are installed",
     "container-limits": "the live limit is read from docker inspect first; docker update only where it differs",
+    backup: "age reads the recipients, systemd-analyze the calendar (at least daily) and the units, rclone reaches the target with the pinned host key and the key file, before any file is installed",
 };
 
 export const imageRef = (container: string): string => `image:${container}`;
@@ -97,6 +100,14 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     if (gateway) {
         gateway.after.push(add(scriptStep(renderGatewayScript(c, gateway.image), "gateway", [imageRef(gateway.name)])));
         gateway.after.push(...containers.filter((x) => x.role === "app").map((x) => containerRef(x.name)));
+    }
+
+    // Backups: once the data services run and the target's key file is written.
+    const backup = renderBackup(c);
+    if (backup) {
+        const keyFiles = secretFiles.filter((f) => f.consumer === BACKUP_CONSUMER).map((f) => f.step);
+        const data = containers.filter((x) => x.role === "postgres" || x.role === "redis").map((x) => containerRef(x.name));
+        add(scriptStep(backup, "backup", [...ready, ...keyFiles, ...data]));
     }
 
     // The Docker provider cannot set a pids limit; this step does, and re-runs whenever a container

@@ -40,7 +40,7 @@ export interface ExposurePosture {
     deniedPorts: { from: number; to: number };
 }
 
-export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "credentials" | "gateway" | "limits";
+export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "credentials" | "gateway" | "limits" | "backup";
 
 /**
  * A host step: one idempotent root script pushed over SSH. `after` names what must exist first:
@@ -204,6 +204,29 @@ export interface ServerPosture {
     userDataSha256: string;
 }
 
+/** citadel:backup as declared: what is backed up, when, to whom it is readable, where, how long. */
+export interface BackupPosture {
+    enabled: boolean;
+    /** systemd OnCalendar and RandomizedDelaySec of the timer. */
+    schedule: string;
+    randomizedDelay: string;
+    /** Public keys the backups are encrypted to (age -R); the server holds no key that decrypts them. */
+    recipients: string[];
+    /** What each run streams through age (never a plaintext file on disk). */
+    sources: string[];
+    /** The target without credentials; `credentials` names the secret keys it reads (never values). */
+    target?: { kind: "sftp"; url: string; host: string; port: number; user: string; path: string; hostKey: string; credentials: string[] };
+    retention: { daily: number; weekly: number; monthly: number; days: number };
+    service: string;
+    timer: string;
+    program: string;
+    statusFile: string;
+    /** The audit's limit for the age of the last good backup. */
+    maxAgeHours: number;
+    /** Whether the server's own credentials can delete what retention keeps, and what protects it then. */
+    immutability: string;
+}
+
 export interface Posture {
     /** Bumped when the shape changes, so the review can refuse to compare across shapes. */
     version: 1;
@@ -221,4 +244,5 @@ export interface Posture {
     sites: SitePosture[];
     intrusion: IntrusionPosture;
     host: HostBaselinePosture;
+    backup: BackupPosture;
 }

@@ -4,6 +4,7 @@
 //   citadel/redis:7-local              images/redis      Debian's redis-server 7.0, official-image entrypoint contract
 //   citadel/demo-app:2-local           images/demo-app   the Go demo app (pgx, go-redis, golang-jwt) on scratch
 //   citadel/caddy:2.11.9-ratelimit     images/caddy      Caddy + caddy-ratelimit from images/caddy/build.sh, lab/images/caddy.Dockerfile
+//   citadel/sftp-target:1-local        images/sftp       the lab's backup target: Debian's OpenSSH, SFTP only, chrooted
 //
 // All but the demo app are FROM citadel/debian:12 (vps/image.ts, debootstrap; built here if missing)
 // with packages from this machine's Debian archives (apt inside the build). Each image carries the
@@ -27,6 +28,8 @@ export const POSTGRES_LOCAL_IMAGE = "citadel/postgres:15-local";
 export const REDIS_LOCAL_IMAGE = "citadel/redis:7-local";
 export const DEMO_APP_LOCAL_IMAGE = "citadel/demo-app:2-local";
 export const CADDY_LOCAL_IMAGE = CADDY_IMAGE_TAG;
+/** The lab's off-site backup target (not loaded into the VPS: it runs beside it, lab/backup-target.ts). */
+export const SFTP_TARGET_IMAGE = "citadel/sftp-target:1-local";
 /** The demo app's port and healthcheck, for the stack's app config (citadel:apps[]). */
 export const DEMO_APP_PORT = 8080;
 export const DEMO_APP_HEALTHCHECK = ["/app/demo-app", "healthcheck"];
@@ -45,7 +48,7 @@ const BASE_KEY_LABEL = "org.citadel.cache-key";
 /** Bump when this file changes how images are built in a way the hashed inputs do not show. */
 const RECIPE_VERSION = "1";
 
-export type LocalImageName = "postgres" | "redis" | "demo-app" | "caddy";
+export type LocalImageName = "postgres" | "redis" | "demo-app" | "caddy" | "sftp";
 
 interface ContextFile {
     /** Where the file comes from (repo file, or a binary under .cache/bin). */
@@ -124,6 +127,17 @@ export const IMAGE_SPECS: readonly ImageSpec[] = [
         prepare: async () => [
             { source: rel("demo-app", "Dockerfile"), name: "Dockerfile", mode: 0o644 },
             { source: await buildDemoApp(), name: "demo-app", mode: 0o755 },
+        ],
+    },
+    {
+        name: "sftp",
+        tag: SFTP_TARGET_IMAGE,
+        inputs: [rel("sftp", "Dockerfile"), rel("sftp", "sshd_config"), rel("sftp", "entrypoint.sh")],
+        debianBased: true,
+        prepare: async () => [
+            { source: rel("sftp", "Dockerfile"), name: "Dockerfile", mode: 0o644 },
+            { source: rel("sftp", "sshd_config"), name: "sshd_config", mode: 0o644 },
+            { source: rel("sftp", "entrypoint.sh"), name: "entrypoint.sh", mode: 0o755 },
         ],
     },
     {

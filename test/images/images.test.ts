@@ -46,6 +46,7 @@ import {
 } from "../../components/render/data";
 import {
     buildLocalImages,
+    SFTP_TARGET_IMAGE,
     CADDY_LOCAL_IMAGE,
     DEMO_APP_HEALTHCHECK,
     DEMO_APP_LOCAL_IMAGE,
@@ -229,7 +230,8 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
     }
     const built = await buildLocalImages();
     t.diagnostic(built.map((r) => `${r.tag}: ${r.action} in ${r.seconds} s (${r.imageId.slice(7, 19)})`).join("; "));
-    assert.deepEqual(built.map((r) => r.tag).sort(), [CADDY_LOCAL_IMAGE, DEMO_APP_LOCAL_IMAGE, POSTGRES_LOCAL_IMAGE, REDIS_LOCAL_IMAGE].sort());
+    // The stack's four, and the lab's SFTP backup target (it runs beside the VPS: test/render/backup.test.ts uses it).
+    assert.deepEqual(built.map((r) => r.tag).sort(), [CADDY_LOCAL_IMAGE, DEMO_APP_LOCAL_IMAGE, POSTGRES_LOCAL_IMAGE, REDIS_LOCAL_IMAGE, SFTP_TARGET_IMAGE].sort());
 
     const c = localConfig();
     const lab = new Lab();

@@ -9,7 +9,7 @@ import { parseConfigOrThrow, StackConfig } from "../../components/config";
 import { posture, type HostStepPosture } from "../../components/posture";
 import { secretFileScript } from "../../components/render/secret-file";
 import { sudoScript } from "../../components/render/script";
-import { existingConfig, prodConfig, prodRaw } from "../fixtures";
+import { backupConfig, existingConfig, prodConfig, prodRaw } from "../fixtures";
 import { requireTool, run, tmpDir, shellcheck } from "../tools";
 
 function variants(): [string, StackConfig][] {
@@ -25,6 +25,7 @@ function variants(): [string, StackConfig][] {
         ["existing", existingConfig()],
         ["fail2ban", parseConfigOrThrow(f2b)],
         ["ssh-open-no-data", parseConfigOrThrow(open)],
+        ["backup", backupConfig()],
     ];
 }
 
