@@ -41,6 +41,8 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
     let first: StackOutputs;
     let firstVps = "";
     let startedDockerd = false;
+    /** Seconds of the first converge (server created through the API, booted, whole posture). */
+    let firstUpSeconds = 0;
     const logRel = (name: string) => path.relative(ROOT, path.join(lab.HCLOUD_LOG_DIR, name));
     const pulumi = (args: string[], log: string) => lab.pulumiHcloud(double, publicKey, args, log);
     const up = async (log: string) => assert.equal(await pulumi(["up", "--yes", "--non-interactive", "--skip-preview"], log), 0, `pulumi up failed; see ${logRel(log)}`);
@@ -77,7 +79,9 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         ({ double, config, publicKey } = started);
         process.env.CITADEL_QUIET = "1";
         // A fresh stack state: the double starts empty.
+        const t0 = Date.now();
         assert.equal(await lab.pulumiHcloud(double, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "up.log", { reset: true }), 0, `first pulumi up failed; see ${logRel("up.log")}`);
+        firstUpSeconds = (Date.now() - t0) / 1000;
         first = await lab.hcloudOutputs(double, publicKey);
     });
 
@@ -93,7 +97,8 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         if (startedDockerd) await (await import("../../lab/vps/dockerd")).stopDockerd({ onlyIfIdle: true });
     });
 
-    it("up created the server through the API: a VPS at the server's public IPv4, behind its firewall, its host key pinned by the scan", async () => {
+    it("up created the server through the API: a VPS at the server's public IPv4, behind its firewall, its host key pinned by the scan", async (t) => {
+        t.diagnostic(`first converge through the Hetzner path (server create, boot, images, whole posture): ${firstUpSeconds.toFixed(1)} s`);
         assert.match(first.address ?? "", /^172\.30\.99\.20[0-9]$/);
         const names = await lab.doubleResources(double);
         assert.deepEqual(names, { servers: ["citadel"], firewalls: ["citadel-perimeter"], ssh_keys: ["citadel-admin-0"] });
@@ -166,15 +171,29 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         assert.deepEqual(last.resourceChanges, { same: inState.length }, `see ${logRel("up-second.log")}`);
     });
 
-    it("pulumi refresh reads the server, firewall and key back from the double unchanged", async () => {
+    it("pulumi refresh reads the server, firewall and key back from the double as they are", async () => {
         type State = { deployment: { resources: { urn: string; type: string; outputs?: Record<string, unknown> }[] } };
+        // The outputs of the hcloud resources, less the bridge's own bookkeeping (raw state delta).
         const hcloudOf = (file: string) =>
-            Object.fromEntries((JSON.parse(fs.readFileSync(path.join(lab.HCLOUD_LOG_DIR, file), "utf8")) as State).deployment.resources.filter((r) => r.type.startsWith("hcloud:index/")).map((r) => [r.urn, r.outputs]));
+            Object.fromEntries(
+                (JSON.parse(fs.readFileSync(path.join(lab.HCLOUD_LOG_DIR, file), "utf8")) as State).deployment.resources
+                    .filter((r) => r.type.startsWith("hcloud:index/"))
+                    .map((r) => [r.type, Object.fromEntries(Object.entries(r.outputs ?? {}).filter(([k]) => k !== "__pulumi_raw_state_delta"))]),
+            ) as Record<string, Record<string, unknown>>;
         const before = hcloudOf("state-second.json");
         assert.equal(Object.keys(before).length, 3, `hcloud resources in the state: ${Object.keys(before).join(", ")}`);
         assert.equal(await pulumi(["refresh", "--yes", "--non-interactive", "--skip-preview"], "refresh.log"), 0, `see ${logRel("refresh.log")}`);
         assert.equal(await pulumi(["stack", "export", "--file", path.join(lab.HCLOUD_LOG_DIR, "state-refreshed.json")], "export-refreshed.log"), 0);
-        assert.deepEqual(hcloudOf("state-refreshed.json"), before);
+        const after = hcloudOf("state-refreshed.json");
+        const fw = "hcloud:index/firewall:Firewall";
+        const server = "hcloud:index/server:Server";
+        // Two things are new to the state, and both are what Hetzner answers too: the firewall's
+        // (computed) apply_to now lists the server it was attached to at the server's creation, and
+        // a server without labels reads back as {} where the create left null.
+        assert.deepEqual(after[fw].applyTos, [{ labelSelector: "", server: Number(before[server].id) }]);
+        assert.ok(before[server].labels === null || JSON.stringify(before[server].labels) === "{}");
+        assert.deepEqual(after[server].labels, {});
+        assert.deepEqual({ ...after, [fw]: { ...after[fw], applyTos: [] }, [server]: { ...after[server], labels: before[server].labels } }, before, "refresh changed what the double reported at create");
     });
 
     it("a wrong host key at a later step is refused, not re-pinned", async () => {
@@ -203,8 +222,10 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         await nothingLeft();
     });
 
-    it("up from scratch: a new server with a new pinned key and the same posture; the audit passes", async () => {
+    it("up from scratch: a new server with a new pinned key and the same posture; the audit passes", async (t) => {
+        const t0 = Date.now();
         await up("up-again.log");
+        t.diagnostic(`converge from scratch: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         const again = await lab.hcloudOutputs(double, publicKey);
         const { vps } = await vpsOf(again.address!);
         assert.notEqual(vps, firstVps, "not a new server");
