@@ -57,8 +57,7 @@ export async function startHcloudLab(): Promise<{ double: RunningDouble; config:
     const publicKey = fs.readFileSync(harnessKey(), "utf8").trim();
     const config = hcloudConfig(publicKey);
     await removeLeftovers();
-    fs.rmSync(path.join(REPO_ROOT, ".cache", "hcloud-double", HCLOUD_PREFIX, "state.json"), { force: true });
-    const double = await startDouble({ scope: HCLOUD_PREFIX, pool: HCLOUD_POOL, vpsPrefix: HCLOUD_PREFIX, images: stackImages(config) });
+    const double = await startDouble({ scope: HCLOUD_PREFIX, pool: HCLOUD_POOL, vpsPrefix: HCLOUD_PREFIX, images: stackImages(config), fresh: true });
     say(`Hetzner API double on ${double.endpoint} (pid ${double.pid}), servers at ${HCLOUD_POOL}`);
     return { double, config, publicKey };
 }

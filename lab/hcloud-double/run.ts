@@ -28,6 +28,8 @@ export interface DoubleOptions {
     images?: string[];
     /** 127.0.0.1 port to serve on (0: any free one). */
     port?: number;
+    /** Forget what an earlier double of this scope kept (an empty project). */
+    fresh?: boolean;
 }
 
 export interface RunningDouble {
@@ -44,6 +46,7 @@ export async function startDouble(opts: DoubleOptions): Promise<RunningDouble> {
     const bin = buildDouble();
     const dir = path.join(REPO_ROOT, ".cache", "hcloud-double", opts.scope);
     fs.mkdirSync(dir, { recursive: true });
+    if (opts.fresh) fs.rmSync(path.join(dir, "state.json"), { force: true });
     const token = randomBytes(32).toString("hex");
     const tokenFile = path.join(dir, "token");
     fs.writeFileSync(tokenFile, token + "\n", { mode: 0o600 });

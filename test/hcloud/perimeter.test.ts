@@ -48,7 +48,7 @@ test("hcloud-double: a server is a real VPS behind a real cloud firewall, and de
     const startedDockerd = !dockerReady();
     await ensureDockerd();
     await ensureVpsImage();
-    const double: RunningDouble = await startDouble({ scope: PREFIX, pool: `${ADDRESS}-172.30.99.241`, vpsPrefix: PREFIX });
+    const double: RunningDouble = await startDouble({ scope: PREFIX, pool: `${ADDRESS}-172.30.99.241`, vpsPrefix: PREFIX, fresh: true });
     let serverId: number | undefined;
     try {
         const key = await api(double, "POST", "/ssh_keys", { name: "admin", public_key: fs.readFileSync(harnessKey(), "utf8").trim() });
@@ -121,6 +121,10 @@ test("hcloud-double: a server is a real VPS behind a real cloud firewall, and de
         if (serverId !== undefined) {
             const del = await api(double, "DELETE", `/servers/${serverId}`).catch(() => undefined);
             if (del?.json?.action) await waitAction(double, del.json.action.id).catch(() => undefined);
+        }
+        for (const kind of ["firewalls", "ssh_keys"]) {
+            const left = await api(double, "GET", `/${kind}`).catch(() => undefined);
+            for (const x of (left?.json?.[kind] ?? []) as { id: number }[]) await api(double, "DELETE", `/${kind}/${x.id}`).catch(() => undefined);
         }
         await double.stop();
         if (startedDockerd) await stopDockerd({ onlyIfIdle: true });
