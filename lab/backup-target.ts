@@ -64,6 +64,17 @@ export async function startBackupTarget(vps: string, dir: string): Promise<Backu
     return { container, address, url: `sftp://${SFTP_TARGET_USER}@${address}:22/${SFTP_TARGET_DIR}`, hostKey, keyPath: keys.keyPath, ageKeyPath: keys.ageKeyPath, ageRecipient: keys.ageRecipient };
 }
 
+/** lab/pulumi-stack.sh arguments pointing citadel:backup at a lab target: URL, pinned host key, the operator's recipient, the key as a secret (from its file, on stdin). */
+export function backupStackArgs(t: BackupTarget | undefined): string[] {
+    if (!t) return [];
+    return [
+        "--set", `citadel:backup.target.url=${t.url}`,
+        "--set", `citadel:backup.target.hostKey=${t.hostKey}`,
+        "--set", `citadel:backup.recipients[0]=${t.ageRecipient}`,
+        "--secret-file", `citadel:backup.target.sshKey=${t.keyPath}`,
+    ];
+}
+
 export function stopBackupTarget(vps: string): void {
     run("docker", ["rm", "-f", targetContainer(vps)]);
 }

@@ -25,15 +25,43 @@ function changes(log: string): string {
     return m ? m[1].replace(/\s+/g, " ").trim() : "?";
 }
 
-const USAGE = `usage: npm run bench [-- --keep]   (or: npx tsx lab/bench.ts [--keep])
+const USAGE = `usage: npm run bench [-- --keep] [-- --hcloud]   (or: npx tsx lab/bench.ts [--keep] [--hcloud])
 First converge vs no-op \`pulumi up\` of the local stack on a fresh local VPS, with the SSH sessions each opens.
   --keep       leave the stack and the VPS up afterwards (default: npm run local:down at the end)
+  --hcloud     then the same through the Hetzner path (target hcloud, the lab's API double): the first
+               converge counts creating the server (VPS boot, images loaded) too; destroyed at the end
   -h, --help   show this help`;
 
 /** The command line, or an exit code after --help or a usage error. */
-function parseCli(args: string[]): { keep: boolean } | { exit: number } {
-    const parsed = parseLabArgs(args, { keep: { type: "boolean", default: false } }, USAGE);
-    return "exit" in parsed ? { exit: parsed.exit } : { keep: parsed.values.keep === true };
+function parseCli(args: string[]): { keep: boolean; hcloud: boolean } | { exit: number } {
+    const parsed = parseLabArgs(args, { keep: { type: "boolean", default: false }, hcloud: { type: "boolean", default: false } }, USAGE);
+    return "exit" in parsed ? { exit: parsed.exit } : { keep: parsed.values.keep === true, hcloud: parsed.values.hcloud === true };
+}
+
+/** The Hetzner path: first converge (server created through the API double, booted, converged) and a no-op. */
+async function benchHcloud(row: (k: string, v: string) => void): Promise<void> {
+    const lab = await import("./hcloud");
+    const { double, publicKey } = await lab.startHcloudLab();
+    const changesOf = (log: string) => {
+        const m = /Resources:\n([\s\S]*?)\n\n/.exec(fs.readFileSync(path.join(lab.HCLOUD_LOG_DIR, log), "utf8"));
+        return m ? m[1].replace(/\s+/g, " ").trim() : "?";
+    };
+    try {
+        let t = Date.now();
+        const first = await lab.pulumiHcloud(double, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-first.log", { reset: true });
+        const firstS = (Date.now() - t) / 1000;
+        t = Date.now();
+        const noop = await lab.pulumiHcloud(double, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-noop.log");
+        const noopS = (Date.now() - t) / 1000;
+        console.log("\nCitadel bench, the Hetzner path (target hcloud, the lab's API double; server creation counted)");
+        row("first converge incl. server create + boot", `${firstS.toFixed(1)} s  exit ${first}  [${changesOf("bench-first.log")}]`);
+        row("no-op pulumi up", `${noopS.toFixed(1)} s  exit ${noop}  [${changesOf("bench-noop.log")}]`);
+    } finally {
+        await lab.pulumiHcloud(double, publicKey, ["destroy", "--yes", "--non-interactive", "--skip-preview"], "bench-destroy.log");
+        await lab.deleteAll(double);
+        await double.stop();
+        await lab.removeLeftovers();
+    }
 }
 
 async function main(): Promise<void> {
@@ -75,6 +103,7 @@ async function main(): Promise<void> {
     row("SSH sessions: first converge", String(s1 - s0));
     row("SSH sessions: no-op up", String(s2 - s1));
     if (!cli.keep) await down();
+    if (cli.hcloud) await benchHcloud(row);
 }
 
 main().catch((e) => {

@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../components/config";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
-import { startBackupTarget, stopBackupTarget, type BackupTarget } from "./backup-target";
+import { backupStackArgs, startBackupTarget, stopBackupTarget, type BackupTarget } from "./backup-target";
 import { buildLocalImages } from "./images/build-local";
 import { ensureDockerd } from "./vps/dockerd";
 import { ensureVpsImage } from "./vps/image";
@@ -39,17 +39,6 @@ export const BACKUP_KEYS_DIR = path.join(LOG_DIR, "backup-keys");
 
 export function labBackupTarget(): BackupTarget | undefined {
     return fs.existsSync(TARGET_FILE) ? (JSON.parse(fs.readFileSync(TARGET_FILE, "utf8")) as BackupTarget) : undefined;
-}
-
-/** citadel:backup pointed at the lab target: URL, pinned host key, the operator's recipient, the key as a secret. */
-function backupArgs(t: BackupTarget | undefined): string[] {
-    if (!t) return [];
-    return [
-        "--set", `citadel:backup.target.url=${t.url}`,
-        "--set", `citadel:backup.target.hostKey=${t.hostKey}`,
-        "--set", `citadel:backup.recipients[0]=${t.ageRecipient}`,
-        "--secret-file", `citadel:backup.target.sshKey=${t.keyPath}`,
-    ];
 }
 
 export function say(msg: string): void {
@@ -79,7 +68,7 @@ export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], lo
         // A test's own settings on top of Pulumi.local.yaml (e.g. the rotation e2e's forced epochs).
         ...extraSets,
     ].flatMap((kv) => ["--set", kv]);
-    sets.push(...backupArgs(labBackupTarget()));
+    sets.push(...backupStackArgs(labBackupTarget()));
     const env = labStackEnv();
     return new Promise((resolve) => {
         const out = fs.createWriteStream(log);

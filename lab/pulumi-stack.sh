@@ -29,7 +29,7 @@ Runs the lab's Pulumi engine on STACK from a scratch copy of the project.
   --secret-file  key=PATH: the same, the value read from PATH on stdin (repeatable)
   -h, --help  show this help"
 # The stacks of the lab's own VPSes: their state is disposable and their passphrase is no secret.
-LAB_STACKS=(local)
+LAB_STACKS=(local hcloud)
 fresh=0
 reset=0
 init=0

@@ -10,6 +10,6 @@ echo "[test] type-check"
 node_modules/.bin/tsc --noEmit -p .
 echo "[test] node --test"
 shopt -s nullglob
-files=(test/unit/*.test.ts test/render/*.test.ts test/audit/*.test.ts test/review/*.test.ts test/workflow/*.test.ts test/policy/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/images/*.test.ts test/e2e/*.test.ts)
+files=(test/unit/*.test.ts test/hcloud/*.test.ts test/render/*.test.ts test/audit/*.test.ts test/review/*.test.ts test/workflow/*.test.ts test/policy/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/images/*.test.ts test/e2e/*.test.ts)
 # One file at a time: the e2e files share the local stack's state and the lab network.
 exec node_modules/.bin/tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

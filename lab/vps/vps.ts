@@ -25,7 +25,7 @@ export interface VpsOptions {
     name: string;
     /** cloud-init user-data (`#cloud-config` ...), e.g. what the hcloud target renders. */
     userData: string;
-    /** Host port on 127.0.0.1 for the VPS's sshd (port 22 inside). */
+    /** Host port on 127.0.0.1 for the VPS's sshd (port 22 inside). Ignored with `address`. */
     sshPort: number;
     /** Host ports on 127.0.0.1 for 80/443 inside; a free port is picked when absent. */
     httpPort?: number;
@@ -37,6 +37,12 @@ export interface VpsOptions {
      * retune THIS machine's kernel.
      */
     sysctls?: Record<string, string>;
+    /**
+     * A fixed address on LAB_NETWORK, reached there directly like a server at its public IPv4 (the
+     * Hetzner API double's servers): nothing is published on 127.0.0.1, and sshd is checked from
+     * inside, so a perimeter in front of the address (lab/hcloud-double) is never bypassed.
+     */
+    address?: string;
 }
 
 export interface VpsInfo {
@@ -44,7 +50,8 @@ export interface VpsInfo {
     containerId: string;
     /** Its IPv4 address on LAB_NETWORK. */
     address: string;
-    sshHost: "127.0.0.1";
+    /** 127.0.0.1 (published ports), or the lab address of a VPS started with `address`. */
+    sshHost: string;
     sshPort: number;
     httpPort: number;
     httpsPort: number;
@@ -160,7 +167,7 @@ export async function startVps(opts: VpsOptions): Promise<VpsInfo> {
     const dir = vpsDir(name);
     const seedDir = path.join(dir, "seed");
     // Everything that shapes the VPS: a running one is reused only when all of it is the same.
-    const wanted = JSON.stringify({ image: imageKey(VPS_IMAGE), userData: opts.userData, sshPort: opts.sshPort, httpPort: opts.httpPort, httpsPort: opts.httpsPort, sysctls: opts.sysctls ?? {} });
+    const wanted = JSON.stringify({ image: imageKey(VPS_IMAGE), userData: opts.userData, sshPort: opts.sshPort, httpPort: opts.httpPort, httpsPort: opts.httpsPort, sysctls: opts.sysctls ?? {}, ...(opts.address ? { address: opts.address } : {}) });
     const existing = vpsInfo(name);
     let previous = "";
     try {
@@ -199,14 +206,18 @@ export async function startVps(opts: VpsOptions): Promise<VpsInfo> {
         // The inner engine's storage on the host's filesystem: overlay2 on the container's overlay fails.
         "--volume", `${dockerDir}:/var/lib/docker`,
         "--volume", `${seedDir}:/var/lib/cloud/seed/nocloud:ro`,
-        // Loopback only: nothing of the VPS is exposed beyond this machine.
-        "--publish", `127.0.0.1:${opts.sshPort}:22`,
-        "--publish", `127.0.0.1:${port(opts.httpPort)}:80`,
-        "--publish", `127.0.0.1:${port(opts.httpsPort)}:443`,
+        ...(opts.address
+            ? ["--ip", opts.address]
+            : [
+                  // Loopback only: nothing of the VPS is exposed beyond this machine.
+                  "--publish", `127.0.0.1:${opts.sshPort}:22`,
+                  "--publish", `127.0.0.1:${port(opts.httpPort)}:80`,
+                  "--publish", `127.0.0.1:${port(opts.httpsPort)}:443`,
+              ]),
         VPS_IMAGE, "/sbin/init",
     ];
     const t0 = Date.now();
-    progress(`starting ${name} from ${VPS_IMAGE} (ssh on 127.0.0.1:${opts.sshPort})`);
+    progress(`starting ${name} from ${VPS_IMAGE} (ssh on ${opts.address ? `${opts.address}:22` : `127.0.0.1:${opts.sshPort}`})`);
     runOk("docker", args, { timeout: 60_000 });
 
     const info = await waitBooted(name, t0);
@@ -233,9 +244,17 @@ async function waitBooted(name: string, t0: number): Promise<VpsInfo> {
     if (status !== "done") throw fail(`cloud-init did not finish cleanly (status: ${status || "timeout"})`);
 
     let hostKey: string | undefined;
+    const published = runOk("docker", ["port", name]).trim() !== "";
     while (Date.now() < deadline) {
         hostKey ??= readHostKey(name);
-        if (hostKey) {
+        if (hostKey && !published) {
+            // Reached at its lab address only: sshd is asked from inside (bash's /dev/tcp).
+            const r = dockerExec(name, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/22 && timeout 2 head -c 8 <&3"], 10_000);
+            if (r.stdout.startsWith("SSH-2.0-")) {
+                const { address } = inspectInfo(name);
+                return { name, ...inspectInfo(name), sshHost: address, sshPort: 22, httpPort: 80, httpsPort: 443, hostKey, bootSeconds: seconds(t0) };
+            }
+        } else if (hostKey) {
             const sshPort = hostPort(name, 22);
             if (await sshBanner(sshPort)) {
                 return {
@@ -269,6 +288,19 @@ export async function rebootVps(name: string): Promise<VpsInfo> {
     fs.writeFileSync(infoFile(name), JSON.stringify(info, null, 2) + "\n");
     progress(`${name} is back (${info.bootSeconds} s); address ${info.address} on ${LAB_NETWORK}`);
     return info;
+}
+
+/** Powers the VPS off (`docker stop`: systemd shuts down) or on again (boots from the same disk, waits for sshd). */
+export async function powerVps(name: string, on: boolean): Promise<void> {
+    checkName(name);
+    const t0 = Date.now();
+    progress(`powering ${name} ${on ? "on" : "off"}`);
+    if (!on) {
+        runOk("docker", ["stop", "--time", "20", name], { timeout: 90_000 });
+        return;
+    }
+    runOk("docker", ["start", name], { timeout: 60_000 });
+    fs.writeFileSync(infoFile(name), JSON.stringify(await waitBooted(name, t0), null, 2) + "\n");
 }
 
 /** Removes the VPS container and its directory (seed, inner Docker storage). No-op when absent. */
