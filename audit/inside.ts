@@ -1,7 +1,8 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
-import { DATA_NETWORK, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
+import { DATA_NETWORK, DATA_UID, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
+import { shellQuote } from "../components/render/template";
 import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
@@ -313,6 +314,19 @@ const inEnv = perContainer(
 );
 
 
+/** Prints each one-line secret file (12+ bytes) whose value appears in `docker inspect` of a running container. */
+const INSPECT_LEAKS = `set -eu
+ids=$(docker ps -q)
+[ -n "$ids" ] || exit 0
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+# shellcheck disable=SC2086 # one id per word
+docker inspect $ids >"$d/inspect.json"
+find ${SECRETS_DIR} -type f | while read -r f; do
+    [ "$(wc -l <"$f")" = 0 ] && [ "$(stat -c %s "$f")" -ge 12 ] || continue
+    if grep -qF -f "$f" "$d/inspect.json"; then echo "$f"; fi
+done`;
+
 const inSecretFiles: CheckDef = {
     id: "in-secret-files",
     title: "secret files 0400 owned by their one consumer, directories 0700 root, values absent from docker inspect",
@@ -333,9 +347,8 @@ const inSecretFiles: CheckDef = {
             if (f.y === "f" && f.m !== "400") drift.push({ what: p, expected: "mode 0400", actual: `mode 0${f.m}` });
         }
         // Values compared on the host: a one-line secret found in any container's inspect output is a leak.
-        const leaks = t.inside.sh(
-            `sudo -n bash -c 'ids=$(docker ps -q); [ -n "$ids" ] || exit 0; j=$(docker inspect $ids); for f in $(find ${SECRETS_DIR} -type f); do v=$(cat "$f"); [ "$(printf %s "$v" | wc -l)" = 0 ] || continue; [ \${#v} -ge 12 ] || continue; if printf %s "$j" | grep -qF -- "$v"; then echo "$f"; fi; done'`,
-        );
+        // Each secret file is grep's pattern file (-f): the value never becomes an argument.
+        const leaks = t.inside.sh(`sudo -n bash -c ${shellQuote(INSPECT_LEAKS)}`);
         for (const f of leaks.stdout.trim().split("\n").filter(Boolean)) drift.push({ what: "docker inspect", expected: "no secret value", actual: `value of ${f} present` });
         return fromDrift(drift, `${expected.size} secret files 0400 with the right owner; dirs 0700; no value in docker inspect`);
     },
@@ -344,6 +357,25 @@ const inSecretFiles: CheckDef = {
 // ---------------------------------------------------------------------------------------------
 // Data services
 // ---------------------------------------------------------------------------------------------
+
+/** Where the throwaway psql finds its passfile. */
+const AUDIT_PGPASS = "/run/citadel-audit/pgpass";
+
+/**
+ * A root script that writes a libpq passfile from a secret file into a private temporary directory
+ * ($d/pgpass, 0400, owned by the data image's user), runs \`command\`, and removes it.
+ */
+export function pgPassfileRun(secretFile: string, command: string): string {
+    return `set -eu
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+pw=$(<${secretFile})
+pw=\${pw//\\\\/\\\\\\\\}
+(umask 077 && printf '*:*:*:*:%s\\n' "\${pw//:/\\\\:}" >"$d/pgpass")
+chown ${DATA_UID} "$d/pgpass"
+chmod 0400 "$d/pgpass"
+${command}`;
+}
 
 const inPostgresTls: CheckDef = {
     id: "in-postgres-tls",
@@ -354,11 +386,11 @@ const inPostgresTls: CheckDef = {
         if (!c.postgres.enabled) return skip("citadel:postgres.enabled is false");
         const app = c.apps.find((a) => a.data && a.secrets.includes("postgresPassword"));
         if (!app) return skip("no app holds postgresPassword to connect with");
-        // The password goes from the secret file into the client's env on the host (docker run -e NAME
-        // without a value copies it): it never appears in a command line.
+        // The password reaches the throwaway client as a libpq passfile: 0400, owned by the image's user,
+        // mounted read-only. Never an argument or an environment variable (docker inspect shows those).
         const psql = (mode: string) =>
             t.inside.sh(
-                `sudo -n bash -c 'PGPASSWORD=$(cat ${secretFilePath(app.name, "postgresPassword")}) docker run --rm --network ${DATA_NETWORK} -e PGPASSWORD --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=${mode} connect_timeout=10" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"'`,
+                `sudo -n bash -c ${shellQuote(pgPassfileRun(secretFilePath(app.name, "postgresPassword"), `docker run --rm --network ${DATA_NETWORK} -v "$d/pgpass:${AUDIT_PGPASS}:ro" --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=${mode} connect_timeout=10 passfile=${AUDIT_PGPASS}" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"`))}`,
                 { timeoutMs: 60_000 },
             );
         const plain = psql("disable");
@@ -371,12 +403,19 @@ const inPostgresTls: CheckDef = {
     },
 };
 
-/** redis-cli in the redis container; the password comes from the secret file via the env (REDISCLI_AUTH). */
+/**
+ * redis-cli in the redis container, reading commands on stdin. As `user`, the first line sent is
+ * `AUTH user password`, the password read from the app's secret file by bash (no argument, no env);
+ * its reply is taken off the output (and shown instead when it is not OK).
+ */
 function redisCli(t: AuditTarget, user: string | null, stdin: string): CommandResult {
     const app = t.config.apps.find((a) => a.secrets.includes("redisPassword"));
-    const auth = user && app ? `REDISCLI_AUTH=$(cat ${SECRETS_DIR}/${app.name}/redisPassword) ` : "";
-    const authFlags = user ? `-e REDISCLI_AUTH` : "";
-    return t.inside.sh(`sudo -n bash -c '${auth}docker exec -i ${authFlags} ${REDIS_CONTAINER} redis-cli -h 127.0.0.1 --no-auth-warning ${user ? `--user ${user}` : ""}'`, { stdin, timeoutMs: 30_000 });
+    const cli = `docker exec -i ${REDIS_CONTAINER} redis-cli -h 127.0.0.1 --no-auth-warning`;
+    if (!user || !app) return t.inside.sh(`sudo -n ${cli}`, { stdin, timeoutMs: 30_000 });
+    const script = `{ printf 'AUTH %s %s\\n' ${user} "$(<${secretFilePath(app.name, "redisPassword")})"; cat; } | ${cli}`;
+    const r = t.inside.sh(`sudo -n bash -c ${shellQuote(script)}`, { stdin, timeoutMs: 30_000 });
+    const [authReply = "", ...rest] = r.stdout.split("\n");
+    return { ...r, stdout: authReply.trim() === "OK" ? rest.join("\n") : `AUTH: ${authReply.trim()}\n` };
 }
 
 const inRedisAuth: CheckDef = {
