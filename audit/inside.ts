@@ -1,9 +1,9 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
-import { DATA_NETWORK, DATA_UID, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
+import { DATA_NETWORK, DATA_UID, GATEWAY_CONTAINER, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
 import { shellQuote } from "../components/render/template";
-import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
+import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
 import { crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
@@ -167,7 +167,7 @@ interface Inspect {
     Name: string;
     State: { Running: boolean; Status: string };
     Config: { User: string; Env: string[] | null };
-    HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] | null; CapAdd: string[] | null; SecurityOpt: string[] | null; Memory: number; NanoCpus: number; PidsLimit: number | null; Privileged: boolean };
+    HostConfig: { LogConfig?: { Type: string }; ReadonlyRootfs: boolean; CapDrop: string[] | null; CapAdd: string[] | null; SecurityOpt: string[] | null; Memory: number; NanoCpus: number; PidsLimit: number | null; Privileged: boolean };
     NetworkSettings: { Networks: Record<string, unknown> };
 }
 
@@ -503,6 +503,70 @@ const inJournald: CheckDef = {
     },
 };
 
+/**
+ * What a log store would need for the whole retention period at the rate seen so far, in bytes; undefined
+ * under a day of history (a fresh host's install and boot noise is no rate to extrapolate).
+ */
+export function projectedUse(bytes: number, ageSec: number, retentionDays: number): number | undefined {
+    if (ageSec < 86_400) return undefined;
+    return (bytes * retentionDays * 86_400) / ageSec;
+}
+
+/** journalctl's sizes ("24.0M", "1.5G", "512B") in bytes. */
+export function journalBytes(text: string): number | undefined {
+    const m = /take up ([\d.]+)([BKMGT])/.exec(text);
+    return m ? Number(m[1]) * 1024 ** "BKMGT".indexOf(m[2]) : undefined;
+}
+
+const mib = (b: number) => `${Math.round(b / 1024 ** 2)} MiB`;
+
+const inLogRetention: CheckDef = {
+    id: "in-log-retention",
+    title: "security logs kept the retention period: Caddy's access log rolled daily and kept that long, Postgres/Redis logs in the journal, each store's budget enough at the current rate",
+    group: "inside",
+    run(t) {
+        const c = t.config;
+        const days = c.host.journald.maxRetentionDays;
+        const drift: Drift[] = [];
+        const notes: string[] = [];
+        // 1. The data services log to the journal (its retention), not to size-capped json-file.
+        for (const i of containers(t).filter((x) => [POSTGRES_CONTAINER, REDIS_CONTAINER].includes(cname(x)))) {
+            const type = i.HostConfig.LogConfig?.Type ?? "(unknown)";
+            if (type !== "journald") drift.push({ what: `${cname(i)} log driver`, expected: "journald", actual: type });
+        }
+        // 2. Caddy's access log as the gateway's own Caddy reads its Caddyfile.
+        const want = accessLogRolling(c);
+        const adapted = t.inside.sh(`sudo -n docker exec ${GATEWAY_CONTAINER} caddy adapt --config ${CADDYFILE_CONTAINER_PATH} --adapter caddyfile`);
+        if (adapted.code !== 0) drift.push({ what: "Caddyfile", expected: "caddy adapt succeeds", actual: adapted.stderr.trim().slice(0, 160) });
+        else {
+            const logs = Object.values((JSON.parse(adapted.stdout) as { logging?: { logs?: Record<string, { writer?: Record<string, unknown> }> } }).logging?.logs ?? {});
+            const files = logs.map((l) => l.writer).filter((w): w is Record<string, unknown> => w?.output === "file");
+            if (files.length === 0) drift.push({ what: "access log", expected: "a file writer", actual: "(none)" });
+            for (const w of files) {
+                const got = { interval: Number(w.roll_interval ?? 0) / 3.6e12, keepDays: Number(w.roll_keep_days ?? 90), keep: Number(w.roll_keep ?? 10) };
+                if (got.interval !== 24) drift.push({ what: `${String(w.filename)} roll_interval`, expected: "24h (a file per day)", actual: got.interval ? `${got.interval}h` : "(none: rolled by size only)" });
+                if (got.keepDays !== days) drift.push({ what: `${String(w.filename)} roll_keep_for`, expected: `${days} days`, actual: `${got.keepDays} days` });
+                if (got.keep < want.keep) drift.push({ what: `${String(w.filename)} roll_keep`, expected: `≥ ${want.keep} files`, actual: String(got.keep) });
+            }
+        }
+        // 3. Budgets: at the rate seen so far, would the period fit? (Alerts before a store cuts into it.)
+        const judge = (store: string, bytes: number, ageSec: number, budget: string, key: string) => {
+            const need = projectedUse(bytes, ageSec, days);
+            if (need === undefined) notes.push(`${store}: ${mib(bytes)}, under a day of history`);
+            else if (need > sizeBytes(budget)) drift.push({ what: `${store} budget (${key})`, expected: `≥ ${mib(need)} for ${days} days at the rate of the last ${Math.round(ageSec / 86_400)} days`, actual: budget });
+            else notes.push(`${store}: ${mib(need)} of ${budget} needed for ${days} days`);
+        };
+        const usage = journalBytes(must(t, "sudo -n journalctl --disk-usage"));
+        const first = Number(must(t, "sudo -n sh -c 'journalctl -q -o short-unix --no-pager 2>/dev/null | head -n 1'").split(" ")[0]);
+        const now = Number(must(t, "date +%s").trim());
+        if (usage === undefined || !Number.isFinite(first)) drift.push({ what: "journal", expected: "disk usage and oldest entry readable", actual: "unreadable" });
+        else judge("journal", usage, now - first, c.host.journald.systemMaxUse, "citadel:host.journald.systemMaxUse");
+        const files = must(t, `sudo -n find ${CADDY_LOG_DIR_HOST} -type f -printf '%s %T@\\n'`).trim().split("\n").filter(Boolean).map((l) => l.split(" ").map(Number));
+        if (files.length) judge("access log", files.reduce((a, [b]) => a + b, 0), now - Math.min(...files.map(([, m]) => m)), c.host.accessLog.maxUse, "citadel:host.accessLog.maxUse");
+        return fromDrift(drift, `access log daily, kept ${days} days (roll_keep ≥ ${want.keep}); data services to the journal; ${notes.join("; ")}`);
+    },
+};
+
 // ---------------------------------------------------------------------------------------------
 // Kernel parameters
 // ---------------------------------------------------------------------------------------------
@@ -599,6 +663,7 @@ export const INSIDE_CHECKS: CheckDef[] = [
     inRedisAuth,
     inRedisCommands,
     inJournald,
+    inLogRetention,
     inSysctl,
 ];
 

@@ -339,9 +339,12 @@ const HostSchema = obj({
         /** When an automatic reboot happens (HH:MM). Default "04:00". */
         autoRebootTime: checked(str(), (v) => (/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v) ? undefined : `${show(v)} is not a time (HH:MM)`)).default("04:00"),
     }).prefault({}),
-    /** The systemd journal. */
+    /** The systemd journal (and the retention of every security log: sshd, Postgres, Redis, CrowdSec, Caddy's access log). */
     journald: obj({
-        /** How long logs are kept, in days. Default 90 (source policy). */
+        /**
+         * How long logs are kept, in days, then deleted: the journal (which also receives the Postgres and
+         * Redis containers' logs) and Caddy's access log. Default 90 (source policy).
+         */
         maxRetentionDays: int(1, 3650).default(90),
         /** Disk the journal may use (e.g. 1G, 500M). Default "1G". */
         systemMaxUse: checked(str(), (v) => (/^[1-9][0-9]*[KMG]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 1G, 500M)`)).default("1G"),
@@ -361,7 +364,15 @@ const HostSchema = obj({
             if (msg) ctx.addIssue({ code: "custom", path: [IP_FORWARD_KEY], message: msg });
         })
         .default({}),
-    /** The Docker engine's json-file log rotation (daemon.json). */
+    /** Caddy's access log (a file per day, kept citadel:host.journald.maxRetentionDays days). */
+    accessLog: obj({
+        /**
+         * Disk budget for the access log and its rolled files (e.g. 2G, 500M). The audit fails when, at
+         * the current rate, the retention period would need more. Default "2G".
+         */
+        maxUse: checked(str(), (v) => (/^[1-9][0-9]*[KMG]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 2G, 500M)`)).default("2G"),
+    }).prefault({}),
+    /** The Docker engine's json-file log rotation (daemon.json); Postgres and Redis log to the journal instead. */
     docker: obj({
         /** Size of one container log file. Default "10m". */
         logMaxSize: checked(str(), (v) => (/^[1-9][0-9]*[kmg]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 10m)`)).default("10m"),

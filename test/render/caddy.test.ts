@@ -23,6 +23,7 @@ import {
     GATEWAY_HEALTH_URL,
     GATEWAY_UID,
     rateLimitZone,
+    accessLogRolling,
     renderCaddyfile,
     renderGatewayScript,
     sitePolicy,
@@ -224,6 +225,32 @@ describe("Caddyfile (rendered)", () => {
         const health = new URL(GATEWAY_HEALTH_URL);
         const hs = Object.values(j.apps.http.servers).find((s) => s.listen.includes(`${health.hostname}:${health.port}`));
         assert.ok(hs, `a server bound to ${health.hostname}:${health.port} only`);
+    });
+
+    it("access log: a file per day kept maxRetentionDays, the count limit above what the period needs (caddy adapt)", (t) => {
+        const caddy = requireCaddy(t);
+        if (!caddy || !canUnshare(t)) return;
+        for (const [days, maxUse] of [[90, "2G"], [30, "500M"]] as const) {
+            const c = parseConfigOrThrow(prodWith({ host: { journald: { maxRetentionDays: days }, accessLog: { maxUse } } }));
+            const text = renderCaddyfile(c);
+            const v = caddyOn(caddy, text, "validate");
+            assert.equal(v.code, 0, v.stderr);
+            const a = caddyOn(caddy, text, "adapt");
+            assert.equal(a.code, 0, a.stderr);
+            const logs = Object.values((JSON.parse(a.stdout) as { logging: { logs: Record<string, { writer?: Record<string, unknown> }> } }).logging.logs);
+            const files = logs.map((l) => l.writer).filter((w) => w?.output === "file");
+            assert.ok(files.length > 0, "no file writer");
+            for (const w of files) {
+                // Time first: rolled daily (Caddy stores durations in ns), deleted after the period.
+                assert.equal(w?.roll_interval, 24 * 3600 * 1e9, JSON.stringify(w));
+                assert.equal(w?.roll_keep_days, days, JSON.stringify(w));
+                // A day's file for every day of the period, plus the budget's worth of 100 MiB rolls.
+                assert.equal(w?.roll_size_mb, 100);
+                assert.ok(Number(w?.roll_keep) > days, `roll_keep ${String(w?.roll_keep)} would delete daily files before ${days} days`);
+                assert.equal(w?.roll_keep, accessLogRolling(c).keep);
+            }
+            assert.equal(accessLogRolling(c).keep, days + 1 + Math.ceil((maxUse === "2G" ? 2048 : 500) / 100));
+        }
     });
 
     it("adminApi off: validates, and the admin API is disabled", (t) => {
