@@ -116,9 +116,12 @@ const inIntrusion: CheckDef = {
     },
 };
 
+/** needrestart's effective restart mode: its needrestart.conf (which reads conf.d) evaluated as needrestart does. */
+const NEEDRESTART_MODE_PROBE = 'my $f = "/etc/needrestart/needrestart.conf"; -e $f or die "needrestart is not installed\\n"; our %nrconf; our $LOGPREF = ""; do $f; die $@ if $@; print $nrconf{restart} // "i"';
+
 const inUpgrades: CheckDef = {
     id: "in-upgrades",
-    title: "unattended security upgrades enabled (APT periodic + timers)",
+    title: "unattended security upgrades enabled (APT periodic + timers), services restarted after library fixes (needrestart), reboot window for kernel fixes",
     group: "inside",
     run(t) {
         const want = t.config.host.unattendedUpgrades.enabled;
@@ -131,7 +134,19 @@ const inUpgrades: CheckDef = {
         if (!/install ok installed/.test(pkg)) drift.push({ what: "package unattended-upgrades", expected: "installed", actual: pkg || "(absent)" });
         const timer = t.inside.sh("systemctl is-enabled apt-daily-upgrade.timer").stdout.trim();
         if (timer !== "enabled") drift.push({ what: "apt-daily-upgrade.timer", expected: "enabled", actual: timer || "(absent)" });
-        return fromDrift(drift, "Update-Package-Lists 1, Unattended-Upgrade 1, apt-daily-upgrade.timer enabled");
+        // Fixes that need a restart or a reboot: the reboot window as apt reads it, needrestart's mode as it reads it.
+        const u = t.config.host.unattendedUpgrades;
+        const uu = must(t, "apt-config dump Unattended-Upgrade");
+        const uget = (k: string) => new RegExp(`^Unattended-Upgrade::${k} "([^"]*)";`, "m").exec(uu)?.[1] ?? "(unset)";
+        for (const [k, v] of [["Automatic-Reboot", String(u.autoReboot)], ["Automatic-Reboot-Time", u.autoRebootTime]] as const) {
+            if (uget(k) !== v) drift.push({ what: `Unattended-Upgrade::${k}`, expected: v, actual: uget(k) });
+        }
+        const nr = t.inside.sh(`sudo -n perl -e ${shellQuote(NEEDRESTART_MODE_PROBE)}`);
+        const mode = u.restartServices === "auto" ? "a" : "l";
+        if (nr.code !== 0 || nr.stdout.trim() !== mode) drift.push({ what: "needrestart restart mode", expected: `${mode} (citadel:host.unattendedUpgrades.restartServices ${u.restartServices})`, actual: (nr.stdout.trim() || nr.stderr.trim()).slice(0, 120) || "(unreadable)" });
+        const pending = t.inside.sh("test -e /var/run/reboot-required && stat -c %Y /var/run/reboot-required").stdout.trim();
+        const since = pending ? ` (reboot pending since ${new Date(Number(pending) * 1000).toISOString()})` : "";
+        return fromDrift(drift, `Update-Package-Lists 1, Unattended-Upgrade 1, apt-daily-upgrade.timer enabled; reboot ${u.autoReboot ? `at ${u.autoRebootTime}` : "off"}; needrestart ${mode}${since}`);
     },
 };
 

@@ -334,9 +334,17 @@ const HostSchema = obj({
     unattendedUpgrades: obj({
         /** Install security updates daily. Default true. */
         enabled: bool().default(true),
-        /** Reboot when an update needs it. Default false: a reboot is the operator's call. */
-        autoReboot: bool().default(false),
-        /** When an automatic reboot happens (HH:MM). Default "04:00". */
+        /**
+         * Reboot at autoRebootTime when an update needs it (/var/run/reboot-required: a new kernel).
+         * Default true: a kernel fix only protects once it runs (source policy: patches within 7 days).
+         */
+        autoReboot: bool().default(true),
+        /**
+         * After each upgrade, services still using replaced libraries (libc, OpenSSL...): "auto" restarts
+         * them (needrestart), "list" only reports them in the journal. Default "auto".
+         */
+        restartServices: z.enum(["auto", "list"]).default("auto"),
+        /** When an automatic reboot happens (HH:MM, the host's time zone): the reboot window. Default "04:00". */
         autoRebootTime: checked(str(), (v) => (/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v) ? undefined : `${show(v)} is not a time (HH:MM)`)).default("04:00"),
     }).prefault({}),
     /** The systemd journal (and the retention of every security log: sshd, Postgres, Redis, CrowdSec, Caddy's access log). */

@@ -189,7 +189,7 @@ export interface HostBaselinePosture {
     sysctl: SysctlEntry[];
     sshdEffective: string[];
     journald: { maxRetentionDays: number; systemMaxUse: string };
-    unattendedUpgrades: { enabled: boolean; autoReboot: boolean; autoRebootTime: string };
+    unattendedUpgrades: { enabled: boolean; autoReboot: boolean; autoRebootTime: string; restartServices: "auto" | "list" };
     dockerDaemon: Record<string, unknown>;
 }
 
