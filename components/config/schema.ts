@@ -188,13 +188,22 @@ const ResourcesSchema = obj({
 
 const GATEWAY_ADMIN_MODES = ["off", "localhost"] as const;
 const REFERRER_POLICIES = ["no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"] as const;
+/** A request body size as Caddy reads it (decimal or binary units). */
+const requestBodySize = () => checked(str(), (v) => (/^[1-9][0-9]*(KB|MB|GB|KiB|MiB|GiB)$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 10MB, 512KB, 1GiB)`));
+
 const GatewaySchema = obj({
     /** Caddy image with the rate-limit module (github.com/mholt/caddy-ratelimit). Default "citadel/caddy:2.11.9-ratelimit" (built from images/caddy). */
     image: image().default("citadel/caddy:2.11.9-ratelimit"),
     /** Build that image on the host from images/caddy (true, the default), or use `image` as it is (pre-loaded or pullable). */
     build: bool().default(true),
-    /** Caddy's admin API: "off", or "localhost" (the default; inside the container's own network namespace only). Never 0.0.0.0. */
-    adminApi: z.enum(GATEWAY_ADMIN_MODES, { error: (iss) => `${show(iss.input)} is not allowed: use "off" or "localhost" (an admin API on 0.0.0.0:2019 lets anyone reconfigure the edge)` }).default("localhost"),
+    /**
+     * Caddy's admin API: "off" (the default: nothing in the stack uses it; a changed Caddyfile re-creates
+     * the container instead of a reload), or "localhost" (inside the container's own network namespace
+     * only). Never 0.0.0.0.
+     */
+    adminApi: z.enum(GATEWAY_ADMIN_MODES, { error: (iss) => `${show(iss.input)} is not allowed: use "off" or "localhost" (an admin API on 0.0.0.0:2019 lets anyone reconfigure the edge)` }).default("off"),
+    /** Largest request body a site accepts (Caddy size: 10MB, 512KB, 1GiB); larger gets 413. Default "10MB". */
+    maxRequestBody: requestBodySize().default("10MB"),
     /** ACME directory URL (https://), or "internal" for Caddy's local CA (local VPS and tests only). Default: unset, Let's Encrypt. */
     acmeCa: z.union([z.literal("internal"), checked(str(), acmeDirectoryError)]).optional(),
     /** Per-client rate limit of every site. Default 100 requests per minute. */
@@ -220,6 +229,8 @@ const SiteSchema = obj({
     rateLimit: RateLimitSchema.optional(),
     /** Per-site override of the Content-Security-Policy. Default: citadel:gateway.contentSecurityPolicy. */
     contentSecurityPolicy: httpHeaderValue().optional(),
+    /** Per-site override of the request body limit. Default: citadel:gateway.maxRequestBody. */
+    maxRequestBody: requestBodySize().optional(),
 });
 
 const HealthcheckSchema = obj({

@@ -74,6 +74,7 @@ export function renderCaddyfile(c: StackConfig, opts: CaddyRenderOptions = {}): 
             app: app.name,
             csp: caddyText(sitePolicy(c, s), "Content-Security-Policy"),
             zone: rateLimitZone(s.host),
+            maxBody: caddyText(s.maxRequestBody ?? g.maxRequestBody, "request body size"),
             events: rl.events,
             window: caddyText(rl.window, "rate-limit window"),
             // The app's alias on its edge network (components/apps.ts) and its in-container port.
