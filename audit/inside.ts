@@ -338,8 +338,8 @@ trap 'rm -rf "$d"' EXIT
 # shellcheck disable=SC2086 # one id per word
 docker inspect $ids >"$d/inspect.json"
 find ${SECRETS_DIR} -type f | while read -r f; do
-    [ "$(wc -l <"$f")" = 0 ] && [ "$(stat -c %s "$f")" -ge 12 ] || continue
-    if grep -qF -f "$f" "$d/inspect.json"; then echo "$f"; fi
+    # One line (a final newline or none) of 12+ bytes: a multi-line file would make each line a pattern.
+    if [ "$(grep -c '' "$f")" -le 1 ] && [ "$(stat -c %s "$f")" -ge 12 ] && grep -qF -f "$f" "$d/inspect.json"; then echo "$f"; fi
 done`;
 
 const inSecretFiles: CheckDef = {
