@@ -129,7 +129,7 @@ except Exception as e:
     it("Postgres refuses connections without TLS and accepts the app role over TLS", () => {
         // The password as a 0400 libpq passfile mounted into the client (never an argument or env value).
         const psql = (mode: string) =>
-            ssh(`sudo -n bash -c ${shellQuote(pgPassfileRun("/etc/citadel/secrets/demo/postgresPassword", `docker run --rm --network citadel-data -v "$d/pgpass:/run/pgpass:ro" --entrypoint psql citadel/postgres:15-local "host=postgres dbname=app user=app sslmode=${mode} passfile=/run/pgpass" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"`))}`);
+            ssh(`sudo -n bash -c ${shellQuote(pgPassfileRun("/etc/citadel/secrets/demo/postgresPassword", `docker run --rm --network citadel-data -v "$d/pgpass:/run/pgpass:ro" --entrypoint psql citadel/postgres:15-local-2 "host=postgres dbname=app user=app sslmode=${mode} passfile=/run/pgpass" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"`))}`);
         const plain = psql("disable");
         assert.notEqual(plain.code, 0, "a non-TLS connection was accepted");
         assert.match(plain.stderr, /no encryption|pg_hba/);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# citadel/postgres:15-local entrypoint: the behaviour of the official postgres image's
+# citadel/postgres:15-local-2 entrypoint: the behaviour of the official postgres image's
 # docker-entrypoint.sh that Citadel relies on, rewritten for Debian's packages (no gosu, no
 # nss_wrapper). On an empty PGDATA it:
 #   1. runs initdb with the superuser POSTGRES_USER, its password from POSTGRES_PASSWORD(_FILE) and
