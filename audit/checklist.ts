@@ -56,6 +56,7 @@ export const CHECKLIST: Record<string, PolicyLine[]> = {
     "in-redis-commands": [S("- [ ] Dangerous commands disabled (FLUSHDB, FLUSHALL, KEYS)")],
     "in-secret-files": [R("- [ ] All secrets stored securely (not in code)"), S("- [ ] Environment variables from Docker secrets or vault")],
     "in-journald": [R("| Logs | 90 days | Automated deletion |"), S("- [ ] Security event logging enabled")],
+    "in-log-retention": [R("| Logs | 90 days | Automated deletion |"), S("- [ ] Security event logging enabled")],
     // No policy line names kernel parameters; these are the ones the declared set serves: strict
     // reverse-path filtering, no source routing or redirects (spoofed or re-routed packets do not reach
     // the containers' bridges), and martian packets logged.

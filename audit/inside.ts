@@ -1,8 +1,8 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
-import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_NETWORK, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
-import { CADDY_LOG_DIR_HOST } from "../components/render/caddy";
+import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_NETWORK, DATA_UID, GATEWAY_CONTAINER, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
+import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
 import { crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
@@ -116,9 +116,12 @@ const inIntrusion: CheckDef = {
     },
 };
 
+/** needrestart's effective restart mode: its needrestart.conf (which reads conf.d) evaluated as needrestart does. */
+const NEEDRESTART_MODE_PROBE = 'my $f = "/etc/needrestart/needrestart.conf"; -e $f or die "needrestart is not installed\\n"; our %nrconf; our $LOGPREF = ""; do $f; die $@ if $@; print $nrconf{restart} // "i"';
+
 const inUpgrades: CheckDef = {
     id: "in-upgrades",
-    title: "unattended security upgrades enabled (APT periodic + timers)",
+    title: "unattended security upgrades enabled (APT periodic + timers), services restarted after library fixes (needrestart), reboot window for kernel fixes",
     group: "inside",
     run(t) {
         const want = t.config.host.unattendedUpgrades.enabled;
@@ -131,7 +134,19 @@ const inUpgrades: CheckDef = {
         if (!/install ok installed/.test(pkg)) drift.push({ what: "package unattended-upgrades", expected: "installed", actual: pkg || "(absent)" });
         const timer = t.inside.sh("systemctl is-enabled apt-daily-upgrade.timer").stdout.trim();
         if (timer !== "enabled") drift.push({ what: "apt-daily-upgrade.timer", expected: "enabled", actual: timer || "(absent)" });
-        return fromDrift(drift, "Update-Package-Lists 1, Unattended-Upgrade 1, apt-daily-upgrade.timer enabled");
+        // Fixes that need a restart or a reboot: the reboot window as apt reads it, needrestart's mode as it reads it.
+        const u = t.config.host.unattendedUpgrades;
+        const uu = must(t, "apt-config dump Unattended-Upgrade");
+        const uget = (k: string) => new RegExp(`^Unattended-Upgrade::${k} "([^"]*)";`, "m").exec(uu)?.[1] ?? "(unset)";
+        for (const [k, v] of [["Automatic-Reboot", String(u.autoReboot)], ["Automatic-Reboot-Time", u.autoRebootTime]] as const) {
+            if (uget(k) !== v) drift.push({ what: `Unattended-Upgrade::${k}`, expected: v, actual: uget(k) });
+        }
+        const nr = t.inside.sh(`sudo -n perl -e ${shellQuote(NEEDRESTART_MODE_PROBE)}`);
+        const mode = u.restartServices === "auto" ? "a" : "l";
+        if (nr.code !== 0 || nr.stdout.trim() !== mode) drift.push({ what: "needrestart restart mode", expected: `${mode} (citadel:host.unattendedUpgrades.restartServices ${u.restartServices})`, actual: (nr.stdout.trim() || nr.stderr.trim()).slice(0, 120) || "(unreadable)" });
+        const pending = t.inside.sh("test -e /var/run/reboot-required && stat -c %Y /var/run/reboot-required").stdout.trim();
+        const since = pending ? ` (reboot pending since ${new Date(Number(pending) * 1000).toISOString()})` : "";
+        return fromDrift(drift, `Update-Package-Lists 1, Unattended-Upgrade 1, apt-daily-upgrade.timer enabled; reboot ${u.autoReboot ? `at ${u.autoRebootTime}` : "off"}; needrestart ${mode}${since}`);
     },
 };
 
@@ -167,7 +182,7 @@ interface Inspect {
     Name: string;
     State: { Running: boolean; Status: string };
     Config: { User: string; Env: string[] | null };
-    HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] | null; CapAdd: string[] | null; SecurityOpt: string[] | null; Memory: number; NanoCpus: number; PidsLimit: number | null; Privileged: boolean };
+    HostConfig: { LogConfig?: { Type: string }; ReadonlyRootfs: boolean; CapDrop: string[] | null; CapAdd: string[] | null; SecurityOpt: string[] | null; Memory: number; NanoCpus: number; PidsLimit: number | null; Privileged: boolean };
     NetworkSettings: { Networks: Record<string, unknown> };
 }
 
@@ -314,6 +329,19 @@ const inEnv = perContainer(
 );
 
 
+/** Prints each one-line secret file (12+ bytes) whose value appears in `docker inspect` of a running container. */
+const INSPECT_LEAKS = `set -eu
+ids=$(docker ps -q)
+[ -n "$ids" ] || exit 0
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+# shellcheck disable=SC2086 # one id per word
+docker inspect $ids >"$d/inspect.json"
+find ${SECRETS_DIR} -type f | while read -r f; do
+    # One line (a final newline or none) of 12+ bytes: a multi-line file would make each line a pattern.
+    if [ "$(grep -c '' "$f")" -le 1 ] && [ "$(stat -c %s "$f")" -ge 12 ] && grep -qF -f "$f" "$d/inspect.json"; then echo "$f"; fi
+done`;
+
 const inSecretFiles: CheckDef = {
     id: "in-secret-files",
     title: "secret files 0400 owned by their one consumer, directories 0700 root, values absent from docker inspect",
@@ -334,9 +362,8 @@ const inSecretFiles: CheckDef = {
             if (f.y === "f" && f.m !== "400") drift.push({ what: p, expected: "mode 0400", actual: `mode 0${f.m}` });
         }
         // Values compared on the host: a one-line secret found in any container's inspect output is a leak.
-        const leaks = t.inside.sh(
-            `sudo -n bash -c 'ids=$(docker ps -q); [ -n "$ids" ] || exit 0; j=$(docker inspect $ids); for f in $(find ${SECRETS_DIR} -type f); do v=$(cat "$f"); [ "$(printf %s "$v" | wc -l)" = 0 ] || continue; [ \${#v} -ge 12 ] || continue; if printf %s "$j" | grep -qF -- "$v"; then echo "$f"; fi; done'`,
-        );
+        // Each secret file is grep's pattern file (-f): the value never becomes an argument.
+        const leaks = t.inside.sh(`sudo -n bash -c ${shellQuote(INSPECT_LEAKS)}`);
         for (const f of leaks.stdout.trim().split("\n").filter(Boolean)) drift.push({ what: "docker inspect", expected: "no secret value", actual: `value of ${f} present` });
         return fromDrift(drift, `${expected.size} secret files 0400 with the right owner; dirs 0700; no value in docker inspect`);
     },
@@ -345,6 +372,25 @@ const inSecretFiles: CheckDef = {
 // ---------------------------------------------------------------------------------------------
 // Data services
 // ---------------------------------------------------------------------------------------------
+
+/** Where the throwaway psql finds its passfile. */
+const AUDIT_PGPASS = "/run/citadel-audit/pgpass";
+
+/**
+ * A root script that writes a libpq passfile from a secret file into a private temporary directory
+ * ($d/pgpass, 0400, owned by the data image's user), runs \`command\`, and removes it.
+ */
+export function pgPassfileRun(secretFile: string, command: string): string {
+    return `set -eu
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+pw=$(<${secretFile})
+pw=\${pw//\\\\/\\\\\\\\}
+(umask 077 && printf '*:*:*:*:%s\\n' "\${pw//:/\\\\:}" >"$d/pgpass")
+chown ${DATA_UID} "$d/pgpass"
+chmod 0400 "$d/pgpass"
+${command}`;
+}
 
 const inPostgresTls: CheckDef = {
     id: "in-postgres-tls",
@@ -355,11 +401,11 @@ const inPostgresTls: CheckDef = {
         if (!c.postgres.enabled) return skip("citadel:postgres.enabled is false");
         const app = c.apps.find((a) => a.data && a.secrets.includes("postgresPassword"));
         if (!app) return skip("no app holds postgresPassword to connect with");
-        // The password goes from the secret file into the client's env on the host (docker run -e NAME
-        // without a value copies it): it never appears in a command line.
+        // The password reaches the throwaway client as a libpq passfile: 0400, owned by the image's user,
+        // mounted read-only. Never an argument or an environment variable (docker inspect shows those).
         const psql = (mode: string) =>
             t.inside.sh(
-                `sudo -n bash -c 'PGPASSWORD=$(cat ${secretFilePath(app.name, "postgresPassword")}) docker run --rm --network ${DATA_NETWORK} -e PGPASSWORD --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=${mode} connect_timeout=10" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"'`,
+                `sudo -n bash -c ${shellQuote(pgPassfileRun(secretFilePath(app.name, "postgresPassword"), `docker run --rm --network ${DATA_NETWORK} -v "$d/pgpass:${AUDIT_PGPASS}:ro" --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=${mode} connect_timeout=10 passfile=${AUDIT_PGPASS}" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"`))}`,
                 { timeoutMs: 60_000 },
             );
         const plain = psql("disable");
@@ -372,12 +418,19 @@ const inPostgresTls: CheckDef = {
     },
 };
 
-/** redis-cli in the redis container; the password comes from the secret file via the env (REDISCLI_AUTH). */
+/**
+ * redis-cli in the redis container, reading commands on stdin. As `user`, the first line sent is
+ * `AUTH user password`, the password read from the app's secret file by bash (no argument, no env);
+ * its reply is taken off the output (and shown instead when it is not OK).
+ */
 function redisCli(t: AuditTarget, user: string | null, stdin: string): CommandResult {
     const app = t.config.apps.find((a) => a.secrets.includes("redisPassword"));
-    const auth = user && app ? `REDISCLI_AUTH=$(cat ${SECRETS_DIR}/${app.name}/redisPassword) ` : "";
-    const authFlags = user ? `-e REDISCLI_AUTH` : "";
-    return t.inside.sh(`sudo -n bash -c '${auth}docker exec -i ${authFlags} ${REDIS_CONTAINER} redis-cli -h 127.0.0.1 --no-auth-warning ${user ? `--user ${user}` : ""}'`, { stdin, timeoutMs: 30_000 });
+    const cli = `docker exec -i ${REDIS_CONTAINER} redis-cli -h 127.0.0.1 --no-auth-warning`;
+    if (!user || !app) return t.inside.sh(`sudo -n ${cli}`, { stdin, timeoutMs: 30_000 });
+    const script = `{ printf 'AUTH %s %s\\n' ${user} "$(<${secretFilePath(app.name, "redisPassword")})"; cat; } | ${cli}`;
+    const r = t.inside.sh(`sudo -n bash -c ${shellQuote(script)}`, { stdin, timeoutMs: 30_000 });
+    const [authReply = "", ...rest] = r.stdout.split("\n");
+    return { ...r, stdout: authReply.trim() === "OK" ? rest.join("\n") : `AUTH: ${authReply.trim()}\n` };
 }
 
 const inRedisAuth: CheckDef = {
@@ -462,6 +515,70 @@ const inJournald: CheckDef = {
             if (last(k) !== want) drift.push({ what: k, expected: want, actual: last(k) });
         }
         return fromDrift(drift, `Storage=persistent MaxRetentionSec=${j.maxRetentionDays}d SystemMaxUse=${j.systemMaxUse}`);
+    },
+};
+
+/**
+ * What a log store would need for the whole retention period at the rate seen so far, in bytes; undefined
+ * under a day of history (a fresh host's install and boot noise is no rate to extrapolate).
+ */
+export function projectedUse(bytes: number, ageSec: number, retentionDays: number): number | undefined {
+    if (ageSec < 86_400) return undefined;
+    return (bytes * retentionDays * 86_400) / ageSec;
+}
+
+/** journalctl's sizes ("24.0M", "1.5G", "512B") in bytes. */
+export function journalBytes(text: string): number | undefined {
+    const m = /take up ([\d.]+)([BKMGT])/.exec(text);
+    return m ? Number(m[1]) * 1024 ** "BKMGT".indexOf(m[2]) : undefined;
+}
+
+const mib = (b: number) => `${Math.round(b / 1024 ** 2)} MiB`;
+
+const inLogRetention: CheckDef = {
+    id: "in-log-retention",
+    title: "security logs kept the retention period: Caddy's access log rolled daily and kept that long, Postgres/Redis logs in the journal, each store's budget enough at the current rate",
+    group: "inside",
+    run(t) {
+        const c = t.config;
+        const days = c.host.journald.maxRetentionDays;
+        const drift: Drift[] = [];
+        const notes: string[] = [];
+        // 1. The data services log to the journal (its retention), not to size-capped json-file.
+        for (const i of containers(t).filter((x) => [POSTGRES_CONTAINER, REDIS_CONTAINER].includes(cname(x)))) {
+            const type = i.HostConfig.LogConfig?.Type ?? "(unknown)";
+            if (type !== "journald") drift.push({ what: `${cname(i)} log driver`, expected: "journald", actual: type });
+        }
+        // 2. Caddy's access log as the gateway's own Caddy reads its Caddyfile.
+        const want = accessLogRolling(c);
+        const adapted = t.inside.sh(`sudo -n docker exec ${GATEWAY_CONTAINER} caddy adapt --config ${CADDYFILE_CONTAINER_PATH} --adapter caddyfile`);
+        if (adapted.code !== 0) drift.push({ what: "Caddyfile", expected: "caddy adapt succeeds", actual: adapted.stderr.trim().slice(0, 160) });
+        else {
+            const logs = Object.values((JSON.parse(adapted.stdout) as { logging?: { logs?: Record<string, { writer?: Record<string, unknown> }> } }).logging?.logs ?? {});
+            const files = logs.map((l) => l.writer).filter((w): w is Record<string, unknown> => w?.output === "file");
+            if (files.length === 0) drift.push({ what: "access log", expected: "a file writer", actual: "(none)" });
+            for (const w of files) {
+                const got = { interval: Number(w.roll_interval ?? 0) / 3.6e12, keepDays: Number(w.roll_keep_days ?? 90), keep: Number(w.roll_keep ?? 10) };
+                if (got.interval !== 24) drift.push({ what: `${String(w.filename)} roll_interval`, expected: "24h (a file per day)", actual: got.interval ? `${got.interval}h` : "(none: rolled by size only)" });
+                if (got.keepDays !== days) drift.push({ what: `${String(w.filename)} roll_keep_for`, expected: `${days} days`, actual: `${got.keepDays} days` });
+                if (got.keep < want.keep) drift.push({ what: `${String(w.filename)} roll_keep`, expected: `≥ ${want.keep} files`, actual: String(got.keep) });
+            }
+        }
+        // 3. Budgets: at the rate seen so far, would the period fit? (Alerts before a store cuts into it.)
+        const judge = (store: string, bytes: number, ageSec: number, budget: string, key: string) => {
+            const need = projectedUse(bytes, ageSec, days);
+            if (need === undefined) notes.push(`${store}: ${mib(bytes)}, under a day of history`);
+            else if (need > sizeBytes(budget)) drift.push({ what: `${store} budget (${key})`, expected: `≥ ${mib(need)} for ${days} days at the rate of the last ${Math.round(ageSec / 86_400)} days`, actual: budget });
+            else notes.push(`${store}: ${mib(need)} of ${budget} needed for ${days} days`);
+        };
+        const usage = journalBytes(must(t, "sudo -n journalctl --disk-usage"));
+        const first = Number(must(t, "sudo -n sh -c 'journalctl -q -o short-unix --no-pager 2>/dev/null | head -n 1'").split(" ")[0]);
+        const now = Number(must(t, "date +%s").trim());
+        if (usage === undefined || !Number.isFinite(first)) drift.push({ what: "journal", expected: "disk usage and oldest entry readable", actual: "unreadable" });
+        else judge("journal", usage, now - first, c.host.journald.systemMaxUse, "citadel:host.journald.systemMaxUse");
+        const files = must(t, `sudo -n find ${CADDY_LOG_DIR_HOST} -type f -printf '%s %T@\\n'`).trim().split("\n").filter(Boolean).map((l) => l.split(" ").map(Number));
+        if (files.length) judge("access log", files.reduce((a, [b]) => a + b, 0), now - Math.min(...files.map(([, m]) => m)), c.host.accessLog.maxUse, "citadel:host.accessLog.maxUse");
+        return fromDrift(drift, `access log daily, kept ${days} days (roll_keep ≥ ${want.keep}); data services to the journal; ${notes.join("; ")}`);
     },
 };
 
@@ -637,6 +754,7 @@ export const INSIDE_CHECKS: CheckDef[] = [
     inRedisAuth,
     inRedisCommands,
     inJournald,
+    inLogRetention,
     inSysctl,
     inBackup,
 ];

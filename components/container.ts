@@ -32,7 +32,8 @@ export function epochLabel(epochs: Record<string, number>, names: string[]): str
 
 /**
  * Non-root, read-only root filesystem with tmpfs scratch space, no-new-privileges, every capability
- * dropped but the declared ones, memory (no swap) and CPU limits, rotated json-file logs, restart
+ * dropped but the declared ones, memory (no swap) and CPU limits, rotated json-file logs (the journal for
+ * data services), restart
  * unless stopped, and an init process that reaps zombies. The pids limit is applied by the
  * `container-limits` host step (the Docker provider has no pids-limit argument).
  */
@@ -57,7 +58,8 @@ export function containerArgs(
         cpus: x.cpus,
         tmpfs: Object.fromEntries(x.tmpfs.map((p) => [p, "rw,noexec,nosuid,nodev,size=64m"])),
         logDriver: x.logs.driver,
-        logOpts: { "max-size": x.logs.maxSize, "max-file": String(x.logs.maxFile) },
+        // journald takes no size options (the journal's own limits apply); the tag names the container in it.
+        logOpts: x.logs.driver === "journald" ? { tag: x.name } : { "max-size": x.logs.maxSize, "max-file": String(x.logs.maxFile) },
         restart: "unless-stopped",
         init: true,
         ipcMode: "private",

@@ -189,13 +189,22 @@ const ResourcesSchema = obj({
 
 const GATEWAY_ADMIN_MODES = ["off", "localhost"] as const;
 const REFERRER_POLICIES = ["no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"] as const;
+/** A request body size as Caddy reads it (decimal or binary units). */
+const requestBodySize = () => checked(str(), (v) => (/^[1-9][0-9]*(KB|MB|GB|KiB|MiB|GiB)$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 10MB, 512KB, 1GiB)`));
+
 const GatewaySchema = obj({
     /** Caddy image with the rate-limit module (github.com/mholt/caddy-ratelimit). Default "citadel/caddy:2.11.9-ratelimit" (built from images/caddy). */
     image: image().default("citadel/caddy:2.11.9-ratelimit"),
     /** Build that image on the host from images/caddy (true, the default), or use `image` as it is (pre-loaded or pullable). */
     build: bool().default(true),
-    /** Caddy's admin API: "off", or "localhost" (the default; inside the container's own network namespace only). Never 0.0.0.0. */
-    adminApi: z.enum(GATEWAY_ADMIN_MODES, { error: (iss) => `${show(iss.input)} is not allowed: use "off" or "localhost" (an admin API on 0.0.0.0:2019 lets anyone reconfigure the edge)` }).default("localhost"),
+    /**
+     * Caddy's admin API: "off" (the default: nothing in the stack uses it; a changed Caddyfile re-creates
+     * the container instead of a reload), or "localhost" (inside the container's own network namespace
+     * only). Never 0.0.0.0.
+     */
+    adminApi: z.enum(GATEWAY_ADMIN_MODES, { error: (iss) => `${show(iss.input)} is not allowed: use "off" or "localhost" (an admin API on 0.0.0.0:2019 lets anyone reconfigure the edge)` }).default("off"),
+    /** Largest request body a site accepts (Caddy size: 10MB, 512KB, 1GiB); larger gets 413. Default "10MB". */
+    maxRequestBody: requestBodySize().default("10MB"),
     /** ACME directory URL (https://), or "internal" for Caddy's local CA (local VPS and tests only). Default: unset, Let's Encrypt. */
     acmeCa: z.union([z.literal("internal"), checked(str(), acmeDirectoryError)]).optional(),
     /** Per-client rate limit of every site. Default 100 requests per minute. */
@@ -221,6 +230,8 @@ const SiteSchema = obj({
     rateLimit: RateLimitSchema.optional(),
     /** Per-site override of the Content-Security-Policy. Default: citadel:gateway.contentSecurityPolicy. */
     contentSecurityPolicy: httpHeaderValue().optional(),
+    /** Per-site override of the request body limit. Default: citadel:gateway.maxRequestBody. */
+    maxRequestBody: requestBodySize().optional(),
 });
 
 const HealthcheckSchema = obj({
@@ -356,14 +367,25 @@ const HostSchema = obj({
     unattendedUpgrades: obj({
         /** Install security updates daily. Default true. */
         enabled: bool().default(true),
-        /** Reboot when an update needs it. Default false: a reboot is the operator's call. */
-        autoReboot: bool().default(false),
-        /** When an automatic reboot happens (HH:MM). Default "04:00". */
+        /**
+         * Reboot at autoRebootTime when an update needs it (/var/run/reboot-required: a new kernel).
+         * Default true: a kernel fix only protects once it runs (source policy: patches within 7 days).
+         */
+        autoReboot: bool().default(true),
+        /**
+         * After each upgrade, services still using replaced libraries (libc, OpenSSL...): "auto" restarts
+         * them (needrestart), "list" only reports them in the journal. Default "auto".
+         */
+        restartServices: z.enum(["auto", "list"]).default("auto"),
+        /** When an automatic reboot happens (HH:MM, the host's time zone): the reboot window. Default "04:00". */
         autoRebootTime: checked(str(), (v) => (/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v) ? undefined : `${show(v)} is not a time (HH:MM)`)).default("04:00"),
     }).prefault({}),
-    /** The systemd journal. */
+    /** The systemd journal (and the retention of every security log: sshd, Postgres, Redis, CrowdSec, Caddy's access log). */
     journald: obj({
-        /** How long logs are kept, in days. Default 90 (source policy). */
+        /**
+         * How long logs are kept, in days, then deleted: the journal (which also receives the Postgres and
+         * Redis containers' logs) and Caddy's access log. Default 90 (source policy).
+         */
         maxRetentionDays: int(1, 3650).default(90),
         /** Disk the journal may use (e.g. 1G, 500M). Default "1G". */
         systemMaxUse: checked(str(), (v) => (/^[1-9][0-9]*[KMG]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 1G, 500M)`)).default("1G"),
@@ -383,7 +405,15 @@ const HostSchema = obj({
             if (msg) ctx.addIssue({ code: "custom", path: [IP_FORWARD_KEY], message: msg });
         })
         .default({}),
-    /** The Docker engine's json-file log rotation (daemon.json). */
+    /** Caddy's access log (a file per day, kept citadel:host.journald.maxRetentionDays days). */
+    accessLog: obj({
+        /**
+         * Disk budget for the access log and its rolled files (e.g. 2G, 500M). The audit fails when, at
+         * the current rate, the retention period would need more. Default "2G".
+         */
+        maxUse: checked(str(), (v) => (/^[1-9][0-9]*[KMG]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 2G, 500M)`)).default("2G"),
+    }).prefault({}),
+    /** The Docker engine's json-file log rotation (daemon.json); Postgres and Redis log to the journal instead. */
     docker: obj({
         /** Size of one container log file. Default "10m". */
         logMaxSize: checked(str(), (v) => (/^[1-9][0-9]*[kmg]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 10m)`)).default("10m"),

@@ -113,6 +113,11 @@ export function secretSpecs(c: StackConfig): SecretPosture[] {
     return specs;
 }
 
+/** A data service's logs: to the journal (kept citadel:host.journald.maxRetentionDays days, within its budget). */
+function journaldLogs(c: Pick<StackConfig, "host">): ContainerPosture["logs"] {
+    return { driver: "journald", maxSize: c.host.docker.logMaxSize, maxFile: c.host.docker.logMaxFile };
+}
+
 /** The hardening every Citadel container shares; each role adds only what differs. */
 export function hardened(c: Pick<StackConfig, "host">, user: string, resources: Resources, tmpfs: string[]) {
     return {
@@ -127,7 +132,7 @@ export function hardened(c: Pick<StackConfig, "host">, user: string, resources: 
         cpus: dockerCpus(resources.cpus),
         pids: resources.pids,
         tmpfs: [...tmpfs],
-        logs: { driver: "json-file" as const, maxSize: c.host.docker.logMaxSize, maxFile: c.host.docker.logMaxFile },
+        logs: { driver: "json-file" as ContainerPosture["logs"]["driver"], maxSize: c.host.docker.logMaxSize, maxFile: c.host.docker.logMaxFile },
         // Filled in by posture/steps.ts, which knows the steps' names.
         imageAfter: [] as string[],
         after: [] as string[],
@@ -199,6 +204,8 @@ function postgresContainer(c: StackConfig): ContainerPosture {
         image: c.postgres.image,
         build: false,
         ...hardened(c, `${DATA_UID}:${DATA_UID}`, c.postgres.resources, ["/tmp", "/var/run/postgresql"]),
+        // Connections and failed authentications, kept the retention period (30 MB of json-file go in hours under attack).
+        logs: journaldLogs(c),
         networks: [{ network: DATA_NETWORK, aliases: [POSTGRES_CONTAINER] }],
         publishedPorts: [],
         // Two secrets: the bootstrap superuser (reachable only over the container's own socket) and
@@ -235,6 +242,7 @@ function redisContainer(c: StackConfig): ContainerPosture {
         image: c.redis.image,
         build: false,
         ...hardened(c, `${DATA_UID}:${DATA_UID}`, c.redis.resources, ["/tmp"]),
+        logs: journaldLogs(c),
         networks: [{ network: DATA_NETWORK, aliases: [REDIS_CONTAINER] }],
         publishedPorts: [],
         secretMounts: [{ source: secretFilePath(REDIS_CONTAINER, "users.acl"), target: REDIS_ACL_CONTAINER_PATH }],

@@ -114,7 +114,11 @@ export interface ContainerPosture {
     labels: Record<string, string>;
     /** The secrets whose rotation epoch labels the container (re-created on rotation). */
     rotatesWith: string[];
-    logs: { driver: "json-file"; maxSize: string; maxFile: number };
+    /**
+     * json-file (rotated by size: maxSize × maxFile), or journald for the data services, whose
+     * authentication failures must be kept for the retention period (the journal's MaxRetentionSec).
+     */
+    logs: { driver: "json-file" | "journald"; maxSize: string; maxFile: number };
     /** What its image waits for (Docker installed, intrusion detection up). */
     imageAfter: string[];
     /** What the container waits for: its config step, its secret files, the containers behind it. */
@@ -189,7 +193,7 @@ export interface HostBaselinePosture {
     sysctl: SysctlEntry[];
     sshdEffective: string[];
     journald: { maxRetentionDays: number; systemMaxUse: string };
-    unattendedUpgrades: { enabled: boolean; autoReboot: boolean; autoRebootTime: string };
+    unattendedUpgrades: { enabled: boolean; autoReboot: boolean; autoRebootTime: string; restartServices: "auto" | "list" };
     dockerDaemon: Record<string, unknown>;
 }
 

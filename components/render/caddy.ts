@@ -74,6 +74,7 @@ export function renderCaddyfile(c: StackConfig, opts: CaddyRenderOptions = {}): 
             app: app.name,
             csp: caddyText(sitePolicy(c, s), "Content-Security-Policy"),
             zone: rateLimitZone(s.host),
+            maxBody: caddyText(s.maxRequestBody ?? g.maxRequestBody, "request body size"),
             events: rl.events,
             window: caddyText(rl.window, "rate-limit window"),
             // The app's alias on its edge network (components/apps.ts) and its in-container port.
@@ -94,10 +95,29 @@ export function renderCaddyfile(c: StackConfig, opts: CaddyRenderOptions = {}): 
         permissionsPolicy: caddyText(g.permissionsPolicy, "Permissions-Policy"),
         sites,
         logFile: `${logDir}/${CADDY_ACCESS_LOG_NAME}`,
-        // Access logs are kept as long as the journal (source policy: 90 days of security logs).
-        logKeepFor: `${c.host.journald.maxRetentionDays * 24}h`,
+        logRoll: accessLogRolling(c),
         health: { host: GATEWAY_HEALTH_HOST, port: opts.healthPort === undefined ? GATEWAY_HEALTH_PORT : checkPort(opts.healthPort, "healthPort") },
     });
+}
+
+/** Bytes of a journald-style size ("2G", "500M", "64K"). */
+export function sizeBytes(v: string): number {
+    const m = /^([1-9][0-9]*)([KMG])$/.exec(v);
+    if (!m) throw new Error(`${v} is not a size (e.g. 2G, 500M)`);
+    return Number(m[1]) * 1024 ** (" KMG".indexOf(m[2]));
+}
+
+/**
+ * How Caddy rolls the access log. Retention is a time: a file per day (so no entry sits in the live file
+ * longer than a day), each kept citadel:host.journald.maxRetentionDays days. The count limit, which
+ * Caddy always applies (0 means its default of 10), is set above what that period needs: one file per
+ * day plus the budget's worth of size-rolled files, so only the budget (the audit alerts before it
+ * is reached, in-log-retention) could ever cut into the period, never the count.
+ */
+export function accessLogRolling(c: StackConfig): { sizeMiB: number; interval: string; keep: number; keepFor: string; keepDays: number } {
+    const sizeMiB = 100;
+    const days = c.host.journald.maxRetentionDays;
+    return { sizeMiB, interval: "24h", keep: days + 1 + Math.ceil(sizeBytes(c.host.accessLog.maxUse) / (sizeMiB * 1024 ** 2)), keepFor: `${days * 24}h`, keepDays: days };
 }
 
 /** "off" → no admin API; "localhost" → loopback of the container only. Exhaustive over the schema's modes. */

@@ -124,6 +124,13 @@ export function renderAutoUpgrades(c: StackConfig): string {
     return renderTemplate("host/21citadel-auto-upgrades.hbs", { enabled: c.host.unattendedUpgrades.enabled ? "1" : "0" });
 }
 
+/** needrestart's drop-in: its restart mode after upgrades (read by needrestart.conf's conf.d loop). */
+export const NEEDRESTART_PATH = "/etc/needrestart/conf.d/citadel.conf";
+
+export function renderNeedrestart(c: StackConfig): string {
+    return renderTemplate("host/needrestart.conf.hbs", { mode: c.host.unattendedUpgrades.restartServices === "auto" ? "a" : "l" });
+}
+
 export function renderUnattendedUpgrades(c: StackConfig): string {
     const u = c.host.unattendedUpgrades;
     return renderTemplate("host/52citadel-unattended-upgrades.hbs", {
@@ -139,18 +146,21 @@ function renderUnattendedUpgradesStep(c: StackConfig): HostScript {
         { path: UNATTENDED_UPGRADES_PATH, content: renderUnattendedUpgrades(c), mode: "0644", owner: "root", group: "root" },
     ];
     const u = c.host.unattendedUpgrades;
+    // needrestart only with upgrades on (it acts after apt runs); its file is checked by perl, not apt-config.
+    const needrestart: HostFile | undefined = u.enabled ? { path: NEEDRESTART_PATH, content: renderNeedrestart(c), mode: "0644", owner: "root", group: "root" } : undefined;
     return {
         name: "unattended-upgrades",
         description: u.enabled
-            ? `unattended-upgrades: daily Debian-Security updates, automatic reboot ${u.autoReboot ? `at ${u.autoRebootTime}` : "off"}`
+            ? `unattended-upgrades: daily Debian-Security updates, services on replaced libraries ${u.restartServices === "auto" ? "restarted" : "listed"} (needrestart), automatic reboot ${u.autoReboot ? `at ${u.autoRebootTime}` : "off"}`
             : "unattended-upgrades: disabled (citadel:host.unattendedUpgrades.enabled = false)",
         script: renderTemplate("host/unattended-upgrades.sh.hbs", {
             lib: lib(),
             enabled: u.enabled,
             files,
+            needrestart,
             origins: SECURITY_ORIGIN_PATTERNS.join("\n"),
         }),
-        files,
+        files: needrestart ? [...files, needrestart] : files,
     };
 }
 

@@ -1,6 +1,6 @@
 // The container images the stack runs on the local VPS, built on this machine without Docker Hub:
 //
-//   citadel/postgres:15-local          images/postgres   Debian's postgresql-15, official-image entrypoint contract
+//   citadel/postgres:15-local-2          images/postgres   Debian's postgresql-15, official-image entrypoint contract
 //   citadel/redis:7-local              images/redis      Debian's redis-server 7.0, official-image entrypoint contract
 //   citadel/demo-app:2-local           images/demo-app   the Go demo app (pgx, go-redis, golang-jwt) on scratch
 //   citadel/caddy:2.11.9-ratelimit     images/caddy      Caddy + caddy-ratelimit from images/caddy/build.sh, lab/images/caddy.Dockerfile
@@ -24,7 +24,7 @@ import { REPO_ROOT, run, runLogged, seconds, tailFile, withCacheLock } from "../
 import { ensureDockerd } from "../vps/dockerd";
 import { BASE_IMAGE, ensureBaseImage, renderVpsSources } from "../vps/image";
 
-export const POSTGRES_LOCAL_IMAGE = "citadel/postgres:15-local";
+export const POSTGRES_LOCAL_IMAGE = "citadel/postgres:15-local-2";
 export const REDIS_LOCAL_IMAGE = "citadel/redis:7-local";
 export const DEMO_APP_LOCAL_IMAGE = "citadel/demo-app:2-local";
 export const CADDY_LOCAL_IMAGE = CADDY_IMAGE_TAG;

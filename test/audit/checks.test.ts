@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { headerDrift, expectedHeaders, frameAncestors, missingTool } from "../../audit/outside";
-import { envDrift, judgeSysctl, parseSysctlReadings, sysctlReadScript, type SysctlReading } from "../../audit/inside";
+import { envDrift, journalBytes, judgeSysctl, parseSysctlReadings, projectedUse, sysctlReadScript, type SysctlReading } from "../../audit/inside";
 import { formatReport, runAudit } from "../../audit/run";
 import type { AuditTarget, CommandResult } from "../../audit/types";
 import { sitePolicy } from "../../components/render/caddy";
@@ -252,5 +252,19 @@ describe("in-container-env: live env values are judged too, never shown", () => 
 
     it("the name rule still holds (a secret-looking name with a value)", () => {
         assert.deepEqual(envDrift(["API_KEY=hunter2"]), [{ what: "env", expected: "API_KEY_FILE (a path to a secret file)", actual: "API_KEY=<value hidden>" }]);
+    });
+});
+
+describe("in-log-retention: the budget projection", () => {
+    it("extrapolates the rate seen so far over the retention period, and waits for a day of history", () => {
+        assert.equal(projectedUse(100, 3_600, 90), undefined, "an hour of history is no rate");
+        assert.equal(projectedUse(10 * 2 ** 20, 10 * 86_400, 90), 90 * 2 ** 20);
+        assert.equal(projectedUse(2 ** 30, 180 * 86_400, 90), 2 ** 29, "older entries than the period: the rate still counts");
+    });
+    it("reads journalctl --disk-usage", () => {
+        assert.equal(journalBytes("Archived and active journals take up 24.0M in the file system."), 24 * 2 ** 20);
+        assert.equal(journalBytes("Archived and active journals take up 1.5G in the file system."), 1.5 * 2 ** 30);
+        assert.equal(journalBytes("Archived and active journals take up 512B in the file system."), 512);
+        assert.equal(journalBytes("No journal files were found."), undefined);
     });
 });

@@ -16,6 +16,8 @@ import { scanScript, ScanResult } from "../../audit/outside";
 import { containerProbe, removeProbe } from "../../lab/audit";
 import type { Probe } from "../../audit/types";
 import { VPS_IMAGE } from "../../lab/vps/image";
+import { pgPassfileRun } from "../../audit/inside";
+import { shellQuote } from "../../components/render/template";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const engineBuilt = fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"));
@@ -125,10 +127,9 @@ except Exception as e:
     });
 
     it("Postgres refuses connections without TLS and accepts the app role over TLS", () => {
-        const pw = ssh("sudo -n cat /etc/citadel/secrets/demo/postgresPassword");
-        assert.equal(pw.code, 0, pw.stderr);
+        // The password as a 0400 libpq passfile mounted into the client (never an argument or env value).
         const psql = (mode: string) =>
-            inner("run", "--rm", "--network", "citadel-data", "-e", `PGPASSWORD=${pw.stdout}`, "--entrypoint", "psql", "citadel/postgres:15-local", `host=postgres dbname=app user=app sslmode=${mode}`, "-tAc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()");
+            ssh(`sudo -n bash -c ${shellQuote(pgPassfileRun("/etc/citadel/secrets/demo/postgresPassword", `docker run --rm --network citadel-data -v "$d/pgpass:/run/pgpass:ro" --entrypoint psql citadel/postgres:15-local-2 "host=postgres dbname=app user=app sslmode=${mode} passfile=/run/pgpass" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"`))}`);
         const plain = psql("disable");
         assert.notEqual(plain.code, 0, "a non-TLS connection was accepted");
         assert.match(plain.stderr, /no encryption|pg_hba/);
@@ -141,12 +142,15 @@ except Exception as e:
         const noauth = inner("exec", "redis", "redis-cli", "-h", "127.0.0.1", "ping");
         assert.match(noauth.stdout + noauth.stderr, /NOAUTH/);
         const pw = ssh("sudo -n cat /etc/citadel/secrets/demo/redisPassword").stdout;
-        for (const cmd of [["FLUSHALL"], ["KEYS", "*"], ["CONFIG", "GET", "*"]]) {
-            const r = inner("exec", "redis", "redis-cli", "-h", "127.0.0.1", "--no-auth-warning", "--user", "app", "--pass", pw, ...cmd);
-            assert.match(r.stdout + r.stderr, /NOPERM/, `${cmd[0]} was allowed`);
+        // AUTH as the first command on redis-cli's stdin: the password is no argument of any process.
+        const asApp = (cmd: string) => run("docker", ["exec", "-i", LOCAL_VPS, "docker", "exec", "-i", "redis", "redis-cli", "-h", "127.0.0.1"], { input: `AUTH app ${pw}\n${cmd}\n` });
+        for (const cmd of ["FLUSHALL", "KEYS *", "CONFIG GET *"]) {
+            const r = asApp(cmd);
+            assert.equal(r.stdout.split("\n")[0], "OK", r.stderr);
+            assert.match(r.stdout + r.stderr, /NOPERM/, `${cmd} was allowed`);
         }
-        const ok = inner("exec", "redis", "redis-cli", "-h", "127.0.0.1", "--no-auth-warning", "--user", "app", "--pass", pw, "PING");
-        assert.equal(ok.stdout.trim(), "PONG");
+        const ok = asApp("PING");
+        assert.equal(ok.stdout.trim(), "OK\nPONG");
     });
 
     it("every container is non-root, read-only, capability-less, limited, and has no secret in its env", () => {

@@ -23,6 +23,7 @@ import {
     GATEWAY_HEALTH_URL,
     GATEWAY_UID,
     rateLimitZone,
+    accessLogRolling,
     renderCaddyfile,
     renderGatewayScript,
     sitePolicy,
@@ -226,6 +227,53 @@ describe("Caddyfile (rendered)", () => {
         assert.ok(hs, `a server bound to ${health.hostname}:${health.port} only`);
     });
 
+    it("access log: a file per day kept maxRetentionDays, the count limit above what the period needs (caddy adapt)", (t) => {
+        const caddy = requireCaddy(t);
+        if (!caddy || !canUnshare(t)) return;
+        for (const [days, maxUse] of [[90, "2G"], [30, "500M"]] as const) {
+            const c = parseConfigOrThrow(prodWith({ host: { journald: { maxRetentionDays: days }, accessLog: { maxUse } } }));
+            const text = renderCaddyfile(c);
+            const v = caddyOn(caddy, text, "validate");
+            assert.equal(v.code, 0, v.stderr);
+            const a = caddyOn(caddy, text, "adapt");
+            assert.equal(a.code, 0, a.stderr);
+            const logs = Object.values((JSON.parse(a.stdout) as { logging: { logs: Record<string, { writer?: Record<string, unknown> }> } }).logging.logs);
+            const files = logs.map((l) => l.writer).filter((w) => w?.output === "file");
+            assert.ok(files.length > 0, "no file writer");
+            for (const w of files) {
+                // Time first: rolled daily (Caddy stores durations in ns), deleted after the period.
+                assert.equal(w?.roll_interval, 24 * 3600 * 1e9, JSON.stringify(w));
+                assert.equal(w?.roll_keep_days, days, JSON.stringify(w));
+                // A day's file for every day of the period, plus the budget's worth of 100 MiB rolls.
+                assert.equal(w?.roll_size_mb, 100);
+                assert.ok(Number(w?.roll_keep) > days, `roll_keep ${String(w?.roll_keep)} would delete daily files before ${days} days`);
+                assert.equal(w?.roll_keep, accessLogRolling(c).keep);
+            }
+            assert.equal(accessLogRolling(c).keep, days + 1 + Math.ceil((maxUse === "2G" ? 2048 : 500) / 100));
+        }
+    });
+
+    it("request bodies: the gateway's limit on every site, a site's own where set (caddy adapt); the admin API off by default", (t) => {
+        const caddy = requireCaddy(t);
+        if (!caddy || !canUnshare(t)) return;
+        const base = prodConfig();
+        assert.equal(base.gateway.adminApi, "off", "nothing in the stack needs Caddy's admin API");
+        assert.equal(base.gateway.maxRequestBody, "10MB");
+        const [first, ...rest] = base.sites;
+        const c = parseConfigOrThrow(prodWith({ gateway: { maxRequestBody: "2MB" }, sites: [{ ...first, maxRequestBody: "512KiB" }, ...rest] }));
+        const text = renderCaddyfile(c);
+        const v = caddyOn(caddy, text, "validate");
+        assert.equal(v.code, 0, v.stderr);
+        const a = caddyOn(caddy, text, "adapt");
+        assert.equal(a.code, 0, a.stderr);
+        const j = JSON.parse(a.stdout) as Adapted;
+        assert.equal(j.admin?.disabled, true);
+        const limits = (host: string) => [...JSON.stringify(routeFor(j, host)).matchAll(/"handler":"request_body","max_size":(\d+)/g)].map((m) => Number(m[1]));
+        assert.deepEqual(limits(first.host), [512 * 1024]);
+        for (const s of rest) assert.deepEqual(limits(s.host), [2_000_000], s.host);
+        assert.throws(() => parseConfigOrThrow(prodWith({ gateway: { maxRequestBody: "10 megs" } })), /citadel:gateway\.maxRequestBody.*not a size/s);
+    });
+
     it("adminApi off: validates, and the admin API is disabled", (t) => {
         const caddy = requireCaddy(t);
         if (!caddy || !canUnshare(t)) return;
@@ -373,11 +421,11 @@ const WWW = "www.citadel.test";
 const API = "api.citadel.test";
 const EVENTS = 5;
 
-function httpsGet(port: number, host: string, ca: Buffer, opts: { path?: string; localAddress?: string } = {}): Promise<Reply> {
+function httpsGet(port: number, host: string, ca: Buffer, opts: { path?: string; localAddress?: string; body?: Buffer } = {}): Promise<Reply> {
     return new Promise((resolve, reject) => {
         // Straight to 127.0.0.1: SNI and Host carry the site name, so no name is ever resolved.
         const req = https.request(
-            { host: "127.0.0.1", port, path: opts.path ?? "/", servername: host, headers: { host }, ca, localAddress: opts.localAddress, agent: false, timeout: 5000 },
+            { host: "127.0.0.1", port, path: opts.path ?? "/", method: opts.body ? "POST" : "GET", servername: host, headers: { host }, ca, localAddress: opts.localAddress, agent: false, timeout: 5000 },
             (res) => {
                 let body = "";
                 res.setEncoding("utf8");
@@ -387,7 +435,7 @@ function httpsGet(port: number, host: string, ca: Buffer, opts: { path?: string;
         );
         req.on("timeout", () => req.destroy(new Error("timeout")));
         req.on("error", reject);
-        req.end();
+        req.end(opts.body);
     });
 }
 
@@ -476,7 +524,7 @@ describe("Caddy on loopback", () => {
                 gateway: { acmeCa: "internal", adminApi: "off", rateLimit: { events: EVENTS, window: "1m" } },
                 sites: [
                     { host: WWW, app: "web" },
-                    { host: API, app: "api", rateLimit: { events: 50, window: "1m" }, contentSecurityPolicy: "default-src 'none'" },
+                    { host: API, app: "api", rateLimit: { events: 50, window: "1m" }, contentSecurityPolicy: "default-src 'none'", maxRequestBody: "1MB" },
                 ],
             }),
         );
@@ -550,6 +598,14 @@ describe("Caddy on loopback", () => {
             assert.equal(r.status, 200);
             const other = await httpGet(healthPort, "127.0.0.1", "/admin");
             assert.equal(other.status, 404);
+        });
+
+        await t.test("a request body over the site's limit gets 413, one under it reaches the app", async () => {
+            // From an address of its own, so the rate-limit counts below stay exact.
+            const big = await httpsGet(httpsPort, API, ca, { path: "/upload", body: Buffer.alloc(2_000_000, 97), localAddress: "127.0.0.9" });
+            assert.equal(big.status, 413, big.body);
+            const small = await httpsGet(httpsPort, API, ca, { path: "/upload", body: Buffer.alloc(100_000, 97), localAddress: "127.0.0.9" });
+            assert.equal(small.status, 200, small.body);
         });
 
         await t.test("a burst beyond the limit gets 429 per client address and per site", async () => {

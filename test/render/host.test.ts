@@ -16,6 +16,7 @@ import {
     DOCKER_DAEMON_JSON_PATH,
     dockerDaemonConfig,
     JOURNALD_PATH,
+    NEEDRESTART_PATH,
     renderHostBaseline,
     SECURITY_ORIGIN_PATTERNS,
     SYSCTL_PATH,
@@ -421,6 +422,67 @@ describe("unattended-upgrades", () => {
             assert.ok(values(r.stdout, "DPkg::Options").includes("--force-confold") || values(r.stdout, "Dpkg::Options").includes("--force-confold"));
         });
     }
+
+    it("secure defaults: reboot in the window when a kernel needs it, even with users logged in (apt-config)", (t) => {
+        if (!requireTool(t, "apt-config")) return;
+        const c = parseConfigOrThrow(prodWith({}));
+        assert.equal(c.host.unattendedUpgrades.autoReboot, true);
+        assert.equal(c.host.unattendedUpgrades.restartServices, "auto");
+        const r = aptDump({ "50unattended-upgrades": DEBIAN_50, [path.basename(UNATTENDED_UPGRADES_PATH)]: fileOf(step(c, "unattended-upgrades"), UNATTENDED_UPGRADES_PATH) });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(values(r.stdout, "Unattended-Upgrade::Automatic-Reboot"), ["true"]);
+        assert.deepEqual(values(r.stdout, "Unattended-Upgrade::Automatic-Reboot-WithUsers"), ["true"]);
+        assert.deepEqual(values(r.stdout, "Unattended-Upgrade::Automatic-Reboot-Time"), [c.host.unattendedUpgrades.autoRebootTime]);
+    });
+
+    it("needrestart's own config loader (Debian's needrestart.conf) reads the restart mode, no hints, Docker left to the reboot", (t) => {
+        if (!requireTool(t, "perl") || !requireTool(t, "apt-get") || !requireTool(t, "dpkg-deb")) return;
+        // Debian's package, unpacked (not installed: its apt hook would act on this machine's apt runs).
+        const cache = path.resolve(__dirname, "..", "..", ".cache", "debs");
+        fs.mkdirSync(cache, { recursive: true });
+        let deb = fs.readdirSync(cache).find((f) => /^needrestart_.*\.deb$/.test(f));
+        if (!deb) {
+            const d = run("apt-get", ["download", "needrestart"], { cwd: cache, timeout: 120_000 });
+            deb = fs.readdirSync(cache).find((f) => /^needrestart_.*\.deb$/.test(f));
+            if (!deb) {
+                if (IN_CI) assert.fail(`apt-get download needrestart: ${d.stderr}`);
+                t.skip(`needrestart's package could not be downloaded: ${d.stderr.trim().slice(-200)}`);
+                return;
+            }
+        }
+        const dir = tmpDir("citadel-needrestart-");
+        try {
+            const x = run("dpkg-deb", ["-x", path.join(cache, deb), path.join(dir, "pkg")]);
+            assert.equal(x.code, 0, x.stderr);
+            const conf = fs.readFileSync(path.join(dir, "pkg", "etc", "needrestart", "needrestart.conf"), "utf8");
+            assert.ok(conf.includes("/etc/needrestart/conf.d"), "Debian's needrestart.conf no longer reads conf.d");
+            const effective = (drop: string) => {
+                // The same file with its conf.d directory moved here; everything else as needrestart runs it.
+                fs.rmSync(path.join(dir, "conf.d"), { recursive: true, force: true });
+                fs.mkdirSync(path.join(dir, "conf.d"));
+                fs.writeFileSync(path.join(dir, "conf.d", path.basename(NEEDRESTART_PATH)), drop);
+                fs.writeFileSync(path.join(dir, "needrestart.conf"), conf.replaceAll("/etc/needrestart/conf.d", path.join(dir, "conf.d")));
+                const probe = String.raw`our %nrconf; our $LOGPREF = ""; do $ARGV[0]; die $@ if $@; my @o = grep { "containerd.service" =~ $_ } keys %{$nrconf{override_rc}}; print join(" ", $nrconf{restart}, $nrconf{kernelhints}, $nrconf{ucodehints}, scalar(@o), map { $nrconf{override_rc}{$_} } @o)`;
+                return run("perl", ["-e", probe, path.join(dir, "needrestart.conf")]);
+            };
+            for (const [mode, letter] of [["auto", "a"], ["list", "l"]] as const) {
+                const c = parseConfigOrThrow(prodWith({ host: { unattendedUpgrades: { restartServices: mode } } }));
+                const r = effective(fileOf(step(c, "unattended-upgrades"), NEEDRESTART_PATH));
+                assert.equal(r.code, 0, r.stderr);
+                // restart mode, kernel hints, microcode hints, then containerd.service's override: never restarted.
+                assert.equal(r.stdout, `${letter} 0 0 1 0`);
+            }
+            // The check has teeth: a broken drop-in makes needrestart.conf die, as needrestart would.
+            const broken = effective("$nrconf{restart} = 'a'\n$nrconf{kernelhints} = 0;\n");
+            assert.notEqual(broken.code, 0);
+            assert.match(broken.stderr, /Error parsing/);
+            // Off with unattended upgrades: no needrestart file at all.
+            const off = step(parseConfigOrThrow(prodWith({ host: { unattendedUpgrades: { enabled: false } } })), "unattended-upgrades");
+            assert.ok(!off.files.some((f) => f.path === NEEDRESTART_PATH));
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
 
     it("apt-config rejects a broken variant (so the script's check has teeth)", (t) => {
         if (!requireTool(t, "apt-config")) return;

@@ -8,6 +8,7 @@
 // crowdsec / bouncer process started inside dies with it. The log lines are text only (TEST-NET
 // addresses); no packet is sent anywhere.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -37,6 +38,7 @@ import {
     renderIntrusion,
 } from "../../components/render/intrusion";
 import { prodConfig, prodWith } from "../fixtures";
+import { describeSightings, watchProc } from "../proc-watch";
 import { IN_CI, requireTool, run, RunResult, tmpDir, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
 
 const prod = prodConfig(); // engine crowdsec, ignoreIps 203.0.113.0/24
@@ -246,12 +248,29 @@ const SANDBOX_SETUP = [
     '"$@"',
 ].join("\n");
 
-function sandbox(ov: string, cmd: string[], timeout = 90_000): RunResult {
+function sandbox(ov: string, cmd: string[], timeout = 90_000, input?: string): RunResult {
     return run(
         "unshare",
         ["-m", "-n", "-p", "-f", "--kill-child", "--mount-proc", "--propagation", "private", "--", "/bin/bash", "-c", SANDBOX_SETUP, "sandbox", ov, ...cmd],
-        { timeout, env: { ...process.env, SSH_CONNECTION: "" } },
+        { timeout, env: { ...process.env, SSH_CONNECTION: "" }, input },
     );
+}
+
+/** sandbox() without blocking this process, so a /proc watcher (a child) keeps sweeping meanwhile. */
+function sandboxAsync(ov: string, cmd: string[], timeout = 90_000): Promise<RunResult> {
+    return new Promise((resolve) => {
+        const p = spawn("unshare", ["-m", "-n", "-p", "-f", "--kill-child", "--mount-proc", "--propagation", "private", "--", "/bin/bash", "-c", SANDBOX_SETUP, "sandbox", ov, ...cmd], {
+            env: { ...process.env, SSH_CONNECTION: "" },
+            stdio: ["ignore", "pipe", "pipe"],
+            timeout,
+        });
+        let stdout = "";
+        let stderr = "";
+        p.stdout.on("data", (d) => (stdout += d));
+        p.stderr.on("data", (d) => (stderr += d));
+        p.on("error", (e) => resolve({ code: null, stdout, stderr: stderr + String(e) }));
+        p.on("close", (code) => resolve({ code, stdout, stderr }));
+    });
 }
 
 // Replays a log with crowdsec (local API on 127.0.0.1:8080 inside the namespace), waits for the ssh-bf
@@ -336,11 +355,21 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         return requireRoot(t) && requireTools(t, "unshare", "crowdsec", "cscli", "crowdsec-firewall-bouncer", "ipset", "iptables", "ip");
     }
     function putKey(key: string, mode = "0400"): void {
-        const cmd = `install -d -m 0700 /etc/citadel/secrets/host && printf '%s' "$1" > ${BOUNCER_KEY_FILE} && chmod ${mode} ${BOUNCER_KEY_FILE}`;
-        const r = sandbox(ov, ["/bin/bash", "-c", cmd, "put-key", key]);
+        // The key on stdin: never in a command line, where the watcher below would (rightly) see it.
+        const cmd = `install -d -m 0700 /etc/citadel/secrets/host && IFS= read -r k && printf '%s' "$k" > ${BOUNCER_KEY_FILE} && chmod ${mode} ${BOUNCER_KEY_FILE}`;
+        const r = sandbox(ov, ["/bin/bash", "-c", cmd], 90_000, `${key}\n`);
         assert.equal(r.code, 0, out(r));
     }
     const runScript = () => sandbox(ov, ["/bin/bash", path.join(dir, "crowdsec.sh")]);
+    /** The script run while /proc is watched: the key must show up in no command line or environment. */
+    async function runScriptWatched(key: string): Promise<RunResult> {
+        const w = watchProc();
+        await w.ready;
+        const r = await sandboxAsync(ov, ["/bin/bash", path.join(dir, "crowdsec.sh")]);
+        const seen = await w.stop({ bouncerKey: key });
+        assert.deepEqual(seen.sightings, [], `the bouncer key was visible in /proc: ${describeSightings(seen)}`);
+        return r;
+    }
     const upper = (p: string) => path.join(ov, "etc", "up", p.replace(/^\/etc\//, ""));
     function bouncerHashes(): Record<string, string> {
         const r = sandbox(ov, ["cscli", "bouncers", "list", "-o", "json"]);
@@ -357,10 +386,10 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         assert.equal(fs.existsSync(upper("/etc/crowdsec/acquis.yaml")), false, "nothing may change before the key check");
     });
 
-    it("first run: installs the config, registers the bouncer with the key from the file (0600 .local)", (t) => {
+    it("first run: installs the config, registers the bouncer with the key from the file (0600 .local), the key in no argv", async (t) => {
         if (!ready(t)) return;
         putKey(key1);
-        const r = runScript();
+        const r = await runScriptWatched(key1);
         assert.equal(r.code, 0, out(r));
         assert.match(r.stdout, /^citadel: intrusion: bouncer citadel-firewall registered$/m);
         assert.match(r.stdout, /^citadel: intrusion: changed$/m);
@@ -388,10 +417,10 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         assert.match(r.stdout, /^citadel: intrusion: unchanged$/m, out(r));
     });
 
-    it("a rotated key file re-registers the bouncer and rewrites its config", (t) => {
+    it("a rotated key file re-registers the bouncer and rewrites its config, the key in no argv", async (t) => {
         if (!ready(t)) return;
         putKey(key2);
-        const r = runScript();
+        const r = await runScriptWatched(key2);
         assert.equal(r.code, 0, out(r));
         assert.match(r.stdout, /bouncer citadel-firewall re-registered \(its key changed\)/);
         assert.equal((YAML.parse(fs.readFileSync(upper(BOUNCER_LOCAL), "utf8")) as { api_key: string }).api_key, key2);

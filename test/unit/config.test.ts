@@ -17,7 +17,7 @@ describe("config: defaults", () => {
         assert.equal(c.ssh.clientAliveCountMax, 2);
         assert.deepEqual(c.firewall.denyPorts, { from: 8001, to: 8012 });
         assert.equal(c.firewall.sshRateLimit, true);
-        assert.equal(c.gateway.adminApi, "localhost");
+        assert.equal(c.gateway.adminApi, "off");
         assert.equal(c.gateway.hstsMaxAge, 31536000);
         assert.match(c.gateway.contentSecurityPolicy, /default-src 'self'/);
         assert.match(c.gateway.contentSecurityPolicy, /frame-ancestors 'none'/);
@@ -56,7 +56,7 @@ describe("config: defaults", () => {
             rawFromObject({ domain: "example.org", acmeEmail: "a@example.org", admin: { sshPublicKeys: [KEY] }, secrets: { rotationDays: { jwtSecret: 30 } }, host: { unattendedUpgrades: { autoReboot: true } } }),
         );
         assert.deepEqual(c.secrets.rotationDays, { jwtSecret: 30, apiEncryptionKey: 365, postgresPassword: 182, redisPassword: 182, crowdsecBouncerKey: 365 });
-        assert.deepEqual(c.host.unattendedUpgrades, { enabled: true, autoReboot: true, autoRebootTime: "04:00" });
+        assert.deepEqual(c.host.unattendedUpgrades, { enabled: true, autoReboot: true, restartServices: "auto", autoRebootTime: "04:00" });
         assert.equal(c.host.docker.logMaxFile, 3);
         assert.equal(c.ssh.maxStartups, "10:30:60");
     });

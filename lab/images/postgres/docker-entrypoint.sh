@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# citadel/postgres:15-local entrypoint: the behaviour of the official postgres image's
+# citadel/postgres:15-local-2 entrypoint: the behaviour of the official postgres image's
 # docker-entrypoint.sh that Citadel relies on, rewritten for Debian's packages (no gosu, no
 # nss_wrapper). On an empty PGDATA it:
 #   1. runs initdb with the superuser POSTGRES_USER, its password from POSTGRES_PASSWORD(_FILE) and
@@ -9,14 +9,17 @@
 #   3. starts a temporary server on the Unix socket only (no TCP), with the CMD's own options;
 #   4. creates POSTGRES_DB if it is not "postgres";
 #   5. runs /docker-entrypoint-initdb.d/*.sh (executed if executable, else sourced) and *.sql /
-#      *.sql.gz with POSTGRES_USER and PGPASSWORD exported;
+#      *.sql.gz with POSTGRES_USER exported and the superuser password in a PGPASSFILE;
 #   6. stops the temporary server.
-# Then it execs the CMD. Differences from the official script: the superuser password is removed
-# from the environment before the server starts (the official image leaves POSTGRES_PASSWORD in the
-# server's environment), and when started as root it drops to postgres with setpriv instead of gosu.
+# Then it execs the CMD. Differences from the official script: the superuser password is in no
+# process's environment (the official image exports POSTGRES_PASSWORD to every child, the server
+# included, and PGPASSWORD to the init scripts), and when started as root it drops to postgres with
+# setpriv instead of gosu.
 set -Eeo pipefail
 
-# file_env VAR [DEFAULT]: VAR from $VAR or from the file named by $VAR_FILE (not both).
+# file_env VAR [DEFAULT]: VAR from $VAR or from the file named by $VAR_FILE (not both), exported.
+# POSTGRES_PASSWORD is the exception: a plain shell variable, never exported, so no child process
+# (initdb, pg_ctl, the temporary server, psql) has it in its environment (/proc/PID/environ).
 file_env() {
     local var=$1 def=${2:-}
     local file_var="${var}_FILE"
@@ -30,7 +33,12 @@ file_env() {
     elif [ -n "${!file_var:-}" ]; then
         val=$(<"${!file_var}")
     fi
-    export "$var"="$val"
+    if [ "$var" = POSTGRES_PASSWORD ]; then
+        export -n POSTGRES_PASSWORD
+        printf -v "$var" '%s' "$val"
+    else
+        export "$var"="$val"
+    fi
     unset "$file_var"
 }
 
@@ -193,15 +201,21 @@ main() {
             init_database_dir
             setup_hba_conf "$@"
             # For psql in the init scripts when local connections need a password (Citadel's
-            # pg_hba.conf: `local all all scram-sha-256`).
-            export PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
+            # pg_hba.conf: `local all all scram-sha-256`): a libpq passfile (0600, private tmpfs),
+            # where the official image exports PGPASSWORD into every child's environment.
+            pgpass=$(mktemp)
+            pw=${POSTGRES_PASSWORD//\\/\\\\}
+            printf '*:*:*:*:%s\n' "${pw//:/\\:}" >"$pgpass"
+            unset pw
+            export PGPASSFILE=$pgpass
             temp_server_start "$@"
             setup_db
             shopt -s nullglob
             process_init_files /docker-entrypoint-initdb.d/*
             shopt -u nullglob
             temp_server_stop
-            unset PGPASSWORD
+            rm -f "$pgpass"
+            unset PGPASSFILE
             printf '\nPostgreSQL init process complete; ready for start up.\n\n'
         else
             printf '\nPostgreSQL Database directory appears to contain a database; Skipping initialization\n\n'
