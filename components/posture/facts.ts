@@ -77,3 +77,50 @@ export const CADDY_LOG_DIR_HOST = "/var/log/citadel/caddy";
 export const CADDY_LOG_DIR_CONTAINER = "/var/log/caddy";
 export const CADDY_ACCESS_LOG_NAME = "access.log";
 export const CADDY_ACCESS_LOG_HOST = `${CADDY_LOG_DIR_HOST}/${CADDY_ACCESS_LOG_NAME}`;
+
+// ---- Monitoring ----------------------------------------------------------------------------
+/** Prometheus, Alertmanager and the exporters meet on this internal network (no route out). */
+export const MONITORING_NETWORK = "citadel-monitoring";
+export const PROMETHEUS_CONTAINER = "citadel-prometheus";
+export const ALERTMANAGER_CONTAINER = "citadel-alertmanager";
+export const NODE_EXPORTER_CONTAINER = "citadel-node-exporter";
+export const BLACKBOX_CONTAINER = "citadel-blackbox";
+export const PROMETHEUS_PORT = 9090;
+export const ALERTMANAGER_PORT = 9093;
+export const NODE_EXPORTER_PORT = 9100;
+export const BLACKBOX_PORT = 9115;
+/** CrowdSec's own Prometheus endpoint (its default port). */
+export const CROWDSEC_METRICS_PORT = 6060;
+/** A metrics-only Caddy listener for Prometheus (the admin API stays on the gateway's loopback). */
+export const GATEWAY_METRICS_PORT = 9180;
+/** Where the UIs are published: the host's loopback only, reached through an SSH tunnel. */
+export const LOOPBACK = "127.0.0.1";
+/** uid/gid the official Prometheus images run as ("nobody"); the local images use the same. */
+export const MONITORING_UID = 65534;
+/** The node exporter's textfile collector directory on the host (drift, updates, reboot, restarts). */
+export const METRICS_TEXTFILE_DIR = "/var/lib/citadel/metrics";
+
+/** Metric names Citadel's own host scripts write (textfile collector), each defined once. */
+export const METRIC = {
+    /** 1 when the drift check (label `check`, an audit id) passed at the last run, 0 when it drifted. */
+    driftCheckOk: "citadel_drift_check_ok",
+    /** When the in-host drift audit last finished. */
+    driftLastRun: "citadel_drift_last_run_timestamp_seconds",
+    /** Since when security updates have been pending (present only while some are). */
+    securityUpdatesPendingSince: "citadel_security_updates_pending_since_timestamp_seconds",
+    /** Number of pending security updates. */
+    securityUpdatesPending: "citadel_security_updates_pending",
+    /** Since when /run/reboot-required exists (present only while it does). */
+    rebootRequiredSince: "citadel_reboot_required_since_timestamp_seconds",
+    /** Docker's restart count per container (label `container`). */
+    containerRestarts: "citadel_container_restarts_total",
+} as const;
+/**
+ * The monitoring network's fixed subnet and bridge: Prometheus reaches the host's CrowdSec on the
+ * bridge's address (the host side), and UFW allows exactly that port on exactly that interface.
+ */
+export const MONITORING_SUBNET = "172.29.250.0/24";
+export const MONITORING_BRIDGE = "citadel-mon0";
+export const MONITORING_HOST_IP = "172.29.250.1";
+/** The gateway's fixed address on the monitoring network: its metrics listener binds only there. */
+export const MONITORING_GATEWAY_IP = "172.29.250.10";
