@@ -9,6 +9,7 @@ import { sshdExpectedEffective } from "../render/sshd";
 import { containersPosture, networksPosture, secretFilesPosture, secretSpecs } from "./containers";
 import { intrusionPosture, sitesPosture } from "./edge";
 import { exposurePosture } from "./exposure";
+import { monitoringPosture } from "./monitoring";
 import { hostStepsPosture } from "./steps";
 import type { Posture } from "./types";
 
@@ -42,6 +43,7 @@ export function posture(c: StackConfig): Posture {
             unattendedUpgrades: { ...c.host.unattendedUpgrades },
             dockerDaemon: dockerDaemonConfig(c),
         },
+        monitoring: monitoringPosture(c),
     };
 }
 
@@ -50,3 +52,4 @@ export * from "./facts";
 export { cloudFirewallRules, sshSourceIps } from "./exposure";
 export { appEnv, dockerCpus, memoryMb, secretSpecs, secretStepName, uidOf } from "./containers";
 export { containerRef, imageRef } from "./steps";
+export { tunnelCommand } from "./monitoring";

@@ -189,6 +189,27 @@ export interface HostBaselinePosture {
     dockerDaemon: Record<string, unknown>;
 }
 
+/** Metrics and alerts (posture/monitoring.ts). Receiver URLs are secrets and never appear here. */
+export type MonitoringPosture =
+    | { enabled: false }
+    | {
+          enabled: true;
+          network: { name: string; subnet: string };
+          scrapeIntervalSeconds: number;
+          driftIntervalSeconds: number;
+          /** The node exporter's textfile collector directory (drift, updates, reboot, restarts). */
+          textfileDir: string;
+          /** Every target Prometheus must scrape (job and address on the monitoring network). */
+          targets: { job: string; target: string }[];
+          rules: { alert: string; severity: string; summary: string; for?: string }[];
+          thresholds: Record<string, unknown>;
+          receivers: { name: string; kind: string; sendResolved: boolean }[];
+          /** Where every alert goes; undefined: nowhere but Alertmanager's UI. */
+          routeReceiver?: string;
+          /** The UIs, on the host's loopback only, and the SSH tunnel that reaches them. */
+          ui: { prometheus: string; alertmanager: string; tunnel: string };
+      };
+
 /** Where the host comes from. A change here on target hcloud replaces the server (a new host). */
 export interface ServerPosture {
     target: "hcloud" | "existing";
@@ -217,4 +238,5 @@ export interface Posture {
     sites: SitePosture[];
     intrusion: IntrusionPosture;
     host: HostBaselinePosture;
+    monitoring: MonitoringPosture;
 }
