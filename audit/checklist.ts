@@ -60,6 +60,7 @@ export const CHECKLIST: Record<string, PolicyLine[]> = {
     // reverse-path filtering, no source routing or redirects (spoofed or re-routed packets do not reach
     // the containers' bridges), and martian packets logged.
     "in-sysctl": [S("- [ ] Internal Docker network isolated from public"), S("- [ ] Security event logging enabled")],
+    "in-monitoring": [R("- [ ] Monitoring and alerting active"), S("- [ ] Failed authentication attempts monitored"), S("- [ ] Unusual traffic patterns detected")],
     // ---- attacks (--attack) ----
     "atk-ssh-bruteforce": [R("- [ ] CrowdSec or fail2ban configured"), S("- [ ] Failed authentication attempts monitored")],
     "atk-http-burst": [R("- [ ] Rate limiting configured"), S("- [ ] Rate limiting enabled on L09 API Gateway"), S("- [ ] Unusual traffic patterns detected")],

@@ -124,3 +124,14 @@ export const MONITORING_BRIDGE = "citadel-mon0";
 export const MONITORING_HOST_IP = "172.29.250.1";
 /** The gateway's fixed address on the monitoring network: its metrics listener binds only there. */
 export const MONITORING_GATEWAY_IP = "172.29.250.10";
+/** Fixed addresses on the monitoring network: the SSH tunnel's PermitOpen names exactly these. */
+export const MONITORING_PROMETHEUS_IP = "172.29.250.2";
+export const MONITORING_ALERTMANAGER_IP = "172.29.250.3";
+export const PROMETHEUS_DATA_VOLUME = "citadel-prometheus-data";
+export const ALERTMANAGER_DATA_VOLUME = "citadel-alertmanager-data";
+/** Prometheus' files on the host (prometheus.yml, the rules, blackbox.yml), mounted read-only. */
+export const MONITORING_CONF_HOST_DIR = "/etc/citadel/monitoring";
+/** The UIs: fixed addresses on the monitoring network, never published; sshd lets the admin forward to exactly these. */
+export const PROMETHEUS_UI = `${MONITORING_PROMETHEUS_IP}:${PROMETHEUS_PORT}`;
+export const ALERTMANAGER_UI = `${MONITORING_ALERTMANAGER_IP}:${ALERTMANAGER_PORT}`;
+export const MONITORING_UIS = [PROMETHEUS_UI, ALERTMANAGER_UI];

@@ -9,13 +9,13 @@ import { sshdExpectedEffective } from "../render/sshd";
 import { containersPosture, networksPosture, secretFilesPosture, secretSpecs } from "./containers";
 import { intrusionPosture, sitesPosture } from "./edge";
 import { exposurePosture } from "./exposure";
-import { monitoringPosture } from "./monitoring";
+import { monitoringContainers, monitoringPosture, monitoringSecretFiles } from "./monitoring";
 import { hostStepsPosture } from "./steps";
 import type { Posture } from "./types";
 
 export function posture(c: StackConfig): Posture {
-    const containers = containersPosture(c);
-    const secretFiles = secretFilesPosture(c);
+    const containers = [...containersPosture(c), ...monitoringContainers(c)];
+    const secretFiles = [...secretFilesPosture(c), ...monitoringSecretFiles(c)];
     return {
         version: 1,
         target: c.target,
@@ -51,5 +51,5 @@ export * from "./types";
 export * from "./facts";
 export { cloudFirewallRules, sshSourceIps } from "./exposure";
 export { appEnv, dockerCpus, memoryMb, secretSpecs, secretStepName, uidOf } from "./containers";
-export { containerRef, imageRef } from "./steps";
+export { containerRef, imageRef, networkRef } from "./steps";
 export { tunnelCommand } from "./monitoring";

@@ -7,6 +7,8 @@ import { renderPostgresScript, renderRedisScript } from "../render/data";
 import { renderFirewall } from "../render/firewall";
 import { renderHostBaseline } from "../render/host";
 import { renderIntrusion } from "../render/intrusion";
+import { renderMonitoringScript } from "../render/monitoring";
+import { MONITORING_NETWORK, PROMETHEUS_CONTAINER } from "./facts";
 import { renderContainerLimits } from "../render/limits";
 import { secretFileScript } from "../render/secret-file";
 import { renderSshd } from "../render/sshd";
@@ -26,10 +28,12 @@ const VALIDATION: Record<string, string> = {
     "postgres-config": "a throw-away Postgres boots with the staged files (TLS only, scram-sha-256) before they are installed",
     "redis-config": "a throw-away Redis loads the staged redis.conf and ACL before they are installed",
     "container-limits": "the live limit is read from docker inspect first; docker update only where it differs",
+    "monitoring-config": "promtool check config (and the rules it loads) with the Prometheus image's own promtool in a throw-away container without network; the metrics writer runs once before its timer is enabled",
 };
 
 export const imageRef = (container: string): string => `image:${container}`;
 export const containerRef = (container: string): string => `container:${container}`;
+export const networkRef = (network: string): string => `network:${network}`;
 
 function scriptStep(s: HostScript, layer: StepLayer, after: string[], extra: Partial<HostStepPosture> = {}): HostStepPosture {
     return { name: s.name, layer, description: s.description, kind: "script", script: s.script, files: s.files, after, validation: VALIDATION[s.name] ?? "", ...extra };
@@ -86,6 +90,14 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     if (gateway) {
         gateway.after.push(add(scriptStep(renderGatewayScript(c, gateway.image), "gateway", [imageRef(gateway.name)])));
         gateway.after.push(...containers.filter((x) => x.role === "app").map((x) => containerRef(x.name)));
+    }
+
+    // Monitoring: its config step needs the Prometheus image (promtool) and the monitoring network
+    // (CrowdSec binds the bridge's address); Prometheus, the exporters wait for their files.
+    const prometheus = containers.find((x) => x.name === PROMETHEUS_CONTAINER);
+    if (prometheus) {
+        const step = add(scriptStep(renderMonitoringScript(c, prometheus.image), "monitoring", [...ready, imageRef(prometheus.name), networkRef(MONITORING_NETWORK)]));
+        for (const x of containers.filter((y) => y.role === "monitoring" && y.secretMounts.length === 0)) x.after.push(step);
     }
 
     // The Docker provider cannot set a pids limit; this step does, and re-runs whenever a container

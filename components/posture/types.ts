@@ -40,7 +40,7 @@ export interface ExposurePosture {
     deniedPorts: { from: number; to: number };
 }
 
-export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "gateway" | "limits";
+export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "gateway" | "monitoring" | "limits";
 
 /**
  * A host step: one idempotent root script pushed over SSH. `after` names what must exist first:
@@ -68,6 +68,8 @@ export interface HostStepPosture {
 export interface NetworkAttachment {
     network: string;
     aliases: string[];
+    /** A fixed address on the network (the monitoring network's members). */
+    ipv4Address?: string;
 }
 
 export interface SecretMount {
@@ -81,7 +83,7 @@ export interface SecretMount {
 
 export interface ContainerPosture {
     name: string;
-    role: "gateway" | "postgres" | "redis" | "app";
+    role: "gateway" | "postgres" | "redis" | "app" | "monitoring";
     /** The app's name (role app). */
     app?: string;
     image: string;
@@ -125,6 +127,9 @@ export interface NetworkPosture {
     name: string;
     /** Internal: no route out of the host. */
     internal: boolean;
+    /** A fixed subnet and host-side bridge name (the monitoring network: UFW and CrowdSec name them). */
+    subnet?: string;
+    bridge?: string;
     /** Containers attached to it. */
     members: string[];
 }
@@ -139,8 +144,8 @@ export interface SecretPosture {
 export interface SecretFilePosture {
     /** The generated secret it carries (or is derived from). */
     secret: string;
-    /** "value": the secret itself; "redis-acl": Redis' ACL file with the password's SHA-256. */
-    content: "value" | "redis-acl";
+    /** "value": the secret itself; "redis-acl": Redis' ACL file with the password's SHA-256; "alertmanager-config": alertmanager.yml with the receivers' URLs. */
+    content: "value" | "redis-acl" | "alertmanager-config";
     /** Directory name under the secrets tree: a container name's reader, or "host". */
     consumer: string;
     name: string;

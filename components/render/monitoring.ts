@@ -24,13 +24,18 @@ import {
     GATEWAY_METRICS_PORT,
     HTTPS_PORT,
     METRIC,
+    METRICS_TEXTFILE_DIR,
+    MONITORING_BRIDGE,
+    MONITORING_CONF_HOST_DIR,
     MONITORING_GATEWAY_IP,
     MONITORING_HOST_IP,
+    MONITORING_UID,
     NODE_EXPORTER_CONTAINER,
     NODE_EXPORTER_PORT,
     PROMETHEUS_PORT,
 } from "../posture/facts";
 import { renderTemplate } from "./template";
+import type { HostFile, HostScript } from "./types";
 
 /** Scrape job names (the `job` label of every series, and of CitadelScrapeTargetDown). */
 export const JOBS = {
@@ -71,7 +76,7 @@ export function driftStaleSeconds(c: StackConfig): number {
 /** CrowdSec's metrics exist only with the CrowdSec engine (fail2ban has no Prometheus endpoint). */
 const hasCrowdsec = (c: StackConfig) => c.intrusion.engine === "crowdsec";
 /** Caddy's internal CA issues 12-hour certificates and renews them itself: nothing to warn about. */
-const watchesTls = (c: StackConfig) => c.gateway.acmeCa !== "internal" && c.sites.length > 0;
+export const watchesTls = (c: StackConfig) => c.gateway.acmeCa !== "internal" && c.sites.length > 0;
 
 /** The rule file Prometheus loads (validated by `promtool check rules`). */
 export function renderAlertRules(c: StackConfig): string {
@@ -129,8 +134,12 @@ export function scrapeTargets(c: StackConfig): ScrapeTarget[] {
     ];
 }
 
+/** MONITORING_CONF_HOST_DIR is mounted read-only here (Prometheus, blackbox exporter). */
+export const MONITORING_CONF_CONTAINER_DIR = "/etc/prometheus";
 /** Where the rule file is inside the Prometheus container. */
-export const PROMETHEUS_RULES_PATH = "/etc/prometheus/citadel-rules.yml";
+export const PROMETHEUS_RULES_PATH = `${MONITORING_CONF_CONTAINER_DIR}/citadel-rules.yml`;
+export const PROMETHEUS_CONFIG_CONTAINER_PATH = `${MONITORING_CONF_CONTAINER_DIR}/prometheus.yml`;
+export const BLACKBOX_CONF_CONTAINER_PATH = `${MONITORING_CONF_CONTAINER_DIR}/blackbox.yml`;
 
 /** prometheus.yml, built as an object and serialized (validated by `promtool check config`). */
 export function renderPrometheusConfig(c: StackConfig, rulesPath = PROMETHEUS_RULES_PATH): string {
@@ -212,4 +221,72 @@ export function renderAlertmanagerConfig(c: StackConfig, urls: Record<string, st
         receivers: receivers.length ? receivers : [{ name: fallback }],
     };
     return YAML.stringify(config);
+}
+
+/** CrowdSec's Prometheus listener: the monitoring bridge's host address (config.yaml.local). */
+export function crowdsecPrometheusConfig(c: StackConfig): Record<string, unknown> | undefined {
+    if (!c.monitoring.enabled || !hasCrowdsec(c)) return undefined;
+    return { enabled: true, level: "full", listen_addr: MONITORING_HOST_IP, listen_port: CROWDSEC_METRICS_PORT };
+}
+
+export const METRICS_TIMER = "citadel-metrics.timer";
+const METRICS_SERVICE = "citadel-metrics.service";
+const METRICS_WRITER = "/usr/local/lib/citadel/host-metrics.sh";
+const METRICS_STATE_DIR = "/var/lib/citadel/state";
+const CROWDSEC_DROPIN = "/etc/systemd/system/crowdsec.service.d/20-citadel-monitoring.conf";
+
+/** The files of MONITORING_CONF_HOST_DIR: what Prometheus (and the blackbox exporter) read. */
+export function monitoringFiles(c: StackConfig): HostFile[] {
+    const file = (name: string, content: string): HostFile => ({ path: `${MONITORING_CONF_HOST_DIR}/${name}`, content, mode: "0644", owner: "root", group: "root" });
+    return [
+        file("prometheus.yml", renderPrometheusConfig(c)),
+        file("citadel-rules.yml", renderAlertRules(c)),
+        ...(watchesTls(c) ? [file("blackbox.yml", renderBlackboxConfig(c))] : []),
+    ];
+}
+
+/** Host step "monitoring-config" (runs once the monitoring network and the Prometheus image exist). */
+export function renderMonitoringScript(c: StackConfig, image: string): HostScript {
+    const files = monitoringFiles(c);
+    const writer = renderTemplate("monitoring/host-metrics.sh.hbs", { textfileDir: METRICS_TEXTFILE_DIR, stateDir: METRICS_STATE_DIR, timerName: METRICS_TIMER, metric: METRIC });
+    const service = ["[Unit]", "Description=Citadel host metrics for the node exporter (textfile collector)", "", "[Service]", "Type=oneshot", `ExecStart=/bin/bash ${METRICS_WRITER}`, "Nice=10", ""].join("\n");
+    const timer = ["[Unit]", "Description=Citadel host metrics every minute", "", "[Timer]", "OnBootSec=1min", "OnUnitActiveSec=1min", "AccuracySec=10s", "", "[Install]", "WantedBy=timers.target", ""].join("\n");
+    const crowdsec = crowdsecPrometheusConfig(c)
+        ? {
+              address: `${MONITORING_HOST_IP}:${CROWDSEC_METRICS_PORT}`,
+              host: MONITORING_HOST_IP,
+              port: CROWDSEC_METRICS_PORT,
+              bridge: MONITORING_BRIDGE,
+              dropinPath: CROWDSEC_DROPIN,
+              dropin: ["# Citadel: CrowdSec's metrics listen on a Docker bridge address, which exists once Docker is up.", "[Unit]", "After=docker.service", ""].join("\n"),
+          }
+        : false;
+    const script = renderTemplate("monitoring/monitoring-config.sh.hbs", {
+        lib: renderTemplate("host/lib.sh.hbs", {}),
+        image,
+        uid: MONITORING_UID,
+        confDir: MONITORING_CONF_HOST_DIR,
+        containerConfDir: MONITORING_CONF_CONTAINER_DIR,
+        prometheusConfig: PROMETHEUS_CONFIG_CONTAINER_PATH,
+        files: files.map((f) => ({ name: f.path.slice(MONITORING_CONF_HOST_DIR.length + 1), content: f.content })),
+        textfileDir: METRICS_TEXTFILE_DIR,
+        stateDir: METRICS_STATE_DIR,
+        writer,
+        writerPath: METRICS_WRITER,
+        service,
+        servicePath: `/etc/systemd/system/${METRICS_SERVICE}`,
+        timer,
+        timerPath: `/etc/systemd/system/${METRICS_TIMER}`,
+        timerName: METRICS_TIMER,
+        crowdsec,
+    });
+    return {
+        name: "monitoring-config",
+        description: `monitoring: prometheus.yml and ${alertRules(c).length} alert rules under ${MONITORING_CONF_HOST_DIR} (validated with ${image}'s promtool), host metrics every minute (${METRICS_TIMER})${crowdsec ? `, CrowdSec metrics on ${crowdsec.address}` : ""}`,
+        script,
+        files: [
+            ...files,
+            { path: METRICS_WRITER, content: writer, mode: "0755", owner: "root", group: "root" },
+        ],
+    };
 }
