@@ -3,7 +3,7 @@
 // often drift is looked for. The audit's in-monitoring check and the README read this slice.
 import type { StackConfig } from "../config";
 import { promDurationSeconds } from "../config/validators";
-import { alertRules, BLACKBOX_CONF_CONTAINER_PATH, MONITORING_CONF_CONTAINER_DIR, PROMETHEUS_CONFIG_CONTAINER_PATH, renderAlertmanagerConfig, renderMonitoringScript, scrapeTargets, watchesTls } from "../render/monitoring";
+import { alertRules, BLACKBOX_CONF_CONTAINER_PATH, MONITORING_CONF_CONTAINER_DIR, PROMETHEUS_CONFIG_CONTAINER_PATH, monitoringFiles, renderAlertmanagerConfig, scrapeTargets, watchesTls } from "../render/monitoring";
 import { sha256 } from "../render/script";
 import { hardened, monitoringNeedsEgress } from "./containers";
 import {
@@ -79,8 +79,7 @@ export function monitoringContainers(c: StackConfig): ContainerPosture[] {
         labels: {} as Record<string, string>,
         rotatesWith: [] as string[],
     });
-    const script = renderMonitoringScript(c, m.images.prometheus);
-    const confHash = sha256(script.files.map((f) => f.content).join("\0"));
+    const confHash = sha256(monitoringFiles(c).map((f) => f.content).join("\0"));
     const out: ContainerPosture[] = [
         {
             ...base(PROMETHEUS_CONTAINER, m.images.prometheus, m.prometheusResources),

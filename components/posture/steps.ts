@@ -4,14 +4,14 @@
 import type { StackConfig } from "../config";
 import { renderGatewayScript } from "../render/caddy";
 import { renderPostgresScript, renderRedisScript } from "../render/data";
-import { renderFirewall } from "../render/firewall";
+import { renderFirewall, ufwRules } from "../render/firewall";
 import { renderHostBaseline } from "../render/host";
 import { renderIntrusion } from "../render/intrusion";
 import { renderMonitoringScript } from "../render/monitoring";
 import { MONITORING_NETWORK, PROMETHEUS_CONTAINER } from "./facts";
 import { renderContainerLimits } from "../render/limits";
 import { secretFileScript } from "../render/secret-file";
-import { renderSshd } from "../render/sshd";
+import { renderSshd, sshdExpectedEffective } from "../render/sshd";
 import type { HostScript } from "../render/types";
 import type { ContainerPosture, HostStepPosture, SecretFilePosture, StepLayer } from "./types";
 
@@ -96,7 +96,13 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     // (CrowdSec binds the bridge's address); Prometheus, the exporters wait for their files.
     const prometheus = containers.find((x) => x.name === PROMETHEUS_CONTAINER);
     if (prometheus) {
-        const step = add(scriptStep(renderMonitoringScript(c, prometheus.image), "monitoring", [...ready, imageRef(prometheus.name), networkRef(MONITORING_NETWORK)]));
+        const declared = {
+            ufwRules: ufwRules(c).map((r) => `ufw ${r.join(" ")}`),
+            sshdExpected: sshdExpectedEffective(c),
+            containers: containers.map((x) => x.name),
+            secretFiles: secretFiles.map((f) => ({ path: f.path, ownerUid: f.ownerUid })),
+        };
+        const step = add(scriptStep(renderMonitoringScript(c, prometheus.image, declared), "monitoring", [...ready, imageRef(prometheus.name), networkRef(MONITORING_NETWORK)]));
         for (const x of containers.filter((y) => y.role === "monitoring" && y.secretMounts.length === 0)) x.after.push(step);
     }
 

@@ -245,9 +245,38 @@ export function monitoringFiles(c: StackConfig): HostFile[] {
     ];
 }
 
+/** What the scheduled drift audit compares the host with (from the posture, as the audit reads it). */
+export interface DriftDeclared {
+    /** Exactly the lines `ufw show added` must print. */
+    ufwRules: string[];
+    /** The `sshd -T` lines that must be in effect. */
+    sshdExpected: string[];
+    /** Containers that must exist and run. */
+    containers: string[];
+    /** Secret files: 0400, owned by this uid. */
+    secretFiles: { path: string; ownerUid: number }[];
+}
+
+export const DRIFT_TIMER = "citadel-drift.timer";
+const DRIFT_SERVICE = "citadel-drift.service";
+const DRIFT_SCRIPT = "/usr/local/lib/citadel/drift.sh";
+
 /** Host step "monitoring-config" (runs once the monitoring network and the Prometheus image exist). */
-export function renderMonitoringScript(c: StackConfig, image: string): HostScript {
+export function renderMonitoringScript(c: StackConfig, image: string, declared: DriftDeclared): HostScript {
     const files = monitoringFiles(c);
+    const drift = renderTemplate("monitoring/drift.sh.hbs", {
+        timerName: DRIFT_TIMER,
+        interval: c.monitoring.driftInterval,
+        textfileDir: METRICS_TEXTFILE_DIR,
+        metric: METRIC,
+        adminUser: c.admin.user,
+        ufwRules: declared.ufwRules.join("\n"),
+        sshdExpected: declared.sshdExpected.join("\n"),
+        containers: declared.containers,
+        secretFiles: declared.secretFiles.map((f) => `${f.path} ${f.ownerUid}`).join("\n"),
+    });
+    const driftService = ["[Unit]", "Description=Citadel drift audit (in-host checks) for the node exporter", "", "[Service]", "Type=oneshot", `ExecStart=/bin/bash ${DRIFT_SCRIPT}`, "Nice=10", ""].join("\n");
+    const driftTimer = ["[Unit]", `Description=Citadel drift audit every ${c.monitoring.driftInterval}`, "", "[Timer]", "OnBootSec=2min", `OnUnitActiveSec=${c.monitoring.driftInterval}`, "AccuracySec=10s", "", "[Install]", "WantedBy=timers.target", ""].join("\n");
     const writer = renderTemplate("monitoring/host-metrics.sh.hbs", { textfileDir: METRICS_TEXTFILE_DIR, stateDir: METRICS_STATE_DIR, timerName: METRICS_TIMER, metric: METRIC });
     const service = ["[Unit]", "Description=Citadel host metrics for the node exporter (textfile collector)", "", "[Service]", "Type=oneshot", `ExecStart=/bin/bash ${METRICS_WRITER}`, "Nice=10", ""].join("\n");
     const timer = ["[Unit]", "Description=Citadel host metrics every minute", "", "[Timer]", "OnBootSec=1min", "OnUnitActiveSec=1min", "AccuracySec=10s", "", "[Install]", "WantedBy=timers.target", ""].join("\n");
@@ -278,15 +307,23 @@ export function renderMonitoringScript(c: StackConfig, image: string): HostScrip
         timer,
         timerPath: `/etc/systemd/system/${METRICS_TIMER}`,
         timerName: METRICS_TIMER,
+        drift,
+        driftPath: DRIFT_SCRIPT,
+        driftService,
+        driftServicePath: `/etc/systemd/system/${DRIFT_SERVICE}`,
+        driftTimer,
+        driftTimerPath: `/etc/systemd/system/${DRIFT_TIMER}`,
+        driftTimerName: DRIFT_TIMER,
         crowdsec,
     });
     return {
         name: "monitoring-config",
-        description: `monitoring: prometheus.yml and ${alertRules(c).length} alert rules under ${MONITORING_CONF_HOST_DIR} (validated with ${image}'s promtool), host metrics every minute (${METRICS_TIMER})${crowdsec ? `, CrowdSec metrics on ${crowdsec.address}` : ""}`,
+        description: `monitoring: prometheus.yml and ${alertRules(c).length} alert rules under ${MONITORING_CONF_HOST_DIR} (validated with ${image}'s promtool), host metrics every minute (${METRICS_TIMER}), drift audit every ${c.monitoring.driftInterval} (${DRIFT_TIMER})${crowdsec ? `, CrowdSec metrics on ${crowdsec.address}` : ""}`,
         script,
         files: [
             ...files,
             { path: METRICS_WRITER, content: writer, mode: "0755", owner: "root", group: "root" },
+            { path: DRIFT_SCRIPT, content: drift, mode: "0755", owner: "root", group: "root" },
         ],
     };
 }

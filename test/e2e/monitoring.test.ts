@@ -185,4 +185,52 @@ with concurrent.futures.ThreadPoolExecutor(12) as ex:
         assert.match(alert.annotations.summary, /More than 10 failed SSH logins in 5m/);
         assert.ok(alert.annotations.runbook.length > 20);
     });
+
+    it("a UFW rule deleted by hand: CitadelDrift naming in-ufw reaches the webhook without anyone running the audit", async () => {
+        const rule = "deny 8001:8012/udp";
+        assert.ok(m.exposure.ufw.rules.includes(`ufw ${rule}`), "the local stack declares the rule this test deletes");
+        const r = root(`ufw delete ${rule}`);
+        assert.equal(r.code, 0, out(r));
+        const t0 = Date.now();
+        try {
+            const hit = await until(
+                "no CitadelDrift alert for in-ufw reached the webhook",
+                () => received.find((x) => x.at >= t0 && x.body.alerts?.some((a) => a.labels.alertname === "CitadelDrift" && a.labels.check === "in-ufw" && a.status === "firing")),
+                // The drift timer's interval, a scrape, an evaluation and Alertmanager's group wait, with room.
+                ((m.monitoring.enabled ? m.monitoring.driftIntervalSeconds : 60) + 120) * 1000,
+                1_000,
+            );
+            process.stderr.write(`[monitoring] CitadelDrift (in-ufw) delivered ${Math.round((hit.at - t0) / 100) / 10} s after the rule was deleted\n`);
+            const alert = hit.body.alerts!.find((a) => a.labels.alertname === "CitadelDrift")!;
+            assert.match(alert.annotations.summary, /in-ufw/);
+        } finally {
+            const back = root(`ufw ${rule}`);
+            assert.equal(back.code, 0, out(back));
+        }
+    });
+
+    it("in-monitoring passes on the converged host, fails with Alertmanager stopped (naming it), passes again once started", async () => {
+        const { inMonitoring } = await import("../../audit/monitoring");
+        const { sshInside } = await import("../../audit/target");
+        const info = { port: sshPort };
+        const target = { config: session.config, inside: sshInside({ host: "127.0.0.1", port: info.port, user, keyPath: HARNESS_KEY, hostKey: fs.readFileSync(known, "utf8").split(" ").slice(1).join(" ").trim() }) } as unknown as import("../../audit/types").AuditTarget;
+        const verdict = async () => inMonitoring.run(target);
+        const first = await verdict();
+        assert.equal(first.result, "pass", JSON.stringify(first));
+        const stop = root("docker stop citadel-alertmanager");
+        assert.equal(stop.code, 0, out(stop));
+        try {
+            const down = await verdict();
+            assert.equal(down.result, "fail", JSON.stringify(down));
+            assert.ok(down.drift?.some((d) => d.what === "Alertmanager" || d.what === "target alertmanager"), JSON.stringify(down.drift));
+        } finally {
+            const start = root("docker start citadel-alertmanager");
+            assert.equal(start.code, 0, out(start));
+        }
+        const again = await until("in-monitoring did not pass again after Alertmanager started", async () => {
+            const v = await verdict();
+            return v.result === "pass" ? v : undefined;
+        }, 90_000, 5_000);
+        assert.equal(again.result, "pass");
+    });
 });

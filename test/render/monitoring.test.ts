@@ -11,7 +11,8 @@ import { parseConfigOrThrow, promDurationSeconds, type StackConfig } from "../..
 import { METRIC } from "../../components/posture/facts";
 import { alertRules, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
 import { prodConfig, prodWith } from "../fixtures";
-import { requireTool, run, tmpDir } from "../tools";
+import { posture } from "../../components/posture";
+import { requireTool, run, shellcheck, tmpDir } from "../tools";
 
 const STEP = 30; // seconds between synthetic samples (promtool's `interval`)
 
@@ -327,5 +328,26 @@ describe("monitoring: Prometheus, Alertmanager and blackbox configuration", () =
             Object.values(doc.modules).map((m) => m.tcp.tls_config.server_name),
             c.sites.map((s) => s.host),
         );
+    });
+});
+
+describe("monitoring: the host scripts the monitoring-config step installs", () => {
+    it("the metrics writer and the drift audit are shellcheck-clean, and the drift audit carries the declared posture", (t) => {
+        const bin = requireTool(t, "shellcheck");
+        if (!bin) return;
+        const c = prodConfig();
+        const m = posture(c);
+        const step = m.hostSteps.find((s) => s.name === "monitoring-config");
+        assert.ok(step, "no monitoring-config step");
+        for (const name of ["host-metrics.sh", "drift.sh"]) {
+            const f = step.files.find((x) => x.path.endsWith(`/${name}`));
+            assert.ok(f, name);
+            const r = shellcheck(bin, f.content);
+            assert.equal(r.code, 0, `${name}:\n${r.stdout}${r.stderr}`);
+        }
+        const drift = step.files.find((x) => x.path.endsWith("/drift.sh"))!.content;
+        for (const rule of m.exposure.ufw.rules) assert.ok(drift.includes(rule), rule);
+        for (const x of m.containers) assert.ok(drift.includes(x.name), x.name);
+        for (const f of m.secretFiles) assert.ok(drift.includes(`${f.path} ${f.ownerUid}`), f.path);
     });
 });
