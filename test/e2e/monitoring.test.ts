@@ -186,6 +186,18 @@ with concurrent.futures.ThreadPoolExecutor(12) as ex:
         assert.ok(alert.annotations.runbook.length > 20);
     });
 
+    it("citadel alerts test: the test alert reaches the lab webhook, and Alertmanager reports it delivered", async () => {
+        const { sendTestAlert, TEST_ALERT } = await import("../../alerts/cli");
+        const { sshInside } = await import("../../audit/target");
+        const inside = sshInside({ host: "127.0.0.1", port: sshPort, user, keyPath: HARNESS_KEY, hostKey: fs.readFileSync(known, "utf8").split(" ").slice(1).join(" ").trim() });
+        const stamp = `e2e-${Date.now()}`;
+        const r = sendTestAlert({ config: session.config, inside }, stamp);
+        assert.ok(r.delivered, JSON.stringify(r));
+        process.stderr.write(`[monitoring] ${TEST_ALERT} delivered in ${r.seconds} s (Alertmanager's count)\n`);
+        const got = received.find((x) => x.body.alerts?.some((a) => a.labels.alertname === TEST_ALERT && a.labels.stamp === stamp));
+        assert.ok(got, "the lab webhook did not receive the test alert");
+    });
+
     it("a UFW rule deleted by hand: CitadelDrift naming in-ufw reaches the webhook without anyone running the audit", async () => {
         const rule = "deny 8001:8012/udp";
         assert.ok(m.exposure.ufw.rules.includes(`ufw ${rule}`), "the local stack declares the rule this test deletes");
