@@ -120,7 +120,9 @@ export const METRIC = {
  * bridge's address (the host side), and UFW allows exactly that port on exactly that interface.
  */
 export const MONITORING_SUBNET = "172.29.250.0/24";
-export const MONITORING_BRIDGE = "citadel-mon0";
+// "br-" like Docker's own bridge names: DOCKER-USER treats br-+ as inside (container to container),
+// so Prometheus reaches Alertmanager and the exporters on it (15 characters at most: an interface name).
+export const MONITORING_BRIDGE = "br-citadel-mon";
 export const MONITORING_HOST_IP = "172.29.250.1";
 /** The gateway's fixed address on the monitoring network: its metrics listener binds only there. */
 export const MONITORING_GATEWAY_IP = "172.29.250.10";

@@ -276,7 +276,10 @@ export function renderMonitoringScript(c: StackConfig, image: string, declared: 
         secretFiles: declared.secretFiles.map((f) => `${f.path} ${f.ownerUid}`).join("\n"),
     });
     const driftService = ["[Unit]", "Description=Citadel drift audit (in-host checks) for the node exporter", "", "[Service]", "Type=oneshot", `ExecStart=/bin/bash ${DRIFT_SCRIPT}`, "Nice=10", ""].join("\n");
-    const driftTimer = ["[Unit]", `Description=Citadel drift audit every ${c.monitoring.driftInterval}`, "", "[Timer]", "OnBootSec=2min", `OnUnitActiveSec=${c.monitoring.driftInterval}`, "AccuracySec=10s", "", "[Install]", "WantedBy=timers.target", ""].join("\n");
+    // The first run waits an interval after the step (the containers the audit expects come after it)
+    // and five minutes after a boot (Docker starting them again), so it never reports a converge or
+    // a reboot in progress as drift.
+    const driftTimer = ["[Unit]", `Description=Citadel drift audit every ${c.monitoring.driftInterval}`, "", "[Timer]", "OnBootSec=5min", `OnActiveSec=${c.monitoring.driftInterval}`, `OnUnitActiveSec=${c.monitoring.driftInterval}`, "AccuracySec=10s", "", "[Install]", "WantedBy=timers.target", ""].join("\n");
     const writer = renderTemplate("monitoring/host-metrics.sh.hbs", { textfileDir: METRICS_TEXTFILE_DIR, stateDir: METRICS_STATE_DIR, timerName: METRICS_TIMER, metric: METRIC });
     const service = ["[Unit]", "Description=Citadel host metrics for the node exporter (textfile collector)", "", "[Service]", "Type=oneshot", `ExecStart=/bin/bash ${METRICS_WRITER}`, "Nice=10", ""].join("\n");
     const timer = ["[Unit]", "Description=Citadel host metrics every minute", "", "[Timer]", "OnBootSec=1min", "OnUnitActiveSec=1min", "AccuracySec=10s", "", "[Install]", "WantedBy=timers.target", ""].join("\n");
