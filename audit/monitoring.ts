@@ -15,8 +15,14 @@ def get(url):
             return json.load(r)
     except Exception as e:
         return {"error": type(e).__name__ + ": " + str(e)[:200]}
+import time
 p, a = sys.argv[1], sys.argv[2]
-t = get("http://%s/api/v1/targets" % p)
+# A Prometheus that has just started has not scraped yet ("unknown"): wait for a first verdict (bounded).
+for _ in range(12):
+    t = get("http://%s/api/v1/targets" % p)
+    if "error" in t or all(x.get("health") != "unknown" for x in t["data"]["activeTargets"]):
+        break
+    time.sleep(5)
 r = get("http://%s/api/v1/rules" % p)
 rc = get("http://%s/api/v2/receivers" % a)
 out = {}
@@ -39,7 +45,7 @@ export const inMonitoring: CheckDef = {
     run(t: AuditTarget) {
         const m = posture(t.config).monitoring;
         if (!m.enabled) return skip("citadel:monitoring.enabled is false");
-        const r = t.inside.sh(`python3 - ${PROMETHEUS_UI} ${ALERTMANAGER_UI}`, { stdin: PROBE_PY, timeoutMs: 60_000 });
+        const r = t.inside.sh(`python3 - ${PROMETHEUS_UI} ${ALERTMANAGER_UI}`, { stdin: PROBE_PY, timeoutMs: 120_000 });
         if (r.code !== 0) throw new Error(`the probe on the host failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(-300)}`);
         const live = JSON.parse(r.stdout) as Probe;
         const drift: Drift[] = [];

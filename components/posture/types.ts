@@ -129,6 +129,8 @@ export interface NetworkPosture {
     internal: boolean;
     /** A fixed subnet and host-side bridge name (the monitoring network: UFW and CrowdSec name them). */
     subnet?: string;
+    /** Where Docker picks dynamic addresses (the fixed ones stay outside it). */
+    ipRange?: string;
     bridge?: string;
     /** Containers attached to it. */
     members: string[];
