@@ -24,7 +24,7 @@ export class Networks extends pulumi.ComponentResource {
                     name: n.name,
                     driver: "bridge",
                     internal: n.internal,
-                    ...(n.subnet ? { ipamConfigs: [{ subnet: n.subnet, ...(n.ipRange ? { ipRange: n.ipRange } : {}) }] } : {}),
+                    ...(n.subnet ? { ipamConfigs: [{ subnet: n.subnet, ...(n.ipRange ? { ipRange: n.ipRange } : {}), ...(n.gateway ? { gateway: n.gateway } : {}) }] } : {}),
                     ...(n.bridge ? { options: { "com.docker.network.bridge.name": n.bridge } } : {}),
                 },
                 { parent: this },

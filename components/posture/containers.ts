@@ -31,6 +31,7 @@ import {
     HOST_CONSUMER,
     MONITORING_BRIDGE,
     MONITORING_DYNAMIC_RANGE,
+    MONITORING_HOST_IP,
     MONITORING_GATEWAY_IP,
     MONITORING_NETWORK,
     MONITORING_SUBNET,
@@ -283,7 +284,7 @@ export function networksPosture(c: StackConfig, containers: ContainerPosture[]):
         ...c.apps.map((a) => ({ name: edgeNetworkName(a.name), internal: true })),
         ...(hasData(c) ? [{ name: DATA_NETWORK, internal: true }] : []),
         ...(c.apps.some((a) => a.egress) || monitoringNeedsEgress(c) ? [{ name: EGRESS_NETWORK, internal: false }] : []),
-        ...(c.monitoring.enabled ? [{ name: MONITORING_NETWORK, internal: true, subnet: MONITORING_SUBNET, ipRange: MONITORING_DYNAMIC_RANGE, bridge: MONITORING_BRIDGE }] : []),
+        ...(c.monitoring.enabled ? [{ name: MONITORING_NETWORK, internal: true, subnet: MONITORING_SUBNET, ipRange: MONITORING_DYNAMIC_RANGE, gateway: MONITORING_HOST_IP, bridge: MONITORING_BRIDGE }] : []),
     ];
     return declared.map((n) => ({ ...n, members: containers.filter((x) => x.networks.some((a) => a.network === n.name)).map((x) => x.name) }));
 }

@@ -120,7 +120,11 @@ export const METRIC = {
  * bridge's address (the host side), and UFW allows exactly that port on exactly that interface.
  */
 export const MONITORING_SUBNET = "172.29.250.0/24";
-/** Docker hands out addresses from this upper half only, so the fixed ones below never meet a taken address. */
+/**
+ * Docker hands out addresses from this upper half only, so the fixed ones below never meet a taken
+ * address (the bridge's own address is set to MONITORING_HOST_IP explicitly: with a range, Docker
+ * would take the range's first address).
+ */
 export const MONITORING_DYNAMIC_RANGE = "172.29.250.128/25";
 // "br-" like Docker's own bridge names: DOCKER-USER treats br-+ as inside (container to container),
 // so Prometheus reaches Alertmanager and the exporters on it (15 characters at most: an interface name).

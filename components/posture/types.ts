@@ -131,6 +131,8 @@ export interface NetworkPosture {
     subnet?: string;
     /** Where Docker picks dynamic addresses (the fixed ones stay outside it). */
     ipRange?: string;
+    /** The bridge's address on the host (what the host's own services bind for the network). */
+    gateway?: string;
     bridge?: string;
     /** Containers attached to it. */
     members: string[];

@@ -223,7 +223,7 @@ describe("stack: prod example (target hcloud)", () => {
         assert.deepEqual(netsOf("gateway"), ["citadel-edge-api", "citadel-edge-web", "citadel-monitoring", "citadel-public"]);
         // Monitoring: internal, with a fixed subnet; Prometheus and the exporters on it alone.
         assert.equal(nets["citadel-monitoring"].internal, true);
-        assert.deepEqual(nets["citadel-monitoring"].ipamConfigs, [{ subnet: "172.29.250.0/24", ipRange: "172.29.250.128/25" }]);
+        assert.deepEqual(nets["citadel-monitoring"].ipamConfigs, [{ subnet: "172.29.250.0/24", ipRange: "172.29.250.128/25", gateway: "172.29.250.1" }]);
         for (const n of ["prometheus", "alertmanager", "node-exporter", "blackbox"]) assert.deepEqual(netsOf(n), ["citadel-monitoring"], n);
         assert.deepEqual(netsOf("web"), ["citadel-edge-web"]);
         assert.deepEqual(netsOf("api"), ["citadel-data", "citadel-edge-api"]);
