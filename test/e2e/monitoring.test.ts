@@ -196,8 +196,8 @@ with concurrent.futures.ThreadPoolExecutor(6) as ex:
         const r = sendTestAlert({ config: session.config, inside }, stamp);
         assert.ok(r.delivered, JSON.stringify(r));
         process.stderr.write(`[monitoring] ${TEST_ALERT} delivered in ${r.seconds} s (Alertmanager's count)\n`);
-        const got = received.find((x) => x.body.alerts?.some((a) => a.labels.alertname === TEST_ALERT && a.labels.stamp === stamp));
-        assert.ok(got, "the lab webhook did not receive the test alert");
+        // The send above ran synchronously: the receiver (this process) answers Alertmanager's POST now.
+        await until("the lab webhook did not receive the test alert", () => received.find((x) => x.body.alerts?.some((a) => a.labels.alertname === TEST_ALERT && a.labels.stamp === stamp)), 30_000, 500);
     });
 
     it("a UFW rule deleted by hand: CitadelDrift naming in-ufw reaches the webhook without anyone running the audit", async () => {
