@@ -215,7 +215,7 @@ export type MonitoringPosture =
           receivers: { name: string; kind: string; sendResolved: boolean }[];
           /** Where every alert goes; undefined: nowhere but Alertmanager's UI. */
           routeReceiver?: string;
-          /** The UIs, on the host's loopback only, and the SSH tunnel that reaches them. */
+          /** The UIs (fixed addresses on the monitoring network, never published) and the SSH tunnel that reaches them. */
           ui: { prometheus: string; alertmanager: string; tunnel: string };
       };
 
