@@ -66,6 +66,7 @@ export const CHECKLIST: Record<string, PolicyLine[]> = {
         R("| Backups | 1 year | Encrypted, then deleted |"),
         S("- [ ] Regular backups configured (daily minimum)"),
     ],
+    "in-monitoring": [R("- [ ] Monitoring and alerting active"), S("- [ ] Failed authentication attempts monitored"), S("- [ ] Unusual traffic patterns detected")],
     // ---- attacks (--attack) ----
     "atk-ssh-bruteforce": [R("- [ ] CrowdSec or fail2ban configured"), S("- [ ] Failed authentication attempts monitored")],
     "atk-http-burst": [R("- [ ] Rate limiting configured"), S("- [ ] Rate limiting enabled on L09 API Gateway"), S("- [ ] Unusual traffic patterns detected")],

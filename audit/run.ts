@@ -1,11 +1,12 @@
 // Runs the checks against a target and renders the report (a table for people, JSON for machines).
 import { policyLines } from "./checklist";
 import { INSIDE_CHECKS, forgetContainers } from "./inside";
+import { inMonitoring } from "./monitoring";
 import { OUTSIDE_CHECKS } from "./outside";
 import { ATTACK_CHECKS } from "./attacks";
 import { AuditOptions, AuditTarget, CheckDef, CheckResult } from "./types";
 
-export const ALL_CHECKS: CheckDef[] = [...OUTSIDE_CHECKS, ...INSIDE_CHECKS, ...ATTACK_CHECKS];
+export const ALL_CHECKS: CheckDef[] = [...OUTSIDE_CHECKS, ...INSIDE_CHECKS, inMonitoring, ...ATTACK_CHECKS];
 
 export interface AuditReport {
     stack: string;

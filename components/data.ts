@@ -20,6 +20,8 @@ export function secretFileValue(f: SecretFilePosture, value: pulumi.Output<strin
             return value;
         case "redis-acl":
             return pulumi.secret(value.apply((p) => redisAcl(sha256(p))));
+        case "alertmanager-config":
+            throw new Error(`citadel: ${f.path} is written by the monitoring layer (components/monitoring.ts)`);
         default: {
             const never: never = f.content;
             throw new Error(`unknown secret file content ${String(never)}`);

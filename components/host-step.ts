@@ -47,6 +47,10 @@ export class StepGraph {
         this.byName.set(name, r);
     }
 
+    has(name: string): boolean {
+        return this.byName.has(name);
+    }
+
     get(names: readonly string[]): pulumi.Resource[] {
         return names.map((n) => {
             const r = this.byName.get(n);

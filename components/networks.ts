@@ -18,7 +18,17 @@ export class Networks extends pulumi.ComponentResource {
     constructor(name: string, args: NetworksArgs, opts?: pulumi.ComponentResourceOptions) {
         super("citadel:network:Networks", name, {}, opts);
         for (const n of args.networks) {
-            this.byName[n.name] = new docker.Network(resourceNameOf(n.name), { name: n.name, driver: "bridge", internal: n.internal }, { parent: this });
+            this.byName[n.name] = new docker.Network(
+                resourceNameOf(n.name),
+                {
+                    name: n.name,
+                    driver: "bridge",
+                    internal: n.internal,
+                    ...(n.subnet ? { ipamConfigs: [{ subnet: n.subnet, ...(n.ipRange ? { ipRange: n.ipRange } : {}), ...(n.gateway ? { gateway: n.gateway } : {}) }] } : {}),
+                    ...(n.bridge ? { options: { "com.docker.network.bridge.name": n.bridge } } : {}),
+                },
+                { parent: this },
+            );
         }
         this.registerOutputs({ networks: args.networks.map((n) => n.name) });
     }

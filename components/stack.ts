@@ -10,11 +10,13 @@ import { StackConfig } from "./config";
 import { DataServices } from "./data";
 import { Gateway } from "./gateway";
 import { HostBaseline, HostFirewall, Intrusion } from "./host";
+import { Monitoring } from "./monitoring";
 import { StepGraph, wireStep } from "./host-step";
 import { Networks } from "./networks";
-import { containerRef, posture, sshSourceIps, type ContainerPosture, type HostStepPosture, type Posture } from "./posture";
+import { containerRef, networkRef, posture, sshSourceIps, type ContainerPosture, type HostStepPosture, type Posture } from "./posture";
 import { renderCloudInit } from "./render/cloudinit";
 import { renderRedisAcl } from "./render/data";
+import { renderAlertmanagerConfig } from "./render/monitoring";
 import { sha256 } from "./render/script";
 import { Secrets } from "./secrets";
 import { Server } from "./server";
@@ -103,6 +105,7 @@ export class Citadel extends pulumi.ComponentResource {
             { parent: this, dependsOn: baseline.done },
         );
         const networks = new Networks("networks", { networks: m.networks }, { parent: this, providers: { docker: provider }, dependsOn: baseline.done });
+        for (const [n, r] of Object.entries(networks.byName)) graph.add(networkRef(n), r);
         const common = { secretFiles: m.secretFiles, connection: conn, networks, provider, secrets, graph };
         // A container layer wires the steps its containers wait for (config steps, secret files).
         const own: HostStepPosture["layer"][] = ["secrets", "data", "gateway"];
@@ -118,6 +121,13 @@ export class Citadel extends pulumi.ComponentResource {
         new Apps("apps", { ...common, containers: apps, steps: stepsFor(apps) }, p);
         const gateway = role("gateway");
         new Gateway("gateway", { ...common, containers: gateway, steps: stepsFor(gateway) }, p);
+        const monitoring = role("monitoring");
+        if (monitoring.length) {
+            // The receivers' URLs exist only here and in the secret file's stdin, as a Pulumi secret.
+            const urls = Object.fromEntries(c.monitoring.receivers.map((r) => [r.name, r.url]));
+            const alertmanagerConfig = pulumi.secret(pulumi.output(renderAlertmanagerConfig(c, urls)));
+            new Monitoring("monitoring", { ...common, containers: monitoring, steps: [...stepsFor(monitoring), ...layer("monitoring")], alertmanagerConfig }, p);
+        }
 
         // Backups, once the data services run (their credentials first, as root-only files).
         const backup = layer("backup");

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../components/config";
+import { posture } from "../components/posture";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
 import { backupStackArgs, startBackupTarget, stopBackupTarget, type BackupTarget } from "./backup-target";
@@ -53,7 +54,7 @@ export function localConfig(publicKey: string): StackConfig {
 }
 
 export function stackImages(c: StackConfig): string[] {
-    return [c.gateway.image, ...(c.postgres.enabled ? [c.postgres.image] : []), ...(c.redis.enabled ? [c.redis.image] : []), ...c.apps.map((a) => a.image)];
+    return [...new Set(posture(c).containers.map((x) => x.image))];
 }
 
 /** Runs the engine on the local stack; output goes to the terminal and to a log file. */

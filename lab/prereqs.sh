@@ -13,6 +13,7 @@ APT_PACKAGES=(
   nftables iptables ufw docker.io
   crowdsec crowdsec-firewall-bouncer ipset fail2ban python3-systemd
   redis-server postgresql
+  prometheus prometheus-alertmanager
   curl openssl jq iproute2 debootstrap zstd
   age rclone
 )

@@ -36,6 +36,8 @@ function categoryOf(leaf: string): Category {
             return /\.rateLimit/.test(leaf) ? "rate-limits" : "tls-headers";
         case "intrusion":
             return "intrusion";
+        case "monitoring":
+            return "monitoring";
         case "adminUser":
             return "ssh";
         default:

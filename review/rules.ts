@@ -1010,6 +1010,58 @@ export const otherRule: Rule = (b, h, out) => {
     if (b.domain !== h.domain) out.emit(`other.domain=${h.domain}`, "other", "neutral", "apex domain changed", b.domain, h.domain, "the ACME account's domain; each site names its own host", ["domain"]);
 };
 
+// ---------------------------------------------------------------------------------------------
+// monitoring: who is told, and when
+// ---------------------------------------------------------------------------------------------
+
+export const monitoringRule: Rule = (b, h, out) => {
+    const mb = b.monitoring;
+    const mh = h.monitoring;
+    if (same(mb, mh)) return;
+    if (mb.enabled !== mh.enabled) {
+        const on = mh.enabled;
+        out.emit(`monitoring.enabled=${on}`, "monitoring", on ? "strengthens" : "weakens", on ? "monitoring and alerts on" : "monitoring and alerts off", String(mb.enabled), String(mh.enabled), on ? "brute force, drift, a full disk or a failing certificate now reach a receiver" : "nobody is told of brute force, drift, a full disk or a failing certificate", ["monitoring"]);
+        return;
+    }
+    if (!mb.enabled || !mh.enabled) return;
+    // Thresholds: a higher count, percent or number of days alerts later (weaker); a longer window counts more events (stronger).
+    const tb = mb.thresholds as Record<string, unknown>;
+    const th = mh.thresholds as Record<string, unknown>;
+    for (const k of new Set([...Object.keys(tb), ...Object.keys(th)])) {
+        const x = tb[k];
+        const y = th[k];
+        if (same(x, y)) continue;
+        const at = path("monitoring", "thresholds", k);
+        if (typeof x === "number" && typeof y === "number") {
+            const dir = byNumber(x, y, "weaker");
+            out.emit(`monitoring.threshold.${k}=${y}`, "monitoring", dir, `alert threshold ${k} ${x} → ${y}`, String(x), String(y), dir === "weakens" ? "the alert fires later, or not at all" : "the alert fires sooner", [at]);
+        } else if (typeof x === "object" && typeof y === "object" && x && y) {
+            const cx = (x as { count: number }).count;
+            const cy = (y as { count: number }).count;
+            const wx = (x as { window: string }).window;
+            const wy = (y as { window: string }).window;
+            if (cx !== cy) {
+                const dir = byNumber(cx, cy, "weaker");
+                out.emit(`monitoring.threshold.${k}.count=${cy}`, "monitoring", dir, `alert ${k}: more than ${cx} → ${cy}`, String(cx), String(cy), dir === "weakens" ? "more events before anyone is told" : "fewer events before anyone is told", [path("monitoring", "thresholds", k, "count")]);
+            }
+            if (wx !== wy) out.emit(`monitoring.threshold.${k}.window=${wy}`, "monitoring", "unclassified", `alert ${k}: window ${wx} → ${wy}`, wx, wy, "a longer window counts slower attacks, a shorter one only bursts: judge with the count", [path("monitoring", "thresholds", k, "window")]);
+        } else out.emit(`monitoring.threshold.${k}`, "monitoring", "unclassified", `alert threshold ${k} changed`, JSON.stringify(x), JSON.stringify(y), "not a known shape", [at]);
+    }
+    if (mb.routeReceiver !== mh.routeReceiver) {
+        const dir = !mh.routeReceiver ? "weakens" : !mb.routeReceiver ? "strengthens" : "neutral";
+        out.emit(`monitoring.route=${mh.routeReceiver ?? "(none)"}`, "monitoring", dir, `alerts go to ${mh.routeReceiver ?? "nobody"}`, mb.routeReceiver ?? "(none)", mh.routeReceiver ?? "(none)", dir === "weakens" ? "alerts stay in Alertmanager's UI: nobody is told" : dir === "strengthens" ? "alerts now reach a receiver" : "another receiver (its URL is a secret, not shown)", [path("monitoring", "routeReceiver")]);
+    }
+    if (mb.driftIntervalSeconds !== mh.driftIntervalSeconds) {
+        const dir = byNumber(mb.driftIntervalSeconds, mh.driftIntervalSeconds, "weaker");
+        out.emit(`monitoring.drift-interval=${mh.driftIntervalSeconds}`, "monitoring", dir, `drift audit every ${mb.driftIntervalSeconds} s → ${mh.driftIntervalSeconds} s`, String(mb.driftIntervalSeconds), String(mh.driftIntervalSeconds), dir === "weakens" ? "drift is found later" : "drift is found sooner", [path("monitoring", "driftIntervalSeconds")]);
+    }
+    if (!same(mb.rules.map((r) => r.alert), mh.rules.map((r) => r.alert))) {
+        const d = setDiff(mb.rules.map((r) => r.alert), mh.rules.map((r) => r.alert));
+        for (const r of d.removed) out.emit(`monitoring.rule-:${r}`, "monitoring", "weakens", `alert rule ${r} removed`, r, "(none)", "what it watched is no longer told", [path("monitoring", "rules")]);
+        for (const r of d.added) out.emit(`monitoring.rule+:${r}`, "monitoring", "strengthens", `alert rule ${r} added`, "(none)", r, "one more thing someone is told about", [path("monitoring", "rules")]);
+    }
+};
+
 export const RULES: [string, Rule][] = [
     ["server", serverRule],
     ["exposure", exposureRule],
@@ -1019,6 +1071,7 @@ export const RULES: [string, Rule][] = [
     ["networks", networksRule],
     ["secrets", secretsRule],
     ["intrusion", intrusionRule],
+    ["monitoring", monitoringRule],
     ["host", hostRule],
     ["other", otherRule],
 ];

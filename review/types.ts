@@ -11,6 +11,7 @@ export const CATEGORIES = [
     "containers",
     "network-isolation",
     "intrusion",
+    "monitoring",
     "secrets",
     "host",
     "server",

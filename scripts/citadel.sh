@@ -9,6 +9,8 @@ usage: citadel <command> [options]
 commands:
   audit --stack <name> [--json] [--attack] [--only <id-prefix>[,...]] [--no-outputs] [--keep-probe]
         check a live host against its declared posture (citadel audit --help for details)
+  alerts test --stack <name>
+        send a test alert through Alertmanager to the stack's receiver, end to end
   review --base <git-ref|dir> --head <git-ref|dir> --stack <name> [--json] [--accept weakens:<id>]...
         the security diff of a change, stateless (citadel review --help for details)
   rotate <secret> --stack <name>
@@ -25,6 +27,10 @@ case "${1:-}" in
     audit)
         shift
         exec "$root/node_modules/.bin/tsx" "$root/audit/cli.ts" "$@"
+        ;;
+    alerts)
+        shift
+        exec "$root/node_modules/.bin/tsx" "$root/alerts/cli.ts" "$@"
         ;;
     review)
         shift

@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
 import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
-import { BUILTIN_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, redisHeadroomError, show } from "./validators";
+import { BUILTIN_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, redisHeadroomError, show, urlOrigin } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
 export function secretNames(c: Pick<StackConfig, "secrets">): string[] {
@@ -108,4 +108,28 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
 
     // Backups (./backup.ts).
     backupChecks(cfg, add);
+    // Monitoring: receivers and the route.
+    monitoringChecks(cfg, add);
+}
+
+function monitoringChecks(cfg: StackConfig, add: (path: (string | number)[], message: string) => void): void {
+    const m = cfg.monitoring;
+    const names = new Map<string, number>();
+    m.receivers.forEach((r, i) => {
+        if (names.has(r.name)) add(["monitoring", "receivers", i, "name"], `${show(r.name)} is already used by citadel:monitoring.receivers[${names.get(r.name)}]; receiver names must be unique`);
+        else names.set(r.name, i);
+        // Only the origin is shown: the path and query of a webhook URL are its credential.
+        if (r.url.startsWith("http://") && !m.allowPlainHttpReceivers) {
+            add(["monitoring", "receivers", i, "url"], `${urlOrigin(r.url)}/... is plain http: alerts (and the URL's token) would cross the network in clear; use the receiver's https:// URL`);
+        }
+    });
+    if (m.allowPlainHttpReceivers && cfg.target !== "existing") {
+        add(["monitoring", "allowPlainHttpReceivers"], `is only for the local lab (citadel:target "existing"); on ${cfg.target} alerts must go to an https:// receiver: remove it`);
+    }
+    const route = m.route.receiver;
+    if (route !== undefined && !names.has(route)) {
+        const known = [...names.keys()];
+        add(["monitoring", "route", "receiver"], `${show(route)} is not a receiver (${known.length ? `known: ${known.join(", ")}` : "citadel:monitoring.receivers is empty"}); add it to citadel:monitoring.receivers or fix the name`);
+    }
+    if (!m.enabled && m.receivers.length) add(["monitoring", "receivers"], `are set but citadel:monitoring.enabled is false, so nothing would send to them; enable monitoring or remove them`);
 }

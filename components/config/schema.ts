@@ -23,6 +23,7 @@ import {
     cpus,
     dateError,
     days,
+    driftIntervalError,
     duration,
     hostKeyError,
     hostname,
@@ -34,6 +35,8 @@ import {
     memory,
     obj,
     postgresMemoryError,
+    promDurationError,
+    receiverUrlError,
     redisMemory,
     show,
     sshPublicKeyError,
@@ -423,6 +426,107 @@ const HostSchema = obj({
 });
 
 // ---------------------------------------------------------------------------------------------
+// Monitoring and alerts (issue 12): Prometheus, Alertmanager, exporters, rules, receivers
+// ---------------------------------------------------------------------------------------------
+
+/** A count threshold: at least 1 (a threshold of 0 fires on every evaluation, so it is refused). */
+const threshold = (max: number) =>
+    z
+        .number({ error: (iss) => `expected a whole number, got ${show(iss.input)}` })
+        .int({ error: (iss) => `expected a whole number, got ${show(iss.input)}` })
+        .min(1, { error: (iss) => `${show(iss.input)} would alert on every evaluation (or never); use at least 1 (e.g. 10)` })
+        .max(max, { error: (iss) => `${show(iss.input)} is above the maximum ${max}` });
+
+/** "more than `count` events in `window`" (the rules compare the counter with its value `window` ago). */
+const windowThreshold = (count: number, window: string) =>
+    obj({
+        /** Fire when more than this many events happen in the window. At least 1. */
+        count: threshold(1000000).default(count),
+        /** The window, a Prometheus duration (e.g. 5m). */
+        window: checked(str(), promDurationError).default(window),
+    }).prefault({});
+
+const ThresholdsSchema = obj({
+    /** Failed SSH logins (CrowdSec's sshd parser, every source) — the seed policy: more than 10 in 5 minutes. */
+    failedSshLogins: windowThreshold(10, "5m"),
+    /** Ban storm: more than 20 new CrowdSec bans (scenario overflows) in 10 minutes. */
+    bans: windowThreshold(20, "10m"),
+    /** 401/403 answers of the gateway: more than 50 in 5 minutes (credential stuffing, a scanner). */
+    authFailures: windowThreshold(50, "5m"),
+    /** 429 answers of the gateway's rate limit: more than 100 in 5 minutes (a flood or a misbehaving client). */
+    rateLimited: windowThreshold(100, "5m"),
+    /** Restarts of one container (Docker's restart policy): more than 3 in 15 minutes is a loop. */
+    containerRestarts: windowThreshold(3, "15m"),
+    /** Alert when the served TLS certificate expires within this many days. Default 14. */
+    tlsExpiryDays: threshold(365).default(14),
+    /** Alert when a filesystem is fuller than this (percent). Default 85. */
+    diskPercent: threshold(99).default(85),
+    /** Alert when security updates have been pending for more than this many days. Default 7. */
+    securityUpdatesDays: threshold(365).default(7),
+    /** Alert when a reboot has been required for more than this many days. Default 7. */
+    rebootRequiredDays: threshold(365).default(7),
+});
+
+export const RECEIVER_KINDS = ["webhook", "slack"] as const;
+const ReceiverSchema = obj({
+    /** Name the route refers to (citadel:monitoring.route.receiver). Required. */
+    name: checked(str(), (v) => (DNS_LABEL_RE.test(v) ? undefined : `${show(v)} is not a receiver name (lower-case letters, digits, '-')`)),
+    /**
+     * "webhook": Alertmanager's generic JSON POST (any HTTPS endpoint; ntfy topics take it as is);
+     * "slack": a Slack incoming-webhook URL (Slack's message format). Default "webhook".
+     */
+    kind: z.enum(RECEIVER_KINDS, { error: (iss) => `${show(iss.input)} is not a receiver kind (one of ${RECEIVER_KINDS.join(", ")})` }).default("webhook"),
+    /**
+     * The endpoint URL, https:// (it usually carries a token: set it with `pulumi config set --secret
+     * --path`). It reaches the host only inside Alertmanager's configuration file, a 0400 secret file;
+     * never in the posture, an output or a log. Required.
+     */
+    url: checked(str(), receiverUrlError),
+    /** Also send a message when an alert is resolved. Default true. */
+    sendResolved: bool().default(true),
+});
+
+const MonitoringSchema = obj({
+    /** Prometheus, Alertmanager and the exporters on the host, with the alert rules below. Default true. */
+    enabled: bool().default(true),
+    /** How often Prometheus scrapes every target and evaluates the rules. Default "30s". */
+    scrapeInterval: checked(str(), promDurationError).default("30s"),
+    /** How often the in-host drift audit runs (systemd timer); at most 15m. Default "15m". */
+    driftInterval: checked(str(), driftIntervalError).default("15m"),
+    /** How long Prometheus keeps metrics. Default "15d". */
+    retention: checked(str(), (v) => (/^[1-9][0-9]*[hdw]$/.test(v) ? undefined : `${show(v)} is not a retention (e.g. 15d, 2w)`)).default("15d"),
+    /** When each alert fires. */
+    thresholds: ThresholdsSchema.prefault({}),
+    /** Where alerts go. Default []: alerts are only in Alertmanager's UI (through the SSH tunnel) and the audit fails in-monitoring. */
+    receivers: z.array(ReceiverSchema, { error: "expected a list of receivers ({name, kind, url})" }).default([]),
+    /** Alertmanager's route. */
+    route: obj({
+        /** The receiver every alert goes to (a citadel:monitoring.receivers[].name). Default: the first receiver. */
+        receiver: str().optional(),
+        /** How long a new group waits for more alerts before it is sent. Default "30s". */
+        groupWait: checked(str(), promDurationError).default("30s"),
+        /** How often a still-firing alert is sent again. Default "4h". */
+        repeatInterval: checked(str(), promDurationError).default("4h"),
+    }).prefault({}),
+    /**
+     * Accept http:// receiver URLs. Only with citadel:target "existing" (the local lab's receiver has
+     * no certificate); refused on hcloud, where alerts would cross the Internet in clear. Default false.
+     */
+    allowPlainHttpReceivers: bool().default(false),
+    /** Images. Defaults: the official images, pinned. */
+    images: obj({
+        prometheus: image().default("prom/prometheus:v2.53.3"),
+        alertmanager: image().default("prom/alertmanager:v0.27.0"),
+        nodeExporter: image().default("prom/node-exporter:v1.8.2"),
+        blackboxExporter: image().default("prom/blackbox-exporter:v0.25.0"),
+    }).prefault({}),
+    /** Prometheus' container limits. Default 512m, 1 CPU, 256 pids. */
+    prometheusResources: ResourcesSchema.prefault({ memory: "512m", cpus: 1, pids: 256 }),
+    /** Limits of Alertmanager and of each exporter. Default 128m, 0.25 CPU, 64 pids. */
+    exporterResources: ResourcesSchema.prefault({ memory: "128m", cpus: 0.25, pids: 64 }),
+});
+
+// ---------------------------------------------------------------------------------------------
 // The stack
 // ---------------------------------------------------------------------------------------------
 
@@ -464,6 +568,8 @@ const StackConfigObject = obj({
     host: HostSchema.prefault({}),
     /** Encrypted off-site backups of Postgres and Redis (./backup.ts). Default: off. */
     backup: BackupSchema.prefault({}),
+    /** Metrics, alert rules and where alerts go. Default: on, the seed policy's thresholds, no receiver. */
+    monitoring: MonitoringSchema.prefault({}),
 });
 
 export type StackConfig = z.infer<typeof StackConfigObject>;
@@ -487,3 +593,5 @@ export type SecretsConfig = StackConfig["secrets"];
 export type HostConfig = StackConfig["host"];
 export type AdminConfig = StackConfig["admin"];
 export type { BackupConfig } from "./backup";
+export type MonitoringConfig = StackConfig["monitoring"];
+export type ReceiverConfig = MonitoringConfig["receivers"][number];

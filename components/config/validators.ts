@@ -377,6 +377,61 @@ export function ipForwardError(value: string): string | undefined {
 export const SYSCTL_KEY_RE = /^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$/;
 
 // ---------------------------------------------------------------------------------------------
+// Monitoring
+// ---------------------------------------------------------------------------------------------
+
+/** A Prometheus duration of one unit (30s, 5m, 4h, 1d), as rules, scrape intervals and Alertmanager take it. */
+const PROM_DURATION_RE = /^([1-9][0-9]*)(s|m|h|d)$/;
+const PROM_UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** "5m" → 300; undefined when it is not a Prometheus duration. */
+export function promDurationSeconds(v: string): number | undefined {
+    const m = PROM_DURATION_RE.exec(v);
+    return m ? Number(m[1]) * PROM_UNIT_SECONDS[m[2]] : undefined;
+}
+
+export function promDurationError(v: string): string | undefined {
+    return promDurationSeconds(v) === undefined ? `${show(v)} is not a duration (a whole number and one of s, m, h, d: e.g. 30s, 5m)` : undefined;
+}
+
+/** The drift audit runs at least every 15 minutes (issue 12) and at most every minute. */
+export const DRIFT_INTERVAL_MAX_SECONDS = 15 * 60;
+export function driftIntervalError(v: string): string | undefined {
+    const s = promDurationSeconds(v);
+    if (s === undefined) return promDurationError(v);
+    if (s > DRIFT_INTERVAL_MAX_SECONDS) return `${show(v)} is too long: drift must be found within 15 minutes; use at most 15m`;
+    if (s < 60) return `${show(v)} is too short: the audit takes seconds of CPU each run; use at least 1m`;
+    return undefined;
+}
+
+/**
+ * Where a receiver URL points, without its path, query or user info (they carry the token): what
+ * error messages may show.
+ */
+export function urlOrigin(v: string): string {
+    try {
+        const u = new URL(v);
+        return `${u.protocol}//${u.host}`;
+    } catch {
+        return "(not a URL)";
+    }
+}
+
+/** A receiver URL: http(s), a host, no line breaks. Whether http:// is allowed is a cross check (target). */
+export function receiverUrlError(v: string): string | undefined {
+    let u: URL;
+    try {
+        u = new URL(v);
+    } catch {
+        return `is not a URL (value not shown); give the receiver's full https:// URL (e.g. https://hooks.example.com/alerts/...)`;
+    }
+    if (u.protocol !== "https:" && u.protocol !== "http:") return `${show(u.protocol)} URLs cannot receive alerts; use an https:// URL`;
+    if (!u.hostname) return `has no host; give the receiver's full https:// URL`;
+    if (/[\s"'\\]/.test(v)) return `may not contain spaces, quotes or backslashes (value not shown)`;
+    return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Value schemas
 // ---------------------------------------------------------------------------------------------
 

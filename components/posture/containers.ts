@@ -32,6 +32,12 @@ import {
     GATEWAY_UID,
     HOST_CONSUMER,
     POSTGRES_CA_CONTAINER_PATH,
+    MONITORING_BRIDGE,
+    MONITORING_DYNAMIC_RANGE,
+    MONITORING_HOST_IP,
+    MONITORING_GATEWAY_IP,
+    MONITORING_NETWORK,
+    MONITORING_SUBNET,
     POSTGRES_CONTAINER,
     POSTGRES_DATA_VOLUME,
     PUBLIC_NETWORK,
@@ -139,6 +145,11 @@ export function hardened(c: Pick<StackConfig, "host">, user: string, resources: 
     };
 }
 
+/** Alertmanager needs a way out to its receivers; the rest of monitoring stays internal. */
+export function monitoringNeedsEgress(c: StackConfig): boolean {
+    return c.monitoring.enabled && c.monitoring.receivers.length > 0;
+}
+
 const hasData = (c: StackConfig) => c.postgres.enabled || c.redis.enabled;
 
 /** A secret file's step name (also its Pulumi resource name). */
@@ -177,7 +188,12 @@ function gatewayContainer(c: StackConfig): ContainerPosture {
         ...hardened(c, `${GATEWAY_UID}:${GATEWAY_UID}`, c.gateway.resources, ["/tmp"]),
         // Binding 80/443 as a non-root user needs this one capability back.
         capAdd: ["NET_BIND_SERVICE"],
-        networks: [{ network: PUBLIC_NETWORK, aliases: [] }, ...c.apps.map((a) => ({ network: edgeNetworkName(a.name), aliases: [] }))],
+        networks: [
+            { network: PUBLIC_NETWORK, aliases: [] },
+            ...c.apps.map((a) => ({ network: edgeNetworkName(a.name), aliases: [] })),
+            // Prometheus scrapes the gateway's metrics listener at this fixed address (render/caddy.ts binds it).
+            ...(c.monitoring.enabled ? [{ network: MONITORING_NETWORK, aliases: [], ipv4Address: MONITORING_GATEWAY_IP }] : []),
+        ],
         publishedPorts: GATEWAY_PORTS.map((p) => ({ internal: p, external: p, protocol: "tcp" as const })),
         secretMounts: [],
         binds: [
@@ -300,7 +316,8 @@ export function networksPosture(c: StackConfig, containers: ContainerPosture[]):
         { name: PUBLIC_NETWORK, internal: false },
         ...c.apps.map((a) => ({ name: edgeNetworkName(a.name), internal: true })),
         ...(hasData(c) ? [{ name: DATA_NETWORK, internal: true }] : []),
-        ...(c.apps.some((a) => a.egress) ? [{ name: EGRESS_NETWORK, internal: false }] : []),
+        ...(c.apps.some((a) => a.egress) || monitoringNeedsEgress(c) ? [{ name: EGRESS_NETWORK, internal: false }] : []),
+        ...(c.monitoring.enabled ? [{ name: MONITORING_NETWORK, internal: true, subnet: MONITORING_SUBNET, ipRange: MONITORING_DYNAMIC_RANGE, gateway: MONITORING_HOST_IP, bridge: MONITORING_BRIDGE }] : []),
     ];
     return declared.map((n) => ({ ...n, members: containers.filter((x) => x.networks.some((a) => a.network === n.name)).map((x) => x.name) }));
 }

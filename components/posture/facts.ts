@@ -110,3 +110,68 @@ export const BACKUP_MAX_AGE_HOURS = 26;
 export const BACKUP_REMOTE = "target";
 /** The marker object that makes a backup complete (written last; it lists the objects and their sha256). */
 export const BACKUP_MANIFEST = "manifest.json";
+// ---- Monitoring ----------------------------------------------------------------------------
+/** Prometheus, Alertmanager and the exporters meet on this internal network (no route out). */
+export const MONITORING_NETWORK = "citadel-monitoring";
+export const PROMETHEUS_CONTAINER = "citadel-prometheus";
+export const ALERTMANAGER_CONTAINER = "citadel-alertmanager";
+export const NODE_EXPORTER_CONTAINER = "citadel-node-exporter";
+export const BLACKBOX_CONTAINER = "citadel-blackbox";
+export const PROMETHEUS_PORT = 9090;
+export const ALERTMANAGER_PORT = 9093;
+export const NODE_EXPORTER_PORT = 9100;
+export const BLACKBOX_PORT = 9115;
+/** CrowdSec's own Prometheus endpoint (its default port). */
+export const CROWDSEC_METRICS_PORT = 6060;
+/** A metrics-only Caddy listener for Prometheus (the admin API stays on the gateway's loopback). */
+export const GATEWAY_METRICS_PORT = 9180;
+/** Where the UIs are published: the host's loopback only, reached through an SSH tunnel. */
+export const LOOPBACK = "127.0.0.1";
+/** uid/gid the official Prometheus images run as ("nobody"); the local images use the same. */
+export const MONITORING_UID = 65534;
+/** The node exporter's textfile collector directory on the host (drift, updates, reboot, restarts). */
+export const METRICS_TEXTFILE_DIR = "/var/lib/citadel/metrics";
+
+/** Metric names Citadel's own host scripts write (textfile collector), each defined once. */
+export const METRIC = {
+    /** 1 when the drift check (label `check`, an audit id) passed at the last run, 0 when it drifted. */
+    driftCheckOk: "citadel_drift_check_ok",
+    /** When the in-host drift audit last finished. */
+    driftLastRun: "citadel_drift_last_run_timestamp_seconds",
+    /** Since when security updates have been pending (present only while some are). */
+    securityUpdatesPendingSince: "citadel_security_updates_pending_since_timestamp_seconds",
+    /** Number of pending security updates. */
+    securityUpdatesPending: "citadel_security_updates_pending",
+    /** Since when /run/reboot-required exists (present only while it does). */
+    rebootRequiredSince: "citadel_reboot_required_since_timestamp_seconds",
+    /** Docker's restart count per container (label `container`). */
+    containerRestarts: "citadel_container_restarts_total",
+} as const;
+/**
+ * The monitoring network's fixed subnet and bridge: Prometheus reaches the host's CrowdSec on the
+ * bridge's address (the host side), and UFW allows exactly that port on exactly that interface.
+ */
+export const MONITORING_SUBNET = "172.29.250.0/24";
+/**
+ * Docker hands out addresses from this upper half only, so the fixed ones below never meet a taken
+ * address (the bridge's own address is set to MONITORING_HOST_IP explicitly: with a range, Docker
+ * would take the range's first address).
+ */
+export const MONITORING_DYNAMIC_RANGE = "172.29.250.128/25";
+// "br-" like Docker's own bridge names: DOCKER-USER treats br-+ as inside (container to container),
+// so Prometheus reaches Alertmanager and the exporters on it (15 characters at most: an interface name).
+export const MONITORING_BRIDGE = "br-citadel-mon";
+export const MONITORING_HOST_IP = "172.29.250.1";
+/** The gateway's fixed address on the monitoring network: its metrics listener binds only there. */
+export const MONITORING_GATEWAY_IP = "172.29.250.10";
+/** Fixed addresses on the monitoring network: the SSH tunnel's PermitOpen names exactly these. */
+export const MONITORING_PROMETHEUS_IP = "172.29.250.2";
+export const MONITORING_ALERTMANAGER_IP = "172.29.250.3";
+export const PROMETHEUS_DATA_VOLUME = "citadel-prometheus-data";
+export const ALERTMANAGER_DATA_VOLUME = "citadel-alertmanager-data";
+/** Prometheus' files on the host (prometheus.yml, the rules, blackbox.yml), mounted read-only. */
+export const MONITORING_CONF_HOST_DIR = "/etc/citadel/monitoring";
+/** The UIs: fixed addresses on the monitoring network, never published; sshd lets the admin forward to exactly these. */
+export const PROMETHEUS_UI = `${MONITORING_PROMETHEUS_IP}:${PROMETHEUS_PORT}`;
+export const ALERTMANAGER_UI = `${MONITORING_ALERTMANAGER_IP}:${ALERTMANAGER_PORT}`;
+export const MONITORING_UIS = [PROMETHEUS_UI, ALERTMANAGER_UI];

@@ -10,13 +10,14 @@ import { backupPosture, backupSecretFiles } from "./backup";
 import { containersPosture, networksPosture, secretFilesPosture, secretSpecs } from "./containers";
 import { intrusionPosture, sitesPosture } from "./edge";
 import { exposurePosture } from "./exposure";
+import { monitoringContainers, monitoringPosture, monitoringSecretFiles } from "./monitoring";
 import { hostStepsPosture } from "./steps";
 import type { Posture } from "./types";
 
 export function posture(c: StackConfig): Posture {
-    const containers = containersPosture(c);
+    const containers = [...containersPosture(c), ...monitoringContainers(c)];
     // The backup target's credentials are secret files too (root-owned, read by the backup service).
-    const secretFiles = [...secretFilesPosture(c), ...backupSecretFiles(c)];
+    const secretFiles = [...secretFilesPosture(c), ...backupSecretFiles(c), ...monitoringSecretFiles(c)];
     return {
         version: 1,
         target: c.target,
@@ -45,6 +46,7 @@ export function posture(c: StackConfig): Posture {
             dockerDaemon: dockerDaemonConfig(c),
         },
         backup: backupPosture(c),
+        monitoring: monitoringPosture(c),
     };
 }
 
@@ -52,4 +54,5 @@ export * from "./types";
 export * from "./facts";
 export { cloudFirewallRules, sshSourceIps } from "./exposure";
 export { appEnv, dockerCpus, memoryMb, secretSpecs, secretStepName, uidOf } from "./containers";
-export { containerRef, imageRef } from "./steps";
+export { containerRef, imageRef, networkRef } from "./steps";
+export { tunnelCommand } from "./monitoring";

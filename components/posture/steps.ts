@@ -6,12 +6,14 @@ import { renderBackup } from "../render/backup";
 import { renderGatewayScript } from "../render/caddy";
 import { renderPostgresPasswordsScript, renderPostgresScript, renderRedisScript } from "../render/data";
 import { DATA_NETWORK } from "./facts";
-import { renderFirewall } from "../render/firewall";
+import { renderFirewall, ufwRules } from "../render/firewall";
 import { renderHostBaseline } from "../render/host";
 import { renderIntrusion } from "../render/intrusion";
+import { renderMonitoringScript } from "../render/monitoring";
+import { MONITORING_NETWORK, PROMETHEUS_CONTAINER } from "./facts";
 import { renderContainerLimits } from "../render/limits";
 import { secretFileScript } from "../render/secret-file";
-import { renderSshd } from "../render/sshd";
+import { renderSshd, sshdExpectedEffective } from "../render/sshd";
 import type { HostScript } from "../render/types";
 import { BACKUP_CONSUMER } from "./facts";
 import type { ContainerPosture, HostStepPosture, SecretFilePosture, StepLayer } from "./types";
@@ -31,10 +33,12 @@ const VALIDATION: Record<string, string> = {
     "redis-config": "a throw-away Redis loads the staged redis.conf and ACL before they are installed",
     "container-limits": "the live limit is read from docker inspect first; docker update only where it differs",
     backup: "age reads the recipients, systemd-analyze the calendar (at least daily) and the units, rclone reaches the target with the pinned host key and the key file, before any file is installed",
+    "monitoring-config": "promtool check config (and the rules it loads) with the Prometheus image's own promtool in a throw-away container without network; the metrics writer runs once before its timer is enabled",
 };
 
 export const imageRef = (container: string): string => `image:${container}`;
 export const containerRef = (container: string): string => `container:${container}`;
+export const networkRef = (network: string): string => `network:${network}`;
 
 function scriptStep(s: HostScript, layer: StepLayer, after: string[], extra: Partial<HostStepPosture> = {}): HostStepPosture {
     return { name: s.name, layer, description: s.description, kind: "script", script: s.script, files: s.files, after, validation: VALIDATION[s.name] ?? "", ...extra };
@@ -108,6 +112,20 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
         const keyFiles = secretFiles.filter((f) => f.consumer === BACKUP_CONSUMER).map((f) => f.step);
         const data = containers.filter((x) => x.role === "postgres" || x.role === "redis").map((x) => containerRef(x.name));
         add(scriptStep(backup, "backup", [...ready, ...keyFiles, ...data]));
+    }
+
+    // Monitoring: its config step needs the Prometheus image (promtool) and the monitoring network
+    // (CrowdSec binds the bridge's address); Prometheus, the exporters wait for their files.
+    const prometheus = containers.find((x) => x.name === PROMETHEUS_CONTAINER);
+    if (prometheus) {
+        const declared = {
+            ufwRules: ufwRules(c).map((r) => `ufw ${r.join(" ")}`),
+            sshdExpected: sshdExpectedEffective(c),
+            containers: containers.map((x) => x.name),
+            secretFiles: secretFiles.map((f) => ({ path: f.path, ownerUid: f.ownerUid })),
+        };
+        const step = add(scriptStep(renderMonitoringScript(c, prometheus.image, declared), "monitoring", [...ready, imageRef(prometheus.name), networkRef(MONITORING_NETWORK)]));
+        for (const x of containers.filter((y) => y.role === "monitoring" && y.secretMounts.length === 0)) x.after.push(step);
     }
 
     // The Docker provider cannot set a pids limit; this step does, and re-runs whenever a container

@@ -40,7 +40,7 @@ export interface ExposurePosture {
     deniedPorts: { from: number; to: number };
 }
 
-export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "credentials" | "gateway" | "limits" | "backup";
+export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "credentials" | "gateway" | "monitoring" | "limits" | "backup";
 
 /**
  * A host step: one idempotent root script pushed over SSH. `after` names what must exist first:
@@ -68,6 +68,8 @@ export interface HostStepPosture {
 export interface NetworkAttachment {
     network: string;
     aliases: string[];
+    /** A fixed address on the network (the monitoring network's members). */
+    ipv4Address?: string;
 }
 
 export interface SecretMount {
@@ -81,7 +83,7 @@ export interface SecretMount {
 
 export interface ContainerPosture {
     name: string;
-    role: "gateway" | "postgres" | "redis" | "app";
+    role: "gateway" | "postgres" | "redis" | "app" | "monitoring";
     /** The app's name (role app). */
     app?: string;
     image: string;
@@ -129,6 +131,13 @@ export interface NetworkPosture {
     name: string;
     /** Internal: no route out of the host. */
     internal: boolean;
+    /** A fixed subnet and host-side bridge name (the monitoring network: UFW and CrowdSec name them). */
+    subnet?: string;
+    /** Where Docker picks dynamic addresses (the fixed ones stay outside it). */
+    ipRange?: string;
+    /** The bridge's address on the host (what the host's own services bind for the network). */
+    gateway?: string;
+    bridge?: string;
     /** Containers attached to it. */
     members: string[];
 }
@@ -147,8 +156,8 @@ export interface SecretPosture {
 export interface SecretFilePosture {
     /** The generated secret it carries (or is derived from). */
     secret: string;
-    /** "value": the secret itself; "redis-acl": Redis' ACL file with the password's SHA-256. */
-    content: "value" | "redis-acl";
+    /** "value": the secret itself; "redis-acl": Redis' ACL file with the password's SHA-256; "alertmanager-config": alertmanager.yml with the receivers' URLs. */
+    content: "value" | "redis-acl" | "alertmanager-config";
     /** Directory name under the secrets tree: a container name's reader, or "host". */
     consumer: string;
     name: string;
@@ -196,6 +205,27 @@ export interface HostBaselinePosture {
     unattendedUpgrades: { enabled: boolean; autoReboot: boolean; autoRebootTime: string; restartServices: "auto" | "list" };
     dockerDaemon: Record<string, unknown>;
 }
+
+/** Metrics and alerts (posture/monitoring.ts). Receiver URLs are secrets and never appear here. */
+export type MonitoringPosture =
+    | { enabled: false }
+    | {
+          enabled: true;
+          network: { name: string; subnet: string };
+          scrapeIntervalSeconds: number;
+          driftIntervalSeconds: number;
+          /** The node exporter's textfile collector directory (drift, updates, reboot, restarts). */
+          textfileDir: string;
+          /** Every target Prometheus must scrape (job and address on the monitoring network). */
+          targets: { job: string; target: string }[];
+          rules: { alert: string; severity: string; summary: string; for?: string }[];
+          thresholds: Record<string, unknown>;
+          receivers: { name: string; kind: string; sendResolved: boolean }[];
+          /** Where every alert goes; undefined: nowhere but Alertmanager's UI. */
+          routeReceiver?: string;
+          /** The UIs (fixed addresses on the monitoring network, never published) and the SSH tunnel that reaches them. */
+          ui: { prometheus: string; alertmanager: string; tunnel: string };
+      };
 
 /** Where the host comes from. A change here on target hcloud replaces the server (a new host). */
 export interface ServerPosture {
@@ -249,4 +279,5 @@ export interface Posture {
     intrusion: IntrusionPosture;
     host: HostBaselinePosture;
     backup: BackupPosture;
+    monitoring: MonitoringPosture;
 }

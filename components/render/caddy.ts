@@ -17,7 +17,9 @@ import {
     CADDY_LOG_DIR_CONTAINER,
     CADDY_LOG_DIR_HOST,
     GATEWAY_HEALTH_PORT,
+    GATEWAY_METRICS_PORT,
     GATEWAY_UID,
+    MONITORING_GATEWAY_IP,
 } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
@@ -58,6 +60,10 @@ export interface CaddyRenderOptions {
     healthPort?: number;
     /** Directory of the access log (default CADDY_LOG_DIR_CONTAINER). */
     logDir?: string;
+    /** Address the metrics listener binds (default MONITORING_GATEWAY_IP, the gateway's on the monitoring network). */
+    metricsHost?: string;
+    /** Port of the metrics listener (default GATEWAY_METRICS_PORT). */
+    metricsPort?: number;
 }
 
 /** The Caddyfile for the stack (production output when `opts` is omitted). */
@@ -97,6 +103,9 @@ export function renderCaddyfile(c: StackConfig, opts: CaddyRenderOptions = {}): 
         logFile: `${logDir}/${CADDY_ACCESS_LOG_NAME}`,
         logRoll: accessLogRolling(c),
         health: { host: GATEWAY_HEALTH_HOST, port: opts.healthPort === undefined ? GATEWAY_HEALTH_PORT : checkPort(opts.healthPort, "healthPort") },
+        metrics: c.monitoring.enabled
+            ? { host: caddyText(opts.metricsHost ?? MONITORING_GATEWAY_IP, "metrics host"), port: opts.metricsPort === undefined ? GATEWAY_METRICS_PORT : checkPort(opts.metricsPort, "metricsPort") }
+            : false,
     });
 }
 

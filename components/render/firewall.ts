@@ -15,6 +15,8 @@
 // loading its rules, puts the bouncer's rule back whenever its ipsets exist. `systemctl restart
 // docker` keeps DOCKER-USER as it is (Docker creates the chain only when it is absent and appends a
 // RETURN, unreachable behind the final DROP), and a restarted bouncer re-inserts its own rules.
+import { crowdsecPrometheusConfig } from "./monitoring";
+import { CROWDSEC_METRICS_PORT, MONITORING_BRIDGE, MONITORING_HOST_IP } from "../posture/facts";
 import * as net from "node:net";
 import type { StackConfig } from "../config";
 import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule } from "./intrusion";
@@ -162,6 +164,9 @@ export function ufwRules(c: StackConfig): UfwRule[] {
         // ports are reached through the gateway only. tcp and udp, so nothing on them answers directly.
         ["deny", `${range}/tcp`],
         ["deny", `${range}/udp`],
+        // Prometheus (on the internal monitoring network) reads CrowdSec's metrics on the bridge's
+        // host address: that port, from that interface, to that address only.
+        ...(crowdsecPrometheusConfig(c) ? [["allow", "in", "on", MONITORING_BRIDGE, "to", MONITORING_HOST_IP, "port", String(CROWDSEC_METRICS_PORT), "proto", "tcp"]] : []),
     ];
 }
 

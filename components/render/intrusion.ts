@@ -14,6 +14,7 @@
 //  - Bans reach containers too: the firewall bouncer drops banned addresses in INPUT and in
 //    DOCKER-USER (Caddy is a container, so its traffic is FORWARDed, not INPUT).
 import YAML from "yaml";
+import { crowdsecPrometheusConfig } from "./monitoring";
 import type { StackConfig } from "../config";
 import { CADDY_ACCESS_LOG_HOST, HOST_CONSUMER, secretFilePath, SSH_PORT } from "../posture/facts";
 import { renderTemplate } from "./template";
@@ -223,7 +224,8 @@ export function crowdsecWhitelist(c: StackConfig): string | undefined {
 }
 
 /** config.yaml.local: overrides merged over Debian's config.yaml (a conffile we leave untouched). */
-export function crowdsecConfigLocal(): string {
+export function crowdsecConfigLocal(c?: StackConfig): string {
+    const prometheus = c ? crowdsecPrometheusConfig(c) : undefined;
     return yamlText(
         [
             {
@@ -231,6 +233,8 @@ export function crowdsecConfigLocal(): string {
                 cscli: { hub_branch: "master" },
                 // What Debian's postinst writes here on a local disk (WAL avoids SQLite warnings and stalls).
                 db_config: { use_wal: true },
+                // Its metrics (failed SSH logins, bans) for Prometheus, on the monitoring bridge only.
+                ...(prometheus ? { prometheus } : {}),
             },
         ],
         "Citadel: overrides for /etc/crowdsec/config.yaml.",
@@ -264,7 +268,7 @@ export function crowdsecFiles(c: StackConfig): HostFile[] {
     const files: HostFile[] = [
         { path: `${CROWDSEC_DIR}/acquis.yaml`, content: crowdsecAcquisition(), mode: "0644", owner: "root", group: "root" },
         { path: `${CROWDSEC_DIR}/profiles.yaml`, content: crowdsecProfiles(c), mode: "0644", owner: "root", group: "root" },
-        { path: `${CROWDSEC_DIR}/config.yaml.local`, content: crowdsecConfigLocal(), mode: "0644", owner: "root", group: "root" },
+        { path: `${CROWDSEC_DIR}/config.yaml.local`, content: crowdsecConfigLocal(c), mode: "0644", owner: "root", group: "root" },
     ];
     const whitelist = crowdsecWhitelist(c);
     if (whitelist) files.push({ path: CROWDSEC_WHITELIST, content: whitelist, mode: "0644", owner: "root", group: "root" });

@@ -4,6 +4,7 @@
 // PubkeyAuthentication yes, MaxAuthTries 3, ClientAliveInterval 300, ClientAliveCountMax 2. The rest is
 // dev-sec ssh-hardening's baseline where it is safe for a single-admin Docker host, and the
 // algorithm lists come from citadel:ssh (already restricted to strong choices by the config schema).
+import { MONITORING_UIS } from "../posture/facts";
 import type { StackConfig } from "../config";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
@@ -75,7 +76,7 @@ export function sshdSections(c: StackConfig): SshdSection[] {
             settings: [
                 { keyword: "X11Forwarding", value: "no" },
                 { keyword: "AllowAgentForwarding", value: "no" },
-                { keyword: "AllowTcpForwarding", value: "no" },
+                ...tcpForwarding(c),
                 { keyword: "AllowStreamLocalForwarding", value: "no" },
                 { keyword: "GatewayPorts", value: "no" },
                 { keyword: "PermitTunnel", value: "no" },
@@ -143,4 +144,17 @@ export function renderSshd(c: StackConfig): HostScript {
         script,
         files: [dropin],
     };
+}
+
+/**
+ * No TCP forwarding, except with monitoring: local forwards (ssh -L) to exactly the Prometheus and
+ * Alertmanager UIs on the internal monitoring network, so the one tunnel command reaches them and
+ * nothing else (no remote forwards, no other destination).
+ */
+function tcpForwarding(c: StackConfig): { keyword: string; value: string; why?: string }[] {
+    if (!c.monitoring.enabled) return [{ keyword: "AllowTcpForwarding", value: "no" }];
+    return [
+        { keyword: "AllowTcpForwarding", value: "local", why: "only `ssh -L` to the monitoring UIs below (README: the tunnel command)" },
+        { keyword: "PermitOpen", value: MONITORING_UIS.join(" ") },
+    ];
 }

@@ -5,6 +5,8 @@
 //   citadel/demo-app:2-local           images/demo-app   the Go demo app (pgx, go-redis, golang-jwt) on scratch
 //   citadel/caddy:2.11.9-ratelimit     images/caddy      Caddy + caddy-ratelimit from images/caddy/build.sh, lab/images/caddy.Dockerfile
 //   citadel/sftp-target:1-local        images/sftp       the lab's backup target: Debian's OpenSSH, SFTP only, chrooted
+//   citadel/prometheus:2.42-local, citadel/alertmanager:0.25-local, citadel/node-exporter:1.5-local,
+//   citadel/blackbox-exporter:0.23-local     images/monitoring   Debian's prometheus* packages, the official images' entrypoints
 //
 // All but the demo app are FROM citadel/debian:12 (vps/image.ts, debootstrap; built here if missing)
 // with packages from this machine's Debian archives (apt inside the build). Each image carries the
@@ -30,6 +32,10 @@ export const DEMO_APP_LOCAL_IMAGE = "citadel/demo-app:2-local";
 export const CADDY_LOCAL_IMAGE = CADDY_IMAGE_TAG;
 /** The lab's off-site backup target (not loaded into the VPS: it runs beside it, lab/backup-target.ts). */
 export const SFTP_TARGET_IMAGE = "citadel/sftp-target:1-local";
+export const PROMETHEUS_LOCAL_IMAGE = "citadel/prometheus:2.42-local";
+export const ALERTMANAGER_LOCAL_IMAGE = "citadel/alertmanager:0.25-local";
+export const NODE_EXPORTER_LOCAL_IMAGE = "citadel/node-exporter:1.5-local";
+export const BLACKBOX_LOCAL_IMAGE = "citadel/blackbox-exporter:0.23-local";
 /** The demo app's port and healthcheck, for the stack's app config (citadel:apps[]). */
 export const DEMO_APP_PORT = 8080;
 export const DEMO_APP_HEALTHCHECK = ["/app/demo-app", "healthcheck"];
@@ -48,7 +54,7 @@ const BASE_KEY_LABEL = "org.citadel.cache-key";
 /** Bump when this file changes how images are built in a way the hashed inputs do not show. */
 const RECIPE_VERSION = "1";
 
-export type LocalImageName = "postgres" | "redis" | "demo-app" | "caddy" | "sftp";
+export type LocalImageName = "postgres" | "redis" | "demo-app" | "caddy" | "sftp" | "prometheus" | "alertmanager" | "node-exporter" | "blackbox-exporter";
 
 interface ContextFile {
     /** Where the file comes from (repo file, or a binary under .cache/bin). */
@@ -67,6 +73,8 @@ interface ImageSpec {
     prepare: () => Promise<ContextFile[]>;
     /** FROM citadel/debian:12 with apt inside the build (the base and the apt sources are inputs). */
     debianBased: boolean;
+    /** Extra --build-arg values (hashed with the inputs). */
+    buildArgs?: Record<string, string>;
 }
 
 const rel = (...p: string[]) => path.join(IMAGES_DIR, ...p);
@@ -150,6 +158,23 @@ export const IMAGE_SPECS: readonly ImageSpec[] = [
             { source: await buildCaddy(), name: "caddy", mode: 0o755 },
         ],
     },
+    ...(
+        [
+            ["prometheus", PROMETHEUS_LOCAL_IMAGE, "prometheus", "/usr/bin/prometheus", "/bin/prometheus"],
+            ["alertmanager", ALERTMANAGER_LOCAL_IMAGE, "prometheus-alertmanager", "/usr/bin/prometheus-alertmanager", "/bin/alertmanager"],
+            ["node-exporter", NODE_EXPORTER_LOCAL_IMAGE, "prometheus-node-exporter", "/usr/bin/prometheus-node-exporter", "/bin/node_exporter"],
+            ["blackbox-exporter", BLACKBOX_LOCAL_IMAGE, "prometheus-blackbox-exporter", "/usr/bin/prometheus-blackbox-exporter", "/bin/blackbox_exporter"],
+        ] as const
+    ).map(
+        ([name, tag, PACKAGE, BINARY, LINK]): ImageSpec => ({
+            name,
+            tag,
+            inputs: [rel("monitoring", "Dockerfile")],
+            debianBased: true,
+            buildArgs: { PACKAGE, BINARY, LINK },
+            prepare: async () => [{ source: rel("monitoring", "Dockerfile"), name: "Dockerfile", mode: 0o644 }],
+        }),
+    ),
 ];
 
 export interface LocalImageResult {
@@ -187,7 +212,7 @@ function baseIdentity(): string {
 
 /** Hash of everything that decides the image: recipe, its source files, and for Debian-based ones the base and the apt sources. */
 export function inputsHash(spec: ImageSpec, base: string, aptSources: string): string {
-    const h = createHash("sha256").update(JSON.stringify({ RECIPE_VERSION, tag: spec.tag }));
+    const h = createHash("sha256").update(JSON.stringify({ RECIPE_VERSION, tag: spec.tag, ...(spec.buildArgs ? { buildArgs: spec.buildArgs } : {}) }));
     if (spec.debianBased) h.update(JSON.stringify({ base, aptSources }));
     for (const f of spec.inputs) h.update(`\0${path.relative(IMAGES_DIR, f)}\0${sha256(fs.readFileSync(f))}`);
     return h.digest("hex");
@@ -245,6 +270,7 @@ async function build(spec: ImageSpec, key: string, aptSources: string): Promise<
         }
         const args = ["-n", "10", "env", "DOCKER_BUILDKIT=0", "docker", "build", "--label", `${INPUTS_LABEL}=${key}`, "-t", spec.tag];
         if (spec.debianBased) args.push("--build-arg", `BASE=${BASE_IMAGE}`, "--build-arg", `APT_SOURCES=${aptSources}`);
+        for (const [k, v] of Object.entries(spec.buildArgs ?? {})) args.push("--build-arg", `${k}=${v}`);
         // The classic builder: this machine's docker CLI has no buildx plugin, and nothing here needs BuildKit.
         const code = await runLogged("nice", [...args, ctx], IMAGES_BUILD_LOG, 30 * 60_000);
         if (code !== 0) throw new Error(`citadel: images: docker build of ${spec.tag} failed (exit ${code}); see ${IMAGES_BUILD_LOG}. Last lines:\n${tailFile(IMAGES_BUILD_LOG, 20)}`);
@@ -286,7 +312,7 @@ async function ensureImage(spec: ImageSpec, base: string, aptSources: string, ar
 }
 
 export interface BuildOptions {
-    /** Only these images (default: all four). */
+    /** Only these images (default: all). */
     only?: LocalImageName[];
     /** Keep built images as archives under .cache/images/ (default true). */
     archive?: boolean;

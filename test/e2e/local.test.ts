@@ -95,7 +95,7 @@ except Exception as e:
     it("sshd runs with the hardened effective settings", () => {
         const r = ssh("sudo -n sshd -T -C user=deploy,host=x,addr=203.0.113.9");
         assert.equal(r.code, 0, r.stderr);
-        for (const line of ["passwordauthentication no", "permitrootlogin no", "kbdinteractiveauthentication no", "maxauthtries 3", "clientaliveinterval 300", "clientalivecountmax 2", "allowusers deploy", "x11forwarding no", "allowtcpforwarding no", "allowagentforwarding no"]) {
+        for (const line of ["passwordauthentication no", "permitrootlogin no", "kbdinteractiveauthentication no", "maxauthtries 3", "clientaliveinterval 300", "clientalivecountmax 2", "allowusers deploy", "x11forwarding no", "allowtcpforwarding local", "allowagentforwarding no"]) {
             assert.ok(r.stdout.split("\n").includes(line), `sshd -T lacks "${line}"`);
         }
     });

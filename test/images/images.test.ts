@@ -546,7 +546,7 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
 
     await t.test("caddy: the gateway runs as the stack runs it and serves the demo app over HTTPS", async () => {
         const gw = lab.name("gateway");
-        const caddyfile = plainFile(path.join(dir, "caddy", "Caddyfile"), renderCaddyfile(c, { upstreamOverride: `demo:${DEMO_APP_PORT}` }));
+        const caddyfile = plainFile(path.join(dir, "caddy", "Caddyfile"), renderCaddyfile(c, { upstreamOverride: `demo:${DEMO_APP_PORT}`, metricsHost: "127.0.0.1" }));
         const logDir = path.join(dir, "caddy", "log");
         fs.mkdirSync(logDir, { mode: 0o750 });
         fs.chownSync(logDir, GATEWAY_UID, GATEWAY_UID);

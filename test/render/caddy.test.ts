@@ -529,7 +529,8 @@ describe("Caddy on loopback", () => {
             }),
         );
         const [httpPort, httpsPort, healthPort] = [await freePort(), await freePort(), await freePort()];
-        const text = renderCaddyfile(c, { httpPort, httpsPort, healthPort, upstreamOverride: `127.0.0.1:${upstreamPort}`, logDir });
+        const metricsPort = await freePort();
+        const text = renderCaddyfile(c, { httpPort, httpsPort, healthPort, upstreamOverride: `127.0.0.1:${upstreamPort}`, logDir, metricsHost: "127.0.0.1", metricsPort });
         const file = path.join(dir, "Caddyfile");
         fs.writeFileSync(file, text);
 
@@ -652,6 +653,31 @@ describe("Caddy on loopback", () => {
             assert.equal(ok.status, 200);
             const limited = entries.filter((e) => e.status === 429);
             assert.ok(limited.every((e) => e.request.client_ip === "127.0.0.2"), "only 127.0.0.2 was limited");
+        });
+
+        await t.test("the metrics listener counts each answer once by status code (the 401/403/429 alerts read it)", async () => {
+            const logged = fs
+                .readFileSync(path.join(logDir, CADDY_ACCESS_LOG_NAME), "utf8")
+                .split("\n")
+                .filter(Boolean)
+                .map((l) => JSON.parse(l) as { status: number });
+            const text = await new Promise<string>((resolve, reject) => {
+                http.get({ host: "127.0.0.1", port: metricsPort, path: "/metrics" }, (res) => {
+                    let b = "";
+                    res.on("data", (d) => (b += d));
+                    res.on("end", () => resolve(b));
+                }).on("error", reject);
+            });
+            // Every series of the rules' metric with that code, summed over handlers: one count per request.
+            const count = (code: number) =>
+                text
+                    .split("\n")
+                    .filter((l) => l.startsWith("caddy_http_request_duration_seconds_count{") && l.includes(`code="${code}"`))
+                    .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+            const inLog = (code: number) => logged.filter((e) => e.status === code).length;
+            assert.ok(inLog(429) > 0, "the burst above logged 429s");
+            assert.match(text, /caddy_http_request_duration_seconds_count/, `no HTTP metrics:\n${text.slice(0, 3000)}`);
+            assert.equal(count(429), inLog(429), `429s: metrics ${count(429)}, access log ${inLog(429)}`);
         });
     });
 });

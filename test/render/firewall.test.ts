@@ -75,12 +75,16 @@ describe("rendering", () => {
                 "allow 443/tcp",
                 "deny 8001:8012/tcp",
                 "deny 8001:8012/udp",
+                // Monitoring (on by default): CrowdSec's metrics, from the monitoring bridge only.
+                "allow in on br-citadel-mon to 172.29.250.1 port 6060 proto tcp",
             ],
         );
         assert.deepEqual(
-            ufwRules(openConfig).map((r) => r.join(" ")),
+            ufwRules(openConfig).map((r) => r.join(" ")).filter((r) => !r.includes("br-citadel-mon")),
             ["allow 22/tcp", "allow 80/tcp", "allow 443/tcp", "deny 9000/tcp", "deny 9000/udp"],
         );
+        const f2b = parseConfigOrThrow(prodWith({ intrusion: { engine: "fail2ban" } }));
+        assert.ok(!ufwRules(f2b).some((r) => r.includes("br-citadel-mon")), "no CrowdSec, no metrics rule");
         const openLimited = parseConfigOrThrow(prodWith({ admin: { ...prod.admin, sourceIps: [] } }));
         assert.equal(ufwRules(openLimited)[0].join(" "), "limit 22/tcp", "SSH open to all is rate-limited by default");
     });

@@ -122,7 +122,9 @@ describe("sshd drop-in: sshd -t / sshd -T judge the rendered file", () => {
                 "clientalivecountmax 2",
                 "allowusers deploy",
                 "x11forwarding no",
-                "allowtcpforwarding no",
+                // Monitoring (on by default): local forwards to the two UIs only, for the README's tunnel.
+                "allowtcpforwarding local",
+                "permitopen 172.29.250.2:9090 172.29.250.3:9093",
                 "allowagentforwarding no",
                 "permittunnel no",
                 "permituserenvironment no",

@@ -31,6 +31,27 @@ const openSsh = () => postureWith({ admin: { ...admin(), sourceIps: [] } });
 
 const CASES: Case[] = [
     {
+        name: "monitoring turned off",
+        head: () => postureWith({ monitoring: { enabled: false } }),
+        expect: [{ id: "monitoring.enabled=false", category: "monitoring", direction: "weakens" }],
+    },
+    {
+        name: "failed-login alert threshold raised (10 → 50), disk threshold lowered (85 → 80), drift audit slower",
+        head: () => postureWith({ monitoring: { thresholds: { failedSshLogins: { count: 50 }, diskPercent: 80 }, driftInterval: "15m" } }),
+        base: () => postureWith({ monitoring: { driftInterval: "5m" } }),
+        expect: [
+            { id: "monitoring.threshold.failedSshLogins.count=50", category: "monitoring", direction: "weakens" },
+            { id: "monitoring.threshold.diskPercent=80", category: "monitoring", direction: "strengthens" },
+            { id: "monitoring.drift-interval=900", category: "monitoring", direction: "weakens" },
+        ],
+    },
+    {
+        name: "the only alert receiver removed",
+        base: () => postureWith({ monitoring: { receivers: [{ name: "ops", url: "https://hooks.example.com/T0K3N" }] } }),
+        head: () => postureWith({}),
+        expect: [{ id: "monitoring.route=(none)", category: "monitoring", direction: "weakens" }],
+    },
+    {
         name: "SSH opened to the world (admin sourceIps dropped)",
         head: openSsh,
         expect: [

@@ -200,6 +200,21 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["unknown nested key", { host: { journald: { maxRetention: 30 } } }, "citadel:host.journald.maxRetention", /did you mean "maxRetentionDays"/],
     ["journald retention 0", { host: { journald: { maxRetentionDays: 0 } } }, "citadel:host.journald.maxRetentionDays", /below the minimum 1/],
     ["number where a list belongs", { sites: 5 }, "citadel:sites", /expected/],
+    ["failed-login threshold 0", { monitoring: { thresholds: { failedSshLogins: { count: 0 } } } }, "citadel:monitoring.thresholds.failedSshLogins.count", /would alert on every evaluation .*use at least 1/],
+    ["disk threshold 0", { monitoring: { thresholds: { diskPercent: 0 } } }, "citadel:monitoring.thresholds.diskPercent", /use at least 1/],
+    ["disk threshold 100", { monitoring: { thresholds: { diskPercent: 100 } } }, "citadel:monitoring.thresholds.diskPercent", /above the maximum 99/],
+    ["alert window not a duration", { monitoring: { thresholds: { bans: { window: "5 minutes" } } } }, "citadel:monitoring.thresholds.bans.window", /not a duration .*e.g. 30s, 5m/],
+    ["receiver over plain http", { monitoring: { receivers: [{ name: "ops", url: "http://hooks.example.com/T0K3N" }] } }, "citadel:monitoring.receivers[0].url", /http:\/\/hooks.example.com\/\.\.\. is plain http.*use the receiver's https:\/\/ URL/],
+    ["receiver that is not a web address", { monitoring: { receivers: [{ name: "ops", url: "hooks.example.com/x" }] } }, "citadel:monitoring.receivers[0].url", /is not a URL .*https:\/\//],
+    ["receiver over ftp", { monitoring: { receivers: [{ name: "ops", url: "ftp://hooks.example.com/x" }] } }, "citadel:monitoring.receivers[0].url", /"ftp:" URLs cannot receive alerts; use an https:\/\/ URL/],
+    ["unknown receiver kind", { monitoring: { receivers: [{ name: "ops", kind: "email", url: "https://hooks.example.com/x" }] } }, "citadel:monitoring.receivers[0].kind", /one of webhook, slack/],
+    ["route to an unknown receiver", { monitoring: { receivers: [{ name: "ops", url: "https://hooks.example.com/x" }], route: { receiver: "pager" } } }, "citadel:monitoring.route.receiver", /"pager" is not a receiver \(known: ops\); add it to citadel:monitoring.receivers/],
+    ["route without any receiver", { monitoring: { route: { receiver: "ops" } } }, "citadel:monitoring.route.receiver", /citadel:monitoring.receivers is empty/],
+    ["two receivers of one name", { monitoring: { receivers: [{ name: "ops", url: "https://a.example.com/x" }, { name: "ops", url: "https://b.example.com/x" }] } }, "citadel:monitoring.receivers[1].name", /must be unique/],
+    ["plain-http receivers on Hetzner", { monitoring: { allowPlainHttpReceivers: true } }, "citadel:monitoring.allowPlainHttpReceivers", /only for the local lab .*remove it/],
+    ["drift audit every hour", { monitoring: { driftInterval: "1h" } }, "citadel:monitoring.driftInterval", /within 15 minutes; use at most 15m/],
+    ["receivers with monitoring off", { monitoring: { enabled: false, receivers: [{ name: "ops", url: "https://a.example.com/x" }] } }, "citadel:monitoring.receivers", /enable monitoring or remove them/],
+    ["typo in a threshold", { monitoring: { thresholds: { failedSshLogin: { count: 5 } } } }, "citadel:monitoring.thresholds.failedSshLogin", /did you mean "failedSshLogins"/],
 ];
 
 /** Why the program failed to reject a row as the table says, or undefined when it did. */
@@ -247,6 +262,34 @@ describe("config: credentials in env values", () => {
                 assert.ok(!e.includes(value), e);
                 assert.ok(!e.includes("hunter2"), e);
             }
+        }
+    });
+});
+
+describe("config: monitoring", () => {
+    it("is on by default with the seed policy's failed-login threshold and no receiver", () => {
+        const m = prodConfig().monitoring;
+        assert.equal(m.enabled, true);
+        assert.deepEqual(m.thresholds.failedSshLogins, { count: 10, window: "5m" });
+        assert.equal(m.thresholds.tlsExpiryDays, 14);
+        assert.equal(m.thresholds.diskPercent, 85);
+        assert.deepEqual(m.receivers, []);
+    });
+
+    it("accepts http:// receivers only in the lab (target existing with allowPlainHttpReceivers)", async () => {
+        const { existingRaw } = await import("../fixtures");
+        const lab = { monitoring: { allowPlainHttpReceivers: true, receivers: [{ name: "lab", url: "http://172.30.99.5:9099/alerts" }] } };
+        const r = parseConfig({ ...existingRaw(), ...rawFromObject(lab) });
+        assert.ok(r.ok, r.ok ? "" : r.errors.join("\n"));
+        const without = parseConfig({ ...existingRaw(), ...rawFromObject({ monitoring: { receivers: lab.monitoring.receivers } }) });
+        assert.ok(!without.ok && without.errors.some((e) => e.startsWith("citadel:monitoring.receivers[0].url:")));
+    });
+
+    it("never shows a receiver URL's path or query (its token) in an error", () => {
+        for (const url of ["http://hooks.example.com/services/T0K3NSECRET?key=abc", "hooks.example.com/T0K3NSECRET", "https://hooks.example.com/T0K3NSECRET with space"]) {
+            const r = parseConfig(prodWith({ monitoring: { receivers: [{ name: "ops", url }] } }));
+            assert.ok(!r.ok, url);
+            for (const e of r.errors) assert.ok(!e.includes("T0K3NSECRET"), e);
         }
     });
 });

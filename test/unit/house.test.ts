@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import ts from "typescript";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const PRODUCT = ["index.ts", "components", "audit", "review", "policy", "scripts"];
+const PRODUCT = ["index.ts", "components", "audit", "alerts", "review", "policy", "scripts"];
 const ALL = [...PRODUCT, "lab", "test"];
 
 function tsFiles(rel: string): string[] {

@@ -162,6 +162,7 @@ describe("stack: prod example (target hcloud)", () => {
             "secret-api-jwtSecretPrevious",
             "secret-api-postgresPassword",
             "secret-api-redisPassword",
+            "secret-citadel-alertmanager-alertmanager-yml",
             "secret-host-crowdsecBouncerKey",
             "secret-postgres-postgresPassword",
             "secret-postgres-postgresSuperuserPassword",
@@ -169,7 +170,7 @@ describe("stack: prod example (target hcloud)", () => {
         ]);
         for (const f of files) {
             assert.ok(await isSecret(pulumi.output(f.props.stdin)), `${f.name}: stdin is not a Pulumi secret`);
-            if (f.name !== "secret-redis-users.acl") {
+            if (f.name !== "secret-redis-users.acl" && f.name !== "secret-citadel-alertmanager-alertmanager-yml") {
                 assert.match(String(await valueOf(f.props.stdin)), new RegExp(SECRET_MARKER), `${f.name}: stdin does not carry the value`);
             }
             const create = String(await valueOf(f.props.create));
@@ -183,7 +184,7 @@ describe("stack: prod example (target hcloud)", () => {
 
     it("containers: non-root, read-only, no-new-privileges, ALL caps dropped, limited, rotated logs", () => {
         const containers = ofType(T.container);
-        assert.deepEqual(containers.map((c) => c.name).sort(), ["api", "gateway", "postgres", "redis", "web"]);
+        assert.deepEqual(containers.map((c) => c.name).sort(), ["alertmanager", "api", "blackbox", "gateway", "node-exporter", "postgres", "prometheus", "redis", "web"]);
         for (const c of containers) {
             const i = c.inputs;
             assert.ok(i.user && !/^0(:|$)/.test(i.user) && !/^root/.test(i.user), `${c.name}: runs as root`);
@@ -202,7 +203,9 @@ describe("stack: prod example (target hcloud)", () => {
                 assert.equal(i.logDriver, "json-file");
                 assert.ok(i.logOpts["max-size"] && i.logOpts["max-file"]);
             }
-            assert.ok(i.healthcheck || c.name === "web", `${c.name}: no healthcheck`);
+            // The monitoring images have no probe program in common (the local ones carry no wget);
+            // CitadelScrapeTargetDown and the audit's in-monitoring watch them instead.
+            assert.ok(i.healthcheck || ["web", "prometheus", "alertmanager", "node-exporter", "blackbox"].includes(c.name), `${c.name}: no healthcheck`);
             for (const e of i.envs ?? []) assert.doesNotMatch(e, /^(?![A-Z_]*_FILE=)[A-Z_]*(PASSWORD|SECRET|TOKEN|KEY)[A-Z_]*=/, `${c.name}: secret-looking env ${e}`);
         }
         assert.deepEqual(byName(T.container, "gateway").inputs.capabilities.adds, ["NET_BIND_SERVICE"]);
@@ -229,7 +232,11 @@ describe("stack: prod example (target hcloud)", () => {
         assert.equal(nets["citadel-data"].internal, true);
         assert.equal(nets["citadel-egress"], undefined, "no app asked for egress");
         const netsOf = (name: string) => byName(T.container, name).inputs.networksAdvanced.map((n: any) => n.name).sort();
-        assert.deepEqual(netsOf("gateway"), ["citadel-edge-api", "citadel-edge-web", "citadel-public"]);
+        assert.deepEqual(netsOf("gateway"), ["citadel-edge-api", "citadel-edge-web", "citadel-monitoring", "citadel-public"]);
+        // Monitoring: internal, with a fixed subnet; Prometheus and the exporters on it alone.
+        assert.equal(nets["citadel-monitoring"].internal, true);
+        assert.deepEqual(nets["citadel-monitoring"].ipamConfigs, [{ subnet: "172.29.250.0/24", ipRange: "172.29.250.128/25", gateway: "172.29.250.1" }]);
+        for (const n of ["prometheus", "alertmanager", "node-exporter", "blackbox"]) assert.deepEqual(netsOf(n), ["citadel-monitoring"], n);
         assert.deepEqual(netsOf("web"), ["citadel-edge-web"]);
         assert.deepEqual(netsOf("api"), ["citadel-data", "citadel-edge-api"]);
         assert.deepEqual(netsOf("postgres"), ["citadel-data"]);
@@ -282,7 +289,7 @@ describe("stack: existing target", () => {
     it("builds the same layers above the server", () => {
         const steps = ofType(T.remote).map((r) => r.name);
         for (const n of ["firewall", "sshd", "sysctl", "docker", "intrusion", "gateway-config", "container-limits"]) assert.ok(steps.includes(n), `missing ${n}`);
-        assert.deepEqual(ofType(T.container).map((c) => c.name).sort(), ["api", "gateway", "postgres", "redis", "web"]);
+        assert.deepEqual(ofType(T.container).map((c) => c.name).sort(), ["alertmanager", "api", "blackbox", "gateway", "node-exporter", "postgres", "prometheus", "redis", "web"]);
     });
 });
 
@@ -361,7 +368,7 @@ describe("stack: the resources are the posture, wired (components/posture)", () 
     it("every dependency a step names exists earlier in the posture (the order pulumi up runs)", () => {
         const m = posture(prodConfig());
         const seen = new Set<string>();
-        const refs = new Set([...m.containers.map((x) => `image:${x.name}`), ...m.containers.map((x) => `container:${x.name}`)]);
+        const refs = new Set([...m.containers.map((x) => `image:${x.name}`), ...m.containers.map((x) => `container:${x.name}`), ...m.networks.map((n) => `network:${n.name}`)]);
         for (const s of m.hostSteps) {
             for (const a of s.after) assert.ok(seen.has(a) || refs.has(a), `${s.name} waits for ${a}, which is not an earlier step`);
             seen.add(s.name);

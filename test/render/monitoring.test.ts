@@ -1,0 +1,353 @@
+// The alert rules and the monitoring configs, judged by their real consumers: `promtool check
+// rules`, `promtool check config`, `amtool check-config`, and `promtool test rules` against synthetic
+// series. Every rule has a case where it fires and a near miss where it stays silent, generated from
+// the thresholds of the config under test (so a changed threshold moves the cases with it).
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import YAML from "yaml";
+import { parseConfigOrThrow, promDurationSeconds, type StackConfig } from "../../components/config";
+import { METRIC } from "../../components/posture/facts";
+import { alertRules, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
+import { prodConfig, prodWith } from "../fixtures";
+import { posture } from "../../components/posture";
+import { requireTool, run, shellcheck, tmpDir } from "../tools";
+
+const STEP = 30; // seconds between synthetic samples (promtool's `interval`)
+
+interface Series {
+    series: string;
+    values: string;
+}
+interface Case {
+    alert: string;
+    what: string;
+    fires: boolean;
+    interval?: string;
+    series: Series[];
+    /** Seconds after the first sample. */
+    at: number;
+    /** The firing alert's labels besides alertname (severity and the series' own). */
+    labels?: Record<string, string>[];
+}
+
+const sel = (name: string, labels: Record<string, string>) => `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(",")}}`;
+/** 40 samples of `before` (0..19.5 min), then 41 of `after` from minute 20: the jump is at JUMP. */
+const JUMP = 40 * STEP;
+// promtool expands "vxN" to N+1 samples but "_xN" to N gaps.
+const jump = (before: number | "_", after: number) => (before === "_" ? `_x40 ${after}x40` : `${before}x39 ${after}x40`);
+const secs = (w: string) => {
+    const s = promDurationSeconds(w);
+    assert.ok(s !== undefined, w);
+    return s;
+};
+const NODE = { job: JOBS.node, instance: "citadel-node-exporter:9100" };
+
+/** A counter-in-a-window rule: fires on count+1 (also from a counter that did not exist before), silent on count. */
+function windowCases(alert: string, severity: string, t: { count: number; window: string }, counted: Record<string, string>[], noise: Series[]): Case[] {
+    const selOf = (l: Record<string, string>) => sel(l.__name__, Object.fromEntries(Object.entries(l).filter(([k]) => k !== "__name__")));
+    // `total` events shared out over the series (the rule sums them).
+    const split = (total: number): Series[] => counted.map((l, i) => ({ series: selOf(l), values: jump(0, Math.floor(total / counted.length) + (i < total % counted.length ? 1 : 0)) }));
+    const over = t.count + 1;
+    const half = Math.ceil(over / 2);
+    const gap = Math.ceil(secs(t.window) / STEP) + 1;
+    const firstSel = selOf(counted[0]);
+    return [
+        { alert, what: `${over} in ${t.window}, split over ${counted.length} series`, fires: true, series: split(over), at: JUMP, labels: [{ severity }] },
+        { alert, what: `${over} from a counter that did not exist a window before (exporter restarted)`, fires: true, series: [{ series: firstSel, values: jump("_", over) }], at: JUMP, labels: [{ severity }] },
+        { alert, what: `near miss: exactly ${t.count} in ${t.window}, with other series beside`, fires: false, series: [...split(t.count), ...noise], at: JUMP },
+        // The same number of events, slower than the window: never more than `count` inside it.
+        { alert, what: `near miss: ${over} spread over more than ${t.window}`, fires: false, series: [{ series: firstSel, values: `0x39 ${half}x${gap - 1} ${over}x40` }], at: JUMP + gap * STEP },
+        { alert, what: "near miss: a counter reset (exporter restarted) is no burst", fires: false, series: [{ series: firstSel, values: jump(1000, 0) }], at: JUMP },
+    ];
+}
+
+function cases(c: StackConfig): Case[] {
+    const t = c.monitoring.thresholds;
+    const out: Case[] = [];
+    const sshSource = { source: "journalctl-journalctl-_SYSTEMD_UNIT=ssh.service", type: "journalctl" };
+    out.push(
+        ...windowCases("CitadelFailedSshLogins", "critical", t.failedSshLogins, [{ __name__: "cs_bucket_poured_total", name: SSH_BF_SCENARIO, ...sshSource }, { __name__: "cs_bucket_poured_total", name: SSH_BF_SCENARIO, source: "file:/var/log/auth.log", type: "syslog" }], [
+            // Other scenarios' buckets are not failed logins.
+            { series: sel("cs_bucket_poured_total", { name: "crowdsecurity/ssh-slow-bf", ...sshSource }), values: jump(0, 500) },
+            { series: sel("cs_bucket_poured_total", { name: "crowdsecurity/http-probing", source: "file:/var/log/citadel/caddy/access.log", type: "file" }), values: jump(0, 500) },
+        ]),
+    );
+    out.push(...windowCases("CitadelBanStorm", "warning", t.bans, [{ __name__: "cs_bucket_overflowed_total", name: SSH_BF_SCENARIO }, { __name__: "cs_bucket_overflowed_total", name: "crowdsecurity/http-probing" }], []));
+    const caddy = (code: string) => ({ __name__: "caddy_http_request_duration_seconds_count", code, handler: "subroute", method: "GET", server: "srv0" });
+    const caddySel = (code: string) => sel("caddy_http_request_duration_seconds_count", { code, handler: "subroute", method: "GET", server: "srv0" });
+    out.push(...windowCases("CitadelAuthFailureSpike", "warning", t.authFailures, [caddy("401"), caddy("403")], [{ series: caddySel("404"), values: jump(0, 5000) }, { series: caddySel("200"), values: jump(0, 5000) }, { series: caddySel("429"), values: jump(0, 5000) }]));
+    out.push(...windowCases("CitadelRateLimitSurge", "warning", t.rateLimited, [caddy("429")], [{ series: caddySel("403"), values: jump(0, 5000) }, { series: caddySel("200"), values: jump(0, 5000) }]));
+
+    // TLS: the probe's expiry timestamp, an hour inside or outside the threshold at minute 10.
+    const at = 600;
+    const day = 86400;
+    const tlsLabels = { instance: c.sites[0]?.host ?? "www.example.com", job: JOBS.tls };
+    const tls = (expiry: number): Series[] => [{ series: sel("probe_ssl_earliest_cert_expiry", tlsLabels), values: `${expiry}x20` }];
+    out.push(
+        { alert: "CitadelTlsCertificateExpiring", what: `expires in ${t.tlsExpiryDays} days minus an hour`, fires: true, series: tls(at + t.tlsExpiryDays * day - 3600), at, labels: [{ severity: "critical", ...tlsLabels }] },
+        { alert: "CitadelTlsCertificateExpiring", what: `near miss: expires in ${t.tlsExpiryDays} days plus an hour`, fires: false, series: tls(at + t.tlsExpiryDays * day + 3600), at },
+    );
+
+    // Disk: a real filesystem one point above the threshold for 10 minutes (the rule waits 5).
+    const root = { device: "/dev/sda1", fstype: "ext4", mountpoint: "/", ...NODE };
+    const size = 1_000_000;
+    const disk = (percentUsed: number, labels = root): Series[] => [
+        { series: sel("node_filesystem_size_bytes", labels), values: `${size}x40` },
+        { series: sel("node_filesystem_avail_bytes", labels), values: `${Math.round((size * (100 - percentUsed)) / 100)}x40` },
+    ];
+    const tmpfs = { device: "tmpfs", fstype: "tmpfs", mountpoint: "/run", ...NODE };
+    out.push(
+        { alert: "CitadelDiskFilling", what: `${t.diskPercent + 1}% used for 10 minutes`, fires: true, series: disk(t.diskPercent + 1), at: 600, labels: [{ severity: "warning", ...root }] },
+        { alert: "CitadelDiskFilling", what: `near miss: ${t.diskPercent - 0.5}% used (and a full tmpfs)`, fires: false, series: [...disk(t.diskPercent - 0.5), ...disk(100, tmpfs)], at: 600 },
+        { alert: "CitadelDiskFilling", what: `near miss: ${t.diskPercent + 1}% for only 4 minutes`, fires: false, series: disk(t.diskPercent + 1).map((s) => ({ ...s, values: s.values.replace("x40", "x8") })), at: 240 },
+    );
+
+    // Updates and reboot: "since" timestamps an hour beyond or short of the days.
+    const since = (metric: string, days: number, alert: string) => {
+        const s = (v: number): Series[] => [{ series: sel(metric, NODE), values: `${v}x20` }];
+        out.push(
+            { alert, what: `since ${days} days and an hour`, fires: true, series: s(at - days * day - 3600), at, labels: [{ severity: "warning", ...NODE }] },
+            { alert, what: `near miss: since ${days} days less an hour`, fires: false, series: s(at - days * day + 3600), at },
+        );
+    };
+    since(METRIC.securityUpdatesPendingSince, t.securityUpdatesDays, "CitadelSecurityUpdatesPending");
+    since(METRIC.rebootRequiredSince, t.rebootRequiredDays, "CitadelRebootRequired");
+
+    // Restart loop: per container.
+    const r = t.containerRestarts;
+    out.push(
+        { alert: "CitadelContainerRestartLoop", what: `${r.count + 1} restarts in ${r.window}`, fires: true, series: [{ series: sel(METRIC.containerRestarts, { container: "app-web", ...NODE }), values: jump(2, 2 + r.count + 1) }, { series: sel(METRIC.containerRestarts, { container: "postgres", ...NODE }), values: jump(0, r.count) }], at: JUMP, labels: [{ severity: "critical", container: "app-web", ...NODE }] },
+        { alert: "CitadelContainerRestartLoop", what: `near miss: ${r.count} restarts in ${r.window} (one container), ${r.count} in another`, fires: false, series: [{ series: sel(METRIC.containerRestarts, { container: "app-web", ...NODE }), values: jump(2, 2 + r.count) }, { series: sel(METRIC.containerRestarts, { container: "postgres", ...NODE }), values: jump(7, 7 + r.count) }], at: JUMP },
+        { alert: "CitadelContainerRestartLoop", what: "near miss: a re-created container starts counting from 0", fires: false, series: [{ series: sel(METRIC.containerRestarts, { container: "app-web", ...NODE }), values: jump(40, 0) }], at: JUMP },
+        { alert: "CitadelContainerRestartLoop", what: `${r.count + 1} restarts spread over more than ${r.window}`, fires: false, series: [{ series: sel(METRIC.containerRestarts, { container: "app-web", ...NODE }), values: `0x39 ${Math.ceil((r.count + 1) / 2)}x${Math.ceil(secs(r.window) / STEP)} ${r.count + 1}x40` }], at: JUMP + (Math.ceil(secs(r.window) / STEP) + 1) * STEP },
+    );
+
+    // Drift: one check drifted among passing ones; all passing.
+    const drift = (ufw: number): Series[] => ["in-sshd", "in-ufw", "in-docker-user"].map((check) => ({ series: sel(METRIC.driftCheckOk, { check, ...NODE }), values: `${check === "in-ufw" ? ufw : 1}x20` }));
+    out.push(
+        { alert: "CitadelDrift", what: "in-ufw drifted, the others pass", fires: true, series: drift(0), at, labels: [{ severity: "critical", check: "in-ufw", ...NODE }] },
+        { alert: "CitadelDrift", what: "near miss: every check passes", fires: false, series: drift(1), at },
+    );
+    const stale = driftStaleSeconds(c);
+    const lastRun = (v: number): Series[] => [{ series: sel(METRIC.driftLastRun, NODE), values: `${v}x20` }];
+    out.push(
+        { alert: "CitadelDriftAuditStale", what: `last run ${stale + 60} s ago`, fires: true, series: lastRun(at - stale - 60), at, labels: [{ severity: "warning", ...NODE }] },
+        { alert: "CitadelDriftAuditStale", what: `near miss: last run ${stale - 60} s ago`, fires: false, series: lastRun(at - stale + 60), at },
+    );
+
+    // A target down for 10 minutes fires (the rule waits 5); down for 3.5 minutes and back does not.
+    const crowdsecUp = { instance: "172.29.250.1:6060", job: JOBS.crowdsec };
+    out.push(
+        { alert: "CitadelScrapeTargetDown", what: "crowdsec unreachable for 10 minutes", fires: true, series: [{ series: sel("up", crowdsecUp), values: "1x9 0x30" }, { series: sel("up", { instance: "citadel-node-exporter:9100", job: JOBS.node }), values: "1x40" }], at: 900, labels: [{ severity: "critical", ...crowdsecUp }] },
+        { alert: "CitadelScrapeTargetDown", what: "near miss: unreachable for 3.5 minutes, then back", fires: false, series: [{ series: sel("up", crowdsecUp), values: "1x9 0x7 1x20" }], at: 570 },
+    );
+    return out;
+}
+
+/** The expected annotations: the rule's own, with {{ $labels.x }} filled in as Prometheus would. */
+function annotations(c: StackConfig, alert: string, labels: Record<string, string>): Record<string, string> {
+    const rule = alertRules(c).find((r) => r.alert === alert);
+    assert.ok(rule, alert);
+    const fill = (s: string) => s.replace(/\{\{ \$labels\.([a-z_]+) \}\}/g, (_, k: string) => labels[k] ?? "");
+    return { summary: fill(rule.summary), runbook: fill(rule.runbook) };
+}
+
+/** A promtool unit-test file: one test group per case, so each reports on its own. */
+function testFile(c: StackConfig, rulesFile: string, all: Case[]): string {
+    return YAML.stringify({
+        rule_files: [rulesFile],
+        evaluation_interval: `${STEP}s`,
+        tests: all.map((k) => ({
+            name: `${k.alert}: ${k.what}`,
+            interval: k.interval ?? `${STEP}s`,
+            input_series: k.series,
+            alert_rule_test: [
+                {
+                    eval_time: `${k.at}s`,
+                    alertname: k.alert,
+                    exp_alerts: k.fires ? (k.labels ?? []).map((l) => ({ exp_labels: l, exp_annotations: annotations(c, k.alert, l) })) : [],
+                },
+            ],
+        })),
+    });
+}
+
+/** Renders the rules of `rulesOf` and runs the cases of `casesOf` against them. */
+function promtoolTest(promtool: string, rulesOf: StackConfig, casesOf: StackConfig = rulesOf) {
+    const dir = tmpDir("citadel-rules-");
+    fs.writeFileSync(path.join(dir, "rules.yml"), renderAlertRules(rulesOf));
+    const rendered = new Set(alertRules(rulesOf).map((r) => r.alert));
+    const all = cases(casesOf).filter((k) => rendered.has(k.alert));
+    fs.writeFileSync(path.join(dir, "tests.yml"), testFile(rulesOf, "rules.yml", all));
+    const r = run(promtool, ["test", "rules", "tests.yml"], { cwd: dir });
+    fs.rmSync(dir, { recursive: true });
+    return { ...r, all, rendered };
+}
+
+/** Thresholds unlike the defaults (the local lab's kind): the cases must follow them. */
+const custom = () =>
+    parseConfigOrThrow(
+        prodWith({
+            monitoring: {
+                scrapeInterval: "15s",
+                driftInterval: "2m",
+                thresholds: {
+                    failedSshLogins: { count: 3, window: "2m" },
+                    bans: { count: 1, window: "1m" },
+                    authFailures: { count: 7, window: "90s" },
+                    rateLimited: { count: 1, window: "30s" },
+                    containerRestarts: { count: 1, window: "5m" },
+                    tlsExpiryDays: 30,
+                    diskPercent: 50,
+                    securityUpdatesDays: 1,
+                    rebootRequiredDays: 2,
+                },
+            },
+        }),
+    );
+
+describe("monitoring: alert rules", () => {
+    it("promtool check rules accepts the rule file of the prod example and of other thresholds", (t) => {
+        const promtool = requireTool(t, "promtool");
+        if (!promtool) return;
+        for (const c of [prodConfig(), custom()]) {
+            const dir = tmpDir("citadel-rules-");
+            fs.writeFileSync(path.join(dir, "rules.yml"), renderAlertRules(c));
+            const r = run(promtool, ["check", "rules", "rules.yml"], { cwd: dir });
+            fs.rmSync(dir, { recursive: true });
+            assert.equal(r.code, 0, r.stdout + r.stderr);
+            assert.match(r.stdout, new RegExp(`SUCCESS: ${alertRules(c).length} rules found`));
+        }
+    });
+
+    it("every rule of the prod example fires on its case and stays silent on each near miss (promtool test rules)", (t) => {
+        const promtool = requireTool(t, "promtool");
+        if (!promtool) return;
+        const r = promtoolTest(promtool, prodConfig());
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        for (const alert of r.rendered) {
+            assert.ok(r.all.some((k) => k.alert === alert && k.fires), `${alert} has no case where it fires`);
+            assert.ok(r.all.some((k) => k.alert === alert && !k.fires), `${alert} has no near miss`);
+        }
+        assert.equal(r.rendered.size, 12, [...r.rendered].join(", "));
+        console.log(`promtool test rules: ${r.all.length} cases over ${r.rendered.size} rules, all as expected`);
+    });
+
+    it("the cases follow other thresholds (3 failed logins in 2m, 50% disk, a 2m drift audit...)", (t) => {
+        const promtool = requireTool(t, "promtool");
+        if (!promtool) return;
+        const r = promtoolTest(promtool, custom());
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+    });
+
+    it("the cases can fail: rules off by one (every count and percent +1) miss each case that should fire", (t) => {
+        const promtool = requireTool(t, "promtool");
+        if (!promtool) return;
+        const c = prodConfig();
+        const th = c.monitoring.thresholds;
+        const bump = (w: { count: number; window: string }) => ({ ...w, count: w.count + 1 });
+        const off: StackConfig = {
+            ...c,
+            monitoring: {
+                ...c.monitoring,
+                thresholds: { ...th, failedSshLogins: bump(th.failedSshLogins), bans: bump(th.bans), authFailures: bump(th.authFailures), rateLimited: bump(th.rateLimited), containerRestarts: bump(th.containerRestarts), diskPercent: th.diskPercent + 1 },
+            },
+        };
+        const r = promtoolTest(promtool, off, c);
+        assert.notEqual(r.code, 0, "promtool passed rules whose thresholds are off by one");
+        for (const alert of ["CitadelFailedSshLogins", "CitadelBanStorm", "CitadelAuthFailureSpike", "CitadelRateLimitSurge", "CitadelContainerRestartLoop", "CitadelDiskFilling"]) {
+            assert.match(r.stdout + r.stderr, new RegExp(`FAILED:[\\s\\S]*${alert}`), `${alert} did not fail`);
+        }
+    });
+
+    it("with fail2ban there are no CrowdSec rules; with Caddy's internal CA no TLS-expiry rule", () => {
+        const f2b = alertRules(parseConfigOrThrow(prodWith({ intrusion: { engine: "fail2ban" } }))).map((r) => r.alert);
+        assert.ok(!f2b.includes("CitadelFailedSshLogins") && !f2b.includes("CitadelBanStorm"), f2b.join(" "));
+        const internal = alertRules(parseConfigOrThrow(prodWith({ gateway: { acmeCa: "internal" } }))).map((r) => r.alert);
+        assert.ok(!internal.includes("CitadelTlsCertificateExpiring"));
+        assert.ok(internal.includes("CitadelFailedSshLogins"));
+    });
+
+    it("every rule carries a severity, a summary and a runbook line", () => {
+        for (const r of alertRules(prodConfig())) {
+            assert.match(r.severity, /^(critical|warning)$/, r.alert);
+            assert.ok(r.summary.length > 10 && r.runbook.length > 30, r.alert);
+        }
+    });
+});
+
+describe("monitoring: Prometheus, Alertmanager and blackbox configuration", () => {
+    it("promtool check config accepts prometheus.yml (with its rule file)", (t) => {
+        const promtool = requireTool(t, "promtool");
+        if (!promtool) return;
+        for (const c of [prodConfig(), parseConfigOrThrow(prodWith({ intrusion: { engine: "fail2ban" }, gateway: { acmeCa: "internal" } }))]) {
+            const dir = tmpDir("citadel-prom-");
+            fs.writeFileSync(path.join(dir, "rules.yml"), renderAlertRules(c));
+            fs.writeFileSync(path.join(dir, "prometheus.yml"), renderPrometheusConfig(c, path.join(dir, "rules.yml")));
+            const r = run(promtool, ["check", "config", "prometheus.yml"], { cwd: dir });
+            fs.rmSync(dir, { recursive: true });
+            assert.equal(r.code, 0, r.stdout + r.stderr);
+        }
+        const jobs = (YAML.parse(renderPrometheusConfig(prodConfig())) as { scrape_configs: { job_name: string }[] }).scrape_configs.map((s) => s.job_name);
+        assert.deepEqual(jobs, [JOBS.prometheus, JOBS.alertmanager, JOBS.node, JOBS.crowdsec, JOBS.gateway, JOBS.tls]);
+    });
+
+    it("amtool check-config accepts alertmanager.yml for webhook and Slack receivers, and with none", (t) => {
+        const amtool = requireTool(t, "amtool");
+        if (!amtool) return;
+        const receivers = [
+            { name: "ops", url: "https://ntfy.example.com/citadel-alerts" },
+            { name: "chat", kind: "slack", url: "https://hooks.slack.com/services/T000/B000/XXXX" },
+        ];
+        const withUrls = parseConfigOrThrow(prodWith({ monitoring: { receivers, route: { receiver: "chat" } } }));
+        for (const [c, urls] of [
+            [withUrls, Object.fromEntries(receivers.map((r) => [r.name, r.url]))],
+            [withUrls, {}],
+            [prodConfig(), {}],
+        ] as [StackConfig, Record<string, string>][]) {
+            const dir = tmpDir("citadel-am-");
+            const text = renderAlertmanagerConfig(c, urls);
+            fs.writeFileSync(path.join(dir, "alertmanager.yml"), text);
+            const r = run(amtool, ["check-config", "alertmanager.yml"], { cwd: dir });
+            fs.rmSync(dir, { recursive: true });
+            assert.equal(r.code, 0, r.stdout + r.stderr);
+            for (const [, u] of Object.entries(urls)) assert.ok(text.includes(u));
+        }
+        // Without the URLs (the posture, a preview) no receiver URL is in the text.
+        const placeholder = renderAlertmanagerConfig(withUrls);
+        for (const r of receivers) assert.ok(!placeholder.includes(r.url), r.url);
+        assert.match(renderAlertmanagerConfig(withUrls), /receiver: chat/);
+    });
+
+    it("blackbox.yml has one TLS module per site with the site's name as SNI", () => {
+        const c = prodConfig();
+        const doc = YAML.parse(renderBlackboxConfig(c)) as { modules: Record<string, { tcp: { tls: boolean; tls_config: { server_name: string } } }> };
+        assert.deepEqual(
+            Object.values(doc.modules).map((m) => m.tcp.tls_config.server_name),
+            c.sites.map((s) => s.host),
+        );
+    });
+});
+
+describe("monitoring: the host scripts the monitoring-config step installs", () => {
+    it("the metrics writer and the drift audit are shellcheck-clean, and the drift audit carries the declared posture", (t) => {
+        const bin = requireTool(t, "shellcheck");
+        if (!bin) return;
+        const c = prodConfig();
+        const m = posture(c);
+        const step = m.hostSteps.find((s) => s.name === "monitoring-config");
+        assert.ok(step, "no monitoring-config step");
+        for (const name of ["host-metrics.sh", "drift.sh"]) {
+            const f = step.files.find((x) => x.path.endsWith(`/${name}`));
+            assert.ok(f, name);
+            const r = shellcheck(bin, f.content);
+            assert.equal(r.code, 0, `${name}:\n${r.stdout}${r.stderr}`);
+        }
+        const drift = step.files.find((x) => x.path.endsWith("/drift.sh"))!.content;
+        for (const rule of m.exposure.ufw.rules) assert.ok(drift.includes(rule), rule);
+        for (const x of m.containers) assert.ok(drift.includes(x.name), x.name);
+        for (const f of m.secretFiles) assert.ok(drift.includes(`${f.path} ${f.ownerUid}`), f.path);
+    });
+});
