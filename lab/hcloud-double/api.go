@@ -129,6 +129,20 @@ func pathID(r *http.Request, what string) (int64, error) {
 	return id, nil
 }
 
+// byPathID is the stored resource the request's {id} names, or the API's 404 for `what`.
+// The caller holds the state lock.
+func byPathID[T any](r *http.Request, m map[int64]*T, what string) (*T, error) {
+	id, err := pathID(r, what)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := m[id]
+	if !ok {
+		return nil, notFound(what)
+	}
+	return v, nil
+}
+
 // ---- catalog
 
 func filterByName[T any](r *http.Request, items []T, name func(T) string) []T {
@@ -246,15 +260,11 @@ func (a *api) listActions(r *http.Request) (int, any, error) {
 }
 
 func (a *api) getAction(r *http.Request) (int, any, error) {
-	id, err := pathID(r, "action")
-	if err != nil {
-		return 0, nil, err
-	}
 	a.st.mu.Lock()
 	defer a.st.mu.Unlock()
-	act, ok := a.st.s.Actions[id]
-	if !ok {
-		return 0, nil, notFound("action")
+	act, err := byPathID(r, a.st.s.Actions, "action")
+	if err != nil {
+		return 0, nil, err
 	}
 	return 200, schema.ActionGetResponse{Action: *act}, nil
 }
@@ -331,15 +341,7 @@ func (a *api) createSSHKey(r *http.Request) (int, any, error) {
 }
 
 func (a *api) sshKey(r *http.Request) (*schema.SSHKey, error) {
-	id, err := pathID(r, "SSH key")
-	if err != nil {
-		return nil, err
-	}
-	k, ok := a.st.s.SSHKeys[id]
-	if !ok {
-		return nil, notFound("SSH key")
-	}
-	return k, nil
+	return byPathID(r, a.st.s.SSHKeys, "SSH key")
 }
 
 func (a *api) getSSHKey(r *http.Request) (int, any, error) {
@@ -540,15 +542,7 @@ func (a *api) createFirewall(r *http.Request) (int, any, error) {
 }
 
 func (a *api) firewall(r *http.Request) (*schema.Firewall, error) {
-	id, err := pathID(r, "firewall")
-	if err != nil {
-		return nil, err
-	}
-	f, ok := a.st.s.Firewalls[id]
-	if !ok {
-		return nil, notFound("firewall")
-	}
-	return f, nil
+	return byPathID(r, a.st.s.Firewalls, "firewall")
 }
 
 func (a *api) getFirewall(r *http.Request) (int, any, error) {

@@ -216,15 +216,7 @@ func (a *api) background(srv *server, act *schema.Action, during, after, failed 
 }
 
 func (a *api) server(r *http.Request) (*server, error) {
-	id, err := pathID(r, "server")
-	if err != nil {
-		return nil, err
-	}
-	s, ok := a.st.s.Servers[id]
-	if !ok {
-		return nil, notFound("server")
-	}
-	return s, nil
+	return byPathID(r, a.st.s.Servers, "server")
 }
 
 func (a *api) getServer(r *http.Request) (int, any, error) {
