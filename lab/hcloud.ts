@@ -3,7 +3,6 @@
 // (lab/hcloud-double/), which boots a local VPS for the server from the user_data Hetzner would get
 // and enforces the cloud firewall in front of it. Everything here is scoped by the VPS prefix
 // (CITADEL_VPS_NAME, default citadel-hcloud): the double's state, the stack's state, the logs.
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { caddyLocalCa, exposureOf, sitesOf, sshInside, type StackOutputs } from "../audit/target";
@@ -15,7 +14,7 @@ import { containerProbe } from "./audit";
 import { api, labRuleTables, startDouble, waitAction, type RunningDouble } from "./hcloud-double/run";
 import { backupStackArgs, startBackupTarget, stopBackupTarget, type BackupTarget } from "./backup-target";
 import { buildLocalImages } from "./images/build-local";
-import { stackImages } from "./local";
+import { runStackScript, stackImages } from "./local";
 import { harnessKey, HARNESS_KEY, run } from "./vps/common";
 import { ensureDockerd } from "./vps/dockerd";
 import { ensureVpsImage, VPS_IMAGE } from "./vps/image";
@@ -82,21 +81,9 @@ export function pulumiHcloud(double: Pick<RunningDouble, "endpoint" | "token">, 
         ...[`hcloud:endpoint=${double.endpoint}`, `citadel:admin.sshPublicKeys[0]=${publicKey}`, `citadel:admin.privateKeyPath=${HARNESS_KEY}`, ...(opts.sets ?? [])].flatMap((kv) => ["--set", kv]),
         ...backupStackArgs(target),
     ];
-    const env = { ...process.env, PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "citadel-local-only", CITADEL_STATE_SCOPE: HCLOUD_PREFIX, HCLOUD_TOKEN: double.token };
-    return new Promise((resolve) => {
-        const out = fs.createWriteStream(log);
-        const child = spawn("bash", [path.join(REPO_ROOT, "lab", "pulumi-stack.sh"), ...(opts.reset ? ["--reset"] : []), ...sets, HCLOUD_STACK, "--", ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-        for (const s of [child.stdout, child.stderr]) {
-            s.on("data", (d) => {
-                out.write(d);
-                if (!process.env.CITADEL_QUIET) process.stderr.write(d);
-            });
-        }
-        child.on("close", (code) => {
-            out.end();
-            resolve(code ?? 1);
-        });
-    });
+    // A lab stack: lab/pulumi-stack.sh gives it the lab passphrase unless the caller set one.
+    const env = { ...process.env, CITADEL_STATE_SCOPE: HCLOUD_PREFIX, HCLOUD_TOKEN: double.token };
+    return runStackScript([...(opts.reset ? ["--reset"] : []), ...sets, HCLOUD_STACK, "--", ...args], env, log);
 }
 
 /** `pulumi stack output --json` of the hcloud stack. */

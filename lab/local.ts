@@ -70,13 +70,14 @@ export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], lo
         ...extraSets,
     ].flatMap((kv) => ["--set", kv]);
     sets.push(...backupStackArgs(labBackupTarget()));
-    const env = labStackEnv();
+    return runStackScript([...(reset ? ["--reset"] : []), ...sets, "local", "--", ...args], labStackEnv(), log);
+}
+
+/** Runs lab/pulumi-stack.sh with `scriptArgs`, its output teed into `log` (and stderr unless CITADEL_QUIET); resolves to the exit code. */
+export function runStackScript(scriptArgs: string[], env: NodeJS.ProcessEnv, log: string): Promise<number> {
     return new Promise((resolve) => {
         const out = fs.createWriteStream(log);
-        const child = spawn("bash", [path.join(REPO_ROOT, "lab", "pulumi-stack.sh"), ...(reset ? ["--reset"] : []), ...sets, "local", "--", ...args], {
-            env,
-            stdio: ["ignore", "pipe", "pipe"],
-        });
+        const child = spawn("bash", [path.join(REPO_ROOT, "lab", "pulumi-stack.sh"), ...scriptArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
         for (const s of [child.stdout, child.stderr]) {
             s.on("data", (d) => {
                 out.write(d);
