@@ -50,7 +50,8 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
         const r = run("ssh", ["-i", HARNESS_KEY, "-p", String(sshPort), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${known}`, `deploy@127.0.0.1`, "sudo -n docker exec -i -u postgres postgres psql -XAt -v ON_ERROR_STOP=1 -d app"], { input: text, timeout: 60_000 });
         return r;
     };
-    const redis = (args: string) => root(`REDISCLI_AUTH=$(cat /etc/citadel/secrets/demo/redisPassword) docker exec -e REDISCLI_AUTH redis redis-cli -h 127.0.0.1 --no-auth-warning --user app ${args}`);
+    // AUTH as the first line on redis-cli's stdin (printf is bash's own: the password is in no argv or env).
+    const redis = (args: string) => root(`{ printf 'AUTH app %s\\n' "$(cat /etc/citadel/secrets/demo/redisPassword)"; echo ${shellQuote(args)}; } | docker exec -i redis redis-cli -h 127.0.0.1 --no-auth-warning`);
     const inBackup = async () => {
         const target = { config: session.config, inside: sshInside({ host: "127.0.0.1", port: sshPort, user: "deploy", keyPath: HARNESS_KEY, hostKey: session.info.hostKey }) } as unknown as AuditTarget;
         return INSIDE_CHECKS.find((c) => c.id === "in-backup")!.run(target);
@@ -63,6 +64,7 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
 
     before(async () => {
         const { convergeLabVps } = await import("./session");
+        ({ siteClient } = await import("./session"));
         local = await import("../../lab/local");
         const t0 = Date.now();
         session = await convergeLabVps({ quiet: true });
@@ -74,6 +76,8 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
     });
 
     let backupId = "";
+    let site: import("./session").SiteClient;
+    let siteClient: typeof import("./session").siteClient;
 
     it("the first converge made a first backup (the target held none) and the timer runs on the declared calendar", async () => {
         const s = JSON.parse(rootOk("cat /var/lib/citadel/backup/status.json"));
@@ -83,11 +87,14 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
         assert.equal(v.result, "pass", JSON.stringify(v));
     });
 
-    it("rows in Postgres and a key in Redis → systemctl start citadel-backup → a complete, encrypted backup on the target", () => {
+    it("rows in Postgres and a key in Redis → systemctl start citadel-backup → a complete, encrypted backup on the target", async () => {
         const w = sql(`set role app; create table drill (id int primary key, note text); insert into drill select g, '${MARK}-' || g from generate_series(1, 500) g; select count(*) from drill;`);
         assert.equal(w.code, 0, out(w));
         assert.match(w.stdout, /^500$/m);
         assert.match(redis(`SET drill:key ${MARK}`).stdout, /OK/);
+        // And through the app itself (gateway → demo app → Redis as its ACL user), as a user would.
+        site = siteClient(session);
+        await site.ok("PUT", "/kv/drill-app", `${MARK}-app`);
         const t0 = Date.now();
         rootOk("systemctl start citadel-backup.service");
         const s = JSON.parse(rootOk("cat /var/lib/citadel/backup/status.json"));
@@ -170,7 +177,10 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
         assert.equal(code, 0);
         process.stderr.write(`[backup] RESTORE TIME (recovery, citadel restore end to end): ${restoreSeconds} s\n`);
         assert.match(sql("select count(*), min(note) from drill;").stdout, new RegExp(`^500\\|${MARK}-1$`, "m"));
-        assert.equal(redis("GET drill:key").stdout.trim(), MARK);
+        assert.equal(redis("GET drill:key").stdout.trim().split("\n").pop(), MARK);
+        // The app serves what it stored before the server was thrown away.
+        site = siteClient(session);
+        assert.equal(await site.ok("GET", "/kv/drill-app"), `${MARK}-app`);
         assert.match(rootOk("docker inspect --format '{{.State.Running}}' app-demo"), /^true$/m, "the app runs again");
 
         // Restoring again over the now non-empty database is refused without --force.

@@ -7,7 +7,6 @@
 // decrypts (keyring); the row and the Redis key are still there; Postgres was not re-created.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as https from "node:https";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { IN_CI, run, RunResult } from "../tools";
@@ -29,17 +28,10 @@ const ROTATED = ["jwtSecret", "apiEncryptionKey", "postgresPassword", "postgresS
 // Pulumi.local.yaml's 60 a minute; the same value in both runs, so the gateway is not touched.
 const SETS = ["citadel:gateway.rateLimit.events=600"];
 
-interface Reply {
-    status: number;
-    body: string;
-}
 
 describe("rotation: a boundary crossed on a live host, with the app serving throughout", { skip, timeout: 40 * 60_000 }, () => {
     let session: import("./session").LabSession;
     let vps = "";
-    let httpsPort = 0;
-    let host = "";
-    let ca = "";
     let publicKey = "";
     let info: import("./session").LabSession["info"];
     const state: { rowId?: number; token?: string; ciphertext?: string; keyId?: string; pgContainer?: string; oldPg?: string; oldRedis?: string } = {};
@@ -53,24 +45,9 @@ describe("rotation: a boundary crossed on a live host, with the app serving thro
     };
 
     /** HTTPS through the gateway (Caddy's own CA pinned), as a client on the Internet would call it. */
-    function call(method: string, p: string, body?: string, headers: Record<string, string> = {}, timeoutMs = 30_000): Promise<Reply> {
-        return new Promise((resolve) => {
-            const req = https.request({ host: "127.0.0.1", port: httpsPort, servername: host, method, path: p, ca, headers: { host, ...headers }, timeout: timeoutMs }, (r) => {
-                let data = "";
-                r.on("data", (d) => (data += d));
-                r.on("end", () => resolve({ status: r.statusCode ?? 0, body: data }));
-            });
-            req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-            req.on("error", (e) => resolve({ status: 0, body: String(e) }));
-            if (body !== undefined) req.write(body);
-            req.end();
-        });
-    }
-    const ok = async (method: string, p: string, body?: string, headers?: Record<string, string>): Promise<string> => {
-        const r = await call(method, p, body, headers);
-        assert.ok(r.status >= 200 && r.status < 300, `${method} ${p}: ${r.status} ${r.body}`);
-        return r.body;
-    };
+    let site: import("./session").SiteClient;
+    const call: import("./session").SiteClient["call"] = (...a) => site.call(...a);
+    const ok: import("./session").SiteClient["ok"] = (...a) => site.ok(...a);
 
     /** psql from a throwaway container on the data network; the password in a passfile written from stdin. */
     function pgLogin(password: string, image: string, user: string, db: string): RunResult {
@@ -83,7 +60,7 @@ describe("rotation: a boundary crossed on a live host, with the app serving thro
     }
 
     before(async () => {
-        const { convergeLabVps } = await import("./session");
+        const { convergeLabVps, siteClient } = await import("./session");
         const { LOCAL_VPS } = await import("../../lab/local");
         const { HARNESS_KEY } = await import("../../lab/vps/common");
         const t0 = Date.now();
@@ -91,12 +68,8 @@ describe("rotation: a boundary crossed on a live host, with the app serving thro
         process.stderr.write(`[rotation] VPS ${LOCAL_VPS} converged in ${Math.round((Date.now() - t0) / 1000)} s\n`);
         info = session.info;
         vps = LOCAL_VPS;
-        httpsPort = info.httpsPort;
-        host = session.config.sites[0].host;
         publicKey = fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim();
-        const r = inVps(["docker", "exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt"]);
-        assert.equal(r.code, 0, r.stderr);
-        ca = r.stdout;
+        site = siteClient(session);
     });
 
     after(async () => {

@@ -1,7 +1,11 @@
 // One converged local VPS for an e2e file: Docker started if needed, the local stack converged by
 // the real engine (lab/local.ts up), and a release that destroys it and stops only the dockerd this
 // session started. Each e2e file names its own VPS (CITADEL_VPS_NAME) before importing this.
+import assert from "node:assert/strict";
+import * as https from "node:https";
+import { GATEWAY_CONTAINER } from "../../components/posture";
 import { dockerReady, ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { run } from "../tools";
 import { down, up } from "../../lab/local";
 
 export interface LabSession {
@@ -29,6 +33,45 @@ export async function convergeLabVps(opts: { quiet?: boolean; sets?: string[] } 
         async release(keep = false) {
             if (!keep) await down();
             if (startedDockerd) await stopDockerd({ onlyIfIdle: true });
+        },
+    };
+}
+
+export interface Reply {
+    status: number;
+    body: string;
+}
+
+/** HTTPS to the VPS's first site through the gateway, with Caddy's own CA pinned: what a client on the Internet sees. */
+export interface SiteClient {
+    call(method: string, path: string, body?: string, headers?: Record<string, string>, timeoutMs?: number): Promise<Reply>;
+    /** The body of a 2xx answer; anything else fails the test with the status and body. */
+    ok(method: string, path: string, body?: string, headers?: Record<string, string>): Promise<string>;
+}
+
+/** A client of the session's first site; reads Caddy's local CA out of the gateway (acmeCa internal). */
+export function siteClient(session: Pick<LabSession, "info" | "config">): SiteClient {
+    const ca = run("docker", ["exec", session.info.name, "docker", "exec", GATEWAY_CONTAINER, "cat", "/data/caddy/pki/authorities/local/root.crt"]);
+    assert.equal(ca.code, 0, `the gateway's CA: ${ca.stderr}`);
+    const host = session.config.sites[0].host;
+    const call: SiteClient["call"] = (method, p, body, headers = {}, timeoutMs = 30_000) =>
+        new Promise((resolve) => {
+            const req = https.request({ host: "127.0.0.1", port: session.info.httpsPort, servername: host, method, path: p, ca: ca.stdout, headers: { host, ...headers }, timeout: timeoutMs }, (r) => {
+                let data = "";
+                r.on("data", (d) => (data += d));
+                r.on("end", () => resolve({ status: r.statusCode ?? 0, body: data }));
+            });
+            req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+            req.on("error", (e) => resolve({ status: 0, body: String(e) }));
+            if (body !== undefined) req.write(body);
+            req.end();
+        });
+    return {
+        call,
+        async ok(method, p, body, headers) {
+            const r = await call(method, p, body, headers);
+            assert.ok(r.status >= 200 && r.status < 300, `${method} ${p}: ${r.status} ${r.body}`);
+            return r.body;
         },
     };
 }
