@@ -154,6 +154,22 @@ describe("postgres-passwords: rotation applied to a live server", () => {
         const scram = asPg("psql", ["-X", "-At", "-h", sock, "-p", String(port), "-U", "postgres", "-d", "postgres", "-c", "select rolname, rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname in ('postgres', 'app') order by 1"]);
         assert.equal(scram.stdout.trim(), "app|t\npostgres|t");
 
+        // A failing ALTER ROLE (its role does not exist) stops the step; neither the step's output nor the
+        // server's log (the journal on the host, kept 90 days) shows the password it tried to set.
+        const ghost = renderPostgresPasswordsScript({ ...c, postgres: { ...c.postgres, user: "ghost" } });
+        fs.writeFileSync(path.join(dir, "step.sh"), ghost.script.replaceAll("/etc/citadel/secrets/postgres/", `${secrets}/`));
+        const failed = runStep();
+        assert.notEqual(failed.code, 0, "ALTER ROLE of a missing role must fail the step");
+        assert.match(failed.stderr, /role "ghost" does not exist/);
+        assert.match(failed.stderr, /ALTER ROLE failed; the database keeps its previous passwords/);
+        const serverLog = fs.readFileSync(log, "utf8");
+        assert.match(serverLog, /role "ghost" does not exist/, "the server logged the failure itself");
+        for (const pw of [newApp, newSu]) {
+            assert.ok(!`${failed.stdout}${failed.stderr}`.includes(pw), "a password reached the failed step's output");
+            assert.ok(!serverLog.includes(pw), "a password reached the server log with the failed statement");
+        }
+        fs.writeFileSync(path.join(dir, "step.sh"), script);
+
         // A file that is not a generated password stops the step before psql runs.
         fs.chmodSync(path.join(secrets, "postgresPassword"), 0o600);
         fs.writeFileSync(path.join(secrets, "postgresPassword"), "x'; drop database app; --");
