@@ -13,7 +13,8 @@ import { spawn } from "node:child_process";
 export interface Sighting {
     /** The name of the secret that was seen. */
     secret: string;
-    where: "cmdline" | "environ" | "docker inspect";
+    /** "pulumi-config": the PULUMI_CONFIG variable of a process environment (the Pulumi program's config). */
+    where: "cmdline" | "environ" | "pulumi-config" | "docker inspect";
     /** The program (argv[0]'s base name) or the container; never the text that held the value. */
     holder: string;
 }
@@ -60,7 +61,13 @@ function sweep() {
         if (lastCmd.get(pid) === text) continue;
         lastCmd.set(pid, text);
         const env = read("/proc/" + pid + "/environ");
-        if (env) keep(env.toString("latin1"), "environ", holder);
+        if (env) {
+            // PULUMI_CONFIG is how Pulumi's language host hands the program its config, secrets
+            // decrypted: kept apart so a test can tell the stack's own config secrets there from a leak.
+            const vars = env.toString("latin1").split("\0");
+            keep(vars.filter((v) => !v.startsWith("PULUMI_CONFIG=")).join("\0"), "environ", holder);
+            for (const v of vars.filter((x) => x.startsWith("PULUMI_CONFIG="))) keep(v, "pulumi-config", holder);
+        }
     }
     const now = Date.now();
     maxSweepMs = Math.max(maxSweepMs, now - last);

@@ -8,7 +8,7 @@
 //    every ban starts as a scenario overflow (cs_bucket_overflowed_total). mtail (Debian) would be a
 //    second parser of the same lines, and it reads files, not the journal.
 //  - 401/403/429: Caddy's HTTP metrics (responses by status code; one count per request, measured
-//    against Caddy 2.11.9), on a metrics-only listener; the admin API stays on the gateway's loopback.
+//    against Caddy 2.11.9), on a metrics-only listener; the admin API stays off (citadel:gateway.adminApi).
 //  - disk: the node exporter; TLS expiry: the blackbox exporter's TLS probe of each site.
 //  - updates pending, reboot required, container restarts, drift: the node exporter's textfile
 //    collector, written by Citadel's host timers (facts.ts METRIC names them).
