@@ -233,6 +233,12 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         const key = run("docker", ["exec", vps, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).stdout.trim().split(/\s+/).slice(0, 2).join(" ");
         assert.equal(again.sshHostKey, key, "the new key is the new VPS's own");
         assert.deepEqual(again.exposure, first.exposure);
+        // A rebuilt server makes no backup of its own while converging: the target still holds the
+        // old server's, which a restore may need (an empty database must not become the newest one).
+        // The operator's step after a rebuild (restore if needed, then a backup) is this run; until
+        // then in-backup fails with "no run on this host yet".
+        const backupRun = lab.hcloudTarget(config, again).inside.sh("sudo -n systemctl start citadel-backup.service", { timeoutMs: 300_000 });
+        assert.equal(backupRun.code, 0, `the rebuilt server's first backup: ${backupRun.stderr}`);
         await auditPasses(again, "audit-again.txt");
     });
 
