@@ -59,9 +59,13 @@ function bruteScript(address: string, port: number, n: number): string {
 import subprocess, json, time
 t0 = time.monotonic(); denied = 0; other = []
 for i in range(${n}):
-    r = subprocess.run(["ssh", "-p", "${port}", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                        "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
-                        f"citadel-audit-bf{i}@" + ${py(address)}, "true"], capture_output=True, text=True, timeout=20)
+    try:
+        r = subprocess.run(["ssh", "-p", "${port}", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+                            f"citadel-audit-bf{i}@" + ${py(address)}, "true"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        # A slow host (or an early ban) is a result of the attempt, not a crash of the attack.
+        other.append("no answer within 20 s"); continue
     if "Permission denied" in r.stderr: denied += 1
     else: other.append(r.stderr.strip()[-120:])
 print(json.dumps({"attempts": ${n}, "denied": denied, "other": other[:3], "seconds": round(time.monotonic() - t0, 1)}))`;
