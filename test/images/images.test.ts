@@ -14,7 +14,7 @@ import { test } from "node:test";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../../components/config";
 import { containerArgs } from "../../components/container";
 import { hardened } from "../../components/posture/containers";
-import { SECRETS_MOUNT, secretEnvName, type ContainerPosture } from "../../components/posture";
+import { posture, SECRETS_MOUNT, secretEnvName, type ContainerPosture } from "../../components/posture";
 import type { HostConfig, Resources } from "../../components/config";
 
 interface HardeningSpec {
@@ -56,6 +56,7 @@ import {
 } from "../../lab/images/build-local";
 import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
 import { existingRaw } from "../fixtures";
+import { loadStackConfig } from "../../components/stackfile";
 import { IN_CI, requireRoot, run, RunResult, tmpDir, waitFor } from "../tools";
 
 const sha256hex = (s: string): string => createHash("sha256").update(s).digest("hex");
@@ -230,10 +231,16 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
     }
     const built = await buildLocalImages();
     t.diagnostic(built.map((r) => `${r.tag}: ${r.action} in ${r.seconds} s (${r.imageId.slice(7, 19)})`).join("; "));
-    // The stack's four, and the lab's SFTP backup target (it runs beside the VPS: test/render/backup.test.ts uses it).
-    assert.deepEqual(built.map((r) => r.tag).sort(), [CADDY_LOCAL_IMAGE, DEMO_APP_LOCAL_IMAGE, POSTGRES_LOCAL_IMAGE, REDIS_LOCAL_IMAGE, SFTP_TARGET_IMAGE].sort());
-
+    // Every image the lab stacks' postures run (gateway, data, apps, monitoring), and the lab's SFTP
+    // backup target (it runs beside the VPS: test/render/backup.test.ts uses it). Read from the
+    // posture, so a service added to the stack without a local image fails here, not at `npm start`.
+    const labImages = ["local", "hcloud"].flatMap((stack) => posture(loadStackConfig(stack)).containers.map((k) => k.image));
+    const blackbox = loadStackConfig("local").monitoring?.images.blackboxExporter; // runs only with sites on a public CA
+    const wanted = [...new Set([...labImages, ...(blackbox ? [blackbox] : []), SFTP_TARGET_IMAGE])].sort();
     const c = localConfig();
+    assert.deepEqual(built.map((r) => r.tag).sort(), wanted);
+    for (const tag of [CADDY_LOCAL_IMAGE, DEMO_APP_LOCAL_IMAGE, POSTGRES_LOCAL_IMAGE, REDIS_LOCAL_IMAGE]) assert.ok(wanted.includes(tag), `${tag} is what the local stack runs`);
+
     const lab = new Lab();
     const dir = tmpDir("citadel-images-");
     t.after(async () => {

@@ -92,7 +92,19 @@ describe("engine: pulumi preview --policy-pack policy", { skip }, () => {
         const policies = policiesOf(r.out);
         assert.match(policies, /citadel@v0\.1\.0 \(local: .*policy\)/, "the pack was loaded (through the language host's RunPlugin)");
         assert.doesNotMatch(policies, /\[(mandatory|advisory)\]/, `the prod example violates a rule:\n${policies}`);
-        assert.match(r.out, /\+ 61 to create/);
+        // The whole program ran: the summary counts every resource the preview listed, and every
+        // container the posture declares (the `containers` output) is among them. Counted, not
+        // hard-coded: a posture that gains a service (monitoring did) changes both sides together.
+        const listed = [...r.out.matchAll(/^ \+  (\S+) (\S+) create $/gm)];
+        const distinct = new Set(listed.map((m) => `${m[1]}::${m[2]}`));
+        const summary = /\+ (\d+) to create/.exec(r.out);
+        assert.ok(summary, `no summary in the preview:\n${r.out.slice(-2000)}`);
+        assert.equal(Number(summary[1]), distinct.size, "the summary counts what the preview listed");
+        const containersOut = /containers\s*: \[\n([\s\S]*?)\n\s*\]/.exec(r.out);
+        assert.ok(containersOut, "the containers output");
+        const declared = [...containersOut[1].matchAll(/\]: "([^"]+)"/g)].length;
+        assert.ok(declared >= 5, `the containers output lists the gateway, data and apps: ${containersOut[1]}`);
+        assert.equal(listed.filter((m) => m[1] === "docker:index:Container").length, declared, "one docker container per declared container");
     });
 
     describe("a program beside the stack, one fault at a time", () => {
