@@ -10,6 +10,28 @@ echo "[test] type-check"
 node_modules/.bin/tsc --noEmit -p .
 echo "[test] node --test"
 shopt -s nullglob
-files=(test/unit/*.test.ts test/hcloud/*.test.ts test/render/*.test.ts test/audit/*.test.ts test/review/*.test.ts test/workflow/*.test.ts test/policy/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/images/*.test.ts test/e2e/*.test.ts)
-# One file at a time: the e2e files share the local stack's state and the lab network.
-exec node_modules/.bin/tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
+files=(test/unit/*.test.ts test/hcloud/*.test.ts test/render/*.test.ts test/audit/*.test.ts test/review/*.test.ts test/workflow/*.test.ts test/policy/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/images/*.test.ts)
+# The e2e files that take the local stack as declared share one converged VPS (test/e2e/shared-vps.ts),
+# in this order: argv watches the converge from scratch, local ends with `pulumi destroy`. The others
+# (their own config, a rebuild, the hcloud target) each converge their own.
+shared=(argv audit monitoring survival local)
+for f in "${shared[@]}"; do files+=("test/e2e/$f.test.ts"); done
+for f in test/e2e/*.test.ts; do
+  case " ${shared[*]} " in *" $(basename "$f" .test.ts) "*) ;; *) files+=("$f") ;; esac
+done
+export CITADEL_E2E_SHARED_VPS=citadel-e2e
+engine_before=0
+docker info >/dev/null 2>&1 && engine_before=1
+shared_down() {
+  # A run stopped half-way leaves the shared VPS up: the next run starts from scratch. At the end the
+  # Docker engine is stopped too, when the tests started it (its pid file) and nothing else runs on it.
+  local stop=()
+  [ "$1" = end ] && [ "$engine_before" = 0 ] && stop=(--stop-dockerd)
+  node_modules/.bin/tsx test/e2e/shared-vps.ts down "${stop[@]}" || echo "[test] could not remove the shared VPS $CITADEL_E2E_SHARED_VPS" >&2
+}
+shared_down start
+# One file at a time: the e2e files share the lab network (and some a VPS).
+rc=0
+node_modules/.bin/tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || rc=$?
+shared_down end
+exit "$rc"

@@ -5,6 +5,7 @@
 // secrets, read from its state at the end (the converge creates them) and never printed. Faults
 // injected at the end of the same watch (a value in a command line here, in an environment inside a
 // data container, in a container's env) must each be found: the watcher can fail.
+import "./shared-vps"; // first: it may name the shared VPS before anything reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";

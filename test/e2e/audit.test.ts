@@ -1,5 +1,6 @@
 // `citadel audit` against the converged local VPS: every check passes, and each deliberate fault
 // injected on the host makes the audit fail naming the right check, until the fault is undone.
+import "./shared-vps"; // first: it may name the shared VPS before anything reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";

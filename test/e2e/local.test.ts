@@ -1,6 +1,7 @@
 // End to end: the real engine converges the local stack onto the local VPS, the host is checked from
 // outside (a second container on the lab network) and inside (over SSH), a second `pulumi up` changes
 // nothing, drift is put back, and `pulumi destroy` leaves no resource.
+import "./shared-vps"; // first: it may name the shared VPS before lab/local reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as https from "node:https";

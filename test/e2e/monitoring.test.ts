@@ -5,6 +5,7 @@
 //
 // One converge for the file. Everything it creates is removed in `after`: the attacker container,
 // its ban, and the VPS (CITADEL_MONITORING_KEEP=1 keeps the VPS, development only).
+import "./shared-vps"; // first: it may name the shared VPS before anything reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as http from "node:http";

@@ -1,12 +1,14 @@
 // One converged local VPS for an e2e file: Docker started if needed, the local stack converged by
 // the real engine (lab/local.ts up), and a release that destroys it and stops only the dockerd this
-// session started. Each e2e file names its own VPS (CITADEL_VPS_NAME) before importing this.
+// session started. Each e2e file names its own VPS (CITADEL_VPS_NAME) before importing this, or
+// shares one with the files before and after it (shared-vps.ts).
 import assert from "node:assert/strict";
 import * as https from "node:https";
 import { GATEWAY_CONTAINER } from "../../components/posture";
 import { dockerReady, ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
 import { run } from "../tools";
-import { down, up } from "../../lab/local";
+import { down, LOCAL_VPS, up } from "../../lab/local";
+import { sharing } from "./shared-vps";
 
 export interface LabSession {
     info: Awaited<ReturnType<typeof up>>["info"];
@@ -31,6 +33,12 @@ export async function convergeLabVps(opts: { quiet?: boolean; sets?: string[] } 
         info: converged.info,
         config: converged.config,
         async release(keep = false) {
+            // The shared VPS stays for the next file (lab/test.sh removes it at the end), and so
+            // does the engine it runs on.
+            if (sharing(LOCAL_VPS)) {
+                process.stderr.write(`[e2e] leaving the shared VPS ${LOCAL_VPS} converged for the next file\n`);
+                return;
+            }
             if (!keep) await down();
             if (startedDockerd) await stopDockerd({ onlyIfIdle: true });
         },

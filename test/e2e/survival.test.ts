@@ -8,6 +8,7 @@
 // Everything this test creates is removed in `after`: the decision, its lab containers, the second
 // network, the container inside the VPS, and the VPS itself (CITADEL_SURVIVAL_KEEP=1 keeps the VPS
 // for the next run, development only).
+import "./shared-vps"; // first: it may name the shared VPS before anything reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";

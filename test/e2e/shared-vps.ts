@@ -1,0 +1,51 @@
+// One converged VPS shared by the e2e files that take the local stack as declared (argv, audit,
+// monitoring, survival, local), when `npm test` runs them in one go: lab/test.sh sets
+// CITADEL_E2E_SHARED_VPS and orders them so that argv (which watches /proc through a converge from
+// scratch) comes first and local (which ends with `pulumi destroy`) last. Each of those files
+// imports this module first, before anything that reads CITADEL_VPS_NAME (lab/local does when it
+// loads). The next file's `pulumi up` runs against the host the previous one left: a day-two
+// converge, which is what an operator's host sees too. Files that change the declared stack
+// (rotation's forced epochs, backup's rebuild) or use another target (hcloud) keep their own VPS.
+//
+// Run one file alone and nothing is shared: the file names its own VPS and removes it at the end.
+// `tsx test/e2e/shared-vps.ts down` removes the shared VPS (lab/test.sh calls it before and after).
+
+/** The shared VPS's name, when this run shares one. */
+export const SHARED_VPS: string | undefined = process.env.CITADEL_E2E_SHARED_VPS || undefined;
+
+// Ports of its own, apart from every e2e file's own VPS (each file's `??=` then keeps these).
+if (SHARED_VPS) {
+    process.env.CITADEL_VPS_NAME ??= SHARED_VPS;
+    process.env.CITADEL_SSH_PORT ??= "2922";
+    process.env.CITADEL_HTTP_PORT ??= "8780";
+    process.env.CITADEL_HTTPS_PORT ??= "9243";
+}
+
+/** True when this process converges onto the shared VPS (then a file's release leaves it up). */
+export function sharing(vpsName: string): boolean {
+    return SHARED_VPS !== undefined && vpsName === SHARED_VPS;
+}
+
+async function main(args: string[]): Promise<void> {
+    if (args[0] !== "down" || !SHARED_VPS) {
+        process.stderr.write("usage: CITADEL_E2E_SHARED_VPS=<name> tsx test/e2e/shared-vps.ts down [--stop-dockerd]\n");
+        process.exitCode = 2;
+        return;
+    }
+    const { dockerReady, stopDockerd } = await import("../../lab/vps/dockerd");
+    if (!dockerReady()) return; // no engine, so no VPS either
+    const { containerState } = await import("../../lab/vps/vps");
+    if (containerState(SHARED_VPS) !== undefined) {
+        const { down } = await import("../../lab/local");
+        await down();
+    }
+    // Only the engine lab/vps/dockerd.ts started (its pid file), and only with nothing left on it.
+    if (args.includes("--stop-dockerd")) await stopDockerd({ onlyIfIdle: true });
+}
+
+if (require.main === module) {
+    main(process.argv.slice(2)).catch((e) => {
+        process.stderr.write(`[e2e] shared VPS: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+    });
+}
