@@ -44,9 +44,17 @@ export function readStackOutputs(stack: string, pulumi: PulumiRunner = plainPulu
     }
 }
 
+/** The audit's own known_hosts directories, removed when the process exits (one per SSH target). */
+const knownHostsDirs = new Set<string>();
+process.once("exit", () => {
+    for (const d of knownHostsDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 /** SSH as the admin user; the host key is the pinned one (no known_hosts to trust-on-first-use). */
 export function sshInside(opts: { host: string; port: number; user: string; keyPath: string; hostKey: string }): Inside {
-    const kh = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "citadel-audit-kh-")), "known_hosts");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "citadel-audit-kh-"));
+    knownHostsDirs.add(dir);
+    const kh = path.join(dir, "known_hosts");
     const hostPattern = opts.port === SSH_PORT ? opts.host : `[${opts.host}]:${opts.port}`;
     fs.writeFileSync(kh, `${hostPattern} ${opts.hostKey}\n`);
     return {

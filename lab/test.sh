@@ -13,11 +13,13 @@ shopt -s nullglob
 files=(test/unit/*.test.ts test/hcloud/*.test.ts test/render/*.test.ts test/audit/*.test.ts test/review/*.test.ts test/workflow/*.test.ts test/policy/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/images/*.test.ts)
 # The e2e files that take the local stack as declared share one converged VPS (test/e2e/shared-vps.ts),
 # in this order: argv watches the converge from scratch, local ends with `pulumi destroy`. The others
-# (their own config, a rebuild, the hcloud target) each converge their own.
+# (their own config, a rebuild, the hcloud target) each converge their own. node --test sorts the
+# files it is given, so the e2e files run one invocation each, in this order.
 shared=(argv audit monitoring survival local)
-for f in "${shared[@]}"; do files+=("test/e2e/$f.test.ts"); done
+e2e=()
+for f in "${shared[@]}"; do e2e+=("test/e2e/$f.test.ts"); done
 for f in test/e2e/*.test.ts; do
-  case " ${shared[*]} " in *" $(basename "$f" .test.ts) "*) ;; *) files+=("$f") ;; esac
+  case " ${shared[*]} " in *" $(basename "$f" .test.ts) "*) ;; *) e2e+=("$f") ;; esac
 done
 export CITADEL_E2E_SHARED_VPS=citadel-e2e
 engine_before=0
@@ -32,6 +34,10 @@ shared_down() {
 shared_down start
 # One file at a time: the e2e files share the lab network (and some a VPS).
 rc=0
-node_modules/.bin/tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || rc=$?
+node_modules/.bin/tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || rc=1
+for f in "${e2e[@]}"; do
+  echo "[test] $f"
+  node_modules/.bin/tsx --test --test-reporter=spec "$f" || rc=1
+done
 shared_down end
 exit "$rc"

@@ -3,28 +3,32 @@
 import type { z } from "zod";
 import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
-import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
-import { BUILTIN_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, redisHeadroomError, show, urlOrigin } from "./validators";
+import { GATEWAY_PORTS, GENERATED_SECRETS, SSH_PORT, type GeneratedSecret } from "../posture/facts";
+import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, redisHeadroomError, show, urlOrigin } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
 export function secretNames(c: Pick<StackConfig, "secrets">): string[] {
     return [...BUILTIN_SECRETS, ...Object.keys(c.secrets.apiKeys)];
 }
 
-/** Every secret this stack generates (what citadel:secrets.rotateNow may name), in posture/containers.ts secretSpecs order. */
-export function generatedSecretNames(c: Pick<StackConfig, "secrets" | "postgres" | "redis" | "intrusion">): string[] {
-    return [
-        "jwtSecret",
-        "apiEncryptionKey",
-        ...(c.postgres.enabled ? ["postgresSuperuserPassword", "postgresPassword"] : []),
-        ...(c.redis.enabled ? ["redisPassword"] : []),
-        ...(c.intrusion.engine === "crowdsec" ? ["crowdsecBouncerKey"] : []),
-        ...Object.keys(c.secrets.apiKeys),
-    ];
+/** Whether the stack needs a generated secret: its service is on. */
+export function secretNeeded(s: GeneratedSecret, c: Pick<StackConfig, "postgres" | "redis" | "intrusion">): boolean {
+    switch (s.needs) {
+        case "always":
+            return true;
+        case "postgres":
+            return c.postgres.enabled;
+        case "redis":
+            return c.redis.enabled;
+        case "crowdsec":
+            return c.intrusion.engine === "crowdsec";
+    }
 }
 
-/** Secret names Citadel generates for itself; an API key may not take them. */
-const INTERNAL_SECRETS = ["crowdsecBouncerKey", "postgresSuperuserPassword"];
+/** Every secret this stack generates (what citadel:secrets.rotateNow may name), in posture/containers.ts secretSpecs order. */
+export function generatedSecretNames(c: Pick<StackConfig, "secrets" | "postgres" | "redis" | "intrusion">): string[] {
+    return [...GENERATED_SECRETS.filter((s) => secretNeeded(s, c)).map((s) => s.name), ...Object.keys(c.secrets.apiKeys)];
+}
 
 /** Ports the host must keep open (SSH, HTTP, HTTPS): citadel:firewall.denyPorts may not cover them. */
 const OPEN_PORTS = [SSH_PORT, ...GATEWAY_PORTS];
@@ -81,7 +85,7 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
         }
     }
     for (const k of Object.keys(cfg.secrets.apiKeys)) {
-        if ((BUILTIN_SECRETS as readonly string[]).includes(k) || INTERNAL_SECRETS.includes(k)) add(["secrets", "apiKeys", k], `${show(k)} is a built-in secret; choose another name`);
+        if (BUILTIN_SECRETS.includes(k) || INTERNAL_SECRETS.includes(k)) add(["secrets", "apiKeys", k], `${show(k)} is a built-in secret; choose another name`);
     }
 
     // Sites.

@@ -6,6 +6,7 @@
 // schema and the renderer can never disagree about a rule.
 import * as net from "node:net";
 import { z } from "zod";
+import { GENERATED_SECRETS } from "../posture/facts";
 
 export const CONFIG_NAMESPACE = "citadel";
 
@@ -77,8 +78,10 @@ export const ENV_NAME_RE = /^[A-Z_][A-Z0-9_]*$/;
 export const SECRET_LOOKING_RE = /(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)/i;
 export const RESERVED_APP_NAMES = ["caddy", "gateway", "postgres", "redis", "crowdsec"];
 
-/** The secrets every stack can generate; apps list the ones they need (citadel:apps[].secrets). */
-export const BUILTIN_SECRETS = ["jwtSecret", "apiEncryptionKey", "postgresPassword", "redisPassword"] as const;
+/** The generated secrets apps may list (citadel:apps[].secrets); the others are Citadel's own. */
+export const BUILTIN_SECRETS: readonly string[] = GENERATED_SECRETS.filter((s) => s.apps).map((s) => s.name);
+/** Generated secrets only Citadel reads: an API key may not take their names either. */
+export const INTERNAL_SECRETS: readonly string[] = GENERATED_SECRETS.filter((s) => !s.apps).map((s) => s.name);
 export const SECRET_NAME_RE = /^[a-z][a-zA-Z0-9]{1,40}$/;
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Containers, networks, volumes and secret files, as declared. The gateway, data and app components
 // create exactly these; the audit judges the live host against them.
-import type { AppConfig, Resources, StackConfig } from "../config";
+import { secretNeeded, type AppConfig, type Resources, type StackConfig } from "../config";
 import { CADDYFILE_CONTAINER_PATH, CADDYFILE_HOST_PATH, GATEWAY_HEALTH_URL, renderCaddyfile } from "../render/caddy";
 import {
     POSTGRES_APP_PASSWORD_CONTAINER_PATH,
@@ -48,6 +48,7 @@ import {
     secretEnvName,
     secretFilePath,
     secretMountPath,
+    GENERATED_SECRETS,
 } from "./facts";
 import type { ContainerPosture, NetworkPosture, SecretFilePosture, SecretPosture } from "./types";
 
@@ -106,15 +107,16 @@ export function secretSpecs(c: StackConfig): SecretPosture[] {
     const r = c.secrets.rotationDays;
     const forcedEpochs = (name: string) => c.secrets.rotateNow[name] ?? 0;
     const key256 = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "key256", bits: 256, rotationDays, forcedEpochs: forcedEpochs(name) });
-    const password = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "password", bits: 238, rotationDays, forcedEpochs: forcedEpochs(name) });
-    const keep = c.secrets.keepPrevious;
-    const specs: SecretPosture[] = [
-        { name: "jwtSecret", kind: "key512", bits: 512, rotationDays: r.jwtSecret, forcedEpochs: forcedEpochs("jwtSecret"), previous: keep.jwtSecret },
-        { ...key256("apiEncryptionKey", r.apiEncryptionKey), previous: keep.apiEncryptionKey },
-    ];
-    if (c.postgres.enabled) specs.push(password("postgresSuperuserPassword", r.postgresPassword), password("postgresPassword", r.postgresPassword));
-    if (c.redis.enabled) specs.push(password("redisPassword", r.redisPassword));
-    if (c.intrusion.engine === "crowdsec") specs.push(password("crowdsecBouncerKey", r.crowdsecBouncerKey));
+    const keep: Record<string, number | undefined> = c.secrets.keepPrevious;
+    const bits = { key256: 256, key512: 512, password: 238 } as const;
+    const specs: SecretPosture[] = GENERATED_SECRETS.filter((s) => secretNeeded(s, c)).map((s) => ({
+        name: s.name,
+        kind: s.kind,
+        bits: bits[s.kind],
+        rotationDays: r[s.rotation],
+        forcedEpochs: forcedEpochs(s.name),
+        ...(keep[s.name] !== undefined ? { previous: keep[s.name] } : {}),
+    }));
     for (const [name, days] of Object.entries(c.secrets.apiKeys)) specs.push(key256(name, days));
     return specs;
 }

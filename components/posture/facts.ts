@@ -58,6 +58,23 @@ export const SECRETS_MOUNT = "/run/secrets";
 /** Mode of every secret file: readable by its one owner only. */
 export const SECRET_FILE_MODE = "0400";
 
+/**
+ * The secrets Citadel generates for itself, each named once: what kind of value, which rotation period
+ * (citadel:secrets.rotationDays.<rotation>), when the stack needs it, and whether apps may list it
+ * (citadel:apps[].secrets) or it is Citadel's own. Declared API keys (citadel:secrets.apiKeys) come
+ * after these. The config's checks, the posture's secret specs and `citadel rotate` read this table.
+ */
+export const GENERATED_SECRETS = [
+    { name: "jwtSecret", kind: "key512", rotation: "jwtSecret", needs: "always", apps: true },
+    { name: "apiEncryptionKey", kind: "key256", rotation: "apiEncryptionKey", needs: "always", apps: true },
+    // The superuser rotates with the app role (the same period): the postgres-passwords step sets both.
+    { name: "postgresSuperuserPassword", kind: "password", rotation: "postgresPassword", needs: "postgres", apps: false },
+    { name: "postgresPassword", kind: "password", rotation: "postgresPassword", needs: "postgres", apps: true },
+    { name: "redisPassword", kind: "password", rotation: "redisPassword", needs: "redis", apps: true },
+    { name: "crowdsecBouncerKey", kind: "password", rotation: "crowdsecBouncerKey", needs: "crowdsec", apps: false },
+] as const;
+export type GeneratedSecret = (typeof GENERATED_SECRETS)[number];
+
 /** Derived secret files an app gets beside jwtSecret: the previous generation (JWT_SECRET_PREVIOUS_FILE). */
 export const JWT_SECRET_PREVIOUS = "jwtSecretPrevious";
 /** ... and beside apiEncryptionKey: the keyring JSON {current, keys: {id: base64}} (API_ENCRYPTION_KEYRING_FILE). */
@@ -125,8 +142,6 @@ export const BLACKBOX_PORT = 9115;
 export const CROWDSEC_METRICS_PORT = 6060;
 /** A metrics-only Caddy listener for Prometheus (the admin API stays on the gateway's loopback). */
 export const GATEWAY_METRICS_PORT = 9180;
-/** Where the UIs are published: the host's loopback only, reached through an SSH tunnel. */
-export const LOOPBACK = "127.0.0.1";
 /** uid/gid the official Prometheus images run as ("nobody"); the local images use the same. */
 export const MONITORING_UID = 65534;
 /** The node exporter's textfile collector directory on the host (drift, updates, reboot, restarts). */
