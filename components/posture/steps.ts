@@ -6,7 +6,8 @@ import { renderBackup } from "../render/backup";
 import { renderGatewayScript } from "../render/caddy";
 import { renderPostgresPasswordsScript, renderPostgresScript, renderRedisScript } from "../render/data";
 import { DATA_NETWORK } from "./facts";
-import { renderFirewall, ufwRules } from "../render/firewall";
+import { renderFirewall } from "../render/firewall";
+import { exposurePosture } from "./exposure";
 import { renderHostBaseline } from "../render/host";
 import { renderIntrusion } from "../render/intrusion";
 import { renderMonitoringScript } from "../render/monitoring";
@@ -53,7 +54,7 @@ function secretStep(f: SecretFilePosture, after: string[]): HostStepPosture {
         script: secretFileScript(f.consumer, f.name, f.ownerUid),
         files: [],
         after,
-        validation: "written to a temporary file in the same root-only directory, then renamed",
+        validation: "staged in a temporary file in the same root-only directory (owner and mode set first); a new file is renamed into place, an existing one rewritten in place only when its content differs (running readers keep their bind mount)",
         secretFile: f.path,
     };
 }
@@ -119,7 +120,7 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     const prometheus = containers.find((x) => x.name === PROMETHEUS_CONTAINER);
     if (prometheus) {
         const declared = {
-            ufwRules: ufwRules(c).map((r) => `ufw ${r.join(" ")}`),
+            ufwRules: exposurePosture(c).ufw.rules,
             sshdExpected: sshdExpectedEffective(c),
             containers: containers.map((x) => x.name),
             secretFiles: secretFiles.map((f) => ({ path: f.path, ownerUid: f.ownerUid })),
