@@ -108,7 +108,7 @@ export async function up(extraSets: string[] = []): Promise<{ info: VpsInfo; con
     const config = localConfig(publicKey);
     say("3/5 booting the VPS with the user-data the hcloud target renders");
     const info = await timed("boot", () =>
-        startVps({ name: LOCAL_VPS, userData: renderCloudInit(config), sshPort: LOCAL_SSH_PORT, httpPort: LOCAL_HTTP_PORT, httpsPort: LOCAL_HTTPS_PORT }),
+        startVps({ name: LOCAL_VPS, userData: renderCloudInit(config), sshPort: LOCAL_SSH_PORT, httpPort: LOCAL_HTTP_PORT, httpsPort: LOCAL_HTTPS_PORT, seedImages: stackImages(config) }),
     );
     // The off-site backup target beside the VPS (kept across VPS rebuilds: a restore reads it).
     const target = await timed("backupTarget", () => startBackupTarget(LOCAL_VPS, BACKUP_KEYS_DIR));

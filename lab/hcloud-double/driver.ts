@@ -25,8 +25,8 @@ async function main(argv: string[]): Promise<void> {
             await ensureDockerd();
             await ensureVpsImage();
             // sshPort is unused with an address: nothing is published.
-            await startVps({ name: spec.name, userData: spec.userData, address: spec.address, sshPort: 0 });
             const images = (process.env.CITADEL_HCLOUD_IMAGES ?? "").split(/\s+/).filter(Boolean);
+            await startVps({ name: spec.name, userData: spec.userData, address: spec.address, sshPort: 0, seedImages: images });
             await loadImages(spec.name, images);
             return;
         }

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import YAML from "yaml";
 import { CACHE_DIR, ensureCacheDir, progress, removeCacheTree, run, runOk, seconds, tail } from "./common";
 import { VPS_IMAGE, imageKey } from "./image";
+import { seedImageStore } from "./image-seed";
 
 /** The user-defined network of the VPS; a second ("attacker") container on it reaches the VPS at `address`. */
 export const LAB_NETWORK = "citadel-lab";
@@ -43,6 +44,12 @@ export interface VpsOptions {
      * inside, so a perimeter in front of the address (lab/hcloud-double) is never bypassed.
      */
     address?: string;
+    /**
+     * Images the VPS's engine should start with (its store copied from a seed, lab/vps/image-seed.ts):
+     * a time saving only, so not part of what decides whether a running VPS is reused. loadImages
+     * still checks each one.
+     */
+    seedImages?: string[];
 }
 
 export interface VpsInfo {
@@ -185,6 +192,7 @@ export async function startVps(opts: VpsOptions): Promise<VpsInfo> {
     ensureLabNetwork();
     const dockerDir = path.join(dir, "docker");
     fs.mkdirSync(seedDir, { recursive: true });
+    if (opts.seedImages) await seedImageStore(dockerDir, opts.seedImages);
     fs.mkdirSync(dockerDir, { recursive: true });
     fs.writeFileSync(path.join(seedDir, "user-data"), opts.userData);
     // A fresh instance-id per start: cloud-init runs its per-instance modules (users, keys) again.

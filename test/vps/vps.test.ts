@@ -2,6 +2,7 @@
 // target renders, then checked over REAL SSH with the host key pinned out of band.
 // Run: npx tsx --test test/vps/vps.test.ts   (first run builds the images: ~2 min, cached after)
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
@@ -109,7 +110,8 @@ describe("local VPS (Debian 12 + systemd + cloud-init NoCloud, real SSH)", { tim
         const admin = { ...(JSON.parse(prodRaw()["citadel:admin"]) as Record<string, unknown>), sshPublicKeys: [key.publicKey] };
         const config = parseConfigOrThrow(prodWith({ admin }));
         const user = config.admin.user;
-        const info: VpsInfo = await startVps({ name: NAME, userData: renderCloudInit(config), sshPort: await freePort() });
+        // Its engine's store seeded with one image (lab/vps/image-seed.ts), as the e2e VPSes are with the stack's.
+        const info: VpsInfo = await startVps({ name: NAME, userData: renderCloudInit(config), sshPort: await freePort(), seedImages: [BASE_IMAGE] });
         t.diagnostic(`booted to ssh-ready in ${info.bootSeconds} s; ${info.address} on ${LAB_NETWORK}; ssh 127.0.0.1:${info.sshPort}`);
         assert.match(info.hostKey, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5[A-Za-z0-9+/=]+$/);
 
@@ -176,7 +178,20 @@ describe("local VPS (Debian 12 + systemd + cloud-init NoCloud, real SSH)", { tim
             const r = ssh(user, "sudo -n systemctl start docker && sudo -n docker info --format '{{.ServerVersion}} {{.Driver}}'", 120_000);
             assert.equal(r.code, 0, r.stderr);
             assert.match(r.stdout.trim(), /^\d+\.\d+\.\d+\S* overlay2$/);
-            await loadImages(NAME, [BASE_IMAGE]);
+            // The seeded image is there before any load, the very build this machine has.
+            const here = run("docker", ["image", "inspect", "--format", "{{.Id}}", BASE_IMAGE]).stdout.trim();
+            const seeded = ssh(user, `sudo -n docker image inspect --format '{{.Id}}' ${BASE_IMAGE}`);
+            assert.equal(seeded.code, 0, `not in the seeded store: ${seeded.stderr}`);
+            assert.equal(seeded.stdout.trim(), here);
+            // A missing one still loads (the seed only saves time).
+            const extra = `citadel/vps-test-extra:${randomBytes(3).toString("hex")}`;
+            run("docker", ["tag", BASE_IMAGE, extra]);
+            try {
+                await loadImages(NAME, [BASE_IMAGE, extra]);
+                assert.equal(ssh(user, `sudo -n docker image inspect --format '{{.Id}}' ${extra}`).stdout.trim(), here);
+            } finally {
+                run("docker", ["rmi", extra]);
+            }
             const c = ssh(user, `sudo -n docker run --rm --network none ${BASE_IMAGE} cat /etc/debian_version`, 120_000);
             assert.equal(c.code, 0, c.stderr);
             assert.match(c.stdout.trim(), /^12\.\d+$/);
