@@ -268,3 +268,21 @@ describe("in-log-retention: the budget projection", () => {
         assert.equal(journalBytes("No journal files were found."), undefined);
     });
 });
+
+describe("out-ports: a scan that could not see is never a pass", () => {
+    const scanned = (over: Record<string, unknown>): AuditTarget => {
+        const result = { address: "127.0.0.1", open: [22, 80, 443], lateOpen: [], passes: 1, unreliable: false, refused: 0, timedOut: 65532, faults: {}, seconds: 40, ...over };
+        return { ...brokenTarget(), probe: { describe: "a recorded scan", python: () => ({ code: 0, stdout: JSON.stringify(result), stderr: "" }) } };
+    };
+    it("passes on a reliable scan of exactly the declared ports, even one that needed a second pass", async () => {
+        for (const over of [{}, { lateOpen: [443], passes: 2 }]) {
+            const r = await runAudit(scanned(over), { only: ["out-ports"] });
+            assert.equal(r.checks[0].result, "pass", JSON.stringify(r.checks[0]));
+        }
+    });
+    it("fails when even the last pass missed a declared port that then answered (load), naming it", async () => {
+        const r = await runAudit(scanned({ lateOpen: [22, 80, 443], passes: 3, unreliable: true }), { only: ["out-ports"] });
+        assert.equal(r.checks[0].result, "fail");
+        assert.match(r.checks[0].evidence, /scan unreliable: 3 full passes .*22,80,443/);
+    });
+});

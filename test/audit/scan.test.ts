@@ -52,9 +52,12 @@ describe("audit scanner: full connect scan in a namespace of its own", () => {
         const res = JSON.parse(r.stdout.trim()) as ScanResult;
         assert.deepEqual(res.open, [7, 22, 80, 443], r.stdout);
         assert.deepEqual(res.lateOpen, [7], "port 7 only listens after the fast pass; the slow re-probe must report it");
+        // The first pass missed a declared port, so its "dropped" could hide open ports: a second,
+        // slower pass ran, saw 7 open, and is the one counted.
+        assert.equal(res.passes, 2, r.stdout);
+        assert.equal(res.unreliable, false, r.stdout);
         assert.equal(res.timedOut, 3000 - 4, r.stdout);
-        // 3001-4000 plus port 7, which the fast pass found accepted by the firewall but not yet listening.
-        assert.equal(res.refused, 1001, r.stdout);
+        assert.equal(res.refused, 1000, r.stdout);
         assert.deepEqual(res.faults, {}, r.stdout);
     });
 
