@@ -4,7 +4,10 @@
 // check fails on a stopped timer and on a failed run, passes again once undone → the VPS is thrown
 // away entirely → `pulumi up` builds a new one → `citadel restore` with a wrong key changes nothing,
 // with the operator's key brings the rows and the key back; the restore time is printed.
-// One converge (plus the rebuild); the VPS and the target are removed at the end.
+// One converge (plus the rebuild); the VPS and the target are removed at the end. Under `npm test` it
+// shares the VPS of the files before it (test/e2e/shared-vps.ts) and its rebuild is what local, after
+// it, converges onto.
+import "./shared-vps"; // first: it may name the shared VPS before anything reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";

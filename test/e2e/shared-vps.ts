@@ -1,11 +1,12 @@
 // One converged VPS shared by the e2e files that take the local stack as declared (argv, audit,
-// monitoring, survival, local), when `npm test` runs them in one go: lab/test.sh sets
+// monitoring, survival, backup, local), when `npm test` runs them in one go: lab/test.sh sets
 // CITADEL_E2E_SHARED_VPS and orders them so that argv (which watches /proc through a converge from
-// scratch) comes first and local (which ends with `pulumi destroy`) last. Each of those files
+// scratch) comes first, backup (which throws the VPS away and rebuilds it) next to last and local
+// (which ends with `pulumi destroy`) last. Each of those files
 // imports this module first, before anything that reads CITADEL_VPS_NAME (lab/local does when it
 // loads). The next file's `pulumi up` runs against the host the previous one left: a day-two
 // converge, which is what an operator's host sees too. Files that change the declared stack
-// (rotation's forced epochs, backup's rebuild) or use another target (hcloud) keep their own VPS.
+// (rotation's forced epochs) or use another target (hcloud) keep their own VPS.
 //
 // Run one file alone and nothing is shared: the file names its own VPS and removes it at the end.
 // `tsx test/e2e/shared-vps.ts down` removes the shared VPS (lab/test.sh calls it before and after).
