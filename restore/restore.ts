@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { StackConfig } from "../components/config";
-import { appContainerName, BACKUP_CONF_DIR, BACKUP_MANIFEST, DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER, REDIS_DATA_VOLUME, SSH_PORT } from "../components/posture";
+import { appContainerName, BACKUP_MANIFEST, BACKUP_RCLONE_CONF, DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER, REDIS_DATA_VOLUME, SSH_PORT } from "../components/posture";
 import { backupRemote, REDIS_DATA_DIR } from "../components/render/backup";
 import { shellQuote } from "../components/render/template";
 
@@ -61,7 +61,7 @@ export async function restore(c: StackConfig, h: RestoreHost, o: RestoreOptions)
     const ssh = h.shell ?? sshArgv(h, kh);
     const sshLine = ssh.map(shellQuote).join(" ");
     const remote = backupRemote(c);
-    const rclone = `sudo -n rclone --config ${BACKUP_CONF_DIR}/rclone.conf --contimeout 30s --timeout 10m`;
+    const rclone = `sudo -n rclone --config ${BACKUP_RCLONE_CONF} --contimeout 30s --timeout 10m`;
     const onHost = (cmd: string, input?: string) => {
         const r = spawnSync(ssh[0], [...ssh.slice(1), cmd], { encoding: "utf8", input: input ?? "", timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
         return { code: r.status, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
