@@ -42,6 +42,18 @@ export function labBackupTarget(): BackupTarget | undefined {
     return fs.existsSync(TARGET_FILE) ? (JSON.parse(fs.readFileSync(TARGET_FILE, "utf8")) as BackupTarget) : undefined;
 }
 
+/**
+ * Starts this VPS's backup target and records it for pulumiLocal and `citadel restore`. `fresh`: the
+ * target's old backups are thrown away first (the first converge then makes a first backup).
+ */
+export async function startLabBackupTarget(opts: { fresh?: boolean } = {}): Promise<BackupTarget> {
+    if (opts.fresh) stopBackupTarget(LOCAL_VPS);
+    const target = await startBackupTarget(LOCAL_VPS, BACKUP_KEYS_DIR);
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    fs.writeFileSync(TARGET_FILE, JSON.stringify(target, null, 2));
+    return target;
+}
+
 export function say(msg: string): void {
     process.stderr.write(`[citadel] ${msg}\n`);
 }
@@ -111,9 +123,7 @@ export async function up(extraSets: string[] = []): Promise<{ info: VpsInfo; con
         startVps({ name: LOCAL_VPS, userData: renderCloudInit(config), sshPort: LOCAL_SSH_PORT, httpPort: LOCAL_HTTP_PORT, httpsPort: LOCAL_HTTPS_PORT, seedImages: stackImages(config) }),
     );
     // The off-site backup target beside the VPS (kept across VPS rebuilds: a restore reads it).
-    const target = await timed("backupTarget", () => startBackupTarget(LOCAL_VPS, BACKUP_KEYS_DIR));
-    fs.mkdirSync(LOG_DIR, { recursive: true });
-    fs.writeFileSync(TARGET_FILE, JSON.stringify(target, null, 2));
+    await timed("backupTarget", () => startLabBackupTarget());
     say("4/5 loading the stack's images into the VPS's Docker engine");
     await timed("loadImages", () => loadImages(LOCAL_VPS, stackImages(config)));
     // A re-created VPS has a new host key: the stack's old state describes a host that is gone.

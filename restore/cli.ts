@@ -6,7 +6,7 @@ import type { StackConfig } from "../components/config";
 import { SSH_PORT } from "../components/posture";
 import { loadStackConfig, REPO_ROOT } from "../components/stackfile";
 import { readStackOutputs, StackOutputs } from "../audit/target";
-import { restore, RestoreError } from "./restore";
+import { restore, RestoreError, type RestoreResult } from "./restore";
 
 export const RESTORE_USAGE = `usage: citadel restore --stack <name> --identity <age-key-file> [--backup <id>] [--force]
 
@@ -24,6 +24,8 @@ failed (the message says what was changed: with a wrong key, nothing), 2 usage o
 export interface RestoreCliHooks {
     readOutputs?: (stack: string) => StackOutputs | undefined;
     config?: (stack: string) => StackConfig;
+    /** Called with what was restored (the bench prints its figures). */
+    onResult?: (r: RestoreResult) => void;
 }
 
 export async function runRestoreCli(argv: string[], hooks: RestoreCliHooks = {}): Promise<number> {
@@ -56,6 +58,7 @@ export async function runRestoreCli(argv: string[], hooks: RestoreCliHooks = {})
     try {
         const r = await restore(c, { host: outputs.address, port, user: outputs.sshUser ?? c.admin.user, keyPath, hostKey: outputs.sshHostKey }, { identity, backup: value("--backup"), force: argv.includes("--force") });
         process.stdout.write(`restored backup ${r.backup} (${r.restored.join(", ")}) in ${r.seconds} s\n`);
+        hooks.onResult?.(r);
         return 0;
     } catch (e) {
         process.stderr.write(`citadel: restore: ${(e as Error).message}\n`);

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { StackConfig } from "../components/config";
-import { appContainerName, BACKUP_CONF_DIR, BACKUP_MANIFEST, DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER, REDIS_DATA_VOLUME, SSH_PORT } from "../components/posture";
+import { appContainerName, BACKUP_MANIFEST, BACKUP_RCLONE_CONF, DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER, REDIS_DATA_VOLUME, SSH_PORT } from "../components/posture";
 import { backupRemote, REDIS_DATA_DIR } from "../components/render/backup";
 import { shellQuote } from "../components/render/template";
 
@@ -18,6 +18,8 @@ export interface RestoreHost {
     user: string;
     keyPath: string;
     hostKey: string;
+    /** The argv that runs one shell command on the host (default: ssh, pinned host key, the admin's key); tests run it here. */
+    shell?: string[];
 }
 
 export interface RestoreOptions {
@@ -56,10 +58,10 @@ export async function restore(c: StackConfig, h: RestoreHost, o: RestoreOptions)
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "citadel-restore-"));
     const kh = path.join(tmp, "known_hosts");
     fs.writeFileSync(kh, `${h.port === SSH_PORT ? h.host : `[${h.host}]:${h.port}`} ${h.hostKey}\n`);
-    const ssh = sshArgv(h, kh);
+    const ssh = h.shell ?? sshArgv(h, kh);
     const sshLine = ssh.map(shellQuote).join(" ");
     const remote = backupRemote(c);
-    const rclone = `sudo -n rclone --config ${BACKUP_CONF_DIR}/rclone.conf --contimeout 30s --timeout 10m`;
+    const rclone = `sudo -n rclone --config ${BACKUP_RCLONE_CONF} --contimeout 30s --timeout 10m`;
     const onHost = (cmd: string, input?: string) => {
         const r = spawnSync(ssh[0], [...ssh.slice(1), cmd], { encoding: "utf8", input: input ?? "", timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
         return { code: r.status, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
@@ -90,7 +92,20 @@ export async function restore(c: StackConfig, h: RestoreHost, o: RestoreOptions)
         const manifest = JSON.parse(must(`${rclone} cat ${shellQuote(`${remote}/${id}/${BACKUP_MANIFEST}`)}`, "reading the manifest")) as Manifest;
         log(`backup ${id}: ${manifest.objects.map((x) => `${x.name} (${x.size} bytes)`).join(", ")}`);
 
-        // The key first: a wrong identity stops here, before anything is stopped or changed.
+        // Every part checked against the manifest before anything is stopped or replaced: the ciphertext
+        // as stored, streamed from the target through sha256sum on the host (nothing written to a disk,
+        // nothing decrypted); only the sums come back. A damaged or altered part stops the restore here.
+        const sums = onHost(`bash -c ${shellQuote(["set -eo pipefail", ...manifest.objects.map((x) => `${rclone} cat ${shellQuote(`${remote}/${id}/${x.name}`)} | sha256sum`)].join("; "))}`);
+        if (sums.code !== 0) throw new RestoreError(`reading backup ${id} from the target to verify it failed (exit ${sums.code}): ${(sums.stderr || sums.stdout).trim().slice(-400)}. Nothing was changed.`);
+        const got = sums.stdout.trim().split("\n").map((l) => l.split(/\s+/)[0]);
+        const bad = manifest.objects.filter((x, i) => got[i] !== x.sha256);
+        if (bad.length)
+            throw new RestoreError(
+                `backup ${id} on the target does not match its manifest: ${bad.map((x) => `${x.name} (sha256 ${got[manifest.objects.indexOf(x)] ?? "none"}, the manifest says ${x.sha256})`).join(", ")}; it was damaged or altered after the backup. Nothing was changed.`,
+            );
+        log(`backup ${id}: ${manifest.objects.length} parts match the manifest's sha256`);
+
+        // The key next: a wrong identity stops here, before anything is stopped or changed.
         const probe = manifest.objects.slice().sort((a, b) => a.size - b.size)[0];
         const check = stream(`${id}/${probe.name}`, "cat >/dev/null");
         if (check.status !== 0) {

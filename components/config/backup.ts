@@ -4,6 +4,7 @@
 import { bech32 } from "bech32";
 import { z } from "zod";
 import { bool, checked, hostKeyError, int, obj, show, short, sshPublicKeyError, str } from "./validators";
+import { BACKUP_SSH_KEY } from "../posture/facts";
 
 // ---------------------------------------------------------------------------------------------
 // Recipients: age X25519 recipients (age1...) or ssh-ed25519 public keys, as `age -R` reads them.
@@ -73,7 +74,7 @@ const credential = () =>
     });
 
 /** The credential keys each kind of target needs (citadel:backup.target.<key>). */
-export const TARGET_CREDENTIALS = { sftp: ["sshKey"] } as const;
+export const TARGET_CREDENTIALS = { sftp: [BACKUP_SSH_KEY] } as const;
 
 // ---------------------------------------------------------------------------------------------
 // Schedule and retention
@@ -178,7 +179,7 @@ export function backupCredentials(b: BackupConfig): { ok: true; values: Record<s
         const fix = `pulumi config set --secret --path citadel:backup.target.${k} < ~/.ssh/citadel-backup (the private key of ${url.user}@${url.host})`;
         if (v === undefined) errors.push(`citadel:backup.target.${k}: the ${url.kind} target ${b.target.url} needs this credential; set it as a secret: ${fix}`);
         else if (typeof v !== "string") errors.push(`citadel:backup.target.${k}: is encrypted with a key this program does not have; run it through pulumi (${fix})`);
-        else if (k === "sshKey" && !/-----BEGIN OPENSSH PRIVATE KEY-----/.test(v)) errors.push(`citadel:backup.target.sshKey: is not an unencrypted OpenSSH private key (ssh-keygen -t ed25519 -N '' -f citadel-backup); ${fix}`);
+        else if (k === BACKUP_SSH_KEY && !/-----BEGIN OPENSSH PRIVATE KEY-----/.test(v)) errors.push(`citadel:backup.target.sshKey: is not an unencrypted OpenSSH private key (ssh-keygen -t ed25519 -N '' -f citadel-backup); ${fix}`);
         else values[k] = v.endsWith("\n") ? v : `${v}\n`;
     }
     return errors.length ? { ok: false, errors } : { ok: true, values };

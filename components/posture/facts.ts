@@ -123,7 +123,14 @@ export const BACKUP_STATUS_PATH = `${BACKUP_STATE_DIR}/status.json`;
 export const BACKUP_CONSUMER = "backup";
 /** The audit fails when the last good backup is older than this (a daily run plus its randomized delay). */
 export const BACKUP_MAX_AGE_HOURS = 26;
-/** The rclone remote name the backup program and the restore use (in BACKUP_CONF_DIR/rclone.conf). */
+/** rclone's configuration of the target on the host: the backup program and `citadel restore` read it. */
+export const BACKUP_RCLONE_CONF = `${BACKUP_CONF_DIR}/rclone.conf`;
+/** The target's pinned host key, as rclone's known_hosts_file. */
+export const BACKUP_KNOWN_HOSTS = `${BACKUP_CONF_DIR}/known_hosts`;
+/** The SFTP target's private key: its name in citadel:backup.target and as a secret file of BACKUP_CONSUMER. */
+export const BACKUP_SSH_KEY = "sshKey";
+export const BACKUP_SSH_KEY_PATH = secretFilePath(BACKUP_CONSUMER, BACKUP_SSH_KEY);
+/** The rclone remote name the backup program and the restore use (in BACKUP_RCLONE_CONF). */
 export const BACKUP_REMOTE = "target";
 /** The marker object that makes a backup complete (written last; it lists the objects and their sha256). */
 export const BACKUP_MANIFEST = "manifest.json";

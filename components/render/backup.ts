@@ -3,18 +3,19 @@
 import { parseTargetUrl, type StackConfig } from "../config";
 import {
     BACKUP_CONF_DIR,
-    BACKUP_CONSUMER,
+    BACKUP_KNOWN_HOSTS,
     BACKUP_MANIFEST,
     BACKUP_PROGRAM,
+    BACKUP_RCLONE_CONF,
     BACKUP_REMOTE,
     BACKUP_SERVICE,
+    BACKUP_SSH_KEY_PATH,
     BACKUP_STATE_DIR,
     BACKUP_STATUS_PATH,
     BACKUP_TIMER,
     POSTGRES_CONTAINER,
     REDIS_CONTAINER,
     SSH_PORT,
-    secretFilePath,
 } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
@@ -55,8 +56,8 @@ export function renderRcloneConf(c: StackConfig, over: Partial<{ keyFile: string
         host: url.host,
         port: url.port,
         user: url.user,
-        keyFile: over.keyFile ?? secretFilePath(BACKUP_CONSUMER, "sshKey"),
-        knownHosts: over.knownHosts ?? `${BACKUP_CONF_DIR}/known_hosts`,
+        keyFile: over.keyFile ?? BACKUP_SSH_KEY_PATH,
+        knownHosts: over.knownHosts ?? BACKUP_KNOWN_HOSTS,
     });
 }
 
@@ -88,8 +89,8 @@ export function renderBackup(c: StackConfig): HostScript | undefined {
         { path: `/etc/systemd/system/${BACKUP_SERVICE}`, content: renderBackupService(c), mode: "0644" },
         { path: `/etc/systemd/system/${BACKUP_TIMER}`, content: renderBackupTimer(c), mode: "0644" },
         { path: `${BACKUP_CONF_DIR}/recipients`, content: renderRecipients(c), mode: "0644" },
-        { path: `${BACKUP_CONF_DIR}/known_hosts`, content: renderKnownHosts(c), mode: "0644" },
-        { path: `${BACKUP_CONF_DIR}/rclone.conf`, content: renderRcloneConf(c), mode: "0600" },
+        { path: BACKUP_KNOWN_HOSTS, content: renderKnownHosts(c), mode: "0644" },
+        { path: BACKUP_RCLONE_CONF, content: renderRcloneConf(c), mode: "0600" },
     ];
     const script = renderTemplate("backup/backup-step.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
@@ -103,7 +104,7 @@ export function renderBackup(c: StackConfig): HostScript | undefined {
         targetUrl: c.backup.target.url,
         schedule: c.backup.schedule,
         randomizedDelay: c.backup.randomizedDelay,
-        keyFile: secretFilePath(BACKUP_CONSUMER, "sshKey"),
+        keyFile: BACKUP_SSH_KEY_PATH,
         manifest: BACKUP_MANIFEST,
         programText: files[0].content,
         serviceText: files[1].content,

@@ -4,6 +4,7 @@
 // is replaced (by a `docker` on PATH that runs tar here): the stack's containers are not on this machine.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
@@ -93,14 +94,19 @@ describe("backup program: a run against the lab's SFTP target (OpenSSH, chrooted
         fs.rmSync(dir, { recursive: true, force: true });
     });
 
+    // What the backup run left for the restore below: the target, the config, the backup and Redis' data.
+    let target: import("../../lab/backup-target").BackupTarget;
+    let c: ReturnType<typeof parseConfigOrThrow>;
+    let backupId = "";
+    const conf = path.join(dir, "conf");
+    const data = path.join(dir, "redis-data");
+
     it("streams Redis' data through age to the target, prunes by retention, writes the status; only the recipient's key decrypts", async () => {
         const { startBackupTarget, SFTP_CHROOT } = await import("../../lab/backup-target");
-        const target = await startBackupTarget(vps, path.join(dir, "keys"));
-        const c = parseConfigOrThrow(prodWith({ backup: { ...TEST_BACKUP, recipients: [target.ageRecipient], target: { url: target.url, hostKey: target.hostKey }, retention: { daily: 2, weekly: 0, monthly: 12 } } }));
+        target = await startBackupTarget(vps, path.join(dir, "keys"));
+        c = parseConfigOrThrow(prodWith({ backup: { ...TEST_BACKUP, recipients: [target.ageRecipient], target: { url: target.url, hostKey: target.hostKey }, retention: { daily: 2, weekly: 0, monthly: 12 } } }));
         // Redis only: Postgres is the e2e's (test/e2e/backup.test.ts), against the stack's real container.
         c.postgres.enabled = false;
-        const conf = path.join(dir, "conf");
-        const data = path.join(dir, "redis-data");
         const bin = path.join(dir, "bin");
         for (const d of [conf, data, bin]) fs.mkdirSync(d, { recursive: true });
         fs.writeFileSync(path.join(data, "appendonly.aof.1.incr.aof"), "*3\r\n$3\r\nSET\r\n$6\r\nsecret\r\n$14\r\nplaintext-mark\r\n");
@@ -124,6 +130,7 @@ describe("backup program: a run against the lab's SFTP target (OpenSSH, chrooted
         assert.equal(s.lastSuccess.id, s.id);
         assert.equal(s.objects.length, 1);
         assert.equal(s.objects[0].name, "redis-data.tar.age");
+        backupId = s.id;
 
         // On the target: the new backup, the one of yesterday (daily 2) and the month tiers; the 13-month-old and the incomplete one pruned.
         const listing = run("docker", ["exec", target.container, "find", `${SFTP_CHROOT}/backups`, "-type", "f"]).stdout;
@@ -152,5 +159,59 @@ describe("backup program: a run against the lab's SFTP target (OpenSSH, chrooted
         assert.equal(s2.success, false);
         assert.match(s2.error, /archiving the data of redis failed/);
         assert.equal(s2.lastSuccess.id, s.id);
+    });
+    it("citadel restore checks every part's sha256 first: one byte changed on the target → refused, nothing stopped or replaced; undone → restored", async (t) => {
+        if (!backupId) return t.skip("the backup run above failed");
+        const { restore, RestoreError } = await import("../../restore/restore");
+        const { SFTP_CHROOT } = await import("../../lab/backup-target");
+        // The host is this machine: `bash -c` instead of ssh, `sudo -n` dropped, rclone given the test's
+        // config, and `docker` recording what restore asks of it (Redis' volume is the test's directory).
+        const bin = path.join(dir, "restore-bin");
+        const calls = path.join(dir, "docker-calls");
+        fs.mkdirSync(bin, { recursive: true });
+        fs.writeFileSync(path.join(bin, "sudo"), `#!/bin/bash\n[ "$1" = -n ] && shift\n[ "$1" = rclone ] && { shift; exec rclone "$@" --config ${JSON.stringify(path.join(conf, "rclone.conf"))}; }\nexec "$@"\n`, { mode: 0o755 });
+        fs.writeFileSync(
+            path.join(bin, "docker"),
+            `#!/bin/bash\necho "$1" >>${JSON.stringify(calls)}\ncase "$1" in\n  stop|start) exit 0 ;;\n  run) find ${JSON.stringify(data)} -mindepth 1 -delete && exec tar -x -C ${JSON.stringify(data)} ;;\n  *) exit 99 ;;\nesac\n`,
+            { mode: 0o755 },
+        );
+        const host = { host: "127.0.0.1", port: 22, user: "test", keyPath: "/dev/null", hostKey: "unused", shell: ["env", `PATH=${bin}:${process.env.PATH}`, "bash", "-c"] };
+        const opts = { identity: target.ageKeyPath, backup: backupId, log: () => {} };
+        // Redis' data changed since the backup: a refused restore must leave it as it is.
+        fs.writeFileSync(path.join(data, "after-the-backup"), "written later");
+        const snapshot = () => run("bash", ["-c", `cd ${JSON.stringify(data)} && find . -type f | sort | xargs sha256sum`]).stdout;
+        const before = snapshot();
+
+        const onTarget = (name: string) => `${SFTP_CHROOT}/backups/${backupId}/${name}`;
+        const put = (name: string, bytes: Buffer | string) => assert.equal(spawnSync("docker", ["exec", "-i", target.container, "sh", "-c", `cat > ${onTarget(name)}`], { input: bytes }).status, 0);
+        // A second, smaller part (as the dump of an empty database is): the key check decrypts the
+        // smallest part, so without the sums the damaged one would surface only while Redis' data was replaced.
+        const extra = spawnSync("age", ["-r", target.ageRecipient], { input: "a smaller part" }).stdout;
+        const manifest = JSON.parse(spawnSync("docker", ["exec", target.container, "cat", onTarget("manifest.json")], { encoding: "utf8" }).stdout);
+        manifest.objects.push({ name: "extra.age", size: extra.length, sha256: createHash("sha256").update(extra).digest("hex") });
+        put("extra.age", extra);
+        put("manifest.json", JSON.stringify(manifest));
+
+        const original = spawnSync("docker", ["exec", target.container, "cat", onTarget("redis-data.tar.age")]).stdout;
+        const damaged = Buffer.from(original);
+        damaged[Math.floor(damaged.length / 2)] ^= 0x01;
+        put("redis-data.tar.age", damaged);
+        let refused: unknown;
+        try {
+            await restore(c, host, opts);
+        } catch (e) {
+            refused = e;
+        }
+        assert.ok(refused instanceof RestoreError, String(refused));
+        assert.match((refused as Error).message, new RegExp(`backup ${backupId} on the target does not match its manifest: redis-data\\.tar\\.age \\(sha256 [0-9a-f]{64}, the manifest says [0-9a-f]{64}\\).*Nothing was changed\\.$`));
+        assert.ok(!fs.existsSync(calls), `docker was called: ${fs.existsSync(calls) ? fs.readFileSync(calls, "utf8") : ""}`);
+        assert.equal(snapshot(), before, "Redis' data untouched");
+
+        put("redis-data.tar.age", original);
+        const r = await restore(c, host, opts);
+        assert.deepEqual(r.restored, ["redis"]);
+        assert.match(fs.readFileSync(calls, "utf8"), /^stop\n(stop\n)?run\nstart\n(start\n)?$/);
+        assert.ok(!fs.existsSync(path.join(data, "after-the-backup")), "the data is the backup's again");
+        assert.match(fs.readFileSync(path.join(data, "appendonly.aof.1.incr.aof"), "utf8"), /plaintext-mark/);
     });
 });
