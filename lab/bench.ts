@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     // And a fresh off-site target: the first converge makes the first backup, as on a new deployment.
     await startLabBackupTarget({ fresh: true });
     const t0 = Date.now();
-    const info = await startVps({ name: LOCAL_VPS, userData: renderCloudInit(config), sshPort: LOCAL_SSH_PORT, httpPort: LOCAL_HTTP_PORT, httpsPort: LOCAL_HTTPS_PORT });
+    const info = await startVps({ name: LOCAL_VPS, userData: renderCloudInit(config), sshPort: LOCAL_SSH_PORT, httpPort: LOCAL_HTTP_PORT, httpsPort: LOCAL_HTTPS_PORT, seedImages: stackImages(config) });
     const boot = (Date.now() - t0) / 1000;
     await loadImages(LOCAL_VPS, stackImages(config));
 
