@@ -14,7 +14,7 @@ import { renderMonitoringScript } from "../render/monitoring";
 import { MONITORING_NETWORK, PROMETHEUS_CONTAINER } from "./facts";
 import { renderContainerLimits } from "../render/limits";
 import { secretFileScript } from "../render/secret-file";
-import { renderSshd, sshdExpectedEffective } from "../render/sshd";
+import { renderSshd, renderSshdConfirm, sshdExpectedEffective } from "../render/sshd";
 import type { HostScript } from "../render/types";
 import { BACKUP_CONSUMER } from "./facts";
 import type { ContainerPosture, HostStepPosture, SecretFilePosture, StepLayer } from "./types";
@@ -22,7 +22,8 @@ import type { ContainerPosture, HostStepPosture, SecretFilePosture, StepLayer } 
 /** How each rendered step checks its files with the real consumer before it switches. */
 const VALIDATION: Record<string, string> = {
     firewall: "refuses unless this SSH session stays allowed; ufw --dry-run and iptables-restore --test before any change; SSH rules added first",
-    sshd: "refuses unless the admin has a key; sshd -t and sshd -T on the staged drop-in before reload; rollback on failure",
+    sshd: "refuses unless the admin has a key; sshd -t and sshd -T on the staged drop-in before reload; rollback on failure; a rollback timer armed before the reload restores the previous drop-in unless sshd-confirm disarms it",
+    "sshd-confirm": "a new SSH connection opened after the reload (login, sudo) disarms the rollback; fails if the host already rolled back",
     sysctl: "sysctl --load of the file; every value read back (values a container cannot set are reported, not applied)",
     "unattended-upgrades": "apt-config parses the staged files before they are installed (all or nothing)",
     journald: "systemd-journald restarted with the new file; the previous one restored if it does not come back",
@@ -71,7 +72,10 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
         return s.name;
     };
     const firewall = add(scriptStep(renderFirewall(c), "firewall", []));
-    let previous = add(scriptStep(renderSshd(c), "baseline", [firewall]));
+    const sshdScript = renderSshd(c);
+    const sshd = add(scriptStep(sshdScript, "baseline", [firewall]));
+    // Its own remote command, so its own new SSH connection: the proof the reloaded sshd lets us in.
+    let previous = add(scriptStep(renderSshdConfirm(c, sshdScript), "baseline", [sshd]));
     for (const s of renderHostBaseline(c)) previous = add(scriptStep(s, "baseline", [previous]));
     const docker = previous;
 

@@ -73,6 +73,16 @@ export function driftStaleSeconds(c: StackConfig): number {
     return 3 * (promDurationSeconds(c.monitoring.driftInterval) ?? 900);
 }
 
+/**
+ * How long a drifted verdict must stand before CitadelDrift fires: through the drift audit's next
+ * run (one interval, its timer's 10 s accuracy and a minute for the run itself) and two scrapes. One
+ * run that saw a converge half-way (the old drift script between the steps a converge changes, or a
+ * step mid-change) is corrected by the next run and never pages anyone; real drift stays 0 and fires.
+ */
+export function driftForSeconds(c: StackConfig): number {
+    return (promDurationSeconds(c.monitoring.driftInterval) ?? 900) + 2 * (promDurationSeconds(c.monitoring.scrapeInterval) ?? 30) + 70;
+}
+
 /** CrowdSec's metrics exist only with the CrowdSec engine (fail2ban has no Prometheus endpoint). */
 const hasCrowdsec = (c: StackConfig) => c.intrusion.engine === "crowdsec";
 /** Caddy's internal CA issues 12-hour certificates and renews them itself: nothing to warn about. */
@@ -88,6 +98,7 @@ export function renderAlertRules(c: StackConfig): string {
         node: SELECTORS.node,
         metric: METRIC,
         driftStaleSeconds: driftStaleSeconds(c),
+        driftForSeconds: driftForSeconds(c),
     });
 }
 

@@ -4,8 +4,9 @@
 // PubkeyAuthentication yes, MaxAuthTries 3, ClientAliveInterval 300, ClientAliveCountMax 2. The rest is
 // dev-sec ssh-hardening's baseline where it is safe for a single-admin Docker host, and the
 // algorithm lists come from citadel:ssh (already restricted to strong choices by the config schema).
-import { MONITORING_UIS } from "../posture/facts";
+import { MONITORING_UIS, SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_SECONDS, SSHD_ROLLBACK_UNIT } from "../posture/facts";
 import type { StackConfig } from "../config";
+import { sha256 } from "./script";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
@@ -128,21 +129,51 @@ export function renderSshdDropin(c: StackConfig): string {
     return renderTemplate("sshd/01-citadel-hardening.conf.hbs", { sections: sshdSections(c) });
 }
 
+const rollbackFacts = { rollbackDir: SSHD_ROLLBACK_DIR, rollbackUnit: SSHD_ROLLBACK_UNIT, rollbackSeconds: SSHD_ROLLBACK_SECONDS, dropinPath: SSHD_DROPIN_PATH };
+
+/** What the rollback timer runs when no new connection confirmed the new drop-in in time. */
+export function renderSshdRollback(): HostFile {
+    const content = renderTemplate("sshd/sshd-rollback.sh.hbs", { dir: SSHD_ROLLBACK_DIR, unit: SSHD_ROLLBACK_UNIT, seconds: SSHD_ROLLBACK_SECONDS, dropinPath: SSHD_DROPIN_PATH });
+    return { path: `${SSHD_ROLLBACK_DIR}/rollback.sh`, content, mode: "0700", owner: "root", group: "root" };
+}
+
 export function renderSshd(c: StackConfig): HostScript {
     const dropin: HostFile = { path: SSHD_DROPIN_PATH, content: renderSshdDropin(c), mode: "0644", owner: "root", group: "root" };
+    const rollback = renderSshdRollback();
     const script = renderTemplate("sshd/sshd.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
         adminUser: c.admin.user,
-        dropinPath: SSHD_DROPIN_PATH,
         dropin: dropin.content,
         expected: sshdExpectedEffective(c).join("\n"),
         hostKeys: SSHD_HOST_KEYS,
+        rollback: rollback.content,
+        ...rollbackFacts,
     });
     return {
         name: "sshd",
-        description: `sshd: key-only login for ${c.admin.user}, no root, strong algorithms (drop-in ${SSHD_DROPIN_PATH}), weak host keys and DH moduli removed`,
+        description: `sshd: key-only login for ${c.admin.user}, no root, strong algorithms (drop-in ${SSHD_DROPIN_PATH}), weak host keys and DH moduli removed; reloaded with a ${SSHD_ROLLBACK_SECONDS} s rollback armed`,
         script,
-        files: [dropin],
+        files: [dropin, rollback],
+    };
+}
+
+/**
+ * The confirmation half of the sshd step: run on its own NEW connection after the reload (a separate
+ * remote command that waits for the sshd step), it disarms the rollback. Its script names the sshd
+ * step's hash, so it re-runs whenever that step does.
+ */
+export function renderSshdConfirm(c: StackConfig, sshd: HostScript = renderSshd(c)): HostScript {
+    const script = renderTemplate("sshd/sshd-confirm.sh.hbs", {
+        lib: renderTemplate("host/lib.sh.hbs", {}),
+        stepHash: sha256(sshd.script),
+        dropinSha256: sha256(renderSshdDropin(c)),
+        ...rollbackFacts,
+    });
+    return {
+        name: "sshd-confirm",
+        description: `sshd: a new SSH connection after the reload confirms the drop-in and disarms the rollback (else the host restores the previous one within ${SSHD_ROLLBACK_SECONDS} s)`,
+        script,
+        files: [],
     };
 }
 

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { posture, type Posture } from "../../components/posture";
+import { driftForSeconds } from "../../components/render/monitoring";
 import { shellQuote } from "../../components/render/template";
 import { HARNESS_KEY } from "../../lab/vps/common";
 import { VPS_IMAGE } from "../../lab/vps/image";
@@ -211,8 +212,9 @@ with concurrent.futures.ThreadPoolExecutor(6) as ex:
             const hit = await until(
                 "no CitadelDrift alert for in-ufw reached the webhook",
                 () => received.find((x) => x.at >= t0 && x.body.alerts?.some((a) => a.labels.alertname === "CitadelDrift" && a.labels.check === "in-ufw" && a.status === "firing")),
-                // The drift timer's interval, a scrape, an evaluation and Alertmanager's group wait, with room.
-                ((m.monitoring.enabled ? m.monitoring.driftIntervalSeconds : 60) + 120) * 1000,
+                // The drift timer's interval, the rule's `for` (through the next run), a scrape, an
+                // evaluation and Alertmanager's group wait, with room.
+                ((m.monitoring.enabled ? m.monitoring.driftIntervalSeconds : 60) + driftForSeconds(session.config) + 120) * 1000,
                 1_000,
             );
             process.stderr.write(`[monitoring] CitadelDrift (in-ufw) delivered ${Math.round((hit.at - t0) / 100) / 10} s after the rule was deleted\n`);

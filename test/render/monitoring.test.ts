@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import YAML from "yaml";
 import { parseConfigOrThrow, promDurationSeconds, type StackConfig } from "../../components/config";
 import { METRIC } from "../../components/posture/facts";
-import { alertRules, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
+import { alertRules, driftForSeconds, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
 import { prodConfig, prodWith } from "../fixtures";
 import { posture } from "../../components/posture";
 import { requireTool, run, shellcheck, tmpDir } from "../tools";
@@ -124,11 +124,20 @@ function cases(c: StackConfig): Case[] {
         { alert: "CitadelContainerRestartLoop", what: `${r.count + 1} restarts spread over more than ${r.window}`, fires: false, series: [{ series: sel(METRIC.containerRestarts, { container: "app-web", ...NODE }), values: `0x39 ${Math.ceil((r.count + 1) / 2)}x${Math.ceil(secs(r.window) / STEP)} ${r.count + 1}x40` }], at: JUMP + (Math.ceil(secs(r.window) / STEP) + 1) * STEP },
     );
 
-    // Drift: one check drifted among passing ones; all passing.
-    const drift = (ufw: number): Series[] => ["in-sshd", "in-ufw", "in-docker-user"].map((check) => ({ series: sel(METRIC.driftCheckOk, { check, ...NODE }), values: `${check === "in-ufw" ? ufw : 1}x20` }));
+    // Drift: one check drifted among passing ones, through the next drift run (the rule's `for`); all
+    // passing; a single run's verdict corrected by the next run (a converge caught half-way); and a
+    // drift not yet confirmed by the next run.
+    const holdFor = driftForSeconds(c);
+    const driftEnd = holdFor + 4 * STEP;
+    const samples = Math.ceil(driftEnd / STEP) + 2;
+    const drift = (ufw: string): Series[] => ["in-sshd", "in-ufw", "in-docker-user"].map((check) => ({ series: sel(METRIC.driftCheckOk, { check, ...NODE }), values: check === "in-ufw" ? ufw : `1x${samples}` }));
+    const zeroFor = (seconds: number) => `0x${Math.round(seconds / STEP) - 1} 1x${samples}`;
+    const interval = secs(c.monitoring.driftInterval);
     out.push(
-        { alert: "CitadelDrift", what: "in-ufw drifted, the others pass", fires: true, series: drift(0), at, labels: [{ severity: "critical", check: "in-ufw", ...NODE }] },
-        { alert: "CitadelDrift", what: "near miss: every check passes", fires: false, series: drift(1), at },
+        { alert: "CitadelDrift", what: `in-ufw drifted for longer than ${holdFor} s, the others pass`, fires: true, series: drift(`0x${samples}`), at: holdFor + 2 * STEP, labels: [{ severity: "critical", check: "in-ufw", ...NODE }] },
+        { alert: "CitadelDrift", what: "near miss: every check passes", fires: false, series: drift(`1x${samples}`), at: holdFor + 2 * STEP },
+        { alert: "CitadelDrift", what: "near miss: one run's drift, corrected by the next run a minute late", fires: false, series: drift(zeroFor(interval + 60)), at: holdFor + 2 * STEP },
+        { alert: "CitadelDrift", what: `near miss: drifted for ${holdFor - 2 * STEP} s (not yet confirmed by the next run)`, fires: false, series: drift(`0x${samples}`), at: holdFor - 2 * STEP },
     );
     const stale = driftStaleSeconds(c);
     const lastRun = (v: number): Series[] => [{ series: sel(METRIC.driftLastRun, NODE), values: `${v}x20` }];

@@ -9,10 +9,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
-import { parseConfigOrThrow, StackConfig } from "../../components/config";
-import { renderSshd, SSHD_DROPIN_PATH } from "../../components/render/sshd";
+import { parseConfigOrThrow, rawFromObject, StackConfig } from "../../components/config";
+import { SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_SECONDS, SSHD_ROLLBACK_UNIT } from "../../components/posture/facts";
+import { renderSshd, renderSshdConfirm, renderSshdRollback, SSHD_DROPIN_PATH } from "../../components/render/sshd";
 import { makeKeyPair, prodConfig, prodWith } from "../fixtures";
-import { freePort, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
+import { freePort, requireTool, run, RunResult, shellcheck, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
 
 const DEBIAN_SSHD_CONFIG = "/usr/share/openssh/sshd_config"; // Debian's pristine main config (Include first)
 const DROPIN_NAME = path.basename(SSHD_DROPIN_PATH);
@@ -80,6 +81,7 @@ function rsaBits(file: string): number {
     return Number(run("ssh-keygen", ["-l", "-f", file]).stdout.split(/\s+/)[0]);
 }
 
+const rawFromObjectSsh = (ssh: Record<string, unknown>) => rawFromObject({ ssh });
 const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
 
 // -----------------------------------------------------------------------------------------------
@@ -286,6 +288,92 @@ describe("sshd host script and a live sshd on loopback", () => {
         assert.equal(second.code, 0, second.stdout + second.stderr);
         assert.match(second.stdout, /citadel: sshd: unchanged/);
         assert.deepEqual(snapshot(etc), before, "second run changed files");
+    });
+
+    // The confirm-or-revert mechanism with the real sshd -t/-T and the real scripts; only systemd is
+    // a stand-in (a recorder for systemctl and systemd-run: the e2e test/e2e/sshd-rollback.test.ts runs
+    // it with the real timer on a VPS). /var/lib and /usr/local/sbin are private tmpfs here.
+    it("confirm-or-revert: the step arms the rollback before reloading; the confirmation disarms it; the timer firing restores the previous drop-in", (t) => {
+        if (!requireTools(t, "sshd", "ssh-keygen", "unshare", "useradd", "sha256sum")) return;
+        setAuthorizedKeys(fs.readFileSync(clientKey + ".pub", "utf8"));
+        const bad = parseConfigOrThrow({ ...prodWith({ admin: { user, sshPublicKeys: [c.admin.sshPublicKeys[0]] } }), ...rawFromObjectSsh({ hostKeyAlgorithms: ["rsa-sha2-512"] }) });
+        const sandbox = makeEtcSsh();
+        const bin = tmpDir("citadel-fake-systemd-");
+        try {
+            hostKey(sandbox, "ed25519");
+            hostKey(sandbox, "rsa", 4096);
+            const files: Record<string, string> = {
+                "good.sh": renderSshd(c).script,
+                "good-confirm.sh": renderSshdConfirm(c).script,
+                "bad.sh": renderSshd(bad).script,
+                "bad-confirm.sh": renderSshdConfirm(bad).script,
+                // Recorders: every call is logged; a unit is "active" while its file exists.
+                systemctl: [
+                    "#!/bin/bash",
+                    'echo "systemctl $*" >>/run/fake/calls',
+                    "args=(); for a in \"$@\"; do [ \"$a\" = --quiet ] || args+=(\"$a\"); done",
+                    'case "${args[0]}" in',
+                    '  is-active) for u in "${args[@]:1}"; do [ -e "/run/fake/active/$u" ] || exit 3; done ;;',
+                    '  stop) for u in "${args[@]:1}"; do rm -f "/run/fake/active/$u"; done ;;',
+                    "esac",
+                    "exit 0",
+                ].join("\n"),
+                "systemd-run": ["#!/bin/bash", 'echo "systemd-run $*" >>/run/fake/calls', 'for a in "$@"; do case $a in --unit=*) touch "/run/fake/active/${a#--unit=}.timer" ;; esac; done'].join("\n"),
+            };
+            for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(bin, name), text + "\n", { mode: 0o755 });
+            const D = SSHD_ROLLBACK_DIR;
+            const U = SSHD_ROLLBACK_UNIT;
+            const driver = [
+                'b=$1; set -u',
+                'mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /usr/local/sbin && cp "$b/systemctl" "$b/systemd-run" /usr/local/sbin/',
+                "install -d /run/systemd/system /run/fake/active && touch /run/fake/active/ssh.service",
+                'hka() { sshd -T -C user=x,host=x,addr=127.0.0.1 | awk \'$1 == "hostkeyalgorithms" { print $2 }\'; }',
+                'echo "== good: $(bash "$b/good.sh" >/dev/null 2>&1; echo $?)"',
+                `echo "armed-after-step: $(test -e ${D}/armed && echo yes || echo no) timer: $(test -e /run/fake/active/${U}.timer && echo yes || echo no)"`,
+                'echo "== good-confirm: $(bash "$b/good-confirm.sh" 2>&1 | tail -n 1; echo "exit ${PIPESTATUS[0]}")"',
+                `echo "armed-after-confirm: $(test -e ${D}/armed && echo yes || echo no) timer: $(test -e /run/fake/active/${U}.timer && echo yes || echo no)"`,
+                `echo "late-fire: $(bash ${D}/rollback.sh; echo $?) $(hka)"`,
+                'echo "== bad: $(bash "$b/bad.sh" >/dev/null 2>&1; echo $?) $(hka)"',
+                `echo "previous-kept: $(cmp -s ${D}/previous.conf /etc/ssh/sshd_config.d/${DROPIN_NAME} && echo same || echo differs)"`,
+                `echo "fire: $(bash ${D}/rollback.sh; echo $?) $(hka)"`,
+                `echo "fired: $(cat ${D}/fired)"`,
+                'echo "== bad-confirm: $(bash "$b/bad-confirm.sh" 2>&1 | tail -n 1; echo "exit ${PIPESTATUS[0]}")"',
+                "echo \"calls: $(grep -c 'systemctl reload ssh.service' /run/fake/calls) reloads, $(grep -c '^systemd-run' /run/fake/calls) arms\"",
+                `grep '^systemd-run' /run/fake/calls | head -n 1`,
+            ].join("\n");
+            const r = inSandbox(sandbox, ["bash", "-c", driver, "driver", bin]);
+            assert.equal(r.code, 0, r.stdout + r.stderr);
+            const o = r.stdout;
+            // A first install arms the rollback before the reload, with the declared deadline...
+            assert.match(o, /^== good: 0$/m, o);
+            assert.match(o, /^armed-after-step: yes timer: yes$/m, o);
+            assert.match(o, new RegExp(`^systemd-run --quiet --unit=${U} .*--on-active=${SSHD_ROLLBACK_SECONDS}s .*/bin/bash ${D}/rollback\\.sh$`, "m"), o);
+            // ...the confirmation (a new connection in real life) disarms it...
+            assert.match(o, /^== good-confirm: citadel: sshd-confirm: a new SSH connection logged in after the reload: configuration confirmed, rollback disarmed\nexit 0$/m, o);
+            assert.match(o, /^armed-after-confirm: no timer: no$/m, o);
+            // ...and a timer that fires after all (too late) changes nothing.
+            assert.match(o, /^late-fire: 0 ssh-ed25519,/m, o);
+            // A value sshd -t accepts but that refuses the pinned ed25519 key: installed, previous kept.
+            assert.match(o, /^== bad: 0 rsa-sha2-512$/m, o);
+            assert.match(o, /^previous-kept: differs$/m, o);
+            // The timer fires: the previous drop-in is back and sshd reloaded.
+            assert.match(o, /^fire: 0 ssh-ed25519,/m, o);
+            assert.match(o, /^fired: .* rolled back \/etc\/ssh\/sshd_config\.d\/01-citadel-hardening\.conf: the drop-in with sha256 [0-9a-f]{64} was not confirmed within \d+ s/m, o);
+            assert.match(fs.readFileSync(path.join(sandbox, "sshd_config.d", DROPIN_NAME), "utf8"), /HostKeyAlgorithms ssh-ed25519,/);
+            // A confirmation that comes after the rollback fails and says so (pulumi up fails).
+            assert.match(o, /^== bad-confirm: citadel: sshd-confirm: the host rolled back the new sshd drop-in: .*\nexit 1$/m, o);
+            assert.match(o, /^calls: 3 reloads, 2 arms$/m, o);
+        } finally {
+            fs.rmSync(sandbox, { recursive: true, force: true });
+            fs.rmSync(bin, { recursive: true, force: true });
+        }
+    });
+
+    it("the rollback program is shellcheck-clean", (t) => {
+        const sc = requireTool(t, "shellcheck");
+        if (!sc) return;
+        const r = shellcheck(sc, renderSshdRollback().content);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
     });
 
     it("live sshd: no passwords, no root even with a valid key, the admin's key works, ssh-audit clean", async (t) => {

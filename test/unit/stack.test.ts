@@ -62,6 +62,7 @@ describe("stack: prod example (target hcloud)", () => {
             ["citadel:server:Server$command:local:Command", "host-key-scan"],
             ["citadel:host:Firewall$command:remote:Command", "firewall"],
             ["citadel:host:Baseline$command:remote:Command", "sshd"],
+            ["citadel:host:Baseline$command:remote:Command", "sshd-confirm"],
             ["citadel:host:Baseline$command:remote:Command", "sysctl"],
             ["citadel:host:Baseline$command:remote:Command", "unattended-upgrades"],
             ["citadel:host:Baseline$command:remote:Command", "journald"],
@@ -373,6 +374,6 @@ describe("stack: the resources are the posture, wired (components/posture)", () 
             for (const a of s.after) assert.ok(seen.has(a) || refs.has(a), `${s.name} waits for ${a}, which is not an earlier step`);
             seen.add(s.name);
         }
-        assert.deepEqual(m.hostSteps.slice(0, 3).map((s) => s.name), ["firewall", "sshd", "sysctl"], "the firewall runs first, then sshd");
+        assert.deepEqual(m.hostSteps.slice(0, 4).map((s) => s.name), ["firewall", "sshd", "sshd-confirm", "sysctl"], "the firewall runs first, then sshd, confirmed on a new connection before anything else");
     });
 });
