@@ -16,7 +16,7 @@ files=(test/unit/*.test.ts test/hcloud/*.test.ts test/render/*.test.ts test/audi
 # local ends with `pulumi destroy`. The others (rotation: its own config; hcloud: another target)
 # converge their own. node --test sorts the files it is given, so the e2e files run one invocation
 # each, in this order.
-shared=(argv audit monitoring survival backup local)
+shared=(argv audit monitoring survival sshd-rollback interrupted backup local)
 e2e=()
 for f in "${shared[@]}"; do e2e+=("test/e2e/$f.test.ts"); done
 for f in test/e2e/*.test.ts; do

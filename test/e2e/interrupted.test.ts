@@ -7,6 +7,7 @@
 //
 // It changes the declared stack (an extra config value), so it keeps its own VPS; its last
 // `pulumi up` puts the declared stack back.
+import "./shared-vps"; // first: it may name the shared VPS before anything reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";

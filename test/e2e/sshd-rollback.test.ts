@@ -10,6 +10,7 @@
 //
 // It changes the declared stack (extra config on `pulumi up`), so it keeps its own VPS, never the
 // shared one, and its last `pulumi up` leaves the host as declared.
+import "./shared-vps"; // first: it may name the shared VPS before anything reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
