@@ -4,13 +4,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { renderCloudInit } from "../components/render/cloudinit";
-import { REPO_ROOT } from "../components/stackfile";
 import { buildLocalImages } from "./images/build-local";
 import { harnessKey, parseLabArgs, run } from "./vps/common";
 import { ensureDockerd } from "./vps/dockerd";
 import { ensureVpsImage } from "./vps/image";
 import { loadImages, startVps, stopVps } from "./vps/vps";
-import { down, LOCAL_HTTP_PORT, LOCAL_HTTPS_PORT, LOCAL_SSH_PORT, LOCAL_VPS, localConfig, pulumiLocal, stackImages } from "./local";
+import { down, LOCAL_HTTP_PORT, LOCAL_HTTPS_PORT, LOCAL_SSH_PORT, LOCAL_VPS, LOG_DIR, localConfig, pulumiLocal, stackImages } from "./local";
 
 
 /** sshd's count of accepted logins on the VPS so far (every remote step and Docker-over-SSH dial). */
@@ -20,7 +19,7 @@ function sshSessions(): number {
 }
 
 function changes(log: string): string {
-    const text = fs.readFileSync(path.join(REPO_ROOT, ".cache", "local", log), "utf8");
+    const text = fs.readFileSync(path.join(LOG_DIR, log), "utf8");
     const m = /Resources:\n([\s\S]*?)\n\n/.exec(text);
     return m ? m[1].replace(/\s+/g, " ").trim() : "?";
 }
@@ -92,7 +91,7 @@ async function main(): Promise<void> {
     const noop = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-noop.log");
     const noopS = (Date.now() - t) / 1000;
     const s2 = sshSessions();
-    fs.writeFileSync(path.join(REPO_ROOT, ".cache", "local", "host-key"), info.hostKey);
+    fs.writeFileSync(path.join(LOG_DIR, "host-key"), info.hostKey);
 
     const row = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
     console.log("\nCitadel bench (local VPS, real engine; one run, side by side)");
