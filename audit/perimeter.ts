@@ -66,6 +66,8 @@ async function withUfwHole<T>(inside: Inside, port: number, listen: boolean, fn:
             added = true;
         }
         if (listen) {
+            // A unit of that name left by an interrupted audit would make systemd-run refuse: cleared first.
+            inside.sh(`sudo -n systemctl stop ${unit} 2>/dev/null; sudo -n systemctl reset-failed ${unit} 2>/dev/null; true`);
             const r = inside.sh(`sudo -n systemd-run --quiet --unit ${unit} python3 -m http.server --bind 0.0.0.0 ${port}`);
             if (r.code !== 0) throw new Error(`cannot start a listener on ${port} on the host: ${r.stderr.trim().slice(-200)}`);
             started = true;
@@ -76,7 +78,7 @@ async function withUfwHole<T>(inside: Inside, port: number, listen: boolean, fn:
         return await fn();
     } finally {
         const undo: string[] = [];
-        if (started) undo.push(`sudo -n systemctl stop ${unit}`);
+        if (started) undo.push(`sudo -n systemctl stop ${unit}`, `{ sudo -n systemctl reset-failed ${unit} 2>/dev/null; true; }`);
         if (added) undo.push(`sudo -n ufw delete allow ${rule}`);
         if (undo.length) {
             const r = inside.sh(undo.join(" && "));
