@@ -99,7 +99,10 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
 
     it("up created the server through the API: a VPS at the server's public IPv4, behind its firewall, its host key pinned by the scan", async (t) => {
         t.diagnostic(`first converge through the Hetzner path (server create, boot, images, whole posture): ${firstUpSeconds.toFixed(1)} s`);
-        assert.match(first.address ?? "", /^172\.30\.99\.20[0-9]$/);
+        // An address from the double's pool (CITADEL_HCLOUD_POOL, "FIRST-LAST" in the lab subnet).
+        const [lo, hi] = lab.HCLOUD_POOL.split("-").map((a) => Number(a.split(".")[3]));
+        const m = /^172\.30\.99\.(\d+)$/.exec(first.address ?? "");
+        assert.ok(m && Number(m[1]) >= lo && Number(m[1]) <= hi, `${first.address} is not in the pool ${lab.HCLOUD_POOL}`);
         const names = await lab.doubleResources(double);
         assert.deepEqual(names, { servers: ["citadel"], firewalls: ["citadel-perimeter"], ssh_keys: ["citadel-admin-0"] });
         const { vps } = await vpsOf(first.address!);
