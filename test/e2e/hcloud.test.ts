@@ -6,7 +6,8 @@
 //   dropped even when UFW allows it; an app port opened on the host stays dropped from outside) →
 //   the perimeter checks fail on a hole in the cloud firewall (set through the API) → a second up
 //   changes nothing → a wrong host key is refused → destroy → up again (a new server, a new pinned
-//   key, the same exposure) → audit passes → destroy leaves no VPS, no fake resource, no lab rule.
+//   key, the same exposure) → audit passes, the same verdict on every check as the first server's →
+//   destroy leaves no VPS, no fake resource, no lab rule.
 //
 // Two converges, as few as that sequence allows. Run: npx tsx --test test/e2e/hcloud.test.ts
 import assert from "node:assert/strict";
@@ -37,6 +38,8 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
     let first: StackOutputs;
     let firstVps = "";
     let startedDockerd = false;
+    /** The first server's audit: the rebuild must give the same verdict on every check. */
+    let firstAudit: import("../../audit/run").AuditReport | undefined;
     /** Seconds of the first converge (server created through the API, booted, whole posture). */
     let firstUpSeconds = 0;
     const logRel = (name: string) => path.relative(ROOT, path.join(lab.HCLOUD_LOG_DIR, name));
@@ -116,7 +119,7 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
     });
 
     it("the audit passes against it", async () => {
-        await auditPasses(first, "audit-first.txt");
+        firstAudit = await auditPasses(first, "audit-first.txt");
     });
 
     it("perimeter: the audit's perimeter checks fail on a hole in the cloud firewall's rules (set through the API) and pass once it is undone", async () => {
@@ -244,7 +247,11 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         // then in-backup fails with "no run on this host yet".
         const backupRun = lab.hcloudTarget(config, again).inside.sh("sudo -n systemctl start citadel-backup.service", { timeoutMs: 300_000 });
         assert.equal(backupRun.code, 0, `the rebuilt server's first backup: ${backupRun.stderr}`);
-        await auditPasses(again, "audit-again.txt");
+        const againAudit = await auditPasses(again, "audit-again.txt");
+        // The same posture, as the audit sees it (not as the config says): every check, the same verdict.
+        const verdicts = (r: import("../../audit/run").AuditReport) => Object.fromEntries(r.checks.map((c) => [c.id, c.result]));
+        assert.ok(firstAudit, "the first server's audit did not run");
+        assert.deepEqual(verdicts(againAudit), verdicts(firstAudit), "the rebuilt server's audit differs from the first's");
     });
 
     it("destroy leaves no VPS, no resource in the double and no lab rule", async () => {
