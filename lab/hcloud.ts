@@ -29,7 +29,11 @@ export const HCLOUD_PREFIX = process.env.CITADEL_HCLOUD_PREFIX ?? process.env.CI
 export const HCLOUD_POOL = process.env.CITADEL_HCLOUD_POOL ?? "172.30.99.200-172.30.99.209";
 export const HCLOUD_LOG_DIR = path.join(REPO_ROOT, ".cache", `hcloud-${HCLOUD_PREFIX}`);
 export const HCLOUD_PROBE = `${HCLOUD_PREFIX}-probe`;
-/** The audit's source outside admin.sourceIps (172.30.99.0/25) and the server pool: "the Internet" (perimeter checks). */
+/**
+ * The audit's source outside admin.sourceIps (172.30.99.0/25): "the Internet" (perimeter checks).
+ * Away from the servers' pool and from test/hcloud/perimeter.test.ts's 172.30.99.240-241, which
+ * may run at the same time (a taken address makes the perimeter checks crash, so fail).
+ */
 export const HCLOUD_OUTSIDER = `${HCLOUD_PREFIX}-outsider`;
 export const HCLOUD_OUTSIDER_IP = process.env.CITADEL_HCLOUD_OUTSIDER_IP ?? "172.30.99.250";
 /** The lab backup target this run started (lab/backup-target.ts), for every engine run of the stack. */
