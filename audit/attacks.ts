@@ -4,6 +4,7 @@ import type { StackConfig } from "../components/config";
 import { HTTPS_PORT, SSH_PORT } from "../components/posture/facts";
 import { CROWDSEC_PRIVATE_RANGES, goSeconds } from "../components/render/intrusion";
 import { tcpOpen } from "./outside";
+import { PERIMETER_CHECKS } from "./perimeter";
 import { AuditTarget, CheckDef, Drift, fromDrift, Probe, probeJson, seconds, skip, waitUntil } from "./types";
 
 const py = JSON.stringify;
@@ -168,4 +169,4 @@ const sshBruteForce: CheckDef = {
     },
 };
 
-export const ATTACK_CHECKS: CheckDef[] = [sshBruteForce, httpBurst];
+export const ATTACK_CHECKS: CheckDef[] = [sshBruteForce, httpBurst, ...PERIMETER_CHECKS];

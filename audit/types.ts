@@ -101,6 +101,11 @@ export interface AuditTarget {
      * Absent = skip: from the operator's own machine the ban would lock the operator out.
      */
     attacker?: () => Attacker;
+    /**
+     * A disposable source outside citadel:admin.sourceIps (the perimeter checks: SSH from it must be
+     * as the cloud firewall declares). Absent = those parts skip: the operator's machine is inside.
+     */
+    outsider?: () => Attacker;
     inside: Inside;
 }
 

@@ -34,9 +34,9 @@ function execProbe(name: string, describe: string): Probe {
 }
 
 /** (Re)starts a container that only sleeps (a lab client), on `network`. */
-function startLabClient(name: string, network: string, image: string, seconds: number): void {
+function startLabClient(name: string, network: string, image: string, seconds: number, ip?: string): void {
     exec("docker", ["rm", "-f", name]);
-    const r = exec("docker", ["run", "-d", "--name", name, "--network", network, "--entrypoint", "sleep", image, String(seconds)]);
+    const r = exec("docker", ["run", "-d", "--name", name, "--network", network, ...(ip ? ["--ip", ip] : []), "--entrypoint", "sleep", image, String(seconds)]);
     if (r.code !== 0) throw new Error(`audit: cannot start the lab container ${name}: ${r.stderr.trim()}`);
 }
 
@@ -54,9 +54,12 @@ export function removeProbe(name = PROBE_CONTAINER): void {
     exec("docker", ["rm", "-f", name]);
 }
 
-/** A fresh container on the lab network (a fresh address, never banned before) for the SSH brute force. */
-export function containerAttacker(network: string, image: string, name = ATTACKER_CONTAINER): Attacker {
-    startLabClient(name, network, image, 900);
+/**
+ * A fresh container on the lab network (a fresh address, never banned before) for the SSH brute
+ * force; with `ip`, at that address (a source outside the admin CIDRs for the perimeter checks).
+ */
+export function containerAttacker(network: string, image: string, name = ATTACKER_CONTAINER, at?: string): Attacker {
+    startLabClient(name, network, image, 900, at);
     const ip = exec("docker", ["inspect", "--format", `{{(index .NetworkSettings.Networks ${JSON.stringify(network)}).IPAddress}}`, name]).stdout.trim();
     if (!ip) {
         removeProbe(name);

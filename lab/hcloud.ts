@@ -2,7 +2,9 @@
 // the real engine through the real hcloud provider against the lab's Hetzner Cloud API double
 // (lab/hcloud-double/), which boots a local VPS for the server from the user_data Hetzner would get
 // and enforces the cloud firewall in front of it. Everything here is scoped by the VPS prefix
-// (CITADEL_VPS_NAME, default citadel-hcloud): the double's state, the stack's state, the logs.
+// (CITADEL_HCLOUD_PREFIX, else CITADEL_VPS_NAME, default citadel-hcloud): the double's state, the
+// stack's state, the logs. Runs side by side also need their own CITADEL_HCLOUD_POOL and
+// CITADEL_HCLOUD_OUTSIDER_IP (lab addresses); the double listens on a free port of its own.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { caddyLocalCa, exposureOf, sitesOf, sshInside, type StackOutputs } from "../audit/target";
@@ -10,7 +12,7 @@ import type { AuditTarget } from "../audit/types";
 import { parseConfigOrThrow, rawFromObject, type StackConfig } from "../components/config";
 import { SSH_PORT } from "../components/posture";
 import { rawStackConfig, REPO_ROOT } from "../components/stackfile";
-import { containerProbe } from "./audit";
+import { containerAttacker, containerProbe } from "./audit";
 import { api, labRuleTables, startDouble, waitAction, type RunningDouble } from "./hcloud-double/run";
 import { backupStackArgs, startBackupTarget, stopBackupTarget, type BackupTarget } from "./backup-target";
 import { buildLocalImages } from "./images/build-local";
@@ -21,12 +23,19 @@ import { ensureVpsImage, VPS_IMAGE } from "./vps/image";
 import { LAB_NETWORK, stopVps } from "./vps/vps";
 
 export const HCLOUD_STACK = "hcloud";
-/** Servers the double creates are VPSes named PREFIX-<server id>. */
-export const HCLOUD_PREFIX = process.env.CITADEL_VPS_NAME ?? "citadel-hcloud";
+/** Servers the double creates are VPSes named PREFIX-<server id> (CITADEL_HCLOUD_PREFIX, else CITADEL_VPS_NAME). */
+export const HCLOUD_PREFIX = process.env.CITADEL_HCLOUD_PREFIX ?? process.env.CITADEL_VPS_NAME ?? "citadel-hcloud";
 /** Public IPv4s of the double's servers: the upper half of the lab subnet, outside the stack's admin sources. */
 export const HCLOUD_POOL = process.env.CITADEL_HCLOUD_POOL ?? "172.30.99.200-172.30.99.209";
 export const HCLOUD_LOG_DIR = path.join(REPO_ROOT, ".cache", `hcloud-${HCLOUD_PREFIX}`);
 export const HCLOUD_PROBE = `${HCLOUD_PREFIX}-probe`;
+/**
+ * The audit's source outside admin.sourceIps (172.30.99.0/25): "the Internet" (perimeter checks).
+ * Away from the servers' pool and from test/hcloud/perimeter.test.ts's 172.30.99.240-241, which
+ * may run at the same time (a taken address makes the perimeter checks crash, so fail).
+ */
+export const HCLOUD_OUTSIDER = `${HCLOUD_PREFIX}-outsider`;
+export const HCLOUD_OUTSIDER_IP = process.env.CITADEL_HCLOUD_OUTSIDER_IP ?? "172.30.99.250";
 /** The lab backup target this run started (lab/backup-target.ts), for every engine run of the stack. */
 const HCLOUD_BACKUP_TARGET_FILE = path.join(HCLOUD_LOG_DIR, "backup-target.json");
 
@@ -46,6 +55,7 @@ export async function removeLeftovers(): Promise<void> {
     const names = run("docker", ["ps", "-a", "--filter", "label=org.citadel.vps", "--format", "{{.Names}}"]).stdout.split("\n");
     for (const n of names.filter((x) => new RegExp(`^${HCLOUD_PREFIX}-[0-9]+$`).test(x))) await stopVps(n);
     stopBackupTarget(HCLOUD_PREFIX);
+    run("docker", ["rm", "-f", HCLOUD_OUTSIDER]);
     for (const t of labRuleTables(HCLOUD_PREFIX).filter((x) => new RegExp(`^${HCLOUD_PREFIX.replace(/-/g, "_")}_[0-9]+$`).test(x))) run("nft", ["delete", "table", "inet", t]);
 }
 
@@ -96,7 +106,8 @@ export async function hcloudOutputs(double: RunningDouble, publicKey: string): P
 
 /**
  * The audit's view of the converged server: reached at its public address (the VPS's lab address)
- * from this machine (SSH, inside the admin sources) and from a probe container on the lab network.
+ * from this machine (SSH, inside the admin sources), from a probe container on the lab network
+ * (inside them too) and, for the perimeter checks, from a container outside them.
  */
 export function hcloudTarget(config: StackConfig, outputs: StackOutputs): AuditTarget {
     if (!outputs.address || !outputs.sshHostKey) throw new Error("hcloud: the stack has no address/sshHostKey outputs (pulumi up first)");
@@ -111,6 +122,7 @@ export function hcloudTarget(config: StackConfig, outputs: StackOutputs): AuditT
         sites: sitesOf(config, outputs),
         siteCaPem: caddyLocalCa(inside, config),
         probe: containerProbe(LAB_NETWORK, VPS_IMAGE, HCLOUD_PROBE),
+        outsider: () => containerAttacker(LAB_NETWORK, VPS_IMAGE, HCLOUD_OUTSIDER, HCLOUD_OUTSIDER_IP),
         inside,
     };
 }

@@ -2,10 +2,12 @@
 // the real engine and the real hcloud provider against the lab's Hetzner Cloud API double, which
 // boots a local VPS from the server's user_data and enforces the cloud firewall in front of it.
 //
-//   up → audit passes → perimeter checks (from a lab source outside admin.sourceIps SSH is dropped
-//   even when UFW allows it; a port opened on the host stays closed from outside) → a second up
+//   up → audit passes, with its perimeter checks (from a lab source outside admin.sourceIps SSH is
+//   dropped even when UFW allows it; an app port opened on the host stays dropped from outside) →
+//   the perimeter checks fail on a hole in the cloud firewall (set through the API) → a second up
 //   changes nothing → a wrong host key is refused → destroy → up again (a new server, a new pinned
-//   key, the same exposure) → audit passes → destroy leaves no VPS, no fake resource, no lab rule.
+//   key, the same exposure) → audit passes, the same verdict on every check as the first server's →
+//   destroy leaves no VPS, no fake resource, no lab rule.
 //
 // Two converges, as few as that sequence allows. Run: npx tsx --test test/e2e/hcloud.test.ts
 import assert from "node:assert/strict";
@@ -13,7 +15,6 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { StackOutputs } from "../../audit/target";
-import type { Probe } from "../../audit/types";
 import type { StackConfig } from "../../components/config";
 import type { RunningDouble } from "../../lab/hcloud-double/run";
 import { IN_CI, run } from "../tools";
@@ -28,19 +29,17 @@ else if (run("go", ["version"]).code !== 0) skip = "Go is not installed";
 else if (run("nft", ["--version"]).code !== 0) skip = "nft is not installed";
 if (IN_CI && skip) throw new Error(skip);
 
-/** A lab address outside the stack's admin sources (172.30.99.0/25) and the double's pool. */
-const OUTSIDER_IP = "172.30.99.250";
-
 describe("e2e: the Hetzner path (hcloud target) against the lab's API double", { skip, timeout: 45 * 60_000 }, () => {
     let lab: typeof import("../../lab/hcloud");
     let hd: typeof import("../../lab/hcloud-double/run");
-    let outside: typeof import("../../audit/outside");
     let double: RunningDouble;
     let config: StackConfig;
     let publicKey: string;
     let first: StackOutputs;
     let firstVps = "";
     let startedDockerd = false;
+    /** The first server's audit: the rebuild must give the same verdict on every check. */
+    let firstAudit: import("../../audit/run").AuditReport | undefined;
     /** Seconds of the first converge (server created through the API, booted, whole posture). */
     let firstUpSeconds = 0;
     const logRel = (name: string) => path.relative(ROOT, path.join(lab.HCLOUD_LOG_DIR, name));
@@ -52,13 +51,19 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         assert.ok(s, `no server of the double has the stack's address ${address}`);
         return { id: s.id, vps: `${lab.HCLOUD_PREFIX}-${s.id}` };
     };
-    /** Runs the whole audit (no attacks) against the converged server; every check must pass. */
+    /**
+     * Runs the whole audit against the converged server, with the attack group for its perimeter
+     * checks (SSH from outside admin.sourceIps, an app port, each with UFW opened behind the cloud
+     * firewall; the brute force and the burst skip: this target gives them no sources). Every check
+     * must pass and the perimeter checks must have run.
+     */
     const auditPasses = async (outputs: StackOutputs, log: string) => {
         const { runAudit, formatReport, failedIds } = await import("../../audit/run");
-        const report = await runAudit(lab.hcloudTarget(config, outputs));
+        const report = await runAudit(lab.hcloudTarget(config, outputs), { attack: true });
         fs.writeFileSync(path.join(lab.HCLOUD_LOG_DIR, log), formatReport(report));
         assert.deepEqual(failedIds(report), [], `audit failed; see ${logRel(log)}`);
         assert.ok(report.summary.pass >= 20, `only ${report.summary.pass} checks passed; see ${logRel(log)}`);
+        for (const id of ["atk-perimeter-ssh", "atk-perimeter-port"]) assert.equal(report.checks.find((c) => c.id === id)?.result, "pass", `${id}; see ${logRel(log)}`);
         return report;
     };
     /** Nothing of the stack is left: no server/firewall/key in the double, no VPS, no nftables table. */
@@ -72,7 +77,6 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
     before(async () => {
         lab = await import("../../lab/hcloud");
         hd = await import("../../lab/hcloud-double/run");
-        outside = await import("../../audit/outside");
         const { dockerReady } = await import("../../lab/vps/dockerd");
         startedDockerd = !dockerReady();
         const started = await lab.startHcloudLab();
@@ -88,7 +92,6 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
     after(async () => {
         const { removeProbe } = await import("../../lab/audit");
         removeProbe(lab?.HCLOUD_PROBE);
-        run("docker", ["rm", "-f", `${lab?.HCLOUD_PREFIX}-outsider`]);
         if (double) {
             await lab.deleteAll(double).catch((e) => process.stderr.write(`cleanup: ${(e as Error).message}\n`));
             await double.stop();
@@ -99,7 +102,10 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
 
     it("up created the server through the API: a VPS at the server's public IPv4, behind its firewall, its host key pinned by the scan", async (t) => {
         t.diagnostic(`first converge through the Hetzner path (server create, boot, images, whole posture): ${firstUpSeconds.toFixed(1)} s`);
-        assert.match(first.address ?? "", /^172\.30\.99\.20[0-9]$/);
+        // An address from the double's pool (CITADEL_HCLOUD_POOL, "FIRST-LAST" in the lab subnet).
+        const [lo, hi] = lab.HCLOUD_POOL.split("-").map((a) => Number(a.split(".")[3]));
+        const m = /^172\.30\.99\.(\d+)$/.exec(first.address ?? "");
+        assert.ok(m && Number(m[1]) >= lo && Number(m[1]) <= hi, `${first.address} is not in the pool ${lab.HCLOUD_POOL}`);
         const names = await lab.doubleResources(double);
         assert.deepEqual(names, { servers: ["citadel"], firewalls: ["citadel-perimeter"], ssh_keys: ["citadel-admin-0"] });
         const { vps } = await vpsOf(first.address!);
@@ -113,47 +119,49 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
     });
 
     it("the audit passes against it", async () => {
-        await auditPasses(first, "audit-first.txt");
+        firstAudit = await auditPasses(first, "audit-first.txt");
     });
 
-    it("perimeter: SSH from outside admin.sourceIps and a port opened on the host stay dropped, even when UFW allows them", async () => {
-        const address = first.address!;
-        const { id } = await vpsOf(address);
-        const fw = ((await hd.api(double, "GET", "/firewalls")).json.firewalls as { id: number }[])[0];
+    it("perimeter: the audit's perimeter checks fail on a hole in the cloud firewall's rules (set through the API) and pass once it is undone", async () => {
+        const { runAudit, formatReport } = await import("../../audit/run");
+        const { portClosedByPerimeter } = await import("../../audit/perimeter");
+        const { posture, SSH_PORT } = await import("../../components/posture");
         const target = lab.hcloudTarget(config, first);
-        const name = `${lab.HCLOUD_PREFIX}-outsider`;
-        run("docker", ["rm", "-f", name]);
-        const started = run("docker", ["run", "-d", "--name", name, "--network", "citadel-lab", "--ip", OUTSIDER_IP, "--entrypoint", "sleep", "citadel/vps:12", "900"]);
-        assert.equal(started.code, 0, started.stderr);
-        const outsider: Probe = { describe: `container ${name} (${OUTSIDER_IP})`, python: (script, timeoutMs) => run("docker", ["exec", name, "python3", "-c", script], { timeout: timeoutMs }) };
-        const dropped = { open: false, err: "TimeoutError" };
-        const open = { open: true, err: "" };
-        // The faults: UFW told to allow SSH from anywhere and 8001 (before its own deny rules), and a
-        // listener on 8001 on the host.
-        const fault = target.inside.sh("sudo -n ufw insert 1 allow 22/tcp && sudo -n ufw insert 1 allow 8001/tcp && (sudo -n systemd-run --unit citadel-e2e-8001 python3 -m http.server --bind 0.0.0.0 8001 >/dev/null)");
-        assert.equal(fault.code, 0, fault.stderr);
+        const perimeter = async (log: string) => {
+            const r = await runAudit(target, { attack: true, only: ["atk-perimeter"] });
+            fs.writeFileSync(path.join(lab.HCLOUD_LOG_DIR, log), formatReport(r));
+            return Object.fromEntries(r.checks.map((c) => [c.id, c]));
+        };
+        const fw = ((await hd.api(double, "GET", "/firewalls")).json.firewalls as { id: number; rules: Record<string, unknown>[] }[])[0];
+        // The fault: the declared port the perimeter keeps closed, and SSH, opened to anywhere.
+        const port = portClosedByPerimeter(posture(config).exposure.cloudFirewall, config.firewall.denyPorts);
+        assert.ok(port, "the posture leaves no app port closed at the perimeter");
+        const hole = [SSH_PORT, port].map((p) => ({ direction: "in", protocol: "tcp", port: String(p), source_ips: ["0.0.0.0/0"], destination_ips: [], description: "fault" }));
+        const setRules = async (rules: Record<string, unknown>[]) => {
+            const r = await hd.api(double, "POST", `/firewalls/${fw.id}/actions/set_rules`, { rules });
+            assert.equal(r.status, 201, JSON.stringify(r.json));
+            for (const a of r.json.actions as { id: number }[]) assert.equal((await hd.waitAction(double, a.id)).status, "success");
+        };
+        await setRules([...fw.rules, ...hole]);
         try {
-            const local = target.inside.sh("for i in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/8001) 2>/dev/null && echo open && exit 0; sleep 0.1; done; echo closed");
-            assert.equal(local.stdout.trim(), "open", "control: nothing listens on 8001 on the host");
-            assert.deepEqual(outside.tcpOpen(outsider, address, 22), dropped, "SSH from outside admin.sourceIps, allowed by UFW");
-            assert.deepEqual(outside.tcpOpen(target.probe, address, 8001), dropped, "8001 from a lab source, allowed by UFW");
-            assert.deepEqual(outside.tcpOpen(outsider, address, 8001), dropped, "8001 from outside, allowed by UFW");
-            // Control: without the cloud firewall the same faults are open, so the perimeter is what drops.
-            const removed = await hd.api(double, "POST", `/firewalls/${fw.id}/actions/remove_from_resources`, { remove_from: [{ type: "server", server: { id } }] });
-            assert.equal(removed.status, 201, JSON.stringify(removed.json));
-            try {
-                assert.deepEqual(outside.tcpOpen(outsider, address, 22), open, "control: with the perimeter removed, UFW's hole lets SSH in");
-                assert.deepEqual(outside.tcpOpen(target.probe, address, 8001), open, "control: with the perimeter removed, 8001 answers");
-            } finally {
-                const applied = await hd.api(double, "POST", `/firewalls/${fw.id}/actions/apply_to_resources`, { apply_to: [{ type: "server", server: { id } }] });
-                assert.equal(applied.status, 201, JSON.stringify(applied.json));
+            const faulty = await perimeter("audit-perimeter-fault.txt");
+            for (const id of ["atk-perimeter-ssh", "atk-perimeter-port"]) {
+                assert.equal(faulty[id]?.result, "fail", `${id} did not catch the hole; see ${logRel("audit-perimeter-fault.txt")}`);
+                assert.ok(!faulty[id].crashed, `${id} crashed instead of judging: ${faulty[id].evidence}`);
             }
-            assert.deepEqual(outside.tcpOpen(outsider, address, 22), dropped, "SSH from outside once the perimeter is back");
+            assert.match(faulty["atk-perimeter-ssh"].drift.map((d) => d.actual).join(), /open/);
+            assert.match(faulty["atk-perimeter-port"].drift.map((d) => d.what).join(), new RegExp(`tcp/${port} from`));
         } finally {
-            const undo = target.inside.sh("sudo -n systemctl stop citadel-e2e-8001; sudo -n ufw delete allow 8001/tcp; sudo -n ufw delete allow 22/tcp");
-            run("docker", ["rm", "-f", name]);
-            assert.equal(undo.code, 0, undo.stderr);
+            await setRules(fw.rules);
         }
+        const undone = await perimeter("audit-perimeter-undone.txt");
+        for (const id of ["atk-perimeter-ssh", "atk-perimeter-port"]) assert.equal(undone[id]?.result, "pass", `${id} after the rules were put back; see ${logRel("audit-perimeter-undone.txt")}`);
+        // The checks undid their own changes to the host: no UFW hole, no listener left.
+        const ufw = target.inside.sh("sudo -n ufw show added");
+        assert.equal(ufw.code, 0, ufw.stderr);
+        assert.doesNotMatch(ufw.stdout, new RegExp(`^ufw allow (${SSH_PORT}|${port})/tcp$`, "m"));
+        assert.equal(target.inside.sh(`(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null`).code, 1, `something still listens on ${port}`);
+        assert.equal(run("docker", ["inspect", lab.HCLOUD_OUTSIDER]).code, 1, "the outsider container must be removed");
     });
 
     it("a second pulumi up changes nothing", async () => {
@@ -239,7 +247,11 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         // then in-backup fails with "no run on this host yet".
         const backupRun = lab.hcloudTarget(config, again).inside.sh("sudo -n systemctl start citadel-backup.service", { timeoutMs: 300_000 });
         assert.equal(backupRun.code, 0, `the rebuilt server's first backup: ${backupRun.stderr}`);
-        await auditPasses(again, "audit-again.txt");
+        const againAudit = await auditPasses(again, "audit-again.txt");
+        // The same posture, as the audit sees it (not as the config says): every check, the same verdict.
+        const verdicts = (r: import("../../audit/run").AuditReport) => Object.fromEntries(r.checks.map((c) => [c.id, c.result]));
+        assert.ok(firstAudit, "the first server's audit did not run");
+        assert.deepEqual(verdicts(againAudit), verdicts(firstAudit), "the rebuilt server's audit differs from the first's");
     });
 
     it("destroy leaves no VPS, no resource in the double and no lab rule", async () => {
