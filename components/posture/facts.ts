@@ -178,7 +178,13 @@ export const METRIC = {
     rebootRequiredSince: "citadel_reboot_required_since_timestamp_seconds",
     /** Docker's restart count per container (label `container`). */
     containerRestarts: "citadel_container_restarts_total",
+    /** When the last good backup finished (0: none yet), written by every backup run. */
+    backupLastSuccess: "citadel_backup_last_success_timestamp_seconds",
+    /** 1 when the last backup run succeeded, 0 when it failed. */
+    backupLastRunOk: "citadel_backup_last_run_success",
 } as const;
+/** The backup run's metrics (textfile collector), beside the drift and update metrics. */
+export const BACKUP_METRICS_FILE = `${METRICS_TEXTFILE_DIR}/citadel-backup.prom`;
 /**
  * The monitoring network's fixed subnet and bridge: Prometheus reaches the host's CrowdSec on the
  * bridge's address (the host side), and UFW allows exactly that port on exactly that interface.

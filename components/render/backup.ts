@@ -16,6 +16,8 @@ import {
     POSTGRES_CONTAINER,
     REDIS_CONTAINER,
     SSH_PORT,
+    BACKUP_METRICS_FILE,
+    METRIC,
 } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
@@ -31,7 +33,7 @@ export function backupRemote(c: StackConfig): string {
 }
 
 /** The backup program run by the service (also run by tests against a real Postgres and SFTP server). */
-export function renderBackupProgram(c: StackConfig, over: Partial<{ confDir: string; stateDir: string; statusFile: string }> = {}): string {
+export function renderBackupProgram(c: StackConfig, over: Partial<{ confDir: string; stateDir: string; statusFile: string; metricsFile: string }> = {}): string {
     return renderTemplate("backup/citadel-backup.sh.hbs", {
         service: BACKUP_SERVICE,
         confDir: over.confDir ?? BACKUP_CONF_DIR,
@@ -44,6 +46,9 @@ export function renderBackupProgram(c: StackConfig, over: Partial<{ confDir: str
         postgres: c.postgres.enabled ? POSTGRES_CONTAINER : "",
         redis: c.redis.enabled ? REDIS_CONTAINER : "",
         redisDir: REDIS_DATA_DIR,
+        // For the backup alerts (monitoring's node exporter reads it); none without monitoring.
+        metricsFile: c.monitoring.enabled ? (over.metricsFile ?? BACKUP_METRICS_FILE) : "",
+        metric: METRIC,
     });
 }
 

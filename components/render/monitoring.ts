@@ -33,6 +33,9 @@ import {
     NODE_EXPORTER_CONTAINER,
     NODE_EXPORTER_PORT,
     PROMETHEUS_PORT,
+    BACKUP_MAX_AGE_HOURS,
+    BACKUP_SERVICE,
+    BACKUP_STATUS_PATH,
 } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
@@ -99,6 +102,7 @@ export function renderAlertRules(c: StackConfig): string {
         metric: METRIC,
         driftStaleSeconds: driftStaleSeconds(c),
         driftForSeconds: driftForSeconds(c),
+        backup: c.backup.enabled ? { maxAgeHours: BACKUP_MAX_AGE_HOURS, service: BACKUP_SERVICE, statusFile: BACKUP_STATUS_PATH } : false,
     });
 }
 

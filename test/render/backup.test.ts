@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import { ageRecipientError, parseConfigOrThrow } from "../../components/config";
 import { posture } from "../../components/posture";
+import { METRIC } from "../../components/posture/facts";
 import { renderBackupProgram, renderKnownHosts, renderRcloneConf, renderRecipients } from "../../components/render/backup";
 import { backupConfig, prodWith, TEST_BACKUP } from "../fixtures";
 import { IN_CI, requireTool, run, shellcheck, tmpDir } from "../tools";
@@ -114,7 +115,14 @@ describe("backup program: a run against the lab's SFTP target (OpenSSH, chrooted
         fs.writeFileSync(path.join(conf, "known_hosts"), renderKnownHosts(c));
         fs.writeFileSync(path.join(conf, "rclone.conf"), renderRcloneConf(c, { keyFile: target.keyPath, knownHosts: path.join(conf, "known_hosts") }));
         const status = path.join(dir, "state", "status.json");
-        fs.writeFileSync(path.join(dir, "citadel-backup"), renderBackupProgram(c, { confDir: conf, stateDir: path.dirname(status), statusFile: status }), { mode: 0o755 });
+        const metrics = path.join(dir, "metrics", "citadel-backup.prom");
+        fs.mkdirSync(path.dirname(metrics));
+        fs.writeFileSync(path.join(dir, "citadel-backup"), renderBackupProgram(c, { confDir: conf, stateDir: path.dirname(status), statusFile: status, metricsFile: metrics }), { mode: 0o755 });
+        /** The textfile the node exporter reads (the backup alerts), as metric → value. */
+        const metricValues = (): Record<string, number> => {
+            assert.equal(fs.statSync(metrics).mode & 0o777, 0o644, "world-readable: the exporter runs as nobody");
+            return Object.fromEntries(fs.readFileSync(metrics, "utf8").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => [l.split(" ")[0], Number(l.split(" ")[1])]));
+        };
         // `docker exec redis tar -C /data -cf - .` → tar of the test's data directory.
         fs.writeFileSync(path.join(bin, "docker"), `#!/bin/sh\n[ "$1 $2 $3" = "exec redis tar" ] || exit 99\nexec tar -C ${JSON.stringify(data)} -cf - .\n`, { mode: 0o755 });
         const rc = (args: string[]) => run("rclone", ["--config", path.join(conf, "rclone.conf"), ...args]);
@@ -131,6 +139,7 @@ describe("backup program: a run against the lab's SFTP target (OpenSSH, chrooted
         assert.equal(s.objects.length, 1);
         assert.equal(s.objects[0].name, "redis-data.tar.age");
         backupId = s.id;
+        assert.deepEqual(metricValues(), { [METRIC.backupLastRunOk]: 1, [METRIC.backupLastSuccess]: Math.floor(Date.parse(s.lastSuccess.time) / 1000) });
 
         // On the target: the new backup, the one of yesterday (daily 2) and the month tiers; the 13-month-old and the incomplete one pruned.
         const listing = run("docker", ["exec", target.container, "find", `${SFTP_CHROOT}/backups`, "-type", "f"]).stdout;
@@ -159,6 +168,8 @@ describe("backup program: a run against the lab's SFTP target (OpenSSH, chrooted
         assert.equal(s2.success, false);
         assert.match(s2.error, /archiving the data of redis failed/);
         assert.equal(s2.lastSuccess.id, s.id);
+        // The alerts see the failure, and the last good backup's time is kept.
+        assert.deepEqual(metricValues(), { [METRIC.backupLastRunOk]: 0, [METRIC.backupLastSuccess]: Math.floor(Date.parse(s.lastSuccess.time) / 1000) });
     });
     it("citadel restore checks every part's sha256 first: one byte changed on the target → refused, nothing stopped or replaced; undone → restored", async (t) => {
         if (!backupId) return t.skip("the backup run above failed");

@@ -8,9 +8,9 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import YAML from "yaml";
 import { parseConfigOrThrow, promDurationSeconds, type StackConfig } from "../../components/config";
-import { METRIC } from "../../components/posture/facts";
+import { BACKUP_MAX_AGE_HOURS, METRIC } from "../../components/posture/facts";
 import { alertRules, driftForSeconds, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
-import { prodConfig, prodWith } from "../fixtures";
+import { backupConfig, prodConfig, prodWith } from "../fixtures";
 import { posture } from "../../components/posture";
 import { requireTool, run, shellcheck, tmpDir } from "../tools";
 
@@ -114,6 +114,19 @@ function cases(c: StackConfig): Case[] {
     };
     since(METRIC.securityUpdatesPendingSince, t.securityUpdatesDays, "CitadelSecurityUpdatesPending");
     since(METRIC.rebootRequiredSince, t.rebootRequiredDays, "CitadelRebootRequired");
+
+    // Backups (rendered only with citadel:backup on): the last good one an hour beyond or short of
+    // the limit, none ever (0), and the last run failed or not.
+    const maxAge = BACKUP_MAX_AGE_HOURS * 3600;
+    const lastGood = (v: number): Series[] => [{ series: sel(METRIC.backupLastSuccess, NODE), values: `${v}x20` }];
+    const lastRunOk = (ok: number): Series[] => [{ series: sel(METRIC.backupLastRunOk, NODE), values: `${ok}x20` }];
+    out.push(
+        { alert: "CitadelBackupStale", what: `last good backup ${BACKUP_MAX_AGE_HOURS} h and an hour ago`, fires: true, series: lastGood(at - maxAge - 3600), at, labels: [{ severity: "critical", ...NODE }] },
+        { alert: "CitadelBackupStale", what: "no good backup ever (0)", fires: true, series: lastGood(0), at, labels: [{ severity: "critical", ...NODE }] },
+        { alert: "CitadelBackupStale", what: `near miss: last good backup ${BACKUP_MAX_AGE_HOURS} h less an hour ago`, fires: false, series: lastGood(at - maxAge + 3600), at },
+        { alert: "CitadelBackupFailed", what: "the last run failed", fires: true, series: lastRunOk(0), at: 60, labels: [{ severity: "warning", ...NODE }] },
+        { alert: "CitadelBackupFailed", what: "near miss: the last run succeeded", fires: false, series: lastRunOk(1), at: 60 },
+    );
 
     // Restart loop: per container.
     const r = t.containerRestarts;
@@ -234,13 +247,15 @@ describe("monitoring: alert rules", () => {
     it("every rule of the prod example fires on its case and stays silent on each near miss (promtool test rules)", (t) => {
         const promtool = requireTool(t, "promtool");
         if (!promtool) return;
-        const r = promtoolTest(promtool, prodConfig());
+        // The prod example with backups on: every rule Citadel can render.
+        const r = promtoolTest(promtool, backupConfig());
         assert.equal(r.code, 0, r.stdout + r.stderr);
         for (const alert of r.rendered) {
             assert.ok(r.all.some((k) => k.alert === alert && k.fires), `${alert} has no case where it fires`);
             assert.ok(r.all.some((k) => k.alert === alert && !k.fires), `${alert} has no near miss`);
         }
-        assert.equal(r.rendered.size, 12, [...r.rendered].join(", "));
+        assert.equal(r.rendered.size, 14, [...r.rendered].join(", "));
+        assert.equal(alertRules(prodConfig()).length, 12, "without backups, no backup rule");
         console.log(`promtool test rules: ${r.all.length} cases over ${r.rendered.size} rules, all as expected`);
     });
 
