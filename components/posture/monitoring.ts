@@ -55,6 +55,9 @@ export function monitoringSecretFiles(c: StackConfig): SecretFilePosture[] {
             mode: SECRET_FILE_MODE,
             readers: [ALERTMANAGER_CONTAINER],
             step: `secret-${ALERTMANAGER_CONTAINER}-${ALERTMANAGER_CONFIG_NAME.replace(".", "-")}`,
+            // Alertmanager reads its configuration at start: a changed receiver URL (a rotated
+            // webhook token) would otherwise keep alerts going to the old one until a restart.
+            reloadOnChange: ALERTMANAGER_CONTAINER,
         },
     ];
 }

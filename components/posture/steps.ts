@@ -52,7 +52,7 @@ function secretStep(f: SecretFilePosture, after: string[]): HostStepPosture {
         layer: "secrets",
         description: `secret file ${f.path} (${f.mode}, owner uid ${f.ownerUid}) for ${f.readers.join(", ")}, written from stdin`,
         kind: "secret-file",
-        script: secretFileScript(f.consumer, f.name, f.ownerUid),
+        script: secretFileScript(f.consumer, f.name, f.ownerUid, f.reloadOnChange),
         files: [],
         after,
         validation: "staged in a temporary file in the same root-only directory (owner and mode set first); a new file is renamed into place, an existing one rewritten in place only when its content differs (running readers keep their bind mount)",

@@ -168,6 +168,11 @@ export interface SecretFilePosture {
     readers: string[];
     /** The host step that writes it. */
     step: string;
+    /**
+     * A reader that reads the file once at start and reloads on SIGHUP (Alertmanager): when a changed
+     * value is written, the running container gets SIGHUP, so a new value takes effect without a restart.
+     */
+    reloadOnChange?: string;
 }
 
 export interface SitePosture {

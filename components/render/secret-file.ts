@@ -3,9 +3,19 @@
 import { SECRET_FILE_MODE, SECRETS_DIR, secretFilePath } from "../posture/facts";
 import { shellQuote } from "./template";
 
-export function secretFileScript(consumer: string, name: string, uid: number): string {
+export function secretFileScript(consumer: string, name: string, uid: number, reloadContainer?: string): string {
     const path = secretFilePath(consumer, name);
     const dir = `${SECRETS_DIR}/${consumer}`;
+    // A reader that reads the file at start only (Alertmanager) gets SIGHUP when a running one must
+    // see a changed value; a new file needs none (the container starts after this step).
+    const reload = reloadContainer
+        ? [
+              `if [ "$changed" = 1 ] && [ "$(docker inspect --format '{{.State.Running}}' ${shellQuote(reloadContainer)} 2>/dev/null)" = true ]; then`,
+              `    docker kill --signal HUP ${shellQuote(reloadContainer)} >/dev/null`,
+              `    echo "citadel: ${reloadContainer} reloads its configuration (SIGHUP): the value changed"`,
+              "fi",
+          ]
+        : [];
     return [
         "set -euo pipefail",
         "umask 077",
@@ -18,13 +28,15 @@ export function secretFileScript(consumer: string, name: string, uid: number): s
         // its inode, so a rename would leave running readers on the old value until re-created. The
         // price is a write window of one small write(2) in which a reader may find the file empty
         // (readers retry an empty read). A new file is renamed into place (atomic).
+        ...(reloadContainer ? ["changed=0"] : []),
         `if [ -f ${shellQuote(path)} ] && [ ! -L ${shellQuote(path)} ]; then`,
         `    chown ${uid}:0 ${shellQuote(path)} && chmod ${SECRET_FILE_MODE} ${shellQuote(path)}`,
-        `    if ! cmp -s "$tmp" ${shellQuote(path)}; then cat "$tmp" > ${shellQuote(path)}; fi`,
+        `    if ! cmp -s "$tmp" ${shellQuote(path)}; then cat "$tmp" > ${shellQuote(path)};${reloadContainer ? " changed=1;" : ""} fi`,
         `    rm -f "$tmp"`,
         "else",
         `    mv -f "$tmp" ${shellQuote(path)}`,
         "fi",
         `echo "citadel: secret file ${path} written (owner uid ${uid}, mode ${SECRET_FILE_MODE})"`,
+        ...reload,
     ].join("\n");
 }

@@ -116,3 +116,62 @@ describe("secret files: written from stdin as 0400, owned by their reader", () =
         }
     });
 });
+
+describe("secret files read once at start: a changed value reaches the running reader", () => {
+    // Alertmanager reads alertmanager.yml (the receivers' URLs, a secret file) at start. The step that
+    // writes it sends the running container SIGHUP when the value changed, and only then. Run here
+    // against the real Alertmanager (Debian's): `docker` is a stand-in that answers `inspect` with
+    // "running" and turns `kill --signal HUP` into a SIGHUP to that Alertmanager, recording each call.
+    it("a rotated receiver URL: the file is rewritten in place, Alertmanager gets SIGHUP and serves the new configuration; an unchanged value sends nothing", async (t) => {
+        if (!requireTool(t, "unshare") || !requireTool(t, "prometheus-alertmanager") || !requireTool(t, "curl")) return;
+        const { posture } = await import("../../components/posture");
+        const { freePort } = await import("../tools");
+        const file = posture(prodConfig()).secretFiles.find((f) => f.content === "alertmanager-config");
+        assert.ok(file?.reloadOnChange, "alertmanager.yml is declared as reloaded on change");
+        const dir = tmpDir();
+        const port = await freePort();
+        const config = (url: string) => `route:\n  receiver: ops\nreceivers:\n  - name: ops\n    webhook_configs:\n      - url: ${url}\n`;
+        fs.writeFileSync(path.join(dir, "v1"), config("https://hooks.example.com/old-token-1111"));
+        fs.writeFileSync(path.join(dir, "v2"), config("https://hooks.example.com/new-token-2222"));
+        fs.writeFileSync(path.join(dir, "script.sh"), secretFileScript(file.consumer, file.name, 0, file.reloadOnChange));
+        fs.mkdirSync(path.join(dir, "bin"));
+        fs.writeFileSync(
+            path.join(dir, "bin", "docker"),
+            `#!/bin/bash\necho "$*" >> ${JSON.stringify(path.join(dir, "docker-calls"))}\ncase "$1" in\n  inspect) echo true ;;\n  kill) [ "$2 $3 $4" = "--signal HUP ${file.reloadOnChange}" ] && kill -HUP "$(cat ${JSON.stringify(path.join(dir, "am.pid"))})" ;;\n  *) exit 99 ;;\nesac\n`,
+            { mode: 0o755 },
+        );
+        const status = `curl -fsS http://127.0.0.1:${port}/api/v2/status`;
+        const probe = [
+            "set -e",
+            "mkdir -p /etc/citadel && mount -t tmpfs tmpfs /etc/citadel",
+            `export PATH="$1/bin:$PATH"`,
+            'bash "$1/script.sh" < "$1/v1"',
+            `prometheus-alertmanager --config.file=${file.path} --storage.path="$1/data" --web.listen-address=127.0.0.1:${port} --cluster.listen-address= >"$1/am.log" 2>&1 & echo $! > "$1/am.pid"`,
+            `for _ in $(seq 1 100); do ${status} >/dev/null 2>&1 && break; sleep 0.1; done`,
+            `${status} | grep -o 'old-token-1111' | head -1`,
+            "ino1=$(stat -c %i " + file.path + ")",
+            'bash "$1/script.sh" < "$1/v2"',
+            // The reload is asynchronous: wait (bounded) for the new configuration to be served.
+            `for _ in $(seq 1 50); do ${status} | grep -q 'new-token-2222' && break; sleep 0.1; done`,
+            `${status} | grep -o 'new-token-2222' | head -1`,
+            '[ "$(stat -c %i ' + file.path + ')" = "$ino1" ] && echo same-inode',
+            'echo "calls-before-unchanged: $(grep -c "^kill" "$1/docker-calls")"',
+            'bash "$1/script.sh" < "$1/v2"',
+            'echo "calls-after-unchanged: $(grep -c "^kill" "$1/docker-calls")"',
+            'kill "$(cat "$1/am.pid")"; wait || true',
+        ].join("\n");
+        try {
+            const r = run("unshare", ["-m", "--propagation", "private", "bash", "-c", probe, "probe", dir], { timeout: 60_000 });
+            assert.equal(r.code, 0, r.stderr + fs.readFileSync(path.join(dir, "am.log"), "utf8").slice(-2000));
+            const lines = r.stdout.split("\n");
+            assert.ok(lines.includes("old-token-1111"), `Alertmanager did not start with the first value:\n${r.stdout}`);
+            assert.ok(lines.includes("new-token-2222"), `Alertmanager still serves the old receiver after the rewrite:\n${r.stdout}`);
+            assert.ok(lines.includes("same-inode"), "the file was replaced, not rewritten in place");
+            assert.match(r.stdout, /reloads its configuration \(SIGHUP\): the value changed/);
+            assert.ok(lines.includes("calls-before-unchanged: 1"), r.stdout);
+            assert.ok(lines.includes("calls-after-unchanged: 1"), "an unchanged value sent another SIGHUP");
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});
