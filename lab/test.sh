@@ -12,11 +12,13 @@ echo "[test] node --test"
 shopt -s nullglob
 files=(test/unit/*.test.ts test/hcloud/*.test.ts test/render/*.test.ts test/audit/*.test.ts test/review/*.test.ts test/workflow/*.test.ts test/policy/*.test.ts test/engine/*.test.ts test/vps/*.test.ts test/images/*.test.ts)
 # The e2e files that take the local stack as declared share one converged VPS (test/e2e/shared-vps.ts),
-# in this order: argv watches the converge from scratch, backup throws the VPS away and rebuilds it,
-# local ends with `pulumi destroy`. The others (rotation: its own config; hcloud: another target)
+# in this order: argv watches the converge from scratch; monitoring comes before audit, whose SSH brute
+# force would leave CitadelFailedSshLogins firing (and already notified) when monitoring's own 12
+# failed logins must raise it; backup throws the VPS away and rebuilds it; local ends with
+# `pulumi destroy`. The others (rotation: its own config; hcloud: another target)
 # converge their own. node --test sorts the files it is given, so the e2e files run one invocation
 # each, in this order.
-shared=(argv audit monitoring survival sshd-rollback interrupted backup local)
+shared=(argv monitoring audit survival sshd-rollback interrupted backup local)
 e2e=()
 for f in "${shared[@]}"; do e2e+=("test/e2e/$f.test.ts"); done
 for f in test/e2e/*.test.ts; do

@@ -1,5 +1,5 @@
-// One converged VPS shared by the e2e files that take the local stack as declared (argv, audit,
-// monitoring, survival, sshd-rollback, interrupted, backup, local), when `npm test` runs them in one go: lab/test.sh sets
+// One converged VPS shared by the e2e files that take the local stack as declared (argv, monitoring,
+// audit, survival, sshd-rollback, interrupted, backup, local), when `npm test` runs them in one go: lab/test.sh sets
 // CITADEL_E2E_SHARED_VPS and orders them so that argv (which watches /proc through a converge from
 // scratch) comes first, backup (which throws the VPS away and rebuilds it) next to last and local
 // (which ends with `pulumi destroy`) last. Each of those files
