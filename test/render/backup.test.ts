@@ -7,13 +7,14 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { ageRecipientError, parseConfigOrThrow } from "../../components/config";
 import { posture } from "../../components/posture";
 import { METRIC } from "../../components/posture/facts";
 import { renderBackupProgram, renderKnownHosts, renderRcloneConf, renderRecipients } from "../../components/render/backup";
 import { backupConfig, prodWith, TEST_BACKUP } from "../fixtures";
-import { IN_CI, requireTool, run, shellcheck, tmpDir } from "../tools";
+import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { IN_CI, requireTool, run, shellcheck, tmpDir, which } from "../tools";
 
 describe("backup program: static checks with the real tools", () => {
     it("the program embedded in the backup step is shellcheck-clean", (t) => {
@@ -76,9 +77,11 @@ describe("backup program: static checks with the real tools", () => {
 // A whole run against the real SFTP target of the lab
 // ---------------------------------------------------------------------------------------------
 
+// The SFTP target is a container: the file starts the Docker engine as the other lab files do (the
+// files before it in `npm test` may have stopped it: CI failed here when images.test.ts had), and
+// stops it at the end when it started it and nothing else runs on it.
 let skip: string | false = false;
-const haveDocker = run("docker", ["info", "--format", "{{.ServerVersion}}"], { timeout: 20_000 }).code === 0;
-if (!haveDocker) skip = "no Docker engine running (the SFTP target is a container)";
+if (!which("dockerd") || !which("docker")) skip = "Docker is not installed (bash lab/prereqs.sh)";
 else if (!requireToolQuiet("rclone") || !requireToolQuiet("age")) skip = "age or rclone not installed (bash lab/prereqs.sh)";
 if (IN_CI && skip) throw new Error(skip);
 
@@ -89,10 +92,15 @@ function requireToolQuiet(bin: string): boolean {
 describe("backup program: a run against the lab's SFTP target (OpenSSH, chrooted, key only)", { skip, timeout: 10 * 60_000 }, () => {
     const vps = `citadel-render-test-${process.pid}`;
     const dir = tmpDir();
+    let engine: { started: boolean } = { started: false };
+    before(async () => {
+        engine = await ensureDockerd();
+    });
     after(async () => {
         const { stopBackupTarget } = await import("../../lab/backup-target");
         stopBackupTarget(vps);
         fs.rmSync(dir, { recursive: true, force: true });
+        if (engine.started) await stopDockerd({ onlyIfIdle: true });
     });
 
     // What the backup run left for the restore below: the target, the config, the backup and Redis' data.
