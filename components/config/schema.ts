@@ -128,6 +128,13 @@ const SshSchema = obj({
     macs: algList(STRONG_MACS, "MAC"),
     /** Host key algorithms. Default: ed25519 and RSA with SHA-2 (no ssh-rsa/SHA-1); only those are accepted. */
     hostKeyAlgorithms: algList(STRONG_HOSTKEY_ALGS, "host key algorithm"),
+    /**
+     * Confirm-or-revert window in seconds: after each sshd reload the host puts the previous drop-in
+     * back unless a NEW SSH connection (the sshd-confirm step) confirms it within this time. Default
+     * 90 (30-600): long enough for a new connection on a loaded host or a slow link, short enough that
+     * an operator locked out by a bad value waits about a minute and a half.
+     */
+    rollbackSeconds: int(30, 600).default(90),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -13,11 +13,9 @@ export const GATEWAY_PORTS = [HTTP_PORT, HTTPS_PORT] as const;
 /**
  * sshd confirm-or-revert: the sshd step arms a one-shot systemd timer (this unit) before it reloads
  * sshd; it puts the previous drop-in back unless a NEW SSH connection (the sshd-confirm step) disarms
- * it within SSHD_ROLLBACK_SECONDS. Long enough for a new connection on a loaded host, short enough
- * that an operator locked out waits about a minute and a half.
+ * it within `citadel:ssh.rollbackSeconds`.
  */
 export const SSHD_ROLLBACK_UNIT = "citadel-sshd-rollback";
-export const SSHD_ROLLBACK_SECONDS = 90;
 /** Root-only: the previous drop-in the rollback restores, its program, and what it last did. */
 export const SSHD_ROLLBACK_DIR = "/var/lib/citadel/sshd-rollback";
 /** Caddy's admin API port: only ever on the gateway container's own loopback, never reachable. */

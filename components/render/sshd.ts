@@ -4,7 +4,7 @@
 // PubkeyAuthentication yes, MaxAuthTries 3, ClientAliveInterval 300, ClientAliveCountMax 2. The rest is
 // dev-sec ssh-hardening's baseline where it is safe for a single-admin Docker host, and the
 // algorithm lists come from citadel:ssh (already restricted to strong choices by the config schema).
-import { MONITORING_UIS, SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_SECONDS, SSHD_ROLLBACK_UNIT } from "../posture/facts";
+import { MONITORING_UIS, SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_UNIT } from "../posture/facts";
 import type { StackConfig } from "../config";
 import { sha256 } from "./script";
 import { renderTemplate } from "./template";
@@ -129,17 +129,17 @@ export function renderSshdDropin(c: StackConfig): string {
     return renderTemplate("sshd/01-citadel-hardening.conf.hbs", { sections: sshdSections(c) });
 }
 
-const rollbackFacts = { rollbackDir: SSHD_ROLLBACK_DIR, rollbackUnit: SSHD_ROLLBACK_UNIT, rollbackSeconds: SSHD_ROLLBACK_SECONDS, dropinPath: SSHD_DROPIN_PATH };
+const rollbackFacts = (c: StackConfig) => ({ rollbackDir: SSHD_ROLLBACK_DIR, rollbackUnit: SSHD_ROLLBACK_UNIT, rollbackSeconds: c.ssh.rollbackSeconds, dropinPath: SSHD_DROPIN_PATH });
 
 /** What the rollback timer runs when no new connection confirmed the new drop-in in time. */
-export function renderSshdRollback(): HostFile {
-    const content = renderTemplate("sshd/sshd-rollback.sh.hbs", { dir: SSHD_ROLLBACK_DIR, unit: SSHD_ROLLBACK_UNIT, seconds: SSHD_ROLLBACK_SECONDS, dropinPath: SSHD_DROPIN_PATH });
+export function renderSshdRollback(c: StackConfig): HostFile {
+    const content = renderTemplate("sshd/sshd-rollback.sh.hbs", { dir: SSHD_ROLLBACK_DIR, unit: SSHD_ROLLBACK_UNIT, seconds: c.ssh.rollbackSeconds, dropinPath: SSHD_DROPIN_PATH });
     return { path: `${SSHD_ROLLBACK_DIR}/rollback.sh`, content, mode: "0700", owner: "root", group: "root" };
 }
 
 export function renderSshd(c: StackConfig): HostScript {
     const dropin: HostFile = { path: SSHD_DROPIN_PATH, content: renderSshdDropin(c), mode: "0644", owner: "root", group: "root" };
-    const rollback = renderSshdRollback();
+    const rollback = renderSshdRollback(c);
     const script = renderTemplate("sshd/sshd.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
         adminUser: c.admin.user,
@@ -147,11 +147,11 @@ export function renderSshd(c: StackConfig): HostScript {
         expected: sshdExpectedEffective(c).join("\n"),
         hostKeys: SSHD_HOST_KEYS,
         rollback: rollback.content,
-        ...rollbackFacts,
+        ...rollbackFacts(c),
     });
     return {
         name: "sshd",
-        description: `sshd: key-only login for ${c.admin.user}, no root, strong algorithms (drop-in ${SSHD_DROPIN_PATH}), weak host keys and DH moduli removed; reloaded with a ${SSHD_ROLLBACK_SECONDS} s rollback armed`,
+        description: `sshd: key-only login for ${c.admin.user}, no root, strong algorithms (drop-in ${SSHD_DROPIN_PATH}), weak host keys and DH moduli removed; reloaded with a ${c.ssh.rollbackSeconds} s rollback armed`,
         script,
         files: [dropin, rollback],
     };
@@ -167,11 +167,11 @@ export function renderSshdConfirm(c: StackConfig, sshd: HostScript = renderSshd(
         lib: renderTemplate("host/lib.sh.hbs", {}),
         stepHash: sha256(sshd.script),
         dropinSha256: sha256(renderSshdDropin(c)),
-        ...rollbackFacts,
+        ...rollbackFacts(c),
     });
     return {
         name: "sshd-confirm",
-        description: `sshd: a new SSH connection after the reload confirms the drop-in and disarms the rollback (else the host restores the previous one within ${SSHD_ROLLBACK_SECONDS} s)`,
+        description: `sshd: a new SSH connection after the reload confirms the drop-in and disarms the rollback (else the host restores the previous one within ${c.ssh.rollbackSeconds} s)`,
         script,
         files: [],
     };

@@ -17,7 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseConfigOrThrow, rawFromObject } from "../../components/config";
-import { SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_SECONDS, SSHD_ROLLBACK_UNIT } from "../../components/posture/facts";
+import { SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_UNIT } from "../../components/posture/facts";
 import { SSHD_DROPIN_PATH } from "../../components/render/sshd";
 import { rawStackConfig } from "../../components/stackfile";
 import { HARNESS_KEY } from "../../lab/vps/common";
@@ -33,6 +33,13 @@ const ROOT = path.resolve(__dirname, "..", "..");
 const LOCKOUT = ["citadel:ssh.hostKeyAlgorithms[0]=rsa-sha2-512", "citadel:ssh.hostKeyAlgorithms[1]=rsa-sha2-256"];
 /** The control's value: another one of the same kind (another hash, so the sshd step runs again). */
 const LOCKOUT_CONTROL = ["citadel:ssh.hostKeyAlgorithms[0]=rsa-sha2-512"];
+/**
+ * The window these ups declare (citadel:ssh.rollbackSeconds; the stack's default is 90): half the
+ * wait, and still room for the confirming connection on a loaded machine. The last up goes back to
+ * the declared default.
+ */
+const SSHD_ROLLBACK_SECONDS = 45;
+const WINDOW = [`citadel:ssh.rollbackSeconds=${SSHD_ROLLBACK_SECONDS}`];
 
 let skip: string | false = false;
 if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
@@ -134,11 +141,11 @@ describe("sshd confirm-or-revert: a lockout that passes validation is rolled bac
     });
 
     it("a good change is confirmed: the step arms the rollback, reloads, and the new connection disarms it", async () => {
-        const r = await upWatched(["citadel:ssh.maxSessions=5"]);
+        const r = await upWatched(["citadel:ssh.maxSessions=5", ...WINDOW]);
         assert.equal(r.ok, true, `${r.error}\n${upLog().slice(-3000)}`);
         assert.equal(r.lockedFrom, undefined, "the operator was locked out by a good change");
         const log = upLog();
-        assert.match(log, /citadel: sshd: reloaded ssh; the previous drop-in comes back in \d+ s unless/);
+        assert.match(log, new RegExp(`citadel: sshd: reloaded ssh; the previous drop-in comes back in ${SSHD_ROLLBACK_SECONDS} s unless`));
         assert.match(log, /citadel: sshd-confirm: a new SSH connection logged in after the reload: configuration confirmed, rollback disarmed/);
         assert.equal(timerActive(), false, "the rollback timer is still armed after the confirmation");
         assert.match(consoleRoot("sshd -T -C user=x,host=x,addr=127.0.0.1").stdout, /^maxsessions 5$/m);
@@ -152,7 +159,7 @@ describe("sshd confirm-or-revert: a lockout that passes validation is rolled bac
     });
 
     it("control, no rollback: with the timer stopped from outside, the same kind of value leaves the host locked out", async () => {
-        const r = await upWatched(LOCKOUT_CONTROL, () => {
+        const r = await upWatched([...LOCKOUT_CONTROL, ...WINDOW], () => {
             consoleRoot(`systemctl stop ${SSHD_ROLLBACK_UNIT}.timer`);
         });
         assert.equal(r.ok, false, "pulumi up passed with a configuration that refuses its own connection");
@@ -169,7 +176,7 @@ describe("sshd confirm-or-revert: a lockout that passes validation is rolled bac
     });
 
     it("a lockout value: pulumi up fails at sshd-confirm, the host restores the previous drop-in within the rollback time", async () => {
-        const r = await upWatched(LOCKOUT);
+        const r = await upWatched([...LOCKOUT, ...WINDOW]);
         assert.equal(r.ok, false, "pulumi up passed with a configuration that refuses its own connection");
         const log = upLog();
         assert.match(log, /citadel: sshd: reloaded ssh; the previous drop-in comes back in \d+ s unless/);
@@ -187,7 +194,7 @@ describe("sshd confirm-or-revert: a lockout that passes validation is rolled bac
         assert.ok(locked <= SSHD_ROLLBACK_SECONDS + 15, `locked out ${locked} s, more than the rollback time`);
         assert.match(liveHostKeyAlgs(), /(^|,)ssh-ed25519(,|$)/, "the previous drop-in is not back");
         assert.match(consoleRoot("sshd -T -C user=x,host=x,addr=127.0.0.1").stdout, /^maxsessions 5$/m, "the previous drop-in (maxSessions 5) is not the one in force");
-        assert.match(consoleRoot(`cat ${SSHD_ROLLBACK_DIR}/fired`).stdout, /rolled back .* was not confirmed within \d+ s/);
+        assert.match(consoleRoot(`cat ${SSHD_ROLLBACK_DIR}/fired`).stdout, new RegExp(`rolled back .* was not confirmed within ${SSHD_ROLLBACK_SECONDS} s`));
         // The up failed at the confirmation, naming the rollback (or, if its dial gave up first, the dial).
         assert.match(r.error + log, /sshd-confirm|the host rolled back the new sshd drop-in|dialing/);
     });

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../../components/config";
-import { SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_SECONDS, SSHD_ROLLBACK_UNIT } from "../../components/posture/facts";
+import { SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_UNIT } from "../../components/posture/facts";
 import { renderSshd, renderSshdConfirm, renderSshdRollback, SSHD_DROPIN_PATH } from "../../components/render/sshd";
 import { makeKeyPair, prodConfig, prodWith } from "../fixtures";
 import { freePort, requireTool, run, RunResult, shellcheck, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
@@ -296,7 +296,8 @@ describe("sshd host script and a live sshd on loopback", () => {
     it("confirm-or-revert: the step arms the rollback before reloading; the confirmation disarms it; the timer firing restores the previous drop-in", (t) => {
         if (!requireTools(t, "sshd", "ssh-keygen", "unshare", "useradd", "sha256sum")) return;
         setAuthorizedKeys(fs.readFileSync(clientKey + ".pub", "utf8"));
-        const bad = parseConfigOrThrow({ ...prodWith({ admin: { user, sshPublicKeys: [c.admin.sshPublicKeys[0]] } }), ...rawFromObjectSsh({ hostKeyAlgorithms: ["rsa-sha2-512"] }) });
+        const bad = parseConfigOrThrow({ ...prodWith({ admin: { user, sshPublicKeys: [c.admin.sshPublicKeys[0]] } }), ...rawFromObjectSsh({ hostKeyAlgorithms: ["rsa-sha2-512"], rollbackSeconds: 45 }) });
+        assert.equal(c.ssh.rollbackSeconds, 90, "the default window");
         const sandbox = makeEtcSsh();
         const bin = tmpDir("citadel-fake-systemd-");
         try {
@@ -339,7 +340,7 @@ describe("sshd host script and a live sshd on loopback", () => {
                 `echo "fired: $(cat ${D}/fired)"`,
                 'echo "== bad-confirm: $(bash "$b/bad-confirm.sh" 2>&1 | tail -n 1; echo "exit ${PIPESTATUS[0]}")"',
                 "echo \"calls: $(grep -c 'systemctl reload ssh.service' /run/fake/calls) reloads, $(grep -c '^systemd-run' /run/fake/calls) arms\"",
-                `grep '^systemd-run' /run/fake/calls | head -n 1`,
+                `grep '^systemd-run' /run/fake/calls`,
             ].join("\n");
             const r = inSandbox(sandbox, ["bash", "-c", driver, "driver", bin]);
             assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -347,7 +348,11 @@ describe("sshd host script and a live sshd on loopback", () => {
             // A first install arms the rollback before the reload, with the declared deadline...
             assert.match(o, /^== good: 0$/m, o);
             assert.match(o, /^armed-after-step: yes timer: yes$/m, o);
-            assert.match(o, new RegExp(`^systemd-run --quiet --unit=${U} .*--on-active=${SSHD_ROLLBACK_SECONDS}s .*/bin/bash ${D}/rollback\\.sh$`, "m"), o);
+            // (ssh.rollbackSeconds: the default 90 s for the good value, 45 s declared with the bad one.)
+            const arms = o.split("\n").filter((l) => l.startsWith("systemd-run "));
+            assert.equal(arms.length, 2, o);
+            assert.match(arms[0], new RegExp(`^systemd-run --quiet --unit=${U} .*--on-active=90s .*/bin/bash ${D}/rollback\\.sh$`), o);
+            assert.match(arms[1], new RegExp(`--on-active=45s .*/bin/bash ${D}/rollback\\.sh$`), o);
             // ...the confirmation (a new connection in real life) disarms it...
             assert.match(o, /^== good-confirm: citadel: sshd-confirm: a new SSH connection logged in after the reload: configuration confirmed, rollback disarmed\nexit 0$/m, o);
             assert.match(o, /^armed-after-confirm: no timer: no$/m, o);
@@ -358,7 +363,7 @@ describe("sshd host script and a live sshd on loopback", () => {
             assert.match(o, /^previous-kept: differs$/m, o);
             // The timer fires: the previous drop-in is back and sshd reloaded.
             assert.match(o, /^fire: 0 ssh-ed25519,/m, o);
-            assert.match(o, /^fired: .* rolled back \/etc\/ssh\/sshd_config\.d\/01-citadel-hardening\.conf: the drop-in with sha256 [0-9a-f]{64} was not confirmed within \d+ s/m, o);
+            assert.match(o, /^fired: .* rolled back \/etc\/ssh\/sshd_config\.d\/01-citadel-hardening\.conf: the drop-in with sha256 [0-9a-f]{64} was not confirmed within 45 s/m, o);
             assert.match(fs.readFileSync(path.join(sandbox, "sshd_config.d", DROPIN_NAME), "utf8"), /HostKeyAlgorithms ssh-ed25519,/);
             // A confirmation that comes after the rollback fails and says so (pulumi up fails).
             assert.match(o, /^== bad-confirm: citadel: sshd-confirm: the host rolled back the new sshd drop-in: .*\nexit 1$/m, o);
@@ -372,7 +377,7 @@ describe("sshd host script and a live sshd on loopback", () => {
     it("the rollback program is shellcheck-clean", (t) => {
         const sc = requireTool(t, "shellcheck");
         if (!sc) return;
-        const r = shellcheck(sc, renderSshdRollback().content);
+        const r = shellcheck(sc, renderSshdRollback(c).content);
         assert.equal(r.code, 0, r.stdout + r.stderr);
     });
 

@@ -175,6 +175,7 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["weak SSH cipher", { ssh: { ciphers: ["3des-cbc"] } }, "citadel:ssh.ciphers[0]", /not an accepted cipher/],
     ["weak SSH MAC", { ssh: { macs: ["hmac-md5"] } }, "citadel:ssh.macs[0]", /not an accepted MAC/],
     ["MaxAuthTries too high", { ssh: { maxAuthTries: 10 } }, "citadel:ssh.maxAuthTries", /above the maximum 6/],
+    ["rollback window too short for a confirming connection", { ssh: { rollbackSeconds: 10 } }, "citadel:ssh.rollbackSeconds", /below the minimum 30/],
     ["postgres superuser as app role", { postgres: { enabled: true, user: "postgres" } }, "citadel:postgres.user", /superuser/],
     ["redis command lower-case", { redis: { enabled: true, disabledCommands: ["flushall"] } }, "citadel:redis.disabledCommands[0]", /upper case/],
     ["secret of a disabled service", { redis: { enabled: false } }, "citadel:apps[1].secrets[3]", /redis.enabled/],
