@@ -131,6 +131,12 @@ export function renderSshdDropin(c: StackConfig): string {
 
 const rollbackFacts = (c: StackConfig) => ({ rollbackDir: SSHD_ROLLBACK_DIR, rollbackUnit: SSHD_ROLLBACK_UNIT, rollbackSeconds: c.ssh.rollbackSeconds, dropinPath: SSHD_DROPIN_PATH });
 
+/** Runs the rollback at boot while it is armed: the transient timer does not survive a reboot. */
+export function renderSshdRollbackBootUnit(): HostFile {
+    const content = renderTemplate("sshd/sshd-rollback-boot.service.hbs", { dir: SSHD_ROLLBACK_DIR });
+    return { path: `/etc/systemd/system/${SSHD_ROLLBACK_UNIT}-boot.service`, content, mode: "0644", owner: "root", group: "root" };
+}
+
 /** What the rollback timer runs when no new connection confirmed the new drop-in in time. */
 export function renderSshdRollback(c: StackConfig): HostFile {
     const content = renderTemplate("sshd/sshd-rollback.sh.hbs", { dir: SSHD_ROLLBACK_DIR, unit: SSHD_ROLLBACK_UNIT, seconds: c.ssh.rollbackSeconds, dropinPath: SSHD_DROPIN_PATH });
@@ -140,6 +146,7 @@ export function renderSshdRollback(c: StackConfig): HostFile {
 export function renderSshd(c: StackConfig): HostScript {
     const dropin: HostFile = { path: SSHD_DROPIN_PATH, content: renderSshdDropin(c), mode: "0644", owner: "root", group: "root" };
     const rollback = renderSshdRollback(c);
+    const bootUnit = renderSshdRollbackBootUnit();
     const script = renderTemplate("sshd/sshd.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
         adminUser: c.admin.user,
@@ -147,13 +154,15 @@ export function renderSshd(c: StackConfig): HostScript {
         expected: sshdExpectedEffective(c).join("\n"),
         hostKeys: SSHD_HOST_KEYS,
         rollback: rollback.content,
+        bootUnit: bootUnit.content,
+        bootUnitPath: bootUnit.path,
         ...rollbackFacts(c),
     });
     return {
         name: "sshd",
         description: `sshd: key-only login for ${c.admin.user}, no root, strong algorithms (drop-in ${SSHD_DROPIN_PATH}), weak host keys and DH moduli removed; reloaded with a ${c.ssh.rollbackSeconds} s rollback armed`,
         script,
-        files: [dropin, rollback],
+        files: [dropin, rollback, bootUnit],
     };
 }
 

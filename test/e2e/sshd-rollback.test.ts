@@ -6,10 +6,11 @@
 // (existing.hostKey must be ssh-ed25519). The sshd step arms a rollback timer before its reload; the
 // sshd-confirm step, a new SSH connection, cannot log in, so `pulumi up` fails and the host restores
 // the previous drop-in by itself. Control: the same kind of value with the timer stopped from outside
-// (as if there were no rollback) leaves the host locked out until someone repairs it from the console.
+// (as if there were no rollback, or as a reboot inside the window loses it) leaves the host locked
+// out; a reboot then restores the previous drop-in before sshd starts (the boot unit).
 //
-// It changes the declared stack (extra config on `pulumi up`), so it keeps its own VPS, never the
-// shared one, and its last `pulumi up` leaves the host as declared.
+// Its ups add config (citadel:ssh.*) to the declared stack; its last `pulumi up` leaves the host as
+// declared, so under `npm test` it runs on the shared VPS (test/e2e/shared-vps.ts).
 import "./shared-vps"; // first: it may name the shared VPS before anything reads CITADEL_VPS_NAME
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -158,7 +159,10 @@ describe("sshd confirm-or-revert: a lockout that passes validation is rolled bac
         assert.match(c.existing?.hostKey ?? "", /^ssh-ed25519 /, "the pinned host key is ed25519: the value above cannot match it");
     });
 
-    it("control, no rollback: with the timer stopped from outside, the same kind of value leaves the host locked out", async () => {
+    // The control is also the reboot case: a reboot inside the window loses the transient timer just as
+    // stopping it does, and the boot unit (citadel-sshd-rollback-boot.service) must then restore the
+    // previous drop-in before sshd starts. Without it the host stays locked out after the reboot too.
+    it("control, no rollback timer: with the timer stopped from outside, the same kind of value leaves the host locked out; a reboot restores the previous drop-in at boot", async () => {
         const r = await upWatched([...LOCKOUT_CONTROL, ...WINDOW], () => {
             consoleRoot(`systemctl stop ${SSHD_ROLLBACK_UNIT}.timer`);
         });
@@ -168,11 +172,16 @@ describe("sshd confirm-or-revert: a lockout that passes validation is rolled bac
         await new Promise((res) => setTimeout(res, (SSHD_ROLLBACK_SECONDS + 20) * 1000));
         assert.equal(await login(), false, "without the rollback the operator got back in: the control cannot tell");
         assert.equal(liveHostKeyAlgs(), "rsa-sha2-512");
-        // The console repair: run the rollback program by hand.
-        const fix = consoleRoot(`bash ${SSHD_ROLLBACK_DIR}/rollback.sh`);
-        assert.equal(fix.code, 0, out(fix));
-        assert.ok(await loginWithin(30_000), "the console repair did not let the operator in again");
-        process.stderr.write(`[sshd-rollback] control: locked out for ${Math.round((Date.now() - (r.lockedFrom ?? 0)) / 1000)} s until the console repair\n`);
+        assert.equal(consoleRoot(`test -e ${SSHD_ROLLBACK_DIR}/armed`).code, 0, "the rollback is no longer armed: the reboot below would prove nothing");
+        // The repair from the provider's console: a reboot (a power cycle, as an unattended-upgrades reboot would be).
+        const { rebootVps } = await import("../../lab/vps/vps");
+        const info = await rebootVps(vps);
+        assert.equal(info.sshPort, sshPort, "the reboot moved the SSH port");
+        assert.ok(await loginWithin(60_000), "still locked out after a reboot: the unconfirmed drop-in survived it (no boot-time rollback)");
+        assert.match(liveHostKeyAlgs(), /(^|,)ssh-ed25519(,|$)/, "the previous drop-in is not back after the reboot");
+        assert.match(consoleRoot(`tail -n 1 ${SSHD_ROLLBACK_DIR}/fired`).stdout, /rolled back .* at boot: the host went down before the drop-in with sha256 [0-9a-f]{64} was confirmed/);
+        assert.equal(consoleRoot(`test -e ${SSHD_ROLLBACK_DIR}/armed`).code, 1, "still armed after the boot-time rollback");
+        process.stderr.write(`[sshd-rollback] control: locked out for ${Math.round((Date.now() - (r.lockedFrom ?? 0)) / 1000)} s until the reboot restored the previous drop-in\n`);
     });
 
     it("a lockout value: pulumi up fails at sshd-confirm, the host restores the previous drop-in within the rollback time", async () => {

@@ -4,6 +4,7 @@
 // and a tmpfs over /run: the drop-in, its Include path and its HostKey paths stay byte-identical to
 // what lands on a server, while this machine's own /etc/ssh and sshd are never touched.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -316,6 +317,8 @@ describe("sshd host script and a live sshd on loopback", () => {
                     'case "${args[0]}" in',
                     '  is-active) for u in "${args[@]:1}"; do [ -e "/run/fake/active/$u" ] || exit 3; done ;;',
                     '  stop) for u in "${args[@]:1}"; do rm -f "/run/fake/active/$u"; done ;;',
+                    '  is-enabled) [ -e "/run/fake/enabled/${args[1]}" ] || exit 1 ;;',
+                    '  enable) touch "/run/fake/enabled/${args[-1]}" ;;',
                     "esac",
                     "exit 0",
                 ].join("\n"),
@@ -326,11 +329,12 @@ describe("sshd host script and a live sshd on loopback", () => {
             const U = SSHD_ROLLBACK_UNIT;
             const driver = [
                 'b=$1; set -u',
-                'mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /usr/local/sbin && cp "$b/systemctl" "$b/systemd-run" /usr/local/sbin/',
-                "install -d /run/systemd/system /run/fake/active && touch /run/fake/active/ssh.service",
+                'mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /usr/local/sbin && mount -t tmpfs tmpfs /etc/systemd/system && cp "$b/systemctl" "$b/systemd-run" /usr/local/sbin/',
+                "install -d /run/systemd/system /run/fake/active /run/fake/enabled && touch /run/fake/active/ssh.service",
                 'hka() { sshd -T -C user=x,host=x,addr=127.0.0.1 | awk \'$1 == "hostkeyalgorithms" { print $2 }\'; }',
                 'echo "== good: $(bash "$b/good.sh" >/dev/null 2>&1; echo $?)"',
                 `echo "armed-after-step: $(test -e ${D}/armed && echo yes || echo no) timer: $(test -e /run/fake/active/${U}.timer && echo yes || echo no)"`,
+                `echo "boot-unit: $(cat /etc/systemd/system/${U}-boot.service | sha256sum | cut -c1-64) enabled: $(grep -c '^systemctl enable --quiet ${U}-boot.service' /run/fake/calls)"`,
                 'echo "== good-confirm: $(bash "$b/good-confirm.sh" 2>&1 | tail -n 1; echo "exit ${PIPESTATUS[0]}")"',
                 `echo "armed-after-confirm: $(test -e ${D}/armed && echo yes || echo no) timer: $(test -e /run/fake/active/${U}.timer && echo yes || echo no)"`,
                 `echo "late-fire: $(bash ${D}/rollback.sh; echo $?) $(hka)"`,
@@ -339,6 +343,14 @@ describe("sshd host script and a live sshd on loopback", () => {
                 `echo "fire: $(bash ${D}/rollback.sh; echo $?) $(hka)"`,
                 `echo "fired: $(cat ${D}/fired)"`,
                 'echo "== bad-confirm: $(bash "$b/bad-confirm.sh" 2>&1 | tail -n 1; echo "exit ${PIPESTATUS[0]}")"',
+                // A reboot inside the window: the bad value armed again, the transient timer gone, sshd
+                // not started yet; the boot unit's own ExecStart runs (its condition: the armed file).
+                'echo "== bad-again: $(bash "$b/bad.sh" >/dev/null 2>&1; echo $?) $(hka)"',
+                `rm -f /run/fake/active/${U}.timer /run/fake/active/ssh.service; reloads=$(grep -c 'systemctl reload ssh.service' /run/fake/calls)`,
+                `cond=$(sed -n 's/^ConditionPathExists=//p' /etc/systemd/system/${U}-boot.service); exe=$(sed -n 's/^ExecStart=//p' /etc/systemd/system/${U}-boot.service)`,
+                'echo "boot: $(test -e "$cond" && echo armed) $($exe; echo $?) $(hka) reloads-at-boot: $(($(grep -c "systemctl reload ssh.service" /run/fake/calls) - reloads))"',
+                `echo "boot-fired: $(tail -n 1 ${D}/fired)"`,
+                'echo "boot-again: $(test -e "$cond" && echo armed || echo disarmed)"',
                 "echo \"calls: $(grep -c 'systemctl reload ssh.service' /run/fake/calls) reloads, $(grep -c '^systemd-run' /run/fake/calls) arms\"",
                 `grep '^systemd-run' /run/fake/calls`,
             ].join("\n");
@@ -350,7 +362,7 @@ describe("sshd host script and a live sshd on loopback", () => {
             assert.match(o, /^armed-after-step: yes timer: yes$/m, o);
             // (ssh.rollbackSeconds: the default 90 s for the good value, 45 s declared with the bad one.)
             const arms = o.split("\n").filter((l) => l.startsWith("systemd-run "));
-            assert.equal(arms.length, 2, o);
+            assert.equal(arms.length, 3, o); // good, bad, and bad again (the reboot below)
             assert.match(arms[0], new RegExp(`^systemd-run --quiet --unit=${U} .*--on-active=90s .*/bin/bash ${D}/rollback\\.sh$`), o);
             assert.match(arms[1], new RegExp(`--on-active=45s .*/bin/bash ${D}/rollback\\.sh$`), o);
             // ...the confirmation (a new connection in real life) disarms it...
@@ -367,7 +379,16 @@ describe("sshd host script and a live sshd on loopback", () => {
             assert.match(fs.readFileSync(path.join(sandbox, "sshd_config.d", DROPIN_NAME), "utf8"), /HostKeyAlgorithms ssh-ed25519,/);
             // A confirmation that comes after the rollback fails and says so (pulumi up fails).
             assert.match(o, /^== bad-confirm: citadel: sshd-confirm: the host rolled back the new sshd drop-in: .*\nexit 1$/m, o);
-            assert.match(o, /^calls: 3 reloads, 2 arms$/m, o);
+            assert.match(o, /^calls: 4 reloads, 3 arms$/m, o);
+            // The boot unit is the rendered one, installed and enabled by the step.
+            const bootUnit = renderSshd(c).files.find((f) => f.path === `/etc/systemd/system/${U}-boot.service`);
+            assert.ok(bootUnit);
+            assert.match(o, new RegExp(`^boot-unit: ${createHash("sha256").update(bootUnit.content).digest("hex")} enabled: [1-9]`, "m"), o);
+            // A reboot inside the window: the previous drop-in is back before sshd starts, without a reload.
+            assert.match(o, /^== bad-again: 0 rsa-sha2-512$/m, o);
+            assert.match(o, /^boot: armed 0 ssh-ed25519,\S* reloads-at-boot: 0$/m, o);
+            assert.match(o, /^boot-fired: .* rolled back \/etc\/ssh\/sshd_config\.d\/01-citadel-hardening\.conf at boot: the host went down before the drop-in with sha256 [0-9a-f]{64} was confirmed/m, o);
+            assert.match(o, /^boot-again: disarmed$/m, o);
         } finally {
             fs.rmSync(sandbox, { recursive: true, force: true });
             fs.rmSync(bin, { recursive: true, force: true });
