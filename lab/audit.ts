@@ -68,8 +68,11 @@ export function containerAttacker(network: string, image: string, name = ATTACKE
     return { address: ip, probe: execProbe(name, `container ${name} (${ip}) on ${network}`), remove: () => removeProbe(name) };
 }
 
-/** The local VPS (lab/local.ts, env CITADEL_VPS_NAME etc.): probe from a lab container. */
-export async function localTarget(outputs?: StackOutputs): Promise<AuditTarget> {
+/**
+ * The local VPS (lab/local.ts, env CITADEL_VPS_NAME etc.): probe from a lab container, `probeName`
+ * (a test names its own, and removes it: no default probe is left behind on the engine).
+ */
+export async function localTarget(outputs?: StackOutputs, probeName = PROBE_CONTAINER): Promise<AuditTarget> {
     const info = vpsInfo(LOCAL_VPS);
     if (!info) throw new Error(`audit: the local VPS ${LOCAL_VPS} is not running (npm start)`);
     const config = localConfig(fs.readFileSync(`${HARNESS_KEY}.pub`, "utf8").trim());
@@ -85,7 +88,7 @@ export async function localTarget(outputs?: StackOutputs): Promise<AuditTarget> 
         exposureTcp: exposureOf(config, outputs),
         sites: sitesOf(config, outputs),
         siteCaPem: caddyLocalCa(inside, config),
-        probe: containerProbe(LAB_NETWORK, VPS_IMAGE),
+        probe: containerProbe(LAB_NETWORK, VPS_IMAGE, probeName),
         // This machine through Docker's port proxy: it arrives from the lab gateway, another address.
         secondSource: { probe: localProbe, address: "127.0.0.1", httpsPort: info.httpsPort },
         attacker: () => containerAttacker(LAB_NETWORK, VPS_IMAGE),

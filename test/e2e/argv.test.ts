@@ -99,10 +99,8 @@ describe("e2e: no secret in argv, environ or docker inspect during a converge an
             const { convergeLabVps } = await import("./session");
             session = await convergeLabVps({ quiet: true });
             const lab = await import("../../lab/audit");
-            const { LAB_NETWORK } = await import("../../lab/vps/vps");
-            const { VPS_IMAGE } = await import("../../lab/vps/image");
             const { runAudit } = await import("../../audit/run");
-            target = { ...(await lab.localTarget(lab.readLabStackOutputs("local"))), probe: lab.containerProbe(LAB_NETWORK, VPS_IMAGE, PROBE) };
+            target = await lab.localTarget(lab.readLabStackOutputs("local"), PROBE);
             const audit = await runAudit(target);
             auditFailures = audit.checks.filter((c) => c.result === "fail").map((c) => c.id);
 

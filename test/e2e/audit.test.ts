@@ -33,8 +33,8 @@ async function ownTarget(): Promise<AuditTarget> {
     const { VPS_IMAGE } = await import("../../lab/vps/image");
     const outputs = lab.readLabStackOutputs("local");
     assert.ok(outputs?.exposure, "the local stack has no outputs after up");
-    const t = await lab.localTarget(outputs);
-    return { ...t, probe: lab.containerProbe(LAB_NETWORK, VPS_IMAGE, PROBE), attacker: () => lab.containerAttacker(LAB_NETWORK, VPS_IMAGE, ATTACKER) };
+    const t = await lab.localTarget(outputs, PROBE);
+    return { ...t, attacker: () => lab.containerAttacker(LAB_NETWORK, VPS_IMAGE, ATTACKER) };
 }
 
 /**
@@ -92,7 +92,6 @@ if (IN_CI && skip) throw new Error(skip);
 describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     let target: AuditTarget;
     let session: import("./session").LabSession;
-    let defaultProbeWasRunning = true;
     let audit: (only?: string[]) => Promise<AuditReport>;
     let show: (r: AuditReport) => string;
     /** Root on the VPS over the audit's own pinned SSH (sudo -n). */
@@ -155,18 +154,15 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         const { convergeLabVps } = await import("./session");
         session = await convergeLabVps({ quiet: true });
         const { runAudit, formatReport } = await import("../../audit/run");
-        // localTarget also starts the lab's default probe when it is not running: removed after only if so.
-        defaultProbeWasRunning = spawnSync("docker", ["inspect", "--format", "{{.State.Running}}", "citadel-audit-probe"], { encoding: "utf8" }).stdout.trim() === "true";
         target = await ownTarget();
         audit = (only) => runAudit(target, { only });
         show = (r) => formatReport(r);
     });
 
     after(async () => {
-        const { removeProbe, PROBE_CONTAINER } = await import("../../lab/audit");
+        const { removeProbe } = await import("../../lab/audit");
         removeProbe(PROBE);
         removeProbe(ATTACKER);
-        if (!defaultProbeWasRunning) removeProbe(PROBE_CONTAINER);
         // CITADEL_AUDIT_KEEP=1 (development only) keeps the VPS for the next run.
         await session?.release(process.env.CITADEL_AUDIT_KEEP === "1");
     });
@@ -394,7 +390,7 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     it("the CLI exits 1 and its --json names the failing check (a container with a secret in its env)", () => {
         root("docker run -d --name audit-cli-fault --user 10001:10001 -e DB_PASSWORD=hunter2hunter2 citadel/demo-app:2-local >/dev/null");
         try {
-            const r = spawnSync("npx", ["tsx", path.join(ROOT, "lab", "audit.ts"), "--stack", "local", "--json", "--keep-probe", "--only", "in-container-env"], { encoding: "utf8", timeout: 180_000, cwd: ROOT });
+            const r = spawnSync("npx", ["tsx", path.join(ROOT, "lab", "audit.ts"), "--stack", "local", "--json", "--only", "in-container-env"], { encoding: "utf8", timeout: 180_000, cwd: ROOT });
             assert.equal(r.status, 1, r.stderr);
             const report = JSON.parse(r.stdout) as AuditReport;
             const c = report.checks.find((x) => x.id === "in-container-env");

@@ -227,14 +227,7 @@ describe("survival: bans and the DOCKER-USER policy on day two (local VPS)", { s
         const { runAudit, formatReport } = await import("../../audit/run");
         const outputs = lab.readLabStackOutputs("local");
         assert.ok(outputs?.exposure, "the local stack has no outputs after up");
-        // localTarget starts the lab's default probe when it is not running: remove it again then.
-        const defaultProbeWasRunning = docker("inspect", "--format", "{{.State.Running}}", lab.PROBE_CONTAINER).stdout.trim() === "true";
-        let target;
-        try {
-            target = { ...(await lab.localTarget(outputs)), probe: lab.containerProbe(LAB_NETWORK, VPS_IMAGE, PROBE) };
-        } finally {
-            if (!defaultProbeWasRunning) lab.removeProbe(lab.PROBE_CONTAINER);
-        }
+        const target = await lab.localTarget(outputs, PROBE);
         const end = Date.now() + 120_000;
         let r = await runAudit(target, {});
         while (r.summary.fail > 0 && Date.now() < end) {
