@@ -122,6 +122,20 @@ function monitoringChecks(cfg: StackConfig, add: (path: (string | number)[], mes
     m.receivers.forEach((r, i) => {
         if (names.has(r.name)) add(["monitoring", "receivers", i, "name"], `${show(r.name)} is already used by citadel:monitoring.receivers[${names.get(r.name)}]; receiver names must be unique`);
         else names.set(r.name, i);
+        const smtp = /^smtps?:\/\//.test(r.url);
+        if (r.kind === "email") {
+            if (!smtp) add(["monitoring", "receivers", i, "url"], `is not an SMTP server (value not shown): an email receiver's url is smtp://user:password@host:587 (STARTTLS, required) or smtps://user:password@host:465`);
+            else if (r.url.startsWith("smtps://") && new URL(r.url).port !== "" && new URL(r.url).port !== "465") {
+                add(["monitoring", "receivers", i, "url"], `${urlOrigin(r.url)} is smtps:// on port ${new URL(r.url).port}: Alertmanager speaks TLS from the first byte on port 465 only; use smtps://...:465, or smtp://...:${new URL(r.url).port} if that port takes STARTTLS`);
+            }
+            if (r.to === undefined) add(["monitoring", "receivers", i, "to"], `is required for an email receiver: the recipients, e.g. "ops@example.com"`);
+            if (r.from === undefined) add(["monitoring", "receivers", i, "from"], `is required for an email receiver: the sender address, e.g. "citadel@example.com"`);
+        } else {
+            if (smtp) add(["monitoring", "receivers", i, "url"], `is an SMTP server but the receiver's kind is ${show(r.kind)}: set citadel:monitoring.receivers[${i}].kind to "email" (with to and from), or give an https:// URL`);
+            for (const k of ["to", "from"] as const) {
+                if (r[k] !== undefined) add(["monitoring", "receivers", i, k], `is only for an email receiver (this one's kind is ${show(r.kind)}): remove it, or set kind "email"`);
+            }
+        }
         // Only the origin is shown: the path and query of a webhook URL are its credential.
         if (r.url.startsWith("http://") && !m.allowPlainHttpReceivers) {
             add(["monitoring", "receivers", i, "url"], `${urlOrigin(r.url)}/... is plain http: alerts (and the URL's token) would cross the network in clear; use the receiver's https:// URL`);

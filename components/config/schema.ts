@@ -37,6 +37,7 @@ import {
     postgresMemoryError,
     promDurationError,
     receiverUrlError,
+    emailListError,
     redisMemory,
     show,
     sshPublicKeyError,
@@ -474,13 +475,14 @@ const ThresholdsSchema = obj({
     rebootRequiredDays: threshold(365).default(7),
 });
 
-export const RECEIVER_KINDS = ["webhook", "slack"] as const;
+export const RECEIVER_KINDS = ["webhook", "slack", "email"] as const;
 const ReceiverSchema = obj({
     /** Name the route refers to (citadel:monitoring.route.receiver). Required. */
     name: checked(str(), (v) => (DNS_LABEL_RE.test(v) ? undefined : `${show(v)} is not a receiver name (lower-case letters, digits, '-')`)),
     /**
      * "webhook": Alertmanager's generic JSON POST (any HTTPS endpoint; ntfy topics take it as is);
-     * "slack": a Slack incoming-webhook URL (Slack's message format). Default "webhook".
+     * "slack": a Slack incoming-webhook URL (Slack's message format); "email": mail through an SMTP
+     * server (`url` smtp://user:password@host:587 with STARTTLS required, or smtps://...:465). Default "webhook".
      */
     kind: z.enum(RECEIVER_KINDS, { error: (iss) => `${show(iss.input)} is not a receiver kind (one of ${RECEIVER_KINDS.join(", ")})` }).default("webhook"),
     /**
@@ -489,6 +491,10 @@ const ReceiverSchema = obj({
      * never in the posture, an output or a log. Required.
      */
     url: checked(str(), receiverUrlError),
+    /** "email" only: the recipients, comma-separated (e.g. "ops@example.com"). Required for "email". */
+    to: checked(str(), (v) => emailListError(v, "recipient")).optional(),
+    /** "email" only: the sender address (e.g. "citadel@example.com"). Required for "email". */
+    from: checked(str(), (v) => emailListError(v, "sender", false)).optional(),
     /** Also send a message when an alert is resolved. Default true. */
     sendResolved: bool().default(true),
 });

@@ -428,10 +428,19 @@ export function receiverUrlError(v: string): string | undefined {
     } catch {
         return `is not a URL (value not shown); give the receiver's full https:// URL (e.g. https://hooks.example.com/alerts/...)`;
     }
-    if (u.protocol !== "https:" && u.protocol !== "http:") return `${show(u.protocol)} URLs cannot receive alerts; use an https:// URL`;
+    if (!["https:", "http:", "smtp:", "smtps:"].includes(u.protocol)) return `${show(u.protocol)} URLs cannot receive alerts; use an https:// URL (smtp:// or smtps:// for an email receiver)`;
     if (!u.hostname) return `has no host; give the receiver's full https:// URL`;
     if (/[\s"'\\]/.test(v)) return `may not contain spaces, quotes or backslashes (value not shown)`;
     return undefined;
+}
+
+const EMAIL_RE = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+/** An e-mail address, or with `many` a comma-separated list of them (Alertmanager's `to`). */
+export function emailListError(v: string, what: string, many = true): string | undefined {
+    const parts = many ? v.split(",").map((p) => p.trim()) : [v];
+    const bad = parts.find((p) => !EMAIL_RE.test(p));
+    if (bad === undefined) return undefined;
+    return `${show(bad)} is not an e-mail address; give the ${what} as name@example.com${many ? " (several: comma-separated)" : ""}`;
 }
 
 // ---------------------------------------------------------------------------------------------

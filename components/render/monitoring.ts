@@ -13,7 +13,7 @@
 //  - updates pending, reboot required, container restarts, drift: the node exporter's textfile
 //    collector, written by Citadel's host timers (facts.ts METRIC names them).
 import YAML from "yaml";
-import type { StackConfig } from "../config";
+import type { ReceiverConfig, StackConfig } from "../config";
 import { promDurationSeconds } from "../config/validators";
 import {
     ALERTMANAGER_CONTAINER,
@@ -201,6 +201,31 @@ export function renderBlackboxConfig(c: StackConfig): string {
 /** A receiver's URL is a secret: the posture and the rendered preview carry this instead. */
 export const RECEIVER_URL_PLACEHOLDER = "https://receiver.invalid/secret-delivered-as-file";
 
+const ALERT_TITLE = "{{ .CommonLabels.alertname }} ({{ .Status }})";
+const ALERT_TEXT = "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.runbook }}\n{{ end }}";
+
+/**
+ * An email receiver: the SMTP server, user and password come from its secret URL (smtp:// with
+ * STARTTLS required, or smtps:// on 465, which Alertmanager speaks TLS on from the first byte).
+ * Without the URL (posture, preview) the server is a placeholder and no credential is written.
+ */
+function emailConfig(r: ReceiverConfig, secretUrl: string | undefined): Record<string, unknown> {
+    const u = secretUrl ? new URL(secretUrl) : undefined;
+    const port = u?.port || (u?.protocol === "smtps:" ? "465" : "587");
+    return {
+        to: r.to,
+        from: r.from,
+        smarthost: `${u?.hostname ?? new URL(RECEIVER_URL_PLACEHOLDER).hostname}:${port}`,
+        ...(u?.username ? { auth_username: decodeURIComponent(u.username) } : {}),
+        ...(u?.password ? { auth_password: decodeURIComponent(u.password) } : {}),
+        // Never in clear: STARTTLS is required (Alertmanager refuses a server without it).
+        require_tls: true,
+        send_resolved: r.sendResolved,
+        headers: { Subject: `[citadel] ${ALERT_TITLE}` },
+        text: ALERT_TEXT,
+    };
+}
+
 /**
  * alertmanager.yml. With the receivers' real URLs (`urls`, by receiver name) it is a secret file
  * (0400, Alertmanager's uid): Alertmanager 0.25 (Debian) has no url_file for webhooks, so the whole
@@ -215,7 +240,9 @@ export function renderAlertmanagerConfig(c: StackConfig, urls: Record<string, st
             case "webhook":
                 return { name: r.name, webhook_configs: [{ url: url(r.name), send_resolved: r.sendResolved }] };
             case "slack":
-                return { name: r.name, slack_configs: [{ api_url: url(r.name), send_resolved: r.sendResolved, title: '{{ .CommonLabels.alertname }} ({{ .Status }})', text: "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.runbook }}\n{{ end }}" }] };
+                return { name: r.name, slack_configs: [{ api_url: url(r.name), send_resolved: r.sendResolved, title: ALERT_TITLE, text: ALERT_TEXT }] };
+            case "email":
+                return { name: r.name, email_configs: [emailConfig(r, urls[r.name])] };
             default: {
                 const never: never = r.kind;
                 throw new Error(`unknown receiver kind ${String(never)}`);

@@ -12,7 +12,7 @@ import { BACKUP_MAX_AGE_HOURS, METRIC } from "../../components/posture/facts";
 import { alertRules, driftForSeconds, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
 import { backupConfig, prodConfig, prodWith } from "../fixtures";
 import { posture } from "../../components/posture";
-import { requireTool, run, shellcheck, tmpDir } from "../tools";
+import { IN_CI, requireTool, run, shellcheck, tmpDir } from "../tools";
 
 const STEP = 30; // seconds between synthetic samples (promtool's `interval`)
 
@@ -324,6 +324,7 @@ describe("monitoring: Prometheus, Alertmanager and blackbox configuration", () =
         const receivers = [
             { name: "ops", url: "https://ntfy.example.com/citadel-alerts" },
             { name: "chat", kind: "slack", url: "https://hooks.slack.com/services/T000/B000/XXXX" },
+            { name: "mail", kind: "email", to: "ops@example.com", from: "citadel@example.com", url: "smtp://alerts:Pa55word-for-amtool@smtp.example.com:587" },
         ];
         const withUrls = parseConfigOrThrow(prodWith({ monitoring: { receivers, route: { receiver: "chat" } } }));
         for (const [c, urls] of [
@@ -337,12 +338,101 @@ describe("monitoring: Prometheus, Alertmanager and blackbox configuration", () =
             const r = run(amtool, ["check-config", "alertmanager.yml"], { cwd: dir });
             fs.rmSync(dir, { recursive: true });
             assert.equal(r.code, 0, r.stdout + r.stderr);
-            for (const [, u] of Object.entries(urls)) assert.ok(text.includes(u));
+            // The web receivers' URLs as they are; the email receiver's server, user and password from its URL.
+            for (const [name, u] of Object.entries(urls)) {
+                const want = name === "mail" ? ["smarthost: smtp.example.com:587", "auth_username: alerts", "auth_password: Pa55word-for-amtool", "require_tls: true"] : [u];
+                for (const w of want) assert.ok(text.includes(w), `${name}: ${w} is not in alertmanager.yml`);
+            }
         }
         // Without the URLs (the posture, a preview) no receiver URL is in the text.
         const placeholder = renderAlertmanagerConfig(withUrls);
         for (const r of receivers) assert.ok(!placeholder.includes(r.url), r.url);
+        assert.ok(!placeholder.includes("Pa55word-for-amtool"), "the email receiver's password is in the placeholder configuration");
         assert.match(renderAlertmanagerConfig(withUrls), /receiver: chat/);
+    });
+
+    // E-mail delivery end to end on loopback: Debian's Alertmanager with the rendered configuration,
+    // and an SMTP server (aiosmtpd, Debian's python3-aiosmtpd) that offers STARTTLS with a certificate
+    // of a test CA (given to Alertmanager as its system roots, SSL_CERT_FILE) and refuses AUTH before
+    // STARTTLS and any password but the one in the receiver's URL. It offers PLAIN only: its LOGIN
+    // challenge ("User Name") is not the "Username:" Alertmanager's LOGIN client expects.
+    it("an email receiver: a posted alert reaches the SMTP server over STARTTLS with the URL's user and password", async (t) => {
+        for (const bin of ["prometheus-alertmanager", "openssl", "curl"]) if (!requireTool(t, bin)) return;
+        if (run("/usr/bin/python3", ["-c", "import aiosmtpd"]).code !== 0) {
+            if (IN_CI) assert.fail("python3-aiosmtpd is needed (bash lab/prereqs.sh)");
+            return t.skip("python3-aiosmtpd is not installed (bash lab/prereqs.sh)");
+        }
+        const { freePort } = await import("../tools");
+        const dir = tmpDir("citadel-am-mail-");
+        const smtpPort = await freePort();
+        const amPort = await freePort();
+        const password = "s3cret/with:odd@chars";
+        const url = `smtp://alerts:${encodeURIComponent(password)}@127.0.0.1:${smtpPort}`;
+        const c = parseConfigOrThrow(prodWith({ monitoring: { receivers: [{ name: "mail", kind: "email", to: "ops@example.com", from: "citadel@example.com", url }], route: { groupWait: "1s" } } }));
+        fs.writeFileSync(path.join(dir, "alertmanager.yml"), renderAlertmanagerConfig(c, { mail: url }));
+        // A CA and the server's certificate for 127.0.0.1.
+        const ssl = (args: string[]) => assert.equal(run("openssl", args, { cwd: dir }).code, 0, args.join(" "));
+        ssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=citadel test CA"]);
+        ssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "smtp.key", "-out", "smtp.csr", "-subj", "/CN=127.0.0.1"]);
+        fs.writeFileSync(path.join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\n");
+        ssl(["x509", "-req", "-in", "smtp.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "smtp.pem", "-days", "1", "-extfile", "san.ext"]);
+        fs.writeFileSync(
+            path.join(dir, "smtp.py"),
+            [
+                "import asyncio, ssl, sys",
+                "from aiosmtpd.controller import Controller",
+                "from aiosmtpd.smtp import AuthResult",
+                "d, port, want = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()",
+                "ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)",
+                "ctx.load_cert_chain(d + '/smtp.pem', d + '/smtp.key')",
+                "def auth(server, session, envelope, mechanism, data):",
+                "    ok = data.login == b'alerts' and data.password == want",
+                "    open(d + '/auth.log', 'a').write(f'{mechanism} {data.login.decode()} {ok} tls={session.ssl is not None}\\n')",
+                "    return AuthResult(success=ok)",
+                "class Sink:",
+                "    async def handle_DATA(self, server, session, envelope):",
+                "        open(d + '/mail.eml', 'ab').write(envelope.content + b'\\n.\\n')",
+                "        return '250 OK'",
+                "c = Controller(Sink(), hostname='127.0.0.1', port=port, tls_context=ctx, require_starttls=True, authenticator=auth, auth_required=True, auth_require_tls=True, auth_exclude_mechanism=['LOGIN'])",
+                "c.start()",
+                "open(d + '/smtp.ready', 'w').close()",
+                "try:",
+                "    asyncio.get_event_loop().run_until_complete(asyncio.sleep(120))",
+                "finally:",
+                "    c.stop()",
+            ].join("\n"),
+        );
+        const { spawn } = await import("node:child_process");
+        const smtp = spawn("/usr/bin/python3", [path.join(dir, "smtp.py"), dir, String(smtpPort), password], { stdio: "ignore" });
+        const am = spawn("prometheus-alertmanager", [`--config.file=${path.join(dir, "alertmanager.yml")}`, `--storage.path=${path.join(dir, "data")}`, `--web.listen-address=127.0.0.1:${amPort}`, "--cluster.listen-address="], {
+            env: { ...process.env, SSL_CERT_FILE: path.join(dir, "ca.pem") },
+            stdio: ["ignore", "ignore", fs.openSync(path.join(dir, "am.log"), "w")],
+        });
+        const until = async (what: string, ok: () => boolean, ms: number) => {
+            for (const end = Date.now() + ms; !ok(); ) {
+                if (Date.now() > end) assert.fail(`${what}\n${fs.readFileSync(path.join(dir, "am.log"), "utf8").slice(-3000)}`);
+                await new Promise((res) => setTimeout(res, 200));
+            }
+        };
+        try {
+            await until("the SMTP server did not start", () => fs.existsSync(path.join(dir, "smtp.ready")), 20_000);
+            await until("Alertmanager did not start", () => run("curl", ["-fsS", `http://127.0.0.1:${amPort}/api/v2/status`]).code === 0, 20_000);
+            const alert = [{ labels: { alertname: "CitadelMailTest", severity: "warning" }, annotations: { summary: "a test alert for the email receiver", runbook: "nothing to do" } }];
+            const post = run("curl", ["-fsS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@-", `http://127.0.0.1:${amPort}/api/v2/alerts`], { input: JSON.stringify(alert) });
+            assert.equal(post.code, 0, post.stderr);
+            await until("no e-mail reached the SMTP server within 30 s", () => fs.existsSync(path.join(dir, "mail.eml")), 30_000);
+            const mail = fs.readFileSync(path.join(dir, "mail.eml"), "utf8");
+            assert.match(mail, /^Subject: \[citadel\] CitadelMailTest \(firing\)/m);
+            assert.match(mail, /^To: ops@example\.com/m);
+            assert.match(mail, /^From: citadel@example\.com/m);
+            assert.match(mail, /a test alert for the email receiver/);
+            // Authenticated with the URL's user and (decoded) password, after STARTTLS.
+            assert.match(fs.readFileSync(path.join(dir, "auth.log"), "utf8"), /^(PLAIN|LOGIN) alerts True tls=True$/m);
+        } finally {
+            am.kill();
+            smtp.kill();
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 
     it("blackbox.yml has one TLS module per site with the site's name as SNI", () => {
