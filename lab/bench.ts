@@ -1,7 +1,7 @@
 // `npm run bench`: first converge vs no-op `pulumi up` on the local VPS, measured side by side in one
 // run, plus the SSH sessions each opens; then the restore drill (issue 11): rows and a key written,
 // the backup run, the data lost, `citadel restore` timed (the recovery time) beside the backup's time
-// and size. Prints its figures; targets (issue #4, 2 cores): first converge of the full posture
+// and size; the engine floor (lab/engine-floor.ts) beside the no-op. Prints its figures; targets (issue #4, 2 cores): first converge of the full posture
 // ≤ 180 s, no-op up ≤ 15 s with 0 changes. A miss is a finding, not a failure.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -11,6 +11,7 @@ import { renderCloudInit } from "../components/render/cloudinit";
 import { shellQuote } from "../components/render/template";
 import { runRestoreCli } from "../restore/cli";
 import type { RestoreResult } from "../restore/restore";
+import { engineFloor, type EngineFloor } from "./engine-floor";
 import { buildLocalImages } from "./images/build-local";
 import { labRestoreHooks } from "./restore";
 import { harnessKey, parseLabArgs, run, runOk } from "./vps/common";
@@ -157,6 +158,14 @@ async function main(): Promise<void> {
     const noop = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-noop.log");
     const noopS = (Date.now() - t) / 1000;
     const s2 = sshSessions();
+    // Side by side: the engine's own no-op floor (issue 14), right after the stack's no-op.
+    let floor: EngineFloor | undefined;
+    let floorError = "";
+    try {
+        floor = engineFloor();
+    } catch (e) {
+        floorError = (e as Error).message;
+    }
     fs.writeFileSync(path.join(LOG_DIR, "host-key"), info.hostKey);
     // A drill that breaks is reported with the other figures; the VPS still comes down (unless --keep).
     let drill: Drill | undefined;
@@ -173,6 +182,10 @@ async function main(): Promise<void> {
     row("first converge, full posture (pulumi up)", `${firstS.toFixed(1)} s  exit ${first}  [${changes("bench-first.log")}]  target ≤ 180 s`);
     row("no-op pulumi up", `${noopS.toFixed(1)} s  exit ${noop}  [${changes("bench-noop.log")}]  target ≤ 15 s`);
     row("ratio first / no-op", `${(firstS / noopS).toFixed(1)}×`);
+    if (floor) {
+        row("engine floor: no-op up of a 1-resource program", `${floor.noopS.toFixed(1)} s  (same engine, language host, SDKs)`);
+        row("ratio no-op / engine floor", `${(noopS / floor.noopS).toFixed(1)}×  target ≤ 1.5×`);
+    } else row("engine floor", `FAILED: ${floorError}`);
     row("SSH sessions: first converge", String(s1 - s0));
     row("SSH sessions: no-op up", String(s2 - s1));
     const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
