@@ -15,7 +15,7 @@ APT_PACKAGES=(
   redis-server postgresql
   prometheus prometheus-alertmanager
   curl openssl jq iproute2 debootstrap zstd
-  age rclone python3-aiosmtpd
+  age rclone python3-aiosmtpd systemd
 )
 
 missing=()

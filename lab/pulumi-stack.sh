@@ -2,7 +2,7 @@
 # Runs the real Pulumi engine (lab/engine/build.sh) on one stack from a scratch copy of the project, so
 # `pulumi stack init` / `config set` never edit the repo's Pulumi.<stack>.yaml:
 #
-#   lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--set citadel:key=VALUE]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
+#   lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--stack-file PATH] [--set citadel:key=VALUE]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
 #
 # --fresh    start from an empty backend (previews); otherwise the stack's state persists in
 #            .cache/state (the local VPS stack: a second `up` must find the first one's state).
@@ -13,17 +13,20 @@
 #            PATH on stdin (a private key: never in a command line).
 # --init     create STACK when it does not exist yet (only the lab stacks and --fresh do so by
 #            themselves: a typo in a real stack's name must not become a new, empty stack).
+# --stack-file  the stack's settings from PATH instead of Pulumi.STACK.yaml (a generated config, e.g.
+#            the bench's 50-app preview); with --fresh only.
 #
 # Only the lab stacks (LAB_STACKS) get a default passphrase; any other stack needs
 # PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, or the script stops before Pulumi runs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--set citadel:key=VALUE]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
+usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--stack-file PATH] [--set citadel:key=VALUE]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
 
 Runs the lab's Pulumi engine on STACK from a scratch copy of the project.
   --fresh     start from an empty backend (previews)
   --reset     forget the stack's state first (the local VPS was re-created)
   --init      create STACK if it does not exist (lab stacks and --fresh do this anyway)
+  --stack-file PATH  the stack's settings from PATH instead of Pulumi.STACK.yaml (with --fresh)
   --set       pulumi config set --path on the scratch copy (repeatable)
   --secret    the same with --secret (repeatable)
   --secret-file  key=PATH: the same, the value read from PATH on stdin (repeatable)
@@ -36,12 +39,16 @@ init=0
 sets=()
 secrets=()
 secret_files=()
+stack_file=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) echo "$usage"; exit 0 ;;
     --fresh) fresh=1; shift ;;
     --reset) reset=1; shift ;;
     --init) init=1; shift ;;
+    --stack-file)
+      if [ $# -lt 2 ] || [ ! -f "$2" ]; then echo "citadel: pulumi-stack: --stack-file needs an existing file" >&2; echo "$usage" >&2; exit 2; fi
+      stack_file=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     --set|--secret|--secret-file)
       [ $# -ge 2 ] || { echo "citadel: pulumi-stack: $1 needs key=VALUE" >&2; echo "$usage" >&2; exit 2; }
       case "$1" in --set) sets+=("$2") ;; --secret) secrets+=("$2") ;; *) secret_files+=("$2") ;; esac
@@ -59,7 +66,11 @@ fi
 
 lab_stack=0
 for s in "${LAB_STACKS[@]}"; do [ "$s" = "$stack" ] && lab_stack=1; done
-if [ ! -f "$root/Pulumi.$stack.yaml" ]; then
+if [ -n "$stack_file" ] && [ "$fresh" != 1 ]; then
+  echo "citadel: pulumi-stack: --stack-file is for --fresh runs only (a generated config has no state to keep)" >&2
+  exit 2
+fi
+if [ -z "$stack_file" ] && [ ! -f "$root/Pulumi.$stack.yaml" ]; then
   known=()
   for f in "$root"/Pulumi.*.yaml; do known+=("$(basename "$f" .yaml | sed 's/^Pulumi\.//')"); done
   echo "citadel: no stack file Pulumi.$stack.yaml in $root (stacks here: ${known[*]})" >&2
@@ -95,7 +106,7 @@ for f in index.ts components templates images node_modules package.json tsconfig
   ln -s "$root/$f" "$work/$f"
 done
 cp "$root/Pulumi.yaml" "$work/Pulumi.yaml"
-cp "$root/Pulumi.$stack.yaml" "$work/Pulumi.$stack.yaml"
+cp "${stack_file:-$root/Pulumi.$stack.yaml}" "$work/Pulumi.$stack.yaml"
 # Keep the salt of an existing stack's secrets (it lives in the stack file the scratch copy replaces).
 [ -f "$state/salt-$stack" ] && printf 'encryptionsalt: %s\n' "$(cat "$state/salt-$stack")" >> "$work/Pulumi.$stack.yaml"
 

@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../../components/config";
 import { SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_UNIT } from "../../components/posture/facts";
-import { renderSshd, renderSshdConfirm, renderSshdRollback, SSHD_DROPIN_PATH } from "../../components/render/sshd";
+import { renderSshd, renderSshdConfirm, renderSshdRollback, renderSshdRollbackBootUnit, SSHD_DROPIN_PATH } from "../../components/render/sshd";
 import { makeKeyPair, prodConfig, prodWith } from "../fixtures";
 import { freePort, requireTool, run, RunResult, shellcheck, tmpDir, waitFor, requireRoot as requireRootAs } from "../tools";
 
@@ -393,6 +393,32 @@ describe("sshd host script and a live sshd on loopback", () => {
             fs.rmSync(sandbox, { recursive: true, force: true });
             fs.rmSync(bin, { recursive: true, force: true });
         }
+    });
+
+    // The boot unit joins Debian's boot transaction: with default dependencies it would be ordered after
+    // basic.target and before ssh.socket, which sockets.target (before basic.target) waits for: a
+    // cycle systemd breaks at boot by dropping a job (sockets.target, so SSH, or the rollback).
+    it("the boot unit joins the boot with ssh.socket, ssh.service and the basic targets without an ordering cycle (systemd-analyze verify); with default dependencies it would not", (t) => {
+        const sa = requireTool(t, "systemd-analyze");
+        if (!sa) return;
+        const unit = renderSshdRollbackBootUnit();
+        const name = path.basename(unit.path);
+        const verify = (content: string) => {
+            const dir = tmpDir("citadel-boot-unit-");
+            try {
+                fs.writeFileSync(path.join(dir, name), content);
+                // A target that pulls in what a boot does: the unit (enabled), Debian's ssh units, the basic targets.
+                fs.writeFileSync(path.join(dir, "citadel-boot-check.target"), `[Unit]\nDescription=boot transaction\nWants=${name} ssh.socket ssh.service basic.target sockets.target\n`);
+                return run(sa, ["verify", path.join(dir, "citadel-boot-check.target")], { env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } });
+            } finally {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        };
+        const ok = verify(unit.content);
+        assert.doesNotMatch(ok.stdout + ok.stderr, /ordering cycle|deleted to break/i, ok.stdout + ok.stderr);
+        assert.match(unit.content, /^ExecStart=\/bin\/bash \/var\/lib\/citadel\/sshd-rollback\/rollback\.sh --boot$/m);
+        const withDefaults = verify(unit.content.replace(/^DefaultDependencies=no\n/m, ""));
+        assert.match(withDefaults.stdout + withDefaults.stderr, /Found ordering cycle/, "the control found no cycle: the check cannot tell");
     });
 
     it("the rollback program is shellcheck-clean", (t) => {

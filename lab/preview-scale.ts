@@ -1,0 +1,75 @@
+// How the preview scales (issue 14): the real offline `pulumi preview` of the prod example with 1 app
+// and 1 site, then with N apps and N sites (default 50), generated from Pulumi.prod.yaml, side by side
+// in one run: the ratio is the figure (target ≤ 3×). Each preview runs the same way as
+// `npm run preview` (lab/preview.sh: fresh backend, placeholder token, throwaway operator key).
+//
+// Run: npx tsx lab/preview-scale.ts [N]   (bench.ts calls previewScale()).
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import YAML from "yaml";
+
+const ROOT = path.resolve(__dirname, "..");
+const DIR = path.join(ROOT, ".cache", "preview");
+
+interface StackFile {
+    config: Record<string, unknown>;
+}
+
+/** Pulumi.prod.yaml with `n` apps (web0..) and `n` sites (www0.example.com → web0 ...); app 0 uses the data services. */
+export function scaledStackFile(n: number): string {
+    const doc = YAML.parse(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")) as StackFile;
+    const apps = Array.from({ length: n }, (_, i) => ({ name: `web${i}`, image: "ghcr.io/example/web:1.4.2", port: 3000, env: { NODE_ENV: "production" }, ...(i === 0 ? { data: true } : {}) }));
+    const sites = Array.from({ length: n }, (_, i) => ({ host: `www${i}.example.com`, app: `web${i}` }));
+    doc.config["citadel:apps"] = apps;
+    doc.config["citadel:sites"] = sites;
+    // The example's API key belongs to its `api` app, which the generated apps replace.
+    const secrets = doc.config["citadel:secrets"] as Record<string, unknown> | undefined;
+    if (secrets) delete secrets.apiKeys;
+    // Every string quoted: Pulumi's YAML reader would take a bare 2026-01-01 for a timestamp.
+    return YAML.stringify(doc, { defaultStringType: "QUOTE_DOUBLE", defaultKeyType: "PLAIN" });
+}
+
+export interface PreviewRun {
+    seconds: number;
+    /** Resources the preview lists to create. */
+    creates: number;
+}
+
+function preview(n: number): PreviewRun {
+    fs.mkdirSync(DIR, { recursive: true });
+    const file = path.join(DIR, `Pulumi.scale${n}.yaml`);
+    fs.writeFileSync(file, scaledStackFile(n));
+    const key = path.join(DIR, "operator_key");
+    if (!fs.existsSync(key)) spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "citadel-preview", "-f", key]);
+    const t = Date.now();
+    const r = spawnSync(
+        "bash",
+        [path.join(ROOT, "lab", "pulumi-stack.sh"), "--fresh", "--stack-file", file, "--secret", `hcloud:token=${"p".repeat(64)}`, "--set", `citadel:admin.privateKeyPath=${key}`, `scale${n}`, "--", "preview", "--non-interactive"],
+        // A fresh backend thrown away after the run: the passphrase protects nothing.
+        { encoding: "utf8", env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "citadel-preview" }, timeout: 900_000 },
+    );
+    const seconds = (Date.now() - t) / 1000;
+    const out = `${r.stdout}${r.stderr}`;
+    if (r.status !== 0) throw new Error(`preview of ${n} app(s) failed:\n${out.slice(-2000)}`);
+    const creates = Number(/\+ (\d+) to create/.exec(out)?.[1] ?? NaN);
+    return { seconds, creates };
+}
+
+/** The preview with 1 app and site, then with `n`: seconds and resources of each. */
+export function previewScale(n = 50): { one: PreviewRun; many: PreviewRun; n: number } {
+    return { one: preview(1), many: preview(n), n };
+}
+
+if (require.main === module) {
+    const n = Number(process.argv[2] ?? 50);
+    try {
+        const { one, many } = previewScale(n);
+        console.log(`preview, 1 app and 1 site: ${one.seconds.toFixed(1)} s (${one.creates} to create)`);
+        console.log(`preview, ${n} apps and ${n} sites: ${many.seconds.toFixed(1)} s (${many.creates} to create)`);
+        console.log(`ratio ${n} / 1: ${(many.seconds / one.seconds).toFixed(1)}×  target ≤ 3×`);
+    } catch (e) {
+        console.error(`preview-scale: ${(e as Error).message}`);
+        process.exit(1);
+    }
+}
