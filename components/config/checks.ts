@@ -122,11 +122,14 @@ function monitoringChecks(cfg: StackConfig, add: (path: (string | number)[], mes
     m.receivers.forEach((r, i) => {
         if (names.has(r.name)) add(["monitoring", "receivers", i, "name"], `${show(r.name)} is already used by citadel:monitoring.receivers[${names.get(r.name)}]; receiver names must be unique`);
         else names.set(r.name, i);
-        const smtp = /^smtps?:\/\//.test(r.url);
+        const url = parsedUrl(r.url);
+        const smtp = url?.protocol === "smtp:" || url?.protocol === "smtps:";
         if (r.kind === "email") {
             if (!smtp) add(["monitoring", "receivers", i, "url"], `is not an SMTP server (value not shown): an email receiver's url is smtp://user:password@host:587 (STARTTLS, required) or smtps://user:password@host:465`);
-            else if (r.url.startsWith("smtps://") && new URL(r.url).port !== "" && new URL(r.url).port !== "465") {
-                add(["monitoring", "receivers", i, "url"], `${urlOrigin(r.url)} is smtps:// on port ${new URL(r.url).port}: Alertmanager speaks TLS from the first byte on port 465 only; use smtps://...:465, or smtp://...:${new URL(r.url).port} if that port takes STARTTLS`);
+            else if (url?.protocol === "smtps:" && url.port !== "" && url.port !== "465") {
+                add(["monitoring", "receivers", i, "url"], `${urlOrigin(r.url)} is smtps:// on port ${url.port}: Alertmanager speaks TLS from the first byte on port 465 only; use smtps://...:465, or smtp://...:${url.port} if that port takes STARTTLS`);
+            } else if (url && [url.username, url.password].some((p) => !percentDecodes(p))) {
+                add(["monitoring", "receivers", i, "url"], `has a user or password with a bad %-escape (value not shown): write a literal % as %25, and @ : / as %40 %3A %2F`);
             }
             if (r.to === undefined) add(["monitoring", "receivers", i, "to"], `is required for an email receiver: the recipients, e.g. "ops@example.com"`);
             if (r.from === undefined) add(["monitoring", "receivers", i, "from"], `is required for an email receiver: the sender address, e.g. "citadel@example.com"`);
@@ -150,4 +153,23 @@ function monitoringChecks(cfg: StackConfig, add: (path: (string | number)[], mes
         add(["monitoring", "route", "receiver"], `${show(route)} is not a receiver (${known.length ? `known: ${known.join(", ")}` : "citadel:monitoring.receivers is empty"}); add it to citadel:monitoring.receivers or fix the name`);
     }
     if (!m.enabled && m.receivers.length) add(["monitoring", "receivers"], `are set but citadel:monitoring.enabled is false, so nothing would send to them; enable monitoring or remove them`);
+}
+
+/** The URL, or undefined when it does not parse (the field's own check says so). */
+function parsedUrl(v: string): URL | undefined {
+    try {
+        return new URL(v);
+    } catch {
+        return undefined;
+    }
+}
+
+/** Whether a URL's user or password %-decodes (the renderer decodes them for Alertmanager). */
+function percentDecodes(v: string): boolean {
+    try {
+        decodeURIComponent(v);
+        return true;
+    } catch {
+        return false;
+    }
 }

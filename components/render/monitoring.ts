@@ -218,8 +218,10 @@ function emailConfig(r: ReceiverConfig, secretUrl: string | undefined): Record<s
         smarthost: `${u?.hostname ?? new URL(RECEIVER_URL_PLACEHOLDER).hostname}:${port}`,
         ...(u?.username ? { auth_username: decodeURIComponent(u.username) } : {}),
         ...(u?.password ? { auth_password: decodeURIComponent(u.password) } : {}),
-        // Never in clear: STARTTLS is required (Alertmanager refuses a server without it).
-        require_tls: true,
+        // Never in clear: on 465 Alertmanager speaks TLS from the first byte (and would still demand
+        // STARTTLS, which a server on 465 does not offer, if require_tls were set); elsewhere STARTTLS
+        // is required (Alertmanager refuses a server without it).
+        require_tls: port !== "465",
         send_resolved: r.sendResolved,
         headers: { Subject: `[citadel] ${ALERT_TITLE}` },
         text: ALERT_TEXT,

@@ -352,85 +352,100 @@ describe("monitoring: Prometheus, Alertmanager and blackbox configuration", () =
     });
 
     // E-mail delivery end to end on loopback: Debian's Alertmanager with the rendered configuration,
-    // and an SMTP server (aiosmtpd, Debian's python3-aiosmtpd) that offers STARTTLS with a certificate
-    // of a test CA (given to Alertmanager as its system roots, SSL_CERT_FILE) and refuses AUTH before
-    // STARTTLS and any password but the one in the receiver's URL. It offers PLAIN only: its LOGIN
+    // and an SMTP server (aiosmtpd, Debian's python3-aiosmtpd) with a certificate of a test CA (given to
+    // Alertmanager as its system roots, SSL_CERT_FILE), STARTTLS required on one port and TLS from the
+    // first byte on 465, refusing AUTH outside TLS and any password but the one in the receiver's URL. It offers PLAIN only: its LOGIN
     // challenge ("User Name") is not the "Username:" Alertmanager's LOGIN client expects.
-    it("an email receiver: a posted alert reaches the SMTP server over STARTTLS with the URL's user and password", async (t) => {
+    it("an email receiver: a posted alert reaches the SMTP server over STARTTLS (smtp://) and over TLS on 465 (smtps://), with the URL's user and password", async (t) => {
         for (const bin of ["prometheus-alertmanager", "openssl", "curl"]) if (!requireTool(t, bin)) return;
         if (run("/usr/bin/python3", ["-c", "import aiosmtpd"]).code !== 0) {
             if (IN_CI) assert.fail("python3-aiosmtpd is needed (bash lab/prereqs.sh)");
             return t.skip("python3-aiosmtpd is not installed (bash lab/prereqs.sh)");
         }
         const { freePort } = await import("../tools");
+        const { spawn } = await import("node:child_process");
         const dir = tmpDir("citadel-am-mail-");
-        const smtpPort = await freePort();
-        const amPort = await freePort();
         const password = "s3cret/with:odd@chars";
-        const url = `smtp://alerts:${encodeURIComponent(password)}@127.0.0.1:${smtpPort}`;
-        const c = parseConfigOrThrow(prodWith({ monitoring: { receivers: [{ name: "mail", kind: "email", to: "ops@example.com", from: "citadel@example.com", url }], route: { groupWait: "1s" } } }));
-        fs.writeFileSync(path.join(dir, "alertmanager.yml"), renderAlertmanagerConfig(c, { mail: url }));
         // A CA and the server's certificate for 127.0.0.1.
         const ssl = (args: string[]) => assert.equal(run("openssl", args, { cwd: dir }).code, 0, args.join(" "));
         ssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=citadel test CA"]);
         ssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "smtp.key", "-out", "smtp.csr", "-subj", "/CN=127.0.0.1"]);
         fs.writeFileSync(path.join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1\n");
         ssl(["x509", "-req", "-in", "smtp.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "smtp.pem", "-days", "1", "-extfile", "san.ext"]);
+        // mode "starttls": plain first, STARTTLS required before AUTH; "implicit": TLS from the first byte (465).
         fs.writeFileSync(
             path.join(dir, "smtp.py"),
             [
                 "import asyncio, ssl, sys",
                 "from aiosmtpd.controller import Controller",
                 "from aiosmtpd.smtp import AuthResult",
-                "d, port, want = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()",
+                "d, out, port, mode, want = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5].encode()",
                 "ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)",
                 "ctx.load_cert_chain(d + '/smtp.pem', d + '/smtp.key')",
                 "def auth(server, session, envelope, mechanism, data):",
                 "    ok = data.login == b'alerts' and data.password == want",
-                "    open(d + '/auth.log', 'a').write(f'{mechanism} {data.login.decode()} {ok} tls={session.ssl is not None}\\n')",
+                "    tls = server.transport.get_extra_info('ssl_object') is not None",
+                "    open(out + '/auth.log', 'a').write(f'{mechanism} {data.login.decode()} {ok} tls={tls}\\n')",
                 "    return AuthResult(success=ok)",
                 "class Sink:",
                 "    async def handle_DATA(self, server, session, envelope):",
-                "        open(d + '/mail.eml', 'ab').write(envelope.content + b'\\n.\\n')",
+                "        open(out + '/mail.eml', 'ab').write(envelope.content + b'\\n.\\n')",
                 "        return '250 OK'",
-                "c = Controller(Sink(), hostname='127.0.0.1', port=port, tls_context=ctx, require_starttls=True, authenticator=auth, auth_required=True, auth_require_tls=True, auth_exclude_mechanism=['LOGIN'])",
+                // aiosmtpd's auth_require_tls looks at STARTTLS only: on an implicit-TLS port it would never
+                // offer AUTH, so there the transport itself is the proof (auth.log's tls=).
+                "tls = {'ssl_context': ctx, 'auth_require_tls': False} if mode == 'implicit' else {'tls_context': ctx, 'require_starttls': True, 'auth_require_tls': True}",
+                "c = Controller(Sink(), hostname='127.0.0.1', port=port, authenticator=auth, auth_required=True, auth_exclude_mechanism=['LOGIN'], **tls)",
                 "c.start()",
-                "open(d + '/smtp.ready', 'w').close()",
+                "open(out + '/smtp.ready', 'w').close()",
                 "try:",
                 "    asyncio.get_event_loop().run_until_complete(asyncio.sleep(120))",
                 "finally:",
                 "    c.stop()",
             ].join("\n"),
         );
-        const { spawn } = await import("node:child_process");
-        const smtp = spawn("/usr/bin/python3", [path.join(dir, "smtp.py"), dir, String(smtpPort), password], { stdio: "ignore" });
-        const am = spawn("prometheus-alertmanager", [`--config.file=${path.join(dir, "alertmanager.yml")}`, `--storage.path=${path.join(dir, "data")}`, `--web.listen-address=127.0.0.1:${amPort}`, "--cluster.listen-address="], {
-            env: { ...process.env, SSL_CERT_FILE: path.join(dir, "ca.pem") },
-            stdio: ["ignore", "ignore", fs.openSync(path.join(dir, "am.log"), "w")],
-        });
-        const until = async (what: string, ok: () => boolean, ms: number) => {
-            for (const end = Date.now() + ms; !ok(); ) {
-                if (Date.now() > end) assert.fail(`${what}\n${fs.readFileSync(path.join(dir, "am.log"), "utf8").slice(-3000)}`);
-                await new Promise((res) => setTimeout(res, 200));
-            }
-        };
-        try {
-            await until("the SMTP server did not start", () => fs.existsSync(path.join(dir, "smtp.ready")), 20_000);
+        const children: import("node:child_process").ChildProcess[] = [];
+        /** One receiver URL → Alertmanager with the rendered config → a posted alert → the mail the server got. */
+        const deliver = async (scheme: "smtp" | "smtps", smtpPort: number) => {
+            const out = path.join(dir, scheme);
+            fs.mkdirSync(out);
+            const amPort = await freePort();
+            const url = `${scheme}://alerts:${encodeURIComponent(password)}@127.0.0.1:${smtpPort}`;
+            const c = parseConfigOrThrow(prodWith({ monitoring: { receivers: [{ name: "mail", kind: "email", to: "ops@example.com", from: "citadel@example.com", url }], route: { groupWait: "1s" } } }));
+            fs.writeFileSync(path.join(out, "alertmanager.yml"), renderAlertmanagerConfig(c, { mail: url }));
+            children.push(spawn("/usr/bin/python3", [path.join(dir, "smtp.py"), dir, out, String(smtpPort), scheme === "smtps" ? "implicit" : "starttls", password], { stdio: ["ignore", "ignore", fs.openSync(path.join(out, "smtp.log"), "w")] }));
+            children.push(
+                spawn("prometheus-alertmanager", [`--config.file=${path.join(out, "alertmanager.yml")}`, `--storage.path=${path.join(out, "data")}`, `--web.listen-address=127.0.0.1:${amPort}`, "--cluster.listen-address="], {
+                    env: { ...process.env, SSL_CERT_FILE: path.join(dir, "ca.pem") },
+                    stdio: ["ignore", "ignore", fs.openSync(path.join(out, "am.log"), "w")],
+                }),
+            );
+            const until = async (what: string, ok: () => boolean, ms: number) => {
+                for (const end = Date.now() + ms; !ok(); ) {
+                    if (Date.now() > end) assert.fail(`${scheme}: ${what}\n${["am.log", "smtp.log"].map((f) => fs.readFileSync(path.join(out, f), "utf8").slice(-2000)).join("\n")}`);
+                    await new Promise((res) => setTimeout(res, 200));
+                }
+            };
+            await until("the SMTP server did not start", () => fs.existsSync(path.join(out, "smtp.ready")), 20_000);
             await until("Alertmanager did not start", () => run("curl", ["-fsS", `http://127.0.0.1:${amPort}/api/v2/status`]).code === 0, 20_000);
             const alert = [{ labels: { alertname: "CitadelMailTest", severity: "warning" }, annotations: { summary: "a test alert for the email receiver", runbook: "nothing to do" } }];
             const post = run("curl", ["-fsS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@-", `http://127.0.0.1:${amPort}/api/v2/alerts`], { input: JSON.stringify(alert) });
             assert.equal(post.code, 0, post.stderr);
-            await until("no e-mail reached the SMTP server within 30 s", () => fs.existsSync(path.join(dir, "mail.eml")), 30_000);
-            const mail = fs.readFileSync(path.join(dir, "mail.eml"), "utf8");
+            await until("no e-mail reached the SMTP server within 30 s", () => fs.existsSync(path.join(out, "mail.eml")), 30_000);
+            const mail = fs.readFileSync(path.join(out, "mail.eml"), "utf8");
             assert.match(mail, /^Subject: \[citadel\] CitadelMailTest \(firing\)/m);
             assert.match(mail, /^To: ops@example\.com/m);
             assert.match(mail, /^From: citadel@example\.com/m);
             assert.match(mail, /a test alert for the email receiver/);
-            // Authenticated with the URL's user and (decoded) password, after STARTTLS.
-            assert.match(fs.readFileSync(path.join(dir, "auth.log"), "utf8"), /^(PLAIN|LOGIN) alerts True tls=True$/m);
+            // Authenticated with the URL's user and (decoded) password, over TLS.
+            assert.match(fs.readFileSync(path.join(out, "auth.log"), "utf8"), /^PLAIN alerts True tls=True$/m);
+        };
+        try {
+            await deliver("smtp", await freePort());
+            // smtps:// is TLS from the first byte, which Alertmanager speaks on port 465 only.
+            await deliver("smtps", 465);
         } finally {
-            am.kill();
-            smtp.kill();
+            // Both gone before their directories are removed (Alertmanager writes its data on the way out).
+            await Promise.all(children.map((child) => new Promise((res) => (child.exitCode !== null || child.signalCode !== null ? res(null) : (child.once("exit", res), child.kill())))));
             fs.rmSync(dir, { recursive: true, force: true });
         }
     });
