@@ -34,7 +34,7 @@ export interface ScanResult {
  * Full TCP connect scan (a Python snippet the probe runs), built to stay right on a loaded machine:
  * - a fixed pool of workers pulls ports from one iterator. Creating one task per port (65 535 at once)
  *   makes the first batch's connect timers expire while the loop is still scheduling the rest, so on a
- *   busy 2-core host the lowest ports (22, 80, 443!) were reported closed — a CI run failed exactly so;
+ *   busy 2-core host the lowest ports (SSH and both gateway ports!) were reported closed — a CI run failed exactly so;
  * - a second, slow pass re-probes every `confirm` port the first pass did not see open, one at a time
  *   with a long timeout, so a declared port is only called closed when it really does not answer;
  * - a fast pass that missed a declared port which then answered was too fast for the machine (load):

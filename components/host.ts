@@ -29,7 +29,7 @@ abstract class HostLayer extends pulumi.ComponentResource {
 }
 
 /**
- * Layer 1, host perimeter: UFW (default deny in, SSH limited, 80/443, app ports denied) and the same
+ * Layer 1, host perimeter: UFW (default deny in, SSH limited, the gateway ports, app ports denied) and the same
  * policy in Docker's DOCKER-USER chain. Runs first: SSH stays allowed before the firewall is enabled.
  */
 export class HostFirewall extends HostLayer {

@@ -91,7 +91,7 @@ export function containerLabel(resourceName: string, props: ContainerProps): str
 
 const isGateway = (props: ContainerProps): boolean => known(() => props.name) === GATEWAY_CONTAINER;
 
-/** The only capability a Citadel container adds back: the gateway binds 80/443 as a non-root user. */
+/** The only capability a Citadel container adds back: the gateway binds its ports (GATEWAY_PORTS, below 1024) as a non-root user. */
 const GATEWAY_CAPABILITY = "NET_BIND_SERVICE";
 
 export function nonRootFaults(c: ContainerProps): Fault[] {

@@ -188,7 +188,7 @@ function gatewayContainer(c: StackConfig): ContainerPosture {
         image: c.gateway.image,
         build: c.gateway.build,
         ...hardened(c, `${GATEWAY_UID}:${GATEWAY_UID}`, c.gateway.resources, ["/tmp"]),
-        // Binding 80/443 as a non-root user needs this one capability back.
+        // Binding the GATEWAY_PORTS (below 1024) as a non-root user needs this one capability back.
         capAdd: ["NET_BIND_SERVICE"],
         networks: [
             { network: PUBLIC_NETWORK, aliases: [] },

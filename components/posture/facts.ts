@@ -41,7 +41,7 @@ export const DATA_UID = 999;
 export const ROOT_UID = 0;
 
 // ---- Networks ------------------------------------------------------------------------------
-/** The gateway's network: published 80/443 and egress for ACME. */
+/** The gateway's network: the published GATEWAY_PORTS and egress for ACME. */
 export const PUBLIC_NETWORK = "citadel-public";
 /** One internal network per app, shared only with the gateway. */
 export const edgeNetworkName = (app: string): string => `citadel-edge-${app}`;

@@ -52,7 +52,7 @@ export const CADDY_ADMIN_LISTEN = `localhost:${CADDY_ADMIN_PORT}`;
 export interface CaddyRenderOptions {
     /** Global `http_port` (default 80). */
     httpPort?: number;
-    /** Global `https_port` (default 443). */
+    /** Global `https_port` (default HTTPS_PORT). */
     httpsPort?: number;
     /** Send every site to this "host:port" instead of its app container (e.g. "127.0.0.1:41234"). */
     upstreamOverride?: string;

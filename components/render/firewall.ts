@@ -1,7 +1,7 @@
-// Host perimeter: UFW (default deny in, allow out, deny routed; SSH from admin CIDRs or limited; 80/443 open; app ports
+// Host perimeter: UFW (default deny in, allow out, deny routed; SSH from admin CIDRs or limited; the gateway ports open; app ports
 // explicitly denied) and the same policy in Docker's DOCKER-USER chain.
 //
-// Source policies: RoboAgency "Firewall (UFW)" (deny incoming, allow outgoing, 22/80/443) and Story
+// Source policies: RoboAgency "Firewall (UFW)" (deny incoming, allow outgoing, SSH and the web ports) and Story
 // Portal "Firewall Rules" (block direct access to the application ports 8001-8012). Why DOCKER-USER:
 // Docker publishes a container port with a DNAT rule in PREROUTING, so that traffic is FORWARDed and
 // never meets UFW's INPUT rules — on the testbed `docker run -p 8001:8001` was reachable although UFW
