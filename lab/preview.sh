@@ -5,16 +5,18 @@
 # Creates need no API, so nothing leaves this machine.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-usage="usage: npm run preview -- [--json] [--set citadel:key=VALUE]... [--policy-pack DIR]   (or: bash lab/preview.sh ...)
+usage="usage: npm run preview -- [--json] [--set citadel:key=VALUE]... [--policy-pack DIR] [--stack-file PATH]   (or: bash lab/preview.sh ...)
 
 The real 'pulumi preview' of the prod example stack, offline (engine from lab/engine/build.sh).
   --json                  pulumi's JSON output
   --set citadel:key=VALUE override one config value (repeatable)
   --policy-pack DIR       also run a policy pack (e.g. policy: Citadel's own)
+  --stack-file PATH       the stack's settings from PATH instead of Pulumi.prod.yaml (a generated config)
   -h, --help              show this help"
 json=()
 sets=()
 policy=()
+stack_file=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) echo "$usage"; exit 0 ;;
@@ -25,6 +27,9 @@ while [ $# -gt 0 ]; do
     --policy-pack)
       [ $# -ge 2 ] && [ -d "$2" ] || { echo "preview.sh: --policy-pack needs a directory" >&2; echo "$usage" >&2; exit 2; }
       policy=(--policy-pack "$(cd "$2" && pwd)"); shift 2 ;;
+    --stack-file)
+      [ $# -ge 2 ] || { echo "preview.sh: --stack-file needs a path" >&2; echo "$usage" >&2; exit 2; }
+      stack_file=(--stack-file "$2"); shift 2 ;;
     *) echo "preview.sh: unknown argument $1" >&2; echo "$usage" >&2; exit 2 ;;
   esac
 done
@@ -33,7 +38,7 @@ key="$root/.cache/preview/operator_key"
 mkdir -p "$(dirname "$key")"
 [ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C citadel-preview -f "$key"
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-citadel-preview}"
-exec bash "$root/lab/pulumi-stack.sh" --fresh \
+exec bash "$root/lab/pulumi-stack.sh" --fresh "${stack_file[@]}" \
   --secret "hcloud:token=$(printf 'p%.0s' $(seq 64))" \
   --set "citadel:admin.privateKeyPath=$key" \
   "${sets[@]}" prod -- preview --non-interactive --diff "${json[@]}" "${policy[@]}"
