@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
 import { GATEWAY_PORTS, GENERATED_SECRETS, SSH_PORT, type GeneratedSecret } from "../posture/facts";
-import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, redisHeadroomError, show, urlOrigin } from "./validators";
+import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, parsedUrl, redisHeadroomError, show, urlOrigin } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
 export function secretNames(c: Pick<StackConfig, "secrets">): string[] {
@@ -153,15 +153,6 @@ function monitoringChecks(cfg: StackConfig, add: (path: (string | number)[], mes
         add(["monitoring", "route", "receiver"], `${show(route)} is not a receiver (${known.length ? `known: ${known.join(", ")}` : "citadel:monitoring.receivers is empty"}); add it to citadel:monitoring.receivers or fix the name`);
     }
     if (!m.enabled && m.receivers.length) add(["monitoring", "receivers"], `are set but citadel:monitoring.enabled is false, so nothing would send to them; enable monitoring or remove them`);
-}
-
-/** The URL, or undefined when it does not parse (the field's own check says so). */
-function parsedUrl(v: string): URL | undefined {
-    try {
-        return new URL(v);
-    } catch {
-        return undefined;
-    }
 }
 
 /** Whether a URL's user or password %-decodes (the renderer decodes them for Alertmanager). */

@@ -411,21 +411,24 @@ export function driftIntervalError(v: string): string | undefined {
  * Where a receiver URL points, without its path, query or user info (they carry the token): what
  * error messages may show.
  */
-export function urlOrigin(v: string): string {
+/** The URL, or undefined when it does not parse. */
+export function parsedUrl(v: string): URL | undefined {
     try {
-        const u = new URL(v);
-        return `${u.protocol}//${u.host}`;
+        return new URL(v);
     } catch {
-        return "(not a URL)";
+        return undefined;
     }
+}
+
+export function urlOrigin(v: string): string {
+    const u = parsedUrl(v);
+    return u ? `${u.protocol}//${u.host}` : "(not a URL)";
 }
 
 /** A receiver URL: http(s), a host, no line breaks. Whether http:// is allowed is a cross check (target). */
 export function receiverUrlError(v: string): string | undefined {
-    let u: URL;
-    try {
-        u = new URL(v);
-    } catch {
+    const u = parsedUrl(v);
+    if (!u) {
         return `is not a URL (value not shown); give the receiver's full https:// URL (e.g. https://hooks.example.com/alerts/...)`;
     }
     if (!["https:", "http:", "smtp:", "smtps:"].includes(u.protocol)) return `${show(u.protocol)} URLs cannot receive alerts; use an https:// URL (smtp:// or smtps:// for an email receiver)`;
