@@ -78,9 +78,10 @@ export function pulumiLocal(info: VpsInfo, publicKey: string, args: string[], lo
         `citadel:existing.hostKey=${info.hostKey}`,
         `citadel:admin.sshPublicKeys[0]=${publicKey}`,
         `citadel:admin.privateKeyPath=${HARNESS_KEY}`,
-        // A test's own settings on top of Pulumi.local.yaml (e.g. the rotation e2e's forced epochs).
-        ...extraSets,
     ].flatMap((kv) => ["--set", kv]);
+    // A test's own settings on top of Pulumi.local.yaml (e.g. the rotation e2e's forced epochs): `key=VALUE`
+    // sets a value, a bare `key` removes it so that its default applies.
+    for (const kv of extraSets) sets.push(...(kv.includes("=") ? ["--set", kv] : ["--unset", kv]));
     sets.push(...backupStackArgs(labBackupTarget()));
     return runStackScript([...(reset ? ["--reset"] : []), ...sets, "local", "--", ...args], labStackEnv(), log);
 }

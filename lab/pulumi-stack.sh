@@ -2,7 +2,7 @@
 # Runs the real Pulumi engine (lab/engine/build.sh) on one stack from a scratch copy of the project, so
 # `pulumi stack init` / `config set` never edit the repo's Pulumi.<stack>.yaml:
 #
-#   lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--stack-file PATH] [--set citadel:key=VALUE]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
+#   lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--stack-file PATH] [--set citadel:key=VALUE]... [--unset citadel:key]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
 #
 # --fresh    start from an empty backend (previews); otherwise the stack's state persists in
 #            .cache/state (the local VPS stack: a second `up` must find the first one's state).
@@ -10,7 +10,8 @@
 #            a host that no longer exists).
 # --set      `pulumi config set --path` on the scratch copy (values from the caller, e.g. the VPS's
 #            host key); --secret does the same with --secret; --secret-file reads the value from
-#            PATH on stdin (a private key: never in a command line).
+#            PATH on stdin (a private key: never in a command line). --unset removes a key from the
+#            scratch copy (`pulumi config rm --path`): its default applies (e.g. admin.sourceIps: []).
 # --init     create STACK when it does not exist yet (only the lab stacks and --fresh do so by
 #            themselves: a typo in a real stack's name must not become a new, empty stack).
 # --stack-file  the stack's settings from PATH instead of Pulumi.STACK.yaml (a generated config, e.g.
@@ -20,7 +21,7 @@
 # PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, or the script stops before Pulumi runs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--stack-file PATH] [--set citadel:key=VALUE]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
+usage="usage: lab/pulumi-stack.sh [--fresh] [--reset] [--init] [--stack-file PATH] [--set citadel:key=VALUE]... [--unset citadel:key]... [--secret key=VALUE]... [--secret-file key=PATH]... STACK -- PULUMI-ARGS...
 
 Runs the lab's Pulumi engine on STACK from a scratch copy of the project.
   --fresh     start from an empty backend (previews)
@@ -39,6 +40,7 @@ init=0
 sets=()
 secrets=()
 secret_files=()
+unsets=()
 stack_file=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -53,6 +55,9 @@ while [ $# -gt 0 ]; do
       [ $# -ge 2 ] || { echo "citadel: pulumi-stack: $1 needs key=VALUE" >&2; echo "$usage" >&2; exit 2; }
       case "$1" in --set) sets+=("$2") ;; --secret) secrets+=("$2") ;; *) secret_files+=("$2") ;; esac
       shift 2 ;;
+    --unset)
+      [ $# -ge 2 ] || { echo "citadel: pulumi-stack: --unset needs a key" >&2; echo "$usage" >&2; exit 2; }
+      unsets+=("$2"); shift 2 ;;
     --) shift; break ;;
     -*) echo "citadel: pulumi-stack: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
     *) stack=$1; shift ;;
@@ -125,6 +130,9 @@ if ! pulumi stack select "$stack" >/dev/null 2>&1; then
   fi
 fi
 sed -n 's/^encryptionsalt: //p' "Pulumi.$stack.yaml" > "$state/salt-$stack"
+for key in "${unsets[@]}"; do
+  pulumi config rm --stack "$stack" --path "$key"
+done
 for kv in "${sets[@]}"; do
   pulumi config set --stack "$stack" --path "${kv%%=*}" "${kv#*=}"
 done

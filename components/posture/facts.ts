@@ -18,6 +18,18 @@ export const GATEWAY_PORTS = [HTTP_PORT, HTTPS_PORT] as const;
 export const SSHD_ROLLBACK_UNIT = "citadel-sshd-rollback";
 /** Root-only: the previous drop-in the rollback restores, its program, and what it last did. */
 export const SSHD_ROLLBACK_DIR = "/var/lib/citadel/sshd-rollback";
+/**
+ * UFW's SSH `limit` (SSH open to the world) would close a deploy's own parallel SSH dials (the Docker
+ * provider opens one per resource, without retry). A source that has just opened an SSH session, which
+ * takes a valid key (passwords are off), is exempt for a while: a PAM session hook (this program) puts
+ * its address in this kernel `recent` list, and a rule ahead of the limit accepts new SSH connections
+ * from the sources in it. Strangers never get a session, so they stay limited.
+ */
+export const SSH_KEYED_LIST = "citadel-ssh-keyed";
+/** How long after its last session a key-authenticated source stays exempt: longer than any pause of a converge between two steps. */
+export const SSH_KEYED_SECONDS = 900;
+/** The PAM session hook (pam_exec, as root) that adds the session's source to SSH_KEYED_LIST. */
+export const SSH_KEYED_HOOK = "/usr/local/sbin/citadel-ssh-keyed";
 /** Caddy's admin API port: only ever on the gateway container's own loopback, never reachable. */
 export const CADDY_ADMIN_PORT = 2019;
 /** The gateway's healthcheck endpoint port: loopback inside its network namespace, never published. */

@@ -24,7 +24,7 @@ import { SYSCTL_PATH } from "./host";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-import { GATEWAY_PORTS, SSH_PORT } from "../posture/facts";
+import { GATEWAY_PORTS, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
@@ -151,6 +151,61 @@ export function sshRules(c: StackConfig): UfwRule[] {
     if (c.admin.sourceIps.length === 0) return [[c.firewall.sshRateLimit ? "limit" : "allow", `${SSH_PORT}/tcp`]];
     const sources = [...new Set(c.admin.sourceIps.map(ufwAddress))];
     return sources.map((src) => ["allow", "from", src, "to", "any", "port", String(SSH_PORT), "proto", "tcp"]);
+}
+
+/** True when SSH is open to the world and rate-limited: then key-authenticated sources are exempt (below). */
+export function sshLimited(c: StackConfig): boolean {
+    return c.admin.sourceIps.length === 0 && c.firewall.sshRateLimit;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SSH limit's exemption for key-authenticated sources. UFW's `limit` (6 new connections in 30 s
+// per address) closed the Docker provider's parallel SSH dials during a converge (measured: 5 of 30
+// container creations failed). A PAM session hook puts the address of every source that opens an SSH
+// session (a valid key was needed) into a kernel `recent` list; a rule in before.rules, ahead of UFW's
+// user rules, accepts new SSH connections from the sources in that list. Strangers stay limited.
+// ---------------------------------------------------------------------------------------------
+
+export const BEFORE_RULES_PATH = { 4: "/etc/ufw/before.rules", 6: "/etc/ufw/before6.rules" } as const;
+export const BEFORE_RULES_BEGIN = "# BEGIN CITADEL SSH LIMIT EXEMPTION (managed by Citadel: edits inside this block are overwritten)";
+export const BEFORE_RULES_END = "# END CITADEL SSH LIMIT EXEMPTION";
+export const PAM_SSHD_PATH = "/etc/pam.d/sshd";
+export const PAM_BEGIN = BEFORE_RULES_BEGIN;
+export const PAM_END = BEFORE_RULES_END;
+
+/** The exemption rule as `iptables -S` / `ip6tables -S` prints it once loaded (the audit compares it so). */
+export function sshKeyedRule(family: IpFamily): string {
+    const chain = family === 4 ? "ufw-before-input" : "ufw6-before-input";
+    const mask = family === 4 ? "255.255.255.255" : "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+    return (
+        `-A ${chain} -p tcp -m tcp --dport ${SSH_PORT} -m conntrack --ctstate NEW ` +
+        `-m recent --rcheck --seconds ${SSH_KEYED_SECONDS} --name ${SSH_KEYED_LIST} --mask ${mask} --rsource -j ACCEPT`
+    );
+}
+
+/** The marked block for before.rules / before6.rules; empty when SSH is not limited (the script then removes it). */
+export function sshKeyedBlock(c: StackConfig, family: IpFamily): string {
+    if (!sshLimited(c)) return "";
+    return renderTemplate("firewall/ssh-keyed.rules.hbs", {
+        begin: BEFORE_RULES_BEGIN,
+        end: BEFORE_RULES_END,
+        family,
+        rule: sshKeyedRule(family),
+        list: SSH_KEYED_LIST,
+        hook: SSH_KEYED_HOOK,
+        seconds: SSH_KEYED_SECONDS,
+    });
+}
+
+/** The marked block for /etc/pam.d/sshd; empty when SSH is not limited. */
+export function pamSshdBlock(c: StackConfig): string {
+    if (!sshLimited(c)) return "";
+    return renderTemplate("firewall/pam-sshd.hbs", { begin: PAM_BEGIN, end: PAM_END, list: SSH_KEYED_LIST, seconds: SSH_KEYED_SECONDS, hook: SSH_KEYED_HOOK });
+}
+
+/** The PAM hook program (POSIX sh, run by pam_exec as root). */
+export function sshKeyedHook(): string {
+    return renderTemplate("firewall/ssh-keyed-hook.sh.hbs", { list: SSH_KEYED_LIST, seconds: SSH_KEYED_SECONDS });
 }
 
 /** The whole declared rule set, SSH first (added first, so SSH stays reachable while converging). */
@@ -282,6 +337,20 @@ export function renderFirewall(c: StackConfig): HostScript {
         set6: BOUNCER_IPSETS[6],
         rule4: bouncerBanRule(4),
         rule6: bouncerBanRule(6),
+        limited: sshLimited(c),
+        keyedBegin: BEFORE_RULES_BEGIN,
+        keyedEnd: BEFORE_RULES_END,
+        before4: BEFORE_RULES_PATH[4],
+        before6: BEFORE_RULES_PATH[6],
+        keyed4: sshKeyedBlock(c, 4),
+        keyed6: sshKeyedBlock(c, 6),
+        keyedRule4: sshKeyedRule(4),
+        keyedRule6: sshKeyedRule(6),
+        pamSshd: PAM_SSHD_PATH,
+        pamBlock: pamSshdBlock(c),
+        keyedHook: SSH_KEYED_HOOK,
+        keyedHookScript: sshKeyedHook(),
+        keyedList: SSH_KEYED_LIST,
     });
     // The files are the Citadel blocks only: the script splices each into the host's existing
     // after*.rules and after.init (between the markers).
@@ -289,9 +358,19 @@ export function renderFirewall(c: StackConfig): HostScript {
         { path: AFTER_RULES_PATH[4], content: block4, mode: "0640", owner: "root", group: "root" },
         { path: AFTER_RULES_PATH[6], content: block6, mode: "0640", owner: "root", group: "root" },
         { path: AFTER_INIT_PATH, content: initBlock, mode: "0750", owner: "root", group: "root" },
+        ...(sshLimited(c)
+            ? [
+                  { path: BEFORE_RULES_PATH[4], content: sshKeyedBlock(c, 4), mode: "0640", owner: "root", group: "root" },
+                  { path: BEFORE_RULES_PATH[6], content: sshKeyedBlock(c, 6), mode: "0640", owner: "root", group: "root" },
+                  { path: PAM_SSHD_PATH, content: pamSshdBlock(c), mode: "0644", owner: "root", group: "root" },
+                  { path: SSH_KEYED_HOOK, content: sshKeyedHook(), mode: "0755", owner: "root", group: "root" },
+              ]
+            : []),
     ];
     // Derived from the declared rules, so the summary can never disagree with them.
-    const ssh = [...new Set(sshRules(c).map((r) => (r.length > 2 ? `${r[0]} from ${r[2]}` : `${r[0]} from anywhere`)))].join(", ");
+    const ssh =
+        [...new Set(sshRules(c).map((r) => (r.length > 2 ? `${r[0]} from ${r[2]}` : `${r[0]} from anywhere`)))].join(", ") +
+        (sshLimited(c) ? ` (a source that opened a key-authenticated session in the last ${SSH_KEYED_SECONDS} s is exempt from the limit)` : "");
     const gateway = GATEWAY_PORTS.join("/");
     return {
         name: "firewall",

@@ -51,6 +51,9 @@ export function sshdSections(c: StackConfig): SshdSection[] {
                 { keyword: "PasswordAuthentication", value: "no", why: "source policy: key-only SSH" },
                 { keyword: "KbdInteractiveAuthentication", value: "no", why: "PAM prompts would be passwords by another name" },
                 { keyword: "PermitEmptyPasswords", value: "no" },
+                // Debian's default, stated: only PAM's session phase tells the host that a source has just
+                // logged in with a valid key (the hook that exempts it from UFW's SSH limit, render/firewall.ts).
+                { keyword: "UsePAM", value: "yes", why: "the SSH limit's exemption hook runs in PAM's session phase" },
                 { keyword: "HostbasedAuthentication", value: "no" },
                 { keyword: "IgnoreRhosts", value: "yes" },
                 { keyword: "IgnoreUserKnownHosts", value: "yes" },

@@ -33,12 +33,16 @@ import {
     dockerUserBlock,
     dockerUserDrift,
     dockerUserRules,
+    BEFORE_RULES_BEGIN,
+    PAM_SSHD_PATH,
     renderFirewall,
+    sshKeyedRule,
     ufwAddress,
     ufwRules,
 } from "../../components/render/firewall";
 import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule, bouncerLocalTemplate } from "../../components/render/intrusion";
 import { renderSysctlConf, SYSCTL_PATH } from "../../components/render/host";
+import { SSH_KEYED_HOOK, SSH_KEYED_LIST } from "../../components/posture/facts";
 import { prodConfig, prodWith } from "../fixtures";
 import { requireTool, run, RunResult, tmpDir, waitFor, which, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
 
@@ -49,6 +53,9 @@ const openConfig = parseConfigOrThrow(
     prodWith({ admin: { ...prod.admin, sourceIps: [] }, firewall: { sshRateLimit: false, denyPorts: { from: 9000, to: 9000 } } }),
 );
 const openScript = renderFirewall(openConfig);
+// The production default: SSH open to the world, rate-limited, key-authenticated sources exempt.
+const limitedConfig = parseConfigOrThrow(prodWith({ admin: { ...prod.admin, sourceIps: [] } }));
+const limitedScript = renderFirewall(limitedConfig);
 
 const requireRoot = (t: TestContext): boolean => requireRootAs(t, "network and mount namespaces, iptables");
 
@@ -227,7 +234,10 @@ describe("iptables-restore judges the DOCKER-USER blocks", () => {
 // ---------------------------------------------------------------------------------------------
 
 // Mount an overlay over /etc (writes land in $1/up), then exec the command.
-const OVERLAY_SETUP = 'set -e; mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/up,workdir=$1/work" /etc; shift; exec "$@"';
+// /etc, and the directory of the SSH limit's PAM hook, overlaid: what the script writes stays in the test's temp dir.
+const OVERLAY_SETUP =
+    'set -e; mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/up,workdir=$1/work" /etc; ' +
+    'mount -t overlay overlay -o "lowerdir=$2,upperdir=$1/hook-up,workdir=$1/hook-work" "$2"; shift 2; exec "$@"';
 // A tiny TCP server: answers "ok <port>" on every port given, exits by itself after 300 s at the latest.
 const SERVER_JS = `const net = require("net");
 for (const p of process.argv.slice(1)) net.createServer((s) => s.end("ok " + p + "\\n")).listen(Number(p), "0.0.0.0");
@@ -287,7 +297,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
     }
     /** A command in the host namespace with the overlaid /etc (state persists in `work` between calls). */
     function onHost(cmd: string[], env: Record<string, string> = {}): RunResult {
-        return inNs(ns.host, ["unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", OVERLAY_SETUP, "sh", work, ...cmd], {
+        return inNs(ns.host, ["unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", OVERLAY_SETUP, "sh", work, path.dirname(SSH_KEYED_HOOK), ...cmd], {
             env: { ...process.env, SSH_CONNECTION: "", ...env },
         });
     }
@@ -326,6 +336,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         work = tmpDir("citadel-fw-");
         fs.mkdirSync(path.join(work, "up"));
         fs.mkdirSync(path.join(work, "work"));
+        for (const d of ["hook-up", "hook-work"]) fs.mkdirSync(path.join(work, d));
         scriptPath = writeTemp(work, "firewall.sh", prodScript.script);
         for (const name of Object.values(ns)) {
             ip("netns", "add", name);
@@ -476,7 +487,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         const read = () => onHost(["sysctl", "-n", key]).stdout.trim();
         // The sysctl step's file, as it lands on the host (net.* keys belong to this namespace).
         const conf = renderSysctlConf(prod);
-        const put = run("ip", ["netns", "exec", ns.host, "unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", OVERLAY_SETUP, "sh", work, "/bin/sh", "-c", `cat > ${SYSCTL_PATH}`], { input: conf });
+        const put = run("ip", ["netns", "exec", ns.host, "unshare", "-m", "--propagation", "private", "--", "/bin/sh", "-c", OVERLAY_SETUP, "sh", work, path.dirname(SSH_KEYED_HOOK), "/bin/sh", "-c", `cat > ${SYSCTL_PATH}`], { input: conf });
         assert.equal(put.code, 0, out(put));
         assert.match(onHost(["grep", "-x", `IPT_SYSCTL=${SYSCTL_PATH}`, "/etc/default/ufw"]).stdout, /IPT_SYSCTL/);
         assert.equal(onHost(["sysctl", "-w", `${key}=0`]).code, 0);
@@ -568,6 +579,63 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(r.code, 0, out(r));
         assert.match(r.stdout, /reloaded UFW: the DOCKER-USER rules were missing/);
         assert.equal(probe(ns.client, HOST.wan, 8001), "");
+    });
+
+    it("SSH open to all (the default): a stranger is limited, a source that logged in with a key is not; back to admin CIDRs removes the exemption", async (t) => {
+        if (!requireReady(t)) return;
+        // sshd stand-in on the host's port 22 (what matters here is whether a new connection gets through).
+        children.push(spawn("ip", ["netns", "exec", ns.host, "node", "-e", SERVER_JS, "22"], { stdio: "ignore" }));
+        /** New connections from `from` in a row, each waited for: how many got through. */
+        const burst = (from: string, to: string, n = 10): boolean[] => Array.from({ length: n }, () => probe(from, to, 22) === "ok 22");
+        /** UFW's limit: from the 6th new connection in 30 s on, refused. */
+        const limited = (got: boolean[]) => got.slice(6).every((ok) => !ok);
+        const list = () => onHost(["cat", `/proc/net/xt_recent/${SSH_KEYED_LIST}`]).stdout;
+        const hook = (env: Record<string, string>) => onHost(["env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), "/bin/sh", SSH_KEYED_HOOK]);
+
+        // The deploy runs the step from CLIENT: it must seed its own source (the steps after it, the Docker
+        // provider's parallel dials, come from there before any new session could run the PAM hook).
+        const r = onHost(["env", `SSH_CONNECTION=${CLIENT} 50022 ${HOST.wan} 22`, "/bin/bash", writeTemp(work, "firewall-limited.sh", limitedScript.script)]);
+        assert.equal(r.code, 0, out(r));
+        assert.ok(addedRules().includes("limit 22/tcp"), "SSH is rate-limited");
+        assert.ok(await waitFor(() => onHost(["ss", "-Htln", "sport = :22"]).stdout.includes(":22"), 10_000), "no listener on the host's port 22");
+        assert.ok(chain("iptables", "ufw-before-input").includes(sshKeyedRule(4)), "the exemption rule is loaded (IPv4)");
+        assert.ok(chain("ip6tables", "ufw6-before-input").includes(sshKeyedRule(6)), "the exemption rule is loaded (IPv6)");
+        assert.match(onHost(["cat", PAM_SSHD_PATH]).stdout, new RegExp(`^session optional pam_exec\\.so quiet ${SSH_KEYED_HOOK}$`, "m"));
+        assert.match(list(), new RegExp(`^src=${CLIENT.replace(/\./g, "\\.")} `, "m"), "the deploying session's source is in the list");
+
+        assert.deepEqual(burst(ns.client, HOST.wan), Array(10).fill(true), "the deploying source: every new connection gets through");
+        const stranger = burst(ns.client2, HOST.priv);
+        assert.ok(stranger[0] && limited(stranger), `a stranger gets in, then is limited (6 in 30 s): ${stranger}`);
+
+        // The fault: the list emptied (what a `ufw reload` does) and no session since: the deployer is
+        // throttled like anyone, which is what closed the Docker provider's dials.
+        const flush = onHost(["/bin/sh", "-c", `echo / > /proc/net/xt_recent/${SSH_KEYED_LIST}`]);
+        assert.equal(flush.code, 0, out(flush));
+        const throttled = burst(ns.client, HOST.wan);
+        assert.ok(throttled[0] && limited(throttled), `without the exemption the deployer is limited too: ${throttled}`);
+
+        // The PAM hook (as pam_exec runs it) exempts a source on session open only, and only an address.
+        const ignored: Record<string, string>[] = [{ PAM_TYPE: "close_session", PAM_RHOST: CLIENT2 }, { PAM_TYPE: "open_session", PAM_RHOST: "client2.example" }, { PAM_TYPE: "open_session" }];
+        for (const env of ignored) {
+            const h = hook(env);
+            assert.equal(h.code, 0, out(h));
+        }
+        assert.equal(list().trim(), "", "close_session, a host name, no address: nothing added");
+        const h = hook({ PAM_TYPE: "open_session", PAM_RHOST: CLIENT2 });
+        assert.equal(h.code, 0, out(h));
+        assert.deepEqual(burst(ns.client2, HOST.priv), Array(10).fill(true), "a source whose session opened is exempt, although it was limited a moment ago");
+        assert.ok(limited(burst(ns.client, HOST.wan)), "the other source is still limited");
+
+        // A second run changes nothing; admin CIDRs again: the exemption is gone (rules, PAM, hook).
+        const again = onHost(["env", `SSH_CONNECTION=${CLIENT} 50022 ${HOST.wan} 22`, "/bin/bash", path.join(work, "firewall-limited.sh")]);
+        assert.equal(again.code, 0, out(again));
+        assert.match(again.stdout, /citadel: firewall: unchanged$/m, out(again));
+        const back = runScript(ALLOWED_SESSION);
+        assert.equal(back.code, 0, out(back));
+        assert.ok(!chain("iptables", "ufw-before-input").some((l) => l.includes(SSH_KEYED_LIST)), "no exemption rule left");
+        for (const f of ["/etc/ufw/before.rules", "/etc/ufw/before6.rules", PAM_SSHD_PATH]) assert.ok(!onHost(["cat", f]).stdout.includes(BEFORE_RULES_BEGIN), `no Citadel block left in ${f}`);
+        assert.notEqual(onHost(["test", "-e", SSH_KEYED_HOOK]).code, 0, "the hook is removed");
+        assert.ok(!addedRules().includes("limit 22/tcp"));
     });
 
     it("the after.init hook is harmless without the bouncer's sets (boot: UFW starts first)", (t) => {
