@@ -1,7 +1,7 @@
 // Exposure: what the Internet can reach, layer by layer (cloud firewall, UFW, DOCKER-USER), from one
 // place. The firewall renderer, the server component, the outputs and the audit all read this.
 import type { StackConfig } from "../config";
-import { DOCKER_BLOCK_LOG_PREFIX, sshRules, UFW_DEFAULTS, ufwRules } from "../render/firewall";
+import { DOCKER_BLOCK_LOG_PREFIX, sshLimited, UFW_DEFAULTS, ufwRules } from "../render/firewall";
 import { ANYWHERE, GATEWAY_PORTS, HTTP_PORT, HTTPS_PORT, SSH_PORT } from "./facts";
 import type { CloudFirewallRule, ExposurePosture } from "./types";
 
@@ -25,7 +25,7 @@ export function exposurePosture(c: StackConfig): ExposurePosture {
         ssh: {
             port: SSH_PORT,
             sources: [...c.admin.sourceIps],
-            rateLimited: sshRules(c).some((r) => r[0] === "limit"),
+            rateLimited: sshLimited(c),
         },
         cloudFirewall: c.target === "hcloud" ? cloudFirewallRules(c) : [],
         ufw: {

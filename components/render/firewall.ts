@@ -153,9 +153,12 @@ export function sshRules(c: StackConfig): UfwRule[] {
     return sources.map((src) => ["allow", "from", src, "to", "any", "port", String(SSH_PORT), "proto", "tcp"]);
 }
 
-/** True when SSH is open to the world and rate-limited: then key-authenticated sources are exempt (below). */
+/**
+ * True when SSH is open to the world and rate-limited: a declared rule is `limit` (only SSH's ever is).
+ * The firewall script decides the same way from its declared rules; key-authenticated sources are then exempt (below).
+ */
 export function sshLimited(c: StackConfig): boolean {
-    return c.admin.sourceIps.length === 0 && c.firewall.sshRateLimit;
+    return sshRules(c).some((r) => r[0] === "limit");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,9 +186,12 @@ export function sshKeyedRule(family: IpFamily): string {
     );
 }
 
-/** The marked block for before.rules / before6.rules; empty when SSH is not limited (the script then removes it). */
-export function sshKeyedBlock(c: StackConfig, family: IpFamily): string {
-    if (!sshLimited(c)) return "";
+/**
+ * The marked block for before.rules / before6.rules. Rendered whatever the config: the script installs it
+ * only when a declared rule is `limit` and removes it otherwise, so the script's text changes with the
+ * declared rules alone (the review explains a host step's changed lines by the posture values that changed).
+ */
+export function sshKeyedBlock(family: IpFamily): string {
     return renderTemplate("firewall/ssh-keyed.rules.hbs", {
         begin: BEFORE_RULES_BEGIN,
         end: BEFORE_RULES_END,
@@ -197,9 +203,8 @@ export function sshKeyedBlock(c: StackConfig, family: IpFamily): string {
     });
 }
 
-/** The marked block for /etc/pam.d/sshd; empty when SSH is not limited. */
-export function pamSshdBlock(c: StackConfig): string {
-    if (!sshLimited(c)) return "";
+/** The marked block for /etc/pam.d/sshd (installed, like the rules, only while SSH is limited). */
+export function pamSshdBlock(): string {
     return renderTemplate("firewall/pam-sshd.hbs", { begin: PAM_BEGIN, end: PAM_END, list: SSH_KEYED_LIST, seconds: SSH_KEYED_SECONDS, hook: SSH_KEYED_HOOK });
 }
 
@@ -337,17 +342,16 @@ export function renderFirewall(c: StackConfig): HostScript {
         set6: BOUNCER_IPSETS[6],
         rule4: bouncerBanRule(4),
         rule6: bouncerBanRule(6),
-        limited: sshLimited(c),
         keyedBegin: BEFORE_RULES_BEGIN,
         keyedEnd: BEFORE_RULES_END,
         before4: BEFORE_RULES_PATH[4],
         before6: BEFORE_RULES_PATH[6],
-        keyed4: sshKeyedBlock(c, 4),
-        keyed6: sshKeyedBlock(c, 6),
+        keyed4: sshKeyedBlock(4),
+        keyed6: sshKeyedBlock(6),
         keyedRule4: sshKeyedRule(4),
         keyedRule6: sshKeyedRule(6),
         pamSshd: PAM_SSHD_PATH,
-        pamBlock: pamSshdBlock(c),
+        pamBlock: pamSshdBlock(),
         keyedHook: SSH_KEYED_HOOK,
         keyedHookScript: sshKeyedHook(),
         keyedList: SSH_KEYED_LIST,
@@ -358,19 +362,9 @@ export function renderFirewall(c: StackConfig): HostScript {
         { path: AFTER_RULES_PATH[4], content: block4, mode: "0640", owner: "root", group: "root" },
         { path: AFTER_RULES_PATH[6], content: block6, mode: "0640", owner: "root", group: "root" },
         { path: AFTER_INIT_PATH, content: initBlock, mode: "0750", owner: "root", group: "root" },
-        ...(sshLimited(c)
-            ? [
-                  { path: BEFORE_RULES_PATH[4], content: sshKeyedBlock(c, 4), mode: "0640", owner: "root", group: "root" },
-                  { path: BEFORE_RULES_PATH[6], content: sshKeyedBlock(c, 6), mode: "0640", owner: "root", group: "root" },
-                  { path: PAM_SSHD_PATH, content: pamSshdBlock(c), mode: "0644", owner: "root", group: "root" },
-                  { path: SSH_KEYED_HOOK, content: sshKeyedHook(), mode: "0755", owner: "root", group: "root" },
-              ]
-            : []),
     ];
     // Derived from the declared rules, so the summary can never disagree with them.
-    const ssh =
-        [...new Set(sshRules(c).map((r) => (r.length > 2 ? `${r[0]} from ${r[2]}` : `${r[0]} from anywhere`)))].join(", ") +
-        (sshLimited(c) ? ` (a source that opened a key-authenticated session in the last ${SSH_KEYED_SECONDS} s is exempt from the limit)` : "");
+    const ssh = [...new Set(sshRules(c).map((r) => (r.length > 2 ? `${r[0]} from ${r[2]}` : `${r[0]} from anywhere`)))].join(", ");
     const gateway = GATEWAY_PORTS.join("/");
     return {
         name: "firewall",

@@ -5,10 +5,19 @@
 // Postgres and Redis passwords are refused (tried from a throwaway container on the data network,
 // passwords on stdin); the old token still validates (previous JWT secret); the old ciphertext still
 // decrypts (keyring); the row and the Redis key are still there; Postgres was not re-created.
+//
+// This VPS also runs the production default for SSH: citadel:admin.sourceIps left out (SSH open to the
+// world, UFW `limit`), so its first converge from scratch and the rotation's up are the proof that the
+// limit does not throttle Pulumi's own SSH sessions (the Docker provider dials in parallel, without
+// retry: 5 of 30 container creations failed before the exemption). The last two tests prove the
+// exemption on the live host: parallel logins from the deploying address pass, a stranger is limited,
+// and without sshd's PAM hook the deploying address is limited too.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import { IN_CI, run, RunResult } from "../tools";
 
 // Our own VPS and ports (set before lab/local is imported: it reads them when it loads).
@@ -26,7 +35,8 @@ if (IN_CI && skip) throw new Error(skip);
 const ROTATED = ["jwtSecret", "apiEncryptionKey", "postgresPassword", "postgresSuperuserPassword", "redisPassword"];
 // Room for the poller and the test's own requests (all from this machine's one address) beside
 // Pulumi.local.yaml's 60 a minute; the same value in both runs, so the gateway is not touched.
-const SETS = ["citadel:gateway.rateLimit.events=600"];
+// admin.sourceIps removed: its default, [] (SSH open to the world, rate-limited).
+const SETS = ["citadel:gateway.rateLimit.events=600", "citadel:admin.sourceIps"];
 
 
 describe("rotation: a boundary crossed on a live host, with the app serving throughout", { skip, timeout: 40 * 60_000 }, () => {
@@ -170,5 +180,84 @@ describe("rotation: a boundary crossed on a live host, with the app serving thro
         assert.equal(row.note, "written before the rotation", "the field encrypted under the old key decrypts");
         assert.equal(row.keyId, state.keyId);
         assert.equal(await ok("GET", "/kv/survivor"), "kept across the rotation");
+    });
+    // ---- The production SSH default on the live host -------------------------------------------------
+    const keyedList = () => inVps(["cat", "/proc/net/xt_recent/citadel-ssh-keyed"]).stdout;
+    /** `n` key logins at once from this machine (the lab gateway's address, as the Docker provider dials): exit codes. */
+    async function parallelLogins(n: number): Promise<number[]> {
+        const { HARNESS_KEY } = await import("../../lab/vps/common");
+        const { LOG_DIR } = await import("../../lab/local");
+        const kh = path.join(LOG_DIR, "known_hosts-rotation");
+        fs.writeFileSync(kh, `[127.0.0.1]:${info.sshPort} ${info.hostKey}\n`);
+        const args = ["-i", HARNESS_KEY, "-p", String(info.sshPort), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${kh}`, "-o", "ConnectTimeout=15", `${session.config.admin.user}@127.0.0.1`, "true"];
+        return Promise.all(
+            Array.from({ length: n }, () => new Promise<number>((resolve) => {
+                const c = spawn("ssh", args, { stdio: "ignore" });
+                const timer = setTimeout(() => c.kill("SIGKILL"), 60_000);
+                c.on("close", (code) => { clearTimeout(timer); resolve(code ?? 255); });
+            })),
+        );
+    }
+
+    it("SSH open to the world: the deploying address is in the exemption list, 12 parallel key logins pass, a stranger is limited", async () => {
+        const { LAB_GATEWAY, LAB_NETWORK } = await import("../../lab/vps/vps");
+        const { VPS_IMAGE } = await import("../../lab/vps/image");
+        const { containerProbe, removeProbe } = await import("../../lab/audit");
+        assert.match(inVps(["ufw", "status"]).stdout, /^22\/tcp\s+LIMIT\s+Anywhere\s*$/m, "SSH is open to the world and limited");
+        assert.match(keyedList(), new RegExp(`^src=${LAB_GATEWAY.replace(/\./g, "\\.")} `, "m"), "sshd's PAM hook put the deploying address in the list");
+        const codes = await parallelLogins(12);
+        assert.deepEqual(codes, Array(12).fill(0), `parallel key logins from the deploying address: exit codes ${codes}`);
+        // A stranger (a fresh lab container, no key): 10 new connections in a row, each reading the banner.
+        const name = "citadel-rotation-stranger";
+        const probe = containerProbe(LAB_NETWORK, VPS_IMAGE, name);
+        try {
+            const r = probe.python(
+                `import json, socket
+got = []
+for _ in range(10):
+    try:
+        s = socket.create_connection((${JSON.stringify(info.address)}, 22), timeout=3)
+        got.append(s.recv(8).startswith(b"SSH-"))
+        s.close()
+    except OSError:
+        got.append(False)
+print(json.dumps(got))`,
+                120_000,
+            );
+            assert.equal(r.code, 0, r.stderr);
+            const got = JSON.parse(r.stdout.trim()) as boolean[];
+            assert.ok(got[0], `the stranger's first connection must reach sshd: ${got}`);
+            assert.ok(got.slice(6).every((ok) => !ok), `the stranger is limited from its 6th new connection in 30 s: ${got}`);
+        } finally {
+            const ip = run("docker", ["inspect", "--format", `{{(index .NetworkSettings.Networks ${JSON.stringify(LAB_NETWORK)}).IPAddress}}`, name]).stdout.trim();
+            removeProbe(name);
+            // Its address may be handed out again: leave it neither banned nor counted.
+            if (ip) inVps(["cscli", "decisions", "delete", "--ip", ip]);
+        }
+    });
+
+    it("fault: without sshd's PAM hook (list emptied) parallel logins from the deploying address are refused; the hook back, one login exempts it again", async () => {
+        const { SSH_KEYED_HOOK } = await import("../../components/posture/facts");
+        const line = `session optional pam_exec.so quiet ${SSH_KEYED_HOOK}`;
+        const off = inVps(["sh", "-c", `sed -i 's|^${line}$|#&|' /etc/pam.d/sshd && echo / > /proc/net/xt_recent/citadel-ssh-keyed`]);
+        assert.equal(off.code, 0, off.stderr);
+        try {
+            const codes = await parallelLogins(12);
+            assert.ok(codes.some((c) => c !== 0), `control: without the hook the limit must refuse some of 12 parallel logins: exit codes ${codes}`);
+            assert.equal(keyedList().trim(), "", "no session put the address back without the hook");
+        } finally {
+            const on = inVps(["sh", "-c", `sed -i 's|^#${line}$|${line}|' /etc/pam.d/sshd`]);
+            assert.equal(on.code, 0, on.stderr);
+        }
+        // UFW's limit counts every new connection for 30 s: wait that out, then one login (bounded retries).
+        await sleep(31_000);
+        let first = -1;
+        for (let i = 0; i < 5 && first !== 0; i++) {
+            [first] = await parallelLogins(1);
+            if (first !== 0) await sleep(10_000);
+        }
+        assert.equal(first, 0, "one key login after the limit's window");
+        const codes = await parallelLogins(12);
+        assert.deepEqual(codes, Array(12).fill(0), `with the hook, one login exempts the address again: exit codes ${codes}`);
     });
 });
