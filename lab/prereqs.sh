@@ -1,10 +1,46 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian 12 machine; a second run does nothing.
 # Idempotent: each step checks before it acts. Runs as root (the dev and CI machines are root).
+#
+#   bash lab/prereqs.sh          everything (npm start, npm test)
+#   bash lab/prereqs.sh engine   only what a Pulumi run needs: node_modules and the engine (npm run preview)
+#
+# The engine: a `pulumi` on PATH (Pulumi's published CLI) is used as it is; only without one (or with
+# CITADEL_ENGINE=built) is the lab engine built from Go modules (lab/engine/select.sh decides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[prereqs] %s\n' "$*"; }
+
+only_engine=0
+case "${1:-}" in
+  "") ;;
+  engine) only_engine=1 ;;
+  *) echo "usage: bash lab/prereqs.sh [engine]" >&2; exit 2 ;;
+esac
+
+# npm ci (exactly as locked) and the Pulumi CLI: what every entry point needs.
+node_and_engine() {
+  if [ ! -d node_modules/@pulumi/pulumi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "npm ci"
+    npm ci --ignore-scripts --no-audit --no-fund >/dev/null
+  else
+    log "node_modules: up to date"
+  fi
+  # shellcheck source=lab/engine/select.sh disable=SC1091
+  source lab/engine/select.sh
+  citadel_select_engine
+  if [ "$CITADEL_ENGINE_KIND" = installed ]; then
+    log "Pulumi CLI: $CITADEL_PULUMI (installed; CITADEL_ENGINE=built builds the lab engine instead)"
+  else
+    # The Pulumi CLI, language host and providers, built offline from Go modules (lab/engine/README.md).
+    bash lab/engine/build.sh
+  fi
+}
+if [ "$only_engine" = 1 ]; then
+  node_and_engine
+  exit 0
+fi
 
 # The real programs that read our rendered files. Daemons must not start on this machine while
 # installing (no systemd here anyway): a temporary policy-rc.d refuses service starts.
@@ -41,17 +77,9 @@ else
   log "Debian packages: all present"
 fi
 
-# Node dependencies, exactly as locked.
-if [ ! -d node_modules/@pulumi/pulumi ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm ci"
-  npm ci --ignore-scripts --no-audit --no-fund >/dev/null
-else
-  log "node_modules: up to date"
-fi
 
 # Caddy with the rate-limit module, built from Go modules (Debian's Caddy lacks it).
 bash images/caddy/build.sh
 bash lab/tools/actionlint/build.sh # the workflow linter for test/workflow, from Go modules too
 
-# The Pulumi CLI, language host and providers, built offline from Go modules (lab/engine/README.md).
-bash lab/engine/build.sh
+node_and_engine

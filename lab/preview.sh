@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 usage="usage: npm run preview -- [--json] [--set citadel:key=VALUE]... [--policy-pack DIR] [--stack-file PATH]   (or: bash lab/preview.sh ...)
 
-The real 'pulumi preview' of the prod example stack, offline (engine from lab/engine/build.sh).
+The real 'pulumi preview' of the prod example stack, offline (the pulumi on PATH, else the engine from lab/engine/build.sh).
   --json                  pulumi's JSON output
   --set citadel:key=VALUE override one config value (repeatable)
   --policy-pack DIR       also run a policy pack (e.g. policy: Citadel's own)
@@ -33,6 +33,9 @@ while [ $# -gt 0 ]; do
     *) echo "preview.sh: unknown argument $1" >&2; echo "$usage" >&2; exit 2 ;;
   esac
 done
+# What a Pulumi run needs, as `npm start` sets it up: node_modules and the engine (a pulumi on PATH, or
+# the lab build). Its progress goes to stderr: stdout is the preview (JSON with --json).
+bash "$root/lab/prereqs.sh" engine >&2
 # A throwaway operator key: the preview connects nowhere, but the program reads the key file.
 key="$root/.cache/preview/operator_key"
 mkdir -p "$(dirname "$key")"

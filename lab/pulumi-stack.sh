@@ -90,12 +90,14 @@ if [[ -z "${PULUMI_CONFIG_PASSPHRASE+x}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:
   fi
 fi
 
-if [ ! -x "$root/.cache/engine/bin/pulumi" ]; then
-  echo "citadel: the Pulumi engine is not built; run: bash lab/engine/build.sh" >&2
+# The Pulumi CLI on PATH, or the lab build (lab/engine/select.sh).
+# shellcheck source=lab/engine/env.sh disable=SC1091
+source "$root/lab/engine/env.sh" || exit 2
+if [ ! -x "$CITADEL_PULUMI" ]; then
+  echo "citadel: no pulumi on PATH and the lab engine is not built; run: bash lab/prereqs.sh engine (or install Pulumi's CLI)" >&2
   exit 1
 fi
-# shellcheck source=lab/engine/env.sh disable=SC1091
-source "$root/lab/engine/env.sh"
+[ -n "${CITADEL_QUIET_ENGINE:-}" ] || echo "citadel: Pulumi CLI: $CITADEL_PULUMI ($CITADEL_ENGINE_KIND)" >&2
 # CITADEL_STATE_SCOPE keeps one checkout's several local VPSes apart (each e2e file has its own VPS
 # and must not share, or lock, another's state).
 scope=${CITADEL_STATE_SCOPE:+-$CITADEL_STATE_SCOPE}

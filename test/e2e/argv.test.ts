@@ -9,29 +9,28 @@ import "./shared-vps"; // first: it may name the shared VPS before anything read
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CADDY_LOG_DIR_HOST, POSTGRES_CONTAINER } from "../../components/posture/facts";
 import { CADDYFILE_HOST_PATH } from "../../components/render/caddy";
 import { shellQuote } from "../../components/render/template";
 import { describeSightings, watchProc, type Sighting, type WatchReport } from "../proc-watch";
-import { IN_CI, which } from "../tools";
+import { IN_CI, which, pulumiMissing } from "../tools";
 
 process.env.CITADEL_VPS_NAME ??= "citadel-argv";
 process.env.CITADEL_SSH_PORT ??= "2722";
 process.env.CITADEL_HTTP_PORT ??= "8580";
 process.env.CITADEL_HTTPS_PORT ??= "8943";
 
-const ROOT = path.resolve(__dirname, "..", "..");
 const PROBE = "citadel-argv-e2e-probe";
 /** Every fault's process or container carries this name, so the test tells them from a real leak. */
 const FAULT = "citadel-argv-fault";
 /** Pulumi's marker of a secret value in a state export (`--show-secrets` adds its plaintext). */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
-else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
+let skip: string | false = pulumiMissing();
+if (skip) {
+    // no engine: nothing else matters
+} else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
 else if (!fs.existsSync("/proc/self/environ")) skip = "no /proc on this system";
 if (IN_CI && skip) throw new Error(skip);
 

@@ -11,7 +11,7 @@ import { shellQuote } from "../../components/render/template";
 import { appContainerName, CADDY_ADMIN_PORT, DATA_NETWORK, GATEWAY_CONTAINER, GATEWAY_UID, POSTGRES_CONTAINER, PUBLIC_NETWORK, REDIS_CONTAINER, SECRETS_DIR } from "../../components/posture/facts";
 import type { AuditReport } from "../../audit/run";
 import type { AuditTarget } from "../../audit/types";
-import { IN_CI, which } from "../tools";
+import { IN_CI, which, pulumiMissing } from "../tools";
 
 // Our own VPS and ports, so the audit test never meets the demo's (or CI's) `citadel-local`.
 process.env.CITADEL_VPS_NAME ??= "citadel-audit";
@@ -84,9 +84,10 @@ describe("audit/checklist.ts: the one table from check ids to policy lines", () 
     });
 });
 
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
-else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
+let skip: string | false = pulumiMissing();
+if (skip) {
+    // no engine: nothing else matters
+} else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
 if (IN_CI && skip) throw new Error(skip);
 
 describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {

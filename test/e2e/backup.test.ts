@@ -17,7 +17,7 @@ import { sshInside } from "../../audit/target";
 import type { AuditTarget } from "../../audit/types";
 import { shellQuote } from "../../components/render/template";
 import { HARNESS_KEY } from "../../lab/vps/common";
-import { IN_CI, run, RunResult, tmpDir, which } from "../tools";
+import { IN_CI, run, RunResult, tmpDir, which, pulumiMissing } from "../tools";
 
 // Our own VPS and ports (set before lab/local is imported: it reads them when it loads).
 process.env.CITADEL_VPS_NAME ??= "citadel-backup";
@@ -25,12 +25,12 @@ process.env.CITADEL_SSH_PORT ??= "2622";
 process.env.CITADEL_HTTP_PORT ??= "8480";
 process.env.CITADEL_HTTPS_PORT ??= "8843";
 
-const ROOT = path.resolve(__dirname, "..", "..");
 const MARK = `citadel-drill-${process.pid}-${Date.now()}`;
 
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
-else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
+let skip: string | false = pulumiMissing();
+if (skip) {
+    // no engine: nothing else matters
+} else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
 else if (!which("age") || !which("age-keygen")) skip = "age not installed (bash lab/prereqs.sh)";
 if (IN_CI && skip) throw new Error(skip);
 

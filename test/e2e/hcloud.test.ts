@@ -17,15 +17,16 @@ import { after, before, describe, it } from "node:test";
 import type { StackOutputs } from "../../audit/target";
 import type { StackConfig } from "../../components/config";
 import type { RunningDouble } from "../../lab/hcloud-double/run";
-import { IN_CI, run } from "../tools";
+import { IN_CI, run, pulumiMissing } from "../tools";
 
 // Our own VPS prefix: the double's servers are citadel-hcloud-<id>.
 process.env.CITADEL_VPS_NAME ??= "citadel-hcloud";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
-else if (run("go", ["version"]).code !== 0) skip = "Go is not installed";
+let skip: string | false = pulumiMissing();
+if (skip) {
+    // no engine: nothing else matters
+} else if (run("go", ["version"]).code !== 0) skip = "Go is not installed";
 else if (run("nft", ["--version"]).code !== 0) skip = "nft is not installed";
 if (IN_CI && skip) throw new Error(skip);
 

@@ -14,14 +14,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { HARNESS_KEY } from "../../lab/vps/common";
-import { IN_CI, run, RunResult, tmpDir, which } from "../tools";
+import { IN_CI, run, RunResult, tmpDir, which, pulumiMissing } from "../tools";
 
 process.env.CITADEL_VPS_NAME ??= "citadel-interrupted";
 process.env.CITADEL_SSH_PORT ??= "3422";
 process.env.CITADEL_HTTP_PORT ??= "9180";
 process.env.CITADEL_HTTPS_PORT ??= "9643";
 
-const ROOT = path.resolve(__dirname, "..", "..");
 /** The operator's change: one more denied app port (the firewall step's script changes). */
 const CHANGE = ["citadel:firewall.denyPorts.from=8001", "citadel:firewall.denyPorts.to=8013"];
 
@@ -48,9 +47,10 @@ echo "no host step ran"
 exit 2
 `;
 
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
-else if (!which("docker") || !which("dockerd") || !which("ssh")) skip = "docker or ssh not installed (bash lab/prereqs.sh)";
+let skip: string | false = pulumiMissing();
+if (skip) {
+    // no engine: nothing else matters
+} else if (!which("docker") || !which("dockerd") || !which("ssh")) skip = "docker or ssh not installed (bash lab/prereqs.sh)";
 if (IN_CI && skip) throw new Error(skip);
 
 describe("an SSH session killed in the middle of pulumi up", { skip, timeout: 40 * 60_000 }, () => {

@@ -13,7 +13,7 @@ import { convergeLabVps, type LabSession } from "./session";
 import { LAB_NETWORK, VpsInfo } from "../../lab/vps/vps";
 import { StackConfig } from "../../components/config";
 import { posture } from "../../components/posture";
-import { IN_CI, run } from "../tools";
+import { IN_CI, run, pulumiMissing } from "../tools";
 import { scanScript, ScanResult } from "../../audit/outside";
 import { containerProbe, removeProbe } from "../../lab/audit";
 import type { Probe } from "../../audit/types";
@@ -22,9 +22,7 @@ import { pgPassfileRun } from "../../audit/inside";
 import { shellQuote } from "../../components/render/template";
 
 const ROOT = path.resolve(__dirname, "..", "..");
-const engineBuilt = fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"));
-let skip: string | false = false;
-if (!engineBuilt) skip = "engine not built (bash lab/engine/build.sh)";
+let skip: string | false = pulumiMissing();
 if (IN_CI && skip) throw new Error(skip);
 
 const ATTACKER = "citadel-e2e-attacker";

@@ -18,14 +18,13 @@ import { shellQuote } from "../../components/render/template";
 import { HARNESS_KEY } from "../../lab/vps/common";
 import { VPS_IMAGE } from "../../lab/vps/image";
 import { LAB_NETWORK } from "../../lab/vps/vps";
-import { freePort, IN_CI, run, RunResult, tmpDir, which } from "../tools";
+import { freePort, IN_CI, run, RunResult, tmpDir, which, pulumiMissing } from "../tools";
 
 process.env.CITADEL_VPS_NAME ??= "citadel-monitoring";
 process.env.CITADEL_SSH_PORT ??= "2822";
 process.env.CITADEL_HTTP_PORT ??= "8680";
 process.env.CITADEL_HTTPS_PORT ??= "9043";
 
-const ROOT = path.resolve(__dirname, "..", "..");
 const ATTACKER = "citadel-monitoring-attacker";
 
 interface Received {
@@ -33,9 +32,10 @@ interface Received {
     body: { status?: string; alerts?: { status: string; labels: Record<string, string>; annotations: Record<string, string> }[] };
 }
 
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
-else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
+let skip: string | false = pulumiMissing();
+if (skip) {
+    // no engine: nothing else matters
+} else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
 if (IN_CI && skip) throw new Error(skip);
 
 describe("monitoring: metrics, rules and alerts delivered (local VPS)", { skip, timeout: 30 * 60_000 }, () => {

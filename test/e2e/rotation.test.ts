@@ -18,7 +18,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { IN_CI, run, RunResult } from "../tools";
+import { IN_CI, run, RunResult, pulumiMissing } from "../tools";
 
 // Our own VPS and ports (set before lab/local is imported: it reads them when it loads).
 process.env.CITADEL_VPS_NAME ??= "citadel-rotation";
@@ -26,9 +26,7 @@ process.env.CITADEL_SSH_PORT ??= "2522";
 process.env.CITADEL_HTTP_PORT ??= "8380";
 process.env.CITADEL_HTTPS_PORT ??= "8743";
 
-const ROOT = path.resolve(__dirname, "..", "..");
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
+let skip: string | false = pulumiMissing();
 if (IN_CI && skip) throw new Error(skip);
 
 /** The secrets that rotate here: every one the demo app reads, and the superuser's. */

@@ -22,14 +22,13 @@ import { SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_UNIT } from "../../components/posture/
 import { SSHD_DROPIN_PATH } from "../../components/render/sshd";
 import { rawStackConfig } from "../../components/stackfile";
 import { HARNESS_KEY } from "../../lab/vps/common";
-import { IN_CI, run, RunResult, tmpDir, which } from "../tools";
+import { IN_CI, run, RunResult, tmpDir, which, pulumiMissing } from "../tools";
 
 process.env.CITADEL_VPS_NAME ??= "citadel-sshd-rollback";
 process.env.CITADEL_SSH_PORT ??= "3322";
 process.env.CITADEL_HTTP_PORT ??= "9080";
 process.env.CITADEL_HTTPS_PORT ??= "9543";
 
-const ROOT = path.resolve(__dirname, "..", "..");
 /** Passes every check before the reload; refuses every client that pins the ed25519 host key. */
 const LOCKOUT = ["citadel:ssh.hostKeyAlgorithms[0]=rsa-sha2-512", "citadel:ssh.hostKeyAlgorithms[1]=rsa-sha2-256"];
 /** The control's value: another one of the same kind (another hash, so the sshd step runs again). */
@@ -42,9 +41,10 @@ const LOCKOUT_CONTROL = ["citadel:ssh.hostKeyAlgorithms[0]=rsa-sha2-512"];
 const SSHD_ROLLBACK_SECONDS = 45;
 const WINDOW = [`citadel:ssh.rollbackSeconds=${SSHD_ROLLBACK_SECONDS}`];
 
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
-else if (!which("docker") || !which("dockerd") || !which("ssh")) skip = "docker or ssh not installed (bash lab/prereqs.sh)";
+let skip: string | false = pulumiMissing();
+if (skip) {
+    // no engine: nothing else matters
+} else if (!which("docker") || !which("dockerd") || !which("ssh")) skip = "docker or ssh not installed (bash lab/prereqs.sh)";
 if (IN_CI && skip) throw new Error(skip);
 
 describe("sshd confirm-or-revert: a lockout that passes validation is rolled back by the host", { skip, timeout: 45 * 60_000 }, () => {

@@ -19,7 +19,7 @@ import { shellQuote } from "../../components/render/template";
 import { HARNESS_KEY } from "../../lab/vps/common";
 import { VPS_IMAGE } from "../../lab/vps/image";
 import { LAB_NETWORK } from "../../lab/vps/vps";
-import { IN_CI, run, RunResult, tmpDir, which } from "../tools";
+import { IN_CI, run, RunResult, tmpDir, which, pulumiMissing } from "../tools";
 
 // Our own VPS and ports, so this test never meets the demo's, CI's or the other e2e tests' VPS (set
 // before lab/local is imported: it reads them when it loads).
@@ -28,7 +28,6 @@ process.env.CITADEL_SSH_PORT ??= "2422";
 process.env.CITADEL_HTTP_PORT ??= "8280";
 process.env.CITADEL_HTTPS_PORT ??= "8643";
 
-const ROOT = path.resolve(__dirname, "..", "..");
 const PREFIX = "citadel-survival";
 const BANNED = `${PREFIX}-banned`; // lab container whose address is banned
 const CLIENT = `${PREFIX}-client`; // lab container that must stay served
@@ -59,9 +58,10 @@ except Exception as e:
     print("error " + type(e).__name__)
 `;
 
-let skip: string | false = false;
-if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) skip = "engine not built (bash lab/engine/build.sh)";
-else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
+let skip: string | false = pulumiMissing();
+if (skip) {
+    // no engine: nothing else matters
+} else if (!which("docker") || !which("dockerd")) skip = "docker not installed (bash lab/prereqs.sh)";
 if (IN_CI && skip) throw new Error(skip);
 
 describe("survival: bans and the DOCKER-USER policy on day two (local VPS)", { skip, timeout: 30 * 60_000 }, () => {
