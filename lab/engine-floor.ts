@@ -8,6 +8,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { pulumiMissing } from "./engine/select";
 
 const ROOT = path.resolve(__dirname, "..");
 const WORK = path.join(ROOT, ".cache", "stacks", "engine-floor");
@@ -32,7 +33,7 @@ export interface EngineFloor {
 
 function pulumi(args: string[]): { code: number; out: string; seconds: number } {
     const t = Date.now();
-    const r = spawnSync("bash", ["-c", `source ${JSON.stringify(path.join(ROOT, "lab", "engine", "env.sh"))} && export PULUMI_BACKEND_URL=file://${STATE} && cd ${JSON.stringify(WORK)} && exec pulumi "$@"`, "pulumi", ...args], {
+    const r = spawnSync("bash", ["-c", `source ${JSON.stringify(path.join(ROOT, "lab", "engine", "env.sh"))} && export PULUMI_BACKEND_URL=file://${STATE} && cd ${JSON.stringify(WORK)} && exec "$CITADEL_PULUMI" "$@"`, "pulumi", ...args], {
         encoding: "utf8",
         // The floor's state is thrown away after each bench: its passphrase protects nothing.
         env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "citadel-engine-floor" },
@@ -43,7 +44,8 @@ function pulumi(args: string[]): { code: number; out: string; seconds: number } 
 
 /** Builds the scratch project afresh, runs `pulumi up` twice, and removes its state. */
 export function engineFloor(): EngineFloor {
-    if (!fs.existsSync(path.join(ROOT, ".cache", "engine", "bin", "pulumi"))) throw new Error("the Pulumi engine is not built (bash lab/engine/build.sh)");
+    const missing = pulumiMissing();
+    if (missing) throw new Error(missing);
     for (const d of [WORK, STATE]) fs.rmSync(d, { recursive: true, force: true });
     fs.mkdirSync(WORK, { recursive: true });
     fs.mkdirSync(STATE, { recursive: true });

@@ -95,15 +95,5 @@ export function shellcheck(bin: string, script: string, flags: string[] = []): R
     return run(bin, ["-s", "bash", ...flags, "-"], { input: script });
 }
 
-/**
- * Why the Pulumi engine this checkout would run (lab/engine/select.sh: a `pulumi` on PATH, else the lab
- * build) is unavailable, or false when it is there. The e2e files skip on it (and fail under CI=true).
- */
-export function pulumiMissing(): string | false {
-    const root = path.resolve(__dirname, "..");
-    const r = run("bash", [path.join(root, "lab", "engine", "select.sh")]);
-    if (r.code !== 0) return r.stderr.trim() || "lab/engine/select.sh failed";
-    const [kind, bin] = r.stdout.trim().split(" ");
-    if (kind === "built" && !fs.existsSync(bin)) return "no pulumi on PATH and the lab engine is not built (run: bash lab/prereqs.sh engine)";
-    return false;
-}
+
+export { pulumiMissing } from "../lab/engine/select";
