@@ -592,9 +592,23 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         const list = () => onHost(["cat", `/proc/net/xt_recent/${SSH_KEYED_LIST}`]).stdout;
         const hook = (env: Record<string, string>) => onHost(["env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), "/bin/sh", SSH_KEYED_HOOK]);
 
+        // An operator's line in before.rules that would not load: the new file is tried in a scratch
+        // namespace first, and nothing is changed (a failed `ufw reload` would leave UFW off at boot).
+        const limitedPath = writeTemp(work, "firewall-limited.sh", limitedScript.script);
+        const bad = onHost(["sed", "-i", "/^COMMIT$/i -A ufw-before-input -p tcp --dport 2 -m nosuchmatch -j ACCEPT", "/etc/ufw/before.rules"]);
+        assert.equal(bad.code, 0, out(bad));
+        const beforeRules = onHost(["cat", "/etc/ufw/before.rules"]).stdout;
+        const refused = onHost(["env", `SSH_CONNECTION=${CLIENT} 50022 ${HOST.wan} 22`, "/bin/bash", limitedPath]);
+        assert.notEqual(refused.code, 0, out(refused));
+        assert.match(refused.stderr, /the new \/etc\/ufw\/before\.rules does not load \(\/etc\/ufw\/before\.rules left unchanged/, out(refused));
+        assert.equal(onHost(["cat", "/etc/ufw/before.rules"]).stdout, beforeRules, "before.rules untouched");
+        assert.ok(!addedRules().includes("limit 22/tcp"), "nothing of the new rule set applied");
+        const fixed = onHost(["sed", "-i", "/nosuchmatch/d", "/etc/ufw/before.rules"]);
+        assert.equal(fixed.code, 0, out(fixed));
+
         // The deploy runs the step from CLIENT: it must seed its own source (the steps after it, the Docker
         // provider's parallel dials, come from there before any new session could run the PAM hook).
-        const r = onHost(["env", `SSH_CONNECTION=${CLIENT} 50022 ${HOST.wan} 22`, "/bin/bash", writeTemp(work, "firewall-limited.sh", limitedScript.script)]);
+        const r = onHost(["env", `SSH_CONNECTION=${CLIENT} 50022 ${HOST.wan} 22`, "/bin/bash", limitedPath]);
         assert.equal(r.code, 0, out(r));
         assert.ok(addedRules().includes("limit 22/tcp"), "SSH is rate-limited");
         assert.ok(await waitFor(() => onHost(["ss", "-Htln", "sport = :22"]).stdout.includes(":22"), 10_000), "no listener on the host's port 22");
@@ -615,19 +629,19 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.ok(throttled[0] && limited(throttled), `without the exemption the deployer is limited too: ${throttled}`);
 
         // The PAM hook (as pam_exec runs it) exempts a source on session open only, and only an address.
-        const ignored: Record<string, string>[] = [{ PAM_TYPE: "close_session", PAM_RHOST: CLIENT2 }, { PAM_TYPE: "open_session", PAM_RHOST: "client2.example" }, { PAM_TYPE: "open_session" }];
+        const ignored: Record<string, string>[] = [{ PAM_TYPE: "auth", PAM_RHOST: CLIENT2 }, { PAM_TYPE: "open_session", PAM_RHOST: "client2.example" }, { PAM_TYPE: "open_session" }];
         for (const env of ignored) {
             const h = hook(env);
             assert.equal(h.code, 0, out(h));
         }
-        assert.equal(list().trim(), "", "close_session, a host name, no address: nothing added");
-        const h = hook({ PAM_TYPE: "open_session", PAM_RHOST: CLIENT2 });
+        assert.equal(list().trim(), "", "another PAM phase, a host name, no address: nothing added");
+        const h = hook({ PAM_TYPE: "close_session", PAM_RHOST: CLIENT2 });
         assert.equal(h.code, 0, out(h));
-        assert.deepEqual(burst(ns.client2, HOST.priv), Array(10).fill(true), "a source whose session opened is exempt, although it was limited a moment ago");
+        assert.deepEqual(burst(ns.client2, HOST.priv), Array(10).fill(true), "a source whose session closed (or opened) is exempt, although it was limited a moment ago");
         assert.ok(limited(burst(ns.client, HOST.wan)), "the other source is still limited");
 
         // A second run changes nothing; admin CIDRs again: the exemption is gone (rules, PAM, hook).
-        const again = onHost(["env", `SSH_CONNECTION=${CLIENT} 50022 ${HOST.wan} 22`, "/bin/bash", path.join(work, "firewall-limited.sh")]);
+        const again = onHost(["env", `SSH_CONNECTION=${CLIENT} 50022 ${HOST.wan} 22`, "/bin/bash", limitedPath]);
         assert.equal(again.code, 0, out(again));
         assert.match(again.stdout, /citadel: firewall: unchanged$/m, out(again));
         const back = runScript(ALLOWED_SESSION);
@@ -636,6 +650,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         for (const f of ["/etc/ufw/before.rules", "/etc/ufw/before6.rules", PAM_SSHD_PATH]) assert.ok(!onHost(["cat", f]).stdout.includes(BEFORE_RULES_BEGIN), `no Citadel block left in ${f}`);
         assert.notEqual(onHost(["test", "-e", SSH_KEYED_HOOK]).code, 0, "the hook is removed");
         assert.ok(!addedRules().includes("limit 22/tcp"));
+        assert.match(runScript(ALLOWED_SESSION).stdout, /citadel: firewall: unchanged$/m, "back to admin CIDRs, a second run changes nothing");
     });
 
     it("the after.init hook is harmless without the bouncer's sets (boot: UFW starts first)", (t) => {
