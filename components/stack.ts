@@ -43,11 +43,6 @@ export function dockerSshOpts(privateKeyPath: string, hostKey: string): string[]
         // No known_hosts file to go stale or be edited: the key comes from the stack itself.
         "-o", "UserKnownHostsFile=/dev/null",
         "-o", `KnownHostsCommand=/bin/echo %H ${hostKey}`,
-        // The provider dials once per resource, in parallel, and never retries. With SSH open to the
-        // world UFW's limit refuses a source's 6th new connection in 30 s, until one of its sessions
-        // has opened (render/firewall.ts: that exempts the source): a refused dial tries again each
-        // second, and gets through once a sibling's session has exempted the address.
-        "-o", "ConnectionAttempts=10",
     ];
 }
 
