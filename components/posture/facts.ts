@@ -26,8 +26,14 @@ export const SSHD_ROLLBACK_DIR = "/var/lib/citadel/sshd-rollback";
  * from the sources in it. Strangers never get a session, so they stay limited.
  */
 export const SSH_KEYED_LIST = "citadel-ssh-keyed";
-/** How long after its last session a key-authenticated source stays exempt: longer than any pause of a converge between two steps. */
-export const SSH_KEYED_SECONDS = 900;
+/**
+ * How long after its last session a key-authenticated source stays exempt: a day, so that the next
+ * day's deploy (whose first SSH traffic may be a burst of Docker dials) still finds its address there.
+ * It lifts the connection rate limit only: keys, MaxAuthTries, MaxStartups and the bans still apply.
+ */
+export const SSH_KEYED_SECONDS = 86400;
+/** Root-only record of the exempt sources (one empty file per address, its mtime the last session): UFW's after.init puts them back into the kernel list after a boot or a reload. */
+export const SSH_KEYED_STATE_DIR = "/var/lib/citadel/ssh-keyed";
 /** The PAM session hook (pam_exec, as root) that adds the session's source to SSH_KEYED_LIST. */
 export const SSH_KEYED_HOOK = "/usr/local/sbin/citadel-ssh-keyed";
 /** Caddy's admin API port: only ever on the gateway container's own loopback, never reachable. */

@@ -24,7 +24,7 @@ import { SYSCTL_PATH } from "./host";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-import { GATEWAY_PORTS, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_PORT } from "../posture/facts";
+import { GATEWAY_PORTS, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
@@ -210,7 +210,7 @@ export function pamSshdBlock(): string {
 
 /** The PAM hook program (POSIX sh, run by pam_exec as root). */
 export function sshKeyedHook(): string {
-    return renderTemplate("firewall/ssh-keyed-hook.sh.hbs", { list: SSH_KEYED_LIST, seconds: SSH_KEYED_SECONDS });
+    return renderTemplate("firewall/ssh-keyed-hook.sh.hbs", { list: SSH_KEYED_LIST, seconds: SSH_KEYED_SECONDS, stateDir: SSH_KEYED_STATE_DIR });
 }
 
 /** The whole declared rule set, SSH first (added first, so SSH stays reachable while converging). */
@@ -302,7 +302,8 @@ export function dockerUserDrift(liveS: string, family: IpFamily, bans: boolean):
 
 /**
  * The marked block for /etc/ufw/after.init (POSIX sh, appended to the host's own file): on "start",
- * the CrowdSec bouncer's ban rule back into each of its chains where its ipset exists.
+ * the CrowdSec bouncer's ban rule back into each of its chains where its ipset exists, and the SSH
+ * limit's exempt sources back into their kernel list.
  */
 export function afterInitBlock(): string {
     return renderTemplate("firewall/after-init.sh.hbs", {
@@ -313,6 +314,9 @@ export function afterInitBlock(): string {
         rule4: bouncerBanRule(4),
         rule6: bouncerBanRule(6),
         chains: BOUNCER_CHAINS,
+        keyedList: SSH_KEYED_LIST,
+        keyedDir: SSH_KEYED_STATE_DIR,
+        keyedMinutes: Math.ceil(SSH_KEYED_SECONDS / 60),
     });
 }
 
@@ -355,6 +359,7 @@ export function renderFirewall(c: StackConfig): HostScript {
         keyedHook: SSH_KEYED_HOOK,
         keyedHookScript: sshKeyedHook(),
         keyedList: SSH_KEYED_LIST,
+        keyedDir: SSH_KEYED_STATE_DIR,
     });
     // The files are the Citadel blocks only: the script splices each into the host's existing
     // after*.rules and after.init (between the markers).

@@ -42,7 +42,7 @@ import {
 } from "../../components/render/firewall";
 import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule, bouncerLocalTemplate } from "../../components/render/intrusion";
 import { renderSysctlConf, SYSCTL_PATH } from "../../components/render/host";
-import { SSH_KEYED_HOOK, SSH_KEYED_LIST } from "../../components/posture/facts";
+import { SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_STATE_DIR } from "../../components/posture/facts";
 import { prodConfig, prodWith } from "../fixtures";
 import { requireTool, run, RunResult, tmpDir, waitFor, which, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
 
@@ -234,10 +234,11 @@ describe("iptables-restore judges the DOCKER-USER blocks", () => {
 // ---------------------------------------------------------------------------------------------
 
 // Mount an overlay over /etc (writes land in $1/up), then exec the command.
-// /etc, and the directory of the SSH limit's PAM hook, overlaid: what the script writes stays in the test's temp dir.
+// /etc, the directory of the SSH limit's PAM hook and /var/lib (its records) overlaid: what the script writes stays in the test's temp dir.
 const OVERLAY_SETUP =
     'set -e; mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/up,workdir=$1/work" /etc; ' +
-    'mount -t overlay overlay -o "lowerdir=$2,upperdir=$1/hook-up,workdir=$1/hook-work" "$2"; shift 2; exec "$@"';
+    'mount -t overlay overlay -o "lowerdir=$2,upperdir=$1/hook-up,workdir=$1/hook-work" "$2"; ' +
+    'mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$1/varlib-up,workdir=$1/varlib-work" /var/lib; shift 2; exec "$@"';
 // A tiny TCP server: answers "ok <port>" on every port given, exits by itself after 300 s at the latest.
 const SERVER_JS = `const net = require("net");
 for (const p of process.argv.slice(1)) net.createServer((s) => s.end("ok " + p + "\\n")).listen(Number(p), "0.0.0.0");
@@ -336,7 +337,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         work = tmpDir("citadel-fw-");
         fs.mkdirSync(path.join(work, "up"));
         fs.mkdirSync(path.join(work, "work"));
-        for (const d of ["hook-up", "hook-work"]) fs.mkdirSync(path.join(work, d));
+        for (const d of ["hook-up", "hook-work", "varlib-up", "varlib-work"]) fs.mkdirSync(path.join(work, d));
         scriptPath = writeTemp(work, "firewall.sh", prodScript.script);
         for (const name of Object.values(ns)) {
             ip("netns", "add", name);
@@ -621,7 +622,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         const stranger = burst(ns.client2, HOST.priv);
         assert.ok(stranger[0] && limited(stranger), `a stranger gets in, then is limited (6 in 30 s): ${stranger}`);
 
-        // The fault: the list emptied (what a `ufw reload` does) and no session since: the deployer is
+        // The fault: the list emptied (as at a boot with nothing recorded) and no session since: the deployer is
         // throttled like anyone, which is what closed the Docker provider's dials.
         const flush = onHost(["/bin/sh", "-c", `echo / > /proc/net/xt_recent/${SSH_KEYED_LIST}`]);
         assert.equal(flush.code, 0, out(flush));
@@ -640,6 +641,19 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.deepEqual(burst(ns.client2, HOST.priv), Array(10).fill(true), "a source whose session closed (or opened) is exempt, although it was limited a moment ago");
         assert.ok(limited(burst(ns.client, HOST.wan)), "the other source is still limited");
 
+        // A reload (or a boot) empties the kernel list; UFW's after.init puts back every source the hook
+        // recorded within the window. A record older than the window is dropped instead.
+        const record = (addr: string) => `${SSH_KEYED_STATE_DIR}/${addr}`;
+        assert.equal(onHost(["stat", "-c", "%a %u", SSH_KEYED_STATE_DIR]).stdout.trim(), "700 0", "the records are root's alone");
+        assert.equal(onHost(["test", "-f", record(CLIENT2)]).code, 0, "the hook recorded the source");
+        const aged = onHost(["touch", "-d", "2 days ago", record(CLIENT)]);
+        assert.equal(aged.code, 0, out(aged));
+        ufwReload();
+        assert.match(list(), new RegExp(`^src=${CLIENT2.replace(/\./g, "\\.")} `, "m"), "after a reload, after.init put the recorded source back");
+        assert.doesNotMatch(list(), new RegExp(`^src=${CLIENT.replace(/\./g, "\\.")} `, "m"), "a record older than the window is not restored");
+        assert.notEqual(onHost(["test", "-e", record(CLIENT)]).code, 0, "and it is removed");
+        assert.deepEqual(burst(ns.client2, HOST.priv), Array(10).fill(true), "the restored source is exempt after the reload");
+
         // A second run changes nothing; admin CIDRs again: the exemption is gone (rules, PAM, hook).
         const again = onHost(["env", `SSH_CONNECTION=${CLIENT} 50022 ${HOST.wan} 22`, "/bin/bash", limitedPath]);
         assert.equal(again.code, 0, out(again));
@@ -649,6 +663,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.ok(!chain("iptables", "ufw-before-input").some((l) => l.includes(SSH_KEYED_LIST)), "no exemption rule left");
         for (const f of ["/etc/ufw/before.rules", "/etc/ufw/before6.rules", PAM_SSHD_PATH]) assert.ok(!onHost(["cat", f]).stdout.includes(BEFORE_RULES_BEGIN), `no Citadel block left in ${f}`);
         assert.notEqual(onHost(["test", "-e", SSH_KEYED_HOOK]).code, 0, "the hook is removed");
+        assert.notEqual(onHost(["test", "-e", SSH_KEYED_STATE_DIR]).code, 0, "its records are removed");
         assert.ok(!addedRules().includes("limit 22/tcp"));
         assert.match(runScript(ALLOWED_SESSION).stdout, /citadel: firewall: unchanged$/m, "back to admin CIDRs, a second run changes nothing");
     });
