@@ -170,11 +170,10 @@ export function sshLimited(c: StackConfig): boolean {
 // ---------------------------------------------------------------------------------------------
 
 export const BEFORE_RULES_PATH = { 4: "/etc/ufw/before.rules", 6: "/etc/ufw/before6.rules" } as const;
-export const BEFORE_RULES_BEGIN = "# BEGIN CITADEL SSH LIMIT EXEMPTION (managed by Citadel: edits inside this block are overwritten)";
-export const BEFORE_RULES_END = "# END CITADEL SSH LIMIT EXEMPTION";
+/** The markers of the exemption's blocks, in before*.rules and in /etc/pam.d/sshd alike. */
+export const KEYED_BEGIN = "# BEGIN CITADEL SSH LIMIT EXEMPTION (managed by Citadel: edits inside this block are overwritten)";
+export const KEYED_END = "# END CITADEL SSH LIMIT EXEMPTION";
 export const PAM_SSHD_PATH = "/etc/pam.d/sshd";
-export const PAM_BEGIN = BEFORE_RULES_BEGIN;
-export const PAM_END = BEFORE_RULES_END;
 
 /** The exemption rule as `iptables -S` / `ip6tables -S` prints it once loaded (the audit compares it so). */
 export function sshKeyedRule(family: IpFamily): string {
@@ -193,8 +192,8 @@ export function sshKeyedRule(family: IpFamily): string {
  */
 export function sshKeyedBlock(family: IpFamily): string {
     return renderTemplate("firewall/ssh-keyed.rules.hbs", {
-        begin: BEFORE_RULES_BEGIN,
-        end: BEFORE_RULES_END,
+        begin: KEYED_BEGIN,
+        end: KEYED_END,
         family,
         rule: sshKeyedRule(family),
         list: SSH_KEYED_LIST,
@@ -205,7 +204,7 @@ export function sshKeyedBlock(family: IpFamily): string {
 
 /** The marked block for /etc/pam.d/sshd (installed, like the rules, only while SSH is limited). */
 export function pamSshdBlock(): string {
-    return renderTemplate("firewall/pam-sshd.hbs", { begin: PAM_BEGIN, end: PAM_END, list: SSH_KEYED_LIST, seconds: SSH_KEYED_SECONDS, hook: SSH_KEYED_HOOK });
+    return renderTemplate("firewall/pam-sshd.hbs", { begin: KEYED_BEGIN, end: KEYED_END, list: SSH_KEYED_LIST, seconds: SSH_KEYED_SECONDS, hook: SSH_KEYED_HOOK });
 }
 
 /** The PAM hook program (POSIX sh, run by pam_exec as root). */
@@ -346,8 +345,8 @@ export function renderFirewall(c: StackConfig): HostScript {
         set6: BOUNCER_IPSETS[6],
         rule4: bouncerBanRule(4),
         rule6: bouncerBanRule(6),
-        keyedBegin: BEFORE_RULES_BEGIN,
-        keyedEnd: BEFORE_RULES_END,
+        keyedBegin: KEYED_BEGIN,
+        keyedEnd: KEYED_END,
         before4: BEFORE_RULES_PATH[4],
         before6: BEFORE_RULES_PATH[6],
         keyed4: sshKeyedBlock(4),

@@ -33,7 +33,7 @@ import {
     dockerUserBlock,
     dockerUserDrift,
     dockerUserRules,
-    BEFORE_RULES_BEGIN,
+    KEYED_BEGIN,
     PAM_SSHD_PATH,
     renderFirewall,
     sshKeyedRule,
@@ -661,7 +661,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         const back = runScript(ALLOWED_SESSION);
         assert.equal(back.code, 0, out(back));
         assert.ok(!chain("iptables", "ufw-before-input").some((l) => l.includes(SSH_KEYED_LIST)), "no exemption rule left");
-        for (const f of ["/etc/ufw/before.rules", "/etc/ufw/before6.rules", PAM_SSHD_PATH]) assert.ok(!onHost(["cat", f]).stdout.includes(BEFORE_RULES_BEGIN), `no Citadel block left in ${f}`);
+        for (const f of ["/etc/ufw/before.rules", "/etc/ufw/before6.rules", PAM_SSHD_PATH]) assert.ok(!onHost(["cat", f]).stdout.includes(KEYED_BEGIN), `no Citadel block left in ${f}`);
         assert.notEqual(onHost(["test", "-e", SSH_KEYED_HOOK]).code, 0, "the hook is removed");
         assert.notEqual(onHost(["test", "-e", SSH_KEYED_STATE_DIR]).code, 0, "its records are removed");
         assert.ok(!addedRules().includes("limit 22/tcp"));
