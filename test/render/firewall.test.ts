@@ -668,6 +668,29 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.match(runScript(ALLOWED_SESSION).stdout, /citadel: firewall: unchanged$/m, "back to admin CIDRs, a second run changes nothing");
     });
 
+    it("day two: a stale exemption rule is reloaded away; UFW off at boot (ENABLED=no after a failed reload) stops the step", (t) => {
+        if (!requireReady(t)) return;
+        // A run that removed the block from before.rules but stopped before the reload: the rule is still live.
+        const stale = inNs(ns.host, ["sh", "-c", `iptables ${sshKeyedRule(4)}`]);
+        assert.equal(stale.code, 0, out(stale));
+        const r = runScript(ALLOWED_SESSION);
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, /reloaded UFW: an SSH limit exemption rule was still loaded/, out(r));
+        assert.ok(!chain("iptables", "ufw-before-input").includes(sshKeyedRule(4)), "the stale rule is gone");
+        assert.match(runScript(ALLOWED_SESSION).stdout, /citadel: firewall: unchanged$/m);
+        // ufw.conf without ENABLED=yes while `ufw status` still says active: no firewall after the next boot.
+        const off = onHost(["sed", "-i", "s/^ENABLED=yes$/ENABLED=no/", "/etc/ufw/ufw.conf"]);
+        assert.equal(off.code, 0, out(off));
+        const refused = runScript(ALLOWED_SESSION);
+        assert.notEqual(refused.code, 0, out(refused));
+        assert.match(refused.stderr, /UFW is not enabled at boot \(ENABLED=yes missing from \/etc\/ufw\/ufw\.conf/, out(refused));
+        const on = onHost(["sed", "-i", "s/^ENABLED=no$/ENABLED=yes/", "/etc/ufw/ufw.conf"]);
+        assert.equal(on.code, 0, out(on));
+        const again = runScript(ALLOWED_SESSION);
+        assert.equal(again.code, 0, out(again));
+        assert.match(again.stdout, /citadel: firewall: unchanged$/m, out(again));
+    });
+
     it("the after.init hook is harmless without the bouncer's sets (boot: UFW starts first)", (t) => {
         if (!requireReady(t) || !requireTools(t, "ipset")) return;
         const sets = inNs(ns.host, ["ipset", "list", "-n"]);
