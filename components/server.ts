@@ -27,16 +27,20 @@ export interface ServerArgs {
  * Trust on first use, once: right after Hetzner creates the server, read its ed25519 host key over the
  * network and pin it in state. Every later connection (remote steps, Docker over SSH) refuses any
  * other key. Hetzner's API cannot tell us the key, and handing the server a pre-made host key would
- * put a private key into user_data. The loop is bounded (60 tries, about 5 minutes).
+ * put a private key into user_data. The loop is bounded (60 tries of at most 5 s, 5 s apart: about
+ * 10 minutes at worst); a server that never answers stops the converge with what the scan saw.
  */
-export function hostKeyScanScript(address: string, port: number): string {
+export function hostKeyScanScript(address: string, port: number, tries = 60, pauseSeconds = 5): string {
     return [
-        "for i in $(seq 1 60); do",
-        `  key=$(ssh-keyscan -T 5 -t ed25519 -p ${port} ${address} 2>/dev/null | awk '$2 == "ssh-ed25519" {print $2" "$3; exit}')`,
-        '  if [ -n "$key" ]; then echo "$key"; exit 0; fi',
-        "  sleep 5",
+        "status=0",
+        `for i in $(seq 1 ${tries}); do`,
+        // ssh-keyscan says nothing on a refused or silent port: its exit status is what it has.
+        `  out=$(ssh-keyscan -T 5 -t ed25519 -p ${port} ${address} 2>/dev/null) && status=0 || status=$?`,
+        `  key=$(printf '%s\\n' "$out" | awk '$2 == "ssh-ed25519" {print $2" "$3; exit}')`,
+        `  if [ -n "$key" ]; then echo "$key"; exit 0; fi`,
+        `  if [ "$i" -lt ${tries} ]; then sleep ${pauseSeconds}; fi`,
         "done",
-        `echo "citadel: no ed25519 host key from ${address}:${port} after 60 tries" >&2`,
+        `echo "citadel: server: no ed25519 host key from ${address}:${port} after ${tries} tries ${pauseSeconds} s apart (ssh-keyscan's last exit status: $status; the server never answered SSH with an ed25519 key: check that it booted and that its firewall allows this machine's address)" >&2`,
         "exit 1",
     ].join("\n");
 }
