@@ -2,16 +2,17 @@
 // Caddy with the Caddyfile from templates/caddy (automatic HTTPS, security headers, per-client rate
 // limits, host routing, JSON access logs), the only published ports.
 import * as docker from "@pulumi/docker";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { ContainerLayerArgs, containerArgs, resourceNameOf } from "./container";
 import { wireStep } from "./host-step";
-import { containerRef, imageRef } from "./posture";
+import { containerRef, imageRef, type HostStepPosture } from "./posture";
+import { GATEWAY_IMAGE_STEP } from "./posture/facts";
+import { sha256 } from "./render/script";
 
-export type GatewayArgs = ContainerLayerArgs;
-
-/** The product's Caddy image source (Caddy + the rate-limit module). */
-const CADDY_IMAGE_DIR = path.resolve(__dirname, "..", "images", "caddy");
+export interface GatewayArgs extends ContainerLayerArgs {
+    /** The gateway-image step (posture/steps.ts), when the posture builds the image on the host. */
+    buildStep?: HostStepPosture;
+}
 
 export class Gateway extends pulumi.ComponentResource {
     public readonly container: docker.Container;
@@ -22,22 +23,19 @@ export class Gateway extends pulumi.ComponentResource {
         if (!x || x.role !== "gateway") throw new Error("citadel: the gateway layer needs the gateway container");
         const dockerOpts = { parent: this, provider: args.provider };
 
-        // The image: built on the host from images/caddy, or taken as it is (pre-loaded or pullable).
-        const imageDeps = args.graph.get(x.imageAfter);
-        let imageId: pulumi.Output<string>;
+        // The image: built on the host by the gateway-image step (images/caddy), or taken as it is
+        // (pre-loaded or pullable). Either way the provider reads the image under the tag; a new
+        // build's input hash is a trigger, so its image ID reaches the container, which is re-created.
+        let triggers: Record<string, string> | undefined;
         if (x.build) {
-            const built = new docker.Image(
-                "caddy-image",
-                { imageName: x.image, build: { context: CADDY_IMAGE_DIR, dockerfile: path.join(CADDY_IMAGE_DIR, "Dockerfile") }, skipPush: true, buildOnPreview: false },
-                { ...dockerOpts, dependsOn: imageDeps },
-            );
-            args.graph.add(imageRef(x.name), built);
-            imageId = built.imageName;
-        } else {
-            const remote = new docker.RemoteImage("caddy-image", { name: x.image, keepLocally: true }, { ...dockerOpts, dependsOn: imageDeps });
-            args.graph.add(imageRef(x.name), remote);
-            imageId = remote.imageId;
+            const build = args.buildStep;
+            if (!build) throw new Error(`citadel: the gateway is built on the host but the ${GATEWAY_IMAGE_STEP} step is missing`);
+            wireStep(build, args.connection, args.graph, { parent: this });
+            triggers = { [GATEWAY_IMAGE_STEP]: sha256(build.script) };
         }
+        const remote = new docker.RemoteImage("caddy-image", { name: x.image, keepLocally: true, triggers }, { ...dockerOpts, dependsOn: args.graph.get(x.imageAfter) });
+        args.graph.add(imageRef(x.name), remote);
+        const imageId = remote.imageId;
 
         // Validates the Caddyfile with the image's own Caddy before it is switched in.
         for (const step of args.steps) wireStep(step, args.connection, args.graph, { parent: this });

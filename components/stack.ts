@@ -18,6 +18,7 @@ import { renderCloudInit } from "./render/cloudinit";
 import { renderRedisAcl } from "./render/data";
 import { renderAlertmanagerConfig } from "./render/monitoring";
 import { sha256 } from "./render/script";
+import { GATEWAY_IMAGE_STEP } from "./posture/facts";
 import { Secrets } from "./secrets";
 import { Server } from "./server";
 
@@ -120,7 +121,7 @@ export class Citadel extends pulumi.ComponentResource {
         const apps = role("app");
         new Apps("apps", { ...common, containers: apps, steps: stepsFor(apps) }, p);
         const gateway = role("gateway");
-        new Gateway("gateway", { ...common, containers: gateway, steps: stepsFor(gateway) }, p);
+        new Gateway("gateway", { ...common, containers: gateway, steps: stepsFor(gateway), buildStep: m.hostSteps.find((s) => s.name === GATEWAY_IMAGE_STEP) }, p);
         const monitoring = role("monitoring");
         if (monitoring.length) {
             // The receivers' URLs exist only here and in the secret file's stdin, as a Pulumi secret.

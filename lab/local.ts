@@ -65,8 +65,14 @@ export function localConfig(publicKey: string): StackConfig {
     return parseConfigOrThrow({ ...raw, ...rawFromObject({ admin: { ...admin, sshPublicKeys: [publicKey] } }) });
 }
 
+/**
+ * The images a lab server needs in its engine: every container's, except one the stack builds on the
+ * host (gateway.build), whose toolchain and base images (gateway.buildFrom) it needs instead.
+ */
 export function stackImages(c: StackConfig): string[] {
-    return [...new Set(posture(c).containers.map((x) => x.image))];
+    const xs = posture(c).containers;
+    const from = xs.flatMap((x) => (x.buildFrom ? [x.buildFrom.args.GO_IMAGE, x.buildFrom.args.BASE_IMAGE] : [])).filter((i): i is string => i !== undefined);
+    return [...new Set([...xs.filter((x) => !x.build).map((x) => x.image), ...from])];
 }
 
 /** Runs the engine on the local stack; output goes to the terminal and to a log file. */

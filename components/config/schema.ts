@@ -38,6 +38,7 @@ import {
     promDurationError,
     receiverUrlError,
     emailListError,
+    goProxyError,
     redisMemory,
     show,
     sshPublicKeyError,
@@ -208,6 +209,20 @@ const GatewaySchema = obj({
     image: image().default("citadel/caddy:2.11.9-ratelimit"),
     /** Build that image on the host from images/caddy (true, the default), or use `image` as it is (pre-loaded or pullable). */
     build: bool().default(true),
+    /**
+     * Where that build takes its toolchain and base from (with `build`): images/caddy/Dockerfile's
+     * GO_IMAGE, BASE_IMAGE and GOPROXY build arguments. Default: unset, the Dockerfile's own
+     * (Go's official image and Debian's slim image from Docker Hub, Go's default module proxy). Set
+     * them for a host without Docker Hub (a mirror, images loaded beforehand).
+     */
+    buildFrom: obj({
+        /** The Go toolchain image of the build stage (GO_IMAGE), e.g. "golang:1.26.8-bookworm". */
+        goImage: image().optional(),
+        /** The runtime base image (BASE_IMAGE), a Debian 12, e.g. "debian:12.12-slim". */
+        baseImage: image().optional(),
+        /** GOPROXY for the module download: "off" (the Go image carries the modules), or proxy URLs (https://) with "direct"/"off", comma-separated. */
+        goProxy: checked(str(), goProxyError).optional(),
+    }).prefault({}),
     /**
      * Caddy's admin API: "off" (the default: nothing in the stack uses it; a changed Caddyfile re-creates
      * the container instead of a reload), or "localhost" (inside the container's own network namespace

@@ -51,6 +51,13 @@ export const REDIS_CONTAINER = "redis";
 /** An app's container name; its DNS alias on its edge network is the app name itself. */
 export const appContainerName = (app: string): string => `app-${app}`;
 
+/** The host step that builds the gateway image on the host (citadel:gateway.build). */
+export const GATEWAY_IMAGE_STEP = "gateway-image";
+/** The label a built gateway image carries: the hash of its build inputs (context and arguments). */
+export const GATEWAY_BUILD_LABEL = "org.citadel.build-sha256";
+/** The longest a gateway build may take (a cold Go build of Caddy is about 2 minutes on 2 vCPUs). */
+export const GATEWAY_BUILD_TIMEOUT_SECONDS = 1800;
+
 /** uid/gid Caddy runs as in images/caddy/Dockerfile (owns the access-log directory on the host). */
 export const GATEWAY_UID = 10001;
 /** uid and gid of the server user in the official postgres and redis images. */

@@ -4,6 +4,7 @@
 import type { StackConfig } from "../config";
 import { renderBackup } from "../render/backup";
 import { renderGatewayScript } from "../render/caddy";
+import { renderGatewayImageScript } from "../render/gateway-image";
 import { renderPostgresPasswordsScript, renderPostgresScript, renderRedisScript } from "../render/data";
 import { DATA_NETWORK } from "./facts";
 import { renderFirewall } from "../render/firewall";
@@ -29,6 +30,7 @@ const VALIDATION: Record<string, string> = {
     journald: "systemd-journald restarted with the new file; the previous one restored if it does not come back",
     docker: "dockerd --validate where available, else a restart with rollback of daemon.json; docker.service enabled for boot",
     intrusion: "crowdsec -t / bouncer -t (or fail2ban-client -t) on a staged copy before switching",
+    "gateway-image": "docker build of exactly the embedded images/caddy files, bounded in time (the Dockerfile's own build checks the rate-limit module is in); the tag must carry the inputs' hash afterwards; skipped when it already does",
     "gateway-config": "caddy validate with the image's own Caddy in a throw-away container without network",
     "postgres-config": "a throw-away Postgres boots with the staged files (TLS only, scram-sha-256) before they are installed",
     "postgres-passwords": "each password file is read by bash and checked for the generated alphabet before psql sees it; waits until the server answers on its socket; ON_ERROR_STOP",
@@ -107,6 +109,8 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     if (redis) for (const app of dataApps) app.after.push(containerRef(redis.name));
     const gateway = byRole("gateway");
     if (gateway) {
+        // Built on the host before the image resource reads it (that resource waits for this step).
+        if (gateway.build) gateway.imageAfter.push(add(scriptStep(renderGatewayImageScript(c, gateway.image), "gateway", [...ready])));
         gateway.after.push(add(scriptStep(renderGatewayScript(c, gateway.image), "gateway", [imageRef(gateway.name)])));
         gateway.after.push(...containers.filter((x) => x.role === "app").map((x) => containerRef(x.name)));
     }

@@ -89,6 +89,8 @@ export interface ContainerPosture {
     image: string;
     /** Built on the host from images/caddy (the gateway with citadel:gateway.build). */
     build: boolean;
+    /** With `build`: the Dockerfile's build arguments and the hash of all inputs (the built image's label). */
+    buildFrom?: { args: Record<string, string>; inputsSha256: string };
     /** Numeric "uid:gid", never root. */
     user: string;
     uid: number;

@@ -36,6 +36,8 @@ export const PROMETHEUS_LOCAL_IMAGE = "citadel/prometheus:2.42-local";
 export const ALERTMANAGER_LOCAL_IMAGE = "citadel/alertmanager:0.25-local";
 export const NODE_EXPORTER_LOCAL_IMAGE = "citadel/node-exporter:1.5-local";
 export const BLACKBOX_LOCAL_IMAGE = "citadel/blackbox-exporter:0.23-local";
+/** The Go toolchain the hcloud lab stack builds the gateway with on its server (gateway.buildFrom.goImage). */
+export const GOLANG_LOCAL_IMAGE = "citadel/golang:1-lab";
 /** The demo app's port and healthcheck, for the stack's app config (citadel:apps[]). */
 export const DEMO_APP_PORT = 8080;
 export const DEMO_APP_HEALTHCHECK = ["/app/demo-app", "healthcheck"];
@@ -54,7 +56,7 @@ const BASE_KEY_LABEL = "org.citadel.cache-key";
 /** Bump when this file changes how images are built in a way the hashed inputs do not show. */
 const RECIPE_VERSION = "1";
 
-export type LocalImageName = "postgres" | "redis" | "demo-app" | "caddy" | "sftp" | "prometheus" | "alertmanager" | "node-exporter" | "blackbox-exporter";
+export type LocalImageName = "postgres" | "redis" | "demo-app" | "caddy" | "golang" | "sftp" | "prometheus" | "alertmanager" | "node-exporter" | "blackbox-exporter";
 
 interface ContextFile {
     /** Where the file comes from (repo file, or a binary under .cache/bin). */
@@ -97,6 +99,36 @@ async function buildDemoApp(): Promise<string> {
     }
     fs.renameSync(tmp, out);
     return out;
+}
+
+/** This machine's Go version (the golang image's toolchain). */
+function goVersion(): string {
+    const r = run("go", ["env", "GOVERSION"], { timeout: 30_000 });
+    if (r.code !== 0) throw new Error("citadel: images: go is not installed (the golang image packs this machine's Go)");
+    return r.stdout.trim();
+}
+
+/**
+ * The golang image's two archives under .cache/bin: this machine's GOROOT, and a module cache with
+ * exactly the Caddy module's dependencies, filled from this machine's module cache (then Go's own
+ * proxy setting for anything missing).
+ */
+async function packGolang(): Promise<{ goTar: string; modTar: string }> {
+    fs.mkdirSync(BIN_DIR, { recursive: true });
+    const goTar = path.join(BIN_DIR, "go.tar");
+    const modTar = path.join(BIN_DIR, "gomodcache.tar");
+    const script = [
+        "set -euo pipefail",
+        'root=$(go env GOROOT); host_cache=$(go env GOMODCACHE); host_proxy=$(go env GOPROXY)',
+        'tar -C "$root" -cf "$1.tmp" . && mv "$1.tmp" "$1"',
+        'tmp=$(mktemp -d)',
+        `trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT`,
+        'GOMODCACHE="$tmp" GOPROXY="file://$host_cache/cache/download,$host_proxy" GOFLAGS=-mod=mod go mod download',
+        'tar -C "$tmp" -cf "$2.tmp" . && mv "$2.tmp" "$2"',
+    ].join("\n");
+    const code = await runLogged("bash", ["-c", script, "pack", goTar, modTar], IMAGES_BUILD_LOG, 20 * 60_000, { cwd: CADDY_SOURCE_DIR });
+    if (code !== 0) throw new Error(`citadel: images: packing Go for the golang image failed (exit ${code}); see ${IMAGES_BUILD_LOG}. Last lines:\n${tailFile(IMAGES_BUILD_LOG, 15)}`);
+    return { goTar, modTar };
 }
 
 /** images/caddy/build.sh: builds (or finds up to date) .cache/bin/caddy with the rate-limit module. */
@@ -157,6 +189,24 @@ export const IMAGE_SPECS: readonly ImageSpec[] = [
             { source: LOCAL_CADDY_DOCKERFILE, name: "Dockerfile", mode: 0o644 },
             { source: await buildCaddy(), name: "caddy", mode: 0o755 },
         ],
+    },
+    {
+        name: "golang",
+        tag: GOLANG_LOCAL_IMAGE,
+        inputs: [rel("golang", "Dockerfile"), ...["go.mod", "go.sum", "main.go"].map((f) => path.join(CADDY_SOURCE_DIR, f))],
+        debianBased: true,
+        get buildArgs() {
+            return { GO_VERSION: goVersion() };
+        },
+        prepare: async () => {
+            const { goTar, modTar } = await packGolang();
+            return [
+                { source: rel("golang", "Dockerfile"), name: "Dockerfile", mode: 0o644 },
+                { source: goTar, name: "go.tar", mode: 0o644 },
+                { source: modTar, name: "gomodcache.tar", mode: 0o644 },
+                ...["go.mod", "go.sum", "main.go"].map((f) => ({ source: path.join(CADDY_SOURCE_DIR, f), name: `caddy-src/${f}`, mode: 0o644 })),
+            ];
+        },
     },
     ...(
         [
@@ -265,6 +315,7 @@ async function build(spec: ImageSpec, key: string, aptSources: string): Promise<
     try {
         for (const f of await spec.prepare()) {
             const dest = path.join(ctx, f.name);
+            fs.mkdirSync(path.dirname(dest), { recursive: true });
             fs.copyFileSync(f.source, dest);
             fs.chmodSync(dest, f.mode);
         }

