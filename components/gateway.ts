@@ -7,7 +7,7 @@ import { ContainerLayerArgs, containerArgs, resourceNameOf } from "./container";
 import { wireStep } from "./host-step";
 import { containerRef, imageRef, type HostStepPosture } from "./posture";
 import { GATEWAY_IMAGE_STEP } from "./posture/facts";
-import { sha256 } from "./render/script";
+import { builtImageId } from "./render/gateway-image";
 
 export interface GatewayArgs extends ContainerLayerArgs {
     /** The gateway-image step (posture/steps.ts), when the posture builds the image on the host. */
@@ -23,19 +23,21 @@ export class Gateway extends pulumi.ComponentResource {
         if (!x || x.role !== "gateway") throw new Error("citadel: the gateway layer needs the gateway container");
         const dockerOpts = { parent: this, provider: args.provider };
 
-        // The image: built on the host by the gateway-image step (images/caddy), or taken as it is
-        // (pre-loaded or pullable). Either way the provider reads the image under the tag; a new
-        // build's input hash is a trigger, so its image ID reaches the container, which is re-created.
-        let triggers: Record<string, string> | undefined;
+        // The image: built on the host by the gateway-image step (images/caddy), whose printed image
+        // ID the container runs (a rebuild re-creates the container; nothing is ever pulled under the
+        // tag, which a registry namespace could answer for); or taken as it is (pre-loaded or pullable).
+        let imageId: pulumi.Output<string>;
         if (x.build) {
             const build = args.buildStep;
             if (!build) throw new Error(`citadel: the gateway is built on the host but the ${GATEWAY_IMAGE_STEP} step is missing`);
-            wireStep(build, args.connection, args.graph, { parent: this });
-            triggers = { [GATEWAY_IMAGE_STEP]: sha256(build.script) };
+            const step = wireStep(build, args.connection, args.graph, { parent: this });
+            args.graph.add(imageRef(x.name), step);
+            imageId = step.stdout.apply(builtImageId);
+        } else {
+            const remote = new docker.RemoteImage("caddy-image", { name: x.image, keepLocally: true }, { ...dockerOpts, dependsOn: args.graph.get(x.imageAfter) });
+            args.graph.add(imageRef(x.name), remote);
+            imageId = remote.imageId;
         }
-        const remote = new docker.RemoteImage("caddy-image", { name: x.image, keepLocally: true, triggers }, { ...dockerOpts, dependsOn: args.graph.get(x.imageAfter) });
-        args.graph.add(imageRef(x.name), remote);
-        const imageId = remote.imageId;
 
         // Validates the Caddyfile with the image's own Caddy before it is switched in.
         for (const step of args.steps) wireStep(step, args.connection, args.graph, { parent: this });

@@ -693,10 +693,18 @@ export const containersRule: Rule = (b, h, out) => {
             const unpinned = !/[:@]/.test(String(c.image).split("/").pop() ?? "") || /:latest$/.test(String(c.image));
             out.emit(`${p}.image=${c.image}`, "containers", unpinned ? "weakens" : "neutral", `${name}: image ${o.image} → ${c.image}`, o.image, c.image, unpinned ? "unpinned image: what runs can change without a review" : "a new version of the software (review its own changes)", [at("image")]);
         }
-        if (c.buildFrom && o.buildFrom && !same(o.buildFrom.args, c.buildFrom.args)) {
-            out.emit(`${p}.buildFrom.args`, "containers", "neutral", `${name}: built from ${Object.entries(c.buildFrom.args).map(([k, v]) => `${k}=${v}`).join(", ") || "the Dockerfile's defaults"}`, o.buildFrom.args, c.buildFrom.args, "another toolchain, base image or module proxy for the build (review where they come from)", [at("buildFrom")]);
-        } else if (c.buildFrom && o.buildFrom && o.buildFrom.inputsSha256 !== c.buildFrom.inputsSha256) {
-            out.emit(`${p}.buildFrom.inputs`, "containers", "neutral", `${name}: image rebuilt from changed images/caddy files`, o.buildFrom.inputsSha256, c.buildFrom.inputsSha256, "a new build of the gateway (the step's diff shows the changed Dockerfile, go.mod or go.sum lines)", [at("buildFrom")]);
+        if (c.buildFrom && o.buildFrom) {
+            if (!same(o.buildFrom.args, c.buildFrom.args)) {
+                out.emit(`${p}.buildFrom.args`, "containers", "neutral", `${name}: built from ${Object.entries(c.buildFrom.args).map(([k, v]) => `${k}=${v}`).join(", ") || "the Dockerfile's defaults"}`, o.buildFrom.args, c.buildFrom.args, "another toolchain, base image or module proxy for the build (review where they come from)", [at("buildFrom", "args")]);
+            }
+            if (o.buildFrom.filesSha256 !== c.buildFrom.filesSha256) {
+                out.emit(`${p}.buildFrom.files`, "containers", "neutral", `${name}: rebuilt from changed images/caddy files`, o.buildFrom.filesSha256, c.buildFrom.filesSha256, "a new build of the gateway: the gateway-image step's diff shows the changed Dockerfile, go.mod, go.sum or main.go lines, which no config change explains", [at("buildFrom", "filesSha256")]);
+            }
+            if (o.buildFrom.inputsSha256 !== c.buildFrom.inputsSha256) {
+                out.emit(`${p}.buildFrom.inputs`, "containers", "neutral", `${name}: image rebuilt on the host`, o.buildFrom.inputsSha256, c.buildFrom.inputsSha256, "its inputs changed (images/caddy files, tag, build arguments or the build step); the container runs the new build", [at("buildFrom", "inputsSha256")]);
+            }
+        } else if (c.buildFrom || o.buildFrom) {
+            out.emit(`${p}.buildFrom`, "containers", "neutral", `${name}: ${c.buildFrom ? "built on the host" : "no longer built on the host"}`, o.buildFrom, c.buildFrom, "where the image comes from", [at("buildFrom")]);
         }
         if (o.build !== c.build) out.emit(`${p}.build=${String(c.build)}`, "containers", "neutral", `${name}: image ${c.build ? "built on the host" : "used as it is"}`, o.build, c.build, "where the image comes from", [at("build")]);
         if (!same(o.healthcheck, c.healthcheck)) {

@@ -107,6 +107,13 @@ function changedTexts(o: HostStepPosture | undefined, s: HostStepPosture | undef
     return out;
 }
 
+/** The verbatim repository files (HostScript.sources) whose content differs between the two sides. */
+function changedSources(o: HostStepPosture, s: HostStepPosture): string[] {
+    const before = new Map((o.sources ?? []).map((f) => [f.name, f.sha256]));
+    const after = new Map((s.sources ?? []).map((f) => [f.name, f.sha256]));
+    return [...new Set([...before.keys(), ...after.keys()])].filter((n) => before.get(n) !== after.get(n)).sort();
+}
+
 /** A fragment of a changed line is explained when it is only punctuation or carries a changed value. */
 function fragmentExplained(fragment: string, tokens: Set<string>): boolean {
     return /^[\s\p{P}\p{S}]*$/u.test(fragment) || explains(fragment, tokens);
@@ -216,6 +223,9 @@ export function hostStepsRule(b: Posture, h: Posture, out: Collector, tokens: Se
         const changes = changedTexts(o, s);
         if (changes.length) {
             const { diff, unexplained, changed } = stepDiff(changes, tokens);
+            // A repository file the step carries verbatim (images/caddy's Dockerfile, go.sum) is not
+            // rendered from the config: no config change explains its lines, whatever words they share.
+            unexplained.push(...changedSources(o, s).map((n) => `${n} changed (a repository file the step carries verbatim)`));
             const covers = [at("description"), at("script"), ...((o.files ?? []).length === 0 || (s.files ?? []).length === 0 ? [at("files")] : changes.filter((c) => c.label !== "description" && c.label !== "script").map((c) => `${at("files")}[path=${c.label}]`))];
             // A file added to or removed from a step is covered whole (its mode and owner come with it).
             const fb = new Set((o.files ?? []).map((f) => f.path));

@@ -36,6 +36,15 @@ const OPEN_PORTS = [SSH_PORT, ...GATEWAY_PORTS];
 export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
     const add = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
 
+    // The gateway image built on the host: `docker build --tag` takes a name and tag, never a digest
+    // (a digest names what a registry already holds); buildFrom only means something with a build.
+    if (cfg.gateway.build && cfg.gateway.image.includes("@")) {
+        add(["gateway", "image"], `${show(cfg.gateway.image)} has a digest, but the image is built on the host (gateway.build: true), which tags it by name: drop the @sha256:… part, or set gateway.build: false to run that digest as it is`);
+    }
+    if (!cfg.gateway.build && Object.values(cfg.gateway.buildFrom).some((v) => v !== undefined)) {
+        add(["gateway", "buildFrom"], "is set but gateway.build is false (nothing is built): remove gateway.buildFrom, or set gateway.build: true");
+    }
+
     // The server.
     if (cfg.target === "existing" && !cfg.existing) {
         add(["existing"], `is required when citadel:target is "existing": set address, port and hostKey (e.g. {"address": "203.0.113.10", "hostKey": "ssh-ed25519 AAAA..."})`);

@@ -2,7 +2,7 @@
 // create exactly these; the audit judges the live host against them.
 import { secretNeeded, type AppConfig, type Resources, type StackConfig } from "../config";
 import { CADDYFILE_CONTAINER_PATH, CADDYFILE_HOST_PATH, GATEWAY_HEALTH_URL, renderCaddyfile } from "../render/caddy";
-import { gatewayBuildArgs, gatewayBuildInputs } from "../render/gateway-image";
+import { gatewayBuildArgs, gatewayBuildFilesSha256, gatewayBuildInputs } from "../render/gateway-image";
 import {
     POSTGRES_APP_PASSWORD_CONTAINER_PATH,
     POSTGRES_CONF_CONTAINER_DIR,
@@ -188,7 +188,7 @@ function gatewayContainer(c: StackConfig): ContainerPosture {
         role: "gateway",
         image: c.gateway.image,
         build: c.gateway.build,
-        ...(c.gateway.build ? { buildFrom: { args: gatewayBuildArgs(c), inputsSha256: gatewayBuildInputs(c, c.gateway.image) } } : {}),
+        ...(c.gateway.build ? { buildFrom: { args: gatewayBuildArgs(c), inputsSha256: gatewayBuildInputs(c, c.gateway.image), filesSha256: gatewayBuildFilesSha256() } } : {}),
         ...hardened(c, `${GATEWAY_UID}:${GATEWAY_UID}`, c.gateway.resources, ["/tmp"]),
         // Binding the GATEWAY_PORTS (below 1024) as a non-root user needs this one capability back.
         capAdd: ["NET_BIND_SERVICE"],

@@ -56,6 +56,8 @@ export interface HostStepPosture {
     kind: "script" | "secret-file";
     script: string;
     files: HostFile[];
+    /** Repository files the script carries verbatim (render/types.ts HostScript.sources). */
+    sources?: { name: string; sha256: string }[];
     after: string[];
     /** How the step checks its files with the real consumer before switching. */
     validation: string;
@@ -90,7 +92,7 @@ export interface ContainerPosture {
     /** Built on the host from images/caddy (the gateway with citadel:gateway.build). */
     build: boolean;
     /** With `build`: the Dockerfile's build arguments and the hash of all inputs (the built image's label). */
-    buildFrom?: { args: Record<string, string>; inputsSha256: string };
+    buildFrom?: { args: Record<string, string>; inputsSha256: string; filesSha256: string };
     /** Numeric "uid:gid", never root. */
     user: string;
     uid: number;

@@ -25,4 +25,9 @@ export interface HostScript {
     script: string;
     /** The files the script installs, for tests and for `npm start`'s rendered tree. */
     files: HostFile[];
+    /**
+     * Repository files the script carries verbatim (not rendered from the config), by name with their
+     * hash: a change to one is never "explained" by a config change in `citadel review`.
+     */
+    sources?: { name: string; sha256: string }[];
 }

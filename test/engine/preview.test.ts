@@ -48,7 +48,7 @@ describe("engine: real pulumi preview of the prod example", { skip }, () => {
             "citadel:index:Citadel$citadel:secrets:Secrets$random:index/randomPassword:RandomPassword::redisPassword",
             "citadel:index:Citadel$citadel:network:Networks$docker:index/network:Network::data",
             "citadel:index:Citadel$citadel:edge:Gateway$docker:index/container:Container::gateway",
-            "citadel:index:Citadel$citadel:edge:Gateway$docker:index/image:Image::caddy-image",
+            "citadel:index:Citadel$citadel:edge:Gateway$command:remote:Command::gateway-image",
             "citadel:index:Citadel$citadel:data:DataServices$docker:index/container:Container::postgres",
             "citadel:index:Citadel$citadel:data:DataServices$docker:index/container:Container::redis",
             "citadel:index:Citadel$citadel:app:Apps$docker:index/container:Container::api",

@@ -8,11 +8,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { describe, it } from "node:test";
 import { parseConfigOrThrow } from "../../components/config";
 import { GATEWAY_BUILD_LABEL, GATEWAY_IMAGE_STEP, GATEWAY_UID, posture } from "../../components/posture";
-import { CADDY_BUILD_CONTEXT, CADDY_IMAGE_DIR, gatewayBuildInputs, renderGatewayImageScript } from "../../components/render/gateway-image";
+import { builtImageId, GATEWAY_IMAGE_SCRIPT_MAX_BYTES, gatewayBuildContext, gatewayBuildInputs, renderGatewayImageScript } from "../../components/render/gateway-image";
 import { loadStackConfig } from "../../components/stackfile";
 import { buildLocalImages, GOLANG_LOCAL_IMAGE } from "../../lab/images/build-local";
 import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
@@ -53,7 +52,7 @@ describe("gateway-image host step: the posture's build", () => {
 
     it("every input decides the hash: each context file, each build argument, the tag", () => {
         const c = config("citadel/caddy:t");
-        const files = CADDY_BUILD_CONTEXT.map((name) => ({ name, content: fs.readFileSync(path.join(CADDY_IMAGE_DIR, name), "utf8") }));
+        const files = gatewayBuildContext();
         const base = gatewayBuildInputs(c, "citadel/caddy:t", files);
         assert.equal(gatewayBuildInputs(c, "citadel/caddy:t"), base, "read from images/caddy by default");
         const seen = new Set([base]);
@@ -66,6 +65,9 @@ describe("gateway-image host step: the posture's build", () => {
         const script = renderGatewayImageScript(c, "citadel/caddy:t").script;
         for (const f of files) assert.ok(script.includes(`cat >"$ctx/${f.name}" <<'CITADEL_EOF'\n${f.content}`), `${f.name} embedded`);
         assert.ok(!script.includes(`"$ctx/build.sh"`));
+        // One SSH command carries it: Linux caps one argument at 128 KiB.
+        assert.ok(Buffer.byteLength(script) < GATEWAY_IMAGE_SCRIPT_MAX_BYTES, `${Buffer.byteLength(script)} bytes`);
+        assert.deepEqual(renderGatewayImageScript(c, "citadel/caddy:t").sources?.map((s) => s.name), files.map((f) => `images/caddy/${f.name}`));
         assert.equal(script.match(/^cat >"\$ctx\//gm)?.length, files.length);
     });
 
@@ -81,6 +83,25 @@ describe("gateway-image host step: the posture's build", () => {
         assert.match(bad({ goProxy: "http://proxy.internal" }), /citadel:gateway\.buildFrom\.goProxy.*not a module proxy/s);
         assert.match(bad({ goImage: "Golang:latest!" }), /citadel:gateway\.buildFrom\.goImage/);
         assert.match(bad({ goimage: "golang:1" } as Record<string, string>), /citadel:gateway\.buildFrom/);
+        const cross = (gateway: Record<string, unknown>) => {
+            try {
+                parseConfigOrThrow(prodWith({ gateway }));
+            } catch (e) {
+                return String(e instanceof Error ? e.message : e);
+            }
+            assert.fail("accepted");
+        };
+        // A built image is tagged by name: a digest cannot be built, only run as it is.
+        assert.match(cross({ image: `citadel/caddy:2@sha256:${"a".repeat(64)}` }), /citadel:gateway\.image.*has a digest.*gateway\.build: false/s);
+        parseConfigOrThrow(prodWith({ gateway: { build: false, image: `citadel/caddy:2@sha256:${"a".repeat(64)}` } }));
+        assert.match(cross({ build: false, buildFrom: { goProxy: "off" } }), /citadel:gateway\.buildFrom.*gateway\.build is false/s);
+    });
+
+    it("the container runs the image ID the step printed last, and an output without one is an error", () => {
+        const id = `sha256:${"b".repeat(64)}`;
+        assert.equal(builtImageId(`citadel: gateway-image: building x (inputs abc)\ncitadel: gateway-image: built x in 12s: ${id}\n`), id);
+        assert.equal(builtImageId(`citadel: gateway-image: unchanged (x, built from these inputs: ${id})\n`), id);
+        assert.throws(() => builtImageId("citadel: gateway-image: built x in 12s\n"), /printed no image ID/);
     });
 
     it("is shellcheck-clean", (t) => {
@@ -121,6 +142,7 @@ describe("gateway-image host step on a Docker engine", () => {
         assert.match(first.out, new RegExp(`citadel: gateway-image: built ${image.replace(/[.:]/g, "\\$&")} in \\d+s: sha256:`));
         assert.equal(inspect(image, `{{index .Config.Labels "${GATEWAY_BUILD_LABEL}"}}`), want, "labelled with the posture's hash");
         const id = inspect(image, "{{.Id}}");
+        assert.equal(builtImageId(first.out), id, "what the container will run is what was built");
         assert.equal(inspect(image, "{{.Config.User}}"), `${GATEWAY_UID}:${GATEWAY_UID}`);
         const mods = run("docker", ["run", "--rm", "--network", "none", "--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE", "--entrypoint", "caddy", image, "list-modules"], { timeout: 60_000 });
         assert.equal(mods.code, 0, mods.stderr);
@@ -131,6 +153,7 @@ describe("gateway-image host step on a Docker engine", () => {
         assert.match(again.out, /citadel: gateway-image: unchanged/);
         assert.doesNotMatch(again.out, /building/);
         assert.equal(inspect(image, "{{.Id}}"), id);
+        assert.equal(builtImageId(again.out), id);
 
         // Fault: a toolchain image without Go. The build fails with its log, the step fails, and the
         // tag still names the image built before (the running gateway is never left without one).

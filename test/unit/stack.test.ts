@@ -72,6 +72,7 @@ describe("stack: prod example (target hcloud)", () => {
             ["citadel:index:Citadel$command:remote:Command", "postgres-passwords"],
             ["citadel:network:Networks$docker:index/network:Network", "public"],
             ["citadel:edge:Gateway$docker:index/container:Container", "gateway"],
+            ["citadel:edge:Gateway$command:remote:Command", "gateway-image"],
             ["citadel:edge:Gateway$command:remote:Command", "gateway-config"],
             ["citadel:data:DataServices$docker:index/container:Container", "postgres"],
             ["citadel:data:DataServices$docker:index/container:Container", "redis"],
@@ -86,6 +87,11 @@ describe("stack: prod example (target hcloud)", () => {
                 `missing ${typeChain}::${name}; have:\n${urns.map((u) => u.split("::").slice(2).join("::")).join("\n")}`,
             );
         }
+    });
+
+    it("the gateway runs the image ID its build step printed; nothing pulls the built tag", () => {
+        assert.equal(byName("docker:index/container:Container", "gateway").inputs.image, `sha256:${"1".repeat(64)}`);
+        assert.ok(!recorded.some((r) => r.type === "docker:index/remoteImage:RemoteImage" && r.name === "caddy-image"), "a RemoteImage of the built tag would pull it when missing");
     });
 
     it("generates every secret the config needs, with rotation keepers", () => {
