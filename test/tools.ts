@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { TestContext } from "node:test";
+import { ensureDockerd } from "../lab/vps/dockerd";
 
 export const IN_CI = process.env.CI === "true";
 
@@ -97,3 +98,15 @@ export function shellcheck(bin: string, script: string, flags: string[] = []): R
 
 
 export { pulumiMissing } from "../lab/engine/select";
+
+/** Docker is a precondition: without an engine the test cannot run (fails in CI, skips elsewhere). */
+export async function requireDocker(t: TestContext): Promise<{ started: boolean } | undefined> {
+    try {
+        return await ensureDockerd();
+    } catch (e) {
+        const msg = `no Docker engine: ${e instanceof Error ? e.message : String(e)}`;
+        if (IN_CI) throw new Error(msg);
+        t.skip(msg);
+        return undefined;
+    }
+}

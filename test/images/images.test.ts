@@ -55,11 +55,11 @@ import {
     REDIS_LOCAL_IMAGE,
 } from "../../lab/images/build-local";
 import { stackImages } from "../../lab/local";
-import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { stopDockerd } from "../../lab/vps/dockerd";
 import { BASE_IMAGE } from "../../lab/vps/image";
 import { existingRaw } from "../fixtures";
 import { loadStackConfig } from "../../components/stackfile";
-import { IN_CI, requireRoot, run, RunResult, tmpDir, waitFor } from "../tools";
+import { requireDocker, requireRoot, run, RunResult, tmpDir, waitFor } from "../tools";
 
 const sha256hex = (s: string): string => createHash("sha256").update(s).digest("hex");
 const password = (): string => randomBytes(24).toString("base64url");
@@ -222,15 +222,8 @@ async function waitHealthy(container: string, ms = 90_000): Promise<void> {
 
 test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, async (t) => {
     if (!requireRoot(t, "secret files owned by the containers' uids, a Docker engine")) return;
-    let engine: { started: boolean };
-    try {
-        engine = await ensureDockerd();
-    } catch (e) {
-        const msg = `no Docker engine: ${e instanceof Error ? e.message : String(e)}`;
-        if (IN_CI) throw new Error(msg);
-        t.skip(msg);
-        return;
-    }
+    const engine = await requireDocker(t);
+    if (!engine) return;
     const built = await buildLocalImages();
     t.diagnostic(built.map((r) => `${r.tag}: ${r.action} in ${r.seconds} s (${r.imageId.slice(7, 19)})`).join("; "));
     // Every image the lab stacks' postures run (gateway, data, apps, monitoring), and the lab's SFTP

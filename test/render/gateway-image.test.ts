@@ -14,10 +14,10 @@ import { GATEWAY_BUILD_LABEL, GATEWAY_IMAGE_STEP, GATEWAY_UID, posture } from ".
 import { builtImageId, GATEWAY_IMAGE_SCRIPT_MAX_BYTES, gatewayBuildContext, gatewayBuildInputs, renderGatewayImageScript } from "../../components/render/gateway-image";
 import { loadStackConfig } from "../../components/stackfile";
 import { buildLocalImages, GOLANG_LOCAL_IMAGE } from "../../lab/images/build-local";
-import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { stopDockerd } from "../../lab/vps/dockerd";
 import { BASE_IMAGE } from "../../lab/vps/image";
 import { prodWith } from "../fixtures";
-import { IN_CI, requireRoot, run, shellcheck, tmpDir, requireTool } from "../tools";
+import { requireDocker, requireRoot, requireTool, run, shellcheck, tmpDir } from "../tools";
 
 const LAB_FROM = { goImage: GOLANG_LOCAL_IMAGE, baseImage: BASE_IMAGE, goProxy: "off" };
 const config = (image: string, buildFrom: Record<string, string> = LAB_FROM) => parseConfigOrThrow(prodWith({ gateway: { build: true, image, buildFrom } }));
@@ -115,15 +115,8 @@ describe("gateway-image host step: the posture's build", () => {
 describe("gateway-image host step on a Docker engine", () => {
     it("builds Caddy with the rate limiter as uid 10001, skips an up-to-date image, keeps the old image when a build fails", { timeout: 30 * 60_000 }, async (t) => {
         if (!requireRoot(t, "a Docker engine")) return;
-        let engine: { started: boolean };
-        try {
-            engine = await ensureDockerd();
-        } catch (e) {
-            const msg = `no Docker engine: ${e instanceof Error ? e.message : String(e)}`;
-            if (IN_CI) throw new Error(msg);
-            t.skip(msg);
-            return;
-        }
+        const engine = await requireDocker(t);
+        if (!engine) return;
         await buildLocalImages({ only: ["golang"] });
         const image = `citadel/caddy:render-test-${randomBytes(4).toString("hex")}`;
         const dir = tmpDir("citadel-gateway-image-");

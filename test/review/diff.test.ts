@@ -29,6 +29,14 @@ const apps = () => prodList("apps");
 const app = (p: Posture, name: string) => p.containers.find((c) => c.name === `app-${name}`)!;
 const openSsh = () => postureWith({ admin: { ...admin(), sourceIps: [] } });
 
+
+/** A new gateway toolchain or proxy: the two findings, and the build step judged as `step`. */
+const buildArgsChanged = (step: "neutral" | "unclassified"): { id: string; category: "containers" | "host"; direction: "neutral" | "unclassified" }[] => [
+    { id: "containers.citadel-gateway.buildFrom.args", category: "containers", direction: "neutral" },
+    { id: "containers.citadel-gateway.buildFrom.inputs", category: "containers", direction: "neutral" },
+    { id: "host.step:gateway-image", category: "host", direction: step },
+];
+
 const CASES: Case[] = [
     {
         name: "monitoring turned off",
@@ -244,11 +252,7 @@ const CASES: Case[] = [
     {
         name: "neutral: the gateway built from another toolchain and module proxy (the build step's lines are explained)",
         head: () => postureWith({ gateway: { ...prodKey("gateway"), buildFrom: { goImage: "registry.example.com/golang:1.26.8-bookworm", goProxy: "https://goproxy.example.com" } } }),
-        expect: [
-            { id: "containers.citadel-gateway.buildFrom.args", category: "containers", direction: "neutral" },
-            { id: "containers.citadel-gateway.buildFrom.inputs", category: "containers", direction: "neutral" },
-            { id: "host.step:gateway-image", category: "host", direction: "neutral" },
-        ],
+        expect: buildArgsChanged("neutral"),
     },
     {
         name: "a Dockerfile line slipped in beside a new module proxy stays unclassified, even when it names the changed setting",
@@ -259,11 +263,7 @@ const CASES: Case[] = [
                 const df = step.sources!.find((f) => f.name === "images/caddy/Dockerfile")!;
                 df.sha256 = "e".repeat(64);
             }),
-        expect: [
-            { id: "containers.citadel-gateway.buildFrom.args", category: "containers", direction: "neutral" },
-            { id: "containers.citadel-gateway.buildFrom.inputs", category: "containers", direction: "neutral" },
-            { id: "host.step:gateway-image", category: "host", direction: "unclassified" },
-        ],
+        expect: buildArgsChanged("unclassified"),
     },
     {
         name: "an images/caddy edit: the rebuild is named, and the Dockerfile lines it changes stay for the reviewer (unclassified)",

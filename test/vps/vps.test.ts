@@ -6,29 +6,16 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import type { TestContext } from "node:test";
 import { parseConfigOrThrow } from "../../components/config";
 import { renderCloudInit } from "../../components/render/cloudinit";
-import { ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
+import { stopDockerd } from "../../lab/vps/dockerd";
 import { BASE_IMAGE, VPS_IMAGE, debianMirror, debianSources, ensureVpsImage, parseDeb822Sources, parseOneLineSources, renderVpsSources } from "../../lab/vps/image";
 import { LAB_NETWORK, VpsInfo, knownHostsLine, loadImages, startVps, stopVps } from "../../lab/vps/vps";
 import { makeKeyPair, prodRaw, prodWith } from "../fixtures";
-import { IN_CI, freePort, requireTool, run, RunResult, tmpDir } from "../tools";
+import { freePort, requireDocker, requireTool, run, RunResult, tmpDir } from "../tools";
 
 const NAME = `citadel-test-${process.pid}`;
 const PROBE = `citadel-test-probe-${process.pid}`;
-
-/** Docker is a precondition: without an engine the test cannot run (fails in CI, skips elsewhere). */
-async function requireDocker(t: TestContext): Promise<{ started: boolean } | undefined> {
-    try {
-        return await ensureDockerd();
-    } catch (e) {
-        const msg = `no Docker engine: ${e instanceof Error ? e.message : String(e)}`;
-        if (IN_CI) throw new Error(msg);
-        t.skip(msg);
-        return undefined;
-    }
-}
 
 describe("local VPS image inputs", () => {
     // Fictional mirrors (example.* is reserved): the parser is what is under test, not the network.
