@@ -111,7 +111,7 @@ describe("the workflows: actionlint (with shellcheck) and the fork-safety rules"
 // --- scripts/pr-review.sh end to end ---------------------------------------------------------
 
 /** What the review needs from a checkout: the renderer's inputs and the review itself. */
-const NEEDED = ["components", "templates", "scripts", "review", "Pulumi.yaml", "Pulumi.prod.yaml", "package.json", "tsconfig.json"];
+const NEEDED = ["components", "templates", "images", "scripts", "review", "Pulumi.yaml", "Pulumi.prod.yaml", "package.json", "tsconfig.json"];
 
 interface Recorded {
     method: string;
