@@ -8,11 +8,11 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import YAML from "yaml";
 import { parseConfigOrThrow, promDurationSeconds, type StackConfig } from "../../components/config";
-import { BACKUP_MAX_AGE_HOURS, METRIC } from "../../components/posture/facts";
+import { BACKUP_MAX_AGE_HOURS, METRIC, METRICS_TEXTFILE_DIR } from "../../components/posture/facts";
 import { alertRules, driftForSeconds, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
 import { backupConfig, prodConfig, prodWith } from "../fixtures";
 import { posture } from "../../components/posture";
-import { IN_CI, requireTool, run, shellcheck, tmpDir } from "../tools";
+import { IN_CI, requireRoot, requireTool, run, shellcheck, tmpDir } from "../tools";
 
 const STEP = 30; // seconds between synthetic samples (promtool's `interval`)
 
@@ -478,5 +478,31 @@ describe("monitoring: the host scripts the monitoring-config step installs", () 
         for (const rule of m.exposure.ufw.rules) assert.ok(drift.includes(rule), rule);
         for (const x of m.containers) assert.ok(drift.includes(x.name), x.name);
         for (const f of m.secretFiles) assert.ok(drift.includes(`${f.path} ${f.ownerUid}`), f.path);
+    });
+
+    it("the metrics writer survives a container that goes between `docker ps` and `docker inspect` (a step's throw-away container)", (t) => {
+        if (!requireRoot(t, "a private mount namespace over /usr/local/sbin")) return;
+        const writer = posture(prodConfig()).hostSteps.find((s) => s.name === "monitoring-config")!.files.find((x) => x.path.endsWith("/host-metrics.sh"))!.content;
+        const dir = tmpDir("citadel-metrics-writer-");
+        t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+        const sbin = path.join(dir, "sbin");
+        const out = path.join(dir, "metrics");
+        const state = path.join(dir, "state");
+        for (const d of [sbin, out, state]) fs.mkdirSync(d);
+        // The writer puts /usr/local/sbin first on its PATH: the stubs shadow the real tools there.
+        fs.writeFileSync(path.join(sbin, "apt-get"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+        const docker = (vanish: boolean) =>
+            ["#!/bin/sh", 'case "$1" in', "ps) printf 'aaa\\nbbb\\n' ;;", `inspect) echo "/citadel-gateway 2"; ${vanish ? 'echo "Error: No such object: bbb" >&2; exit 1' : 'echo "/postgres 0"'} ;;`, "esac", ""].join("\n");
+        const run1 = (vanish: boolean) => {
+            fs.writeFileSync(path.join(sbin, "docker"), docker(vanish), { mode: 0o755 });
+            const script = writer.replaceAll(METRICS_TEXTFILE_DIR, out).replaceAll("/var/lib/citadel/state", state);
+            return run("unshare", ["--mount", "--propagation", "private", "bash", "-c", 'mount --bind "$1" /usr/local/sbin && bash -c "$2"', "x", sbin, script]);
+        };
+        const ok = run1(false);
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.match(fs.readFileSync(path.join(out, "containers.prom"), "utf8"), /container="postgres"\} 0/);
+        const gone = run1(true);
+        assert.equal(gone.code, 0, `a vanished container failed the writer: ${gone.stderr}`);
+        assert.match(fs.readFileSync(path.join(out, "containers.prom"), "utf8"), /container="citadel-gateway"\} 2/);
     });
 });
