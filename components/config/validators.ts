@@ -289,13 +289,13 @@ export function maxStartupsError(v: string): string | undefined {
 // Images, text, times
 // ---------------------------------------------------------------------------------------------
 
-/** Image references must be reproducible: a tag other than `latest`, or a digest. */
 /** GOPROXY as Go reads it: entries separated by "," or "|", each an https:// URL, "direct" or "off". */
 export function goProxyError(v: string): string | undefined {
     const bad = v.split(/[,|]/).find((e) => !(e === "direct" || e === "off" || /^https:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/.test(e)));
     return bad === undefined ? undefined : `${show(bad)} is not a module proxy: use https:// URLs, "direct" or "off", separated by commas`;
 }
 
+/** Image references must be reproducible: a tag other than `latest`, or a digest. */
 export function imageError(v: string): string | undefined {
     const re = /^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$/;
     if (!re.test(v)) return `${show(v)} is not an image reference (e.g. registry.example.com/app:1.4.2 or app@sha256:<64 hex>)`;

@@ -276,7 +276,7 @@ export function crowdsecPrometheusConfig(c: StackConfig): Record<string, unknown
 export const METRICS_TIMER = "citadel-metrics.timer";
 const METRICS_SERVICE = "citadel-metrics.service";
 const METRICS_WRITER = "/usr/local/lib/citadel/host-metrics.sh";
-const METRICS_STATE_DIR = "/var/lib/citadel/state";
+export const METRICS_STATE_DIR = "/var/lib/citadel/state";
 const CROWDSEC_DROPIN = "/etc/systemd/system/crowdsec.service.d/20-citadel-monitoring.conf";
 
 /** The files of MONITORING_CONF_HOST_DIR: what Prometheus (and the blackbox exporter) read. */

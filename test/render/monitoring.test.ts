@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import YAML from "yaml";
 import { parseConfigOrThrow, promDurationSeconds, type StackConfig } from "../../components/config";
 import { BACKUP_MAX_AGE_HOURS, METRIC, METRICS_TEXTFILE_DIR } from "../../components/posture/facts";
-import { alertRules, driftForSeconds, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
+import { alertRules, METRICS_STATE_DIR, driftForSeconds, driftStaleSeconds, JOBS, renderAlertmanagerConfig, renderAlertRules, renderBlackboxConfig, renderPrometheusConfig, SSH_BF_SCENARIO } from "../../components/render/monitoring";
 import { backupConfig, prodConfig, prodWith } from "../fixtures";
 import { posture } from "../../components/posture";
 import { IN_CI, requireRoot, requireTool, run, shellcheck, tmpDir } from "../tools";
@@ -495,7 +495,7 @@ describe("monitoring: the host scripts the monitoring-config step installs", () 
             ["#!/bin/sh", 'case "$1" in', "ps) printf 'aaa\\nbbb\\n' ;;", `inspect) echo "/citadel-gateway 2"; ${vanish ? 'echo "Error: No such object: bbb" >&2; exit 1' : 'echo "/postgres 0"'} ;;`, "esac", ""].join("\n");
         const run1 = (vanish: boolean) => {
             fs.writeFileSync(path.join(sbin, "docker"), docker(vanish), { mode: 0o755 });
-            const script = writer.replaceAll(METRICS_TEXTFILE_DIR, out).replaceAll("/var/lib/citadel/state", state);
+            const script = writer.replaceAll(METRICS_TEXTFILE_DIR, out).replaceAll(METRICS_STATE_DIR, state);
             return run("unshare", ["--mount", "--propagation", "private", "bash", "-c", 'mount --bind "$1" /usr/local/sbin && bash -c "$2"', "x", sbin, script]);
         };
         const ok = run1(false);
