@@ -109,24 +109,14 @@ function goVersion(): string {
 }
 
 /**
- * The golang image's two archives under .cache/bin: this machine's GOROOT, and a module cache with
- * exactly the Caddy module's dependencies, filled from this machine's module cache (then Go's own
- * proxy setting for anything missing).
+ * The golang image's two archives under .cache/bin, packed by lab/images/golang/pack.sh: this
+ * machine's GOROOT, and a module cache pruned to what the Caddy build compiles.
  */
 async function packGolang(): Promise<{ goTar: string; modTar: string }> {
     fs.mkdirSync(BIN_DIR, { recursive: true });
     const goTar = path.join(BIN_DIR, "go.tar");
     const modTar = path.join(BIN_DIR, "gomodcache.tar");
-    const script = [
-        "set -euo pipefail",
-        'root=$(go env GOROOT); host_cache=$(go env GOMODCACHE); host_proxy=$(go env GOPROXY)',
-        'tar -C "$root" -cf "$1.tmp" . && mv "$1.tmp" "$1"',
-        'tmp=$(mktemp -d)',
-        `trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT`,
-        'GOMODCACHE="$tmp" GOPROXY="file://$host_cache/cache/download,$host_proxy" GOFLAGS=-mod=mod go mod download',
-        'tar -C "$tmp" -cf "$2.tmp" . && mv "$2.tmp" "$2"',
-    ].join("\n");
-    const code = await runLogged("bash", ["-c", script, "pack", goTar, modTar], IMAGES_BUILD_LOG, 20 * 60_000, { cwd: CADDY_SOURCE_DIR });
+    const code = await runLogged("bash", [rel("golang", "pack.sh"), goTar, modTar], IMAGES_BUILD_LOG, 20 * 60_000, { cwd: CADDY_SOURCE_DIR });
     if (code !== 0) throw new Error(`citadel: images: packing Go for the golang image failed (exit ${code}); see ${IMAGES_BUILD_LOG}. Last lines:\n${tailFile(IMAGES_BUILD_LOG, 15)}`);
     return { goTar, modTar };
 }
@@ -193,7 +183,7 @@ export const IMAGE_SPECS: readonly ImageSpec[] = [
     {
         name: "golang",
         tag: GOLANG_LOCAL_IMAGE,
-        inputs: [rel("golang", "Dockerfile"), ...["go.mod", "go.sum", "main.go"].map((f) => path.join(CADDY_SOURCE_DIR, f))],
+        inputs: [rel("golang", "Dockerfile"), rel("golang", "pack.sh"), ...["go.mod", "go.sum", "main.go"].map((f) => path.join(CADDY_SOURCE_DIR, f))],
         debianBased: true,
         get buildArgs() {
             return { GO_VERSION: goVersion() };

@@ -3,11 +3,18 @@
 import { execFileSync, spawn, spawnSync, SpawnSyncOptions } from "node:child_process";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 /** Everything the harness builds or keeps (rootfs tarball, image archives, logs, per-VPS dirs). Gitignored. */
 export const CACHE_DIR = path.join(REPO_ROOT, ".cache", "vps");
+/**
+ * This machine's cache, shared by every clone on it: only what is keyed by its content and checked
+ * after use (the VPS image-store seeds, lab/vps/image-seed.ts), so that a fresh clone on a warm
+ * machine (CI) does not redo minutes of work another clone already did.
+ */
+export const MACHINE_CACHE_DIR = process.env.CITADEL_LAB_MACHINE_CACHE ?? path.join(os.homedir(), ".cache", "citadel-lab");
 
 export function ensureCacheDir(): string {
     fs.mkdirSync(CACHE_DIR, { recursive: true });
@@ -98,13 +105,13 @@ export const seconds = (startMs: number): number => Math.round((Date.now() - sta
  * (an inner dockerd leaves root-owned overlay dirs; a live mount there would mean its container is
  * still running, and rm would reach into someone else's filesystem).
  */
-export function removeCacheTree(dir: string): void {
+export function removeCacheTree(dir: string, cacheRoot = CACHE_DIR): void {
     const abs = path.resolve(dir);
-    const root = path.resolve(CACHE_DIR) + path.sep;
+    const root = path.resolve(cacheRoot) + path.sep;
     if (!abs.startsWith(root) || abs.length <= root.length) throw new Error(`citadel: vps: refusing to remove ${abs}: not under ${root}`);
     if (!fs.existsSync(abs)) return;
     const real = fs.realpathSync(abs);
-    if (!real.startsWith(fs.realpathSync(CACHE_DIR) + path.sep)) throw new Error(`citadel: vps: refusing to remove ${abs}: resolves to ${real}`);
+    if (!real.startsWith(fs.realpathSync(cacheRoot) + path.sep)) throw new Error(`citadel: vps: refusing to remove ${abs}: resolves to ${real}`);
     const mounts = fs
         .readFileSync("/proc/self/mountinfo", "utf8")
         .split("\n")
@@ -117,13 +124,13 @@ export function removeCacheTree(dir: string): void {
 }
 
 /**
- * Runs fn while holding a lock directory under CACHE_DIR, so two processes (parallel test files,
- * a test next to `vps up`) never build into the same temp dirs. A lock whose owner PID is gone is
- * taken over; waiting is bounded.
+ * Runs fn while holding a lock directory under `cacheRoot`, so two processes (parallel test files,
+ * a test next to `vps up`, two clones sharing MACHINE_CACHE_DIR) never build into the same temp
+ * dirs. A lock whose owner PID is gone is taken over; waiting is bounded.
  */
-export async function withCacheLock<T>(name: string, fn: () => Promise<T>, waitMs = 30 * 60_000): Promise<T> {
-    ensureCacheDir();
-    const dir = path.join(CACHE_DIR, `${name}.lock`);
+export async function withCacheLock<T>(name: string, fn: () => Promise<T>, waitMs = 30 * 60_000, cacheRoot = CACHE_DIR): Promise<T> {
+    fs.mkdirSync(cacheRoot, { recursive: true });
+    const dir = path.join(cacheRoot, `${name}.lock`);
     const owner = path.join(dir, "pid");
     const end = Date.now() + waitMs;
     let announced = false;

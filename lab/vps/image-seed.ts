@@ -7,14 +7,26 @@
 //
 // The seed is made by the VPS image's own dockerd (same version, same overlay2 driver) in a
 // throwaway container with no network, its store on this machine; dockerd is stopped cleanly before
-// the store is copied. Lab harness only: a real server pulls its images from a registry.
+// the store is copied. Seeds live in MACHINE_CACHE_DIR, keyed by the image IDs: a fresh clone on a
+// warm machine (CI) reuses the one another clone made (77 s for the Hetzner lab's set).
+//
+// A VPS's copy hard-links the image layers' files (overlay2/<layer>/diff: overlayfs only ever reads
+// them as lower layers; a container's writes go to its own upper dir) and copies everything else
+// (dockerd's metadata and bolt databases, which it rewrites in place). 18 s of copying per VPS
+// becomes about one. Removing the VPS unlinks its names only; the seed keeps its own. Should a
+// future daemon setting rewrite layer files in place (userns-remap chowns a *separate* store, so not
+// that one), copy those with cp -a too.
+//
+// Lab harness only: a real server pulls its images from a registry.
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CACHE_DIR, ensureCacheDir, progress, removeCacheTree, run, runOk, seconds, sleep, withCacheLock } from "./common";
+import { CACHE_DIR, MACHINE_CACHE_DIR, progress, removeCacheTree, run, runOk, seconds, sleep, withCacheLock } from "./common";
 import { imageKey, VPS_IMAGE } from "./image";
 
-const SEEDS_DIR = path.join(CACHE_DIR, "image-seeds");
+const SEEDS_DIR = path.join(MACHINE_CACHE_DIR, "image-seeds");
+/** Where seeds were kept before they moved to MACHINE_CACHE_DIR: removed on sight (gigabytes). */
+const OLD_SEEDS_DIR = path.join(CACHE_DIR, "image-seeds");
 /** Written last: a seed without it is an interrupted build and is never copied. */
 const COMPLETE = ".citadel-seed-complete";
 
@@ -64,6 +76,21 @@ async function buildSeed(dir: string, images: string[]): Promise<void> {
 }
 
 /**
+ * Copies seed $1 into the empty store $2. cp -a keeps what overlay2 relies on (owners, modes, hard
+ * links, whiteout devices, xattrs); -l makes every file a hard link, and then every file outside
+ * the layers' diff trees gets a copy of its own (see the top of this file). A machine where the two
+ * are on different filesystems gets a plain copy.
+ */
+const COPY_SEED = String.raw`set -euo pipefail
+seed=$1 dst=$2
+if ! cp -al -- "$seed/." "$dst" 2>/dev/null; then
+  find "$dst" -mindepth 1 -delete
+  exec cp -a -- "$seed/." "$dst"
+fi
+find "$dst" -path "$dst/overlay2/*/diff" -prune -o -type f -links +1 -print0 |
+  while IFS= read -r -d '' f; do cp -a -- "$f" "$f.citadel-copy" && mv -f -- "$f.citadel-copy" "$f"; done`;
+
+/**
  * Fills an empty `dockerDir` (a new VPS's /var/lib/docker) from the seed for `images`, building the
  * seed first when there is none. Returns false (and leaves dockerDir as it is) when it cannot help:
  * an image missing on this machine, or dockerDir not empty.
@@ -77,29 +104,34 @@ export async function seedImageStore(dockerDir: string, images: string[]): Promi
     const tags = hash([...images].sort());
     const key = `${tags}-${hash({ vps: imageKey(VPS_IMAGE) ?? VPS_IMAGE, ids })}`;
     const seed = path.join(SEEDS_DIR, key);
-    ensureCacheDir();
     fs.mkdirSync(SEEDS_DIR, { recursive: true });
-    await withCacheLock(`image-seed-${key}`, async () => {
-        if (fs.existsSync(path.join(seed, COMPLETE))) return;
-        // Seeds of the same tags with older builds are dead weight: one per set of tags is kept.
-        for (const old of fs.readdirSync(SEEDS_DIR)) if (old !== key && old.startsWith(`${tags}-`) && !old.endsWith(".tmp")) removeCacheTree(path.join(SEEDS_DIR, old));
-        const tmp = `${seed}.tmp`;
-        if (fs.existsSync(tmp)) removeCacheTree(tmp);
-        fs.mkdirSync(tmp);
-        try {
-            await buildSeed(tmp, images);
-            fs.writeFileSync(path.join(tmp, COMPLETE), ids.join("\n") + "\n");
-            if (fs.existsSync(seed)) removeCacheTree(seed);
-            fs.renameSync(tmp, seed);
-        } catch (e) {
-            removeCacheTree(tmp);
-            throw e;
-        }
-    });
+    if (fs.existsSync(OLD_SEEDS_DIR)) removeCacheTree(OLD_SEEDS_DIR);
+    const drop = (dir: string) => removeCacheTree(dir, MACHINE_CACHE_DIR);
+    await withCacheLock(
+        `image-seed-${key}`,
+        async () => {
+            if (fs.existsSync(path.join(seed, COMPLETE))) return;
+            // Seeds of the same tags with older builds are dead weight: one per set of tags is kept.
+            for (const old of fs.readdirSync(SEEDS_DIR)) if (old !== key && old.startsWith(`${tags}-`) && !old.endsWith(".tmp")) drop(path.join(SEEDS_DIR, old));
+            const tmp = `${seed}.tmp`;
+            if (fs.existsSync(tmp)) drop(tmp);
+            fs.mkdirSync(tmp);
+            try {
+                await buildSeed(tmp, images);
+                fs.writeFileSync(path.join(tmp, COMPLETE), ids.join("\n") + "\n");
+                if (fs.existsSync(seed)) drop(seed);
+                fs.renameSync(tmp, seed);
+            } catch (e) {
+                drop(tmp);
+                throw e;
+            }
+        },
+        undefined,
+        MACHINE_CACHE_DIR,
+    );
     const t0 = Date.now();
     fs.mkdirSync(dockerDir, { recursive: true });
-    // cp -a keeps what overlay2 relies on: owners, modes, hard links, whiteout devices, xattrs.
-    runOk("cp", ["-a", "--", `${seed}/.`, dockerDir], { timeout: 10 * 60_000 });
+    runOk("bash", ["-c", COPY_SEED, "copy-seed", seed, dockerDir], { timeout: 10 * 60_000 });
     fs.rmSync(path.join(dockerDir, COMPLETE), { force: true });
     progress(`VPS image store copied from the seed (${seconds(t0)} s)`);
     return true;
