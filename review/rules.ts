@@ -996,6 +996,10 @@ function upgradesRule(b: Posture, h: Posture, out: Collector): void {
         const dir = bool(ub.enabled, uh.enabled, "stronger");
         out.emit(`host.unattended-upgrades=${String(uh.enabled)}`, "host", dir, `unattended security upgrades ${uh.enabled ? "on" : "off"}`, ub.enabled, uh.enabled, dir === "weakens" ? "security updates wait for someone to install them" : "security updates install daily", [path("host", "unattendedUpgrades", "enabled")]);
     }
+    if (ub.applyAtConverge !== uh.applyAtConverge) {
+        const dir = bool(ub.applyAtConverge, uh.applyAtConverge, "stronger");
+        out.emit(`host.unattended-upgrades.apply-at-converge=${String(uh.applyAtConverge)}`, "host", dir, `pending security updates ${uh.applyAtConverge ? "installed by the converge" : "left to the nightly run"}`, ub.applyAtConverge, uh.applyAtConverge, dir === "weakens" ? "a fresh server serves on its image's packages until the first nightly run" : "a fresh server is patched before it serves", [path("host", "unattendedUpgrades", "applyAtConverge")]);
+    }
     if (ub.autoReboot !== uh.autoReboot || ub.autoRebootTime !== uh.autoRebootTime) {
         out.emit(`host.unattended-upgrades.reboot=${String(uh.autoReboot)}@${uh.autoRebootTime}`, "host", "neutral", `automatic reboot ${uh.autoReboot ? `on at ${uh.autoRebootTime}` : "off"}`, `${ub.autoReboot} ${ub.autoRebootTime}`, `${uh.autoReboot} ${uh.autoRebootTime}`, "availability versus a patched kernel running sooner: the operator's call", [path("host", "unattendedUpgrades", "autoReboot"), path("host", "unattendedUpgrades", "autoRebootTime")]);
     }

@@ -405,6 +405,14 @@ const HostSchema = obj({
         restartServices: z.enum(["auto", "list"]).default("auto"),
         /** When an automatic reboot happens (HH:MM, the host's time zone): the reboot window. Default "04:00". */
         autoRebootTime: checked(str(), (v) => (/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v) ? undefined : `${show(v)} is not a time (HH:MM)`)).default("04:00"),
+        /**
+         * Install the pending Debian-Security updates during the converge itself (first converge, and
+         * whenever this step changes), before any container publishes a port, instead of at the first
+         * nightly run: a fresh server image lags the security archive by its age. Default true.
+         */
+        applyAtConverge: bool().default(true),
+        /** Upper bound for that run (apt-get update, then unattended-upgrade), in seconds. Default 900. */
+        applyTimeoutSeconds: int(60, 3600).default(900),
     }).prefault({}),
     /** The systemd journal (and the retention of every security log: sshd, Postgres, Redis, CrowdSec, Caddy's access log). */
     journald: obj({

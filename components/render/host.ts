@@ -151,11 +151,13 @@ function renderUnattendedUpgradesStep(c: StackConfig): HostScript {
     return {
         name: "unattended-upgrades",
         description: u.enabled
-            ? `unattended-upgrades: daily Debian-Security updates, services on replaced libraries ${u.restartServices === "auto" ? "restarted" : "listed"} (needrestart), automatic reboot ${u.autoReboot ? `at ${u.autoRebootTime}` : "off"}`
+            ? `unattended-upgrades: daily Debian-Security updates${u.applyAtConverge ? " (pending ones applied by this step)" : ""}, services on replaced libraries ${u.restartServices === "auto" ? "restarted" : "listed"} (needrestart), automatic reboot ${u.autoReboot ? `at ${u.autoRebootTime}` : "off"}`
             : "unattended-upgrades: disabled (citadel:host.unattendedUpgrades.enabled = false)",
         script: renderTemplate("host/unattended-upgrades.sh.hbs", {
             lib: lib(),
             enabled: u.enabled,
+            apply: u.enabled && u.applyAtConverge,
+            applyTimeout: u.applyTimeoutSeconds,
             files,
             needrestart,
             origins: SECURITY_ORIGIN_PATTERNS.join("\n"),

@@ -174,6 +174,15 @@ except Exception as e:
         }
     });
 
+    it("no Debian-Security update is pending: the converge installed them (unattended-upgrade's own dry run)", () => {
+        // The server image lags the security archive (test/render/host.test.ts proves it has pending
+        // updates); the unattended-upgrades step of the converge installed them. What it named is in
+        // the up log; a warning there (archive unreachable, lock) would leave them pending here.
+        const r = run("docker", ["exec", LOCAL_VPS, "bash", "-c", "set -e; apt-get -qq -o DPkg::Lock::Timeout=120 update >/dev/null; unattended-upgrade --dry-run -v 2>&1"], { timeout: 300_000 });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /No packages found that can be upgraded unattended/, r.stdout);
+    });
+
     it("a second pulumi up changes nothing", async () => {
         // The real update, not a preview. Not `up --json`: its event stream carries the SDK's debug
         // diagnostics, whose RegisterResource lines hold resource inputs in plain text (the SSH key,

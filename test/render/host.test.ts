@@ -6,6 +6,7 @@
 // machine's configuration and kernel are never changed.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
@@ -26,7 +27,9 @@ import {
 import { renderSshd } from "../../components/render/sshd";
 import type { HostScript } from "../../components/render/types";
 import { prodConfig, prodWith } from "../fixtures";
-import { IN_CI, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
+import { IN_CI, requireDocker, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
+import { stopDockerd } from "../../lab/vps/dockerd";
+import { ensureVpsImage, VPS_IMAGE } from "../../lab/vps/image";
 
 const requireRoot = (t: TestContext): boolean => requireRootAs(t, "mount namespaces");
 
@@ -366,6 +369,55 @@ describe("journald", () => {
         } finally {
             fs.rmSync(etc, { recursive: true, force: true });
         }
+    });
+});
+
+describe("unattended-upgrades: the pending Debian-Security updates applied by the step (a Debian 12 server image)", () => {
+    it("the step names and installs what is pending; with applyAtConverge off it leaves them; a second run finds none", { timeout: 20 * 60_000 }, async (t) => {
+        if (!requireRootAs(t, "a Docker engine")) return;
+        const engine = await requireDocker(t);
+        if (!engine) return;
+        // The lab's server image: Debian 12 as built from the archive's release, behind Debian-Security.
+        await ensureVpsImage();
+        const name = `citadel-test-upgrades-${randomBytes(4).toString("hex")}`;
+        t.after(async () => {
+            run("docker", ["rm", "--force", name], { timeout: 60_000 });
+            if (engine.started) await stopDockerd({ onlyIfIdle: true });
+        });
+        const up = run("docker", ["run", "--detach", "--name", name, "--entrypoint", "sleep", VPS_IMAGE, "infinity"], { timeout: 60_000 });
+        assert.equal(up.code, 0, up.stderr);
+        const inside = (script: string) => run("docker", ["exec", "-i", name, "bash", "-s"], { input: script, timeout: 15 * 60_000 });
+        const scriptOf = (apply: boolean) => step(parseConfigOrThrow(prodWith({ host: { unattendedUpgrades: { applyAtConverge: apply } } })), "unattended-upgrades").script;
+        // What unattended-upgrade itself would still install (its dry run, on fresh package lists).
+        const pending = () => {
+            const r = inside("set -e; apt-get -qq update >/dev/null; unattended-upgrade --dry-run -v 2>&1");
+            assert.equal(r.code, 0, r.stdout + r.stderr);
+            return /No packages found that can be upgraded unattended/.test(r.stdout) ? "" : r.stdout;
+        };
+
+        // Control: the same step with applyAtConverge off configures upgrades and installs nothing now.
+        const off = inside(scriptOf(false));
+        assert.equal(off.code, 0, off.stdout + off.stderr);
+        assert.doesNotMatch(off.stdout, /applied|Debian-Security update pending/);
+        assert.match(pending(), /Packages that will be upgraded: \S/, "the image has no pending security update: this test cannot tell");
+
+        const first = inside(scriptOf(true));
+        assert.equal(first.code, 0, first.stdout + first.stderr);
+        const applied = /citadel: unattended-upgrades: applied (\d+) Debian-Security updates: (.*)$/m.exec(first.stdout);
+        assert.ok(applied, first.stdout + first.stderr);
+        t.diagnostic(`applied ${applied[1]}: ${applied[2]}`);
+        assert.doesNotMatch(first.stderr, /warning/);
+        // Each named package is installed at the named version.
+        for (const item of applied[2].split(", ")) {
+            const [pkg, version] = item.split(" ");
+            const q = inside(`dpkg-query -W -f='\${Version}' ${pkg}`);
+            assert.equal(q.stdout, version, item);
+        }
+        // The second run's own unattended-upgrade finds nothing left (what the nightly run would see).
+        const second = inside(scriptOf(true));
+        assert.equal(second.code, 0, second.stdout + second.stderr);
+        assert.match(second.stdout, /citadel: unattended-upgrades: no Debian-Security update pending/);
+        assert.match(second.stdout, /citadel: unattended-upgrades: unchanged/);
     });
 });
 

@@ -216,6 +216,11 @@ const CASES: Case[] = [
         ],
     },
     {
+        name: "pending security updates left to the nightly run",
+        head: () => postureWith({ host: { unattendedUpgrades: { applyAtConverge: false } } }),
+        expect: [{ id: "host.unattended-upgrades.apply-at-converge=false", category: "host", direction: "weakens" }],
+    },
+    {
         name: "a secret rotates (preview mode: the real engine's preview JSON)",
         findings: () => previewFindings(JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures", "preview-replace.json"), "utf8")) as PreviewDigest),
         expect: [

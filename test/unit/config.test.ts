@@ -56,7 +56,7 @@ describe("config: defaults", () => {
             rawFromObject({ domain: "example.org", acmeEmail: "a@example.org", admin: { sshPublicKeys: [KEY] }, secrets: { rotationDays: { jwtSecret: 30 } }, host: { unattendedUpgrades: { autoReboot: true } } }),
         );
         assert.deepEqual(c.secrets.rotationDays, { jwtSecret: 30, apiEncryptionKey: 365, postgresPassword: 182, redisPassword: 182, crowdsecBouncerKey: 365 });
-        assert.deepEqual(c.host.unattendedUpgrades, { enabled: true, autoReboot: true, restartServices: "auto", autoRebootTime: "04:00" });
+        assert.deepEqual(c.host.unattendedUpgrades, { enabled: true, autoReboot: true, restartServices: "auto", autoRebootTime: "04:00", applyAtConverge: true, applyTimeoutSeconds: 900 });
         assert.equal(c.host.docker.logMaxFile, 3);
         assert.equal(c.ssh.maxStartups, "10:30:60");
     });
