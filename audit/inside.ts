@@ -1,5 +1,6 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
+import { createHash } from "node:crypto";
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
 import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_NETWORK, DATA_UID, GATEWAY_CONTAINER, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
 import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
@@ -17,7 +18,7 @@ function must(t: AuditTarget, cmd: string, timeoutMs?: number): string {
     return r.stdout;
 }
 
-import { sysctlEntries, type SysctlEntry } from "../components/render/host";
+import { CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH, osBaselineFiles, sysctlEntries, type SysctlEntry } from "../components/render/host";
 const inSshd: CheckDef = {
     id: "in-sshd",
     title: "sshd -T shows every declared setting (keys only, no root, limits, algorithms)",
@@ -518,6 +519,36 @@ const inJournald: CheckDef = {
     },
 };
 
+const inOsBaseline: CheckDef = {
+    id: "in-os-baseline",
+    title: "the OS baseline as declared: the login notice, no core dumps for logins, the disabled kernel modules",
+    group: "inside",
+    run(t) {
+        const o = t.config.host.os;
+        const files = osBaselineFiles(t.config);
+        const declared = new Set(files.map((f) => f.path));
+        const drift: Drift[] = [];
+        // One round trip: each declared file's sha256 (or "absent"), then each Citadel file that must not be there.
+        const undeclared = [CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH].filter((p) => !declared.has(p));
+        const paths = [...files.map((f) => f.path), ...undeclared];
+        const out = must(t, `for f in ${paths.map(shellQuote).join(" ")}; do if [ -e "$f" ]; then sha256sum < "$f" | cut -d' ' -f1; else echo absent; fi; done`).trim().split("\n");
+        files.forEach((f, i) => {
+            const want = createHash("sha256").update(f.content).digest("hex");
+            if (out[i] !== want) drift.push({ what: f.path, expected: `as declared (sha256 ${want.slice(0, 12)})`, actual: out[i] === "absent" ? "absent" : `changed (sha256 ${(out[i] ?? "").slice(0, 12)})` });
+        });
+        undeclared.forEach((p, i) => {
+            if (out[files.length + i] !== "absent") drift.push({ what: p, expected: "absent (not declared)", actual: "present" });
+        });
+        // The limit a login session really gets (pam_limits), not only the file.
+        let live = "";
+        if (!o.coreDumps) {
+            live = must(t, "ulimit -Hc").trim();
+            if (live !== "0") drift.push({ what: "core dump limit of a login session (ulimit -Hc)", expected: "0", actual: live });
+        }
+        return fromDrift(drift, `${files.length} files as declared${o.coreDumps ? "" : `, core dumps off (ulimit -Hc ${live})`}, ${o.disabledModules.length} modules disabled`);
+    },
+};
+
 /**
  * What a log store would need for the whole retention period at the rate seen so far, in bytes; undefined
  * under a day of history (a fresh host's install and boot noise is no rate to extrapolate).
@@ -754,6 +785,7 @@ export const INSIDE_CHECKS: CheckDef[] = [
     inRedisAuth,
     inRedisCommands,
     inJournald,
+    inOsBaseline,
     inLogRetention,
     inSysctl,
     inBackup,

@@ -51,7 +51,7 @@ APT_PACKAGES=(
   redis-server postgresql
   prometheus prometheus-alertmanager
   curl openssl jq iproute2 debootstrap zstd
-  age rclone python3-aiosmtpd systemd
+  age rclone python3-aiosmtpd systemd kmod
 )
 
 missing=()

@@ -388,6 +388,16 @@ const SecretsSchema = obj({
 // Host baseline
 // ---------------------------------------------------------------------------------------------
 
+/** The default notice before login (citadel:host.os.banner): the terms Lynis looks for, in plain words. */
+export const DEFAULT_BANNER =
+    "Authorized access only. This system is private property; its use is restricted to authorized users and is monitored and logged. Unauthorized access is prohibited and may be reported to law enforcement.";
+/**
+ * Modules nobody on a Citadel host needs (citadel:host.os.disabledModules): network protocols (Lynis
+ * NETW-3200, CIS 3.5), filesystems (CIS 1.1.1) and removable storage (Lynis USB-1000, STRG-1846).
+ * Not udf, vfat or iso9660: cloud-init may read its seed from such a disk.
+ */
+export const DEFAULT_DISABLED_MODULES = ["dccp", "sctp", "rds", "tipc", "cramfs", "freevxfs", "hfs", "hfsplus", "jffs2", "usb-storage", "firewire-core"] as const;
+
 const HostSchema = obj({
     /** Unattended security upgrades (Debian-Security origin only). */
     unattendedUpgrades: obj({
@@ -439,6 +449,39 @@ const HostSchema = obj({
             if (msg) ctx.addIssue({ code: "custom", path: [IP_FORWARD_KEY], message: msg });
         })
         .default({}),
+    /**
+     * The rest of the OS baseline (dev-sec os-hardening and Lynis suggestions that fit a Docker host):
+     * a legal notice before login, no core dumps, kernel modules nobody on this host needs.
+     */
+    os: obj({
+        /**
+         * The notice in /etc/issue (console) and /etc/issue.net (network logins): who may use the host
+         * and that it is monitored. Plain text, no backslashes (agetty reads them as escapes).
+         */
+        banner: checked(str(), (v) =>
+            v.trim() === ""
+                ? "is empty: write the notice shown before login (e.g. who may use this host and that activity is logged)"
+                : v.includes("\\")
+                  ? `${show(v)} has a backslash, which agetty reads as an escape in /etc/issue: remove it`
+                  : v.length > 2000 || /[^\t\n\x20-\x7e]/.test(v)
+                    ? `${show(v.slice(0, 60))} must be printable ASCII text of at most 2000 characters`
+                    : undefined,
+        ).default(DEFAULT_BANNER),
+        /**
+         * Core dumps (which can hold secrets from a process's memory): false turns them off for logins
+         * (limits.d hard limit 0) and for services (systemd-coredump stores nothing); setuid programs
+         * never dump (sysctl fs.suid_dumpable 0). Default false.
+         */
+        coreDumps: bool().default(false),
+        /**
+         * Kernel modules that are never loaded (modprobe.d `install <module> /bin/false` plus
+         * `blacklist`): rarely used network protocols with a history of remote bugs, old filesystems,
+         * and removable storage a server in a data centre does not use. [] loads whatever is asked for.
+         */
+        disabledModules: z
+            .array(checked(str(), (v) => (/^[a-z0-9][a-z0-9_-]{0,63}$/.test(v) ? undefined : `${show(v)} is not a kernel module name (e.g. dccp)`)))
+            .default([...DEFAULT_DISABLED_MODULES]),
+    }).prefault({}),
     /** Caddy's access log (a file per day, kept citadel:host.journald.maxRetentionDays days). */
     accessLog: obj({
         /**

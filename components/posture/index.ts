@@ -42,6 +42,7 @@ export function posture(c: StackConfig): Posture {
             sysctl: sysctlEntries(c),
             sshdEffective: sshdExpectedEffective(c),
             journald: { ...c.host.journald },
+            os: { ...c.host.os, disabledModules: [...c.host.os.disabledModules] },
             unattendedUpgrades: { ...c.host.unattendedUpgrades },
             dockerDaemon: dockerDaemonConfig(c),
         },

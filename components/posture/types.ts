@@ -211,6 +211,7 @@ export interface HostBaselinePosture {
     sysctl: SysctlEntry[];
     sshdEffective: string[];
     journald: { maxRetentionDays: number; systemMaxUse: string };
+    os: { banner: string; coreDumps: boolean; disabledModules: string[] };
     unattendedUpgrades: { enabled: boolean; autoReboot: boolean; autoRebootTime: string; restartServices: "auto" | "list"; applyAtConverge: boolean; applyTimeoutSeconds: number };
     dockerDaemon: Record<string, unknown>;
 }

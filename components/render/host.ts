@@ -194,6 +194,53 @@ function renderJournaldStep(c: StackConfig): HostScript {
 }
 
 // ---------------------------------------------------------------------------------------------
+// OS baseline: login notice, core dumps, kernel modules (citadel:host.os)
+// ---------------------------------------------------------------------------------------------
+
+export const ISSUE_PATH = "/etc/issue";
+export const ISSUE_NET_PATH = "/etc/issue.net";
+/** pam_limits (Debian's /etc/pam.d/sshd and login) reads limits.d for every login session. */
+export const CORE_LIMITS_PATH = "/etc/security/limits.d/10-citadel-coredump.conf";
+/** systemd-coredump, when installed, handles services' crashes: it stores nothing. */
+export const COREDUMP_CONF_PATH = "/etc/systemd/coredump.conf.d/10-citadel.conf";
+export const MODPROBE_PATH = "/etc/modprobe.d/citadel-disabled-modules.conf";
+
+/**
+ * The files of the os-baseline step. /etc/issue and /etc/issue.net are conffiles of base-files:
+ * dpkg only asks about them when Debian ships a different version of the file, which it has not
+ * done within a release (and the step puts the notice back after any upgrade that replaced it).
+ */
+export function osBaselineFiles(c: StackConfig): HostFile[] {
+    const o = c.host.os;
+    const f = (p: string, content: string): HostFile => ({ path: p, content, mode: "0644", owner: "root", group: "root" });
+    const files = [f(ISSUE_PATH, `${o.banner.trimEnd()}\n\n`), f(ISSUE_NET_PATH, `${o.banner.trimEnd()}\n`)];
+    if (!o.coreDumps) {
+        files.push(f(CORE_LIMITS_PATH, renderTemplate("host/coredump-limits.conf.hbs", {})), f(COREDUMP_CONF_PATH, renderTemplate("host/coredump.conf.hbs", {})));
+    }
+    if (o.disabledModules.length > 0) files.push(f(MODPROBE_PATH, renderTemplate("host/modprobe.conf.hbs", { modules: o.disabledModules })));
+    return files;
+}
+
+function renderOsBaselineStep(c: StackConfig): HostScript {
+    const o = c.host.os;
+    const files = osBaselineFiles(c);
+    const declared = new Set(files.map((x) => x.path));
+    return {
+        name: "os-baseline",
+        description: `os-baseline: login notice in /etc/issue and /etc/issue.net, core dumps ${o.coreDumps ? "allowed" : "off"}, ${o.disabledModules.length} kernel modules never loaded`,
+        script: renderTemplate("host/os-baseline.sh.hbs", {
+            lib: lib(),
+            files,
+            // Citadel's own files that this config does not declare (core dumps allowed again, no
+            // modules disabled) are removed, so turning a control off really turns it off.
+            removed: [CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH].filter((p) => !declared.has(p)),
+            modprobe: declared.has(MODPROBE_PATH) ? { index: files.findIndex((x) => x.path === MODPROBE_PATH), modules: o.disabledModules } : undefined,
+        }),
+        files,
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Docker engine
 // ---------------------------------------------------------------------------------------------
 
@@ -239,5 +286,5 @@ function lib(): string {
 
 /** The host baseline steps, in the order they should run (docker last: it may take a while to install). */
 export function renderHostBaseline(c: StackConfig): HostScript[] {
-    return [renderSysctlStep(c), renderUnattendedUpgradesStep(c), renderJournaldStep(c), renderDockerStep(c)];
+    return [renderSysctlStep(c), renderUnattendedUpgradesStep(c), renderJournaldStep(c), renderOsBaselineStep(c), renderDockerStep(c)];
 }

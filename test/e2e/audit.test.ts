@@ -360,6 +360,17 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             repair: "rm -f /etc/systemd/journald.conf.d/zz-audit-fault.conf; systemctl restart systemd-journald",
         }));
 
+    // zz- sorts after Citadel's 10- file: pam_limits lets the later line for the same domain win.
+    it("fault: a limits.d file allowing core dumps again and an edited /etc/issue.net → in-os-baseline", () =>
+        fault({
+            only: ["in-os-baseline"],
+            expect: {
+                "in-os-baseline": [/^core dump limit of a login session \(ulimit -Hc\): expected 0 \| actual unlimited$/, /^\/etc\/issue\.net: expected as declared \(sha256 [0-9a-f]{12}\) \| actual changed/],
+            },
+            inject: "printf '* hard core unlimited\\n' > /etc/security/limits.d/zz-audit-fault.conf && cp -p /etc/issue.net /root/issue.net.audit-fault && echo 'Debian GNU/Linux 12' > /etc/issue.net",
+            repair: "rm -f /etc/security/limits.d/zz-audit-fault.conf; mv /root/issue.net.audit-fault /etc/issue.net",
+        }));
+
     // The VPS's kernel-wide keys are read-only (its kernel is this machine's: in-sysctl lists them as
     // skipped); net.* is the VPS's own network namespace, writable as on a real host.
     it("fault: ICMP redirects accepted again (sysctl -w) → in-sysctl", () =>

@@ -14,6 +14,11 @@ import type { TestContext } from "node:test";
 import { parseConfigOrThrow, StackConfig } from "../../components/config";
 import {
     AUTO_UPGRADES_PATH,
+    CORE_LIMITS_PATH,
+    COREDUMP_CONF_PATH,
+    ISSUE_NET_PATH,
+    ISSUE_PATH,
+    MODPROBE_PATH,
     DOCKER_DAEMON_JSON_PATH,
     dockerDaemonConfig,
     JOURNALD_PATH,
@@ -106,7 +111,7 @@ describe("host scripts: shellcheck", () => {
     it("steps are named as the lead wires them", () => {
         assert.deepEqual(
             renderHostBaseline(prodConfig()).map((s) => s.name),
-            ["sysctl", "unattended-upgrades", "journald", "docker"],
+            ["sysctl", "unattended-upgrades", "journald", "os-baseline", "docker"],
         );
     });
 });
@@ -368,6 +373,73 @@ describe("journald", () => {
             assert.match(second.stdout, /citadel: journald: unchanged/);
         } finally {
             fs.rmSync(etc, { recursive: true, force: true });
+        }
+    });
+});
+
+describe("os-baseline: login notice, core dumps, kernel modules", () => {
+    it("bad values name the key and the fix", () => {
+        assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { banner: "Authorized use only \\l" } } })), /citadel:host\.os\.banner.*backslash, which agetty reads as an escape/s);
+        assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { banner: "  " } } })), /citadel:host\.os\.banner.*is empty/s);
+        assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { disabledModules: ["dccp", "usb storage"] } } })), /citadel:host\.os\.disabledModules.*is not a kernel module name/s);
+    });
+
+    it("the step in a Debian 12 server image with kmod: installs, is unchanged, repairs, refuses a module file modprobe misreads, removes what is no longer declared", { timeout: 10 * 60_000 }, async (t) => {
+        if (!requireRootAs(t, "a Docker engine")) return;
+        const engine = await requireDocker(t);
+        if (!engine) return;
+        await ensureVpsImage();
+        const name = `citadel-test-os-baseline-${randomBytes(4).toString("hex")}`;
+        t.after(async () => {
+            run("docker", ["rm", "--force", name], { timeout: 60_000 });
+            if (engine.started) await stopDockerd({ onlyIfIdle: true });
+        });
+        const up = run("docker", ["run", "--detach", "--name", name, "--entrypoint", "sleep", VPS_IMAGE, "infinity"], { timeout: 60_000 });
+        assert.equal(up.code, 0, up.stderr);
+        const inside = (script: string) => run("docker", ["exec", "-i", name, "bash", "-s"], { input: script, timeout: 5 * 60_000 });
+        // A server has kmod (the lab image does not: it never loads modules): the step's modprobe check runs.
+        const kmod = inside("set -e; apt-get -qq update >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get -qq install --no-install-recommends kmod >/dev/null; command -v modprobe");
+        assert.equal(kmod.code, 0, kmod.stdout + kmod.stderr);
+        const read = (p: string) => inside(`cat ${p}`).stdout;
+        const c = prodConfig();
+        const s = step(c, "os-baseline");
+        assert.deepEqual(s.files.map((f) => f.path), [ISSUE_PATH, ISSUE_NET_PATH, CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH]);
+
+        const first = inside(s.script);
+        assert.equal(first.code, 0, first.stdout + first.stderr);
+        for (const f of s.files) {
+            assert.match(first.stdout, new RegExp(`installed ${f.path.replace(/\./g, "\\.")}`));
+            assert.equal(read(f.path), f.content, f.path);
+        }
+        assert.match(read(ISSUE_NET_PATH), /Authorized access only/);
+        // What the kernel would do on a load request, read by modprobe from the installed file.
+        for (const m of c.host.os.disabledModules) assert.match(inside(`modprobe --dry-run --verbose ${m}`).stdout, /^install \/bin\/false/m, m);
+
+        const second = inside(s.script);
+        assert.equal(second.code, 0, second.stdout + second.stderr);
+        assert.match(second.stdout, /citadel: os-baseline: unchanged/);
+
+        // An upgrade (or an operator) put Debian's notice back: the next run restores the declared one.
+        inside(`echo 'Debian GNU/Linux 12' > ${ISSUE_NET_PATH}`);
+        const repaired = inside(s.script);
+        assert.match(repaired.stdout, /installed \/etc\/issue\.net/);
+        assert.equal(read(ISSUE_NET_PATH), s.files[1].content);
+
+        // A module file modprobe misreads (a typo in a line) is refused before it is installed.
+        const before = read(MODPROBE_PATH);
+        const broken = inside(s.script.replace("install dccp /bin/false", "instal dccp /bin/false"));
+        assert.notEqual(broken.code, 0);
+        assert.match(broken.stderr, /modprobe does not read the staged module file as intended for dccp/);
+        assert.equal(read(MODPROBE_PATH), before, "the live file changed");
+
+        // Allowing core dumps and no module list removes Citadel's files (turning a control off is real).
+        const off = step(parseConfigOrThrow(prodWith({ host: { os: { coreDumps: true, disabledModules: [] } } })), "os-baseline");
+        assert.deepEqual(off.files.map((f) => f.path), [ISSUE_PATH, ISSUE_NET_PATH]);
+        const r = inside(off.script);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        for (const p of [CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH]) {
+            assert.match(r.stdout, new RegExp(`removed ${p.replace(/\./g, "\\.")} \\(no longer declared\\)`));
+            assert.equal(inside(`test -e ${p}`).code, 1, p);
         }
     });
 });
