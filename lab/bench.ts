@@ -41,6 +41,30 @@ function onVps(cmd: string, input?: string): string {
     return runOk("docker", ["exec", "-i", LOCAL_VPS, "bash", "-c", cmd], { input: input ?? "", timeout: 1_800_000 });
 }
 
+interface LynisFigures {
+    index: number;
+    warnings: number;
+    suggestions: number;
+    /** Test ids of the warnings (what is still open). */
+    warningIds: string[];
+}
+
+/**
+ * Lynis (Debian's package) on the converged VPS: its hardening index, warnings and suggestions.
+ * Installed for the measurement only, after every other figure (the VPS is thrown away after the
+ * bench); its report file is parsed rather than its screen output.
+ */
+function lynisFigures(): LynisFigures {
+    onVps("DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=120 install --no-install-recommends lynis >/dev/null");
+    onVps("lynis audit system --quick --no-colors --report-file /root/lynis-report.dat >/dev/null 2>&1 || true");
+    const report = onVps("cat /root/lynis-report.dat");
+    const values = (key: string) => [...report.matchAll(new RegExp(`^${key}=(.*)$`, "gm"))].map((m) => m[1]);
+    const index = Number(values("hardening_index")[0]);
+    if (!Number.isFinite(index)) throw new Error("lynis wrote no hardening_index");
+    const warnings = values("warning\\[\\]");
+    return { index, warnings: warnings.length, suggestions: values("suggestion\\[\\]").length, warningIds: warnings.map((w) => w.split("|")[0]) };
+}
+
 interface Drill {
     backupS: number;
     backupBytes: number;
@@ -176,6 +200,14 @@ async function main(): Promise<void> {
         drillError = (e as Error).message;
     }
 
+    let lynis: LynisFigures | undefined;
+    let lynisError = "";
+    try {
+        lynis = lynisFigures();
+    } catch (e) {
+        lynisError = (e as Error).message;
+    }
+
     const row = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
     console.log("\nCitadel bench (local VPS, real engine; one run, side by side)");
     row("VPS boot to SSH (not counted)", `${boot.toFixed(1)} s`);
@@ -198,6 +230,8 @@ async function main(): Promise<void> {
         row("after restore", `${drill.rows}/${DRILL_ROWS} rows, Redis key ${drill.key}`);
         row("SSH sessions: restore", String(drill.sessions));
     } else row("restore drill", `FAILED: ${drillError}`);
+    if (lynis) row("Lynis hardening index (converged VPS)", `${lynis.index}  ${lynis.warnings} warnings [${lynis.warningIds.join(", ")}], ${lynis.suggestions} suggestions`);
+    else row("Lynis", `FAILED: ${lynisError}`);
     if (!drill || drill.restoreCode !== 0) process.exitCode = 1;
     if (!cli.keep) await down();
     if (cli.hcloud) await benchHcloud(row);
