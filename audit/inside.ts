@@ -539,13 +539,24 @@ const inOsBaseline: CheckDef = {
         undeclared.forEach((p, i) => {
             if (out[files.length + i] !== "absent") drift.push({ what: p, expected: "absent (not declared)", actual: "present" });
         });
-        // The limit a login session really gets (pam_limits), not only the file.
+        // The limit a login session really gets (pam_limits), and each running container's main
+        // process (daemon.json default-ulimits), not only the files.
         let live = "";
+        let containersChecked = 0;
         if (!o.coreDumps) {
             live = must(t, "ulimit -Hc").trim();
             if (live !== "0") drift.push({ what: "core dump limit of a login session (ulimit -Hc)", expected: "0", actual: live });
+            const lines = must(t, `sudo -n sh -c 'for c in $(docker ps -q); do printf "%s " "$(docker inspect -f "{{.Name}}" "$c")"; awk "/^Max core file size/ {print \\$6}" /proc/$(docker inspect -f "{{.State.Pid}}" "$c")/limits; done'`)
+                .trim()
+                .split("\n")
+                .filter(Boolean);
+            for (const l of lines) {
+                const [name, hard] = l.trim().split(/\s+/);
+                containersChecked++;
+                if (hard !== "0") drift.push({ what: `core dump limit of container ${name.replace(/^\//, "")}`, expected: "0 (daemon.json default-ulimits; a container created before it keeps its limit until it is re-created)", actual: hard ?? "(unreadable)" });
+            }
         }
-        return fromDrift(drift, `${files.length} files as declared${o.coreDumps ? "" : `, core dumps off (ulimit -Hc ${live})`}, ${o.disabledModules.length} modules disabled`);
+        return fromDrift(drift, `${files.length} files as declared${o.coreDumps ? "" : `, core dumps off (ulimit -Hc ${live}, ${containersChecked} containers at 0)`}, ${o.disabledModules.length} modules disabled`);
     },
 };
 

@@ -37,9 +37,15 @@ done
 # the lab build). Its progress goes to stderr: stdout is the preview (JSON with --json).
 bash "$root/lab/prereqs.sh" engine >&2
 # A throwaway operator key: the preview connects nowhere, but the program reads the key file.
-key="$root/.cache/preview/operator_key"
+# One per CITADEL_STATE_SCOPE (previews side by side), made under a temporary name and renamed: a
+# second preview never sees half a key, nor meets ssh-keygen's overwrite prompt.
+key="$root/.cache/preview/operator_key${CITADEL_STATE_SCOPE:+-$CITADEL_STATE_SCOPE}"
 mkdir -p "$(dirname "$key")"
-[ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C citadel-preview -f "$key"
+if [ ! -f "$key" ]; then
+  tmp_key="$key.tmp.$$"
+  ssh-keygen -q -t ed25519 -N '' -C citadel-preview -f "$tmp_key" </dev/null
+  mv -f "$tmp_key.pub" "$key.pub" && mv -f "$tmp_key" "$key"
+fi
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-citadel-preview}"
 exec bash "$root/lab/pulumi-stack.sh" --fresh "${stack_file[@]}" \
   --secret "hcloud:token=$(printf 'p%.0s' $(seq 64))" \

@@ -28,11 +28,13 @@ export CITADEL_E2E_SHARED_VPS=citadel-e2e
 engine_before=0
 docker info >/dev/null 2>&1 && engine_before=1
 shared_down() {
-  # A run stopped half-way leaves the shared VPS up: the next run starts from scratch. At the end the
-  # Docker engine is stopped too, when the tests started it (its pid file) and nothing else runs on it.
-  local stop=()
+  # A run stopped half-way leaves the shared VPS up: the next run starts from scratch. At the start the
+  # Docker engine comes up (once, for every file); at the end it is stopped, when the tests started it
+  # (its pid file) and nothing else runs on it.
+  local stop=() action=down
+  [ "$1" = start ] && action=start
   [ "$1" = end ] && [ "$engine_before" = 0 ] && stop=(--stop-dockerd)
-  node_modules/.bin/tsx test/e2e/shared-vps.ts down "${stop[@]}" || echo "[test] could not remove the shared VPS $CITADEL_E2E_SHARED_VPS" >&2
+  node_modules/.bin/tsx test/e2e/shared-vps.ts "$action" "${stop[@]}" || echo "[test] could not start Docker or remove the shared VPS $CITADEL_E2E_SHARED_VPS (tests that need them fail under CI=true, skip elsewhere)" >&2
 }
 shared_down start
 # The non-e2e files two at a time (2 cores; each file keeps to its own names, namespaces, ports and

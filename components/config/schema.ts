@@ -455,8 +455,10 @@ const HostSchema = obj({
      */
     os: obj({
         /**
-         * The notice in /etc/issue (console) and /etc/issue.net (network logins): who may use the host
-         * and that it is monitored. Plain text, no backslashes (agetty reads them as escapes).
+         * The notice in /etc/issue (the provider's console) and /etc/issue.net (telnet-style network
+         * logins; sshd shows no pre-login banner here, since every SSH client, Pulumi's included, would
+         * receive it): who may use the host and that it is monitored. Plain text, no backslashes
+         * (agetty reads them as escapes).
          */
         banner: checked(str(), (v) =>
             v.trim() === ""

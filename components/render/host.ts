@@ -208,7 +208,8 @@ export const MODPROBE_PATH = "/etc/modprobe.d/citadel-disabled-modules.conf";
 /**
  * The files of the os-baseline step. /etc/issue and /etc/issue.net are conffiles of base-files:
  * dpkg only asks about them when Debian ships a different version of the file, which it has not
- * done within a release (and the step puts the notice back after any upgrade that replaced it).
+ * done within a release; should one replace the notice, in-os-baseline reports it and the step's
+ * next run (its script changed) puts it back.
  */
 export function osBaselineFiles(c: StackConfig): HostFile[] {
     const o = c.host.os;
@@ -261,6 +262,9 @@ export function dockerDaemonConfig(c: StackConfig): Record<string, unknown> {
         "log-opts": { "max-size": c.host.docker.logMaxSize, "max-file": String(c.host.docker.logMaxFile) },
         "ip-forward": true,
         iptables: true,
+        // docker.io's unit runs dockerd with LimitCORE=infinity, which every container inherits: a
+        // crashed Postgres or app would write its memory, secrets included, into its working directory.
+        ...(c.host.os.coreDumps ? {} : { "default-ulimits": { core: { Name: "core", Hard: 0, Soft: 0 } } }),
     };
 }
 

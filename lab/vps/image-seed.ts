@@ -88,7 +88,12 @@ if ! cp -al -- "$seed/." "$dst" 2>/dev/null; then
   exec cp -a -- "$seed/." "$dst"
 fi
 find "$dst" -path "$dst/overlay2/*/diff" -prune -o -type f -links +1 -print0 |
-  while IFS= read -r -d '' f; do cp -a -- "$f" "$f.citadel-copy" && mv -f -- "$f.citadel-copy" "$f"; done`;
+  while IFS= read -r -d '' f; do
+    # A copy that fails must fail the whole copy: left hard-linked, dockerd's in-place writes to this
+    # file would change the seed every later VPS starts from.
+    cp -a -- "$f" "$f.citadel-copy" || exit 1
+    mv -f -- "$f.citadel-copy" "$f" || exit 1
+  done`;
 
 /**
  * Fills an empty `dockerDir` (a new VPS's /var/lib/docker) from the seed for `images`, building the
@@ -107,32 +112,39 @@ export async function seedImageStore(dockerDir: string, images: string[]): Promi
     fs.mkdirSync(SEEDS_DIR, { recursive: true });
     if (fs.existsSync(OLD_SEEDS_DIR)) removeCacheTree(OLD_SEEDS_DIR);
     const drop = (dir: string) => removeCacheTree(dir, MACHINE_CACHE_DIR);
+    // Built if missing and copied under the seed's own lock, so that another clone pruning it (below)
+    // never removes it half-way through a copy.
     await withCacheLock(
         `image-seed-${key}`,
         async () => {
-            if (fs.existsSync(path.join(seed, COMPLETE))) return;
-            // Seeds of the same tags with older builds are dead weight: one per set of tags is kept.
-            for (const old of fs.readdirSync(SEEDS_DIR)) if (old !== key && old.startsWith(`${tags}-`) && !old.endsWith(".tmp")) drop(path.join(SEEDS_DIR, old));
-            const tmp = `${seed}.tmp`;
-            if (fs.existsSync(tmp)) drop(tmp);
-            fs.mkdirSync(tmp);
-            try {
-                await buildSeed(tmp, images);
-                fs.writeFileSync(path.join(tmp, COMPLETE), ids.join("\n") + "\n");
-                if (fs.existsSync(seed)) drop(seed);
-                fs.renameSync(tmp, seed);
-            } catch (e) {
-                drop(tmp);
-                throw e;
+            if (!fs.existsSync(path.join(seed, COMPLETE))) {
+                const tmp = `${seed}.tmp`;
+                if (fs.existsSync(tmp)) drop(tmp);
+                fs.mkdirSync(tmp);
+                try {
+                    await buildSeed(tmp, images);
+                    fs.writeFileSync(path.join(tmp, COMPLETE), ids.join("\n") + "\n");
+                    if (fs.existsSync(seed)) drop(seed);
+                    fs.renameSync(tmp, seed);
+                } catch (e) {
+                    drop(tmp);
+                    throw e;
+                }
             }
+            const t0 = Date.now();
+            fs.mkdirSync(dockerDir, { recursive: true });
+            runOk("bash", ["-c", COPY_SEED, "copy-seed", seed, dockerDir], { timeout: 10 * 60_000 });
+            fs.rmSync(path.join(dockerDir, COMPLETE), { force: true });
+            progress(`VPS image store copied from the seed (${seconds(t0)} s)`);
         },
         undefined,
         MACHINE_CACHE_DIR,
     );
-    const t0 = Date.now();
-    fs.mkdirSync(dockerDir, { recursive: true });
-    runOk("bash", ["-c", COPY_SEED, "copy-seed", seed, dockerDir], { timeout: 10 * 60_000 });
-    fs.rmSync(path.join(dockerDir, COMPLETE), { force: true });
-    progress(`VPS image store copied from the seed (${seconds(t0)} s)`);
+    // Seeds of the same tags with older builds are dead weight: one per set of tags is kept. A seed
+    // another process holds (a clone at another commit, copying from it) is left for a later run.
+    for (const old of fs.readdirSync(SEEDS_DIR)) {
+        if (old === key || !old.startsWith(`${tags}-`) || old.endsWith(".tmp") || old.endsWith(".lock")) continue;
+        await withCacheLock(`image-seed-${old}`, async () => drop(path.join(SEEDS_DIR, old)), 0, MACHINE_CACHE_DIR).catch(() => undefined);
+    }
     return true;
 }

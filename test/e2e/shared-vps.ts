@@ -28,12 +28,15 @@ export function sharing(vpsName: string): boolean {
 }
 
 async function main(args: string[]): Promise<void> {
-    if (args[0] !== "down" || !SHARED_VPS) {
-        process.stderr.write("usage: CITADEL_E2E_SHARED_VPS=<name> tsx test/e2e/shared-vps.ts down [--stop-dockerd]\n");
+    if (!["down", "start"].includes(args[0]) || !SHARED_VPS) {
+        process.stderr.write("usage: CITADEL_E2E_SHARED_VPS=<name> tsx test/e2e/shared-vps.ts start|down [--stop-dockerd]\n");
         process.exitCode = 2;
         return;
     }
-    const { dockerReady, stopDockerd } = await import("../../lab/vps/dockerd");
+    const { dockerReady, ensureDockerd, stopDockerd } = await import("../../lab/vps/dockerd");
+    // start: the engine comes up once, before the test files that run side by side. A file that had
+    // started it itself would stop it when it ends, under another file's image build.
+    if (args[0] === "start") await ensureDockerd();
     if (!dockerReady()) return; // no engine, so no VPS either
     const { containerState } = await import("../../lab/vps/vps");
     if (containerState(SHARED_VPS) !== undefined) {

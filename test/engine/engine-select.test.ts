@@ -30,7 +30,8 @@ describe("the Pulumi CLI on PATH is used; the lab build is the fallback", { skip
     let calls = "";
     let env: NodeJS.ProcessEnv = {};
     const preview = (extra: NodeJS.ProcessEnv = {}) =>
-        run("bash", [path.join(ROOT, "lab", "preview.sh"), "--json"], { env: { ...env, ...extra }, timeout: 300_000 });
+        // Its own state and work directory (the test files run two at a time: preview.test.ts previews too).
+        run("bash", [path.join(ROOT, "lab", "preview.sh"), "--json"], { env: { ...env, CITADEL_STATE_SCOPE: "engine-select", ...extra }, timeout: 300_000 });
     const select = (extra: NodeJS.ProcessEnv = {}) => run("bash", [path.join(ROOT, "lab", "engine", "select.sh")], { env: { ...env, ...extra } });
 
     before(() => {

@@ -14,7 +14,8 @@ if (engineMissing && IN_CI) throw new Error("the Pulumi engine is not built: run
 const skip = engineMissing ? "engine not built: run bash lab/engine/build.sh" : false;
 
 function preview(...args: string[]) {
-    return run("bash", [path.join(ROOT, "lab", "preview.sh"), ...args], { timeout: 300_000, env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "citadel-test" } });
+    // Its own state and work directory (the test files run two at a time: engine-select.test.ts previews too).
+    return run("bash", [path.join(ROOT, "lab", "preview.sh"), ...args], { timeout: 300_000, env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "citadel-test", CITADEL_STATE_SCOPE: "preview-test" } });
 }
 
 /** "urn:pulumi:prod::citadel::a$b$c::name" → ["a$b$c", "name"]. */
@@ -74,7 +75,7 @@ describe("engine: real pulumi preview of the prod example", { skip }, () => {
     });
 
     it("leaks no key material or token into its JSON", () => {
-        const key = fs.readFileSync(path.join(ROOT, ".cache", "preview", "operator_key"), "utf8");
+        const key = fs.readFileSync(path.join(ROOT, ".cache", "preview", "operator_key-preview-test"), "utf8");
         const body = key.split("\n").filter((l) => l && !l.startsWith("-----"));
         for (const line of body) assert.ok(!raw.includes(line), "a line of the operator's private key is in the preview");
         assert.ok(!raw.includes("PRIVATE KEY"), "private key armour in the preview");

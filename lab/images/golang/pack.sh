@@ -23,8 +23,9 @@ mkdir -p "$pruned"
 # The same platform as the image's build (CGO_ENABLED=0): the same package set.
 export GOMODCACHE=$full GOPROXY="file://$host_cache/cache/download,$host_proxy" GOFLAGS=-mod=mod CGO_ENABLED=0
 go mod download
-# One line per non-standard package: its directory, its module's directory, its embedded files.
-go list -deps -f '{{if .Module}}{{.Dir}}{{"\t"}}{{.Module.Dir}}{{range .EmbedFiles}}{{"\t"}}{{.}}{{end}}{{end}}' . > "$tmp/packages"
+# One line per package of a dependency (not the standard library, not images/caddy itself): its
+# directory, its module's directory, its embedded files.
+go list -deps -f '{{if and .Module (not .Module.Main)}}{{.Dir}}{{"\t"}}{{.Module.Dir}}{{range .EmbedFiles}}{{"\t"}}{{.}}{{end}}{{end}}' . > "$tmp/packages"
 [ -s "$tmp/packages" ] || { echo "pack: go list named no package" >&2; exit 1; }
 while IFS=$'\t' read -r dir module embeds; do
   rel=${dir#"$full"/} mrel=${module#"$full"/}
