@@ -21,15 +21,17 @@ export interface HostConnection {
     hostKey: pulumi.Input<string>;
 }
 
-export function connectionArgs(conn: HostConnection): command.types.input.remote.ConnectionArgs {
+/** Dials of a step before it fails: a fresh server may still be booting, so about two minutes. */
+export const HOST_DIAL_TRIES = 24;
+
+export function connectionArgs(conn: HostConnection, dialTries = HOST_DIAL_TRIES): command.types.input.remote.ConnectionArgs {
     return {
         host: conn.host,
         port: conn.port,
         user: conn.user,
         privateKey: conn.privateKey,
         hostKey: conn.hostKey,
-        // A fresh server may still be booting: retry the dial for about two minutes, then fail.
-        dialErrorLimit: 24,
+        dialErrorLimit: dialTries,
         perDialTimeout: 5,
     };
 }
@@ -66,7 +68,7 @@ export class StepGraph {
  * trigger so the step re-runs when, and only when, what it pushes changes.
  */
 export function hostStep(
-    step: Pick<HostScript, "name" | "script">,
+    step: Pick<HostScript, "name" | "script" | "dialTries">,
     conn: HostConnection,
     opts: pulumi.CustomResourceOptions & { extraTriggers?: pulumi.Input<string>[] } = {},
 ): command.remote.Command {
@@ -74,7 +76,7 @@ export function hostStep(
     return new command.remote.Command(
         step.name,
         {
-            connection: connectionArgs(conn),
+            connection: connectionArgs(conn, step.dialTries),
             create: sudoScript(step.script),
             triggers: [sha256(step.script), ...(extraTriggers ?? [])],
         },

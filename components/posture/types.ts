@@ -65,6 +65,8 @@ export interface HostStepPosture {
     secretFile?: string;
     /** Re-run the step when these containers are re-created (their ids are triggers). */
     rerunWith?: string[];
+    /** Dials before the step fails, when not the default (render/types.ts HostScript.dialTries). */
+    dialTries?: number;
 }
 
 export interface NetworkAttachment {

@@ -169,6 +169,9 @@ export function renderSshd(c: StackConfig): HostScript {
     };
 }
 
+/** Dials of the sshd-confirm step before it fails (see renderSshdConfirm). */
+export const SSHD_CONFIRM_DIAL_TRIES = 6;
+
 /**
  * The confirmation half of the sshd step: run on its own NEW connection after the reload (a separate
  * remote command that waits for the sshd step), it disarms the rollback. Its script names the sshd
@@ -186,6 +189,10 @@ export function renderSshdConfirm(c: StackConfig, sshd: HostScript = renderSshd(
         description: `sshd: a new SSH connection after the reload confirms the drop-in and disarms the rollback (else the host restores the previous one within ${c.ssh.rollbackSeconds} s)`,
         script,
         files: [],
+        // The host is up and its sshd was reloaded a moment ago: a refused handshake is the new
+        // drop-in locking us out, not a boot. Six dials (about 20 s) say so, where the two minutes
+        // of a booting server's retries only delay the failure the rollback answers anyway.
+        dialTries: SSHD_CONFIRM_DIAL_TRIES,
     };
 }
 

@@ -9,6 +9,8 @@ import { loadProgramInputs } from "../../components/program";
 import { existingConfig, existingRaw, prodConfig, prodRaw } from "../fixtures";
 import { sha256 } from "../../components/render/script";
 import { posture } from "../../components/posture";
+import { HOST_DIAL_TRIES } from "../../components/host-step";
+import { SSHD_CONFIRM_DIAL_TRIES } from "../../components/render/sshd";
 
 const FAKE_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n";
 const NOW = new Date("2026-11-23T12:00:00Z");
@@ -136,7 +138,10 @@ describe("stack: prod example (target hcloud)", () => {
                 const script = s.inputs.create.split("\n").slice(1, -2).join("\n") + "\n";
                 assert.equal(s.inputs.triggers[0], sha256(script), `${s.name}: trigger is not the hash of its script`);
             }
+            // A booting server gets two minutes of dials; the sshd confirmation, right after a reload, fails fast.
+            assert.equal(s.inputs.connection.dialErrorLimit, s.name === "sshd-confirm" ? SSHD_CONFIRM_DIAL_TRIES : HOST_DIAL_TRIES, `${s.name}: dial tries`);
         }
+        assert.ok(steps.some((s) => s.name === "sshd-confirm"));
     });
 
     it("a rotated bouncer key re-runs the intrusion step (secret hash trigger)", async () => {
