@@ -381,6 +381,25 @@ describe("journald", () => {
     });
 });
 
+/**
+ * A throwaway container of the lab's Debian 12 server image (no systemd: a step's own work only),
+ * removed after the test; returns a runner for scripts inside it as root, or undefined when skipped.
+ */
+async function serverImageContainer(t: TestContext, what: string): Promise<((script: string) => RunResult) | undefined> {
+    if (!requireRootAs(t, "a Docker engine")) return undefined;
+    const engine = await requireDocker(t);
+    if (!engine) return undefined;
+    await ensureVpsImage();
+    const name = `citadel-test-${what}-${randomBytes(4).toString("hex")}`;
+    t.after(async () => {
+        run("docker", ["rm", "--force", name], { timeout: 60_000 });
+        if (engine.started) await stopDockerd({ onlyIfIdle: true });
+    });
+    const up = run("docker", ["run", "--detach", "--name", name, "--entrypoint", "sleep", VPS_IMAGE, "infinity"], { timeout: 60_000 });
+    assert.equal(up.code, 0, up.stderr);
+    return (script: string) => run("docker", ["exec", "-i", name, "bash", "-s"], { input: script, timeout: 15 * 60_000 });
+}
+
 describe("os-baseline: login notice, core dumps, kernel modules", () => {
     it("bad values name the key and the fix", () => {
         assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { banner: "Authorized use only \\l" } } })), /citadel:host\.os\.banner.*backslash, which agetty reads as an escape/s);
@@ -389,18 +408,8 @@ describe("os-baseline: login notice, core dumps, kernel modules", () => {
     });
 
     it("the step in a Debian 12 server image with kmod: installs, is unchanged, repairs, refuses a module file modprobe misreads, removes what is no longer declared", { timeout: 10 * 60_000 }, async (t) => {
-        if (!requireRootAs(t, "a Docker engine")) return;
-        const engine = await requireDocker(t);
-        if (!engine) return;
-        await ensureVpsImage();
-        const name = `citadel-test-os-baseline-${randomBytes(4).toString("hex")}`;
-        t.after(async () => {
-            run("docker", ["rm", "--force", name], { timeout: 60_000 });
-            if (engine.started) await stopDockerd({ onlyIfIdle: true });
-        });
-        const up = run("docker", ["run", "--detach", "--name", name, "--entrypoint", "sleep", VPS_IMAGE, "infinity"], { timeout: 60_000 });
-        assert.equal(up.code, 0, up.stderr);
-        const inside = (script: string) => run("docker", ["exec", "-i", name, "bash", "-s"], { input: script, timeout: 5 * 60_000 });
+        const inside = await serverImageContainer(t, "os-baseline");
+        if (!inside) return;
         // A server has kmod (the lab image does not: it never loads modules): the step's modprobe check runs.
         const kmod = inside("set -e; apt-get -qq update >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get -qq install --no-install-recommends kmod >/dev/null; command -v modprobe");
         assert.equal(kmod.code, 0, kmod.stdout + kmod.stderr);
@@ -450,19 +459,9 @@ describe("os-baseline: login notice, core dumps, kernel modules", () => {
 
 describe("unattended-upgrades: the pending Debian-Security updates applied by the step (a Debian 12 server image)", () => {
     it("the step names and installs what is pending; with applyAtConverge off it leaves them; a second run finds none", { timeout: 20 * 60_000 }, async (t) => {
-        if (!requireRootAs(t, "a Docker engine")) return;
-        const engine = await requireDocker(t);
-        if (!engine) return;
         // The lab's server image: Debian 12 as built from the archive's release, behind Debian-Security.
-        await ensureVpsImage();
-        const name = `citadel-test-upgrades-${randomBytes(4).toString("hex")}`;
-        t.after(async () => {
-            run("docker", ["rm", "--force", name], { timeout: 60_000 });
-            if (engine.started) await stopDockerd({ onlyIfIdle: true });
-        });
-        const up = run("docker", ["run", "--detach", "--name", name, "--entrypoint", "sleep", VPS_IMAGE, "infinity"], { timeout: 60_000 });
-        assert.equal(up.code, 0, up.stderr);
-        const inside = (script: string) => run("docker", ["exec", "-i", name, "bash", "-s"], { input: script, timeout: 15 * 60_000 });
+        const inside = await serverImageContainer(t, "upgrades");
+        if (!inside) return;
         const scriptOf = (apply: boolean) => step(parseConfigOrThrow(prodWith({ host: { unattendedUpgrades: { applyAtConverge: apply } } })), "unattended-upgrades").script;
         // What unattended-upgrade itself would still install (its dry run, on fresh package lists).
         const pending = () => {
