@@ -151,11 +151,15 @@ describe("gateway-image host step on a Docker engine", () => {
         // Fault: a toolchain image without Go. The build fails with its log, the step fails, and the
         // tag still names the image built before (the running gateway is never left without one).
         const broken = renderGatewayImageScript(config(image, { ...LAB_FROM, goImage: BASE_IMAGE }), image);
+        const stopped = () => run("docker", ["ps", "--all", "--quiet", "--filter", "status=exited", "--filter", `ancestor=${BASE_IMAGE}`]).stdout.trim().split("\n").filter(Boolean).sort();
+        const stoppedBefore = stopped();
         const failed = runStep(broken.script);
         assert.notEqual(failed.code, 0, failed.out);
         assert.match(failed.out, /citadel: gateway-image: docker build of .* failed or took over 1800s/);
         assert.match(failed.out, /go: (command )?not found/);
         assert.equal(inspect(image, "{{.Id}}"), id, "the previous image keeps the tag");
+        // The failed build step's container is not left behind on the host (docker build --force-rm).
+        assert.deepEqual(stopped(), stoppedBefore, "a stopped build container was left behind");
         // Undone: the good inputs again, and the step is back to unchanged.
         const back = runStep(step.script);
         assert.equal(back.code, 0, back.out);
