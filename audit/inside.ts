@@ -1,6 +1,5 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
-import { createHash } from "node:crypto";
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
 import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_NETWORK, DATA_UID, GATEWAY_CONTAINER, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
 import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
@@ -18,7 +17,8 @@ function must(t: AuditTarget, cmd: string, timeoutMs?: number): string {
     return r.stdout;
 }
 
-import { CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH, osBaselineFiles, sysctlEntries, type SysctlEntry } from "../components/render/host";
+import { osBaselineFiles, osBaselineUndeclared, sysctlEntries, type SysctlEntry } from "../components/render/host";
+import { sha256 } from "../components/render/script";
 const inSshd: CheckDef = {
     id: "in-sshd",
     title: "sshd -T shows every declared setting (keys only, no root, limits, algorithms)",
@@ -526,14 +526,13 @@ const inOsBaseline: CheckDef = {
     run(t) {
         const o = t.config.host.os;
         const files = osBaselineFiles(t.config);
-        const declared = new Set(files.map((f) => f.path));
         const drift: Drift[] = [];
         // One round trip: each declared file's sha256 (or "absent"), then each Citadel file that must not be there.
-        const undeclared = [CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH].filter((p) => !declared.has(p));
+        const undeclared = osBaselineUndeclared(t.config);
         const paths = [...files.map((f) => f.path), ...undeclared];
         const out = must(t, `for f in ${paths.map(shellQuote).join(" ")}; do if [ -e "$f" ]; then sha256sum < "$f" | cut -d' ' -f1; else echo absent; fi; done`).trim().split("\n");
         files.forEach((f, i) => {
-            const want = createHash("sha256").update(f.content).digest("hex");
+            const want = sha256(f.content);
             if (out[i] !== want) drift.push({ what: f.path, expected: `as declared (sha256 ${want.slice(0, 12)})`, actual: out[i] === "absent" ? "absent" : `changed (sha256 ${(out[i] ?? "").slice(0, 12)})` });
         });
         undeclared.forEach((p, i) => {

@@ -206,6 +206,16 @@ export const COREDUMP_CONF_PATH = "/etc/systemd/coredump.conf.d/10-citadel.conf"
 export const MODPROBE_PATH = "/etc/modprobe.d/citadel-disabled-modules.conf";
 
 /**
+ * Citadel's own files of the step that this config does not declare (core dumps allowed again, no
+ * modules disabled): the step removes them and the audit expects them absent, so turning a control
+ * off really turns it off.
+ */
+export function osBaselineUndeclared(c: StackConfig): string[] {
+    const declared = new Set(osBaselineFiles(c).map((f) => f.path));
+    return [CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH].filter((p) => !declared.has(p));
+}
+
+/**
  * The files of the os-baseline step. /etc/issue and /etc/issue.net are conffiles of base-files:
  * dpkg only asks about them when Debian ships a different version of the file, which it has not
  * done within a release; should one replace the notice, in-os-baseline reports it and the step's
@@ -225,17 +235,15 @@ export function osBaselineFiles(c: StackConfig): HostFile[] {
 function renderOsBaselineStep(c: StackConfig): HostScript {
     const o = c.host.os;
     const files = osBaselineFiles(c);
-    const declared = new Set(files.map((x) => x.path));
+    const modprobeIndex = files.findIndex((x) => x.path === MODPROBE_PATH);
     return {
         name: "os-baseline",
         description: `os-baseline: login notice in /etc/issue and /etc/issue.net, core dumps ${o.coreDumps ? "allowed" : "off"}, ${o.disabledModules.length} kernel modules never loaded`,
         script: renderTemplate("host/os-baseline.sh.hbs", {
             lib: lib(),
             files,
-            // Citadel's own files that this config does not declare (core dumps allowed again, no
-            // modules disabled) are removed, so turning a control off really turns it off.
-            removed: [CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH].filter((p) => !declared.has(p)),
-            modprobe: declared.has(MODPROBE_PATH) ? { index: files.findIndex((x) => x.path === MODPROBE_PATH), modules: o.disabledModules } : undefined,
+            removed: osBaselineUndeclared(c),
+            modprobe: modprobeIndex >= 0 ? { index: modprobeIndex, modules: o.disabledModules } : undefined,
         }),
         files,
     };
