@@ -54,6 +54,11 @@ export const CHECKLIST: Record<string, PolicyLine[]> = {
     "in-postgres-tls": [S("- [ ] SSL/TLS connections enforced for PostgreSQL")],
     "in-redis-auth": [S("- [ ] Redis password configured (requirepass)")],
     "in-redis-commands": [S("- [ ] Dangerous commands disabled (FLUSHDB, FLUSHALL, KEYS)")],
+    "in-app-isolation": [
+        S("- [ ] Internal Docker network isolated from public"),
+        S("- [ ] Database accessible only from Docker network"),
+        S("- [ ] Redis accessible only from Docker network"),
+    ],
     "in-secret-files": [R("- [ ] All secrets stored securely (not in code)"), S("- [ ] Environment variables from Docker secrets or vault")],
     "in-journald": [R("| Logs | 90 days | Automated deletion |"), S("- [ ] Security event logging enabled")],
     // The policy names CIS Benchmarks as its reference for the host; these controls are CIS and Lynis's.

@@ -1,9 +1,10 @@
 // Checks from inside: over SSH as the admin user with `sudo -n`, the host key pinned. Each compares
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
-import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_NETWORK, DATA_UID, GATEWAY_CONTAINER, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
+import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_UID, GATEWAY_CONTAINER, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
+import { appContainerName, postgresClient, redisClient, dataNetworkName, postgresDatabaseOf, postgresRoleOf, redisKeyPrefixOf, redisUserOf } from "../components/posture/facts";
 import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
-import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_APP_USER, REDIS_CONTAINER } from "../components/render/data";
+import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
 import { crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
@@ -181,7 +182,7 @@ export function declaredContainers(c: StackConfig): DeclaredContainer[] {
 /** The subset of `docker inspect` the checks read. */
 interface Inspect {
     Name: string;
-    State: { Running: boolean; Status: string };
+    State: { Running: boolean; Status: string; Pid?: number };
     Config: { User: string; Env: string[] | null };
     HostConfig: { LogConfig?: { Type: string }; ReadonlyRootfs: boolean; CapDrop: string[] | null; CapAdd: string[] | null; SecurityOpt: string[] | null; Memory: number; NanoCpus: number; PidsLimit: number | null; Privileged: boolean };
     NetworkSettings: { Networks: Record<string, unknown> };
@@ -393,22 +394,30 @@ chmod 0400 "$d/pgpass"
 ${command}`;
 }
 
+/**
+ * psql from a throwaway container of the Postgres image on `app`'s own data network, as the app's
+ * role, to `database`. The password reaches the client as a libpq passfile: 0400, owned by the
+ * image's user, mounted read-only. Never an argument or an environment variable (docker inspect
+ * shows those).
+ */
+function psqlAs(t: AuditTarget, app: string, database: string, sslmode: string, sql: string): CommandResult {
+    const c = t.config;
+    return t.inside.sh(
+        `sudo -n bash -c ${shellQuote(pgPassfileRun(secretFilePath(app, "postgresPassword"), `docker run --rm --network ${dataNetworkName(app)} -v "$d/pgpass:${AUDIT_PGPASS}:ro" --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${database} user=${postgresRoleOf(app)} sslmode=${sslmode} connect_timeout=10 passfile=${AUDIT_PGPASS}" -tAc ${shellQuote(sql)}`))}`,
+        { timeoutMs: 60_000 },
+    );
+}
+
 const inPostgresTls: CheckDef = {
     id: "in-postgres-tls",
-    title: "Postgres refuses a non-TLS connection and accepts the app role over TLS",
+    title: "Postgres refuses a non-TLS connection and accepts an app's role over TLS",
     group: "inside",
     run(t) {
         const c = t.config;
         if (!c.postgres.enabled) return skip("citadel:postgres.enabled is false");
-        const app = c.apps.find((a) => a.data && a.secrets.includes("postgresPassword"));
+        const app = c.apps.find((a) => postgresClient(c, a));
         if (!app) return skip("no app holds postgresPassword to connect with");
-        // The password reaches the throwaway client as a libpq passfile: 0400, owned by the image's user,
-        // mounted read-only. Never an argument or an environment variable (docker inspect shows those).
-        const psql = (mode: string) =>
-            t.inside.sh(
-                `sudo -n bash -c ${shellQuote(pgPassfileRun(secretFilePath(app.name, "postgresPassword"), `docker run --rm --network ${DATA_NETWORK} -v "$d/pgpass:${AUDIT_PGPASS}:ro" --entrypoint psql ${c.postgres.image} "host=${POSTGRES_CONTAINER} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=${mode} connect_timeout=10 passfile=${AUDIT_PGPASS}" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"`))}`,
-                { timeoutMs: 60_000 },
-            );
+        const psql = (mode: string) => psqlAs(t, app.name, postgresDatabaseOf(app.name), mode, "select ssl from pg_stat_ssl where pid = pg_backend_pid()");
         const plain = psql("disable");
         const tls = psql("require");
         const drift: Drift[] = [];
@@ -420,44 +429,50 @@ const inPostgresTls: CheckDef = {
 };
 
 /**
- * redis-cli in the redis container, reading commands on stdin. As `user`, the first line sent is
- * `AUTH user password`, the password read from the app's secret file by bash (no argument, no env);
- * its reply is taken off the output (and shown instead when it is not OK).
+ * redis-cli in the redis container, reading commands on stdin. As an app's user, the first line sent
+ * is `AUTH user password`, the password read from the app's secret file by bash (no argument, no
+ * env); its reply is taken off the output (and shown instead when it is not OK).
  */
-function redisCli(t: AuditTarget, user: string | null, stdin: string): CommandResult {
-    const app = t.config.apps.find((a) => a.secrets.includes("redisPassword"));
+function redisCli(t: AuditTarget, app: string | null, stdin: string): CommandResult {
     const cli = `docker exec -i ${REDIS_CONTAINER} redis-cli -h 127.0.0.1 --no-auth-warning`;
-    if (!user || !app) return t.inside.sh(`sudo -n ${cli}`, { stdin, timeoutMs: 30_000 });
-    const script = `{ printf 'AUTH %s %s\\n' ${user} "$(<${secretFilePath(app.name, "redisPassword")})"; cat; } | ${cli}`;
+    if (!app) return t.inside.sh(`sudo -n ${cli}`, { stdin, timeoutMs: 30_000 });
+    const script = `{ printf 'AUTH %s %s\\n' ${redisUserOf(app)} "$(<${secretFilePath(app, "redisPassword")})"; cat; } | ${cli}`;
     const r = t.inside.sh(`sudo -n bash -c ${shellQuote(script)}`, { stdin, timeoutMs: 30_000 });
     const [authReply = "", ...rest] = r.stdout.split("\n");
     return { ...r, stdout: authReply.trim() === "OK" ? rest.join("\n") : `AUTH: ${authReply.trim()}\n` };
 }
 
+const redisApps = (c: StackConfig) => c.apps.filter((a) => redisClient(c, a)).map((a) => a.name);
+
 const inRedisAuth: CheckDef = {
     id: "in-redis-auth",
-    title: "Redis refuses unauthenticated clients; the app user authenticates",
+    title: "Redis refuses unauthenticated clients; each app's user authenticates",
     group: "inside",
     run(t) {
         if (!t.config.redis.enabled) return skip("citadel:redis.enabled is false");
         const drift: Drift[] = [];
         const anon = redisCli(t, null, "PING\n");
         if (!/NOAUTH|NOPERM|WRONGPASS/.test(anon.stdout + anon.stderr)) drift.push({ what: "PING without AUTH", expected: "NOAUTH", actual: (anon.stdout + anon.stderr).trim().slice(0, 120) });
-        if (!t.config.apps.some((a) => a.secrets.includes("redisPassword"))) return fromDrift(drift, "anonymous refused (no app holds redisPassword)");
-        const ok = redisCli(t, REDIS_APP_USER, "PING\n");
-        if (ok.stdout.trim() !== "PONG") drift.push({ what: `PING as ${REDIS_APP_USER}`, expected: "PONG", actual: (ok.stdout + ok.stderr).trim().slice(0, 120) });
-        return fromDrift(drift, "anonymous: NOAUTH; app user: PONG");
+        const apps = redisApps(t.config);
+        if (!apps.length) return fromDrift(drift, "anonymous refused (no app holds redisPassword)");
+        for (const app of apps) {
+            const ok = redisCli(t, app, "PING\n");
+            if (ok.stdout.trim() !== "PONG") drift.push({ what: `PING as ${redisUserOf(app)}`, expected: "PONG", actual: (ok.stdout + ok.stderr).trim().slice(0, 120) });
+        }
+        return fromDrift(drift, `anonymous: NOAUTH; ${apps.map(redisUserOf).join(", ")}: PONG`);
     },
 };
 
 const inRedisCommands: CheckDef = {
     id: "in-redis-commands",
-    title: "Redis denies the disabled commands to the app user",
+    title: "Redis denies the disabled commands to the app users",
     group: "inside",
     run(t) {
         const c = t.config;
         if (!c.redis.enabled) return skip("citadel:redis.enabled is false");
-        if (!c.apps.some((a) => a.secrets.includes("redisPassword"))) return skip("no app holds redisPassword to test with");
+        const app = redisApps(c)[0];
+        if (!app) return skip("no app holds redisPassword to test with");
+        const user = redisUserOf(app);
         // Probed live where that is harmless: FLUSHALL/FLUSHDB are only QUEUED inside MULTI and then
         // DISCARDed (an allowed one never runs; a denied one gets NOPERM at queue time), the others are
         // read-only forms. SHUTDOWN/MONITOR cannot be probed without harm (and are refused inside MULTI
@@ -465,7 +480,7 @@ const inRedisCommands: CheckDef = {
         const safe: Record<string, string> = {
             FLUSHALL: "MULTI\nFLUSHALL\nDISCARD\n",
             FLUSHDB: "MULTI\nFLUSHDB\nDISCARD\n",
-            KEYS: "KEYS citadel-audit-none-*\n",
+            KEYS: `KEYS ${redisKeyPrefixOf(app)}citadel-audit-none-*\n`,
             CONFIG: "CONFIG GET maxmemory\n",
             MODULE: "MODULE LIST\n",
             // Redis refuses DEBUG to every remote client unless enable-debug-command says otherwise; that
@@ -478,7 +493,7 @@ const inRedisCommands: CheckDef = {
         let acl: string | undefined;
         for (const cmd of cmds) {
             if (safe[cmd]) {
-                const r = redisCli(t, REDIS_APP_USER, safe[cmd]);
+                const r = redisCli(t, app, safe[cmd]);
                 const out = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
                 const answer = (safe[cmd].startsWith("MULTI") ? out[1] : out[0]) ?? (r.stderr.trim() || "(no answer)");
                 if (/NOPERM|command not allowed/i.test(answer)) seen.push(`${cmd} (live)`);
@@ -486,12 +501,91 @@ const inRedisCommands: CheckDef = {
                 continue;
             }
             acl ??= must(t, `sudo -n docker exec ${REDIS_CONTAINER} cat ${REDIS_ACL_CONTAINER_PATH}`);
-            const line = acl.split("\n").find((l) => l.startsWith(`user ${REDIS_APP_USER} `)) ?? "";
+            const line = acl.split("\n").find((l) => l.startsWith(`user ${user} `)) ?? "";
             const rules = line.split(/\s+/);
             if (rules.includes(`-${cmd.toLowerCase()}`) || rules.includes(`-@all`)) seen.push(`${cmd} (acl)`);
-            else drift.push({ what: cmd, expected: `-${cmd.toLowerCase()} in the ${REDIS_APP_USER} user's ACL`, actual: "(absent)" });
+            else drift.push({ what: cmd, expected: `-${cmd.toLowerCase()} in the ${user} user's ACL`, actual: "(absent)" });
         }
-        return fromDrift(drift, `denied: ${seen.join(", ")}`);
+        return fromDrift(drift, `denied to ${user}: ${seen.join(", ")}`);
+    },
+};
+
+/**
+ * One app cannot reach another's container, database or keys. Network: from inside each app's network
+ * namespace (nsenter, the host's bash), a TCP connection to every address of every other app at its
+ * port must fail, while the same connection from the gateway's namespace (which must reach every
+ * app) succeeds: that calibration shows the probe can connect. Postgres: each app's role is refused
+ * every other database (each other app's and `postgres`) and reads its own. Redis: each app's user
+ * gets NOPERM on a key outside its prefix and an answer on one inside it.
+ */
+const inAppIsolation: CheckDef = {
+    id: "in-app-isolation",
+    title: "an app cannot connect to another app, its database or its Redis keys",
+    group: "inside",
+    run(t) {
+        const c = t.config;
+        const drift: Drift[] = [];
+        const seen: string[] = [];
+        const live = containers(t);
+        const pidOf = (name: string) => live.find((i) => cname(i) === name && i.State.Running)?.State.Pid;
+        const addrs = (name: string) => Object.values((live.find((i) => cname(i) === name)?.NetworkSettings.Networks ?? {}) as Record<string, { IPAddress?: string }>).map((n) => n.IPAddress).filter((a): a is string => !!a);
+        // One bash per source namespace; each probe 2 s at most, all in parallel.
+        const probe = (pid: number, targets: string[]) => {
+            const lines = targets.map((hp) => `( timeout 2 bash -c ${shellQuote(`exec 3<>/dev/tcp/${hp.replace(":", "/")}`)} 2>/dev/null && echo "open ${hp}" || echo "closed ${hp}" ) &`);
+            const r = t.inside.sh(`sudo -n nsenter -t ${pid} -n bash -c ${shellQuote(`${lines.join("\n")}\nwait`)}`, { timeoutMs: 30_000 });
+            return new Map(r.stdout.split("\n").filter(Boolean).map((l) => [l.split(" ")[1], l.split(" ")[0] === "open"] as const));
+        };
+        const gw = pidOf(GATEWAY_CONTAINER);
+        for (const b of c.apps) {
+            const targets = addrs(appContainerName(b.name)).map((ip) => `${ip}:${b.port}`);
+            if (!targets.length) {
+                drift.push({ what: appContainerName(b.name), expected: "running with an address", actual: "(not running)" });
+                continue;
+            }
+            if (gw) {
+                const cal = probe(gw, targets);
+                if (![...cal.values()].some(Boolean)) drift.push({ what: `${GATEWAY_CONTAINER} → ${b.name}:${b.port} (calibration)`, expected: "open", actual: "closed: the probe proves nothing" });
+            }
+            for (const a of c.apps.filter((x) => x.name !== b.name)) {
+                const pid = pidOf(appContainerName(a.name));
+                if (!pid) continue;
+                const open = [...probe(pid, targets)].filter(([, o]) => o).map(([hp]) => hp);
+                if (open.length) drift.push({ what: `${a.name} → ${b.name}`, expected: "no connection", actual: `connected to ${open.join(", ")}` });
+                else seen.push(`${a.name}↛${b.name}`);
+            }
+        }
+        if (c.postgres.enabled) {
+            const pgApps = c.apps.filter((a) => postgresClient(c, a)).map((a) => a.name);
+            for (const a of pgApps) {
+                const own = psqlAs(t, a, postgresDatabaseOf(a), "require", "select current_user");
+                if (own.code !== 0 || own.stdout.trim() !== postgresRoleOf(a)) drift.push({ what: `${a}: its own database`, expected: `connected as ${postgresRoleOf(a)}`, actual: (own.stdout.trim() || own.stderr.trim()).slice(0, 160) });
+                for (const db of ["postgres", ...pgApps.filter((b) => b !== a).map(postgresDatabaseOf)]) {
+                    const r = psqlAs(t, a, db, "require", "select 1");
+                    if (r.code === 0) drift.push({ what: `${a}: database ${db}`, expected: "refused", actual: "connected" });
+                    else if (!/pg_hba|permission denied/.test(r.stderr)) drift.push({ what: `${a}: database ${db}`, expected: "refused by pg_hba or CONNECT", actual: r.stderr.trim().slice(0, 160) });
+                    else seen.push(`${a}↛db ${db}`);
+                }
+            }
+        }
+        if (c.redis.enabled) {
+            const apps = redisApps(c);
+            for (const a of apps) {
+                // Outside every prefix, and inside each other app's. Queued in MULTI then DISCARDed: a
+                // permitted SET never runs; a denied one is refused at queue time.
+                const foreign = ["citadel-audit:", ...apps.filter((b) => b !== a).map(redisKeyPrefixOf)];
+                for (const prefix of [redisKeyPrefixOf(a), ...foreign]) {
+                    const r = redisCli(t, a, `MULTI\nSET ${prefix}citadel-audit-probe 1\nDISCARD\n`);
+                    const answer = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean)[1] ?? (r.stderr.trim() || "(no answer)");
+                    const denied = /NOPERM/.test(answer);
+                    const ownKey = prefix === redisKeyPrefixOf(a);
+                    if (ownKey && answer !== "QUEUED") drift.push({ what: `${redisUserOf(a)}: SET ${prefix}…`, expected: "QUEUED (its own prefix)", actual: answer.slice(0, 120) });
+                    else if (!ownKey && !denied) drift.push({ what: `${redisUserOf(a)}: SET ${prefix}…`, expected: "NOPERM", actual: answer.slice(0, 120) });
+                    else if (!ownKey) seen.push(`${redisUserOf(a)}↛${prefix}*`);
+                }
+            }
+        }
+        if (!drift.length && !seen.length) return skip("one app and no data clients: nothing to isolate");
+        return fromDrift(drift, seen.join(", "));
     },
 };
 
@@ -794,6 +888,7 @@ export const INSIDE_CHECKS: CheckDef[] = [
     inPostgresTls,
     inRedisAuth,
     inRedisCommands,
+    inAppIsolation,
     inJournald,
     inOsBaseline,
     inLogRetention,

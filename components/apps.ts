@@ -6,7 +6,14 @@ import { ContainerLayerArgs, containerArgs, remoteImage } from "./container";
 import { wireStep } from "./host-step";
 import { containerRef } from "./posture";
 
-export type AppsArgs = ContainerLayerArgs;
+export type AppsArgs = ContainerLayerArgs & {
+    /**
+     * Called once every app's secret files are wired and before any app container: the steps that read
+     * the apps' files and that the apps wait for (postgres-roles sets each role's password from its
+     * app's file) are wired here.
+     */
+    betweenFilesAndContainers?: () => void;
+};
 
 export class Apps extends pulumi.ComponentResource {
     /** By app name. */
@@ -16,12 +23,15 @@ export class Apps extends pulumi.ComponentResource {
         super("citadel:app:Apps", name, {}, opts);
         const dockerOpts = { parent: this, provider: args.provider };
         for (const x of args.containers) {
-            const app = x.app as string;
             for (const f of args.secretFiles.filter((s) => s.readers.includes(x.name))) {
                 const step = args.steps.find((s) => s.name === f.step);
                 if (!step) throw new Error(`citadel: no step writes ${f.path}`);
                 wireStep(step, args.connection, args.graph, { parent: this, secretValue: args.secrets.values[f.secret] });
             }
+        }
+        args.betweenFilesAndContainers?.();
+        for (const x of args.containers) {
+            const app = x.app as string;
             const image = remoteImage(`${app}-image`, x, args, this);
             this.containers[app] = new docker.Container(
                 app,

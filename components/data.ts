@@ -1,5 +1,6 @@
-// Layer 4: Postgres (TLS only, scram-sha-256) and Redis (ACL with a hashed password, dangerous
-// commands denied) on the internal data network, never published, never reachable from the gateway.
+// Layer 4: Postgres (TLS only, scram-sha-256, a role and database per app) and Redis (an ACL user per
+// app with a hashed password, confined to its key prefix, dangerous commands denied) on each data
+// app's internal network, never published, never reachable from the gateway.
 // Everything here is read off the posture: the containers, their config steps and secret files.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -8,18 +9,27 @@ import { wireStep } from "./host-step";
 import { containerRef, imageRef, type SecretFilePosture } from "./posture";
 import { sha256 } from "./render/script";
 
+/** A Redis ACL user with the SHA-256 of its password (never the password). */
+export interface RedisAclUser {
+    user: string;
+    keyPrefix: string;
+    passwordSha256Hex: string;
+}
+
 export type DataServicesArgs = ContainerLayerArgs & {
-    /** Renders the Redis ACL from the password's hash (needs the Redis config). */
-    redisAcl: (passwordSha256Hex: string) => string;
+    /** Renders the Redis ACL from the app users' password hashes (needs the Redis config). */
+    redisAcl: (users: RedisAclUser[]) => string;
 };
 
 /** The value a secret file carries: the secret itself, or a file derived from it. */
-export function secretFileValue(f: SecretFilePosture, value: pulumi.Output<string>, redisAcl: (h: string) => string): pulumi.Output<string> {
+export function secretFileValue(f: SecretFilePosture, values: Record<string, pulumi.Output<string>>, redisAcl: (users: RedisAclUser[]) => string): pulumi.Output<string> {
     switch (f.content) {
         case "value":
-            return value;
-        case "redis-acl":
-            return pulumi.secret(value.apply((p) => redisAcl(sha256(p))));
+            return values[f.secret];
+        case "redis-acl": {
+            const users = f.redisUsers ?? [];
+            return pulumi.secret(pulumi.all(users.map((u) => values[u.secret])).apply((pws) => redisAcl(users.map((u, i) => ({ user: u.user, keyPrefix: u.keyPrefix, passwordSha256Hex: sha256(pws[i]) })))));
+        }
         case "alertmanager-config":
             throw new Error(`citadel: ${f.path} is written by the monitoring layer (components/monitoring.ts)`);
         default: {
@@ -39,7 +49,7 @@ export class DataServices extends pulumi.ComponentResource {
             for (const f of args.secretFiles.filter((s) => s.readers.includes(x.name))) {
                 const step = args.steps.find((s) => s.name === f.step);
                 if (!step) throw new Error(`citadel: no step writes ${f.path}`);
-                wireStep(step, args.connection, args.graph, { parent: this, secretValue: secretFileValue(f, args.secrets.values[f.secret], args.redisAcl) });
+                wireStep(step, args.connection, args.graph, { parent: this, secretValue: secretFileValue(f, args.secrets.values, args.redisAcl) });
             }
             const image = remoteImage(`${x.name}-image`, x, args, this);
             // The config step validates by booting the image, so it waits for the image.

@@ -1,7 +1,8 @@
 // Isolated Docker networks, exactly as the posture declares them (posture/containers.ts): only the
 // gateway has a network with published ports; each app meets the gateway on its own internal
-// network (apps cannot reach each other); the data services live on an internal network that only
-// apps with `data: true` join; outbound Internet is opt-in per app.
+// network (apps cannot reach each other); each app with `data: true` meets Postgres and Redis on a
+// data network of its own; outbound Internet is opt-in per app, on a bridge with no traffic between
+// its containers.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { NetworkPosture } from "./posture";
@@ -25,9 +26,10 @@ export class Networks extends pulumi.ComponentResource {
                     driver: "bridge",
                     internal: n.internal,
                     ...(n.subnet ? { ipamConfigs: [{ subnet: n.subnet, ...(n.ipRange ? { ipRange: n.ipRange } : {}), ...(n.gateway ? { gateway: n.gateway } : {}) }] } : {}),
-                    ...(n.bridge ? { options: { "com.docker.network.bridge.name": n.bridge } } : {}),
+                    ...(n.bridge || n.options ? { options: { ...(n.bridge ? { "com.docker.network.bridge.name": n.bridge } : {}), ...n.options } } : {}),
                 },
-                { parent: this },
+                // A network has a fixed name: a replacement must remove the old one before it creates the new.
+                { parent: this, deleteBeforeReplace: true },
             );
         }
         this.registerOutputs({ networks: args.networks.map((n) => n.name) });

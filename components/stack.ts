@@ -18,7 +18,7 @@ import { renderCloudInit } from "./render/cloudinit";
 import { renderRedisAcl } from "./render/data";
 import { renderAlertmanagerConfig } from "./render/monitoring";
 import { sha256 } from "./render/script";
-import { GATEWAY_IMAGE_STEP } from "./posture/facts";
+import { appSecretValue, GATEWAY_IMAGE_STEP, postgresClient } from "./posture/facts";
 import { Secrets } from "./secrets";
 import { Server } from "./server";
 
@@ -113,13 +113,19 @@ export class Citadel extends pulumi.ComponentResource {
         const stepsFor = (containers: ContainerPosture[]) => m.hostSteps.filter((s) => own.includes(s.layer) && containers.some((x) => x.after.includes(s.name)));
         const data = role("postgres", "redis");
         new DataServices("data", { ...common, containers: data, steps: stepsFor(data), redisAcl: (h) => renderRedisAcl(c, h) }, p);
-        // The postgres-passwords step reads the password files, so its text does not change on
-        // rotation: the (secret) hash of both values is an extra trigger that re-runs it.
-        const pgPasswords = ["postgresPassword", "postgresSuperuserPassword"].filter((n) => secrets.values[n]).map((n) => secrets.values[n]);
+        // The postgres-roles step reads the password files, so its text does not change on rotation:
+        // the (secret) hash of every value is an extra trigger that re-runs it, and so is a re-created
+        // postgres container (its roles must exist in whatever data directory it runs on).
+        const pgPasswords = ["postgresSuperuserPassword", ...c.apps.filter((a) => postgresClient(c, a)).map((a) => appSecretValue("postgresPassword", a.name))].filter((n) => secrets.values[n]).map((n) => secrets.values[n]);
         const pgHash = pulumi.secret(pulumi.all(pgPasswords).apply((vs) => sha256(vs.join("\n"))));
-        for (const step of layer("credentials")) wireStep(step, conn, graph, { parent: this, extraTriggers: [pgHash] });
+        const pgContainer = graph.get(data.filter((x) => x.role === "postgres").map((x) => containerRef(x.name))).map((r) => (r as docker.Container).id);
         const apps = role("app");
-        new Apps("apps", { ...common, containers: apps, steps: stepsFor(apps) }, p);
+        // The roles step reads the apps' own password files, and the apps wait for it: it is wired
+        // between the two.
+        const roles = () => {
+            for (const step of layer("credentials")) wireStep(step, conn, graph, { parent: this, extraTriggers: [pgHash, ...pgContainer] });
+        };
+        new Apps("apps", { ...common, containers: apps, steps: stepsFor(apps), betweenFilesAndContainers: roles }, p);
         const gateway = role("gateway");
         new Gateway("gateway", { ...common, containers: gateway, steps: stepsFor(gateway), buildStep: m.hostSteps.find((s) => s.name === GATEWAY_IMAGE_STEP) }, p);
         const monitoring = role("monitoring");

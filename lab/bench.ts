@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StackConfig } from "../components/config";
-import { BACKUP_SERVICE, BACKUP_STATUS_PATH, POSTGRES_CONTAINER, REDIS_CONTAINER, secretFilePath } from "../components/posture/facts";
+import { BACKUP_SERVICE, BACKUP_STATUS_PATH, POSTGRES_CONTAINER, REDIS_CONTAINER, postgresDatabaseOf, postgresRoleOf, redisKeyPrefixOf, redisUserOf, secretFilePath } from "../components/posture/facts";
 import { renderCloudInit } from "../components/render/cloudinit";
 import { shellQuote } from "../components/render/template";
 import { runRestoreCli } from "../restore/cli";
@@ -85,11 +85,11 @@ interface Drill {
 async function restoreDrill(c: StackConfig): Promise<Drill> {
     const mark = `citadel-bench-${Date.now()}`;
     const app = c.apps.find((a) => a.secrets.includes("redisPassword"))?.name ?? "demo";
-    const psql = (sql: string) => onVps(`docker exec -i -u postgres ${POSTGRES_CONTAINER} psql -XAt -v ON_ERROR_STOP=1 -d app`, sql).trim();
+    const psql = (sql: string) => onVps(`docker exec -i -u postgres ${POSTGRES_CONTAINER} psql -XAt -v ON_ERROR_STOP=1 -d ${postgresDatabaseOf(app)}`, sql).trim();
     // AUTH on redis-cli's stdin (printf is bash's own: the password is in no argv or env).
-    const redis = (cmd: string) => onVps(`{ printf 'AUTH app %s\\n' "$(cat ${secretFilePath(app, "redisPassword")})"; echo ${shellQuote(cmd)}; } | docker exec -i ${REDIS_CONTAINER} redis-cli -h 127.0.0.1 --no-auth-warning`).trim().split("\n").pop() ?? "";
-    psql(`set role app; drop table if exists bench_drill; create table bench_drill (id int primary key, note text); insert into bench_drill select g, '${mark}-' || md5(g::text) from generate_series(1, ${DRILL_ROWS}) g;`);
-    redis(`SET bench:drill ${mark}`);
+    const redis = (cmd: string) => onVps(`{ printf 'AUTH %s %s\\n' ${redisUserOf(app)} "$(cat ${secretFilePath(app, "redisPassword")})"; echo ${shellQuote(cmd)}; } | docker exec -i ${REDIS_CONTAINER} redis-cli -h 127.0.0.1 --no-auth-warning`).trim().split("\n").pop() ?? "";
+    psql(`set role ${postgresRoleOf(app)}; drop table if exists bench_drill; create table bench_drill (id int primary key, note text); insert into bench_drill select g, '${mark}-' || md5(g::text) from generate_series(1, ${DRILL_ROWS}) g;`);
+    redis(`SET ${redisKeyPrefixOf(app)}bench:drill ${mark}`);
 
     let t = Date.now();
     onVps(`systemctl start ${BACKUP_SERVICE}`);
@@ -98,7 +98,7 @@ async function restoreDrill(c: StackConfig): Promise<Drill> {
     if (!status.success) throw new Error(`the backup run failed: ${status.error}`);
 
     psql("drop table bench_drill;");
-    redis("DEL bench:drill");
+    redis(`DEL ${redisKeyPrefixOf(app)}bench:drill`);
     const identity = JSON.parse(fs.readFileSync(path.join(LOG_DIR, "backup-target.json"), "utf8")).ageKeyPath as string;
     let result: RestoreResult | undefined;
     const s0 = sshSessions();
@@ -108,7 +108,7 @@ async function restoreDrill(c: StackConfig): Promise<Drill> {
     const restoreS = (Date.now() - t) / 1000;
     const sessions = sshSessions() - s0;
     const rows = restoreCode === 0 ? psql(`select count(*) from bench_drill where note like '${mark}-%';`) : "-";
-    const key = restoreCode === 0 ? redis("GET bench:drill") : "";
+    const key = restoreCode === 0 ? redis(`GET ${redisKeyPrefixOf(app)}bench:drill`) : "";
     return { backupS, backupBytes: status.size, backupObjects: status.objects.length, restoreS, restoreCode, result, rows, key: key === mark ? "back" : `missing (${key})`, sessions };
 }
 

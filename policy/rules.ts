@@ -22,7 +22,7 @@ import {
 } from "@pulumi/policy";
 import {
     ANYWHERE,
-    DATA_NETWORK,
+    DATA_NETWORK_PREFIX,
     DATA_UID,
     GATEWAY_CONTAINER,
     GATEWAY_PORTS,
@@ -382,7 +382,7 @@ function joinedNetworks(c: ContainerProps): { name: string }[] | typeof UNKNOWN 
 
 export function dataNetworkFaults(c: ContainerProps, networks: ReadonlyMap<string, Maybe<boolean | undefined>>): Fault[] {
     if (!isDataService(c)) return [];
-    const fix = `attach it only to an internal network (a docker.Network with internal: true, referenced by its name output; Citadel's is ${DATA_NETWORK}) and publish no ports`;
+    const fix = `attach it only to an internal network (a docker.Network with internal: true, referenced by its name output; Citadel's are ${DATA_NETWORK_PREFIX}<app>, one per app) and publish no ports`;
     const joined = joinedNetworks(c);
     if (joined === UNKNOWN) return [];
     if (joined.length === 0) {

@@ -2,7 +2,7 @@
 // A rule covers exactly the paths it compared (flatten.ts syntax); whatever no rule covers is reported
 // as unclassified by diff.ts, so a rule that is not sure simply does not cover.
 import type { ContainerPosture, Posture, SitePosture } from "../components/posture/types";
-import { DATA_NETWORK, GATEWAY_CONTAINER } from "../components/posture/facts";
+import { DATA_NETWORK_PREFIX, GATEWAY_CONTAINER, POSTGRES_CONTAINER, REDIS_CONTAINER } from "../components/posture/facts";
 import { SYSCTL_DEFAULTS } from "../components/render/host";
 import { credentialInValue, SECRET_LOOKING_RE, StackConfigSchema } from "../components/config";
 import { SECRETS_MOUNT } from "../components/posture/facts";
@@ -794,8 +794,10 @@ export const networksRule: Rule = (b, h, out) => {
         if (same(mb, mh)) continue;
         const d = setDiff(mb, mh);
         for (const c of d.added) {
-            const others = mb.filter((m) => m !== c && m !== GATEWAY_CONTAINER);
-            const why = n && !n.internal ? `${c} gets a route out of the host through ${name}` : name === DATA_NETWORK ? `${c} can reach Postgres and Redis` : others.length ? `${c} can reach ${others.join(", ")}` : undefined;
+            // On an app's data network, Postgres and Redis are expected company; another app is not.
+            const dataNet = name.startsWith(DATA_NETWORK_PREFIX);
+            const others = mb.filter((m) => m !== c && m !== GATEWAY_CONTAINER && !(dataNet && (m === POSTGRES_CONTAINER || m === REDIS_CONTAINER)));
+            const why = n && !n.internal ? `${c} gets a route out of the host through ${name}` : others.length ? `${c} can reach ${others.join(", ")}` : dataNet ? `${c} can reach Postgres and Redis` : undefined;
             const covers = [at("members")];
             if (cb.has(c) && ch.has(c) && !attached(cb.get(c), name) && attached(ch.get(c), name)) covers.push(path("containers", ["name", c], "networks", ["network", name]));
             out.emit(`network-isolation.${name}.join:${c}`, "network-isolation", why ? "weakens" : "neutral", `${c} joins ${name}`, mb, mh, why ?? "a network of its own with the gateway (how an app is reached)", covers);

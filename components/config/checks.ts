@@ -3,7 +3,7 @@
 import type { z } from "zod";
 import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
-import { GATEWAY_PORTS, GENERATED_SECRETS, SSH_PORT, type GeneratedSecret } from "../posture/facts";
+import { DATA_RESERVED_NAMES, GATEWAY_PORTS, GENERATED_SECRETS, SSH_PORT, type GeneratedSecret } from "../posture/facts";
 import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, parsedUrl, redisHeadroomError, show, urlOrigin } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
@@ -82,7 +82,10 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
             if (!known.has(s)) add(["apps", i, "secrets", j], `${show(s)} is not a generated secret (known: ${[...known].join(", ")}); declare extra keys in citadel:secrets.apiKeys`);
             else if (s === "postgresPassword" && !cfg.postgres.enabled) add(["apps", i, "secrets", j], `postgresPassword is only generated when citadel:postgres.enabled is true; enable Postgres or remove it`);
             else if (s === "redisPassword" && !cfg.redis.enabled) add(["apps", i, "secrets", j], `redisPassword is only generated when citadel:redis.enabled is true; enable Redis or remove it`);
+            else if ((s === "postgresPassword" || s === "redisPassword") && !a.data) add(["apps", i, "secrets", j], `${s} is the password of the app's own ${s === "postgresPassword" ? "Postgres role" : "Redis user"}, which only an app on a data network has: set citadel:apps[${i}].data to true, or remove it`);
         });
+        // The app's name is its Postgres role and database and its Redis user: not one of theirs.
+        if (a.data && DATA_RESERVED_NAMES.includes(a.name)) add(["apps", i, "name"], `${show(a.name)} is a name Postgres or Redis keeps for itself, and a data app's name is its role, database and Redis user: choose another name`);
         if (new Set(a.secrets).size !== a.secrets.length) add(["apps", i, "secrets"], `lists a secret twice; list each once`);
     });
     // Forced rotation: only a secret this stack generates can be rotated.

@@ -19,11 +19,17 @@ export function configKey(path: readonly PropertyKey[]): string {
     return out;
 }
 
+/** Settings earlier versions had, and what replaced them: an old stack file gets the way forward, not "unknown". */
+const REMOVED_SETTINGS: Record<string, string> = {
+    "postgres.user": "was removed: one role shared by every app let each read the others' rows. Each app with data: true that lists postgresPassword now has its own role and database, both named after the app (PGUSER and PGDATABASE in its env); remove this key",
+    "postgres.database": "was removed: each app with data: true that lists postgresPassword now has its own database, named after the app (PGDATABASE in its env); remove this key. To keep existing data, rename the old database to the app's name (ALTER DATABASE ... RENAME TO ...) before the next `pulumi up`",
+};
+
 /** One line per problem: `citadel:<key>: <what is wrong and the fix>`. */
 function issueLines(issue: z.core.$ZodIssue): string[] {
     const path = issue.path;
     if (issue.code === "unrecognized_keys") {
-        return issue.keys.map((k) => `${configKey([...path, k])}: is not a known setting${suggest(k, path)}`);
+        return issue.keys.map((k) => `${configKey([...path, k])}: ${REMOVED_SETTINGS[[...path, k].join(".")] ?? `is not a known setting${suggest(k, path)}`}`);
     }
     const key = path.length ? configKey(path) : CONFIG_NAMESPACE;
     const message = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message;

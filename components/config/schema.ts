@@ -312,10 +312,6 @@ const PostgresSchema = obj({
     enabled: bool().default(false),
     /** Postgres image (pinned). Default "postgres:16.6-bookworm". */
     image: image().default("postgres:16.6-bookworm"),
-    /** The application database. Default "app". */
-    database: checked(str(), (v) => (UNIX_NAME_RE.test(v) ? undefined : `${show(v)} is not a valid database name`)).default("app"),
-    /** The application role (never the superuser). Default "app". */
-    user: checked(str(), (v) => (v === "postgres" ? `use an application role, not the superuser "postgres"` : UNIX_NAME_RE.test(v) ? undefined : `${show(v)} is not a valid role name`)).default("app"),
     /** The Postgres container's limits (its memory settings derive from them). Default 512m, 1 CPU, 256 pids; at least 128m. */
     resources: ResourcesSchema.superRefine((r, ctx) => {
         const msg = postgresMemoryError(r.memory);

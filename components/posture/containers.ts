@@ -4,11 +4,8 @@ import { secretNeeded, type AppConfig, type Resources, type StackConfig } from "
 import { CADDYFILE_CONTAINER_PATH, CADDYFILE_HOST_PATH, GATEWAY_HEALTH_URL, renderCaddyfile } from "../render/caddy";
 import { gatewayBuildArgs, gatewayBuildFilesSha256, gatewayBuildInputs } from "../render/gateway-image";
 import {
-    POSTGRES_APP_PASSWORD_CONTAINER_PATH,
     POSTGRES_CONF_CONTAINER_DIR,
     POSTGRES_CONF_HOST_DIR,
-    POSTGRES_INITDB_CONTAINER_DIR,
-    POSTGRES_INITDB_HOST_DIR,
     POSTGRES_TLS_HOST_DIR,
     REDIS_ACL_CONTAINER_PATH,
     REDIS_CONF_CONTAINER_DIR,
@@ -23,11 +20,20 @@ import {
     CADDY_DATA_VOLUME,
     CADDY_LOG_DIR_CONTAINER,
     CADDY_LOG_DIR_HOST,
+    appSecretValue,
     COMPANION_SECRETS,
-    DATA_NETWORK,
+    dataNetworkName,
     DATA_UID,
     edgeNetworkName,
     EGRESS_NETWORK,
+    NO_ICC_OPTION,
+    PER_APP_SECRETS,
+    postgresClient,
+    postgresDatabaseOf,
+    postgresRoleOf,
+    redisClient,
+    redisKeyPrefixOf,
+    redisUserOf,
     GATEWAY_CONTAINER,
     GATEWAY_PORTS,
     GATEWAY_UID,
@@ -83,21 +89,29 @@ export function appSecretFiles(app: Pick<AppConfig, "secrets">): string[] {
 }
 
 /**
- * libpq's own variables for an app on the data network (pgx, psycopg, node-postgres... read them):
- * the server by its name, the app's role and database, and TLS that verifies the server against its
- * certificate. The app's own env wins where it sets the same name.
+ * libpq's own variables for an app with its own Postgres role (pgx, psycopg, node-postgres... read
+ * them): the server by its name, the app's role and database, and TLS that verifies the server
+ * against its certificate. The app's own env wins where it sets the same name.
  */
-export function postgresClientEnv(c: Pick<StackConfig, "postgres">): Record<string, string> {
-    return { PGHOST: POSTGRES_CONTAINER, PGDATABASE: c.postgres.database, PGUSER: c.postgres.user, PGSSLMODE: "verify-full", PGSSLROOTCERT: POSTGRES_CA_CONTAINER_PATH };
+export function postgresClientEnv(app: string): Record<string, string> {
+    return { PGHOST: POSTGRES_CONTAINER, PGDATABASE: postgresDatabaseOf(app), PGUSER: postgresRoleOf(app), PGSSLMODE: "verify-full", PGSSLROOTCERT: POSTGRES_CA_CONTAINER_PATH };
 }
 
-const postgresClient = (c: StackConfig, app: AppConfig): boolean => app.data && c.postgres.enabled;
+/** The app's Redis ACL user and the prefix its keys and channels must carry (the ACL allows no other). */
+export function redisClientEnv(app: string): Record<string, string> {
+    return { REDIS_HOST: REDIS_CONTAINER, REDIS_USER: redisUserOf(app), REDIS_PREFIX: redisKeyPrefixOf(app) };
+}
 
-/** Plain env (with libpq's for a Postgres client) plus one NAME_FILE pointer per secret file; never a secret value. */
+
+/** Plain env (with libpq's and Redis' for a data client) plus one NAME_FILE pointer per secret file; never a secret value. */
 export function appEnv(app: AppConfig, c?: StackConfig): string[] {
-    const pg = c && postgresClient(c, app) ? Object.entries(postgresClientEnv(c)).filter(([k]) => !(k in app.env)) : [];
-    return [...pg.map(([k, v]) => `${k}=${v}`), ...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...appSecretFiles(app).map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
+    const client = { ...(c && postgresClient(c, app) ? postgresClientEnv(app.name) : {}), ...(c && redisClient(c, app) ? redisClientEnv(app.name) : {}) };
+    const given = Object.entries(client).filter(([k]) => !(k in app.env));
+    return [...given.map(([k, v]) => `${k}=${v}`), ...Object.entries(app.env).map(([k, v]) => `${k}=${v}`), ...appSecretFiles(app).map((s) => `${secretEnvName(s)}=${secretMountPath(s)}`)];
 }
+
+/** The secret spec names an app's containers rotate with: its own value of a per-app secret. */
+export const appRotatesWith = (app: Pick<AppConfig, "name" | "secrets">): string[] => app.secrets.map((s) => appSecretValue(s, app.name));
 
 /**
  * Which secrets the stack generates. JWT secret: 512 bit (policy asks ≥ 256). API encryption key and
@@ -110,14 +124,17 @@ export function secretSpecs(c: StackConfig): SecretPosture[] {
     const key256 = (name: string, rotationDays: number): SecretPosture => ({ name, kind: "key256", bits: 256, rotationDays, forcedEpochs: forcedEpochs(name) });
     const keep: Record<string, number | undefined> = c.secrets.keepPrevious;
     const bits = { key256: 256, key512: 512, password: 238 } as const;
-    const specs: SecretPosture[] = GENERATED_SECRETS.filter((s) => secretNeeded(s, c)).map((s) => ({
-        name: s.name,
-        kind: s.kind,
-        bits: bits[s.kind],
-        rotationDays: r[s.rotation],
-        forcedEpochs: forcedEpochs(s.name),
-        ...(keep[s.name] !== undefined ? { previous: keep[s.name] } : {}),
-    }));
+    // A per-app secret: one value per app that lists it (citadel:secrets.rotateNow.<secret> rotates them all).
+    const specs: SecretPosture[] = GENERATED_SECRETS.filter((s) => secretNeeded(s, c)).flatMap((s) =>
+        (PER_APP_SECRETS.includes(s.name) ? c.apps.filter((a) => a.secrets.includes(s.name)).map((a) => appSecretValue(s.name, a.name)) : [s.name]).map((name) => ({
+            name,
+            kind: s.kind,
+            bits: bits[s.kind],
+            rotationDays: r[s.rotation],
+            forcedEpochs: forcedEpochs(s.name),
+            ...(keep[s.name] !== undefined ? { previous: keep[s.name] } : {}),
+        })),
+    );
     for (const [name, days] of Object.entries(c.secrets.apiKeys)) specs.push(key256(name, days));
     return specs;
 }
@@ -154,6 +171,8 @@ export function monitoringNeedsEgress(c: StackConfig): boolean {
 }
 
 const hasData = (c: StackConfig) => c.postgres.enabled || c.redis.enabled;
+/** The apps on a data network of their own (with Postgres and Redis). */
+export const dataApps = (c: StackConfig): AppConfig[] => (hasData(c) ? c.apps.filter((a) => a.data) : []);
 
 /** A secret file's step name (also its Pulumi resource name). */
 export const secretStepName = (consumer: string, name: string): string => `secret-${consumer}-${name}`;
@@ -172,13 +191,14 @@ export function secretFilesPosture(c: StackConfig): SecretFilePosture[] {
     });
     const out: SecretFilePosture[] = [];
     if (c.intrusion.engine === "crowdsec") out.push(file("crowdsecBouncerKey", HOST_CONSUMER, "crowdsecBouncerKey", ROOT_UID, ["host: crowdsec-firewall-bouncer"]));
-    if (hasData(c) && c.postgres.enabled) {
-        out.push(file("postgresSuperuserPassword", POSTGRES_CONTAINER, "postgresSuperuserPassword", DATA_UID, [POSTGRES_CONTAINER]));
-        out.push(file("postgresPassword", POSTGRES_CONTAINER, "postgresPassword", DATA_UID, [POSTGRES_CONTAINER]));
+    // The superuser's only: each app's role gets its password from the app's own file (postgres-roles step).
+    if (c.postgres.enabled) out.push(file("postgresSuperuserPassword", POSTGRES_CONTAINER, "postgresSuperuserPassword", DATA_UID, [POSTGRES_CONTAINER]));
+    // The ACL holds only the SHA-256 of each app user's password; it is still treated as a secret file.
+    if (c.redis.enabled) {
+        const users = c.apps.filter((a) => redisClient(c, a)).map((a) => ({ user: redisUserOf(a.name), keyPrefix: redisKeyPrefixOf(a.name), secret: appSecretValue("redisPassword", a.name) }));
+        out.push({ ...file("redisAcl", REDIS_CONTAINER, "users.acl", DATA_UID, [REDIS_CONTAINER], "redis-acl"), redisUsers: users });
     }
-    // The ACL holds only the SHA-256 of the password; it is still treated as a secret file.
-    if (hasData(c) && c.redis.enabled) out.push(file("redisPassword", REDIS_CONTAINER, "users.acl", DATA_UID, [REDIS_CONTAINER], "redis-acl"));
-    for (const app of c.apps) for (const s of appSecretFiles(app)) out.push(file(s, app.name, s, uidOf(app.user), [appContainerName(app.name)]));
+    for (const app of c.apps) for (const s of appSecretFiles(app)) out.push(file(appSecretValue(s, app.name), app.name, s, uidOf(app.user), [appContainerName(app.name)]));
     return out;
 }
 
@@ -226,18 +246,12 @@ function postgresContainer(c: StackConfig): ContainerPosture {
         ...hardened(c, `${DATA_UID}:${DATA_UID}`, c.postgres.resources, ["/tmp", "/var/run/postgresql"]),
         // Connections and failed authentications, kept the retention period (30 MB of json-file go in hours under attack).
         logs: journaldLogs(c),
-        networks: [{ network: DATA_NETWORK, aliases: [POSTGRES_CONTAINER] }],
+        networks: dataApps(c).map((a) => ({ network: dataNetworkName(a.name), aliases: [POSTGRES_CONTAINER] })),
         publishedPorts: [],
-        // Two secrets: the bootstrap superuser (reachable only over the container's own socket) and
-        // the application role, which the init script creates with LOGIN and nothing else.
-        secretMounts: [
-            { source: secretFilePath(POSTGRES_CONTAINER, "postgresSuperuserPassword"), target: superuser, env: "POSTGRES_PASSWORD_FILE" },
-            { source: secretFilePath(POSTGRES_CONTAINER, "postgresPassword"), target: POSTGRES_APP_PASSWORD_CONTAINER_PATH },
-        ],
-        binds: [
-            { source: POSTGRES_CONF_HOST_DIR, target: POSTGRES_CONF_CONTAINER_DIR, readOnly: true },
-            { source: POSTGRES_INITDB_HOST_DIR, target: POSTGRES_INITDB_CONTAINER_DIR, readOnly: true },
-        ],
+        // One secret: the bootstrap superuser, reachable only over the container's own socket. The
+        // apps' roles are made by the postgres-roles step, each with LOGIN on its own database only.
+        secretMounts: [{ source: secretFilePath(POSTGRES_CONTAINER, "postgresSuperuserPassword"), target: superuser, env: "POSTGRES_PASSWORD_FILE" }],
+        binds: [{ source: POSTGRES_CONF_HOST_DIR, target: POSTGRES_CONF_CONTAINER_DIR, readOnly: true }],
         volumes: [{ name: POSTGRES_DATA_VOLUME, target: "/var/lib/postgresql/data" }],
         env: [
             "POSTGRES_USER=postgres",
@@ -249,8 +263,8 @@ function postgresContainer(c: StackConfig): ContainerPosture {
         // Over the socket: a TCP probe would add a connection line to the audit log every 10 s.
         healthcheck: { test: ["CMD", "pg_isready", "-h", "/var/run/postgresql", "-U", "postgres"], interval: "10s", timeout: "5s", retries: 5 },
         labels: { "citadel.config-sha256": sha256(renderPostgresScript(c, c.postgres.image).script) },
-        // Not re-created on rotation: the postgres-passwords step sets the rotated passwords in the
-        // running server (ALTER ROLE), which the init script alone did only on an empty data directory.
+        // Not re-created on rotation: the postgres-roles step sets the rotated passwords in the
+        // running server (ALTER ROLE).
         rotatesWith: [],
     };
 }
@@ -263,7 +277,7 @@ function redisContainer(c: StackConfig): ContainerPosture {
         build: false,
         ...hardened(c, `${DATA_UID}:${DATA_UID}`, c.redis.resources, ["/tmp"]),
         logs: journaldLogs(c),
-        networks: [{ network: DATA_NETWORK, aliases: [REDIS_CONTAINER] }],
+        networks: dataApps(c).map((a) => ({ network: dataNetworkName(a.name), aliases: [REDIS_CONTAINER] })),
         publishedPorts: [],
         secretMounts: [{ source: secretFilePath(REDIS_CONTAINER, "users.acl"), target: REDIS_ACL_CONTAINER_PATH }],
         binds: [{ source: REDIS_CONF_HOST_DIR, target: REDIS_CONF_CONTAINER_DIR, readOnly: true }],
@@ -274,7 +288,7 @@ function redisContainer(c: StackConfig): ContainerPosture {
         healthcheck: { test: ["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -qE 'PONG|NOAUTH'"], interval: "10s", timeout: "5s", retries: 5 },
         labels: { "citadel.config-sha256": sha256(renderRedisScript(c, c.redis.image).script) },
         // A rotated password rewrites the ACL file; the changed epoch re-creates the container so Redis loads it.
-        rotatesWith: ["redisPassword"],
+        rotatesWith: c.apps.filter((a) => redisClient(c, a)).map((a) => appSecretValue("redisPassword", a.name)),
     };
 }
 
@@ -289,7 +303,7 @@ function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
         networks: [
             // The gateway reaches the app by its name on the app's own edge network.
             { network: edgeNetworkName(app.name), aliases: [app.name] },
-            ...(app.data && hasData(c) ? [{ network: DATA_NETWORK, aliases: [] }] : []),
+            ...(app.data && hasData(c) ? [{ network: dataNetworkName(app.name), aliases: [] }] : []),
             ...(app.egress ? [{ network: EGRESS_NETWORK, aliases: [] }] : []),
         ],
         publishedPorts: [],
@@ -300,7 +314,7 @@ function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
         healthcheck: app.healthcheck ? { test: ["CMD", ...app.healthcheck.test], interval: app.healthcheck.interval, timeout: app.healthcheck.timeout, retries: app.healthcheck.retries } : undefined,
         labels: {},
         // Rotated secrets re-create the container so the app reads the new files.
-        rotatesWith: [...app.secrets],
+        rotatesWith: appRotatesWith(app),
     };
 }
 
@@ -319,8 +333,8 @@ export function networksPosture(c: StackConfig, containers: ContainerPosture[]):
     const declared: Omit<NetworkPosture, "members">[] = [
         { name: PUBLIC_NETWORK, internal: false },
         ...c.apps.map((a) => ({ name: edgeNetworkName(a.name), internal: true })),
-        ...(hasData(c) ? [{ name: DATA_NETWORK, internal: true }] : []),
-        ...(c.apps.some((a) => a.egress) || monitoringNeedsEgress(c) ? [{ name: EGRESS_NETWORK, internal: false }] : []),
+        ...dataApps(c).map((a) => ({ name: dataNetworkName(a.name), internal: true })),
+        ...(c.apps.some((a) => a.egress) || monitoringNeedsEgress(c) ? [{ name: EGRESS_NETWORK, internal: false, options: { [NO_ICC_OPTION]: "false" } }] : []),
         ...(c.monitoring.enabled ? [{ name: MONITORING_NETWORK, internal: true, subnet: MONITORING_SUBNET, ipRange: MONITORING_DYNAMIC_RANGE, gateway: MONITORING_HOST_IP, bridge: MONITORING_BRIDGE }] : []),
     ];
     return declared.map((n) => ({ ...n, members: containers.filter((x) => x.networks.some((a) => a.network === n.name)).map((x) => x.name) }));

@@ -45,7 +45,7 @@ export const ANYWHERE = ["0.0.0.0/0", "::/0"] as const;
 
 // ---- Containers ----------------------------------------------------------------------------
 export const GATEWAY_CONTAINER = "citadel-gateway";
-/** Also their DNS names on the data network (the apps connect to `postgres` and `redis`). */
+/** Also their DNS names on each app's data network (the apps connect to `postgres` and `redis`). */
 export const POSTGRES_CONTAINER = "postgres";
 export const REDIS_CONTAINER = "redis";
 /** An app's container name; its DNS alias on its edge network is the app name itself. */
@@ -70,10 +70,20 @@ export const ROOT_UID = 0;
 export const PUBLIC_NETWORK = "citadel-public";
 /** One internal network per app, shared only with the gateway. */
 export const edgeNetworkName = (app: string): string => `citadel-edge-${app}`;
-/** Postgres/Redis and the apps with `data: true`; internal: no route out. */
-export const DATA_NETWORK = "citadel-data";
-/** Outbound Internet for apps that opt in. */
+/**
+ * One internal network per app with `data: true`, shared only with Postgres and Redis (which join
+ * every one of them, under their names): two apps never share a network, so neither can open a
+ * connection to the other. Internal: no route out.
+ */
+export const dataNetworkName = (app: string): string => `citadel-data-${app}`;
+export const DATA_NETWORK_PREFIX = "citadel-data-";
+/**
+ * Outbound Internet for apps that opt in. Inter-container traffic is off on its bridge
+ * (EGRESS_NETWORK_OPTIONS): the apps on it share a way out, not a way to each other.
+ */
 export const EGRESS_NETWORK = "citadel-egress";
+/** Docker's bridge option that drops traffic between two containers on the same bridge. */
+export const NO_ICC_OPTION = "com.docker.network.bridge.enable_icc";
 
 // ---- Volumes -------------------------------------------------------------------------------
 export const CADDY_DATA_VOLUME = "citadel-caddy-data";
@@ -100,13 +110,38 @@ export const SECRET_FILE_MODE = "0400";
 export const GENERATED_SECRETS = [
     { name: "jwtSecret", kind: "key512", rotation: "jwtSecret", needs: "always", apps: true },
     { name: "apiEncryptionKey", kind: "key256", rotation: "apiEncryptionKey", needs: "always", apps: true },
-    // The superuser rotates with the app role (the same period): the postgres-passwords step sets both.
+    // The superuser rotates with the apps' roles (the same period): the postgres-roles step sets them all.
     { name: "postgresSuperuserPassword", kind: "password", rotation: "postgresPassword", needs: "postgres", apps: false },
-    { name: "postgresPassword", kind: "password", rotation: "postgresPassword", needs: "postgres", apps: true },
-    { name: "redisPassword", kind: "password", rotation: "redisPassword", needs: "redis", apps: true },
+    // perApp: every app that lists it gets a value of its own (its own Postgres role, its own Redis user).
+    { name: "postgresPassword", kind: "password", rotation: "postgresPassword", needs: "postgres", apps: true, perApp: true },
+    { name: "redisPassword", kind: "password", rotation: "redisPassword", needs: "redis", apps: true, perApp: true },
     { name: "crowdsecBouncerKey", kind: "password", rotation: "crowdsecBouncerKey", needs: "crowdsec", apps: false },
 ] as const;
 export type GeneratedSecret = (typeof GENERATED_SECRETS)[number];
+
+/** The generated secrets each app gets its own value of: postgresPassword, redisPassword. */
+export const PER_APP_SECRETS: readonly string[] = GENERATED_SECRETS.filter((s) => "perApp" in s && s.perApp).map((s) => s.name);
+/**
+ * The name of the value an app's secret file carries: its own for a per-app secret
+ * (postgresPassword → postgresPassword-<app>), the stack's one otherwise. The file an app reads keeps
+ * the plain name (POSTGRES_PASSWORD_FILE).
+ */
+export const appSecretValue = (secret: string, app: string): string => (PER_APP_SECRETS.includes(secret) ? `${secret}-${app}` : secret);
+
+/**
+ * An app's own identities on the data services: its Postgres role and database, its Redis ACL user
+ * and the key (and channel) prefix that user is confined to. All are the app's name, so the config
+ * has one name to review. These names are Postgres's and Redis's own and are refused as data app names.
+ */
+export const postgresRoleOf = (app: string): string => app;
+export const postgresDatabaseOf = (app: string): string => app;
+export const redisUserOf = (app: string): string => app;
+export const redisKeyPrefixOf = (app: string): string => `${app}:`;
+/** An app has its own Postgres role (and database) when it is on a data network and lists postgresPassword. */
+export const postgresClient = (c: { postgres: { enabled: boolean } }, app: { data: boolean; secrets: readonly string[] }): boolean => app.data && c.postgres.enabled && app.secrets.includes("postgresPassword");
+/** ... and its own Redis user when it lists redisPassword. */
+export const redisClient = (c: { redis: { enabled: boolean } }, app: { data: boolean; secrets: readonly string[] }): boolean => app.data && c.redis.enabled && app.secrets.includes("redisPassword");
+export const DATA_RESERVED_NAMES = ["postgres", "public", "template0", "template1", "all", "sameuser", "samerole", "samegroup", "replication", "default"];
 
 /** Derived secret files an app gets beside jwtSecret: the previous generation (JWT_SECRET_PREVIOUS_FILE). */
 export const JWT_SECRET_PREVIOUS = "jwtSecretPrevious";

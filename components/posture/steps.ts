@@ -5,8 +5,8 @@ import type { StackConfig } from "../config";
 import { renderBackup } from "../render/backup";
 import { renderGatewayScript } from "../render/caddy";
 import { renderGatewayImageScript } from "../render/gateway-image";
-import { renderPostgresPasswordsScript, renderPostgresScript, renderRedisScript } from "../render/data";
-import { DATA_NETWORK } from "./facts";
+import { renderPostgresRolesScript, renderPostgresScript, renderRedisScript } from "../render/data";
+import { DATA_NETWORK_PREFIX } from "./facts";
 import { renderFirewall } from "../render/firewall";
 import { exposurePosture } from "./exposure";
 import { renderHostBaseline } from "../render/host";
@@ -34,7 +34,7 @@ const VALIDATION: Record<string, string> = {
     "gateway-image": "docker build of exactly the embedded images/caddy files, bounded in time (the Dockerfile's own build checks the rate-limit module is in); the tag must carry the inputs' hash afterwards; skipped when it already does",
     "gateway-config": "caddy validate with the image's own Caddy in a throw-away container without network",
     "postgres-config": "a throw-away Postgres boots with the staged files (TLS only, scram-sha-256) before they are installed",
-    "postgres-passwords": "each password file is read by bash and checked for the generated alphabet before psql sees it; waits until the server answers on its socket; ON_ERROR_STOP",
+    "postgres-roles": "every password file is read by bash and checked for the generated alphabet before psql sees any; waits until the server answers on its socket; ON_ERROR_STOP",
     "redis-config": "a throw-away Redis loads the staged redis.conf and ACL before they are installed",
     "container-limits": "the live limit is read from docker inspect first; docker update only where it differs",
     backup: "age reads the recipients, systemd-analyze the calendar (at least daily) and the units, rclone reaches the target with the pinned host key and the key file, before any file is installed",
@@ -99,13 +99,14 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     if (postgres) postgres.after.push(add(scriptStep(renderPostgresScript(c, postgres.image), "data", [...ready, imageRef(postgres.name)])));
     const redis = byRole("redis");
     if (redis) redis.after.push(add(scriptStep(renderRedisScript(c, redis.image), "data", [...ready, imageRef(redis.name)])));
-    // Rotation order: new secret files → the database's passwords set from them (postgres-passwords)
-    // and Redis re-created with its new ACL → only then the apps that use them are (re)started.
-    const dataApps = containers.filter((x) => x.role === "app" && x.networks.some((n) => n.network === DATA_NETWORK));
+    // Rotation order: new secret files → the apps' roles and the database's passwords set from them
+    // (postgres-roles) and Redis re-created with its new ACL → only then the apps that use them are
+    // (re)started.
+    const dataApps = containers.filter((x) => x.role === "app" && x.networks.some((n) => n.network.startsWith(DATA_NETWORK_PREFIX)));
     if (postgres) {
-        const files = secretFiles.filter((f) => f.readers.includes(postgres.name)).map((f) => f.step);
-        const passwords = add(scriptStep(renderPostgresPasswordsScript(c), "credentials", [containerRef(postgres.name), ...files]));
-        for (const app of dataApps) app.after.push(passwords);
+        const files = secretFiles.filter((f) => f.readers.includes(postgres.name) || (f.name === "postgresPassword" && f.consumer !== postgres.name)).map((f) => f.step);
+        const roles = add(scriptStep(renderPostgresRolesScript(c), "credentials", [containerRef(postgres.name), ...files]));
+        for (const app of dataApps) app.after.push(roles);
     }
     if (redis) for (const app of dataApps) app.after.push(containerRef(redis.name));
     const gateway = byRole("gateway");

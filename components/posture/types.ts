@@ -144,6 +144,8 @@ export interface NetworkPosture {
     /** The bridge's address on the host (what the host's own services bind for the network). */
     gateway?: string;
     bridge?: string;
+    /** Docker driver options (the egress bridge: no traffic between its containers). */
+    options?: Record<string, string>;
     /** Containers attached to it. */
     members: string[];
 }
@@ -162,7 +164,7 @@ export interface SecretPosture {
 export interface SecretFilePosture {
     /** The generated secret it carries (or is derived from). */
     secret: string;
-    /** "value": the secret itself; "redis-acl": Redis' ACL file with the password's SHA-256; "alertmanager-config": alertmanager.yml with the receivers' URLs. */
+    /** "value": the secret itself; "redis-acl": Redis' ACL file with each app user's password's SHA-256 (redisUsers); "alertmanager-config": alertmanager.yml with the receivers' URLs. */
     content: "value" | "redis-acl" | "alertmanager-config";
     /** Directory name under the secrets tree: a container name's reader, or "host". */
     consumer: string;
@@ -179,6 +181,8 @@ export interface SecretFilePosture {
      * value is written, the running container gets SIGHUP, so a new value takes effect without a restart.
      */
     reloadOnChange?: string;
+    /** The "redis-acl" file's users: each app's user, its key prefix and the secret its password is. */
+    redisUsers?: { user: string; keyPrefix: string; secret: string }[];
 }
 
 export interface SitePosture {

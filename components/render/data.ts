@@ -1,10 +1,10 @@
 // Layer 4 renderers: the Postgres and Redis configuration files and the host steps that install them.
 //
-// Both servers run from their official images as uid/gid 999 with a read-only root filesystem on the
-// internal data network. Their configuration lives on the host under /etc/citadel/<service>/ and is
+// Both servers run from their official images as uid/gid 999 with a read-only root filesystem on
+// each data app's internal network. Their configuration lives on the host under /etc/citadel/<service>/ and is
 // bind-mounted read-only; secrets arrive as 0400 files. Pure functions: no Pulumi import.
 import { StackConfig } from "../config";
-import { DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER, secretFilePath, secretMountPath } from "../posture/facts";
+import { DATA_UID, postgresClient, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath } from "../posture/facts";
 import { renderTemplate } from "./template";
 import { HostScript } from "./types";
 
@@ -16,12 +16,10 @@ export const POSTGRES_CONF_CONTAINER_DIR = "/etc/citadel-pg";
 /** The TLS key and certificate, inside the config dir so the one mount carries them. */
 export const POSTGRES_TLS_HOST_DIR = `${POSTGRES_CONF_HOST_DIR}/tls`;
 export const POSTGRES_TLS_CONTAINER_DIR = `${POSTGRES_CONF_CONTAINER_DIR}/tls`;
-/** The first-init role script: mount this dir read-only at /docker-entrypoint-initdb.d. */
-export const POSTGRES_INITDB_HOST_DIR = "/etc/citadel/postgres-initdb";
-export const POSTGRES_INITDB_CONTAINER_DIR = "/docker-entrypoint-initdb.d";
-export const POSTGRES_INITDB_SCRIPT = "10-citadel-app-role.sh";
-/** Where the app role's password file is mounted in the postgres container. */
-export const POSTGRES_APP_PASSWORD_CONTAINER_PATH = secretMountPath("postgresPassword");
+/** Where earlier versions kept a first-init script for one role shared by every app; postgres-config removes it. */
+export const POSTGRES_LEGACY_INITDB_HOST_DIR = "/etc/citadel/postgres-initdb";
+/** The comment postgres-roles puts on the roles it makes, so it knows which to close when an app goes. */
+export const POSTGRES_APP_ROLE_COMMENT = "citadel: an app's role";
 
 // ---- Redis paths: mount REDIS_CONF_HOST_DIR read-only at REDIS_CONF_CONTAINER_DIR. ----
 export const REDIS_CONF_HOST_DIR = "/etc/citadel/redis";
@@ -31,8 +29,20 @@ export const REDIS_CONF_CONTAINER_DIR = "/etc/citadel-redis";
  * mount point inside a read-only bind mount could not be created.
  */
 export const REDIS_ACL_CONTAINER_PATH = secretMountPath("users.acl");
-/** The one Redis user the apps authenticate as (AUTH app <redisPassword>). */
-export const REDIS_APP_USER = "app";
+/**
+ * Commands every app user is denied whatever citadel:redis.disabledCommands says: with several apps on
+ * one server, each reaches past its own key prefix. FLUSHALL, FLUSHDB and SWAPDB empty or swap every
+ * app's keys; KEYS, SCAN and RANDOMKEY return every app's key names (which may be session ids); PUBSUB
+ * lists every app's channels; MIGRATE opens connections out; the server's function libraries and
+ * script cache are shared by every app, so FUNCTION's writers, DUMP and LIST (another app's code),
+ * SCRIPT FLUSH and the KILLs (another app's running script) are too. Left: DBSIZE and INFO keyspace
+ * tell the total number of keys, not whose.
+ */
+export const REDIS_ISOLATION_DENIED = [
+    "FLUSHALL", "FLUSHDB", "SWAPDB", "KEYS", "SCAN", "RANDOMKEY", "PUBSUB", "MIGRATE",
+    "FUNCTION|LOAD", "FUNCTION|DELETE", "FUNCTION|FLUSH", "FUNCTION|RESTORE", "FUNCTION|DUMP", "FUNCTION|LIST", "FUNCTION|KILL",
+    "SCRIPT|FLUSH", "SCRIPT|KILL",
+];
 
 const PG = {
     conf: `${POSTGRES_CONF_CONTAINER_DIR}/postgresql.conf`,
@@ -90,9 +100,14 @@ export function renderPostgresConf(c: StackConfig): string {
     });
 }
 
-/** pg_hba.conf: socket with SCRAM; the app role to its database over TLS with SCRAM; all else rejected. */
+/** Each app with its own role: the role, its database and (on the host) the password file it is set from. */
+export function postgresApps(c: StackConfig): { app: string; role: string; database: string; passwordFile: string }[] {
+    return c.apps.filter((a) => postgresClient(c, a)).map((a) => ({ app: a.name, role: postgresRoleOf(a.name), database: postgresDatabaseOf(a.name), passwordFile: secretFilePath(a.name, "postgresPassword") }));
+}
+
+/** pg_hba.conf: socket with SCRAM; each app's role to its own database over TLS with SCRAM; all else rejected. */
 export function renderPgHba(c: StackConfig): string {
-    return renderTemplate("data/pg_hba.conf.hbs", { database: c.postgres.database, user: c.postgres.user });
+    return renderTemplate("data/pg_hba.conf.hbs", { apps: postgresApps(c) });
 }
 
 /**
@@ -109,31 +124,17 @@ export function renderPostgresValidator(): string {
     return renderTemplate("data/pg-validate.sh.hbs", { confPath: PG.conf });
 }
 
-/**
- * /docker-entrypoint-initdb.d script: creates the application role (LOGIN, nothing else) with the
- * password from its secret file and makes it the owner of the application database.
- */
-export function renderPostgresInitScript(c: StackConfig): string {
-    return renderTemplate("data/pg-initdb.sh.hbs", {
-        user: c.postgres.user,
-        database: c.postgres.database,
-        passwordFile: POSTGRES_APP_PASSWORD_CONTAINER_PATH,
-    });
-}
-
 /** Host step "postgres-config": TLS key/cert (if absent), the config files, checked by the real image. */
 export function renderPostgresScript(c: StackConfig, image: string): HostScript {
     const conf = renderPostgresConf(c);
     const hba = renderPgHba(c);
-    const initdb = renderPostgresInitScript(c);
     const script = renderTemplate("data/postgres-config.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
         tlsFunction: postgresTlsFunction(),
         hostDir: POSTGRES_CONF_HOST_DIR,
         tlsHostDir: POSTGRES_TLS_HOST_DIR,
         tlsContainerDir: POSTGRES_TLS_CONTAINER_DIR,
-        initdbHostDir: POSTGRES_INITDB_HOST_DIR,
-        initdbName: POSTGRES_INITDB_SCRIPT,
+        initdbHostDir: POSTGRES_LEGACY_INITDB_HOST_DIR,
         confPath: PG.conf,
         hbaPath: PG.hba,
         image,
@@ -141,7 +142,6 @@ export function renderPostgresScript(c: StackConfig, image: string): HostScript 
         container: POSTGRES_CONTAINER,
         conf,
         hba,
-        initdb,
         validate: renderPostgresValidator(),
     });
     return {
@@ -151,28 +151,28 @@ export function renderPostgresScript(c: StackConfig, image: string): HostScript 
         files: [
             { path: `${POSTGRES_CONF_HOST_DIR}/postgresql.conf`, content: conf, mode: "0644", owner: "root", group: "root" },
             { path: `${POSTGRES_CONF_HOST_DIR}/pg_hba.conf`, content: hba, mode: "0644", owner: "root", group: "root" },
-            { path: `${POSTGRES_INITDB_HOST_DIR}/${POSTGRES_INITDB_SCRIPT}`, content: initdb, mode: "0755", owner: "root", group: "root" },
         ],
     };
 }
 
 /**
- * Host step "postgres-passwords": ALTER ROLE of the application role and the superuser to the values
- * of their secret files, over the container's socket (superuser by peer), passwords on psql's stdin.
- * Reads the host's files, not the container's mounts: the step must see what was just written.
+ * Host step "postgres-roles": each app's role (LOGIN only) owning its own database, closed to every
+ * other role, and every password (the apps' roles and the superuser) set to the value of its secret
+ * file, over the container's socket (superuser by peer), passwords on psql's stdin. Reads the host's
+ * files, not the container's mounts: the step must see what was just written.
  */
-export function renderPostgresPasswordsScript(c: StackConfig): HostScript {
-    const appPasswordFile = secretFilePath(POSTGRES_CONTAINER, "postgresPassword");
+export function renderPostgresRolesScript(c: StackConfig): HostScript {
     const superuserPasswordFile = secretFilePath(POSTGRES_CONTAINER, "postgresSuperuserPassword");
+    const apps = postgresApps(c);
     return {
-        name: "postgres-passwords",
-        description: `ALTER ROLE ${c.postgres.user} and postgres to the passwords in ${appPasswordFile} and ${superuserPasswordFile} (rotation), before the apps restart`,
-        script: renderTemplate("data/pg-passwords.sh.hbs", {
+        name: "postgres-roles",
+        description: `a role and database per app (${apps.map((a) => a.role).join(", ") || "none"}), each password and the superuser's from its secret file (rotation), before the apps start`,
+        script: renderTemplate("data/pg-roles.sh.hbs", {
             lib: renderTemplate("host/lib.sh.hbs", {}),
             container: POSTGRES_CONTAINER,
-            user: c.postgres.user,
-            appPasswordFile,
+            apps,
             superuserPasswordFile,
+            roleComment: POSTGRES_APP_ROLE_COMMENT,
         }),
         files: [],
     };
@@ -208,25 +208,30 @@ export function renderRedisConf(c: StackConfig): string {
 }
 
 /**
- * users.acl: the default user off; the app user with the SHA-256 of its password (never the
- * password), every command but the admin ones and the configured disabled ones.
+ * users.acl: the default user off; one user per app with the SHA-256 of its password (never the
+ * password), its keys and channels confined to its prefix, every command but the admin ones, the
+ * ones that reach past a prefix (REDIS_ISOLATION_DENIED) and the configured disabled ones.
  * `-@admin` is added beyond c.redis.disabledCommands: +@all alone includes ACL SETUSER, with which
- * the app user could grant itself back everything denied here.
+ * an app user could grant itself back everything denied here.
  */
-export function renderRedisAcl(c: StackConfig, passwordSha256Hex: string): string {
-    if (!/^[0-9a-f]{64}$/.test(passwordSha256Hex)) {
-        throw new Error("renderRedisAcl: expected the password's SHA-256 as 64 lower-case hex digits (never the password itself)");
+export function renderRedisAcl(c: StackConfig, users: { user: string; keyPrefix: string; passwordSha256Hex: string }[]): string {
+    for (const u of users) {
+        if (!/^[0-9a-f]{64}$/.test(u.passwordSha256Hex)) throw new Error("renderRedisAcl: expected each password's SHA-256 as 64 lower-case hex digits (never the password itself)");
     }
     return renderTemplate("data/users.acl.hbs", {
-        user: REDIS_APP_USER,
-        passwordSha256Hex,
-        denied: [...new Set(c.redis.disabledCommands.map((x) => x.toLowerCase()))],
+        users,
+        denied: [...new Set([...REDIS_ISOLATION_DENIED, ...c.redis.disabledCommands].map((x) => x.toLowerCase()))],
     });
 }
 
 /** The check that runs inside a throwaway container of the image: starts Redis with the config. */
 export function renderRedisValidator(): string {
     return renderTemplate("data/redis-validate.sh.hbs", { confPath: REDIS_CONF_PATH });
+}
+
+/** Each app's Redis user and key prefix (the ACL's users, without their passwords). */
+export function redisAclUsers(c: StackConfig): { user: string; keyPrefix: string }[] {
+    return c.apps.filter((a) => redisClient(c, a)).map((a) => ({ user: redisUserOf(a.name), keyPrefix: redisKeyPrefixOf(a.name) }));
 }
 
 /** A hash no password has in practice: the validation server gets the live ACL's rules, not its secret. */
@@ -244,7 +249,7 @@ export function renderRedisScript(c: StackConfig, image: string): HostScript {
         uid: DATA_UID,
         container: REDIS_CONTAINER,
         conf,
-        placeholderAcl: renderRedisAcl(c, PLACEHOLDER_SHA256),
+        placeholderAcl: renderRedisAcl(c, redisAclUsers(c).map((u) => ({ ...u, passwordSha256Hex: PLACEHOLDER_SHA256 }))),
         validate: renderRedisValidator(),
     });
     return {

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CHECKLIST } from "../../audit/checklist";
 import { shellQuote } from "../../components/render/template";
-import { appContainerName, CADDY_ADMIN_PORT, DATA_NETWORK, GATEWAY_CONTAINER, GATEWAY_UID, POSTGRES_CONTAINER, PUBLIC_NETWORK, REDIS_CONTAINER, SECRETS_DIR } from "../../components/posture/facts";
+import { appContainerName, CADDY_ADMIN_PORT, dataNetworkName, GATEWAY_CONTAINER, GATEWAY_UID, POSTGRES_CONTAINER, PUBLIC_NETWORK, REDIS_CONTAINER, SECRETS_DIR } from "../../components/posture/facts";
 import type { AuditReport } from "../../audit/run";
 import type { AuditTarget } from "../../audit/types";
 import { IN_CI, which, pulumiMissing } from "../tools";
@@ -283,12 +283,13 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
 
     it("fault: declared containers loosened live (docker update, docker network connect) → in-container-limits and in-container-networks", () => {
         const app = appContainerName(target.config.apps[0].name);
+        const redisNets = target.config.apps.filter((a) => a.data).map((a) => dataNetworkName(a.name)).sort().join(",");
         return fault({
             only: ["in-container-limits", "in-container-networks"],
             expect: {
                 "in-container-limits": new RegExp(`^${app}: memory: expected \\d+m \\| actual 1024m$`),
                 // Redis on the public network: the data service next to the edge.
-                "in-container-networks": new RegExp(`^${REDIS_CONTAINER}: networks: expected ${DATA_NETWORK} \\| actual ${DATA_NETWORK},${PUBLIC_NETWORK}$`),
+                "in-container-networks": new RegExp(`^${REDIS_CONTAINER}: networks: expected ${redisNets} \\| actual ${[...redisNets.split(","), PUBLIC_NETWORK].sort().join(",")}$`),
             },
             inject: [
                 `docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}' ${app} > /root/limits.audit`,
@@ -309,6 +310,49 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             expect: { "in-redis-auth": /^PING without AUTH: expected NOAUTH \| actual PONG$/, "in-redis-commands": /^FLUSHALL: expected NOPERM \| actual QUEUED$/ },
             inject: `f=${SECRETS_DIR}/redis/users.acl; cp -p $f /root/users.acl.audit && sed -e 's/ -flushall//I' -e 's/^user default off .*/user default on nopass ~* \\&* +@all/' /root/users.acl.audit > /root/users.acl.new && cat /root/users.acl.new > $f && rm -f /root/users.acl.new && docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
             repair: `if [ -f /root/users.acl.audit ]; then cat /root/users.acl.audit > ${SECRETS_DIR}/redis/users.acl; fi; rm -f /root/users.acl.audit /root/users.acl.new; docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
+            settleMs: 30_000,
+        }));
+
+    // Two data apps, demo and notes (Pulumi.local.yaml): each fault below undoes one layer of what
+    // keeps them apart, and in-app-isolation names it.
+    it("two apps: neither connects to the other, its database or its keys → in-app-isolation passes on the converged host", async () => {
+        const r = await audit(["in-app-isolation"]);
+        const c = r.checks.find((x) => x.id === "in-app-isolation")!;
+        assert.equal(c.result, "pass", show(r));
+        for (const s of ["demo↛notes", "notes↛demo", "demo↛db notes", "notes↛db demo", "demo↛db postgres", "demo↛notes:*", "notes↛demo:*"]) assert.ok(c.evidence.includes(s), `${s} not shown: ${c.evidence}`);
+    });
+
+    it("fault: notes joins demo's data network (docker network connect) → in-app-isolation (notes → demo connects)", () =>
+        fault({
+            only: ["in-app-isolation"],
+            expect: { "in-app-isolation": /^notes → demo: expected no connection \| actual connected to [0-9.]+:8080/ },
+            inject: `docker network connect ${dataNetworkName("demo")} ${appContainerName("notes")}`,
+            repair: `docker network disconnect ${dataNetworkName("demo")} ${appContainerName("notes")} 2>/dev/null || true`,
+        }));
+
+    it("fault: pg_hba.conf lets every role reach every database and CONNECT is granted → in-app-isolation (demo reads notes' database)", () =>
+        fault({
+            only: ["in-app-isolation"],
+            expect: { "in-app-isolation": /^demo: database notes: expected refused \| actual connected$/ },
+            inject: [
+                `f=/etc/citadel/postgres/pg_hba.conf; cp -p $f /root/pg_hba.iso && { echo 'hostssl all all 0.0.0.0/0 scram-sha-256'; cat /root/pg_hba.iso; } > /root/pg_hba.new && cat /root/pg_hba.new > $f && rm -f /root/pg_hba.new`,
+                `docker exec -u postgres ${POSTGRES_CONTAINER} psql -XAtq -d postgres -c 'grant connect on database notes to public'`,
+                `docker exec ${POSTGRES_CONTAINER} sh -c 'kill -HUP 1' && sleep 1`,
+            ].join(" && "),
+            repair: [
+                `if [ -f /root/pg_hba.iso ]; then cat /root/pg_hba.iso > /etc/citadel/postgres/pg_hba.conf; fi; rm -f /root/pg_hba.iso /root/pg_hba.new`,
+                `docker exec -u postgres ${POSTGRES_CONTAINER} psql -XAtq -d postgres -c 'revoke connect on database notes from public'`,
+                `docker exec ${POSTGRES_CONTAINER} sh -c 'kill -HUP 1' && sleep 1`,
+            ].join(" && "),
+            settleMs: 15_000,
+        }));
+
+    it("fault: demo's Redis user may touch every key (~*) → in-app-isolation (demo writes into notes: keys)", () =>
+        fault({
+            only: ["in-app-isolation"],
+            expect: { "in-app-isolation": /^demo: SET notes:…: expected NOPERM \| actual QUEUED$/ },
+            inject: `f=${SECRETS_DIR}/redis/users.acl; cp -p $f /root/users.acl.iso && sed -e '/^user demo /s/ ~demo:\\* / ~* /' /root/users.acl.iso > /root/users.acl.new && cat /root/users.acl.new > $f && rm -f /root/users.acl.new && docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
+            repair: `if [ -f /root/users.acl.iso ]; then cat /root/users.acl.iso > ${SECRETS_DIR}/redis/users.acl; fi; rm -f /root/users.acl.iso /root/users.acl.new; docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
             settleMs: 30_000,
         }));
 

@@ -50,11 +50,11 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
     };
     /** SQL on the app database as the superuser over the container's socket (pg_hba: local, peer). */
     const sql = (text: string): RunResult => {
-        const r = run("ssh", ["-i", HARNESS_KEY, "-p", String(sshPort), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${known}`, `deploy@127.0.0.1`, "sudo -n docker exec -i -u postgres postgres psql -XAt -v ON_ERROR_STOP=1 -d app"], { input: text, timeout: 60_000 });
+        const r = run("ssh", ["-i", HARNESS_KEY, "-p", String(sshPort), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${known}`, `deploy@127.0.0.1`, "sudo -n docker exec -i -u postgres postgres psql -XAt -v ON_ERROR_STOP=1 -d demo"], { input: text, timeout: 60_000 });
         return r;
     };
     // AUTH as the first line on redis-cli's stdin (printf is bash's own: the password is in no argv or env).
-    const redis = (args: string) => root(`{ printf 'AUTH app %s\\n' "$(cat /etc/citadel/secrets/demo/redisPassword)"; echo ${shellQuote(args)}; } | docker exec -i redis redis-cli -h 127.0.0.1 --no-auth-warning`);
+    const redis = (args: string) => root(`{ printf 'AUTH demo %s\\n' "$(cat /etc/citadel/secrets/demo/redisPassword)"; echo ${shellQuote(args)}; } | docker exec -i redis redis-cli -h 127.0.0.1 --no-auth-warning`);
     const inBackup = async () => {
         const target = { config: session.config, inside: sshInside({ host: "127.0.0.1", port: sshPort, user: "deploy", keyPath: HARNESS_KEY, hostKey: session.info.hostKey }) } as unknown as AuditTarget;
         return INSIDE_CHECKS.find((c) => c.id === "in-backup")!.run(target);
@@ -91,10 +91,10 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
     });
 
     it("rows in Postgres and a key in Redis → systemctl start citadel-backup → a complete, encrypted backup on the target", async () => {
-        const w = sql(`set role app; create table drill (id int primary key, note text); insert into drill select g, '${MARK}-' || g from generate_series(1, 500) g; select count(*) from drill;`);
+        const w = sql(`set role demo; create table drill (id int primary key, note text); insert into drill select g, '${MARK}-' || g from generate_series(1, 500) g; select count(*) from drill;`);
         assert.equal(w.code, 0, out(w));
         assert.match(w.stdout, /^500$/m);
-        assert.match(redis(`SET drill:key ${MARK}`).stdout, /OK/);
+        assert.match(redis(`SET demo:drill:key ${MARK}`).stdout, /OK/);
         // And through the app itself (gateway → demo app → Redis as its ACL user), as a user would.
         site = siteClient(session);
         await site.ok("PUT", "/kv/drill-app", `${MARK}-app`);
@@ -180,7 +180,7 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
         assert.equal(code, 0);
         process.stderr.write(`[backup] RESTORE TIME (recovery, citadel restore end to end): ${restoreSeconds} s\n`);
         assert.match(sql("select count(*), min(note) from drill;").stdout, new RegExp(`^500\\|${MARK}-1$`, "m"));
-        assert.equal(redis("GET drill:key").stdout.trim().split("\n").pop(), MARK);
+        assert.equal(redis("GET demo:drill:key").stdout.trim().split("\n").pop(), MARK);
         // The app serves what it stored before the server was thrown away.
         site = siteClient(session);
         assert.equal(await site.ok("GET", "/kv/drill-app"), `${MARK}-app`);

@@ -129,7 +129,7 @@ except Exception as e:
     it("Postgres refuses connections without TLS and accepts the app role over TLS", () => {
         // The password as a 0400 libpq passfile mounted into the client (never an argument or env value).
         const psql = (mode: string) =>
-            ssh(`sudo -n bash -c ${shellQuote(pgPassfileRun("/etc/citadel/secrets/demo/postgresPassword", `docker run --rm --network citadel-data -v "$d/pgpass:/run/pgpass:ro" --entrypoint psql citadel/postgres:15-local-2 "host=postgres dbname=app user=app sslmode=${mode} passfile=/run/pgpass" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"`))}`);
+            ssh(`sudo -n bash -c ${shellQuote(pgPassfileRun("/etc/citadel/secrets/demo/postgresPassword", `docker run --rm --network citadel-data-demo -v "$d/pgpass:/run/pgpass:ro" --entrypoint psql citadel/postgres:15-local-2 "host=postgres dbname=demo user=demo sslmode=${mode} passfile=/run/pgpass" -tAc "select ssl from pg_stat_ssl where pid = pg_backend_pid()"`))}`);
         const plain = psql("disable");
         assert.notEqual(plain.code, 0, "a non-TLS connection was accepted");
         assert.match(plain.stderr, /no encryption|pg_hba/);
@@ -143,7 +143,7 @@ except Exception as e:
         assert.match(noauth.stdout + noauth.stderr, /NOAUTH/);
         const pw = ssh("sudo -n cat /etc/citadel/secrets/demo/redisPassword").stdout;
         // AUTH as the first command on redis-cli's stdin: the password is no argument of any process.
-        const asApp = (cmd: string) => run("docker", ["exec", "-i", LOCAL_VPS, "docker", "exec", "-i", "redis", "redis-cli", "-h", "127.0.0.1"], { input: `AUTH app ${pw}\n${cmd}\n` });
+        const asApp = (cmd: string) => run("docker", ["exec", "-i", LOCAL_VPS, "docker", "exec", "-i", "redis", "redis-cli", "-h", "127.0.0.1"], { input: `AUTH demo ${pw}\n${cmd}\n` });
         for (const cmd of ["FLUSHALL", "KEYS *", "CONFIG GET *"]) {
             const r = asApp(cmd);
             assert.equal(r.stdout.split("\n")[0], "OK", r.stderr);

@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { spawn } from "node:child_process";
 import { IN_CI, run, RunResult, pulumiMissing } from "../tools";
+import { dataNetworkName, postgresDatabaseOf, postgresRoleOf, redisUserOf } from "../../components/posture/facts";
 
 // Our own VPS and ports (set before lab/local is imported: it reads them when it loads).
 process.env.CITADEL_VPS_NAME ??= "citadel-rotation";
@@ -59,11 +60,11 @@ describe("rotation: a boundary crossed on a live host, with the app serving thro
     /** psql from a throwaway container on the data network; the password in a passfile written from stdin. */
     function pgLogin(password: string, image: string, user: string, db: string): RunResult {
         const script = 'set -e; umask 077; cat >/tmp/pgpass; PGPASSFILE=/tmp/pgpass psql "host=postgres dbname=$1 user=$2 sslmode=require connect_timeout=10" -XAtc "select current_user"';
-        return inVps(["docker", "run", "--rm", "-i", "--network", "citadel-data", "--tmpfs", "/tmp", "--entrypoint", "bash", image, "-c", script, "login", db, user], `postgres:5432:${db}:${user}:${password}\n`);
+        return inVps(["docker", "run", "--rm", "-i", "--network", dataNetworkName("demo"), "--tmpfs", "/tmp", "--entrypoint", "bash", image, "-c", script, "login", db, user], `postgres:5432:${db}:${user}:${password}\n`);
     }
     /** redis-cli from a throwaway container on the data network; AUTH on stdin. */
     function redisLogin(password: string, image: string): RunResult {
-        return inVps(["docker", "run", "--rm", "-i", "--network", "citadel-data", "--entrypoint", "redis-cli", image, "-h", "redis"], `AUTH app ${password}\nPING\n`);
+        return inVps(["docker", "run", "--rm", "-i", "--network", dataNetworkName("demo"), "--entrypoint", "redis-cli", image, "-h", "redis"], `AUTH ${redisUserOf("demo")} ${password}\nPING\n`);
     }
 
     before(async () => {
@@ -101,13 +102,13 @@ describe("rotation: a boundary crossed on a live host, with the app serving thro
         assert.match(env.stdout, /"JWT_SECRET_PREVIOUS_FILE=\/run\/secrets\/jwtSecretPrevious"/);
         assert.match(env.stdout, /"API_ENCRYPTION_KEYRING_FILE=\/run\/secrets\/apiEncryptionKeyring"/);
 
-        state.oldPg = readSecret("/etc/citadel/secrets/postgres/postgresPassword");
+        state.oldPg = readSecret("/etc/citadel/secrets/demo/postgresPassword");
         state.oldRedis = readSecret("/etc/citadel/secrets/demo/redisPassword");
         // The probes can tell yes from no: the current passwords are accepted (and a wrong one is not).
-        const pg = pgLogin(state.oldPg, c.postgres.image, c.postgres.user, c.postgres.database);
+        const pg = pgLogin(state.oldPg, c.postgres.image, postgresRoleOf("demo"), postgresDatabaseOf("demo"));
         assert.equal(pg.code, 0, pg.stderr);
-        assert.equal(pg.stdout.trim(), c.postgres.user);
-        assert.notEqual(pgLogin(`${state.oldPg}x`, c.postgres.image, c.postgres.user, c.postgres.database).code, 0);
+        assert.equal(pg.stdout.trim(), postgresRoleOf("demo"));
+        assert.notEqual(pgLogin(`${state.oldPg}x`, c.postgres.image, postgresRoleOf("demo"), postgresDatabaseOf("demo")).code, 0);
         const rd = redisLogin(state.oldRedis, c.redis.image);
         assert.match(rd.stdout, /^OK\s+PONG/, rd.stdout + rd.stderr);
         state.pgContainer = inVps(["docker", "inspect", "--format", "{{.Id}}", "postgres"]).stdout.trim();
@@ -146,14 +147,14 @@ describe("rotation: a boundary crossed on a live host, with the app serving thro
 
     it("after: the old Postgres and Redis passwords are refused, the new ones accepted", () => {
         const c = session.config;
-        const newPg = readSecret("/etc/citadel/secrets/postgres/postgresPassword");
+        const newPg = readSecret("/etc/citadel/secrets/demo/postgresPassword");
         const newRedis = readSecret("/etc/citadel/secrets/demo/redisPassword");
         assert.notEqual(newPg, state.oldPg, "the Postgres password file did not change");
         assert.notEqual(newRedis, state.oldRedis, "the Redis password file did not change");
-        const oldPg = pgLogin(state.oldPg!, c.postgres.image, c.postgres.user, c.postgres.database);
+        const oldPg = pgLogin(state.oldPg!, c.postgres.image, postgresRoleOf("demo"), postgresDatabaseOf("demo"));
         assert.notEqual(oldPg.code, 0, "the old Postgres password still logs in");
-        assert.match(oldPg.stderr, /password authentication failed for user "app"/);
-        const nowPg = pgLogin(newPg, c.postgres.image, c.postgres.user, c.postgres.database);
+        assert.match(oldPg.stderr, /password authentication failed for user "demo"/);
+        const nowPg = pgLogin(newPg, c.postgres.image, postgresRoleOf("demo"), postgresDatabaseOf("demo"));
         assert.equal(nowPg.code, 0, nowPg.stderr);
         const oldRedis = redisLogin(state.oldRedis!, c.redis.image);
         assert.match(oldRedis.stdout, /WRONGPASS/, `the old Redis password: ${oldRedis.stdout}`);

@@ -45,7 +45,7 @@ describe("engine: real pulumi preview of the prod example", { skip }, () => {
             "citadel:index:Citadel$citadel:host:Baseline$command:remote:Command::sshd",
             "citadel:index:Citadel$citadel:host:Baseline$command:remote:Command::docker",
             "citadel:index:Citadel$citadel:host:Intrusion$command:remote:Command::intrusion",
-            "citadel:index:Citadel$command:remote:Command::postgres-passwords",
+            "citadel:index:Citadel$command:remote:Command::postgres-roles",
             "citadel:index:Citadel$citadel:secrets:Secrets$random:index/randomPassword:RandomPassword::redisPassword",
             "citadel:index:Citadel$citadel:network:Networks$docker:index/network:Network::data",
             "citadel:index:Citadel$citadel:edge:Gateway$docker:index/container:Container::gateway",

@@ -27,23 +27,22 @@ interface HardeningSpec {
 import { CADDY_VERSION, CADDYFILE_CONTAINER_PATH, CADDY_LOG_DIR_CONTAINER, GATEWAY_UID, renderCaddyfile } from "../../components/render/caddy";
 import {
     DATA_UID,
-    POSTGRES_APP_PASSWORD_CONTAINER_PATH,
     POSTGRES_CONF_CONTAINER_DIR,
-    POSTGRES_INITDB_CONTAINER_DIR,
-    POSTGRES_INITDB_SCRIPT,
     POSTGRES_TLS_CONTAINER_DIR,
+    postgresApps,
     postgresTlsFunction,
+    redisAclUsers,
     renderPgHba,
     renderPostgresConf,
-    renderPostgresInitScript,
+    renderPostgresRolesScript,
     REDIS_ACL_CONTAINER_PATH,
-    REDIS_APP_USER,
     REDIS_CONF_CONTAINER_DIR,
     renderPostgresValidator,
     renderRedisAcl,
     renderRedisConf,
     renderRedisValidator,
 } from "../../components/render/data";
+import { POSTGRES_CONTAINER, secretFilePath } from "../../components/posture/facts";
 import {
     buildLocalImages,
     SFTP_TARGET_IMAGE,
@@ -62,7 +61,8 @@ import { loadStackConfig } from "../../components/stackfile";
 import { requireDocker, requireRoot, run, RunResult, tmpDir, waitFor } from "../tools";
 
 const sha256hex = (s: string): string => createHash("sha256").update(s).digest("hex");
-const password = (): string => randomBytes(24).toString("base64url");
+/** Generated passwords are [A-Za-z0-9] (the postgres-roles step refuses anything else in a password file). */
+const password = (): string => randomBytes(60).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 40);
 const GREETING = "hello from citadel demo";
 
 function docker(args: string[], timeout = 120_000): RunResult {
@@ -141,6 +141,56 @@ function plainFile(file: string, content: string, mode = 0o644): string {
 }
 
 const bind = (src: string, dst: string, readOnly = true): string[] => ["--mount", `type=bind,source=${src},target=${dst}${readOnly ? ",readonly" : ""}`];
+
+/**
+ * The `docker` a host step finds first here (/usr/local/sbin leads the PATH of the host-script
+ * library): the stack names its Postgres container `postgres`, this test names it otherwise, so
+ * `exec ... postgres ...` goes to the real engine with that one argument swapped. Every argv is
+ * logged; nothing but exec passes. (`\${` is bash's `${`.)
+ */
+const DOCKER_WRAPPER = `#!/bin/bash
+set -euo pipefail
+printf '%q ' "$@" >>"$WRAP_LOG"
+echo >>"$WRAP_LOG"
+[ "\${1:-}" = exec ] || { echo "docker-wrapper: only exec" >&2; exit 125; }
+args=("$@")
+i=1
+while [ "$i" -lt "\${#args[@]}" ]; do
+  case \${args[i]} in
+  -u | --user) i=$((i + 2)) ;;
+  -*) i=$((i + 1)) ;;
+  *) break ;;
+  esac
+done
+[ "\${args[i]:-}" = postgres ] || { echo "docker-wrapper: no such container \${args[i]:-}" >&2; exit 125; }
+args[i]=$WRAP_CONTAINER
+exec "$WRAP_DOCKER" "\${args[@]}"
+`;
+
+/**
+ * Runs a rendered host step as `pulumi up` does (root, bash), in a mount namespace where /etc is an
+ * overlay whose upper dir is base/etc (so the step reads the secret files this test put there, at the
+ * stack's own paths, and writes nothing to this machine's /etc) and `docker` is DOCKER_WRAPPER.
+ */
+function runHostStep(base: string, script: string, container: string): RunResult & { argv: string } {
+    for (const d of ["etc", "work", "bin"]) fs.mkdirSync(path.join(base, d), { recursive: true });
+    fs.writeFileSync(path.join(base, "bin", "docker"), DOCKER_WRAPPER, { mode: 0o755 });
+    const log = path.join(base, "docker.log");
+    fs.writeFileSync(log, "");
+    const file = path.join(base, "step.sh");
+    fs.writeFileSync(file, script);
+    const realDocker = run("bash", ["-c", "command -v docker"]).stdout.trim();
+    assert.ok(realDocker, "no docker CLI");
+    const setup =
+        "set -e; mount --make-rprivate /; " +
+        `mount -t overlay overlay -o lowerdir=/etc,upperdir=${base}/etc,workdir=${base}/work /etc; ` +
+        `mount --bind ${base}/bin /usr/local/sbin; exec bash "$1"`;
+    const r = run("unshare", ["--mount", "--fork", "--", "/bin/bash", "-c", setup, "host-step", file], {
+        env: { ...process.env, WRAP_LOG: log, WRAP_CONTAINER: container, WRAP_DOCKER: realDocker },
+        timeout: 180_000,
+    });
+    return { ...r, argv: fs.readFileSync(log, "utf8") };
+}
 
 /** The local stack's config with the gateway on its internal CA (nothing here can reach an ACME server). */
 function localConfig(): StackConfig {
@@ -284,8 +334,21 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
     // ---------------------------------------------------------------------------------------------
     // Postgres
     // ---------------------------------------------------------------------------------------------
+    // The local stack's one app with its own role and database (postgres-roles makes them).
+    const [pgApp, ...morePgApps] = postgresApps(c);
+    assert.ok(pgApp && !morePgApps.length, "the local stack has one app with its own Postgres role");
     const pg = { name: lab.name("postgres"), superPw: password(), appPw: password() };
-    await t.test("postgres: first start initialises the cluster, runs the role script, becomes healthy", async () => {
+    const psqlClient = (conninfo: string, pw: string, sql: string): RunResult => {
+        // The password reaches libpq through a 0400 passfile owned by the client's uid, never argv or env.
+        const passfile = secretFile(path.join(dir, "client", `pgpass-${randomBytes(3).toString("hex")}`), `*:*:*:*:${pw}\n`, DATA_UID);
+        return lab.client(POSTGRES_LOCAL_IMAGE, { user: `${DATA_UID}:${DATA_UID}`, entrypoint: "psql", mounts: bind(passfile, "/run/secrets/pgpass") }, [
+            `${conninfo} passfile=/run/secrets/pgpass connect_timeout=10`, "--no-psqlrc", "--no-align", "--tuples-only", "--command", sql,
+        ], c);
+    };
+    const appConn = `host=postgres port=5432 dbname=${pgApp.database} user=${pgApp.role}`;
+    const superSql = (sql: string): string => dockerOk(["exec", "-u", "postgres", pg.name, "psql", "-h", "/var/run/postgresql", "-U", "postgres", "-d", "postgres", "-X", "-Atc", sql]).trim();
+
+    await t.test("postgres: first start initialises the cluster with the superuser only, becomes healthy", async () => {
         const conf = path.join(dir, "pg", "conf");
         plainFile(path.join(conf, "postgresql.conf"), renderPostgresConf(c));
         plainFile(path.join(conf, "pg_hba.conf"), renderPgHba(c));
@@ -293,14 +356,10 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
         // The TLS key and certificate from the very function the host step embeds.
         const tls = run("bash", ["-c", `set -euo pipefail\n${postgresTlsFunction()}\ncitadel_pg_tls "$1" "$2"`, "pg-tls", path.join(conf, "tls"), `${DATA_UID}:${DATA_UID}`]);
         assert.equal(tls.code, 0, tls.stderr);
-        const initdb = path.join(dir, "pg", "initdb");
-        plainFile(path.join(initdb, POSTGRES_INITDB_SCRIPT), renderPostgresInitScript(c), 0o755);
-        fs.chmodSync(initdb, 0o755);
         const superFile = secretFile(path.join(dir, "pg", "secrets", "postgresSuperuserPassword"), pg.superPw, DATA_UID);
-        const appFile = secretFile(path.join(dir, "pg", "secrets", "postgresPassword"), pg.appPw, DATA_UID);
         const volume = lab.volume("pgdata");
 
-        // As components/data.ts creates the postgres container.
+        // As components/data.ts creates the postgres container: one secret (the superuser's), no init scripts.
         dockerOk([
             "run", "--detach", "--name", pg.name, "--network", lab.network, "--network-alias", "postgres",
             ...hardenedFlags({ user: `${DATA_UID}:${DATA_UID}`, resources: c.postgres.resources, tmpfs: ["/tmp", "/var/run/postgresql"], logs: c.host.docker }),
@@ -309,9 +368,7 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
             "--env", "POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 --auth-local=scram-sha-256",
             "--env", "PGDATA=/var/lib/postgresql/data/pgdata",
             ...bind(conf, POSTGRES_CONF_CONTAINER_DIR),
-            ...bind(initdb, POSTGRES_INITDB_CONTAINER_DIR),
             ...bind(superFile, `${SECRETS_MOUNT}/postgresSuperuserPassword`),
-            ...bind(appFile, POSTGRES_APP_PASSWORD_CONTAINER_PATH),
             "--volume", `${volume}:/var/lib/postgresql/data`,
             // The stack's probe (exec form there; docker run only takes the shell form).
             "--health-cmd", "pg_isready -h /var/run/postgresql -U postgres", "--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "60",
@@ -325,36 +382,59 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
             return r.stdout + r.stderr;
         };
         assert.ok(initDone && state(pg.name).status === "running", `postgres init did not complete:\n${logs()}`);
-        assert.match(logs(), new RegExp(`running ${POSTGRES_INITDB_CONTAINER_DIR}/${POSTGRES_INITDB_SCRIPT}`));
-        assert.match(logs(), new RegExp(`citadel: postgres: role ${c.postgres.user} owns database ${c.postgres.database}`));
+        assert.doesNotMatch(logs(), /running \/docker-entrypoint-initdb\.d\//, "an init script ran");
         await waitHealthy(pg.name);
         // Exec form, no shell: what the stack's healthcheck runs.
         assert.ok(await waitFor(() => docker(["exec", pg.name, "pg_isready", "-h", "/var/run/postgresql", "-U", "postgres"], 30_000).code === 0, 30_000), logs());
+        // No app role yet: the app cannot log in until the postgres-roles step has run.
+        assert.equal(superSql(`SELECT count(*) FROM pg_roles WHERE rolname = '${pgApp.role}'`), "0");
+        const early = psqlClient(`${appConn} sslmode=require`, pg.appPw, "SELECT 1");
+        assert.notEqual(early.code, 0, "the app logged in before its role was made");
+        assert.match(early.stderr, new RegExp(`password authentication failed for user "${pgApp.role}"`));
     });
 
-    const psqlClient = (conninfo: string, pw: string, sql: string): RunResult => {
-        // The password reaches libpq through a 0400 passfile owned by the client's uid, never argv or env.
-        const passfile = secretFile(path.join(dir, "client", `pgpass-${randomBytes(3).toString("hex")}`), `*:*:*:*:${pw}\n`, DATA_UID);
-        return lab.client(POSTGRES_LOCAL_IMAGE, { user: `${DATA_UID}:${DATA_UID}`, entrypoint: "psql", mounts: bind(passfile, "/run/secrets/pgpass") }, [
-            `${conninfo} passfile=/run/secrets/pgpass connect_timeout=10`, "--no-psqlrc", "--no-align", "--tuples-only", "--command", sql,
-        ], c);
-    };
+    await t.test("postgres: the postgres-roles host step makes the app's role and database in the running container", () => {
+        const step = renderPostgresRolesScript(c);
+        const base = path.join(dir, "pg", "host-step");
+        // The secret files where the stack writes them (the step reads the host's files, not the mounts).
+        const put = (file: string, value: string) => secretFile(path.join(base, "etc", file.replace(/^\/etc\//, "")), value, DATA_UID);
+        put(secretFilePath(POSTGRES_CONTAINER, "postgresSuperuserPassword"), pg.superPw);
+        put(pgApp.passwordFile, pg.appPw);
+        for (let i = 0; i < 2; i++) {
+            const r = runHostStep(base, step.script, pg.name);
+            assert.equal(r.code, 0, `run ${i + 1}:\n${r.stdout}${r.stderr}`);
+            assert.match(r.stdout, new RegExp(`citadel: postgres: roles ${pgApp.role}: LOGIN, each owning its own database`));
+            // Through the engine as the stack does it: psql as the postgres user, passwords on stdin only.
+            assert.match(r.argv, /^exec -i -u postgres postgres psql /m);
+            for (const v of [pg.superPw, pg.appPw]) assert.ok(!r.argv.includes(v) && !r.stdout.includes(v) && !r.stderr.includes(v), "a password reached docker's argv or the step's output");
+        }
+        // LOGIN and nothing else; the database is the role's and PUBLIC cannot connect to it.
+        assert.equal(
+            superSql(`SELECT r.rolcanlogin, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, pg_get_userbyid(d.datdba), has_database_privilege('public', d.datname, 'CONNECT') FROM pg_roles r, pg_database d WHERE r.rolname = '${pgApp.role}' AND d.datname = '${pgApp.database}'`),
+            `t|f|f|f|f|f|${pgApp.role}|f`,
+        );
+        assert.doesNotMatch(docker(["logs", pg.name], 30_000).stderr, new RegExp(pg.appPw), "the password reached the server log");
+    });
 
     await t.test("postgres: the app role connects over TLS from another container, and only as itself", () => {
-        const app = `host=postgres port=5432 dbname=${c.postgres.database} user=${c.postgres.user}`;
-        const ok = psqlClient(`${app} sslmode=require`, pg.appPw, "SELECT current_user, current_database(), s.ssl, s.version, r.rolsuper, r.rolcreaterole, r.rolcreatedb FROM pg_stat_ssl s, pg_roles r WHERE s.pid = pg_backend_pid() AND r.rolname = current_user");
+        const ok = psqlClient(`${appConn} sslmode=require`, pg.appPw, "SELECT current_user, current_database(), s.ssl, s.version, r.rolsuper, r.rolcreaterole, r.rolcreatedb FROM pg_stat_ssl s, pg_roles r WHERE s.pid = pg_backend_pid() AND r.rolname = current_user");
         assert.equal(ok.code, 0, ok.stderr);
         const [user, db, ssl, version, superuser, createrole, createdb] = ok.stdout.trim().split("|");
-        assert.deepEqual({ user, db, ssl, superuser, createrole, createdb }, { user: c.postgres.user, db: c.postgres.database, ssl: "t", superuser: "f", createrole: "f", createdb: "f" });
+        assert.deepEqual({ user, db, ssl, superuser, createrole, createdb }, { user: pgApp.role, db: pgApp.database, ssl: "t", superuser: "f", createrole: "f", createdb: "f" });
         assert.match(version, /^TLSv1\.[23]$/);
 
-        const plain = psqlClient(`${app} sslmode=disable`, pg.appPw, "SELECT 1");
+        const plain = psqlClient(`${appConn} sslmode=disable`, pg.appPw, "SELECT 1");
         assert.notEqual(plain.code, 0, "a non-TLS connection was accepted");
         assert.match(plain.stderr, /pg_hba\.conf rejects connection .*no encryption/);
 
-        const wrong = psqlClient(`${app} sslmode=require`, password(), "SELECT 1");
+        const wrong = psqlClient(`${appConn} sslmode=require`, password(), "SELECT 1");
         assert.notEqual(wrong.code, 0, "a wrong password was accepted");
-        assert.match(wrong.stderr, /password authentication failed for user "app"/);
+        assert.match(wrong.stderr, new RegExp(`password authentication failed for user "${pgApp.role}"`));
+
+        // The app's role to a database not its own: refused by pg_hba.conf.
+        const otherDb = psqlClient(`host=postgres port=5432 dbname=postgres user=${pgApp.role} sslmode=require`, pg.appPw, "SELECT 1");
+        assert.notEqual(otherDb.code, 0, "the app's role reached another database");
+        assert.match(otherDb.stderr, new RegExp(`pg_hba\\.conf rejects connection .*user "${pgApp.role}", database "postgres"`));
 
         // The superuser exists (its password came from POSTGRES_PASSWORD_FILE) but never over the network.
         const su = psqlClient("host=postgres port=5432 dbname=postgres user=postgres sslmode=require", pg.superPw, "SELECT 1");
@@ -378,7 +458,7 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
         await waitFor(() => /appears to contain a database; Skipping initialization/.test(docker(["logs", pg.name], 30_000).stdout), 60_000);
         assert.match(docker(["logs", pg.name], 30_000).stdout, /appears to contain a database; Skipping initialization/);
         assert.ok(await waitFor(() => docker(["exec", pg.name, "pg_isready", "-h", "/var/run/postgresql", "-U", "postgres"], 30_000).code === 0, 60_000));
-        const ok = psqlClient(`host=postgres dbname=${c.postgres.database} user=${c.postgres.user} sslmode=require`, pg.appPw, "SELECT 1");
+        const ok = psqlClient(`${appConn} sslmode=require`, pg.appPw, "SELECT 1");
         assert.equal(ok.stdout.trim(), "1", ok.stderr);
     });
 
@@ -408,12 +488,15 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
     // ---------------------------------------------------------------------------------------------
     // Redis
     // ---------------------------------------------------------------------------------------------
+    // The local stack's one app with its own Redis user, confined to its key prefix.
+    const [redisUser, ...moreRedisUsers] = redisAclUsers(c);
+    assert.ok(redisUser && !moreRedisUsers.length, "the local stack has one app with its own Redis user");
     const redis = { name: lab.name("redis"), pw: password() };
     await t.test("redis: starts with the stack's redis.conf and ACL, data in /data", async () => {
         const conf = path.join(dir, "redis", "conf");
         plainFile(path.join(conf, "redis.conf"), renderRedisConf(c));
         fs.chmodSync(conf, 0o755);
-        const acl = secretFile(path.join(dir, "redis", "secrets", "users.acl"), renderRedisAcl(c, sha256hex(redis.pw)), DATA_UID);
+        const acl = secretFile(path.join(dir, "redis", "secrets", "users.acl"), renderRedisAcl(c, [{ ...redisUser, passwordSha256Hex: sha256hex(redis.pw) }]), DATA_UID);
         const volume = lab.volume("redisdata");
         dockerOk([
             "run", "--detach", "--name", redis.name, "--network", lab.network, "--network-alias", "redis",
@@ -431,7 +514,7 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
         assert.equal(dockerOk(["exec", redis.name, "stat", "-c", "%u %a", "/data/appendonlydir"]).trim(), "999 700");
     });
 
-    await t.test("redis: refuses unauthenticated clients and denied commands, serves the app user", () => {
+    await t.test("redis: refuses unauthenticated clients and denied commands, serves the app's user on its own keys only", () => {
         const pwFile = secretFile(path.join(dir, "client", "redisPassword"), redis.pw, DATA_UID);
         const cli = (script: string) =>
             lab.client(REDIS_LOCAL_IMAGE, { user: `${DATA_UID}:${DATA_UID}`, entrypoint: "sh", mounts: bind(pwFile, "/run/secrets/redisPassword") }, ["-c", script], c);
@@ -439,12 +522,22 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
         assert.match(anon.stdout + anon.stderr, /NOAUTH Authentication required/);
         assert.doesNotMatch(anon.stdout, /^(OK|PONG)$/m);
         // REDISCLI_AUTH: the password never appears on a command line.
-        const auth = `REDISCLI_AUTH=$(cat /run/secrets/redisPassword) redis-cli --no-auth-warning --user ${REDIS_APP_USER} -h redis`;
-        const app = cli(`${auth} SET citadel:probe ok && ${auth} GET citadel:probe && ${auth} FLUSHALL; ${auth} CONFIG GET dir; ${auth} ACL SETUSER ${REDIS_APP_USER} +@all`);
+        const auth = `REDISCLI_AUTH=$(cat /run/secrets/redisPassword) redis-cli --no-auth-warning --user ${redisUser.user} -h redis`;
+        const key = `${redisUser.keyPrefix}probe`;
+        const app = cli(`${auth} SET ${key} ok && ${auth} GET ${key} && ${auth} FLUSHALL; ${auth} CONFIG GET dir; ${auth} ACL SETUSER ${redisUser.user} +@all`);
         const lines = app.stdout.trim().split("\n");
         assert.deepEqual(lines.slice(0, 2), ["OK", "ok"], app.stdout + app.stderr);
         assert.equal(lines.filter((l) => /^NOPERM/.test(l)).length, 3, `FLUSHALL, CONFIG and ACL must be denied:\n${app.stdout}${app.stderr}`);
-        const wrong = cli(`REDISCLI_AUTH=wrong-${randomBytes(4).toString("hex")} redis-cli --no-auth-warning --user ${REDIS_APP_USER} -h redis PING`);
+        // Keys and channels outside the app's prefix, and SCAN (every app's key names): NOPERM, one line each.
+        const outside = cli(`${auth} SET citadel:probe x; ${auth} GET other:probe; ${auth} PUBLISH other:events x; ${auth} SCAN 0; ${auth} GET ${key}`);
+        const out = outside.stdout.split("\n").filter((l) => l.trim());
+        assert.equal(out.length, 5, outside.stdout + outside.stderr);
+        assert.match(out[0], /^NOPERM .*keys/, "SET outside the prefix");
+        assert.match(out[1], /^NOPERM .*keys/, "GET outside the prefix");
+        assert.match(out[2], /^NOPERM .*channels/, "PUBLISH outside the prefix");
+        assert.match(out[3], /^NOPERM .*'scan'/, "SCAN lists every app's keys");
+        assert.equal(out[4], "ok");
+        const wrong = cli(`REDISCLI_AUTH=wrong-${randomBytes(4).toString("hex")} redis-cli --no-auth-warning --user ${redisUser.user} -h redis PING`);
         assert.match(wrong.stdout + wrong.stderr, /WRONGPASS|invalid username-password/);
     });
 
@@ -452,7 +545,7 @@ test("local images run the way the stack runs them", { timeout: 30 * 60_000 }, a
         const conf = path.join(dir, "redis", "conf");
         const validator = plainFile(path.join(dir, "redis", "validate.sh"), renderRedisValidator());
         // The host step validates with the live ACL's rules and a placeholder hash.
-        const acl = plainFile(path.join(dir, "redis", "placeholder.acl"), renderRedisAcl(c, "0".repeat(64)));
+        const acl = plainFile(path.join(dir, "redis", "placeholder.acl"), renderRedisAcl(c, redisAclUsers(c).map((u) => ({ ...u, passwordSha256Hex: "0".repeat(64) }))));
         const broken = plainFile(path.join(dir, "redis", "broken.conf"), `${renderRedisConf(c)}\nmaxmemory-policy sometimes\n`);
         // The flags of templates/data/redis-config.sh.hbs.
         const check = (confFile: string) =>

@@ -17,24 +17,37 @@ import type { TestContext } from "node:test";
 import { parseConfigOrThrow, StackConfig } from "../../components/config";
 import {
     DATA_UID,
+    POSTGRES_LEGACY_INITDB_HOST_DIR,
+    postgresApps,
     postgresTlsFunction,
     postgresTuning,
+    redisAclUsers,
+    REDIS_ISOLATION_DENIED,
     renderPgHba,
     renderPostgresConf,
-    renderPostgresInitScript,
+    renderPostgresRolesScript,
     renderPostgresScript,
     renderPostgresValidator,
     renderRedisAcl,
     renderRedisConf,
     renderRedisScript,
     renderRedisValidator,
-    REDIS_APP_USER,
 } from "../../components/render/data";
-import { prodConfig, prodWith } from "../fixtures";
+import { POSTGRES_CONTAINER, secretFilePath } from "../../components/posture/facts";
+import { prodConfig, prodRaw, prodWith } from "../fixtures";
 import { freePort, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
 
 const sha256hex = (s: string): string => createHash("sha256").update(s).digest("hex");
-const password = (): string => randomBytes(24).toString("base64url");
+/** Generated passwords are [A-Za-z0-9] (the postgres-roles step refuses anything else in a password file). */
+const password = (): string => randomBytes(60).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 40);
+
+/** The prod example with a second data app, "notes", beside "api": each gets its own role, database and Redis user. */
+function twoDataApps(): StackConfig {
+    const apps = JSON.parse(prodRaw()["citadel:apps"]) as Array<Record<string, unknown>>;
+    const api = apps.find((a) => a.name === "api");
+    assert.ok(api, "the prod example has the data app api");
+    return parseConfigOrThrow(prodWith({ apps: [...apps, { ...api, name: "notes", secrets: ["postgresPassword", "redisPassword"] }] }));
+}
 
 const requireRoot = (t: TestContext): boolean => requireRootAs(t, "runs servers as other users, mount namespaces");
 
@@ -81,8 +94,8 @@ const exited = (p: ChildProcess): boolean => p.exitCode !== null || p.signalCode
 
 describe("data renderers", () => {
     it("pg_hba.conf: no trust/ident, peer only for the superuser on the socket, every TCP line is hostssl+scram or reject", () => {
-        const hba = renderPgHba(prodConfig());
-        const rules = hba.split("\n").filter((l) => l.trim() && !l.trim().startsWith("#")).map((l) => l.trim().split(/\s+/));
+        const hbaRules = (c: StackConfig): string[][] => renderPgHba(c).split("\n").filter((l) => l.trim() && !l.trim().startsWith("#")).map((l) => l.trim().split(/\s+/));
+        const rules = hbaRules(prodConfig());
         assert.ok(rules.length >= 5);
         for (const r of rules) {
             const method = r[r.length - 1];
@@ -96,8 +109,15 @@ describe("data renderers", () => {
             else assert.ok(["scram-sha-256", "reject"].includes(method), `unexpected method in ${r.join(" ")}`);
             if (r[0] === "hostnossl") assert.equal(method, "reject");
         }
-        assert.ok(rules.some((r) => r.join(" ") === "hostssl app app 0.0.0.0/0 scram-sha-256"));
-        assert.ok(rules.some((r) => r.join(" ") === "hostssl app app ::/0 scram-sha-256"));
+        // The prod example's one data app with postgresPassword: its own role on its own database.
+        assert.deepEqual(postgresApps(prodConfig()).map((a) => [a.role, a.database]), [["api", "api"]]);
+        assert.ok(rules.some((r) => r.join(" ") === "hostssl api api 0.0.0.0/0 scram-sha-256"));
+        assert.ok(rules.some((r) => r.join(" ") === "hostssl api api ::/0 scram-sha-256"));
+        // Two data apps: one line pair each, and no line lets one app's role reach the other's database.
+        const accepted = (c: StackConfig) => hbaRules(c).filter((r) => r[0] === "hostssl" && r[r.length - 1] === "scram-sha-256").map((r) => r.slice(1, 4).join(" "));
+        assert.deepEqual(accepted(twoDataApps()).sort(), ["api api 0.0.0.0/0", "api api ::/0", "notes notes 0.0.0.0/0", "notes notes ::/0"]);
+        // The last lines still refuse everything else, whatever came before.
+        assert.deepEqual(hbaRules(twoDataApps()).slice(-2).map((r) => r.join(" ")), ["hostssl all all 0.0.0.0/0 reject", "hostssl all all ::/0 reject"]);
     });
 
     it("memory settings follow the container limit; too little memory is refused", () => {
@@ -113,15 +133,33 @@ describe("data renderers", () => {
         assert.throws(() => renderPostgresConf(tiny), /citadel:postgres\.resources\.memory: "64m" is too little/);
     });
 
-    it("users.acl carries only the SHA-256, and refuses anything else", () => {
-        const c = prodConfig();
-        const pw = password();
-        const acl = renderRedisAcl(c, sha256hex(pw));
-        assert.ok(!acl.includes(pw));
-        assert.match(acl, new RegExp(`^user ${REDIS_APP_USER} on #${sha256hex(pw)} `, "m"));
-        assert.match(acl, /^user default off /m);
-        assert.throws(() => renderRedisAcl(c, pw), /64 lower-case hex/);
-        assert.throws(() => renderRedisAcl(c, sha256hex(pw).toUpperCase()), /64 lower-case hex/);
+    it("users.acl: one user per app, confined to its key prefix, carrying only the SHA-256; refuses anything else", () => {
+        const c = twoDataApps();
+        const users = redisAclUsers(c);
+        assert.deepEqual(users, [{ user: "api", keyPrefix: "api:" }, { user: "notes", keyPrefix: "notes:" }]);
+        assert.deepEqual(redisAclUsers(prodConfig()), [{ user: "api", keyPrefix: "api:" }], "web has no data: no Redis user");
+        const pws = users.map(() => password());
+        const acl = renderRedisAcl(c, users.map((u, i) => ({ ...u, passwordSha256Hex: sha256hex(pws[i]) })));
+        for (const pw of pws) assert.ok(!acl.includes(pw));
+        const lines = acl.split("\n").filter((l) => l.trim());
+        assert.equal(lines.length, 3, acl);
+        assert.match(lines[0], /^user default off resetpass resetkeys resetchannels -@all$/);
+        // Every denied command, for every user: the ones that reach past a prefix and the configured ones, once each.
+        const denied = [...REDIS_ISOLATION_DENIED, ...c.redis.disabledCommands].map((x) => x.toLowerCase());
+        for (const x of ["flushall", "keys", "scan", "pubsub", "function|flush"]) assert.ok(denied.includes(x), `${x} is denied`);
+        users.forEach((u, i) => {
+            const line = lines.find((l) => l.startsWith(`user ${u.user} `));
+            assert.ok(line, `no ACL line for ${u.user}`);
+            const m = /^user (\S+) on #([0-9a-f]{64}) resetkeys resetchannels ~(\S+) &(\S+) \+@all -@admin((?: -\S+)*)$/.exec(line);
+            assert.ok(m, line);
+            assert.deepEqual(m.slice(1, 5), [u.user, sha256hex(pws[i]), `${u.keyPrefix}*`, `${u.keyPrefix}*`]);
+            const minus = m[5].trim().split(" ").map((x) => x.replace(/^-/, ""));
+            assert.deepEqual([...minus].sort(), [...new Set(denied)].sort(), `${u.user}: the denied commands, each once`);
+        });
+        assert.doesNotMatch(acl, /[~&]\*/, "no user reaches every key or channel");
+        const hashed = (h: string) => [{ ...users[0], passwordSha256Hex: sha256hex(pws[0]) }, { ...users[1], passwordSha256Hex: h }];
+        assert.throws(() => renderRedisAcl(c, hashed(pws[1])), /64 lower-case hex/);
+        assert.throws(() => renderRedisAcl(c, hashed(sha256hex(pws[1]).toUpperCase())), /64 lower-case hex/);
     });
 
     it("maxmemory must leave headroom in the container", () => {
@@ -146,7 +184,7 @@ describe("data scripts: shellcheck", () => {
             "redis-config.sh": renderRedisScript(c, c.redis.image).script,
             "pg-validate.sh": renderPostgresValidator(),
             "redis-validate.sh": renderRedisValidator(),
-            "pg-initdb.sh": renderPostgresInitScript(c),
+            "postgres-roles.sh": renderPostgresRolesScript(twoDataApps()).script,
             "pg-tls.sh": "#!/usr/bin/env bash\n" + postgresTlsFunction(),
         };
         for (const [name, text] of Object.entries(scripts)) {
@@ -161,18 +199,21 @@ describe("data scripts: shellcheck", () => {
 // ---------------------------------------------------------------------------------------------
 
 describe("redis: real server", () => {
-    it("shuts out anonymous clients, admits only the app password, denies the dangerous commands", async (t) => {
+    it("shuts out anonymous clients, admits each app by its own password to its own keys only, denies the dangerous commands", async (t) => {
         const server = requireTool(t, "redis-server");
         const cli = requireTool(t, "redis-cli");
         if (!server || !cli) return;
-        const c = prodConfig();
+        const c = twoDataApps();
+        const [api, notes] = redisAclUsers(c);
+        assert.deepEqual([api?.user, notes?.user], ["api", "notes"]);
         const dir = tmpDir("citadel-redis-");
         t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
         const pw = password();
+        const notesPw = password();
         const conf = path.join(dir, "redis.conf");
         const acl = path.join(dir, "users.acl");
         fs.writeFileSync(conf, renderRedisConf(c));
-        fs.writeFileSync(acl, renderRedisAcl(c, sha256hex(pw)), { mode: 0o400 });
+        fs.writeFileSync(acl, renderRedisAcl(c, [{ ...api, passwordSha256Hex: sha256hex(pw) }, { ...notes, passwordSha256Hex: sha256hex(notesPw) }]), { mode: 0o400 });
         const port = await freePort();
         // Paths and the listener are overridden after the file (later directives win); the working
         // directory stands in for the container's /data.
@@ -180,10 +221,12 @@ describe("redis: real server", () => {
 
         const cmd = (args: string[], auth?: { user: string; pass: string }): RunResult =>
             run(cli, ["-h", "127.0.0.1", "-p", String(port), "--no-auth-warning", ...(auth ? ["--user", auth.user, "--pass", auth.pass] : []), ...args], { timeout: 10_000 });
-        const app = (...args: string[]): string => {
-            const r = cmd(args, { user: REDIS_APP_USER, pass: pw });
+        const as = (user: string, pass: string) => (...args: string[]): string => {
+            const r = cmd(args, { user, pass });
             return (r.stdout + r.stderr).trim();
         };
+        const app = as(api.user, pw);
+        const other = as(notes.user, notesPw);
         const up = await waitFor(() => exited(redis) || /NOAUTH|PONG/.test(cmd(["PING"]).stdout), 10_000);
         assert.ok(up && !exited(redis), `redis-server did not come up:\n${fs.readFileSync(path.join(dir, "redis.log"), "utf8")}`);
 
@@ -191,23 +234,56 @@ describe("redis: real server", () => {
         assert.match(cmd(["PING"]).stdout, /^NOAUTH Authentication required/);
         assert.match(cmd(["GET", "x"]).stdout, /^NOAUTH/);
         // Wrong password, and the default user with a guess, are both refused.
-        const wrong = cmd(["PING"], { user: REDIS_APP_USER, pass: pw + "x" });
+        const wrong = cmd(["PING"], { user: api.user, pass: pw + "x" });
         assert.match(wrong.stdout + wrong.stderr, /WRONGPASS/);
         const dflt = cmd(["PING"], { user: "default", pass: pw });
         assert.match(dflt.stdout + dflt.stderr, /WRONGPASS/);
+        // Each user has its own password: the other app's does not open it.
+        const swapped = cmd(["PING"], { user: api.user, pass: notesPw });
+        assert.match(swapped.stdout + swapped.stderr, /WRONGPASS/);
 
-        // The app user works.
+        // The app user works, on keys and channels under its prefix.
+        const key = `${api.keyPrefix}test`;
+        const notesKey = `${notes.keyPrefix}test`;
         assert.equal(app("PING"), "PONG");
-        assert.equal(app("SET", "citadel:test", "v1"), "OK");
-        assert.equal(app("GET", "citadel:test"), "v1");
-        assert.equal(app("ACL", "WHOAMI"), REDIS_APP_USER);
+        assert.equal(app("SET", key, "v1"), "OK");
+        assert.equal(app("GET", key), "v1");
+        assert.equal(app("ACL", "WHOAMI"), api.user);
         assert.equal(app("CLIENT", "SETNAME", "citadel-test"), "OK");
+        assert.equal(app("PUBLISH", `${api.keyPrefix}events`, "x"), "0");
+        assert.equal(other("SET", notesKey, "n1"), "OK");
+        assert.equal(other("ACL", "WHOAMI"), notes.user);
+
+        // Nothing outside the prefix: another app's keys and channels, or a key of no app, read or written,
+        // alone or beside its own key, directly or from a script.
+        const noKey = /^NOPERM .*keys/;
+        assert.match(app("GET", notesKey), noKey);
+        assert.match(app("SET", notesKey, "overwritten"), noKey);
+        assert.match(app("DEL", notesKey), noKey);
+        assert.match(app("GET", "citadel:test"), noKey);
+        assert.match(app("SET", "citadel:test", "v"), noKey);
+        assert.match(app("MGET", key, notesKey), noKey);
+        assert.match(app("COPY", key, `${notes.keyPrefix}copy`), noKey);
+        assert.match(app("EVAL", "return redis.call('get', KEYS[1])", "1", notesKey), noKey);
+        assert.match(app("EVAL", `return redis.call('get', '${notesKey}')`, "0"), /can't access at least one of the keys/);
+        assert.match(app("PUBLISH", `${notes.keyPrefix}events`, "x"), /^NOPERM .*channels/);
+        assert.match(other("GET", key), noKey);
+        assert.equal(other("GET", notesKey), "n1", "the other app's key is untouched");
 
         // The disabled commands, and the admin ones (ACL SETUSER would undo all of this).
         const refused: Array<[string[], RegExp]> = [
             [["FLUSHALL"], /^NOPERM .*'flushall'/],
             [["FLUSHDB"], /^NOPERM .*'flushdb'/],
             [["KEYS", "*"], /^NOPERM .*'keys'/],
+            // The ones that reach past a prefix: every app's key names, channels, or the shared functions.
+            [["SCAN", "0"], /^NOPERM .*'scan'/],
+            [["RANDOMKEY"], /^NOPERM .*'randomkey'/],
+            [["SWAPDB", "0", "1"], /^NOPERM .*'swapdb'/],
+            [["PUBSUB", "CHANNELS"], /^NOPERM .*'pubsub\|channels'/],
+            [["MIGRATE", "127.0.0.1", "1", key, "0", "1000"], /^NOPERM .*'migrate'/],
+            [["FUNCTION", "FLUSH"], /^NOPERM .*'function\|flush'/],
+            [["FUNCTION", "DELETE", "lib"], /^NOPERM .*'function\|delete'/],
+            [["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function() return 1 end)"], /^NOPERM .*'function\|load'/],
             [["CONFIG", "GET", "maxmemory"], /^NOPERM .*'config\|get'/],
             [["CONFIG", "SET", "maxmemory", "0"], /^NOPERM .*'config\|set'/],
             [["SHUTDOWN"], /^NOPERM .*'shutdown'/],
@@ -222,9 +298,13 @@ describe("redis: real server", () => {
             // DEBUG meets enable-debug-command first (it is also denied in the ACL).
             [["DEBUG", "SLEEP", "0"], /^ERR DEBUG command not allowed/],
         ];
-        for (const [args, re] of refused) assert.match(app(...args), re, args.join(" "));
-        assert.equal(app("GET", "citadel:test"), "v1", "nothing was flushed");
-        assert.equal(app("ACL", "WHOAMI"), REDIS_APP_USER);
+        for (const [args, re] of refused) {
+            assert.match(app(...args), re, args.join(" "));
+            assert.match(other(...args), re, `${notes.user}: ${args.join(" ")}`);
+        }
+        assert.equal(app("GET", key), "v1", "nothing was flushed");
+        assert.equal(other("GET", notesKey), "n1", "nothing was flushed");
+        assert.equal(app("ACL", "WHOAMI"), api.user);
         assert.match(cmd(["PING"]).stdout, /^NOAUTH/, "the default user is still off");
 
         // The memory policy is what the file says (INFO is allowed, CONFIG is not).
@@ -243,7 +323,8 @@ describe("redis: real server", () => {
         t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
         const port = String(await freePort());
         const good = path.join(dir, "good.acl");
-        fs.writeFileSync(good, renderRedisAcl(c, sha256hex(password())));
+        const hashed = (cfg: StackConfig) => redisAclUsers(cfg).map((u) => ({ ...u, passwordSha256Hex: sha256hex(password()) }));
+        fs.writeFileSync(good, renderRedisAcl(c, hashed(c)));
         const badConf = path.join(dir, "bad.conf");
         fs.writeFileSync(badConf, renderRedisConf(c).replace("maxmemory-policy noeviction", "maxmemory-policy sometimes"));
         const r1 = run(server, [badConf, "--port", port, "--bind", "127.0.0.1", "--aclfile", good], { cwd: dir, timeout: 15_000 });
@@ -254,7 +335,7 @@ describe("redis: real server", () => {
         fs.writeFileSync(conf, renderRedisConf(c));
         const bad = parseConfigOrThrow(prodWith({ redis: { enabled: true, disabledCommands: ["FLUSHALL", "NOSUCHCOMMAND"] } }));
         const badAcl = path.join(dir, "bad.acl");
-        fs.writeFileSync(badAcl, renderRedisAcl(bad, sha256hex(password())));
+        fs.writeFileSync(badAcl, renderRedisAcl(bad, hashed(bad)));
         const r2 = run(server, [conf, "--port", port, "--bind", "127.0.0.1", "--aclfile", badAcl], { cwd: dir, timeout: 15_000 });
         assert.notEqual(r2.code, 0);
         assert.match(r2.stdout + r2.stderr, /ACL errors[\s\S]*nosuchcommand/);
@@ -266,8 +347,8 @@ describe("redis: real server", () => {
 // ---------------------------------------------------------------------------------------------
 
 describe("postgres: real server", () => {
-    it("TLS only, SCRAM only, app role only; the key and certificate come from the host step's own function", async (t) => {
-        if (!requireRoot(t)) return;
+    it("TLS only, SCRAM only, the app's own role only, made by the postgres-roles step; the key and certificate come from the host step's own function", async (t) => {
+        if (!requireSandboxTools(t)) return;
         const bin = requirePgBin(t);
         const psqlBin = requireTool(t, "psql");
         const openssl = requireTool(t, "openssl");
@@ -275,6 +356,8 @@ describe("postgres: real server", () => {
         const pgUser = idOf("postgres");
         assert.ok(pgUser, "Debian's postgresql package creates the postgres system user");
         const c = prodConfig();
+        const [app, ...more] = postgresApps(c);
+        assert.ok(app && !more.length, "the prod example has one app with its own role");
         const dir = tmpDir("citadel-pg-");
         t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
         fs.chownSync(dir, pgUser.uid, pgUser.gid);
@@ -310,14 +393,12 @@ describe("postgres: real server", () => {
         assert.match(again.stdout, /changed=0/, "a second run keeps the pair");
         assert.equal(fp(), before);
 
-        // A cluster with a SCRAM superuser, started with the rendered files (paths/listener overridden).
-        const adminPw = password();
-        const appPw = password();
-        fs.writeFileSync(path.join(dir, "admin.pw"), adminPw + "\n", { mode: 0o400 });
-        fs.writeFileSync(path.join(dir, "app.pw"), appPw + "\n", { mode: 0o400 });
-        fs.chownSync(path.join(dir, "admin.pw"), pgUser.uid, pgUser.gid);
-        fs.chownSync(path.join(dir, "app.pw"), pgUser.uid, pgUser.gid);
-        const init = asPg("initdb", ["-D", path.join(dir, "data"), "-U", "citadel_admin", "--auth=scram-sha-256", `--pwfile=${path.join(dir, "admin.pw")}`, "-E", "UTF8"]);
+        // A cluster whose superuser is `postgres` (as in the image: POSTGRES_USER=postgres), SCRAM,
+        // started with the rendered files (paths/listener overridden).
+        const initialSuPw = password();
+        fs.writeFileSync(path.join(dir, "su.pw"), initialSuPw + "\n", { mode: 0o400 });
+        fs.chownSync(path.join(dir, "su.pw"), pgUser.uid, pgUser.gid);
+        const init = asPg("initdb", ["-D", path.join(dir, "data"), "-U", "postgres", "--auth=scram-sha-256", `--pwfile=${path.join(dir, "su.pw")}`, "-E", "UTF8"]);
         assert.equal(init.code, 0, init.stderr);
         fs.writeFileSync(path.join(dir, "postgresql.conf"), renderPostgresConf(c));
         fs.writeFileSync(path.join(dir, "pg_hba.conf"), renderPgHba(c));
@@ -341,25 +422,54 @@ describe("postgres: real server", () => {
         );
         const ready = await waitFor(() => exited(server) || run(path.join(bin, "pg_isready"), ["-h", "127.0.0.1", "-p", String(port)]).code === 0, 30_000);
         assert.ok(ready && !exited(server), `postgres did not start:\n${fs.readFileSync(log, "utf8")}`);
+        const socketPsql = (user: string, db: string, sql: string, pw = ""): RunResult =>
+            asPg("psql", ["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", dir, "-p", String(port), "-U", user, "-d", db, "-c", sql], { PGPASSWORD: pw });
+        const su = (sql: string): RunResult => socketPsql("postgres", "postgres", sql);
 
-        // The role script refuses to run when the image's superuser is the app role...
-        const roleScript = path.join(dir, "10-citadel-app-role.sh");
-        fs.writeFileSync(roleScript, renderPostgresInitScript(c), { mode: 0o755 });
-        const sameUser = asPg("bash", [roleScript], { POSTGRES_USER: c.postgres.user, PGPASSWORD: adminPw, PGHOST: dir, PGPORT: String(port), CITADEL_APP_PASSWORD_FILE: path.join(dir, "app.pw") });
-        assert.notEqual(sameUser.code, 0);
-        assert.match(sameUser.stderr, /must be a separate superuser/);
-        // ...and otherwise creates the app role over the socket (SCRAM there too), twice without harm.
+        // The app's role and database, made the way `pulumi up` makes them: the postgres-roles host
+        // step's own script, reading the secret files where the stack writes them (an /etc overlay),
+        // its `docker exec -u postgres postgres psql` run by the stand-in as the postgres OS user on
+        // this server's socket (see SHIM).
+        const step = renderPostgresRolesScript(c);
+        const sb = sandbox(t);
+        const pgEnv = { CITADEL_SHIM_PG_SOCKDIR: dir, CITADEL_SHIM_PG_PORT: String(port), CITADEL_SHIM_PG_BIN: bin };
+        const writeSecret = (file: string, value: string) => {
+            const f = path.join(sb.etc, file.replace(/^\/etc\//, ""));
+            fs.mkdirSync(path.dirname(f), { recursive: true, mode: 0o700 });
+            fs.writeFileSync(f, value, { mode: 0o400 });
+        };
+        const suPw = password();
+        const appPw = password();
+        writeSecret(secretFilePath(POSTGRES_CONTAINER, "postgresSuperuserPassword"), suPw);
+        // Without the app's password file the step stops before psql runs: no role appears.
+        const missing = sb.run(step.script, pgEnv);
+        assert.notEqual(missing.code, 0, "the step ran without the app's password file");
+        assert.match(missing.stderr, new RegExp(`cannot read ${app.passwordFile.replace(/\//g, "\\/")}; the secret-file step must run before this one`));
+        assert.equal(su(`select count(*) from pg_roles where rolname = '${app.role}'`).stdout.trim(), "0");
+        assert.doesNotMatch(fs.readFileSync(sb.log, "utf8"), /^exec /m, "psql never ran");
+        // With it, the step makes the role (twice without harm).
+        writeSecret(app.passwordFile, appPw);
         for (let i = 0; i < 2; i++) {
-            const r = asPg("bash", [roleScript], { POSTGRES_USER: "citadel_admin", PGPASSWORD: adminPw, PGHOST: dir, PGPORT: String(port), CITADEL_APP_PASSWORD_FILE: path.join(dir, "app.pw") });
-            assert.equal(r.code, 0, r.stderr);
+            const r = sb.run(step.script, pgEnv);
+            assert.equal(r.code, 0, `run ${i + 1}:\n${r.stdout}${r.stderr}`);
+            assert.match(r.stdout, new RegExp(`citadel: postgres: roles ${app.role}: LOGIN, each owning its own database`));
         }
-        const noPw = asPg("psql", ["-X", "-At", "-h", dir, "-p", String(port), "-U", "citadel_admin", "-d", "postgres", "-c", "select 1"], { PGPASSWORD: "" });
+        const argv = fs.readFileSync(sb.log, "utf8");
+        assert.match(argv, /^exec -i -u postgres postgres psql /m);
+        for (const v of [suPw, appPw]) assert.ok(!argv.includes(v), "a password reached docker's argv");
+        // On the socket: the superuser by peer, for the postgres OS user only; every other role needs its password there too.
+        assert.equal(su("select current_user").stdout.trim(), "postgres");
+        const notPeer = run(psqlBin, ["-X", "-At", "-h", dir, "-p", String(port), "-U", "postgres", "-d", "postgres", "-c", "select 1"], { env: { PATH: "/usr/bin:/bin", PGPASSWORD: suPw } });
+        assert.notEqual(notPeer.code, 0, "root claimed the superuser on the socket");
+        assert.match(notPeer.stderr, /Peer authentication failed for user "postgres"/);
+        const noPw = socketPsql(app.role, app.database, "select 1");
         assert.notEqual(noPw.code, 0, "the socket wants a password too");
         assert.match(noPw.stderr, /password/);
+        assert.equal(socketPsql(app.role, app.database, "select current_user", appPw).stdout.trim(), app.role);
 
         const psql = (conn: string, sql: string, pw = appPw): RunResult =>
             run(psqlBin, ["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql, conn], { env: { ...process.env, PGPASSWORD: pw, PGCONNECT_TIMEOUT: "5" }, timeout: 20_000 });
-        const tcp = `host=127.0.0.1 port=${port} dbname=${c.postgres.database} user=${c.postgres.user}`;
+        const tcp = `host=127.0.0.1 port=${port} dbname=${app.database} user=${app.role}`;
 
         // Plain TCP is rejected outright.
         const plain = psql(`${tcp} sslmode=disable`, "select 1");
@@ -371,19 +481,20 @@ describe("postgres: real server", () => {
         const [ssl, version, who] = ok.stdout.trim().split("\n");
         assert.equal(ssl, "on");
         assert.match(version, /^TLSv1\.[23]$/);
-        assert.equal(who, c.postgres.user);
+        assert.equal(who, app.role);
         // The certificate can be pinned by apps: verify-full against it as the only root, host "postgres".
-        const pinned = psql(`hostaddr=127.0.0.1 host=postgres port=${port} dbname=${c.postgres.database} user=${c.postgres.user} sslmode=verify-full sslrootcert=${crt}`, "select 1");
+        const pinned = psql(`hostaddr=127.0.0.1 host=postgres port=${port} dbname=${app.database} user=${app.role} sslmode=verify-full sslrootcert=${crt}`, "select 1");
         assert.equal(pinned.code, 0, pinned.stderr);
         // Wrong password fails.
         const wrong = psql(`${tcp} sslmode=require`, "select 1", appPw + "x");
         assert.notEqual(wrong.code, 0);
-        assert.match(wrong.stderr, /password authentication failed for user "app"/);
-        // The superuser, and the app role to another database, are refused over the network even with TLS.
-        const su = psql(`host=127.0.0.1 port=${port} dbname=postgres user=citadel_admin sslmode=require`, "select 1", adminPw);
-        assert.notEqual(su.code, 0);
-        assert.match(su.stderr, /pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "citadel_admin"/);
-        const otherDb = psql(`host=127.0.0.1 port=${port} dbname=postgres user=${c.postgres.user} sslmode=require`, "select 1");
+        assert.match(wrong.stderr, new RegExp(`password authentication failed for user "${app.role}"`));
+        // The superuser (with the password the step set), and the app role to another database, are
+        // refused over the network even with TLS.
+        const suNet = psql(`host=127.0.0.1 port=${port} dbname=postgres user=postgres sslmode=require`, "select 1", suPw);
+        assert.notEqual(suNet.code, 0);
+        assert.match(suNet.stderr, /pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "postgres"/);
+        const otherDb = psql(`host=127.0.0.1 port=${port} dbname=postgres user=${app.role} sslmode=require`, "select 1");
         assert.notEqual(otherDb.code, 0);
         assert.match(otherDb.stderr, /pg_hba\.conf rejects connection/);
 
@@ -400,24 +511,23 @@ describe("postgres: real server", () => {
         assert.match(tls12.stdout, /Protocol\s*:\s*TLSv1\.2/);
         assert.match(tls12.stdout, /Cipher\s*:\s*ECDHE-ECDSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)/);
 
-        // Stored as a SCRAM verifier; the role has no extra powers; the database is the role's.
-        const facts = asPg(
-            "psql",
-            ["-X", "-At", "-h", dir, "-p", String(port), "-U", "citadel_admin", "-d", "postgres", "-c",
-                `select rolpassword like 'SCRAM-SHA-256$%', rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls from pg_authid where rolname = '${c.postgres.user}'; ` +
-                `select pg_get_userbyid(datdba) from pg_database where datname = '${c.postgres.database}'`],
-            { PGPASSWORD: adminPw },
+        // Stored as a SCRAM verifier (the superuser's too, set by the step); the role has LOGIN and no
+        // extra powers; the database is the role's, and PUBLIC may not connect to it.
+        const facts = su(
+            `select rolname, rolpassword like 'SCRAM-SHA-256$%', rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls from pg_authid where rolname in ('${app.role}', 'postgres') order by rolname = 'postgres'; ` +
+                `select pg_get_userbyid(datdba), has_database_privilege('public', datname, 'CONNECT') from pg_database where datname = '${app.database}'`,
         );
         assert.equal(facts.code, 0, facts.stderr);
-        assert.equal(facts.stdout.trim(), `t|f|f|f|f|f\n${c.postgres.user}`);
+        assert.equal(facts.stdout.trim(), `${app.role}|t|t|f|f|f|f|f\npostgres|t|t|t|t|t|t|t\n${app.role}|f`);
 
         // The audit trail: connections with who/where, rejections.
         const logText = fs.readFileSync(log, "utf8");
-        assert.match(logText, /user=app db=app client=127\.0\.0\.1\(\d+\) app=\S* LOG:  connection authorized: user=app database=app( application_name=\S+)? SSL enabled \(protocol=TLSv1\.[23]/);
-        assert.match(logText, /FATAL:  password authentication failed for user "app"/);
-        assert.match(logText, /FATAL:  pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "app", database "app", no encryption/);
+        const { role, database } = app;
+        assert.match(logText, new RegExp(`user=${role} db=${database} client=127\\.0\\.0\\.1\\(\\d+\\) app=\\S* LOG:  connection authorized: user=${role} database=${database}( application_name=\\S+)? SSL enabled \\(protocol=TLSv1\\.[23]`));
+        assert.match(logText, new RegExp(`FATAL:  password authentication failed for user "${role}"`));
+        assert.match(logText, new RegExp(`FATAL:  pg_hba\\.conf rejects connection for host "127\\.0\\.0\\.1", user "${role}", database "${database}", no encryption`));
         assert.match(logText, /disconnection: session time/);
-        assert.doesNotMatch(logText, new RegExp(appPw), "the password never reaches the log");
+        for (const v of [appPw, suPw]) assert.ok(!logText.includes(v), "a password reached the log");
     });
 });
 
@@ -425,7 +535,12 @@ describe("postgres: real server", () => {
 // The host steps, run for real in a sandbox (see the header comment)
 // ---------------------------------------------------------------------------------------------
 
-/** The stand-in docker CLI: `run` of a check container, `inspect` of an absent container; nothing else. (`\${` is bash's `${`.) */
+/**
+ * The stand-in docker CLI: `run` of a check container, `inspect` of an absent container, and
+ * `exec [-i] -u postgres postgres CMD...` when a test names a running Postgres (CITADEL_SHIM_PG_*):
+ * CMD as the postgres OS user, the container's socket dir swapped for that server's (peer there, as in
+ * the container); nothing else. (`\${` is bash's `${`.)
+ */
 const SHIM = `#!/bin/bash
 set -euo pipefail
 printf '%q ' "$@" >>"$CITADEL_SHIM_LOG"
@@ -434,6 +549,18 @@ die() { echo "docker-shim: $*" >&2; exit 125; }
 case \${1:-} in
 inspect) echo "Error: No such object: \${*: -1}" >&2; exit 1 ;;
 run) shift ;;
+exec)
+  shift
+  [ -n "\${CITADEL_SHIM_PG_SOCKDIR:-}" ] || die "exec: no postgres server in this test"
+  [ "$1" = -i ] && shift
+  [ "$1" = -u ] && [ "$2" = postgres ] || die "exec must be -u postgres"
+  shift 2
+  [ "$1" = postgres ] || die "exec: no such container $1"
+  shift
+  args=()
+  for a in "$@"; do args+=("\${a//\\/var\\/run\\/postgresql/$CITADEL_SHIM_PG_SOCKDIR}"); done
+  exec setpriv --reuid postgres --regid postgres --init-groups env -i PATH="$CITADEL_SHIM_PG_BIN:/usr/bin:/bin" PGPORT="$CITADEL_SHIM_PG_PORT" LANG=C.UTF-8 "\${args[@]}"
+  ;;
 *) die "unsupported command: $*" ;;
 esac
 user= ro=0 net= entry= rm=0 capdrop= nnp=0
@@ -491,7 +618,7 @@ interface Sandbox {
     /** The overlay's upper dir: what the steps wrote under /etc. */
     etc: string;
     log: string;
-    run(script: string): RunResult;
+    run(script: string, env?: NodeJS.ProcessEnv): RunResult;
 }
 
 function sandbox(t: TestContext): Sandbox {
@@ -509,11 +636,11 @@ function sandbox(t: TestContext): Sandbox {
     return {
         etc: path.join(dir, "etc"),
         log,
-        run(script: string): RunResult {
+        run(script: string, env: NodeJS.ProcessEnv = {}): RunResult {
             const f = path.join(dir, "step.sh");
             fs.writeFileSync(f, script);
             return run("unshare", ["--mount", "--fork", "--", "/bin/bash", "-c", setup, "sandbox", f], {
-                env: { ...process.env, CITADEL_SHIM_LOG: log, CITADEL_SHIM_TMP: path.join(dir, "shim") },
+                env: { ...process.env, ...env, CITADEL_SHIM_LOG: log, CITADEL_SHIM_TMP: path.join(dir, "shim") },
                 timeout: 90_000,
             });
         },
@@ -527,17 +654,24 @@ function requireSandboxTools(t: TestContext): boolean {
 }
 
 describe("host steps in a sandbox", () => {
-    it("postgres-config: makes the key/cert, boots the config as uid 999, installs, is idempotent, refuses bad files", (t) => {
+    it("postgres-config: makes the key/cert, boots the config as uid 999, installs, removes the legacy init script, is idempotent, refuses bad files", (t) => {
         if (!requireSandboxTools(t) || !requirePgBin(t)) return;
         const c: StackConfig = prodConfig();
         const step = renderPostgresScript(c, c.postgres.image);
         const sb = sandbox(t);
         const live = (p: string) => path.join(sb.etc, p.replace(/^\/etc\//, ""));
+        // The shared role's first-init script an earlier version installed: no longer the stack's.
+        assert.ok(!step.files.some((f) => f.path.startsWith(`${POSTGRES_LEGACY_INITDB_HOST_DIR}/`)), "the step installs no init script");
+        const legacy = live(POSTGRES_LEGACY_INITDB_HOST_DIR);
+        fs.mkdirSync(legacy, { recursive: true });
+        fs.writeFileSync(path.join(legacy, "10-citadel-app-role.sh"), "#!/bin/bash\n", { mode: 0o755 });
 
         const r1 = sb.run(step.script);
         assert.equal(r1.code, 0, r1.stdout + r1.stderr);
         assert.match(r1.stdout, /citadel: postgres: configuration boots postgres \(PostgreSQL\)/);
         assert.match(r1.stdout, /citadel: postgres: installed \/etc\/citadel\/postgres\/postgresql\.conf/);
+        assert.match(r1.stdout, /citadel: postgres: removed \/etc\/citadel\/postgres-initdb /);
+        assert.ok(!fs.existsSync(legacy), `${POSTGRES_LEGACY_INITDB_HOST_DIR} is still there`);
         for (const f of step.files) {
             assert.equal(fs.readFileSync(live(f.path), "utf8"), f.content, f.path);
             const st = fs.statSync(live(f.path));
@@ -559,13 +693,15 @@ describe("host steps in a sandbox", () => {
         const r2 = sb.run(step.script);
         assert.equal(r2.code, 0, r2.stdout + r2.stderr);
         assert.match(r2.stdout, /citadel: postgres: unchanged/);
-        assert.doesNotMatch(r2.stdout, /installed|written/);
+        assert.doesNotMatch(r2.stdout, /installed|written|removed/);
         assert.equal(fingerprint(), fp, "the second run keeps the key and certificate");
 
         // A broken pg_hba.conf line and a bad setting are both caught by the boot; live files stay.
         const hbaBefore = fs.readFileSync(live("/etc/citadel/postgres/pg_hba.conf"), "utf8");
         const confBefore = fs.readFileSync(live("/etc/citadel/postgres/postgresql.conf"), "utf8");
-        const badHba = sb.run(step.script.replace(/^hostssl +app +app +0\.0\.0\.0\/0 +scram-sha-256$/m, "hostssl app app 0.0.0.0/0 scram-sha-257"));
+        const tampered = step.script.replace(/^hostssl +api +api +0\.0\.0\.0\/0 +scram-sha-256$/m, "hostssl api api 0.0.0.0/0 scram-sha-257");
+        assert.notEqual(tampered, step.script, "the tampering applied");
+        const badHba = sb.run(tampered);
         assert.notEqual(badHba.code, 0);
         assert.match(badHba.stderr, /invalid authentication method "scram-sha-257"/);
         assert.match(badHba.stderr, /citadel: postgres: the new configuration does not start postgres:16\.6-bookworm; the live files are unchanged/);
@@ -605,7 +741,7 @@ describe("host steps in a sandbox", () => {
         const before = fs.readFileSync(live, "utf8");
         const cases: Array<[string, RegExp]> = [
             [step.script.replace("maxmemory-policy noeviction", "maxmemory-policy sometimes"), /FATAL CONFIG FILE ERROR/],
-            [step.script.replace(/^(user app on .*) -module$/m, "$1 -nosuchcommand"), /ACL errors/],
+            [step.script.replace(/^(user api on .*) -module$/m, "$1 -nosuchcommand"), /ACL errors/],
             // An ACL that lets anonymous clients in is refused by the check itself.
             [step.script.replace(/^user default off .*$/m, "user default on nopass ~* +@all"), /unauthenticated PING got "PONG" instead of NOAUTH/],
         ];

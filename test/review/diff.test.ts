@@ -140,13 +140,22 @@ const CASES: Case[] = [
     },
     {
         name: "data network no longer internal (posture mutated)",
-        head: () => mutated(prodPosture(), (p) => void (p.networks.find((n) => n.name === "citadel-data")!.internal = false)),
-        expect: [{ id: "network-isolation.citadel-data.internal=false", category: "network-isolation", direction: "weakens" }],
+        head: () => mutated(prodPosture(), (p) => void (p.networks.find((n) => n.name === "citadel-data-api")!.internal = false)),
+        expect: [{ id: "network-isolation.citadel-data-api.internal=false", category: "network-isolation", direction: "weakens" }],
     },
     {
         name: "web joins the data network (data: true)",
         head: () => postureWith({ apps: [{ ...apps()[0], data: true }, apps()[1]] }),
-        expect: [{ id: "network-isolation.citadel-data.join:app-web", category: "network-isolation", direction: "weakens" }],
+        expect: [{ id: "network-isolation.citadel-data-web.join:app-web", category: "network-isolation", direction: "weakens" }],
+    },
+    {
+        name: "web joins api's data network (posture mutated): it could reach app-api",
+        head: () =>
+            mutated(prodPosture(), (p) => {
+                app(p, "web").networks.push({ network: "citadel-data-api", aliases: [] });
+                p.networks.find((n) => n.name === "citadel-data-api")!.members.push("app-web");
+            }),
+        expect: [{ id: "network-isolation.citadel-data-api.join:app-web", category: "network-isolation", direction: "weakens" }],
     },
     {
         name: "an app runs as root (posture mutated: the schema refuses root)",

@@ -38,7 +38,7 @@ describe("rotation: generations of the versioned secrets", () => {
         const s = await secretsFor({ rotateNow: { jwtSecret: 1, postgresPassword: 2 } });
         // 2026-01-01 → 2026-11-23: 3 quarters (+1 forced), 1 half-year (+2 forced).
         assert.equal(s.epochs.jwtSecret, 4);
-        assert.equal(s.epochs.postgresPassword, 3);
+        assert.equal(s.epochs["postgresPassword-api"], 3, "rotateNow.postgresPassword rotates every app's own value");
         assert.equal(s.epochs.postgresSuperuserPassword, 1, "rotateNow names one secret only");
         const names = ofType(BYTES).map((r) => r.name).filter((n) => n.startsWith("jwtSecret"));
         assert.deepEqual(names.sort(), ["jwtSecret-e3", "jwtSecret-e4"]);
@@ -78,23 +78,25 @@ describe("rotation: generations of the versioned secrets", () => {
 
 describe("rotation: the order pulumi up applies it in", () => {
     const m = posture(parseConfigOrThrow(prodWith({})));
-    const step = m.hostSteps.find((s) => s.name === "postgres-passwords");
+    const step = m.hostSteps.find((s) => s.name === "postgres-roles");
     const x = (name: string) => m.containers.find((c) => c.name === name)!;
 
-    it("postgres-passwords runs once the postgres container and its password files are there", () => {
-        assert.ok(step, "no postgres-passwords step");
-        assert.deepEqual(step.after.sort(), [containerRef("postgres"), "secret-postgres-postgresPassword", "secret-postgres-postgresSuperuserPassword"].sort());
+    it("postgres-roles runs once the postgres container and every password file it reads are there", () => {
+        assert.ok(step, "no postgres-roles step");
+        assert.deepEqual(step.after.sort(), [containerRef("postgres"), "secret-api-postgresPassword", "secret-postgres-postgresSuperuserPassword"].sort());
         assert.match(step.script, /docker exec -i -u postgres "\$container" psql/);
-        assert.match(step.script, /ALTER ROLE :"role" PASSWORD :'app_pw';/);
+        assert.match(step.script, /ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'pw';/);
+        assert.match(step.script, /readonly apps=\( api api \/etc\/citadel\/secrets\/api\/postgresPassword\)/);
         assert.doesNotMatch(step.script, /PGPASSWORD|-e [A-Z_]*PASS/, "no password in the environment");
     });
 
     it("apps on the data network start after the passwords are set and Redis has its new ACL; Postgres is not re-created", () => {
-        assert.ok(x("app-api").after.includes("postgres-passwords"));
+        assert.ok(x("app-api").after.includes("postgres-roles"));
         assert.ok(x("app-api").after.includes(containerRef("redis")));
-        assert.ok(!x("app-web").after.includes("postgres-passwords"), "an app without data does not wait for the database");
+        assert.ok(!x("app-web").after.includes("postgres-roles"), "an app without data does not wait for the database");
         assert.deepEqual(x("postgres").rotatesWith, [], "Postgres keeps running: its passwords change by ALTER ROLE");
-        assert.deepEqual(x("redis").rotatesWith, ["redisPassword"], "Redis loads its new ACL by being re-created");
+        assert.deepEqual(x("redis").rotatesWith, ["redisPassword-api"], "Redis loads its new ACL by being re-created");
+        assert.deepEqual(x("app-api").rotatesWith, ["jwtSecret", "apiEncryptionKey", "postgresPassword-api", "redisPassword-api", "internalApiKey"], "an app rotates with its own values");
     });
 
     it("pg_hba: the superuser by peer on the socket only; every network connection hostssl + SCRAM", () => {

@@ -71,7 +71,7 @@ describe("stack: prod example (target hcloud)", () => {
             ["citadel:host:Baseline$command:remote:Command", "docker"],
             ["citadel:host:Intrusion$command:remote:Command", "intrusion"],
             ["citadel:secrets:Secrets$random:index/randomBytes:RandomBytes", "jwtSecret-e3"],
-            ["citadel:index:Citadel$command:remote:Command", "postgres-passwords"],
+            ["citadel:index:Citadel$command:remote:Command", "postgres-roles"],
             ["citadel:network:Networks$docker:index/network:Network", "public"],
             ["citadel:edge:Gateway$docker:index/container:Container", "gateway"],
             ["citadel:edge:Gateway$command:remote:Command", "gateway-image"],
@@ -100,17 +100,17 @@ describe("stack: prod example (target hcloud)", () => {
         const names = [...ofType(T.password), ...ofType(T.bytes)].map((r) => r.name).sort();
         // Versioned secrets: one resource per generation, named by its epoch (the current and the
         // previous JWT secret; the API key at epoch 0 has no older generation yet).
-        assert.deepEqual(names, ["apiEncryptionKey-e0", "crowdsecBouncerKey", "internalApiKey", "jwtSecret-e2", "jwtSecret-e3", "postgresPassword", "postgresSuperuserPassword", "redisPassword"]);
+        assert.deepEqual(names, ["apiEncryptionKey-e0", "crowdsecBouncerKey", "internalApiKey", "jwtSecret-e2", "jwtSecret-e3", "postgresPassword-api", "postgresSuperuserPassword", "redisPassword-api"]);
         const jwt = byName(T.bytes, "jwtSecret-e3");
         assert.ok(jwt.inputs.length * 8 >= 256, "JWT secret ≥ 256 bit");
         assert.deepEqual(byName(T.bytes, "jwtSecret-e2").inputs.keepers, { rotationDays: "90", epoch: "2" });
         assert.equal(byName(T.bytes, "apiEncryptionKey-e0").inputs.length, 32, "API encryption key is 256 bit");
         // 2026-01-01 → 2026-11-23 is 326 days: 3 whole quarters (90 d), 1 half-year (182 d), 0 years.
         assert.deepEqual(jwt.inputs.keepers, { rotationDays: "90", epoch: "3" });
-        assert.deepEqual(byName(T.password, "postgresPassword").inputs.keepers, { rotationDays: "182", epoch: "1" });
+        assert.deepEqual(byName(T.password, "postgresPassword-api").inputs.keepers, { rotationDays: "182", epoch: "1" });
         assert.deepEqual(byName(T.bytes, "internalApiKey").inputs.keepers, { rotationDays: "365", epoch: "0" });
-        assert.equal(byName(T.password, "postgresPassword").inputs.special, false);
-        assert.ok(byName(T.password, "postgresPassword").inputs.length >= 32);
+        assert.equal(byName(T.password, "postgresPassword-api").inputs.special, false);
+        assert.ok(byName(T.password, "postgresPassword-api").inputs.length >= 32);
     });
 
     it("cloud perimeter: SSH from the admin CIDRs only, 80, 443 and ICMP; nothing else", () => {
@@ -176,7 +176,6 @@ describe("stack: prod example (target hcloud)", () => {
             "secret-api-redisPassword",
             "secret-citadel-alertmanager-alertmanager-yml",
             "secret-host-crowdsecBouncerKey",
-            "secret-postgres-postgresPassword",
             "secret-postgres-postgresSuperuserPassword",
             "secret-redis-users.acl",
         ]);
@@ -191,7 +190,7 @@ describe("stack: prod example (target hcloud)", () => {
         }
         const acl = String(await valueOf(files.find((f) => f.name === "secret-redis-users.acl")!.props.stdin));
         assert.doesNotMatch(acl, new RegExp(SECRET_MARKER), "the Redis ACL holds a hash, not the password");
-        assert.match(acl, /^user app on #[0-9a-f]{64} /m);
+        assert.match(acl, /^user api on #[0-9a-f]{64} resetkeys resetchannels ~api:\* &api:\* /m, "the app's own user, confined to its prefix");
     });
 
     it("containers: non-root, read-only, no-new-privileges, ALL caps dropped, limited, rotated logs", () => {
@@ -241,7 +240,8 @@ describe("stack: prod example (target hcloud)", () => {
         assert.equal(nets["citadel-public"].internal, false);
         assert.equal(nets["citadel-edge-web"].internal, true);
         assert.equal(nets["citadel-edge-api"].internal, true);
-        assert.equal(nets["citadel-data"].internal, true);
+        assert.equal(nets["citadel-data-api"].internal, true);
+        assert.equal(nets["citadel-data-web"], undefined, "web has no data: true");
         assert.equal(nets["citadel-egress"], undefined, "no app asked for egress");
         const netsOf = (name: string) => byName(T.container, name).inputs.networksAdvanced.map((n: any) => n.name).sort();
         assert.deepEqual(netsOf("gateway"), ["citadel-edge-api", "citadel-edge-web", "citadel-monitoring", "citadel-public"]);
@@ -250,9 +250,9 @@ describe("stack: prod example (target hcloud)", () => {
         assert.deepEqual(nets["citadel-monitoring"].ipamConfigs, [{ subnet: "172.29.250.0/24", ipRange: "172.29.250.128/25", gateway: "172.29.250.1" }]);
         for (const n of ["prometheus", "alertmanager", "node-exporter", "blackbox"]) assert.deepEqual(netsOf(n), ["citadel-monitoring"], n);
         assert.deepEqual(netsOf("web"), ["citadel-edge-web"]);
-        assert.deepEqual(netsOf("api"), ["citadel-data", "citadel-edge-api"]);
-        assert.deepEqual(netsOf("postgres"), ["citadel-data"]);
-        assert.deepEqual(netsOf("redis"), ["citadel-data"]);
+        assert.deepEqual(netsOf("api"), ["citadel-data-api", "citadel-edge-api"]);
+        assert.deepEqual(netsOf("postgres"), ["citadel-data-api"]);
+        assert.deepEqual(netsOf("redis"), ["citadel-data-api"]);
     });
 
     it("apps read secrets from files announced by *_FILE", () => {
