@@ -2,10 +2,10 @@
 import * as net from "node:net";
 import type { StackConfig } from "../components/config";
 import { HTTPS_PORT, SSH_PORT } from "../components/posture/facts";
-import { CROWDSEC_PRIVATE_RANGES, goSeconds } from "../components/render/intrusion";
+import { CROWDSEC_PRIVATE_RANGES, goSeconds, SSH_NO_LOGIN_WINDOW_SECONDS } from "../components/render/intrusion";
 import { tcpOpen } from "./outside";
 import { PERIMETER_CHECKS } from "./perimeter";
-import { AuditTarget, CheckDef, Drift, fromDrift, Probe, probeJson, seconds, skip, waitUntil } from "./types";
+import { Attacker, AuditTarget, CheckDef, Drift, fromDrift, Probe, probeJson, seconds, skip, waitUntil } from "./types";
 
 const py = JSON.stringify;
 
@@ -169,4 +169,89 @@ const sshBruteForce: CheckDef = {
     },
 };
 
-export const ATTACK_CHECKS: CheckDef[] = [sshBruteForce, httpBurst, ...PERIMETER_CHECKS];
+/** Where atk-ssh-agent-keys puts the admin's key in the operator's disposable source. */
+const OPERATOR_KEY_PATH = "/root/citadel-audit-operator-key";
+
+/**
+ * An SSH agent holding six wrong keys (made on the spot), and the right one after them when
+ * `rightKey` is given: two connections as `user`, each refused once MaxAuthTries keys were rejected,
+ * then (with the right key) the login an operator makes after fixing the client: IdentitiesOnly.
+ */
+function agentKeysScript(address: string, port: number, user: string, rightKey: string | undefined): string {
+    return `
+import subprocess, os, json, tempfile
+d = tempfile.mkdtemp(); env = dict(os.environ)
+for part in subprocess.run(["ssh-agent", "-s"], capture_output=True, text=True, check=True).stdout.replace(";", "\\n").split("\\n"):
+    part = part.strip()
+    if part.startswith(("SSH_AUTH_SOCK=", "SSH_AGENT_PID=")):
+        k, v = part.split("=", 1); env[k] = v
+for i in range(6):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"wrong{i}", "-f", f"{d}/wrong{i}"], check=True)
+    subprocess.run(["ssh-add", "-q", f"{d}/wrong{i}"], env=env, check=True, capture_output=True)
+right = ${py(rightKey ?? "")}
+if right: subprocess.run(["ssh-add", "-q", right], env=env, check=True, capture_output=True)
+base = ["ssh", "-p", "${port}", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
+failed = []
+for n in range(2):
+    r = subprocess.run(base + [${py(user)} + "@" + ${py(address)}, "true"], env=env, capture_output=True, text=True, timeout=30)
+    failed.append({"rc": r.returncode, "err": r.stderr.strip()[-160:]})
+login = None
+if right:
+    r = subprocess.run(base + ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", right, ${py(user)} + "@" + ${py(address)}, "true"], capture_output=True, text=True, timeout=30)
+    login = {"rc": r.returncode, "err": r.stderr.strip()[-160:]}
+subprocess.run(["ssh-agent", "-k"], env=env, capture_output=True)
+print(json.dumps({"failed": failed, "login": login}))`;
+}
+
+const sshAgentKeys: CheckDef = {
+    id: "atk-ssh-agent-keys",
+    title: "an operator whose SSH agent offers six wrong keys before the right one is not banned; a stranger with the same failures is",
+    group: "attack",
+    async run(t: AuditTarget) {
+        if (t.config.intrusion.engine !== "crowdsec") return skip("CrowdSec only: fail2ban's sshd jail has no notion of a login that cancels earlier failures");
+        if (!t.attacker || !t.operatorKey) return skip("no disposable sources that may hold the admin's key for this target (the local VPS has them)");
+        const started: Attacker[] = [];
+        const ips: string[] = [];
+        try {
+            const op = t.attacker("operator");
+            started.push(op);
+            const stranger = t.attacker("stranger");
+            started.push(stranger);
+            for (const a of started) {
+                const exempt = exemptBecause(t.config, a.address);
+                if (exempt) return skip(`the declared posture never bans this source: ${exempt}`);
+                if (!reach(a.probe, t.address, SSH_PORT)) return { result: "fail", evidence: `${a.probe.describe} cannot reach ssh before the attack (banned already?)` };
+            }
+            if (!op.putFile) return skip("this target's sources cannot receive a file");
+            op.putFile(OPERATOR_KEY_PATH, t.operatorKey());
+            ips.push(op.address, stranger.address);
+            type Run = { failed: { rc: number; err: string }[]; login: { rc: number; err: string } | null };
+            const user = t.config.admin.user;
+            const ran = probeJson<Run>(op.probe, agentKeysScript(t.address, SSH_PORT, user, OPERATOR_KEY_PATH), 180_000);
+            const other = probeJson<Run>(stranger.probe, agentKeysScript(t.address, SSH_PORT, user, undefined), 180_000);
+            const drift: Drift[] = [];
+            for (const [who, r] of [["operator", ran], ["stranger", other]] as const) {
+                r.failed.forEach((f, i) => {
+                    if (f.rc === 0 || !/Too many authentication failures/.test(f.err)) drift.push({ what: `${who}'s connection ${i + 1} (six wrong keys first)`, expected: "refused after MaxAuthTries keys", actual: f.rc === 0 ? "logged in" : f.err });
+                });
+            }
+            if (!ran.login || ran.login.rc !== 0) drift.push({ what: "the operator's login with the right key", expected: "logged in", actual: ran.login?.err ?? "(not tried)" });
+            // The stranger: its failed connections, with no login after them, end in a ban once the window passed.
+            const ban = await pollFor(SSH_NO_LOGIN_WINDOW_SECONDS + 45, () => activeBan(t, stranger.address));
+            if (ban.value === undefined) drift.push({ what: `decision for the stranger ${stranger.address}`, expected: "ban", actual: `none within ${ban.waited} s` });
+            // The operator: by now its own failures' window has passed too; no ban, and sshd still answers it.
+            const opBan = activeBan(t, op.address);
+            if (opBan !== undefined) drift.push({ what: `decision for the operator ${op.address}`, expected: "none", actual: `ban for ${opBan} s` });
+            if (!reach(op.probe, t.address, SSH_PORT)) drift.push({ what: `ssh from the operator ${op.address}`, expected: "reachable", actual: "dropped" });
+            return fromDrift(
+                drift,
+                `two connections refused after MaxAuthTries each from both; the operator logged in with the right key and is not banned; the stranger was banned after ${ban.waited} s`,
+            );
+        } finally {
+            for (const ip of ips) liftBan(t, ip);
+            for (const a of started) a.remove();
+        }
+    },
+};
+
+export const ATTACK_CHECKS: CheckDef[] = [sshBruteForce, sshAgentKeys, httpBurst, ...PERIMETER_CHECKS];

@@ -76,6 +76,7 @@ export const CHECKLIST: Record<string, PolicyLine[]> = {
     "in-monitoring": [R("- [ ] Monitoring and alerting active"), S("- [ ] Failed authentication attempts monitored"), S("- [ ] Unusual traffic patterns detected")],
     // ---- attacks (--attack) ----
     "atk-ssh-bruteforce": [R("- [ ] CrowdSec or fail2ban configured"), S("- [ ] Failed authentication attempts monitored")],
+    "atk-ssh-agent-keys": [R("- [ ] CrowdSec or fail2ban configured"), R("- [ ] SSH hardened (key-only)")],
     // The perimeter (target hcloud), seen from outside with UFW opened behind it.
     "atk-perimeter-ssh": [R("- [ ] Review firewall rules")],
     "atk-perimeter-port": [R("- [ ] Review firewall rules"), S("- [ ] Only L09 (Gateway) and L10 (UI) exposed externally"), S("- [ ] Firewall rules restrict access to ports 8001-8012")],

@@ -516,7 +516,8 @@ const inRedisCommands: CheckDef = {
  * port must fail, while the same connection from the gateway's namespace (which must reach every
  * app) succeeds: that calibration shows the probe can connect. Postgres: each app's role is refused
  * every other database (each other app's and `postgres`) and reads its own. Redis: each app's user
- * gets NOPERM on a key outside its prefix and an answer on one inside it.
+ * gets NOPERM on a key outside its prefix and an answer on one inside it. Each kind of probe runs as
+ * one command on the host (in parallel where it waits on timeouts), so the check costs seconds.
  */
 const inAppIsolation: CheckDef = {
     id: "in-app-isolation",
@@ -529,12 +530,9 @@ const inAppIsolation: CheckDef = {
         const live = containers(t);
         const pidOf = (name: string) => live.find((i) => cname(i) === name && i.State.Running)?.State.Pid;
         const addrs = (name: string) => Object.values((live.find((i) => cname(i) === name)?.NetworkSettings.Networks ?? {}) as Record<string, { IPAddress?: string }>).map((n) => n.IPAddress).filter((a): a is string => !!a);
-        // One bash per source namespace; each probe 2 s at most, all in parallel.
-        const probe = (pid: number, targets: string[]) => {
-            const lines = targets.map((hp) => `( timeout 2 bash -c ${shellQuote(`exec 3<>/dev/tcp/${hp.replace(":", "/")}`)} 2>/dev/null && echo "open ${hp}" || echo "closed ${hp}" ) &`);
-            const r = t.inside.sh(`sudo -n nsenter -t ${pid} -n bash -c ${shellQuote(`${lines.join("\n")}\nwait`)}`, { timeoutMs: 30_000 });
-            return new Map(r.stdout.split("\n").filter(Boolean).map((l) => [l.split(" ")[1], l.split(" ")[0] === "open"] as const));
-        };
+
+        // Network: every (source namespace, target address) pair in one script, 2 s per probe at most.
+        const probes: { from: string; pid: number; to: string; hp: string }[] = [];
         const gw = pidOf(GATEWAY_CONTAINER);
         for (const b of c.apps) {
             const targets = addrs(appContainerName(b.name)).map((ip) => `${ip}:${b.port}`);
@@ -542,46 +540,65 @@ const inAppIsolation: CheckDef = {
                 drift.push({ what: appContainerName(b.name), expected: "running with an address", actual: "(not running)" });
                 continue;
             }
-            if (gw) {
-                const cal = probe(gw, targets);
-                if (![...cal.values()].some(Boolean)) drift.push({ what: `${GATEWAY_CONTAINER} → ${b.name}:${b.port} (calibration)`, expected: "open", actual: "closed: the probe proves nothing" });
-            }
-            for (const a of c.apps.filter((x) => x.name !== b.name)) {
-                const pid = pidOf(appContainerName(a.name));
-                if (!pid) continue;
-                const open = [...probe(pid, targets)].filter(([, o]) => o).map(([hp]) => hp);
-                if (open.length) drift.push({ what: `${a.name} → ${b.name}`, expected: "no connection", actual: `connected to ${open.join(", ")}` });
-                else seen.push(`${a.name}↛${b.name}`);
+            const sources = [...(gw ? [{ from: GATEWAY_CONTAINER, pid: gw }] : []), ...c.apps.filter((a) => a.name !== b.name).flatMap((a) => (pidOf(appContainerName(a.name)) ? [{ from: a.name, pid: pidOf(appContainerName(a.name))! }] : []))];
+            for (const s of sources) for (const hp of targets) probes.push({ ...s, to: b.name, hp });
+        }
+        if (probes.length) {
+            const lines = probes.map((p, i) => `( nsenter -t ${p.pid} -n timeout 2 bash -c ${shellQuote(`exec 3<>/dev/tcp/${p.hp.replace(":", "/")}`)} 2>/dev/null && echo "${i} open" || echo "${i} closed" ) &`);
+            const r = t.inside.sh(`sudo -n bash -c ${shellQuote(`${lines.join("\n")}\nwait`)}`, { timeoutMs: 60_000 });
+            const open = new Map(r.stdout.split("\n").filter(Boolean).map((l) => [Number(l.split(" ")[0]), l.split(" ")[1] === "open"] as const));
+            for (const b of c.apps) {
+                const mine = probes.map((p, i) => ({ ...p, open: open.get(i) })).filter((p) => p.to === b.name);
+                const cal = mine.filter((p) => p.from === GATEWAY_CONTAINER);
+                if (cal.length && !cal.some((p) => p.open)) drift.push({ what: `${GATEWAY_CONTAINER} → ${b.name}:${b.port} (calibration)`, expected: "open", actual: "closed: the probe proves nothing" });
+                for (const a of c.apps.filter((x) => x.name !== b.name)) {
+                    const fromA = mine.filter((p) => p.from === a.name);
+                    if (!fromA.length) continue;
+                    const reached = fromA.filter((p) => p.open === true).map((p) => p.hp);
+                    const unknown = fromA.filter((p) => p.open === undefined).map((p) => p.hp);
+                    if (reached.length) drift.push({ what: `${a.name} → ${b.name}`, expected: "no connection", actual: `connected to ${reached.join(", ")}` });
+                    else if (unknown.length) drift.push({ what: `${a.name} → ${b.name}`, expected: "no connection", actual: `no answer from the probe of ${unknown.join(", ")}: ${r.stderr.trim().slice(0, 120)}` });
+                    else seen.push(`${a.name}↛${b.name}`);
+                }
             }
         }
+
+        // Postgres: one throwaway client per app, trying its own database and every other one.
         if (c.postgres.enabled) {
             const pgApps = c.apps.filter((a) => postgresClient(c, a)).map((a) => a.name);
             for (const a of pgApps) {
-                const own = psqlAs(t, a, postgresDatabaseOf(a), "require", "select current_user");
-                if (own.code !== 0 || own.stdout.trim() !== postgresRoleOf(a)) drift.push({ what: `${a}: its own database`, expected: `connected as ${postgresRoleOf(a)}`, actual: (own.stdout.trim() || own.stderr.trim()).slice(0, 160) });
-                for (const db of ["postgres", ...pgApps.filter((b) => b !== a).map(postgresDatabaseOf)]) {
-                    const r = psqlAs(t, a, db, "require", "select 1");
-                    if (r.code === 0) drift.push({ what: `${a}: database ${db}`, expected: "refused", actual: "connected" });
-                    else if (!/pg_hba|permission denied/.test(r.stderr)) drift.push({ what: `${a}: database ${db}`, expected: "refused by pg_hba or CONNECT", actual: r.stderr.trim().slice(0, 160) });
+                const dbs = [postgresDatabaseOf(a), "postgres", ...pgApps.filter((b) => b !== a).map(postgresDatabaseOf)];
+                const loop = `for db in ${dbs.join(" ")}; do o=$(psql "host=${POSTGRES_CONTAINER} dbname=$db user=${postgresRoleOf(a)} sslmode=require connect_timeout=10 passfile=${AUDIT_PGPASS}" -XtAc "select current_user" 2>&1) && echo "$db ok $o" || echo "$db refused $(printf %s "$o" | tr '\\n' ' ')"; done`;
+                const r = t.inside.sh(`sudo -n bash -c ${shellQuote(pgPassfileRun(secretFilePath(a, "postgresPassword"), `docker run --rm --network ${dataNetworkName(a)} -v "$d/pgpass:${AUDIT_PGPASS}:ro" --entrypoint bash ${c.postgres.image} -c ${shellQuote(loop)}`))}`, { timeoutMs: 120_000 });
+                const out = new Map(r.stdout.split("\n").filter(Boolean).map((l) => [l.split(" ")[0], l.split(" ").slice(1).join(" ")] as const));
+                const own = out.get(postgresDatabaseOf(a)) ?? "";
+                if (own !== `ok ${postgresRoleOf(a)}`) drift.push({ what: `${a}: its own database`, expected: `connected as ${postgresRoleOf(a)}`, actual: (own || r.stderr.trim()).slice(0, 160) });
+                for (const db of dbs.slice(1)) {
+                    const got = out.get(db) ?? "";
+                    if (got.startsWith("ok")) drift.push({ what: `${a}: database ${db}`, expected: "refused", actual: "connected" });
+                    else if (!/pg_hba|permission denied/.test(got)) drift.push({ what: `${a}: database ${db}`, expected: "refused by pg_hba or CONNECT", actual: (got || r.stderr.trim()).slice(0, 160) });
                     else seen.push(`${a}↛db ${db}`);
                 }
             }
         }
+
+        // Redis: per app, one session: a SET in its own prefix, outside every prefix and in each other
+        // app's, each queued in MULTI then DISCARDed (a permitted SET never runs; a denied one is
+        // refused at queue time).
         if (c.redis.enabled) {
             const apps = redisApps(c);
             for (const a of apps) {
-                // Outside every prefix, and inside each other app's. Queued in MULTI then DISCARDed: a
-                // permitted SET never runs; a denied one is refused at queue time.
-                const foreign = ["citadel-audit:", ...apps.filter((b) => b !== a).map(redisKeyPrefixOf)];
-                for (const prefix of [redisKeyPrefixOf(a), ...foreign]) {
-                    const r = redisCli(t, a, `MULTI\nSET ${prefix}citadel-audit-probe 1\nDISCARD\n`);
-                    const answer = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean)[1] ?? (r.stderr.trim() || "(no answer)");
-                    const denied = /NOPERM/.test(answer);
-                    const ownKey = prefix === redisKeyPrefixOf(a);
+                const prefixes = [redisKeyPrefixOf(a), "citadel-audit:", ...apps.filter((b) => b !== a).map(redisKeyPrefixOf)];
+                const r = redisCli(t, a, prefixes.map((p) => `MULTI\nSET ${p}citadel-audit-probe 1\nDISCARD\n`).join(""));
+                const out = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+                prefixes.forEach((prefix, i) => {
+                    // Three answers per prefix: OK (MULTI), the SET's, OK (DISCARD).
+                    const answer = out[i * 3 + 1] ?? (r.stderr.trim() || "(no answer)");
+                    const ownKey = i === 0;
                     if (ownKey && answer !== "QUEUED") drift.push({ what: `${redisUserOf(a)}: SET ${prefix}…`, expected: "QUEUED (its own prefix)", actual: answer.slice(0, 120) });
-                    else if (!ownKey && !denied) drift.push({ what: `${redisUserOf(a)}: SET ${prefix}…`, expected: "NOPERM", actual: answer.slice(0, 120) });
+                    else if (!ownKey && !/NOPERM/.test(answer)) drift.push({ what: `${redisUserOf(a)}: SET ${prefix}…`, expected: "NOPERM", actual: answer.slice(0, 120) });
                     else if (!ownKey) seen.push(`${redisUserOf(a)}↛${prefix}*`);
-                }
+                });
             }
         }
         if (!drift.length && !seen.length) return skip("one app and no data clients: nothing to isolate");

@@ -64,6 +64,8 @@ export interface Attacker {
     probe: Probe;
     /** The source address the host's sshd and firewall see. */
     address: string;
+    /** Writes a file into the source (0600, by stdin: never on a command line). */
+    putFile?(path: string, content: string): void;
     remove(): void;
 }
 
@@ -100,7 +102,12 @@ export interface AuditTarget {
      * A disposable source for the SSH brute force (it gets banned): started on demand, removed after.
      * Absent = skip: from the operator's own machine the ban would lock the operator out.
      */
-    attacker?: () => Attacker;
+    attacker?: (name?: string) => Attacker;
+    /**
+     * The admin's private key, for an attack that logs in as the operator from a disposable source
+     * (atk-ssh-agent-keys). Absent = skip: only the lab hands its own key to a lab container.
+     */
+    operatorKey?: () => string;
     /**
      * A disposable source outside citadel:admin.sourceIps (the perimeter checks: SSH from it must be
      * as the cloud firewall declares). Absent = those parts skip: the operator's machine is inside.

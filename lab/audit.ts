@@ -65,7 +65,11 @@ export function containerAttacker(network: string, image: string, name = ATTACKE
         removeProbe(name);
         throw new Error(`audit: the attacker container ${name} has no address on ${network}`);
     }
-    return { address: ip, probe: execProbe(name, `container ${name} (${ip}) on ${network}`), remove: () => removeProbe(name) };
+    const putFile = (file: string, content: string) => {
+        const r = exec("docker", ["exec", "-i", name, "sh", "-c", 'umask 077 && cat > "$1"', "put", file], { stdin: content });
+        if (r.code !== 0) throw new Error(`audit: cannot write ${file} into ${name}: ${r.stderr.trim()}`);
+    };
+    return { address: ip, probe: execProbe(name, `container ${name} (${ip}) on ${network}`), putFile, remove: () => removeProbe(name) };
 }
 
 /**
@@ -91,7 +95,8 @@ export async function localTarget(outputs?: StackOutputs, probeName = PROBE_CONT
         probe: containerProbe(LAB_NETWORK, VPS_IMAGE, probeName),
         // This machine through Docker's port proxy: it arrives from the lab gateway, another address.
         secondSource: { probe: localProbe, address: "127.0.0.1", httpsPort: info.httpsPort },
-        attacker: () => containerAttacker(LAB_NETWORK, VPS_IMAGE),
+        attacker: (name) => containerAttacker(LAB_NETWORK, VPS_IMAGE, name ? `${ATTACKER_CONTAINER}-${name}` : ATTACKER_CONTAINER),
+        operatorKey: () => fs.readFileSync(HARNESS_KEY, "utf8"),
         inside,
     };
 }

@@ -14,7 +14,7 @@
 //  - Bans reach containers too: the firewall bouncer drops banned addresses in INPUT and in
 //    DOCKER-USER (Caddy is a container, so its traffic is FORWARDed, not INPUT).
 import YAML from "yaml";
-import { crowdsecPrometheusConfig } from "./monitoring";
+import { crowdsecPrometheusConfig, SSH_BF_SCENARIO } from "./monitoring";
 import type { StackConfig } from "../config";
 import { CADDY_ACCESS_LOG_HOST, HOST_CONSUMER, secretFilePath, SSH_PORT } from "../posture/facts";
 import { renderTemplate } from "./template";
@@ -34,6 +34,16 @@ export const CADDY_ACCESS_LOG = CADDY_ACCESS_LOG_HOST;
 export const CROWDSEC_DIR = "/etc/crowdsec";
 export const CROWDSEC_LAPI_URL = "http://127.0.0.1:8080/";
 export const CROWDSEC_WHITELIST = "/etc/crowdsec/parsers/s02-enrich/citadel-ignore-ips.yaml";
+/** Citadel's sshd parser: the outcome lines the hub's sshd-logs leaves unparsed (a login, a MaxAuthTries disconnect). */
+export const CITADEL_SSHD_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-sshd-outcome.yaml";
+/** Citadel's SSH scenarios, in place of the hub's ssh-bf and ssh-slow-bf (CITADEL_SSH_REPLACES). */
+export const CITADEL_SSH_SCENARIOS = "/etc/crowdsec/scenarios/citadel-ssh.yaml";
+/**
+ * How long after failed SSH connections from a source a login from it may still come before they
+ * count as a stranger's (citadel/ssh-failed-no-login), and how many failed connections that takes.
+ */
+export const SSH_NO_LOGIN_WINDOW_SECONDS = 30;
+export const SSH_NO_LOGIN_FAILURES = 2;
 /** Where Debian's crowdsec keeps the (offline) hub the /etc/crowdsec symlinks point into. */
 export const CROWDSEC_HUB = "/var/lib/crowdsec/hub";
 export const FAIL2BAN_JAIL = "/etc/fail2ban/jail.d/citadel.local";
@@ -74,9 +84,7 @@ export const CROWDSEC_PARSERS: Record<string, string[]> = {
     "s02-enrich": ["crowdsecurity/dateparse-enrich", "crowdsecurity/http-logs", "crowdsecurity/whitelists"],
 };
 export const CROWDSEC_SCENARIOS = [
-    // crowdsecurity/sshd
-    "crowdsecurity/ssh-bf",
-    "crowdsecurity/ssh-slow-bf",
+    // crowdsecurity/sshd: its ssh-bf and ssh-slow-bf are replaced by Citadel's (CITADEL_SSH_REPLACES).
     // crowdsecurity/base-http-scenarios
     "crowdsecurity/http-crawl-non_statics",
     "crowdsecurity/http-probing",
@@ -135,9 +143,105 @@ export function crowdsecHubItems(c?: StackConfig): HubItem[] {
     return all.filter((i) => !crowdsecHubItemsOff(c).some((off) => sameItem(i, off)));
 }
 
-/** Hub items that must NOT be enabled (their links are removed): the private-range whitelist when it is off. */
+/**
+ * The hub's SSH scenarios Citadel replaces with its own (citadel-ssh.yaml). They count every key an
+ * SSH client offers and the server rejects ("Failed publickey"): an operator whose agent holds five
+ * keys earns a ban before the right key is tried. Citadel's count failed connections, and a login
+ * from the same source cancels them.
+ */
+export const CITADEL_SSH_REPLACES: HubItem[] = [
+    { kind: "scenarios", id: "crowdsecurity/ssh-bf" },
+    { kind: "scenarios", id: "crowdsecurity/ssh-slow-bf" },
+];
+
+/** Hub items that must NOT be enabled (their links are removed): the replaced SSH scenarios, and the private-range whitelist when it is off. */
 export function crowdsecHubItemsOff(c?: StackConfig): HubItem[] {
-    return c && !c.intrusion.whitelistPrivateRanges ? [PRIVATE_RANGES_WHITELIST] : [];
+    return [...CITADEL_SSH_REPLACES, ...(c && !c.intrusion.whitelistPrivateRanges ? [PRIVATE_RANGES_WHITELIST] : [])];
+}
+
+const SSH_FAILED = "evt.Meta.log_type == 'ssh_failed-auth'";
+const SSH_LOGIN = "evt.Meta.log_type == 'ssh_success-auth'";
+/** A failed connection, not a rejected key: the hub parses each "Failed publickey" line as a failure of its own. */
+const SSH_FAILED_CONNECTION = `${SSH_FAILED} && evt.Parsed.sshd_auth_type != 'publickey'`;
+
+/**
+ * Citadel's sshd parser (stage s01-parse, read before the hub's sshd-logs, which leaves these lines
+ * unparsed): a login by key (ssh_success-auth, which cancels the source's buckets) and the disconnect
+ * after MaxAuthTries rejected keys (one ssh_failed-auth per such connection).
+ */
+export function citadelSshdParser(): string {
+    const ipv4 = "(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)";
+    return yamlText(
+        [
+            {
+                onsuccess: "next_stage",
+                filter: "evt.Parsed.program == 'sshd'",
+                name: "citadel/sshd-outcome",
+                description: "Citadel: sshd logins by key and MaxAuthTries disconnects",
+                pattern_syntax: { CITADEL_IPV4: ipv4.replaceAll("\\\\", "\\"), CITADEL_IP: "(?:%{IPV6}|%{CITADEL_IPV4})" },
+                nodes: [
+                    {
+                        grok: { pattern: "^Accepted publickey for %{USERNAME:sshd_user} from %{CITADEL_IP:sshd_client_ip} port \\d+ ssh2", apply_on: "message" },
+                        statics: [
+                            { meta: "log_type", value: "ssh_success-auth" },
+                            { meta: "target_user", expression: "evt.Parsed.sshd_user" },
+                        ],
+                    },
+                    {
+                        grok: {
+                            pattern: "^Disconnecting (?:authenticating|invalid) user %{USERNAME:sshd_invalid_user} %{CITADEL_IP:sshd_client_ip} port \\d+: Too many authentication failures \\[preauth\\]$",
+                            apply_on: "message",
+                        },
+                        statics: [
+                            { meta: "log_type", value: "ssh_failed-auth" },
+                            { meta: "target_user", expression: "evt.Parsed.sshd_invalid_user" },
+                        ],
+                    },
+                ],
+                statics: [
+                    { meta: "service", value: "ssh" },
+                    { meta: "source_ip", expression: "evt.Parsed.sshd_client_ip" },
+                ],
+            },
+        ],
+        "Citadel: the sshd lines a ban decision needs that the hub's crowdsecurity/sshd-logs leaves unparsed. Edits are overwritten.",
+        { lineWidth: 0 },
+    );
+}
+
+/**
+ * Citadel's SSH scenarios, in place of the hub's ssh-bf and ssh-slow-bf (same capacities and leak
+ * speeds): they count failed connections, not offered keys, and a login by key from the source
+ * cancels its buckets. A source whose failed connections no login follows within the window is
+ * banned too (ssh-failed-no-login): a stranger with the operator's user name and a handful of keys
+ * is banned, the operator who fixes the key and logs in is not.
+ */
+export function citadelSshScenarios(): string {
+    const labels = { service: "ssh", type: "bruteforce", remediation: true };
+    const failedOrLogin = `(${SSH_FAILED_CONNECTION}) || ${SSH_LOGIN}`;
+    return yamlText(
+        [
+            { type: "leaky", name: SSH_BF_SCENARIO, description: "Citadel: a burst of failed SSH connections (not rejected keys) from one source; a login from it cancels", filter: failedOrLogin, cancel_on: SSH_LOGIN, groupby: "evt.Meta.source_ip", capacity: 5, leakspeed: "10s", blackhole: "1m", labels },
+            { type: "leaky", name: "citadel/ssh-bf_user-enum", description: "Citadel: SSH failures for many user names from one source", filter: SSH_FAILED, groupby: "evt.Meta.source_ip", distinct: "evt.Meta.target_user", capacity: 5, leakspeed: "10s", blackhole: "1m", labels },
+            { type: "leaky", name: "citadel/ssh-slow-bf", description: "Citadel: slow failed SSH connections from one source; a login from it cancels", filter: failedOrLogin, cancel_on: SSH_LOGIN, groupby: "evt.Meta.source_ip", capacity: 10, leakspeed: "60s", blackhole: "1m", labels },
+            { type: "leaky", name: "citadel/ssh-slow-bf_user-enum", description: "Citadel: slow SSH failures for many user names from one source", filter: SSH_FAILED, groupby: "evt.Meta.source_ip", distinct: "evt.Meta.target_user", capacity: 10, leakspeed: "60s", blackhole: "1m", labels },
+            {
+                type: "counter",
+                name: "citadel/ssh-failed-no-login",
+                description: `Citadel: ${SSH_NO_LOGIN_FAILURES} or more failed SSH connections from one source that no login from it follows within ${SSH_NO_LOGIN_WINDOW_SECONDS} s`,
+                filter: failedOrLogin,
+                cancel_on: SSH_LOGIN,
+                groupby: "evt.Meta.source_ip",
+                capacity: -1,
+                duration: `${SSH_NO_LOGIN_WINDOW_SECONDS}s`,
+                overflow_filter: `len(queue.Queue) >= ${SSH_NO_LOGIN_FAILURES}`,
+                blackhole: "1m",
+                labels,
+            },
+        ],
+        "Citadel: SSH scenarios in place of the hub's crowdsecurity/ssh-bf and ssh-slow-bf (they counted every rejected key). Edits are overwritten.",
+        { lineWidth: 0 },
+    );
 }
 
 /**
@@ -154,12 +258,12 @@ export function hubLink(item: HubItem): { link: string; target: string } {
 // CrowdSec files (YAML built as objects, serialised by the yaml library).
 // ---------------------------------------------------------------------------------------------
 
-function yamlText(docs: object[], comment: string): string {
+function yamlText(docs: object[], comment: string, opts: { lineWidth?: number } = {}): string {
     return docs
         .map((d, i) => {
             const doc = new YAML.Document(d);
             if (i === 0) doc.commentBefore = ` ${comment}`;
-            return doc.toString();
+            return doc.toString(opts);
         })
         .join("---\n");
 }
@@ -270,6 +374,8 @@ export function crowdsecFiles(c: StackConfig): HostFile[] {
         { path: `${CROWDSEC_DIR}/profiles.yaml`, content: crowdsecProfiles(c), mode: "0644", owner: "root", group: "root" },
         { path: `${CROWDSEC_DIR}/config.yaml.local`, content: crowdsecConfigLocal(c), mode: "0644", owner: "root", group: "root" },
     ];
+    files.push({ path: CITADEL_SSHD_PARSER, content: citadelSshdParser(), mode: "0644", owner: "root", group: "root" });
+    files.push({ path: CITADEL_SSH_SCENARIOS, content: citadelSshScenarios(), mode: "0644", owner: "root", group: "root" });
     const whitelist = crowdsecWhitelist(c);
     if (whitelist) files.push({ path: CROWDSEC_WHITELIST, content: whitelist, mode: "0644", owner: "root", group: "root" });
     return files;

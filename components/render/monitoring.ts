@@ -50,8 +50,11 @@ export const JOBS = {
     tls: "tls",
 } as const;
 
-/** The CrowdSec scenario whose bucket receives every failed SSH authentication (hub: crowdsecurity/ssh-bf). */
-export const SSH_BF_SCENARIO = "crowdsecurity/ssh-bf";
+/**
+ * The CrowdSec scenario whose bucket receives every failed SSH connection: Citadel's own
+ * (render/intrusion.ts citadelSshScenarios), in place of the hub's crowdsecurity/ssh-bf.
+ */
+export const SSH_BF_SCENARIO = "citadel/ssh-bf";
 
 /** The series each rule reads, as PromQL selectors. */
 export const SELECTORS = {

@@ -34,7 +34,7 @@ async function ownTarget(): Promise<AuditTarget> {
     const outputs = lab.readLabStackOutputs("local");
     assert.ok(outputs?.exposure, "the local stack has no outputs after up");
     const t = await lab.localTarget(outputs, PROBE);
-    return { ...t, attacker: () => lab.containerAttacker(LAB_NETWORK, VPS_IMAGE, ATTACKER) };
+    return { ...t, attacker: (name?: string) => lab.containerAttacker(LAB_NETWORK, VPS_IMAGE, name ? `${ATTACKER}-${name}` : ATTACKER) };
 }
 
 /**
@@ -480,7 +480,7 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     });
 
     // Last: it leaves the probe's address throttled for one rate-limit window.
-    it("attack: SSH brute force from a lab address ends in an enforced ban; an HTTP burst meets 429 while a second source is served", async () => {
+    it("attack: SSH brute force from a lab address ends in an enforced ban; an agent's wrong keys ban a stranger, not the operator who logs in; an HTTP burst meets 429 while a second source is served", async () => {
         const { runAudit } = await import("../../audit/run");
         const r = await runAudit(target, { attack: true, only: ["atk-"] });
         process.stderr.write(show(r) + "\n");
@@ -489,6 +489,11 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         assert.match(ban?.evidence ?? "", /crowdsec ban on 172\.30\.99\.\d+ .* dropped after .* still served; ban lifted by the audit \(reachable again/);
         const burst = r.checks.find((c) => c.id === "atk-http-burst");
         assert.equal(burst?.result, "pass", show(r));
+        // An agent with six wrong keys: the operator who then logs in is not banned, the stranger is.
+        const keys = r.checks.find((c) => c.id === "atk-ssh-agent-keys");
+        assert.equal(keys?.result, "pass", show(r));
+        assert.match(keys?.evidence ?? "", /the operator logged in with the right key and is not banned; the stranger was banned after \d+ s/);
+        for (const who of ["operator", "stranger"]) assert.equal(spawnSync("docker", ["inspect", `${ATTACKER}-${who}`]).status, 1, `the ${who} container must be removed`);
         // The ban was the attacker's alone, and the audit lifted it: no decision is left on the host.
         const left = target.inside.sh("sudo -n cscli decisions list -o json");
         assert.equal(left.code, 0, left.stderr);

@@ -23,6 +23,7 @@ import {
     BOUNCER_KEY_FILE,
     BOUNCER_LOCAL,
     BOUNCER_NAME,
+    CITADEL_SSH_REPLACES,
     CROWDSEC_COLLECTIONS,
     CROWDSEC_PRIVATE_RANGES,
     crowdsecFiles,
@@ -37,6 +38,7 @@ import {
     hubLink,
     renderIntrusion,
 } from "../../components/render/intrusion";
+import { SSH_BF_SCENARIO } from "../../components/render/monitoring";
 import { prodConfig, prodWith } from "../fixtures";
 import { describeSightings, watchProc } from "../proc-watch";
 import { IN_CI, requireTool, run, RunResult, tmpDir, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
@@ -52,6 +54,7 @@ const ATTACKER = "192.0.2.10"; // TEST-NET-1: must be banned
 const SECOND_ATTACKER = "198.51.100.7"; // TEST-NET-2: same lines as the ignored one, must be banned
 const IGNORED = "203.0.113.50"; // inside intrusion.ignoreIps: must never be banned
 const PRIVATE = "10.20.30.40"; // a private address: exempt by default, bannable with whitelistPrivateRanges false
+const OPERATOR = "198.51.100.99"; // TEST-NET-2: an operator with too many keys in the agent: must not be banned
 
 const requireRoot = (t: TestContext): boolean => requireRootAs(t, "mount, network and PID namespaces, iptables");
 function out(r: RunResult): string {
@@ -59,6 +62,32 @@ function out(r: RunResult): string {
 }
 function sha512(s: string): string {
     return createHash("sha512").update(s).digest("hex");
+}
+
+/** A syslog timestamp as sshd's journal lines rendered in syslog format (local time). */
+function syslogStamp(d: Date): string {
+    const hms = [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+    return `${d.toLocaleString("en-US", { month: "short" })} ${String(d.getDate()).padStart(2, " ")} ${hms}`;
+}
+
+/**
+ * An operator whose agent offers six keys before the right one, as sshd (LogLevel VERBOSE,
+ * MaxAuthTries 3) logs it: two connections each refused after three keys, then a login with the
+ * right key (IdentitiesOnly). With `login` false: the same two failed connections and no login.
+ */
+function agentWithSixKeys(ip: string, user: string, start: Date, login: boolean): string[] {
+    const lines: string[] = [];
+    let t = start.getTime();
+    const at = (pid: number, msg: string) => lines.push(`${syslogStamp(new Date(t))} citadel sshd[${pid}]: ${msg}`);
+    for (const [c, port] of [[0, 50262], [1, 50274]]) {
+        const pid = 17000 + c * 40;
+        for (let k = 0; k < 3; k++) at(pid, `Failed publickey for ${user} from ${ip} port ${port} ssh2: ED25519 SHA256:wrongkey${c}${k}`);
+        at(pid, `error: maximum authentication attempts exceeded for ${user} from ${ip} port ${port} ssh2 [preauth]`);
+        at(pid, `Disconnecting authenticating user ${user} ${ip} port ${port}: Too many authentication failures [preauth]`);
+        t += 1000;
+    }
+    if (login) at(17172, `Accepted publickey for ${user} from ${ip} port 50282 ssh2: ED25519 SHA256:rightkey`);
+    return lines;
 }
 
 /** Syslog lines as sshd writes them: `count` failed passwords per address, one second apart, ending now. */
@@ -111,11 +140,13 @@ describe("rendering", () => {
         assert.equal(prod.intrusion.whitelistPrivateRanges, true, "the default must be upstream's behaviour");
         assert.ok(has(prod));
         assert.ok(!has(privateBannable));
-        assert.deepEqual(crowdsecHubItemsOff(prod), []);
+        assert.deepEqual(crowdsecHubItemsOff(prod), CITADEL_SSH_REPLACES);
         const link = hubLink(PRIVATE_RANGES_WHITELIST).link;
         assert.equal(link, "/etc/crowdsec/parsers/s02-enrich/whitelists.yaml");
-        assert.ok(renderIntrusion(privateBannable).script.includes(`HUB_UNLINKS=( ${link})`));
-        assert.ok(renderIntrusion(prod).script.includes("HUB_UNLINKS=()"));
+        const replaced = CITADEL_SSH_REPLACES.map((i) => ` ${hubLink(i).link}`).join("");
+        assert.equal(replaced, " /etc/crowdsec/scenarios/ssh-bf.yaml /etc/crowdsec/scenarios/ssh-slow-bf.yaml");
+        assert.ok(renderIntrusion(privateBannable).script.includes(`HUB_UNLINKS=(${replaced} ${link})`));
+        assert.ok(renderIntrusion(prod).script.includes(`HUB_UNLINKS=(${replaced})`));
         const own = YAML.parse(crowdsecWhitelist(privateBannable) ?? "null") as { whitelist: { ip?: string[]; cidr?: string[] } };
         assert.deepEqual(own.whitelist, { reason: "citadel:intrusion.ignoreIps", ip: ["127.0.0.1", "::1"], cidr: ["203.0.113.0/24"] });
         assert.deepEqual((YAML.parse(crowdsecWhitelist(prod) ?? "null") as { whitelist: object }).whitelist, { reason: "citadel:intrusion.ignoreIps", cidr: ["203.0.113.0/24"] });
@@ -153,7 +184,10 @@ describe("rendering", () => {
         }
         const enabled = new Set(crowdsecHubItems().map((i) => `${i.kind}/${i.id}`));
         const missing = [...needed].filter((n) => !enabled.has(n));
-        assert.deepEqual(missing, [], "items the collections list but Citadel does not enable");
+        // Exactly the hub's SSH scenarios Citadel replaces with its own are left out, and they exist in
+        // the hub (their links are removed from hosts that had them).
+        assert.deepEqual(missing.sort(), CITADEL_SSH_REPLACES.map((i) => `${i.kind}/${i.id}`).sort(), "items the collections list but Citadel does not enable");
+        for (const item of CITADEL_SSH_REPLACES) assert.ok(fs.existsSync(hubLink(item).target.replace("/var/lib/crowdsec/hub", OFFLINE_HUB)), `${item.id} is not in the offline hub`);
         for (const item of crowdsecHubItems()) {
             const { target } = hubLink(item);
             const offline = target.replace("/var/lib/crowdsec/hub", OFFLINE_HUB);
@@ -282,7 +316,7 @@ set -u
 log=$1 attacker=$2 set4=$3
 crowdsec -c /etc/crowdsec/config.yaml -dsn "file://$log" -type syslog >"$TMPD/replay.log" 2>&1 &
 for _ in $(seq 1 60); do
-    out=$(cscli alerts list -o json 2>/dev/null) && grep -q '"scenario": "crowdsecurity/ssh-bf"' <<<"$out" && grep -q ""$attacker"" <<<"$out" && break
+    out=$(cscli alerts list -o json 2>/dev/null) && grep -q '"scenario": "citadel/ssh-bf"' <<<"$out" && grep -q ""$attacker"" <<<"$out" && break
     sleep 0.5
 done
 printf '
@@ -437,7 +471,7 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         const sec = sections(r.stdout);
         const logs = ["replay.log", "bouncer.log"].map((f) => (fs.existsSync(path.join(dir, f)) ? `--- ${f}\n${fs.readFileSync(path.join(dir, f), "utf8").slice(-3000)}` : "")).join("\n");
         const alerts = (JSON.parse(sec.alerts || "null") ?? []) as Alert[];
-        const sshBf = alerts.filter((a) => a.scenario === "crowdsecurity/ssh-bf");
+        const sshBf = alerts.filter((a) => a.scenario === SSH_BF_SCENARIO);
         assert.ok(
             sshBf.some((a) => a.source.value === ATTACKER && (a.decisions ?? []).some((d) => d.type === "ban" && d.value === ATTACKER)),
             `no ssh-bf alert with a ban for ${ATTACKER}:\n${sec.alerts}\n${logs}`,
@@ -470,6 +504,31 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         for (const chain of BOUNCER_CHAINS) assert.ok(rest.split("\n").includes(`-A ${chain} ${bouncerBanRule(4)}`), `no ban rule in ${chain}:\n${rest}`);
     });
 
+    it("replay: an operator whose agent offers six keys before the right one is not banned; with the hub's ssh-bf back, it is", (t) => {
+        if (!ready(t)) return;
+        // The operator's lines first, then a stranger's brute force (a marker address of its own per
+        // replay) whose alert marks the end of the replay.
+        const replay = (marker: string, before: string) => {
+            const log = path.join(dir, `auth-operator-${marker}.log`);
+            fs.writeFileSync(log, [...agentWithSixKeys(OPERATOR, "deploy", new Date(Date.now() - 30_000), true), ""].join("\n") + sshdFailures([marker], 12));
+            const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", `${before}\n${REPLAY}`, "replay", log, marker, BOUNCER_IPSETS[4]], 90_000);
+            assert.equal(r.code, 0, out(r));
+            const alerts = (JSON.parse(sections(r.stdout).alerts || "null") ?? []) as Alert[];
+            assert.ok(alerts.some((a) => a.source.value === marker && a.scenario === SSH_BF_SCENARIO), `the replay must end in ${marker}'s ban:\n${JSON.stringify(alerts)}`);
+            return alerts;
+        };
+        const ours = replay("192.0.2.21", "true");
+        assert.deepEqual(ours.filter((a) => a.source.value === OPERATOR).map((a) => a.scenario), [], "the operator must not be banned");
+        // The fault: the hub's ssh-bf (one event per rejected key) linked back, as before Citadel replaced it.
+        const hub = hubLink(CITADEL_SSH_REPLACES[0]);
+        const theirs = replay("192.0.2.22", `ln -sfn ${hub.target} ${hub.link}`);
+        sandbox(ov, ["/bin/rm", "-f", hub.link]);
+        assert.ok(
+            theirs.some((a) => a.source.value === OPERATOR && a.scenario === "crowdsecurity/ssh-bf"),
+            `with the hub's ssh-bf the same operator is banned (so the test can fail):\n${JSON.stringify(theirs.map((a) => [a.source.value, a.scenario]))}`,
+        );
+    });
+
     it("whitelistPrivateRanges false: the script unlinks the hub whitelist, and the same private lines now end in a ban", (t) => {
         if (!ready(t)) return;
         const script = path.join(dir, "crowdsec-private.sh");
@@ -488,7 +547,7 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         const sec = sections(r.stdout);
         const alerts = (JSON.parse(sec.alerts || "null") ?? []) as Alert[];
         assert.ok(
-            alerts.some((a) => a.scenario === "crowdsecurity/ssh-bf" && a.source.value === PRIVATE && (a.decisions ?? []).some((d) => d.type === "ban")),
+            alerts.some((a) => a.scenario === SSH_BF_SCENARIO && a.source.value === PRIVATE && (a.decisions ?? []).some((d) => d.type === "ban")),
             `no ssh-bf ban for the private ${PRIVATE}:\n${sec.alerts}`,
         );
         assert.deepEqual(alerts.filter((a) => a.source.value === IGNORED), [], "ignoreIps must stay exempt");
