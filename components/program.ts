@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { backupCredentials, parseConfig } from "./config";
+import { backupCredentials, parseConfig, tagOnlyWarning } from "./config";
 import type { CitadelArgs } from "./stack";
 
 export function expandHome(p: string): string {
@@ -44,5 +44,8 @@ export function loadProgramInputs(raw: Record<string, string>, readFile: (p: str
     if (!/-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----/.test(privateKey)) {
         throw new pulumi.RunError(`citadel:admin.privateKeyPath: ${JSON.stringify(keyPath)} is not an unencrypted OpenSSH private key; nothing was changed.`);
     }
+    // Not an error: a tag-pinned image works; the warning says what a digest would add (every preview shows it).
+    const tags = tagOnlyWarning(config);
+    if (tags) void pulumi.log.warn(tags);
     return { config, privateKey: pulumi.secret(privateKey), privateKeyPath: keyPath, backupCredentials: creds.values };
 }

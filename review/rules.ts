@@ -691,7 +691,16 @@ export const containersRule: Rule = (b, h, out) => {
         }
         if (o.image !== c.image) {
             const unpinned = !/[:@]/.test(String(c.image).split("/").pop() ?? "") || /:latest$/.test(String(c.image));
-            out.emit(`${p}.image=${c.image}`, "containers", unpinned ? "weakens" : "neutral", `${name}: image ${o.image} → ${c.image}`, o.image, c.image, unpinned ? "unpinned image: what runs can change without a review" : "a new version of the software (review its own changes)", [at("image")]);
+            const digest = (x: unknown) => String(x).includes("@sha256:");
+            // A digest pin dropped lets the registry decide what runs; one added takes that away from it.
+            const [dir, why] = unpinned
+                ? (["weakens", "unpinned image: what runs can change without a review"] as const)
+                : digest(o.image) && !digest(c.image)
+                  ? (["weakens", "the digest pin is gone: whoever controls the registry can move the tag, and the host never refreshes it"] as const)
+                  : !digest(o.image) && digest(c.image)
+                    ? (["strengthens", "pinned by digest: exactly the image reviewed runs, and the next update is a reviewed change"] as const)
+                    : (["neutral", "a new version of the software (review its own changes)"] as const);
+            out.emit(`${p}.image=${c.image}`, "containers", dir, `${name}: image ${o.image} → ${c.image}`, o.image, c.image, why, [at("image")]);
         }
         if (c.buildFrom && o.buildFrom) {
             if (!same(o.buildFrom.args, c.buildFrom.args)) {

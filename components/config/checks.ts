@@ -176,3 +176,31 @@ function percentDecodes(v: string): boolean {
         return false;
     }
 }
+
+/**
+ * Every image the host pulls (not the gateway it builds) referenced by tag alone, with its config
+ * key. A tag can be moved by whoever controls the registry, and a host that already has the image
+ * never fetches it again (keepLocally): a digest is what makes an update a reviewed config change that
+ * re-creates the container. Not an error: the program warns with the digest form to pin.
+ */
+export function tagOnlyImages(c: StackConfig): { key: string; image: string }[] {
+    const refs: { key: string; image: string }[] = [
+        ...(c.gateway.build ? [] : [{ key: "gateway.image", image: c.gateway.image }]),
+        ...(c.postgres.enabled ? [{ key: "postgres.image", image: c.postgres.image }] : []),
+        ...(c.redis.enabled ? [{ key: "redis.image", image: c.redis.image }] : []),
+        ...c.apps.map((a, i) => ({ key: `apps[${i}].image`, image: a.image })),
+        ...(c.monitoring.enabled ? Object.entries(c.monitoring.images).map(([k, image]) => ({ key: `monitoring.images.${k}`, image })) : []),
+    ];
+    return refs.filter((r) => !r.image.includes("@sha256:")).map((r) => ({ key: `citadel:${r.key}`, image: r.image }));
+}
+
+/** The one warning for tag-only images (undefined when every image is pinned by digest). */
+export function tagOnlyWarning(c: StackConfig): string | undefined {
+    const refs = tagOnlyImages(c);
+    if (!refs.length) return undefined;
+    return (
+        `${refs.length} image${refs.length === 1 ? " is" : "s are"} pinned by tag only, which a registry can move and a host never refreshes: ` +
+        refs.map((r) => `${r.key} (${r.image})`).join(", ") +
+        `. Pin each by digest, e.g. ${refs[0].image}@sha256:<the digest you reviewed> (docker buildx imagetools inspect ${refs[0].image}); an update is then a config change that re-creates the container.`
+    );
+}

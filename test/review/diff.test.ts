@@ -158,6 +158,17 @@ const CASES: Case[] = [
         expect: [{ id: "network-isolation.citadel-data-api.join:app-web", category: "network-isolation", direction: "weakens" }],
     },
     {
+        name: "web pinned by digest: the registry no longer decides what runs",
+        head: () => postureWith({ apps: [{ ...apps()[0], image: `${apps()[0].image}@sha256:${"a".repeat(64)}` }, apps()[1]] }),
+        expect: [{ id: `containers.app-web.image=ghcr.io/example/web:1.4.2@sha256:${"a".repeat(64)}`, category: "containers", direction: "strengthens" }],
+    },
+    {
+        name: "web's digest pin dropped (base pinned, head by tag only)",
+        base: () => postureWith({ apps: [{ ...apps()[0], image: `${apps()[0].image}@sha256:${"a".repeat(64)}` }, apps()[1]] }),
+        head: () => postureWith({ apps: [{ ...apps()[0], image: "ghcr.io/example/web:1.4.3" }, apps()[1]] }),
+        expect: [{ id: "containers.app-web.image=ghcr.io/example/web:1.4.3", category: "containers", direction: "weakens" }],
+    },
+    {
         name: "an app runs as root (posture mutated: the schema refuses root)",
         head: () => mutated(prodPosture(), (p) => Object.assign(app(p, "web"), { user: "0:0", uid: 0 })),
         expect: [{ id: "containers.app-web.user=0:0", category: "containers", direction: "weakens" }],

@@ -2,7 +2,7 @@
 // names the offending key and says how to fix it.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { configKey, credentialInValue, ipForwardError, parseConfig, parseConfigOrThrow, POSTGRES_MIN_MEMORY_MB, rawFromObject, sshPublicKeyError, StackConfig } from "../../components/config";
+import { configKey, credentialInValue, ipForwardError, parseConfig, parseConfigOrThrow, POSTGRES_MIN_MEMORY_MB, rawFromObject, sshPublicKeyError, StackConfig, tagOnlyImages, tagOnlyWarning } from "../../components/config";
 import { existingRaw, prodConfig, prodRaw, prodWith } from "../fixtures";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmWBSQBsZWnMjy8RjysXvzAuJKHcUNHWzwio6RClj/n ops@example.com";
@@ -329,5 +329,20 @@ describe("config: bad input is rejected with the key and the fix", () => {
             const r = parseConfig(prodWith(overrides));
             for (const e of r.ok ? [] : r.errors) assert.match(e, /^citadel:[A-Za-z]/, e);
         }
+    });
+});
+
+describe("config: images pinned by tag only (#13 finding 6)", () => {
+    it("lists every pulled image without a digest, by its key; a digest takes it off; the built gateway is not pulled", () => {
+        const c = parseConfigOrThrow(prodWith({}));
+        const keys = tagOnlyImages(c).map((r) => r.key);
+        assert.ok(keys.includes("citadel:apps[0].image") && keys.includes("citadel:apps[1].image"), keys.join(", "));
+        assert.ok(keys.includes("citadel:postgres.image") && keys.includes("citadel:redis.image"), keys.join(", "));
+        assert.equal(keys.includes("citadel:gateway.image"), !c.gateway.build, "a gateway built on the host is tagged by the build, not pulled");
+        const pinned = parseConfigOrThrow(prodWith({ postgres: { enabled: true, image: `postgres:16.6-bookworm@sha256:${"b".repeat(64)}` } }));
+        assert.ok(!tagOnlyImages(pinned).some((r) => r.key === "citadel:postgres.image"), "a digest-pinned image is not listed");
+        const w = tagOnlyWarning(c) ?? "";
+        assert.match(w, /images are pinned by tag only/);
+        assert.match(w, /@sha256:<the digest you reviewed>/);
     });
 });
