@@ -49,8 +49,9 @@ export function engineFloor(): EngineFloor {
     for (const d of [WORK, STATE]) fs.rmSync(d, { recursive: true, force: true });
     fs.mkdirSync(WORK, { recursive: true });
     fs.mkdirSync(STATE, { recursive: true });
-    for (const f of ["node_modules", "package.json", "tsconfig.json"]) fs.symlinkSync(path.join(ROOT, f), path.join(WORK, f));
-    fs.writeFileSync(path.join(WORK, "Pulumi.yaml"), "name: citadel-engine-floor\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n");
+    for (const f of ["node_modules", "package.json", "tsconfig.json", "tsconfig.pulumi.json"]) fs.symlinkSync(path.join(ROOT, f), path.join(WORK, f));
+    // The same runtime options as Citadel's Pulumi.yaml (the floor compiles the way the program does).
+    fs.writeFileSync(path.join(WORK, "Pulumi.yaml"), "name: citadel-engine-floor\nruntime:\n  name: nodejs\n  options:\n    typescript: true\n    tsconfig: tsconfig.pulumi.json\n");
     fs.writeFileSync(path.join(WORK, "index.ts"), PROGRAM);
     try {
         const init = pulumi(["stack", "init", STACK, "--secrets-provider", "passphrase"]);

@@ -109,7 +109,7 @@ export PULUMI_BACKEND_URL="file://$state"
 work="$root/.cache/stacks/$stack$scope"
 rm -rf "$work"
 mkdir -p "$work"
-for f in index.ts components templates images node_modules package.json tsconfig.json; do
+for f in index.ts components templates images node_modules package.json tsconfig.json tsconfig.pulumi.json; do
   ln -s "$root/$f" "$work/$f"
 done
 cp "$root/Pulumi.yaml" "$work/Pulumi.yaml"

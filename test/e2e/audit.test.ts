@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CHECKLIST } from "../../audit/checklist";
 import { shellQuote } from "../../components/render/template";
-import { appContainerName, CADDY_ADMIN_PORT, dataNetworkName, GATEWAY_CONTAINER, GATEWAY_UID, POSTGRES_CONTAINER, PUBLIC_NETWORK, REDIS_CONTAINER, SECRETS_DIR } from "../../components/posture/facts";
+import { appContainerName, CADDY_ADMIN_PORT, dataNetworkName, EGRESS_NETWORK, NO_ICC_OPTION, GATEWAY_CONTAINER, GATEWAY_UID, POSTGRES_CONTAINER, PUBLIC_NETWORK, REDIS_CONTAINER, SECRETS_DIR } from "../../components/posture/facts";
 import type { AuditReport } from "../../audit/run";
 import type { AuditTarget } from "../../audit/types";
 import { IN_CI, which, pulumiMissing } from "../tools";
@@ -320,6 +320,9 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         const c = r.checks.find((x) => x.id === "in-app-isolation")!;
         assert.equal(c.result, "pass", show(r));
         for (const s of ["demo↛notes", "notes↛demo", "demo↛db notes", "notes↛db demo", "demo↛db postgres", "demo↛notes:*", "notes↛demo:*"]) assert.ok(c.evidence.includes(s), `${s} not shown: ${c.evidence}`);
+        // That includes the egress bridge both apps are on, where Docker's inter-container traffic is off.
+        for (const app of ["demo", "notes"]) assert.match(root(`docker inspect -f '{{json .NetworkSettings.Networks}}' ${appContainerName(app)}`), new RegExp(`"${EGRESS_NETWORK}"`), `${app} is not on ${EGRESS_NETWORK}`);
+        assert.equal(root(`docker network inspect -f '{{index .Options "${NO_ICC_OPTION}"}}' ${EGRESS_NETWORK}`).trim(), "false");
     });
 
     it("fault: notes joins demo's data network (docker network connect) → in-app-isolation (notes → demo connects)", () =>
@@ -480,6 +483,23 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     });
 
     // Last: it leaves the probe's address throttled for one rate-limit window.
+    it("fault: the hub's ssh-bf linked back (one event per rejected key) → atk-ssh-agent-keys fails: the operator is banned", async () => {
+        const { runAudit } = await import("../../audit/run");
+        const hub = "/var/lib/crowdsec/hub/scenarios/crowdsecurity/ssh-bf.yaml";
+        const link = "/etc/crowdsec/scenarios/ssh-bf.yaml";
+        root(`ln -sfn ${hub} ${link} && systemctl restart crowdsec`);
+        let r: AuditReport | undefined;
+        try {
+            r = await runAudit(target, { attack: true, only: ["atk-ssh-agent-keys"] });
+        } finally {
+            root(`rm -f ${link} && systemctl restart crowdsec && { cscli decisions delete --all >/dev/null 2>&1 || true; }`);
+        }
+        const c = r.checks.find((x) => x.id === "atk-ssh-agent-keys");
+        assert.equal(c?.result, "fail", show(r));
+        const lines = (c?.drift ?? []).map((d) => `${d.what}: expected ${d.expected} | actual ${d.actual}`);
+        assert.ok(lines.some((l) => /^(decision for the operator [0-9.]+: expected none \| actual ban|the operator's login with the right key: expected logged in)/.test(l)), show(r));
+    });
+
     it("attack: SSH brute force from a lab address ends in an enforced ban; an agent's wrong keys ban a stranger, not the operator who logs in; an HTTP burst meets 429 while a second source is served", async () => {
         const { runAudit } = await import("../../audit/run");
         const r = await runAudit(target, { attack: true, only: ["atk-"] });
@@ -492,7 +512,7 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         // An agent with six wrong keys: the operator who then logs in is not banned, the stranger is.
         const keys = r.checks.find((c) => c.id === "atk-ssh-agent-keys");
         assert.equal(keys?.result, "pass", show(r));
-        assert.match(keys?.evidence ?? "", /the operator logged in with the right key and is not banned; the stranger was banned after \d+ s/);
+        assert.match(keys?.evidence ?? "", /the operator logged in with the right key and is not banned; the stranger was banned after [\d.]+ s/);
         for (const who of ["operator", "stranger"]) assert.equal(spawnSync("docker", ["inspect", `${ATTACKER}-${who}`]).status, 1, `the ${who} container must be removed`);
         // The ban was the attacker's alone, and the audit lifted it: no decision is left on the host.
         const left = target.inside.sh("sudo -n cscli decisions list -o json");
