@@ -2,7 +2,7 @@
 import * as net from "node:net";
 import type { StackConfig } from "../components/config";
 import { HTTPS_PORT, SSH_PORT } from "../components/posture/facts";
-import { CROWDSEC_PRIVATE_RANGES, goSeconds, SSH_NO_LOGIN_WINDOW_SECONDS } from "../components/render/intrusion";
+import { CROWDSEC_PRIVATE_RANGES, goSeconds } from "../components/render/intrusion";
 import { tcpOpen } from "./outside";
 import { PERIMETER_CHECKS } from "./perimeter";
 import { Attacker, AuditTarget, CheckDef, Drift, fromDrift, Probe, probeJson, seconds, skip, waitUntil } from "./types";
@@ -237,7 +237,7 @@ const sshAgentKeys: CheckDef = {
             }
             if (!ran.login || ran.login.rc !== 0) drift.push({ what: "the operator's login with the right key", expected: "logged in", actual: ran.login?.err ?? "(not tried)" });
             // The stranger: its failed connections, with no login after them, end in a ban once the window passed.
-            const ban = await pollFor(SSH_NO_LOGIN_WINDOW_SECONDS + 45, () => activeBan(t, stranger.address));
+            const ban = await pollFor(t.config.intrusion.loginWindowSeconds + 45, () => activeBan(t, stranger.address));
             if (ban.value === undefined) drift.push({ what: `decision for the stranger ${stranger.address}`, expected: "ban", actual: `none within ${ban.waited} s` });
             // The operator: by now its own failures' window has passed too; no ban, and sshd still answers it.
             const opBan = activeBan(t, op.address);

@@ -173,6 +173,13 @@ const IntrusionSchema = obj({
      * Default true, as upstream ships it; the local stack turns it off so a lab address can be banned (audit).
      */
     whitelistPrivateRanges: bool().default(true),
+    /**
+     * CrowdSec only: how long after failed SSH connections from a source a login by key from it may
+     * still come before they count as a stranger's and end in a ban (citadel/ssh-failed-no-login: 2 or
+     * more failed connections). Default 300 (5 minutes: time for an operator whose agent offers the
+     * wrong keys to fix the client). The local stack uses 30 so the audit sees the ban in its budget.
+     */
+    loginWindowSeconds: int(10, 3600).default(300),
 });
 
 // ---------------------------------------------------------------------------------------------

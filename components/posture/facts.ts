@@ -141,7 +141,7 @@ export const redisKeyPrefixOf = (app: string): string => `${app}:`;
 export const postgresClient = (c: { postgres: { enabled: boolean } }, app: { data: boolean; secrets: readonly string[] }): boolean => app.data && c.postgres.enabled && app.secrets.includes("postgresPassword");
 /** ... and its own Redis user when it lists redisPassword. */
 export const redisClient = (c: { redis: { enabled: boolean } }, app: { data: boolean; secrets: readonly string[] }): boolean => app.data && c.redis.enabled && app.secrets.includes("redisPassword");
-export const DATA_RESERVED_NAMES = ["postgres", "public", "template0", "template1", "all", "sameuser", "samerole", "samegroup", "replication", "default"];
+export const DATA_RESERVED_NAMES = ["postgres", "public", "none", "template0", "template1", "all", "sameuser", "samerole", "samegroup", "replication", "default"];
 
 /** Derived secret files an app gets beside jwtSecret: the previous generation (JWT_SECRET_PREVIOUS_FILE). */
 export const JWT_SECRET_PREVIOUS = "jwtSecretPrevious";

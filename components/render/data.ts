@@ -35,13 +35,16 @@ export const REDIS_ACL_CONTAINER_PATH = secretMountPath("users.acl");
  * app's keys; KEYS, SCAN and RANDOMKEY return every app's key names (which may be session ids); PUBSUB
  * lists every app's channels; MIGRATE opens connections out; the server's function libraries and
  * script cache are shared by every app, so FUNCTION's writers, DUMP and LIST (another app's code),
- * SCRIPT FLUSH and the KILLs (another app's running script) are too. Left: DBSIZE and INFO keyspace
- * tell the total number of keys, not whose.
+ * SCRIPT FLUSH, the KILLs (another app's running script) and FUNCTION STATS (another app's running
+ * call, arguments included) are too. Left: DBSIZE and INFO keyspace tell the total number of keys, not whose.
  */
 export const REDIS_ISOLATION_DENIED = [
     "FLUSHALL", "FLUSHDB", "SWAPDB", "KEYS", "SCAN", "RANDOMKEY", "PUBSUB", "MIGRATE",
     "FUNCTION|LOAD", "FUNCTION|DELETE", "FUNCTION|FLUSH", "FUNCTION|RESTORE", "FUNCTION|DUMP", "FUNCTION|LIST", "FUNCTION|KILL",
-    "SCRIPT|FLUSH", "SCRIPT|KILL",
+    "SCRIPT|FLUSH", "SCRIPT|KILL", "FUNCTION|STATS",
+    // Client-side caching in broadcast mode pushes an invalidation for every key written, whoever's
+    // (Redis up to 7.4 checks no ACL there): another app's key names, as they are written.
+    "CLIENT|TRACKING", "CLIENT|CACHING", "CLIENT|GETREDIR", "CLIENT|TRACKINGINFO",
 ];
 
 const PG = {

@@ -39,10 +39,9 @@ export const CITADEL_SSHD_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-sshd
 /** Citadel's SSH scenarios, in place of the hub's ssh-bf and ssh-slow-bf (CITADEL_SSH_REPLACES). */
 export const CITADEL_SSH_SCENARIOS = "/etc/crowdsec/scenarios/citadel-ssh.yaml";
 /**
- * How long after failed SSH connections from a source a login from it may still come before they
- * count as a stranger's (citadel/ssh-failed-no-login), and how many failed connections that takes.
+ * How many failed connections not followed by a login within citadel:intrusion.loginWindowSeconds
+ * end in a ban (citadel/ssh-failed-no-login).
  */
-export const SSH_NO_LOGIN_WINDOW_SECONDS = 30;
 export const SSH_NO_LOGIN_FAILURES = 2;
 /** Where Debian's crowdsec keeps the (offline) hub the /etc/crowdsec symlinks point into. */
 export const CROWDSEC_HUB = "/var/lib/crowdsec/hub";
@@ -197,6 +196,20 @@ export function citadelSshdParser(): string {
                             { meta: "target_user", expression: "evt.Parsed.sshd_invalid_user" },
                         ],
                     },
+                    // A connection the client cut after rejected keys (a reset) or let time out before
+                    // any login: one failure each. Without them, a client that offers fewer keys than
+                    // MaxAuthTries and resets would try keys for ever without a counted failure.
+                    {
+                        grok: { pattern: "^Connection reset by (?:authenticating|invalid) user %{USERNAME:sshd_invalid_user} %{CITADEL_IP:sshd_client_ip} port \\d+ \\[preauth\\]$", apply_on: "message" },
+                        statics: [
+                            { meta: "log_type", value: "ssh_failed-auth" },
+                            { meta: "target_user", expression: "evt.Parsed.sshd_invalid_user" },
+                        ],
+                    },
+                    {
+                        grok: { pattern: "^Timeout before authentication for (?:connection from )?%{CITADEL_IP:sshd_client_ip} (?:to %{CITADEL_IP}, )?port \\d+", apply_on: "message" },
+                        statics: [{ meta: "log_type", value: "ssh_failed-auth" }],
+                    },
                 ],
                 statics: [
                     { meta: "service", value: "ssh" },
@@ -216,7 +229,8 @@ export function citadelSshdParser(): string {
  * banned too (ssh-failed-no-login): a stranger with the operator's user name and a handful of keys
  * is banned, the operator who fixes the key and logs in is not.
  */
-export function citadelSshScenarios(): string {
+export function citadelSshScenarios(c: Pick<StackConfig, "intrusion">): string {
+    const window = c.intrusion.loginWindowSeconds;
     const labels = { service: "ssh", type: "bruteforce", remediation: true };
     const failedOrLogin = `(${SSH_FAILED_CONNECTION}) || ${SSH_LOGIN}`;
     return yamlText(
@@ -228,12 +242,12 @@ export function citadelSshScenarios(): string {
             {
                 type: "counter",
                 name: "citadel/ssh-failed-no-login",
-                description: `Citadel: ${SSH_NO_LOGIN_FAILURES} or more failed SSH connections from one source that no login from it follows within ${SSH_NO_LOGIN_WINDOW_SECONDS} s`,
+                description: `Citadel: ${SSH_NO_LOGIN_FAILURES} or more failed SSH connections from one source that no login from it follows within ${window} s (citadel:intrusion.loginWindowSeconds)`,
                 filter: failedOrLogin,
                 cancel_on: SSH_LOGIN,
                 groupby: "evt.Meta.source_ip",
                 capacity: -1,
-                duration: `${SSH_NO_LOGIN_WINDOW_SECONDS}s`,
+                duration: `${window}s`,
                 overflow_filter: `len(queue.Queue) >= ${SSH_NO_LOGIN_FAILURES}`,
                 blackhole: "1m",
                 labels,
@@ -375,7 +389,7 @@ export function crowdsecFiles(c: StackConfig): HostFile[] {
         { path: `${CROWDSEC_DIR}/config.yaml.local`, content: crowdsecConfigLocal(c), mode: "0644", owner: "root", group: "root" },
     ];
     files.push({ path: CITADEL_SSHD_PARSER, content: citadelSshdParser(), mode: "0644", owner: "root", group: "root" });
-    files.push({ path: CITADEL_SSH_SCENARIOS, content: citadelSshScenarios(), mode: "0644", owner: "root", group: "root" });
+    files.push({ path: CITADEL_SSH_SCENARIOS, content: citadelSshScenarios(c), mode: "0644", owner: "root", group: "root" });
     const whitelist = crowdsecWhitelist(c);
     if (whitelist) files.push({ path: CROWDSEC_WHITELIST, content: whitelist, mode: "0644", owner: "root", group: "root" });
     return files;

@@ -284,6 +284,11 @@ describe("redis: real server", () => {
             [["FUNCTION", "FLUSH"], /^NOPERM .*'function\|flush'/],
             [["FUNCTION", "DELETE", "lib"], /^NOPERM .*'function\|delete'/],
             [["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function() return 1 end)"], /^NOPERM .*'function\|load'/],
+            [["FUNCTION", "STATS"], /^NOPERM .*'function\|stats'/],
+            [["SCRIPT", "FLUSH"], /^NOPERM .*'script\|flush'/],
+            // Broadcast client-side caching would push every app's key names as they are written.
+            [["CLIENT", "TRACKING", "ON", "BCAST"], /^NOPERM .*'client\|tracking'/],
+            [["CLIENT", "TRACKINGINFO"], /^NOPERM .*'client\|trackinginfo'/],
             [["CONFIG", "GET", "maxmemory"], /^NOPERM .*'config\|get'/],
             [["CONFIG", "SET", "maxmemory", "0"], /^NOPERM .*'config\|set'/],
             [["SHUTDOWN"], /^NOPERM .*'shutdown'/],

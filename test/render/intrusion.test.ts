@@ -24,6 +24,7 @@ import {
     BOUNCER_LOCAL,
     BOUNCER_NAME,
     CITADEL_SSH_REPLACES,
+    CITADEL_SSH_SCENARIOS,
     CROWDSEC_COLLECTIONS,
     CROWDSEC_PRIVATE_RANGES,
     crowdsecFiles,
@@ -55,6 +56,7 @@ const SECOND_ATTACKER = "198.51.100.7"; // TEST-NET-2: same lines as the ignored
 const IGNORED = "203.0.113.50"; // inside intrusion.ignoreIps: must never be banned
 const PRIVATE = "10.20.30.40"; // a private address: exempt by default, bannable with whitelistPrivateRanges false
 const OPERATOR = "198.51.100.99"; // TEST-NET-2: an operator with too many keys in the agent: must not be banned
+const RESETTER = "198.51.100.98"; // TEST-NET-2: a stranger who resets each connection before MaxAuthTries: must be banned
 
 const requireRoot = (t: TestContext): boolean => requireRootAs(t, "mount, network and PID namespaces, iptables");
 function out(r: RunResult): string {
@@ -72,21 +74,36 @@ function syslogStamp(d: Date): string {
 
 /**
  * An operator whose agent offers six keys before the right one, as sshd (LogLevel VERBOSE,
- * MaxAuthTries 3) logs it: two connections each refused after three keys, then a login with the
- * right key (IdentitiesOnly). With `login` false: the same two failed connections and no login.
+ * MaxAuthTries 3) logs it, one second apart: `before` connections each refused after three keys, a
+ * login with the right key (IdentitiesOnly), then `after` more refused connections (the same agent,
+ * another session). Six refused connections in ten seconds would fill citadel/ssh-bf; the login in
+ * between must cancel it.
  */
-function agentWithSixKeys(ip: string, user: string, start: Date, login: boolean): string[] {
+function agentWithWrongKeys(ip: string, user: string, start: Date, before: number, after: number): string[] {
     const lines: string[] = [];
     let t = start.getTime();
-    const at = (pid: number, msg: string) => lines.push(`${syslogStamp(new Date(t))} citadel sshd[${pid}]: ${msg}`);
-    for (const [c, port] of [[0, 50262], [1, 50274]]) {
-        const pid = 17000 + c * 40;
-        for (let k = 0; k < 3; k++) at(pid, `Failed publickey for ${user} from ${ip} port ${port} ssh2: ED25519 SHA256:wrongkey${c}${k}`);
-        at(pid, `error: maximum authentication attempts exceeded for ${user} from ${ip} port ${port} ssh2 [preauth]`);
-        at(pid, `Disconnecting authenticating user ${user} ${ip} port ${port}: Too many authentication failures [preauth]`);
-        t += 1000;
+    let pid = 17000;
+    const at = (msg: string) => lines.push(`${syslogStamp(new Date(t))} citadel sshd[${pid}]: ${msg}`);
+    const refused = (port: number) => {
+        for (let k = 0; k < 3; k++) at(`Failed publickey for ${user} from ${ip} port ${port} ssh2: ED25519 SHA256:wrongkey${port}${k}`);
+        at(`error: maximum authentication attempts exceeded for ${user} from ${ip} port ${port} ssh2 [preauth]`);
+        at(`Disconnecting authenticating user ${user} ${ip} port ${port}: Too many authentication failures [preauth]`);
+    };
+    for (let c = 0; c < before + 1 + after; c++, t += 1000, pid += 40) {
+        if (c === before) at(`Accepted publickey for ${user} from ${ip} port ${50000 + c} ssh2: ED25519 SHA256:rightkey`);
+        else refused(50000 + c);
     }
-    if (login) at(17172, `Accepted publickey for ${user} from ${ip} port 50282 ssh2: ED25519 SHA256:rightkey`);
+    return lines;
+}
+
+/** A stranger who offers two keys per connection and resets it before MaxAuthTries: `n` connections. */
+function resetAfterTwoKeys(ip: string, user: string, start: Date, n: number): string[] {
+    const lines: string[] = [];
+    for (let c = 0; c < n; c++) {
+        const stamp = syslogStamp(new Date(start.getTime() + c * 1000));
+        for (let k = 0; k < 2; k++) lines.push(`${stamp} citadel sshd[${18000 + c}]: Failed publickey for ${user} from ${ip} port ${51000 + c} ssh2: ED25519 SHA256:k${c}${k}`);
+        lines.push(`${stamp} citadel sshd[${18000 + c}]: Connection reset by authenticating user ${user} ${ip} port ${51000 + c} [preauth]`);
+    }
     return lines;
 }
 
@@ -504,13 +521,15 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         for (const chain of BOUNCER_CHAINS) assert.ok(rest.split("\n").includes(`-A ${chain} ${bouncerBanRule(4)}`), `no ban rule in ${chain}:\n${rest}`);
     });
 
-    it("replay: an operator whose agent offers six keys before the right one is not banned; with the hub's ssh-bf back, it is", (t) => {
+    it("replay: an operator whose agent offers six keys before the right one is not banned (its login cancels); without cancel_on or with the hub's ssh-bf back, it is; a stranger who resets before MaxAuthTries is banned", (t) => {
         if (!ready(t)) return;
-        // The operator's lines first, then a stranger's brute force (a marker address of its own per
-        // replay) whose alert marks the end of the replay.
+        // The operator's lines and a resetting stranger's first, then a brute force from a marker
+        // address of its own per replay, whose alert marks the end of the replay.
         const replay = (marker: string, before: string) => {
             const log = path.join(dir, `auth-operator-${marker}.log`);
-            fs.writeFileSync(log, [...agentWithSixKeys(OPERATOR, "deploy", new Date(Date.now() - 30_000), true), ""].join("\n") + sshdFailures([marker], 12));
+            const start = new Date(Date.now() - 40_000);
+            const lines = [...agentWithWrongKeys(OPERATOR, "deploy", start, 4, 2), ...resetAfterTwoKeys(RESETTER, "deploy", start, 7)];
+            fs.writeFileSync(log, [...lines, ""].join("\n") + sshdFailures([marker], 12));
             const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", `${before}\n${REPLAY}`, "replay", log, marker, BOUNCER_IPSETS[4]], 90_000);
             assert.equal(r.code, 0, out(r));
             const alerts = (JSON.parse(sections(r.stdout).alerts || "null") ?? []) as Alert[];
@@ -518,7 +537,19 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
             return alerts;
         };
         const ours = replay("192.0.2.21", "true");
+        // Six refused connections in ten seconds, a login after the fourth: the login cancelled the bucket.
         assert.deepEqual(ours.filter((a) => a.source.value === OPERATOR).map((a) => a.scenario), [], "the operator must not be banned");
+        // Connections reset before MaxAuthTries count, one each: seven in seven seconds are a brute force.
+        assert.ok(ours.some((a) => a.source.value === RESETTER && a.scenario === SSH_BF_SCENARIO), `the resetting stranger must be banned:\n${JSON.stringify(ours.map((a) => [a.source.value, a.scenario]))}`);
+        // A fault: Citadel's scenarios without cancel_on. The same lines now ban the operator (so it is
+        // the login that spared it, not a count below capacity).
+        const f = CITADEL_SSH_SCENARIOS;
+        const noCancel = replay("192.0.2.23", `cp ${f} ${dir}/citadel-ssh.yaml.bak && sed -i '/^cancel_on:/d' ${f}`);
+        sandbox(ov, ["/bin/cp", `${dir}/citadel-ssh.yaml.bak`, f]);
+        assert.ok(
+            noCancel.some((a) => a.source.value === OPERATOR && a.scenario === SSH_BF_SCENARIO),
+            `without cancel_on the operator's six refused connections must end in a ban:\n${JSON.stringify(noCancel.map((a) => [a.source.value, a.scenario]))}`,
+        );
         // The fault: the hub's ssh-bf (one event per rejected key) linked back, as before Citadel replaced it.
         const hub = hubLink(CITADEL_SSH_REPLACES[0]);
         const theirs = replay("192.0.2.22", `ln -sfn ${hub.target} ${hub.link}`);
