@@ -21,8 +21,10 @@ export function configKey(path: readonly PropertyKey[]): string {
 
 /** Settings earlier versions had, and what replaced them: an old stack file gets the way forward, not "unknown". */
 const REMOVED_SETTINGS: Record<string, string> = {
-    "postgres.user": "was removed: one role shared by every app let each read the others' rows. Each app with data: true that lists postgresPassword now has its own role and database, both named after the app (PGUSER and PGDATABASE in its env); remove this key",
-    "postgres.database": "was removed: each app with data: true that lists postgresPassword now has its own database, named after the app (PGDATABASE in its env); remove this key. To keep existing data, rename the old database to the app's name (ALTER DATABASE ... RENAME TO ...) before the next `pulumi up`",
+    "postgres.user":
+        "was removed: one role shared by every app let each read the others' rows. Each app with data: true that lists postgresPassword now has its own role and database, both named after the app (PGUSER and PGDATABASE in its env); remove this key. With one such app, the next pulumi up moves the shared role's database to it (the postgres-roles step); with more, that step stops and says how to move it by hand. Redis likewise: each app's user is named after it (REDIS_USER) and reaches only keys starting <app>: (REDIS_PREFIX)",
+    "postgres.database":
+        "was removed: each app with data: true that lists postgresPassword now has its own database, named after the app (PGDATABASE in its env); remove this key. With one such app, the next pulumi up renames the old database to the app's and gives it everything in it (the postgres-roles step); with more, that step stops and says how to move it by hand",
 };
 
 /** One line per problem: `citadel:<key>: <what is wrong and the fix>`. */

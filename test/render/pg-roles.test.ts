@@ -143,6 +143,26 @@ describe("postgres-roles: a role and database per app, on a live server", () => 
                 env: { ...process.env, SHIM_LOG: shimLog, SHIM_SOCKDIR: sock, SHIM_PGBIN: bin, SHIM_PORT: String(port) },
                 timeout: 120_000,
             });
+        // An earlier version's shared role and database, with a row in it.
+        assert.equal(su("create role app login password 'legacy-password-0123456789'").code, 0);
+        assert.equal(su("create database app owner app").code, 0);
+        const legacy = asPg("psql", ["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", sock, "-p", String(port), "-U", "postgres", "-d", "app", "-c", "set role app; create table legacy_t (v text); insert into legacy_t values ('kept-row')"], { PGPASSWORD: "" });
+        assert.equal(legacy.code, 0, legacy.stderr);
+        // Two apps: which one the old data is for cannot be told, so the step refuses before any change.
+        stepFor(c);
+        const ambiguous = runStep();
+        assert.notEqual(ambiguous.code, 0, "two apps and one old database must be refused");
+        assert.match(ambiguous.stderr, /databases owned by a role no app declares, from an earlier version's shared role \(database\|role\): app\|app\. .*REASSIGN OWNED BY .*Nothing was changed/);
+        assert.equal(su("select count(*) from pg_roles where rolname in ('api', 'notes')").stdout.trim(), "0", "no role was made");
+        // One app: the old database becomes its own, with everything in it; the shared role loses LOGIN.
+        stepFor(base);
+        const migrated = runStep();
+        assert.equal(migrated.code, 0, `${migrated.stdout}\n${migrated.stderr}`);
+        assert.match(migrated.stdout, /database app of the shared role app \(earlier versions\) is now api, owned by role api with everything in it; app can no longer log in/);
+        assert.equal(psql("api", "api", pw.api, "select v from legacy_t").stdout.trim(), "kept-row");
+        assert.match(psql("api", "api", pw.api, "insert into legacy_t values ('new-row') returning v").stdout, /^new-row$/m, "the app owns the moved table");
+        assert.equal(su("select rolcanlogin from pg_roles where rolname = 'app'").stdout.trim(), "f");
+        assert.equal(su("select count(*) from pg_database where datname = 'app'").stdout.trim(), "0");
         stepFor(c);
         for (let i = 0; i < 2; i++) {
             const r = runStep();

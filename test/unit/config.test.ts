@@ -177,7 +177,7 @@ const BAD: [string, Record<string, unknown>, string, RegExp][] = [
     ["MaxAuthTries too high", { ssh: { maxAuthTries: 10 } }, "citadel:ssh.maxAuthTries", /above the maximum 6/],
     ["rollback window too short for a confirming connection", { ssh: { rollbackSeconds: 10 } }, "citadel:ssh.rollbackSeconds", /below the minimum 30/],
     ["the shared role of earlier versions", { postgres: { enabled: true, user: "app" } }, "citadel:postgres.user", /was removed: one role shared by every app .*its own role and database, both named after the app/],
-    ["the shared database of earlier versions", { postgres: { enabled: true, database: "app" } }, "citadel:postgres.database", /was removed: .*RENAME TO/],
+    ["the shared database of earlier versions", { postgres: { enabled: true, database: "app" } }, "citadel:postgres.database", /was removed: .*renames the old database to the app's/],
     ["a data app named like a Postgres database", { apps: [apps()[0], { ...apps()[1], name: "template1" }] }, "citadel:apps[1].name", /Postgres or Redis keeps for itself/],
     ["a data app named like Redis' default user", { apps: [apps()[0], { ...apps()[1], name: "default" }] }, "citadel:apps[1].name", /Postgres or Redis keeps for itself/],
     ["a database password for an app off the data network", { apps: [{ ...apps()[0], secrets: ["postgresPassword"] }, apps()[1]] }, "citadel:apps[0].secrets[0]", /only an app on a data network has: set citadel:apps\[0\]\.data to true/],
