@@ -6,7 +6,7 @@ import { appContainerName, postgresClient, redisClient, dataNetworkName, postgre
 import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
 import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_CONTAINER } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
-import { crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
+import { CITADEL_SSH_REPLACES, CITADEL_SSH_SCENARIOS, CITADEL_SSHD_PARSER, citadelSshdParser, citadelSshScenarios, crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
 import { shellQuote } from "../components/render/template";
 import { AuditTarget, CheckDef, CommandResult, Drift, fromDrift, skip, Verdict } from "./types";
@@ -95,6 +95,16 @@ const inIntrusion: CheckDef = {
         const hubOn = t.inside.sh(`sudo -n test -e ${hubWhitelist} -o -L ${hubWhitelist}`).code === 0;
         if (hubOn !== t.config.intrusion.whitelistPrivateRanges)
             drift.push({ what: `${hubWhitelist} (citadel:intrusion.whitelistPrivateRanges)`, expected: t.config.intrusion.whitelistPrivateRanges ? "enabled" : "absent", actual: hubOn ? "enabled" : "absent" });
+        // Citadel's SSH parser and scenarios as rendered, and the hub's per-key scenarios they replace
+        // absent: a `cscli collections upgrade crowdsecurity/sshd` would put those back and ban operators again.
+        for (const f of [{ path: CITADEL_SSHD_PARSER, want: citadelSshdParser() }, { path: CITADEL_SSH_SCENARIOS, want: citadelSshScenarios(t.config) }]) {
+            const live = t.inside.sh(`sudo -n cat ${f.path}`);
+            if (live.code !== 0 || live.stdout !== f.want) drift.push({ what: f.path, expected: "as rendered", actual: live.code !== 0 ? "absent" : "different content" });
+        }
+        for (const item of CITADEL_SSH_REPLACES) {
+            const link = hubLink(item).link;
+            if (t.inside.sh(`sudo -n test -e ${link} -o -L ${link}`).code === 0) drift.push({ what: link, expected: `absent (${item.id} counts every rejected key: Citadel's scenarios replace it)`, actual: "enabled" });
+        }
         const ownWant = crowdsecWhitelist(t.config);
         const ownLive = t.inside.sh(`sudo -n cat ${CROWDSEC_WHITELIST}`);
         const ownHas = ownLive.code === 0 ? ownLive.stdout : undefined;

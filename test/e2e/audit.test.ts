@@ -489,11 +489,17 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         const link = "/etc/crowdsec/scenarios/ssh-bf.yaml";
         root(`ln -sfn ${hub} ${link} && systemctl restart crowdsec`);
         let r: AuditReport | undefined;
+        let inside: AuditReport | undefined;
         try {
+            inside = await audit(["in-intrusion"]);
             r = await runAudit(target, { attack: true, only: ["atk-ssh-agent-keys"] });
         } finally {
             root(`rm -f ${link} && systemctl restart crowdsec && { cscli decisions delete --all >/dev/null 2>&1 || true; }`);
         }
+        // The audit sees the link itself, without an attack.
+        const intr = inside.checks.find((x) => x.id === "in-intrusion");
+        assert.equal(intr?.result, "fail", show(inside));
+        assert.ok(intr?.drift?.some((d) => d.what === link && d.actual === "enabled"), show(inside));
         const c = r.checks.find((x) => x.id === "atk-ssh-agent-keys");
         assert.equal(c?.result, "fail", show(r));
         const lines = (c?.drift ?? []).map((d) => `${d.what}: expected ${d.expected} | actual ${d.actual}`);
