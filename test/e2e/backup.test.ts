@@ -104,19 +104,19 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
         assert.equal(s.success, true, JSON.stringify(s));
         backupId = s.id;
         process.stderr.write(`[backup] backup ${s.id}: ${s.size} bytes in ${s.objects.length} objects, ${Math.round((Date.now() - t0) / 100) / 10} s\n`);
-        assert.deepEqual(s.objects.map((o: { name: string }) => o.name).sort(), ["postgres-app.dump.age", "postgres-postgres.dump.age", "redis-data.tar.age"]);
+        assert.deepEqual(s.objects.map((o: { name: string }) => o.name).sort(), ["postgres-demo.dump.age", "postgres-notes.dump.age", "postgres-postgres.dump.age", "redis-data.tar.age"]);
     });
 
     it("on the target: only ciphertext (no COPY/INSERT or row text), a wrong key fails, the operator's key decrypts", () => {
         const t = local.labBackupTarget();
         assert.ok(t);
         const files = run("docker", ["exec", t.container, "find", "/srv/sftp/backups", "-type", "f", "-name", "*.age"]).stdout.trim().split("\n");
-        assert.ok(files.some((f) => f.includes(`${backupId}/postgres-app.dump.age`)), files.join("\n"));
+        assert.ok(files.some((f) => f.includes(`${backupId}/postgres-demo.dump.age`)), files.join("\n"));
         const grep = run("docker", ["exec", t.container, "grep", "-rlaF", "-e", MARK, "-e", "COPY public.", "-e", "INSERT INTO", "-e", "drill:key", "/srv/sftp/backups"]);
         assert.equal(grep.stdout.trim(), "", `plaintext on the target:\n${grep.stdout}`);
         const dir = tmpDir("citadel-backup-keys-");
         run("age-keygen", ["-o", path.join(dir, "wrong.key")]);
-        const obj = `/srv/sftp/backups/${backupId}/postgres-app.dump.age`;
+        const obj = `/srv/sftp/backups/${backupId}/postgres-demo.dump.age`;
         const wrong = run("bash", ["-c", `set -o pipefail; docker exec ${t.container} cat ${obj} | age -d -i ${path.join(dir, "wrong.key")} >/dev/null`]);
         assert.notEqual(wrong.code, 0);
         assert.match(wrong.stderr, /no identity matched any of the recipients/);
@@ -137,7 +137,7 @@ describe("backup and restore drill (local VPS, lab SFTP target)", { skip, timeou
         rootOk("mv /etc/citadel/backup/rclone.conf.away /etc/citadel/backup/rclone.conf");
         v = await inBackup();
         assert.equal(v.result, "fail");
-        assert.match(v.drift?.[0].actual ?? "", /^failed: dumping database app failed/);
+        assert.match(v.drift?.[0].actual ?? "", /^failed: dumping database demo failed/);
         rootOk("systemctl start citadel-backup.service");
         assert.equal((await inBackup()).result, "pass");
         backupId = JSON.parse(rootOk("cat /var/lib/citadel/backup/status.json")).id;
