@@ -76,7 +76,7 @@ describe("engine: pulumi preview --policy-pack policy", { skip }, () => {
         // A scratch copy of the project, like lab/pulumi-stack.sh --fresh makes for `npm run preview`.
         const work = path.join(dir, "prod");
         fs.mkdirSync(work);
-        for (const f of ["index.ts", "components", "templates", "images", "node_modules", "package.json", "tsconfig.json"]) fs.symlinkSync(path.join(ROOT, f), path.join(work, f));
+        for (const f of ["index.ts", "components", "templates", "images", "node_modules", "package.json", "tsconfig.json", "tsconfig.pulumi.json"]) fs.symlinkSync(path.join(ROOT, f), path.join(work, f));
         for (const f of ["Pulumi.yaml", "Pulumi.prod.yaml"]) fs.copyFileSync(path.join(ROOT, f), path.join(work, f));
         const key = path.join(dir, "operator_key");
         assert.equal(run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "citadel-policy-test", "-f", key]).code, 0);
