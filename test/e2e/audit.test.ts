@@ -304,11 +304,16 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         });
     });
 
-    it("fault: the Redis ACL loosened (default user on without a password, FLUSHALL re-allowed) → in-redis-auth and in-redis-commands", () =>
+    // One Redis restart for three faults: the default user on, FLUSHALL re-allowed, demo's keys opened to `~*`.
+    it("fault: the Redis ACL loosened (default user on without a password, FLUSHALL re-allowed, demo's user on every key) → in-redis-auth, in-redis-commands and in-app-isolation", () =>
         fault({
-            only: ["in-redis"],
-            expect: { "in-redis-auth": /^PING without AUTH: expected NOAUTH \| actual PONG$/, "in-redis-commands": /^FLUSHALL: expected NOPERM \| actual QUEUED$/ },
-            inject: `f=${SECRETS_DIR}/redis/users.acl; cp -p $f /root/users.acl.audit && sed -e 's/ -flushall//I' -e 's/^user default off .*/user default on nopass ~* \\&* +@all/' /root/users.acl.audit > /root/users.acl.new && cat /root/users.acl.new > $f && rm -f /root/users.acl.new && docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
+            only: ["in-redis", "in-app-isolation"],
+            expect: {
+                "in-redis-auth": /^PING without AUTH: expected NOAUTH \| actual PONG$/,
+                "in-redis-commands": /^FLUSHALL: expected NOPERM \| actual QUEUED$/,
+                "in-app-isolation": /^demo: SET notes:…: expected NOPERM \| actual QUEUED$/,
+            },
+            inject: `f=${SECRETS_DIR}/redis/users.acl; cp -p $f /root/users.acl.audit && sed -e 's/ -flushall//I' -e 's/^user default off .*/user default on nopass ~* \\&* +@all/' -e '/^user demo /s/ ~demo:\\* / ~* /' /root/users.acl.audit > /root/users.acl.new && cat /root/users.acl.new > $f && rm -f /root/users.acl.new && docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
             repair: `if [ -f /root/users.acl.audit ]; then cat /root/users.acl.audit > ${SECRETS_DIR}/redis/users.acl; fi; rm -f /root/users.acl.audit /root/users.acl.new; docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
             settleMs: 30_000,
         }));
@@ -333,41 +338,27 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             repair: `docker network disconnect ${dataNetworkName("demo")} ${appContainerName("notes")} 2>/dev/null || true`,
         }));
 
-    it("fault: pg_hba.conf lets every role reach every database and CONNECT is granted → in-app-isolation (demo reads notes' database)", () =>
+    // One reload for both: plain TCP admitted, and every role to every database with notes' CONNECT granted.
+    it("fault: pg_hba.conf admits plain TCP and every role to every database (`host` and `hostssl all all` first, reloaded), CONNECT on notes granted → in-postgres-tls and in-app-isolation", () =>
         fault({
-            only: ["in-app-isolation"],
-            expect: { "in-app-isolation": /^demo: database notes: expected refused \| actual connected$/ },
+            only: ["in-postgres-tls", "in-app-isolation"],
+            expect: {
+                "in-postgres-tls": /^sslmode=disable: expected refused \(hostssl only\) \| actual accepted \(ssl=f\)$/,
+                "in-app-isolation": /^demo: database notes: expected refused \| actual connected$/,
+            },
+            // pg_hba.conf lives in a directory bind mount; Postgres re-reads it on SIGHUP, sent from inside
+            // the container: `docker kill --signal HUP` would mark it as manually stopped (Docker 20.10), and
+            // `unless-stopped` would then leave Postgres down after the reboot test's engine restart.
             inject: [
-                `f=/etc/citadel/postgres/pg_hba.conf; cp -p $f /root/pg_hba.iso && { echo 'hostssl all all 0.0.0.0/0 scram-sha-256'; cat /root/pg_hba.iso; } > /root/pg_hba.new && cat /root/pg_hba.new > $f && rm -f /root/pg_hba.new`,
+                `f=/etc/citadel/postgres/pg_hba.conf; cp -p $f /root/pg_hba.audit && { printf '%s\\n' 'host all all 0.0.0.0/0 scram-sha-256' 'hostssl all all 0.0.0.0/0 scram-sha-256'; cat /root/pg_hba.audit; } > /root/pg_hba.new && cat /root/pg_hba.new > $f && rm -f /root/pg_hba.new`,
                 `docker exec -u postgres ${POSTGRES_CONTAINER} psql -XAtq -d postgres -c 'grant connect on database notes to public'`,
                 `docker exec ${POSTGRES_CONTAINER} sh -c 'kill -HUP 1' && sleep 1`,
             ].join(" && "),
             repair: [
-                `if [ -f /root/pg_hba.iso ]; then cat /root/pg_hba.iso > /etc/citadel/postgres/pg_hba.conf; fi; rm -f /root/pg_hba.iso /root/pg_hba.new`,
+                `if [ -f /root/pg_hba.audit ]; then cat /root/pg_hba.audit > /etc/citadel/postgres/pg_hba.conf; fi; rm -f /root/pg_hba.audit /root/pg_hba.new`,
                 `docker exec -u postgres ${POSTGRES_CONTAINER} psql -XAtq -d postgres -c 'revoke connect on database notes from public'`,
                 `docker exec ${POSTGRES_CONTAINER} sh -c 'kill -HUP 1' && sleep 1`,
             ].join(" && "),
-            settleMs: 15_000,
-        }));
-
-    it("fault: demo's Redis user may touch every key (~*) → in-app-isolation (demo writes into notes: keys)", () =>
-        fault({
-            only: ["in-app-isolation"],
-            expect: { "in-app-isolation": /^demo: SET notes:…: expected NOPERM \| actual QUEUED$/ },
-            inject: `f=${SECRETS_DIR}/redis/users.acl; cp -p $f /root/users.acl.iso && sed -e '/^user demo /s/ ~demo:\\* / ~* /' /root/users.acl.iso > /root/users.acl.new && cat /root/users.acl.new > $f && rm -f /root/users.acl.new && docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
-            repair: `if [ -f /root/users.acl.iso ]; then cat /root/users.acl.iso > ${SECRETS_DIR}/redis/users.acl; fi; rm -f /root/users.acl.iso /root/users.acl.new; docker restart ${REDIS_CONTAINER} >/dev/null && sleep 2`,
-            settleMs: 30_000,
-        }));
-
-    it("fault: pg_hba.conf admits plain TCP (a `host` line first, reloaded) → in-postgres-tls", () =>
-        fault({
-            only: ["in-postgres-tls"],
-            expect: { "in-postgres-tls": /^sslmode=disable: expected refused \(hostssl only\) \| actual accepted \(ssl=f\)$/ },
-            // pg_hba.conf lives in a directory bind mount; Postgres re-reads it on SIGHUP, sent from inside
-            // the container: `docker kill --signal HUP` would mark it as manually stopped (Docker 20.10), and
-            // `unless-stopped` would then leave Postgres down after the reboot test's engine restart.
-            inject: `f=/etc/citadel/postgres/pg_hba.conf; cp -p $f /root/pg_hba.audit && { echo 'host all all 0.0.0.0/0 scram-sha-256'; cat /root/pg_hba.audit; } > /root/pg_hba.new && cat /root/pg_hba.new > $f && rm -f /root/pg_hba.new && docker exec ${POSTGRES_CONTAINER} sh -c 'kill -HUP 1' && sleep 1`,
-            repair: `if [ -f /root/pg_hba.audit ]; then cat /root/pg_hba.audit > /etc/citadel/postgres/pg_hba.conf; fi; rm -f /root/pg_hba.audit /root/pg_hba.new; docker exec ${POSTGRES_CONTAINER} sh -c 'kill -HUP 1' && sleep 1`,
             settleMs: 15_000,
         }));
 
