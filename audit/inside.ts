@@ -2,9 +2,9 @@
 // the live value with the one the stack declares (the same renderer functions `pulumi up` uses).
 import { credentialInValue, SECRET_LOOKING_RE, type StackConfig } from "../components/config";
 import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_UID, GATEWAY_CONTAINER, GATEWAY_PORTS, posture, SECRETS_DIR, secretFilePath } from "../components/posture";
-import { appContainerName, postgresClient, redisClient, dataNetworkName, postgresDatabaseOf, postgresRoleOf, redisKeyPrefixOf, redisUserOf } from "../components/posture/facts";
+import { appContainerName, dataNetworkName, postgresDatabaseOf, postgresRoleOf, redisKeyPrefixOf, redisUserOf } from "../components/posture/facts";
 import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
-import { POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_CONTAINER } from "../components/render/data";
+import { postgresApps, POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_CONTAINER, redisClients } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules } from "../components/render/firewall";
 import { CITADEL_SSH_REPLACES, CITADEL_SSH_SCENARIOS, CITADEL_SSHD_PARSER, citadelSshdParser, citadelSshScenarios, crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
@@ -425,9 +425,9 @@ const inPostgresTls: CheckDef = {
     run(t) {
         const c = t.config;
         if (!c.postgres.enabled) return skip("citadel:postgres.enabled is false");
-        const app = c.apps.find((a) => postgresClient(c, a));
+        const app = postgresApps(c)[0];
         if (!app) return skip("no app holds postgresPassword to connect with");
-        const psql = (mode: string) => psqlAs(t, app.name, postgresDatabaseOf(app.name), mode, "select ssl from pg_stat_ssl where pid = pg_backend_pid()");
+        const psql = (mode: string) => psqlAs(t, app.app, app.database, mode, "select ssl from pg_stat_ssl where pid = pg_backend_pid()");
         const plain = psql("disable");
         const tls = psql("require");
         const drift: Drift[] = [];
@@ -452,7 +452,7 @@ function redisCli(t: AuditTarget, app: string | null, stdin: string): CommandRes
     return { ...r, stdout: authReply.trim() === "OK" ? rest.join("\n") : `AUTH: ${authReply.trim()}\n` };
 }
 
-const redisApps = (c: StackConfig) => c.apps.filter((a) => redisClient(c, a)).map((a) => a.name);
+const redisApps = (c: StackConfig) => redisClients(c).map((u) => u.app);
 
 const inRedisAuth: CheckDef = {
     id: "in-redis-auth",
@@ -575,7 +575,7 @@ const inAppIsolation: CheckDef = {
 
         // Postgres: one throwaway client per app, trying its own database and every other one.
         if (c.postgres.enabled) {
-            const pgApps = c.apps.filter((a) => postgresClient(c, a)).map((a) => a.name);
+            const pgApps = postgresApps(c).map((a) => a.app);
             for (const a of pgApps) {
                 const dbs = [postgresDatabaseOf(a), "postgres", ...pgApps.filter((b) => b !== a).map(postgresDatabaseOf)];
                 const loop = `for db in ${dbs.join(" ")}; do o=$(psql "host=${POSTGRES_CONTAINER} dbname=$db user=${postgresRoleOf(a)} sslmode=require connect_timeout=10 passfile=${AUDIT_PGPASS}" -XtAc "select current_user" 2>&1) && echo "$db ok $o" || echo "$db refused $(printf %s "$o" | tr '\\n' ' ')"; done`;

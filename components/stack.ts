@@ -15,10 +15,10 @@ import { StepGraph, wireStep } from "./host-step";
 import { Networks } from "./networks";
 import { containerRef, networkRef, posture, sshSourceIps, type ContainerPosture, type HostStepPosture, type Posture } from "./posture";
 import { renderCloudInit } from "./render/cloudinit";
-import { renderRedisAcl } from "./render/data";
+import { postgresApps, renderRedisAcl } from "./render/data";
 import { renderAlertmanagerConfig } from "./render/monitoring";
 import { sha256 } from "./render/script";
-import { appSecretValue, GATEWAY_IMAGE_STEP, postgresClient } from "./posture/facts";
+import { GATEWAY_IMAGE_STEP } from "./posture/facts";
 import { Secrets } from "./secrets";
 import { Server } from "./server";
 
@@ -116,7 +116,7 @@ export class Citadel extends pulumi.ComponentResource {
         // The postgres-roles step reads the password files, so its text does not change on rotation:
         // the (secret) hash of every value is an extra trigger that re-runs it, and so is a re-created
         // postgres container (its roles must exist in whatever data directory it runs on).
-        const pgPasswords = ["postgresSuperuserPassword", ...c.apps.filter((a) => postgresClient(c, a)).map((a) => appSecretValue("postgresPassword", a.name))].filter((n) => secrets.values[n]).map((n) => secrets.values[n]);
+        const pgPasswords = ["postgresSuperuserPassword", ...postgresApps(c).map((a) => a.secret)].filter((n) => secrets.values[n]).map((n) => secrets.values[n]);
         const pgHash = pulumi.secret(pulumi.all(pgPasswords).apply((vs) => sha256(vs.join("\n"))));
         const pgContainer = graph.get(data.filter((x) => x.role === "postgres").map((x) => containerRef(x.name))).map((r) => (r as docker.Container).id);
         const apps = role("app");

@@ -10,6 +10,7 @@ import {
     REDIS_ACL_CONTAINER_PATH,
     REDIS_CONF_CONTAINER_DIR,
     REDIS_CONF_HOST_DIR,
+    redisClients,
     renderPostgresScript,
     renderRedisScript,
 } from "../render/data";
@@ -195,7 +196,7 @@ export function secretFilesPosture(c: StackConfig): SecretFilePosture[] {
     if (c.postgres.enabled) out.push(file("postgresSuperuserPassword", POSTGRES_CONTAINER, "postgresSuperuserPassword", DATA_UID, [POSTGRES_CONTAINER]));
     // The ACL holds only the SHA-256 of each app user's password; it is still treated as a secret file.
     if (c.redis.enabled) {
-        const users = c.apps.filter((a) => redisClient(c, a)).map((a) => ({ user: redisUserOf(a.name), keyPrefix: redisKeyPrefixOf(a.name), secret: appSecretValue("redisPassword", a.name) }));
+        const users = redisClients(c).map((u) => ({ user: u.user, keyPrefix: u.keyPrefix, secret: u.secret }));
         out.push({ ...file("redisAcl", REDIS_CONTAINER, "users.acl", DATA_UID, [REDIS_CONTAINER], "redis-acl"), redisUsers: users });
     }
     for (const app of c.apps) for (const s of appSecretFiles(app)) out.push(file(appSecretValue(s, app.name), app.name, s, uidOf(app.user), [appContainerName(app.name)]));
@@ -288,7 +289,7 @@ function redisContainer(c: StackConfig): ContainerPosture {
         healthcheck: { test: ["CMD-SHELL", "redis-cli -h 127.0.0.1 ping 2>&1 | grep -qE 'PONG|NOAUTH'"], interval: "10s", timeout: "5s", retries: 5 },
         labels: { "citadel.config-sha256": sha256(renderRedisScript(c, c.redis.image).script) },
         // A rotated password rewrites the ACL file; the changed epoch re-creates the container so Redis loads it.
-        rotatesWith: c.apps.filter((a) => redisClient(c, a)).map((a) => appSecretValue("redisPassword", a.name)),
+        rotatesWith: redisClients(c).map((u) => u.secret),
     };
 }
 

@@ -75,8 +75,8 @@ export const edgeNetworkName = (app: string): string => `citadel-edge-${app}`;
  * every one of them, under their names): two apps never share a network, so neither can open a
  * connection to the other. Internal: no route out.
  */
-export const dataNetworkName = (app: string): string => `citadel-data-${app}`;
 export const DATA_NETWORK_PREFIX = "citadel-data-";
+export const dataNetworkName = (app: string): string => `${DATA_NETWORK_PREFIX}${app}`;
 /**
  * Outbound Internet for apps that opt in. Inter-container traffic is off on its bridge
  * (EGRESS_NETWORK_OPTIONS): the apps on it share a way out, not a way to each other.

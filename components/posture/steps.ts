@@ -5,8 +5,8 @@ import type { StackConfig } from "../config";
 import { renderBackup } from "../render/backup";
 import { renderGatewayScript } from "../render/caddy";
 import { renderGatewayImageScript } from "../render/gateway-image";
-import { renderPostgresRolesScript, renderPostgresScript, renderRedisScript } from "../render/data";
-import { DATA_NETWORK_PREFIX } from "./facts";
+import { postgresApps, renderPostgresRolesScript, renderPostgresScript, renderRedisScript } from "../render/data";
+import { dataNetworkName } from "./facts";
 import { renderFirewall } from "../render/firewall";
 import { exposurePosture } from "./exposure";
 import { renderHostBaseline } from "../render/host";
@@ -102,9 +102,11 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     // Rotation order: new secret files → the apps' roles and the database's passwords set from them
     // (postgres-roles) and Redis re-created with its new ACL → only then the apps that use them are
     // (re)started.
-    const dataApps = containers.filter((x) => x.role === "app" && x.networks.some((n) => n.network.startsWith(DATA_NETWORK_PREFIX)));
+    const dataApps = containers.filter((x) => x.role === "app" && x.networks.some((n) => n.network === dataNetworkName(x.app ?? "")));
     if (postgres) {
-        const files = secretFiles.filter((f) => f.readers.includes(postgres.name) || (f.name === "postgresPassword" && f.consumer !== postgres.name)).map((f) => f.step);
+        // The superuser's file, and each app's own password file the step sets its role from.
+        const appFiles = new Set(postgresApps(c).map((a) => a.passwordFile));
+        const files = secretFiles.filter((f) => f.readers.includes(postgres.name) || appFiles.has(f.path)).map((f) => f.step);
         const roles = add(scriptStep(renderPostgresRolesScript(c), "credentials", [containerRef(postgres.name), ...files]));
         for (const app of dataApps) app.after.push(roles);
     }

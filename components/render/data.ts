@@ -4,7 +4,7 @@
 // each data app's internal network. Their configuration lives on the host under /etc/citadel/<service>/ and is
 // bind-mounted read-only; secrets arrive as 0400 files. Pure functions: no Pulumi import.
 import { StackConfig } from "../config";
-import { DATA_UID, postgresClient, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath } from "../posture/facts";
+import { appSecretValue, DATA_UID, postgresClient, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath } from "../posture/facts";
 import { renderTemplate } from "./template";
 import { HostScript } from "./types";
 
@@ -103,9 +103,14 @@ export function renderPostgresConf(c: StackConfig): string {
     });
 }
 
-/** Each app with its own role: the role, its database and (on the host) the password file it is set from. */
-export function postgresApps(c: StackConfig): { app: string; role: string; database: string; passwordFile: string }[] {
-    return c.apps.filter((a) => postgresClient(c, a)).map((a) => ({ app: a.name, role: postgresRoleOf(a.name), database: postgresDatabaseOf(a.name), passwordFile: secretFilePath(a.name, "postgresPassword") }));
+/**
+ * Each app with its own role: the role, its database, the generated secret its password is and the
+ * file on the host it is set from. The step, pg_hba.conf, the wiring and the audit read this one list.
+ */
+export function postgresApps(c: StackConfig): { app: string; role: string; database: string; secret: string; passwordFile: string }[] {
+    return c.apps
+        .filter((a) => postgresClient(c, a))
+        .map((a) => ({ app: a.name, role: postgresRoleOf(a.name), database: postgresDatabaseOf(a.name), secret: appSecretValue("postgresPassword", a.name), passwordFile: secretFilePath(a.name, "postgresPassword") }));
 }
 
 /** pg_hba.conf: socket with SCRAM; each app's role to its own database over TLS with SCRAM; all else rejected. */
@@ -232,9 +237,17 @@ export function renderRedisValidator(): string {
     return renderTemplate("data/redis-validate.sh.hbs", { confPath: REDIS_CONF_PATH });
 }
 
-/** Each app's Redis user and key prefix (the ACL's users, without their passwords). */
+/**
+ * Each app's Redis user: its key prefix and the generated secret its password is (without the
+ * password). The ACL file, the container's rotation and the audit read this one list.
+ */
+export function redisClients(c: StackConfig): { app: string; user: string; keyPrefix: string; secret: string }[] {
+    return c.apps.filter((a) => redisClient(c, a)).map((a) => ({ app: a.name, user: redisUserOf(a.name), keyPrefix: redisKeyPrefixOf(a.name), secret: appSecretValue("redisPassword", a.name) }));
+}
+
+/** The ACL's users as the ACL file names them: user and key prefix. */
 export function redisAclUsers(c: StackConfig): { user: string; keyPrefix: string }[] {
-    return c.apps.filter((a) => redisClient(c, a)).map((a) => ({ user: redisUserOf(a.name), keyPrefix: redisKeyPrefixOf(a.name) }));
+    return redisClients(c).map((u) => ({ user: u.user, keyPrefix: u.keyPrefix }));
 }
 
 /** A hash no password has in practice: the validation server gets the live ACL's rules, not its secret. */
