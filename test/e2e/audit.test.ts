@@ -491,6 +491,11 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
         const intr = inside.checks.find((x) => x.id === "in-intrusion");
         assert.equal(intr?.result, "fail", show(inside));
         assert.ok(intr?.drift?.some((d) => d.what === link && d.actual === "enabled"), show(inside));
+        // Undone (the link removed, CrowdSec restarted): in-intrusion passes again.
+        // Bounded: a restarted CrowdSec reads the journal and serves its bouncer again within seconds.
+        let again = await audit(["in-intrusion"]);
+        for (const end = Date.now() + 60_000; again.summary.fail > 0 && Date.now() < end; again = await audit(["in-intrusion"])) await new Promise((res) => setTimeout(res, 3_000));
+        assert.equal(again.checks.find((x) => x.id === "in-intrusion")?.result, "pass", show(again));
         const c = r.checks.find((x) => x.id === "atk-ssh-agent-keys");
         assert.equal(c?.result, "fail", show(r));
         const lines = (c?.drift ?? []).map((d) => `${d.what}: expected ${d.expected} | actual ${d.actual}`);
