@@ -32,6 +32,14 @@ export const SSH_KEYED_LIST = "citadel-ssh-keyed";
  * It lifts the connection rate limit only: keys, MaxAuthTries, MaxStartups and the bans still apply.
  */
 export const SSH_KEYED_SECONDS = 86400;
+/**
+ * The prefix length an IPv6 source is counted, rate-limited and banned by. A host (or an attacker)
+ * usually holds a whole /64 and may use any of its 2^64 addresses: counted per /128, each new address
+ * would start afresh, and a ban of one address would be walked around with the next.
+ */
+export const IPV6_SOURCE_PREFIX = 64;
+/** The kernel `recent` list that counts new SSH connections per IPv6 /64 while SSH is limited. */
+export const SSH_NET6_LIST = "citadel-ssh-net6";
 /** Root-only record of the exempt sources (one empty file per address, its mtime the last session): UFW's after.init puts them back into the kernel list after a boot or a reload. */
 export const SSH_KEYED_STATE_DIR = "/var/lib/citadel/ssh-keyed";
 /** The PAM session hook (pam_exec, as root) that adds the session's source to SSH_KEYED_LIST. */

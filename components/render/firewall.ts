@@ -24,7 +24,7 @@ import { SYSCTL_PATH } from "./host";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-import { GATEWAY_PORTS, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_PORT } from "../posture/facts";
+import { GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
@@ -186,6 +186,30 @@ export function sshKeyedRule(family: IpFamily): string {
 }
 
 /**
+ * UFW's own `limit` (its iptables backend): the 6th new connection within 30 s is refused. Citadel's
+ * IPv6 limit per network counts the same way.
+ */
+export const UFW_LIMIT = { seconds: 30, hitcount: 6 } as const;
+
+/**
+ * IPv6 only: UFW's `limit` counts per address, and an IPv6 client holds a whole /64 (2^64 addresses
+ * to take turns with). These two rules count new SSH connections per /64 and refuse the 6th within
+ * 30 s, as UFW would per address; sources in the exemption list were accepted just before. As
+ * `ip6tables -S` prints them.
+ */
+export function sshNetLimitRules6(): string[] {
+    const bits = "ffff:".repeat(IPV6_SOURCE_PREFIX / 16);
+    const match = `-A ufw6-before-input -p tcp -m tcp --dport ${SSH_PORT} -m conntrack --ctstate NEW -m recent`;
+    const list = `--name ${SSH_NET6_LIST} --mask ${bits}: --rsource`;
+    return [`${match} --set ${list}`, `${match} --update --seconds ${UFW_LIMIT.seconds} --hitcount ${UFW_LIMIT.hitcount} ${list} -j REJECT --reject-with tcp-reset`];
+}
+
+/** The rules of the marked block per family, as `-S` prints them: the exemption, then (IPv6) the per-/64 limit. */
+export function sshKeyedRules(family: IpFamily): string[] {
+    return family === 4 ? [sshKeyedRule(4)] : [sshKeyedRule(6), ...sshNetLimitRules6()];
+}
+
+/**
  * The marked block for before.rules / before6.rules. Rendered whatever the config: the script installs it
  * only when a declared rule is `limit` and removes it otherwise, so the script's text changes with the
  * declared rules alone (the review explains a host step's changed lines by the posture values that changed).
@@ -195,8 +219,9 @@ export function sshKeyedBlock(family: IpFamily): string {
         begin: KEYED_BEGIN,
         end: KEYED_END,
         family,
-        rule: sshKeyedRule(family),
+        rules: sshKeyedRules(family),
         list: SSH_KEYED_LIST,
+        net6: family === 6 ? { list: SSH_NET6_LIST, prefix: IPV6_SOURCE_PREFIX } : undefined,
         hook: SSH_KEYED_HOOK,
         seconds: SSH_KEYED_SECONDS,
     });
@@ -351,8 +376,9 @@ export function renderFirewall(c: StackConfig): HostScript {
         before6: BEFORE_RULES_PATH[6],
         keyed4: sshKeyedBlock(4),
         keyed6: sshKeyedBlock(6),
-        keyedRule4: sshKeyedRule(4),
-        keyedRule6: sshKeyedRule(6),
+        keyedRules4: sshKeyedRules(4),
+        keyedRules6: sshKeyedRules(6),
+        net6List: SSH_NET6_LIST,
         pamSshd: PAM_SSHD_PATH,
         pamBlock: pamSshdBlock(),
         keyedHook: SSH_KEYED_HOOK,

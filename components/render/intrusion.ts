@@ -14,9 +14,9 @@
 //  - Bans reach containers too: the firewall bouncer drops banned addresses in INPUT and in
 //    DOCKER-USER (Caddy is a container, so its traffic is FORWARDed, not INPUT).
 import YAML from "yaml";
-import { crowdsecPrometheusConfig, SSH_BF_SCENARIO } from "./monitoring";
+import { crowdsecPrometheusConfig, IPV6_SCENARIO_SUFFIX, SSH_BF_SCENARIO } from "./monitoring";
 import type { StackConfig } from "../config";
-import { CADDY_ACCESS_LOG_HOST, HOST_CONSUMER, secretFilePath, SSH_PORT } from "../posture/facts";
+import { CADDY_ACCESS_LOG_HOST, HOST_CONSUMER, IPV6_SOURCE_PREFIX, secretFilePath, SSH_PORT } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
@@ -233,29 +233,52 @@ export function citadelSshScenarios(c: Pick<StackConfig, "intrusion">): string {
     const window = c.intrusion.loginWindowSeconds;
     const labels = { service: "ssh", type: "bruteforce", remediation: true };
     const failedOrLogin = `(${SSH_FAILED_CONNECTION}) || ${SSH_LOGIN}`;
+    const scenarios = [
+        { type: "leaky", name: SSH_BF_SCENARIO, description: "Citadel: a burst of failed SSH connections (not rejected keys) from one source; a login from it cancels", filter: failedOrLogin, cancel_on: SSH_LOGIN, capacity: 5, leakspeed: "10s", blackhole: "1m", labels },
+        { type: "leaky", name: "citadel/ssh-bf_user-enum", description: "Citadel: SSH failures for many user names from one source", filter: SSH_FAILED, distinct: "evt.Meta.target_user", capacity: 5, leakspeed: "10s", blackhole: "1m", labels },
+        { type: "leaky", name: "citadel/ssh-slow-bf", description: "Citadel: slow failed SSH connections from one source; a login from it cancels", filter: failedOrLogin, cancel_on: SSH_LOGIN, capacity: 10, leakspeed: "60s", blackhole: "1m", labels },
+        { type: "leaky", name: "citadel/ssh-slow-bf_user-enum", description: "Citadel: slow SSH failures for many user names from one source", filter: SSH_FAILED, distinct: "evt.Meta.target_user", capacity: 10, leakspeed: "60s", blackhole: "1m", labels },
+        {
+            type: "counter",
+            name: "citadel/ssh-failed-no-login",
+            description: `Citadel: ${SSH_NO_LOGIN_FAILURES} or more failed SSH connections from one source that no login from it follows within ${window} s (citadel:intrusion.loginWindowSeconds)`,
+            filter: failedOrLogin,
+            cancel_on: SSH_LOGIN,
+            capacity: -1,
+            duration: `${window}s`,
+            overflow_filter: `len(queue.Queue) >= ${SSH_NO_LOGIN_FAILURES}`,
+            blackhole: "1m",
+            labels,
+        },
+    ];
     return yamlText(
-        [
-            { type: "leaky", name: SSH_BF_SCENARIO, description: "Citadel: a burst of failed SSH connections (not rejected keys) from one source; a login from it cancels", filter: failedOrLogin, cancel_on: SSH_LOGIN, groupby: "evt.Meta.source_ip", capacity: 5, leakspeed: "10s", blackhole: "1m", labels },
-            { type: "leaky", name: "citadel/ssh-bf_user-enum", description: "Citadel: SSH failures for many user names from one source", filter: SSH_FAILED, groupby: "evt.Meta.source_ip", distinct: "evt.Meta.target_user", capacity: 5, leakspeed: "10s", blackhole: "1m", labels },
-            { type: "leaky", name: "citadel/ssh-slow-bf", description: "Citadel: slow failed SSH connections from one source; a login from it cancels", filter: failedOrLogin, cancel_on: SSH_LOGIN, groupby: "evt.Meta.source_ip", capacity: 10, leakspeed: "60s", blackhole: "1m", labels },
-            { type: "leaky", name: "citadel/ssh-slow-bf_user-enum", description: "Citadel: slow SSH failures for many user names from one source", filter: SSH_FAILED, groupby: "evt.Meta.source_ip", distinct: "evt.Meta.target_user", capacity: 10, leakspeed: "60s", blackhole: "1m", labels },
-            {
-                type: "counter",
-                name: "citadel/ssh-failed-no-login",
-                description: `Citadel: ${SSH_NO_LOGIN_FAILURES} or more failed SSH connections from one source that no login from it follows within ${window} s (citadel:intrusion.loginWindowSeconds)`,
-                filter: failedOrLogin,
-                cancel_on: SSH_LOGIN,
-                groupby: "evt.Meta.source_ip",
-                capacity: -1,
-                duration: `${window}s`,
-                overflow_filter: `len(queue.Queue) >= ${SSH_NO_LOGIN_FAILURES}`,
-                blackhole: "1m",
-                labels,
-            },
-        ],
-        "Citadel: SSH scenarios in place of the hub's crowdsecurity/ssh-bf and ssh-slow-bf (they counted every rejected key). Edits are overwritten.",
+        scenarios.flatMap((s) => sshScenarioPerFamily(s)),
+        "Citadel: SSH scenarios in place of the hub's crowdsecurity/ssh-bf and ssh-slow-bf (they counted every rejected key). " +
+            `An IPv6 source counts and is banned as its /${IPV6_SOURCE_PREFIX} (the *${IPV6_SCENARIO_SUFFIX} twins). Edits are overwritten.`,
         { lineWidth: 0 },
     );
+}
+
+const SOURCE_IS_IPV6 = "IsIPV6(evt.Meta.source_ip)";
+const SOURCE_IPV6_NET = `IpToRange(evt.Meta.source_ip, "/${IPV6_SOURCE_PREFIX}")`;
+
+/**
+ * One scenario as two: IPv4 sources grouped (and banned) per address, as before; IPv6 sources grouped
+ * by their /64 and banned as that range (a Range-scoped decision, which the bouncer's hash:net set
+ * holds as one entry). A login from any address of the /64 cancels that /64's buckets.
+ */
+function sshScenarioPerFamily(s: { name: string; filter: string; [k: string]: unknown }): object[] {
+    return [
+        { ...s, filter: `(${s.filter}) && !${SOURCE_IS_IPV6}`, groupby: "evt.Meta.source_ip" },
+        {
+            ...s,
+            name: `${s.name}${IPV6_SCENARIO_SUFFIX}`,
+            description: `${s.description} (IPv6: per /${IPV6_SOURCE_PREFIX})`,
+            filter: `(${s.filter}) && ${SOURCE_IS_IPV6}`,
+            groupby: SOURCE_IPV6_NET,
+            scope: { type: "Range", expression: SOURCE_IPV6_NET },
+        },
+    ];
 }
 
 /**
@@ -307,7 +330,8 @@ export function crowdsecProfiles(c: StackConfig): string {
         [
             {
                 name: "citadel_ip_ban",
-                filters: ['Alert.Remediation == true && Alert.GetScope() == "Ip"'],
+                // Range: the /64 of an IPv6 source (Citadel's SSH scenarios); a ban of that one range.
+                filters: ['Alert.Remediation == true && Alert.GetScope() in ["Ip", "Range"]'],
                 decisions: [{ type: "ban", duration: `${c.intrusion.banTime}s` }],
                 on_success: "break",
             },

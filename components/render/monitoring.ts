@@ -55,11 +55,14 @@ export const JOBS = {
  * (render/intrusion.ts citadelSshScenarios), in place of the hub's crowdsecurity/ssh-bf.
  */
 export const SSH_BF_SCENARIO = "citadel/ssh-bf";
+/** The suffix of the IPv6 twin of each Citadel SSH scenario, which counts and bans an IPv6 source by its /64. */
+export const IPV6_SCENARIO_SUFFIX = "-ipv6";
 
 /** The series each rule reads, as PromQL selectors. */
 export const SELECTORS = {
     crowdsec: {
-        sshFailures: `cs_bucket_poured_total{name="${SSH_BF_SCENARIO}"}`,
+        // Both families: IPv6 sources pour into the -ipv6 twin (render/intrusion.ts).
+        sshFailures: `cs_bucket_poured_total{name=~"${SSH_BF_SCENARIO}(${IPV6_SCENARIO_SUFFIX})?"}`,
         bans: "cs_bucket_overflowed_total",
     },
     gateway: {

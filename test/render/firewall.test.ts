@@ -37,6 +37,8 @@ import {
     PAM_SSHD_PATH,
     renderFirewall,
     sshKeyedRule,
+    sshKeyedRules,
+    sshNetLimitRules6,
     ufwAddress,
     ufwRules,
 } from "../../components/render/firewall";
@@ -243,6 +245,14 @@ const OVERLAY_SETUP =
 const SERVER_JS = `const net = require("net");
 for (const p of process.argv.slice(1)) net.createServer((s) => s.end("ok " + p + "\\n")).listen(Number(p), "0.0.0.0");
 setTimeout(() => process.exit(0), 300000);`;
+// The same on "::" (both families: IPv4 clients arrive as mapped addresses).
+const DUAL_SERVER_JS = SERVER_JS.replace('"0.0.0.0"', '"::"');
+// Connects to argv[1]:argv[2] from the local address argv[3]; prints what the server said, exits 1 when refused or after 2 s.
+const PROBE_FROM_JS = `const [host, port, localAddress] = process.argv.slice(1);
+const s = require("net").connect({ host, port: Number(port), localAddress });
+s.setTimeout(2000, () => process.exit(1));
+s.on("data", (d) => { process.stdout.write(d); s.destroy(); });
+s.on("error", () => process.exit(1));`;
 // A stand-in for CrowdSec's local API, enough for the firewall bouncer: one ban for argv[2] on its
 // first (startup) pull, nothing new afterwards. Loopback of the host namespace only; exits by itself.
 const LAPI_JS = `const http = require("http");
@@ -261,6 +271,10 @@ const BRIDGE = "br-0c17ade10000";
 const HOST = { wan: "198.51.100.1", priv: "10.0.0.1" };
 const CLIENT = "198.51.100.2"; // behind wan7, the default route
 const CLIENT2 = "10.0.0.2"; // behind priv9, the second interface
+// IPv6 on priv9 (documentation prefix): the host, and client2's /64, from which it takes turns among addresses.
+const HOST6_PRIV = "2001:db8:9::1";
+const client2v6 = (i: number) => `2001:db8:9::${(0x10 + i).toString(16)}`;
+const CLIENT2_V6_COUNT = 12;
 /**
  * The IPv4 DOCKER-USER rules before issue 12 (the default route's interface, wan7 here, filled in at
  * run time): the only outside interface. Loaded by the test that shows the hole they leave.
@@ -355,6 +369,8 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         ip("-n", ns.host, "addr", "add", "172.30.0.1/24", "dev", BRIDGE);
         ip("-n", ns.client, "addr", "add", `${CLIENT}/24`, "dev", "eth0");
         ip("-n", ns.client2, "addr", "add", `${CLIENT2}/24`, "dev", "eth0");
+        ip("-n", ns.host, "addr", "add", `${HOST6_PRIV}/64`, "dev", "priv9", "nodad");
+        for (let i = 0; i < CLIENT2_V6_COUNT; i++) ip("-n", ns.client2, "addr", "add", `${client2v6(i)}/64`, "dev", "eth0", "nodad");
         ip("-n", ns.ctr, "addr", "add", "172.30.0.2/24", "dev", "eth0");
         for (const [n, dev] of [
             [ns.host, "wan7"],
@@ -585,7 +601,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
     it("SSH open to all (the default): a stranger is limited, a source that logged in with a key is not; back to admin CIDRs removes the exemption", async (t) => {
         if (!requireReady(t)) return;
         // sshd stand-in on the host's port 22 (what matters here is whether a new connection gets through).
-        children.push(spawn("ip", ["netns", "exec", ns.host, "node", "-e", SERVER_JS, "22"], { stdio: "ignore" }));
+        children.push(spawn("ip", ["netns", "exec", ns.host, "node", "-e", DUAL_SERVER_JS, "22"], { stdio: "ignore" }));
         /** New connections from `from` in a row, each waited for: how many got through. */
         const burst = (from: string, to: string, n = 10): boolean[] => Array.from({ length: n }, () => probe(from, to, 22) === "ok 22");
         /** UFW's limit: from the 6th new connection in 30 s on, refused. */
@@ -621,6 +637,23 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.deepEqual(burst(ns.client, HOST.wan), Array(10).fill(true), "the deploying source: every new connection gets through");
         const stranger = burst(ns.client2, HOST.priv);
         assert.ok(stranger[0] && limited(stranger), `a stranger gets in, then is limited (6 in 30 s): ${stranger}`);
+
+        // IPv6: a stranger taking turns among the addresses of its /64, one new connection from each, is
+        // limited as one source (UFW's own limit counts per address and would let every one through).
+        assert.deepEqual(chain("ip6tables", "ufw6-before-input").filter((l) => sshKeyedRules(6).includes(l)), sshKeyedRules(6), "the exemption and the per-/64 limit are loaded, in order");
+        const walk6 = (): boolean[] =>
+            Array.from({ length: 10 }, (_, i) => inNs(ns.client2, ["node", "-e", PROBE_FROM_JS, HOST6_PRIV, "22", client2v6(i)], { timeout: 10_000 }).stdout.trim() === "ok 22");
+        const walked = walk6();
+        assert.ok(walked[0] && limited(walked), `an IPv6 /64 gets in, then is limited (6 in 30 s across its addresses): ${walked}`);
+        // The fault: the per-/64 rules taken out of the live chain. The same walk (each address now at its
+        // second connection, far below UFW's 6) gets through entirely; a reload puts the rules back.
+        for (const rule of sshNetLimitRules6()) {
+            const del = inNs(ns.host, ["ip6tables", ...rule.replace(/^-A /, "-D ").split(" ")]);
+            assert.equal(del.code, 0, out(del));
+        }
+        assert.deepEqual(walk6(), Array(10).fill(true), "without the per-/64 rules, UFW's per-address limit lets the walking /64 through");
+        ufwReload();
+        assert.deepEqual(chain("ip6tables", "ufw6-before-input").filter((l) => sshKeyedRules(6).includes(l)), sshKeyedRules(6), "a reload loads them again");
 
         // The fault: the list emptied (as at a boot with nothing recorded) and no session since: the deployer is
         // throttled like anyone, which is what closed the Docker provider's dials.

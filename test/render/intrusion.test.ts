@@ -39,7 +39,7 @@ import {
     hubLink,
     renderIntrusion,
 } from "../../components/render/intrusion";
-import { SSH_BF_SCENARIO } from "../../components/render/monitoring";
+import { IPV6_SCENARIO_SUFFIX, SSH_BF_SCENARIO } from "../../components/render/monitoring";
 import { prodConfig, prodWith } from "../fixtures";
 import { describeSightings, watchProc } from "../proc-watch";
 import { IN_CI, requireTool, run, RunResult, tmpDir, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
@@ -57,6 +57,10 @@ const IGNORED = "203.0.113.50"; // inside intrusion.ignoreIps: must never be ban
 const PRIVATE = "10.20.30.40"; // a private address: exempt by default, bannable with whitelistPrivateRanges false
 const OPERATOR = "198.51.100.99"; // TEST-NET-2: an operator with too many keys in the agent: must not be banned
 const RESETTER = "198.51.100.98"; // TEST-NET-2: a stranger who resets each connection before MaxAuthTries: must be banned
+// IPv6 documentation prefix (2001:db8::/32): an attacker walking its /64, one failure per address, and an operator in another /64.
+const ATTACKER6_NET = "2001:db8:a:b::/64";
+const attacker6 = (net: string, i: number) => net.replace("::/64", `::${(i + 1).toString(16)}`);
+const OPERATOR6 = "2001:db8:c:d::99";
 
 const requireRoot = (t: TestContext): boolean => requireRootAs(t, "mount, network and PID namespaces, iptables");
 function out(r: RunResult): string {
@@ -355,6 +359,10 @@ printf '
 '
 ipset list "$set4"
 printf '
+=== ipset6
+'
+ipset list "$set4" >/dev/null 2>&1 && ipset list crowdsec6-blacklists 2>&1
+printf '
 === iptables
 '
 iptables -S
@@ -557,6 +565,49 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         assert.ok(
             theirs.some((a) => a.source.value === OPERATOR && a.scenario === "crowdsecurity/ssh-bf"),
             `with the hub's ssh-bf the same operator is banned (so the test can fail):\n${JSON.stringify(theirs.map((a) => [a.source.value, a.scenario]))}`,
+        );
+    });
+
+    it("replay: an IPv6 attacker walking its /64 (one failure per address) is banned as the /64; an IPv6 operator's login cancels; per-address grouping (a fault) bans nothing", (t) => {
+        if (!ready(t)) return;
+        // Each replay walks a /64 of its own: the alerts of an earlier replay stay in the local API.
+        const replay = (marker: string, net: string, before: string) => {
+            const log = path.join(dir, `auth-ipv6-${marker}.log`);
+            const start = new Date(Date.now() - 40_000);
+            // Twelve failed passwords in twelve seconds, each from a new address of the same /64.
+            const walk = Array.from({ length: 12 }, (_, i) => `${syslogStamp(new Date(start.getTime() + i * 1000))} citadel sshd[${19000 + i}]: Failed password for root from ${attacker6(net, i)} port ${52000 + i} ssh2`);
+            const lines = [...walk, ...agentWithWrongKeys(OPERATOR6, "deploy", start, 4, 2)];
+            fs.writeFileSync(log, [...lines, ""].join("\n") + sshdFailures([marker], 12));
+            const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", `${before}\n${REPLAY}`, "replay", log, marker, BOUNCER_IPSETS[4]], 90_000);
+            assert.equal(r.code, 0, out(r));
+            const sec = sections(r.stdout);
+            const alerts = (JSON.parse(sec.alerts || "null") ?? []) as Alert[];
+            assert.ok(alerts.some((a) => a.source.value === marker && a.scenario === SSH_BF_SCENARIO), `the replay must end in ${marker}'s ban:\n${JSON.stringify(alerts)}`);
+            return { alerts, sec };
+        };
+        const ours = replay("192.0.2.31", ATTACKER6_NET, "true");
+        const v6 = ours.alerts.filter((a) => a.scenario === `${SSH_BF_SCENARIO}${IPV6_SCENARIO_SUFFIX}`);
+        assert.ok(
+            v6.some((a) => a.source.value === ATTACKER6_NET && (a.decisions ?? []).some((d) => d.type === "ban" && d.value === ATTACKER6_NET)),
+            `no ban of ${ATTACKER6_NET}:\n${JSON.stringify(ours.alerts.map((a) => [a.scenario, a.source.value]))}`,
+        );
+        assert.deepEqual(
+            ours.alerts.filter((a) => a.source.value.startsWith("2001:db8:c:d:")).map((a) => a.scenario),
+            [],
+            "the IPv6 operator's login cancels its /64's buckets",
+        );
+        // The bouncer holds the /64 as one entry of its IPv6 set (what DROPs the whole range).
+        assert.match(ours.sec.ipset6 ?? "", /^2001:db8:a:b::\/64 timeout \d+/m, ours.sec.ipset6);
+        // The fault: IPv6 sources grouped per address, as the hub (and Citadel before) did. The same walk
+        // now fills no bucket: nothing of the attacker's /64 is banned.
+        const f = CITADEL_SSH_SCENARIOS;
+        const FAULT_NET = "2001:db8:a:c::/64";
+        const perAddress = replay("192.0.2.32", FAULT_NET, `cp ${f} ${dir}/citadel-ssh.yaml.bak && sed -i 's/^groupby: IpToRange.*/groupby: evt.Meta.source_ip/' ${f}`);
+        sandbox(ov, ["/bin/cp", `${dir}/citadel-ssh.yaml.bak`, f]);
+        assert.deepEqual(
+            perAddress.alerts.filter((a) => a.source.value.startsWith("2001:db8:a:c:")).map((a) => [a.scenario, a.source.value]),
+            [],
+            "grouped per address, the walk must ban nothing (so the /64 grouping is what bans it)",
         );
     });
 
