@@ -101,24 +101,42 @@ async def main():
 asyncio.run(main())`;
 }
 
+/** One full scan of `address` against the declared exposure: drift per port, or why the scan cannot be trusted. */
+function scanAgainst(t: AuditTarget, address: string, label: string): { drift: Drift[]; how: string } | { fail: string } {
+    const expected = [...t.exposureTcp].sort((a, b) => a - b);
+    const scan = probeJson<ScanResult>(t.probe, scanScript(address, { confirm: expected }), 300_000);
+    const open = scan.open;
+    const faults = Object.entries(scan.faults);
+    if (faults.length) return { fail: `${label} scan incomplete: the probe could not test ${faults.map(([e, n]) => `${n} port(s) (${e})`).join(", ")}; open so far: ${open.join(",")}` };
+    if (scan.unreliable) {
+        return { fail: `${label} scan unreliable: ${scan.passes} full passes each missed a declared port that then answered (${scan.lateOpen.join(",")} in the first); a port called dropped may be open. Run the audit again on a less loaded machine` };
+    }
+    const drift: Drift[] = [];
+    const tcp = label === "IPv6" ? "tcp6" : "tcp";
+    for (const p of open) if (!expected.includes(p)) drift.push({ what: `${tcp}/${p}`, expected: "closed", actual: "open" });
+    for (const p of expected) if (!open.includes(p)) drift.push({ what: `${tcp}/${p}`, expected: "open", actual: "closed" });
+    const how = `${label} ${address} open: ${open.join(",")} (${scan.timedOut} dropped, ${scan.refused} refused, ${scan.seconds} s` + (scan.lateOpen.length ? `; the first pass missed ${scan.lateOpen.join(",")} (slow re-probe), ${scan.passes} passes` : "") + ")";
+    return { drift, how };
+}
+
 const outPorts: CheckDef = {
     id: "out-ports",
-    title: "full TCP scan (1-65535) shows exactly the declared exposure",
+    title: "full TCP scan (1-65535) shows exactly the declared exposure, over IPv4 and (citadel:host.docker.ipv6) IPv6",
     group: "outside",
     run(t) {
-        const expected = [...t.exposureTcp].sort((a, b) => a - b);
-        const scan = probeJson<ScanResult>(t.probe, scanScript(t.address, { confirm: expected }), 300_000);
-        const open = scan.open;
-        const faults = Object.entries(scan.faults);
-        if (faults.length) return { result: "fail", evidence: `scan incomplete: the probe could not test ${faults.map(([e, n]) => `${n} port(s) (${e})`).join(", ")}; open so far: ${open.join(",")}` };
-        if (scan.unreliable) {
-            return { result: "fail", evidence: `scan unreliable: ${scan.passes} full passes each missed a declared port that then answered (${scan.lateOpen.join(",")} in the first); a port called dropped may be open. Run the audit again on a less loaded machine` };
-        }
-        const drift: Drift[] = [];
-        for (const p of open) if (!expected.includes(p)) drift.push({ what: `tcp/${p}`, expected: "closed", actual: "open" });
-        for (const p of expected) if (!open.includes(p)) drift.push({ what: `tcp/${p}`, expected: "open", actual: "closed" });
-        const how = `${scan.timedOut} dropped, ${scan.refused} refused, ${scan.seconds} s, from ${t.probe.describe}` + (scan.lateOpen.length ? `; the first pass missed ${scan.lateOpen.join(",")} (slow re-probe), ${scan.passes} passes` : "");
-        return fromDrift(drift, `open: ${open.join(",")} (${how})`, `open: ${open.join(",")} (${how})`);
+        const scans = [scanAgainst(t, t.address, "IPv4")];
+        // The same exposure over IPv6: UFW's rules, Docker's IPv6 NAT and the mangle copy of DOCKER-USER.
+        if (t.config.host.docker.ipv6 && t.address6) scans.push(scanAgainst(t, t.address6, "IPv6"));
+        const failed = scans.find((s): s is { fail: string } => "fail" in s);
+        if (failed) return { result: "fail", evidence: failed.fail };
+        const ok = scans as { drift: Drift[]; how: string }[];
+        const six = t.config.host.docker.ipv6 && !t.address6 ? "; IPv6 not scanned: the target gives no IPv6 address to scan" : "";
+        const how = `${ok.map((s) => s.how).join("; ")}, from ${t.probe.describe}${six}`;
+        return fromDrift(
+            ok.flatMap((s) => s.drift),
+            how,
+            how,
+        );
     },
 };
 

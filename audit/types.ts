@@ -86,6 +86,11 @@ export interface AuditTarget {
     config: StackConfig;
     /** Address the probe connects to (the VPS's lab address, or the server's public address). */
     address: string;
+    /**
+     * The host's IPv6 address, scanned like `address` when citadel:host.docker.ipv6 is on. Absent: the
+     * IPv6 scan is skipped with the reason (only the lab knows a routable one for its VPS today).
+     */
+    address6?: string;
     /** Where SSH answers from this machine (ssh client, ssh-audit): host and port. */
     sshHost: string;
     sshPort: number;

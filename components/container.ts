@@ -65,7 +65,7 @@ export function containerArgs(
         ipcMode: "private",
         command: x.command,
         envs: x.env.length ? x.env : undefined,
-        ports: x.publishedPorts.length ? x.publishedPorts.map((p) => ({ internal: p.internal, external: p.external, protocol: p.protocol })) : undefined,
+        ports: x.publishedPorts.length ? x.publishedPorts.map((p) => ({ internal: p.internal, external: p.external, protocol: p.protocol, ...(p.hostIp ? { ip: p.hostIp } : {}) })) : undefined,
         mounts: [
             ...x.binds.map((b) => ({ type: "bind", source: b.source, target: b.target, readOnly: b.readOnly })),
             ...x.secretMounts.map((m) => ({ type: "bind", source: m.source, target: m.target, readOnly: true })),

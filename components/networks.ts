@@ -26,6 +26,8 @@ export class Networks extends pulumi.ComponentResource {
                     driver: "bridge",
                     internal: n.internal,
                     ...(n.subnet ? { ipamConfigs: [{ subnet: n.subnet, ...(n.ipRange ? { ipRange: n.ipRange } : {}), ...(n.gateway ? { gateway: n.gateway } : {}) }] } : {}),
+                    // Dual-stack: Docker picks the IPv4 subnet itself, as for the other networks.
+                    ...(n.ipv6Subnet ? { ipv6: true, ipamConfigs: [{ subnet: n.ipv6Subnet }] } : {}),
                     ...(n.bridge || n.options ? { options: { ...(n.bridge ? { "com.docker.network.bridge.name": n.bridge } : {}), ...n.options } } : {}),
                 },
                 // A network has a fixed name: a replacement must remove the old one before it creates the new.

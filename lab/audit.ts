@@ -87,6 +87,7 @@ export async function localTarget(outputs?: StackOutputs, probeName = PROBE_CONT
         stack: "local",
         config,
         address: info.address,
+        address6: info.address6,
         sshHost: "127.0.0.1",
         sshPort: info.sshPort,
         exposureTcp: exposureOf(config, outputs),

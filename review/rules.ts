@@ -664,7 +664,7 @@ export const containersRule: Rule = (b, h, out) => {
             out.emit(`${p}.tmpfs=${arr(c.tmpfs).join(",")}`, "containers", "neutral", `${name}: writable tmpfs ${d.added.length ? `+ ${d.added.join(" ")}` : ""}${d.removed.length ? ` − ${d.removed.join(" ")}` : ""}`.trim(), o.tmpfs, c.tmpfs, "in-memory paths (Docker mounts them noexec, nosuid); the root filesystem stays as declared", [at("tmpfs")]);
         }
         if (!same(o.publishedPorts, c.publishedPorts)) {
-            const fmt = (x: ContainerPosture["publishedPorts"][number]) => `${x.external}→${x.internal}/${x.protocol}`;
+            const fmt = (x: ContainerPosture["publishedPorts"][number]) => `${x.hostIp && x.hostIp !== "0.0.0.0" ? `[${x.hostIp}]:` : ""}${x.external}→${x.internal}/${x.protocol}`;
             const d = setDiff(arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt));
             for (const x of d.added) out.emit(`exposure.published+:${name}:${x}`, "exposure", "weakens", `${name} publishes ${x} on the host`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), "a published port skips UFW's INPUT chain; only DOCKER-USER stands between it and the Internet", [at("publishedPorts")]);
             for (const x of d.removed) out.emit(`exposure.published-:${name}:${x}`, "exposure", "strengthens", `${name} no longer publishes ${x}`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), "one host port fewer", [at("publishedPorts")]);
@@ -793,7 +793,10 @@ export const networksRule: Rule = (b, h, out) => {
             out.emit(`network-isolation.${name}+`, "network-isolation", n.internal ? "neutral" : "weakens", `new network ${name}${n.internal ? " (internal)" : " (routes out of the host)"}`, undefined, arr(n.members).join(", "), n.internal ? "internal: no route out; see who joins it" : "its members can reach the Internet", [at("name"), at("internal")]);
         } else if (o && !n) {
             out.emit(`network-isolation.${name}-`, "network-isolation", "neutral", `network ${name} removed`, arr(o.members).join(", "), undefined, "its members leave it (see the leave findings)", [at("name"), at("internal")]);
-        } else if (o && n && o.internal !== n.internal) {
+        } else if (o && n && o.ipv6Subnet !== n.ipv6Subnet) {
+            out.emit(`network-isolation.${name}.ipv6=${n.ipv6Subnet ?? "none"}`, "network-isolation", "neutral", `${name} ${n.ipv6Subnet ? `dual-stack (IPv6 ${n.ipv6Subnet})` : "IPv4 only"}`, o.ipv6Subnet ?? "(none)", n.ipv6Subnet ?? "(none)", `${arr(n.members).join(", ")} ${n.ipv6Subnet ? "also reached (published ports) and routed over IPv6: the published-port findings say what is exposed" : "no longer reached over IPv6"}`, [at("ipv6Subnet")]);
+        }
+        if (o && n && o.internal !== n.internal) {
             const dir = bool(o.internal, n.internal, "stronger");
             out.emit(`network-isolation.${name}.internal=${String(n.internal)}`, "network-isolation", dir, `${name} ${n.internal ? "internal" : "no longer internal"}`, o.internal, n.internal, dir === "weakens" ? `${arr(n.members).join(", ")} get a route out of the host (exfiltration, callbacks)` : "no route out of the host", [at("internal")]);
         }
@@ -949,6 +952,11 @@ const DAEMON: Record<string, { good: unknown; absent: unknown; why: string }> = 
     iptables: { good: true, absent: true, why: "Docker stops managing its rules: DOCKER-USER and published ports behave unpredictably" },
 };
 const DAEMON_NEUTRAL = ["live-restore", "log-driver", "log-opts", "ip-forward"];
+/** daemon.json keys of citadel:host.docker.ipv6: what they do, judged by the exposure findings they come with. */
+const DAEMON_IPV6: Record<string, string> = {
+    ip6tables: "Docker NATs IPv6 to containers with an IPv6 address (the gateway): the published-port findings say what that exposes, and Citadel's mangle copy of DOCKER-USER filters it",
+    experimental: "Debian 12's docker.io (20.10) accepts ip6tables only with experimental on; Citadel uses no other experimental feature",
+};
 
 function sizeBytes(s: string): number {
     const m = /^(\d+)([KMGT]?)$/i.exec(String(s));
@@ -1030,6 +1038,8 @@ function daemonRule(b: Posture, h: Posture, out: Collector): void {
             out.emit(`host.docker.${k}=${JSON.stringify(dh[k] ?? "(default)")}`, "host", dir, `daemon.json ${k}: ${JSON.stringify(db[k] ?? "(default)")} → ${JSON.stringify(dh[k] ?? "(default)")}`, db[k], dh[k], dir === "weakens" ? rule.why : dir === "strengthens" ? "back to the hardened value" : dir === "neutral" ? "the same effective value" : "a value no rule judges", [at]);
         } else if (DAEMON_NEUTRAL.includes(k)) {
             out.emit(`host.docker.${k}`, "host", "neutral", `daemon.json ${k} changed`, db[k], dh[k], "logging and restarts: no effect on isolation", [at]);
+        } else if (DAEMON_IPV6[k]) {
+            out.emit(`host.docker.${k}=${JSON.stringify(dh[k] ?? "(default)")}`, "host", "neutral", `daemon.json ${k}: ${JSON.stringify(db[k] ?? "(default)")} → ${JSON.stringify(dh[k] ?? "(default)")}`, db[k], dh[k], DAEMON_IPV6[k], [at]);
         }
     }
 }

@@ -501,6 +501,14 @@ const HostSchema = obj({
         logMaxSize: checked(str(), (v) => (/^[1-9][0-9]*[kmg]$/.test(v) ? undefined : `${show(v)} is not a size (e.g. 10m)`)).default("10m"),
         /** Rotated files kept per container. Default 3. */
         logMaxFile: int(1, 20).default(3),
+        /**
+         * Serve the sites over IPv6 too: the gateway's 80/443 published on "::" as well, its network
+         * given an IPv6 subnet (a fixed ULA /64), Docker's ip6tables on (NAT to the gateway, so Caddy
+         * and CrowdSec see the client's real address), and IPv6 traffic to containers filtered and
+         * banned like IPv4. Debian 12's docker.io (20.10) offers ip6tables only with `experimental` on,
+         * so daemon.json sets both. false: IPv4 only (for a host booted without IPv6). Default true.
+         */
+        ipv6: bool().default(true),
     }).prefault({}),
 });
 

@@ -49,6 +49,9 @@ import {
     POSTGRES_CONTAINER,
     POSTGRES_DATA_VOLUME,
     PUBLIC_NETWORK,
+    PUBLIC_NETWORK_IPV6_SUBNET,
+    ALL_IPV4,
+    ALL_IPV6,
     REDIS_CONTAINER,
     REDIS_DATA_VOLUME,
     ROOT_UID,
@@ -219,7 +222,7 @@ function gatewayContainer(c: StackConfig): ContainerPosture {
             // Prometheus scrapes the gateway's metrics listener at this fixed address (render/caddy.ts binds it).
             ...(c.monitoring.enabled ? [{ network: MONITORING_NETWORK, aliases: [], ipv4Address: MONITORING_GATEWAY_IP }] : []),
         ],
-        publishedPorts: GATEWAY_PORTS.map((p) => ({ internal: p, external: p, protocol: "tcp" as const })),
+        publishedPorts: GATEWAY_PORTS.flatMap((p) => publishedOn(c).map((hostIp) => ({ internal: p, external: p, protocol: "tcp" as const, hostIp }))),
         secretMounts: [],
         binds: [
             { source: CADDYFILE_HOST_PATH, target: CADDYFILE_CONTAINER_PATH, readOnly: true },
@@ -319,6 +322,11 @@ function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
     };
 }
 
+/** The host addresses a published port listens on: IPv4's, and IPv6's with citadel:host.docker.ipv6. */
+export function publishedOn(c: StackConfig): string[] {
+    return c.host.docker.ipv6 ? [ALL_IPV4, ALL_IPV6] : [ALL_IPV4];
+}
+
 /** Every container: the gateway, the data services, the apps. */
 export function containersPosture(c: StackConfig): ContainerPosture[] {
     return [
@@ -332,7 +340,7 @@ export function containersPosture(c: StackConfig): ContainerPosture[] {
 /** Networks with their members, read off the containers (so the two can never disagree). */
 export function networksPosture(c: StackConfig, containers: ContainerPosture[]): NetworkPosture[] {
     const declared: Omit<NetworkPosture, "members">[] = [
-        { name: PUBLIC_NETWORK, internal: false },
+        { name: PUBLIC_NETWORK, internal: false, ...(c.host.docker.ipv6 ? { ipv6Subnet: PUBLIC_NETWORK_IPV6_SUBNET } : {}) },
         ...c.apps.map((a) => ({ name: edgeNetworkName(a.name), internal: true })),
         ...dataApps(c).map((a) => ({ name: dataNetworkName(a.name), internal: true })),
         ...(c.apps.some((a) => a.egress) || monitoringNeedsEgress(c) ? [{ name: EGRESS_NETWORK, internal: false, options: { [NO_ICC_OPTION]: "false" } }] : []),

@@ -38,6 +38,8 @@ export const SSH_KEYED_SECONDS = 86400;
  * would start afresh, and a ban of one address would be walked around with the next.
  */
 export const IPV6_SOURCE_PREFIX = 64;
+/** UFW's hook run after each load of its rules; Citadel's block in it puts the ban rules back. */
+export const AFTER_INIT_PATH = "/etc/ufw/after.init";
 /** The kernel `recent` list that counts new SSH connections per IPv6 /64 while SSH is limited. */
 export const SSH_NET6_LIST = "citadel-ssh-net6";
 /** Root-only record of the exempt sources (one empty file per address, its mtime the last session): UFW's after.init puts them back into the kernel list after a boot or a reload. */
@@ -76,6 +78,15 @@ export const ROOT_UID = 0;
 // ---- Networks ------------------------------------------------------------------------------
 /** The gateway's network: the published GATEWAY_PORTS and egress for ACME. */
 export const PUBLIC_NETWORK = "citadel-public";
+/**
+ * The public network's IPv6 subnet (citadel:host.docker.ipv6): a unique local /64, never routed
+ * outside the host. Docker NATs the host's public IPv6 to the gateway's address in it, as it does
+ * for IPv4.
+ */
+export const PUBLIC_NETWORK_IPV6_SUBNET = "fd17:c1ad:e1::/64";
+/** Where a published port listens: every IPv4 address, and with IPv6 on, every IPv6 address. */
+export const ALL_IPV4 = "0.0.0.0";
+export const ALL_IPV6 = "::";
 /** One internal network per app, shared only with the gateway. */
 export const edgeNetworkName = (app: string): string => `citadel-edge-${app}`;
 /**

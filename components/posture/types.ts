@@ -109,7 +109,8 @@ export interface ContainerPosture {
     pids: number;
     tmpfs: string[];
     networks: NetworkAttachment[];
-    publishedPorts: { internal: number; external: number; protocol: Protocol }[];
+    /** hostIp: where the port listens ("0.0.0.0", or "::" for IPv6); absent in postures before IPv6 (read as "0.0.0.0"). */
+    publishedPorts: { internal: number; external: number; protocol: Protocol; hostIp?: string }[];
     secretMounts: SecretMount[];
     /** Other read-only or read-write bind mounts (configuration, logs). */
     binds: { source: string; target: string; readOnly: boolean }[];
@@ -144,6 +145,8 @@ export interface NetworkPosture {
     /** The bridge's address on the host (what the host's own services bind for the network). */
     gateway?: string;
     bridge?: string;
+    /** An IPv6 subnet: the network is dual-stack (the public network with citadel:host.docker.ipv6). */
+    ipv6Subnet?: string;
     /** Docker driver options (the egress bridge: no traffic between its containers). */
     options?: Record<string, string>;
     /** Containers attached to it. */

@@ -24,14 +24,14 @@ import { SYSCTL_PATH } from "./host";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-import { GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
+import { AFTER_INIT_PATH, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
 export const AFTER_RULES_END = "# END CITADEL DOCKER-USER";
 export const AFTER_RULES_PATH = { 4: "/etc/ufw/after.rules", 6: "/etc/ufw/after6.rules" } as const;
 /** UFW's hook run after it loaded its rules (Debian copies it from /usr/share/ufw once; not a conffile). */
-export const AFTER_INIT_PATH = "/etc/ufw/after.init";
+export { AFTER_INIT_PATH };
 export const AFTER_INIT_BEGIN = "# BEGIN CITADEL BOUNCER RULES (managed by Citadel: edits inside this block are overwritten)";
 export const AFTER_INIT_END = "# END CITADEL BOUNCER RULES";
 /** Prefix of the (rate-limited) kernel log line for a new inbound connection dropped in DOCKER-USER. */
@@ -267,22 +267,37 @@ export const UFW_DEFAULTS = [
 // The DOCKER-USER block for after.rules / after6.rules.
 // ---------------------------------------------------------------------------------------------
 
-/** The marked block for one family: the same on every host (outside = not a Docker bridge). */
-export function dockerUserBlock(family: IpFamily): string {
+/** IPv6's copy of the DOCKER-USER policy, in the mangle table (see the block's comment). */
+export const FORWARD6_CHAIN = "CITADEL-FORWARD6";
+/** The jump into it from mangle's FORWARD, as `ip6tables -t mangle -S FORWARD` prints it. */
+export const FORWARD6_JUMP = `-A FORWARD -j ${FORWARD6_CHAIN}`;
+
+function renderDockerUserBlock(family: IpFamily, forward6?: { chain: string; jump: string; rules: string[] }): string {
     return renderTemplate("firewall/docker-user.rules.hbs", {
         begin: AFTER_RULES_BEGIN,
         end: AFTER_RULES_END,
         family,
         gatewayPorts: GATEWAY_PORTS,
         logPrefix: DOCKER_BLOCK_LOG_PREFIX,
+        forward6,
     });
+}
+
+/** The marked block for one family: the same on every host (outside = not a Docker bridge). IPv6's also carries the mangle copy. */
+export function dockerUserBlock(family: IpFamily): string {
+    return renderDockerUserBlock(family, family === 6 ? { chain: FORWARD6_CHAIN, jump: FORWARD6_JUMP, rules: forward6Rules() } : undefined);
 }
 
 /** The `-A DOCKER-USER ...` lines of the block, as `iptables -S DOCKER-USER` prints them once loaded. */
 export function dockerUserRules(family: IpFamily): string[] {
-    return dockerUserBlock(family)
+    return renderDockerUserBlock(family)
         .split("\n")
         .filter((l) => l.startsWith("-A DOCKER-USER "));
+}
+
+/** The IPv6 DOCKER-USER rules in FORWARD6_CHAIN, as `ip6tables -t mangle -S` prints them (one policy, written once). */
+export function forward6Rules(): string[] {
+    return dockerUserRules(6).map((l) => l.replace(/^-A DOCKER-USER /, `-A ${FORWARD6_CHAIN} `));
 }
 
 /** One difference between the live DOCKER-USER chain and the declared one (the audit's Drift shape). */
@@ -299,27 +314,27 @@ export interface DockerUserDrift {
  * required (a bouncer's leftover set), and anything after the block's final DROP, which no packet
  * reaches (Docker appends its own `-j RETURN` whenever the daemon starts).
  */
-export function dockerUserDrift(liveS: string, family: IpFamily, bans: boolean): DockerUserDrift[] {
+export function dockerUserDrift(liveS: string, family: IpFamily, bans: boolean, chain = "DOCKER-USER"): DockerUserDrift[] {
     const live = liveS
         .split("\n")
         .map((l) => l.trim())
-        .filter((l) => l.startsWith("-A DOCKER-USER "));
-    const declared = dockerUserRules(family);
-    const ban = `-A DOCKER-USER ${bouncerBanRule(family)}`;
+        .filter((l) => l.startsWith(`-A ${chain} `));
+    const declared = chain === FORWARD6_CHAIN ? forward6Rules() : dockerUserRules(family);
+    const ban = `-A ${chain} ${bouncerBanRule(family)}`;
     const drift: DockerUserDrift[] = [];
     const start = live.indexOf(declared[0]);
     const ahead = start >= 0 ? live.slice(0, start) : live.filter((l) => !declared.includes(l));
     if (bans && !ahead.includes(ban)) {
         drift.push({
-            what: "CrowdSec ban rule in DOCKER-USER",
+            what: `CrowdSec ban rule in ${chain}`,
             expected: `${ban} (ahead of the block)`,
             actual: live.includes(ban) ? "behind the block's first rule" : "(missing: banned addresses reach the containers)",
         });
     }
-    for (const l of ahead) if (l !== ban) drift.push({ what: "DOCKER-USER rule ahead of the block", expected: "(not declared)", actual: l });
+    for (const l of ahead) if (l !== ban) drift.push({ what: `${chain} rule ahead of the block`, expected: "(not declared)", actual: l });
     declared.forEach((d, i) => {
         const got = start >= 0 ? live[start + i] : undefined;
-        if (got !== d) drift.push({ what: `DOCKER-USER block rule ${i + 1}/${declared.length}`, expected: d, actual: got ?? "(missing)" });
+        if (got !== d) drift.push({ what: `${chain} block rule ${i + 1}/${declared.length}`, expected: d, actual: got ?? "(missing)" });
     });
     return drift;
 }
@@ -341,6 +356,7 @@ export function afterInitBlock(): string {
         keyedList: SSH_KEYED_LIST,
         keyedDir: SSH_KEYED_STATE_DIR,
         keyedMinutes: Math.ceil(SSH_KEYED_SECONDS / 60),
+        forward6Chain: FORWARD6_CHAIN,
     });
 }
 
@@ -376,6 +392,7 @@ export function renderFirewall(c: StackConfig): HostScript {
         before6: BEFORE_RULES_PATH[6],
         keyed4: sshKeyedBlock(4),
         keyed6: sshKeyedBlock(6),
+        forward6Chain: FORWARD6_CHAIN,
         keyedRules4: sshKeyedRules(4),
         keyedRules6: sshKeyedRules(6),
         net6List: SSH_NET6_LIST,

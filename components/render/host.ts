@@ -270,6 +270,9 @@ export function dockerDaemonConfig(c: StackConfig): Record<string, unknown> {
         "log-opts": { "max-size": c.host.docker.logMaxSize, "max-file": String(c.host.docker.logMaxFile) },
         "ip-forward": true,
         iptables: true,
+        // IPv6 published ports NATed to the gateway like IPv4 (citadel:host.docker.ipv6). docker.io
+        // 20.10 accepts ip6tables only with experimental on; nothing else experimental is used.
+        ...(c.host.docker.ipv6 ? { experimental: true, ip6tables: true } : {}),
         // docker.io's unit runs dockerd with LimitCORE=infinity, which every container inherits: a
         // crashed Postgres or app would write its memory, secrets included, into its working directory.
         ...(c.host.os.coreDumps ? {} : { "default-ulimits": { core: { Name: "core", Hard: 0, Soft: 0 } } }),
@@ -284,8 +287,8 @@ function renderDockerStep(c: StackConfig): HostScript {
     const file: HostFile = { path: DOCKER_DAEMON_JSON_PATH, content: renderDockerDaemonJson(c), mode: "0644", owner: "root", group: "root" };
     return {
         name: "docker",
-        description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation); ${c.admin.user} in group docker`,
-        script: renderTemplate("host/docker.sh.hbs", { lib: lib(), path: file.path, content: file.content, adminUser: c.admin.user }),
+        description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation${c.host.docker.ipv6 ? ", IPv6 NAT (ip6tables)" : ""}); ${c.admin.user} in group docker`,
+        script: renderTemplate("host/docker.sh.hbs", { lib: lib(), path: file.path, content: file.content, adminUser: c.admin.user, ipv6: c.host.docker.ipv6 }),
         files: [file],
     };
 }

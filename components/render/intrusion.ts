@@ -16,7 +16,7 @@
 import YAML from "yaml";
 import { crowdsecPrometheusConfig, IPV6_SCENARIO_SUFFIX, SSH_BF_SCENARIO } from "./monitoring";
 import type { StackConfig } from "../config";
-import { CADDY_ACCESS_LOG_HOST, HOST_CONSUMER, IPV6_SOURCE_PREFIX, secretFilePath, SSH_PORT } from "../posture/facts";
+import { AFTER_INIT_PATH, CADDY_ACCESS_LOG_HOST, HOST_CONSUMER, IPV6_SOURCE_PREFIX, secretFilePath, SSH_PORT } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
@@ -441,7 +441,7 @@ export function fail2banJail(c: StackConfig): string {
 function renderCrowdsec(c: StackConfig): HostScript {
     const files = crowdsecFiles(c);
     const bouncerLocal = bouncerLocalTemplate();
-    const dropin = renderTemplate("intrusion/bouncer-dropin.conf.hbs", {});
+    const dropin = renderTemplate("intrusion/bouncer-dropin.conf.hbs", { afterInit: AFTER_INIT_PATH });
     const script = renderTemplate("intrusion/crowdsec.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
         files,

@@ -18,6 +18,13 @@ export const LAB_NETWORK = "citadel-lab";
  */
 export const LAB_SUBNET = "172.30.99.0/24";
 export const LAB_GATEWAY = "172.30.99.1";
+/**
+ * The lab network's IPv6 (a unique local /64): each VPS gets an address in it as a Hetzner server gets
+ * its public IPv6, so the stack's IPv6 serving, filtering and bans are tested over IPv6 too. This
+ * machine reaches it as LAB_GATEWAY6, straight over the bridge (no NAT).
+ */
+export const LAB_SUBNET6 = "fd17:c1ad:99::/64";
+export const LAB_GATEWAY6 = "fd17:c1ad:99::1";
 const VPS_LABEL = "org.citadel.vps";
 const BOOT_TIMEOUT_MS = 90_000;
 
@@ -57,6 +64,8 @@ export interface VpsInfo {
     containerId: string;
     /** Its IPv4 address on LAB_NETWORK. */
     address: string;
+    /** Its IPv6 address on LAB_NETWORK (in LAB_SUBNET6). */
+    address6: string;
     /** 127.0.0.1 (published ports), or the lab address of a VPS started with `address`. */
     sshHost: string;
     sshPort: number;
@@ -92,14 +101,23 @@ export function containerState(name: string): string | undefined {
 }
 
 export function ensureLabNetwork(): void {
-    const have = run("docker", ["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", LAB_NETWORK], { timeout: 30_000 });
-    if (have.code === 0 && have.stdout.trim() === LAB_SUBNET) return;
-    // An older lab network with another subnet: replace it (Docker refuses while containers use it).
+    const have = run("docker", ["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", LAB_NETWORK], { timeout: 30_000 });
+    const wanted = [LAB_SUBNET, LAB_SUBNET6].sort().join(" ");
+    if (have.code === 0 && have.stdout.trim().split(/\s+/).sort().join(" ") === wanted) return;
+    // An older lab network with other subnets (before IPv6): replace it. Docker refuses while containers
+    // use it: the lab's own VPSes (by label) are removed first; anything else on it stops the replacement.
     if (have.code === 0) {
+        const attached = run("docker", ["network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", LAB_NETWORK], { timeout: 30_000 }).stdout.trim().split(/\s+/).filter(Boolean);
+        for (const c of attached) {
+            const label = run("docker", ["inspect", "--format", `{{index .Config.Labels "${VPS_LABEL}"}}`, c], { timeout: 30_000 }).stdout.trim();
+            if (label !== "1") continue;
+            progress(`removing ${c}: ${LAB_NETWORK} is replaced by one with an IPv6 subnet (${LAB_SUBNET6})`);
+            run("docker", ["rm", "-f", c], { timeout: 60_000 });
+        }
         const rm = run("docker", ["network", "rm", LAB_NETWORK], { timeout: 30_000 });
         if (rm.code !== 0) throw new Error(`citadel: vps: ${LAB_NETWORK} has subnet ${have.stdout.trim()}, not ${LAB_SUBNET}, and cannot be replaced while in use: ${rm.stderr.trim()}`);
     }
-    const r = run("docker", ["network", "create", "--driver", "bridge", "--subnet", LAB_SUBNET, "--gateway", LAB_GATEWAY, "--label", `${VPS_LABEL}=1`, LAB_NETWORK], { timeout: 30_000 });
+    const r = run("docker", ["network", "create", "--driver", "bridge", "--subnet", LAB_SUBNET, "--gateway", LAB_GATEWAY, "--ipv6", "--subnet", LAB_SUBNET6, "--gateway", LAB_GATEWAY6, "--label", `${VPS_LABEL}=1`, LAB_NETWORK], { timeout: 30_000 });
     // Another process may have created it in between.
     if (r.code !== 0 && run("docker", ["network", "inspect", LAB_NETWORK]).code !== 0) throw new Error(`citadel: vps: cannot create network ${LAB_NETWORK}: ${r.stderr}`);
 }
@@ -130,11 +148,12 @@ function hostPort(name: string, inner: number): number {
     return Number(m[1]);
 }
 
-function inspectInfo(name: string): Pick<VpsInfo, "containerId" | "address"> {
-    const out = runOk("docker", ["inspect", "--format", `{{.Id}} {{(index .NetworkSettings.Networks "${LAB_NETWORK}").IPAddress}}`, name]).trim();
-    const [containerId, address] = out.split(" ");
-    if (!containerId || !address) throw new Error(`citadel: vps: ${name} has no address on ${LAB_NETWORK}`);
-    return { containerId, address };
+function inspectInfo(name: string): Pick<VpsInfo, "containerId" | "address" | "address6"> {
+    const lab = `(index .NetworkSettings.Networks "${LAB_NETWORK}")`;
+    const out = runOk("docker", ["inspect", "--format", `{{.Id}} {{${lab}.IPAddress}} {{${lab}.GlobalIPv6Address}}`, name]).trim();
+    const [containerId, address, address6] = out.split(" ");
+    if (!containerId || !address || !address6) throw new Error(`citadel: vps: ${name} has no IPv4 and IPv6 address on ${LAB_NETWORK}: ${out}`);
+    return { containerId, address, address6 };
 }
 
 function readHostKey(name: string): string | undefined {
@@ -174,7 +193,7 @@ export async function startVps(opts: VpsOptions): Promise<VpsInfo> {
     const dir = vpsDir(name);
     const seedDir = path.join(dir, "seed");
     // Everything that shapes the VPS: a running one is reused only when all of it is the same.
-    const wanted = JSON.stringify({ image: imageKey(VPS_IMAGE), userData: opts.userData, sshPort: opts.sshPort, httpPort: opts.httpPort, httpsPort: opts.httpsPort, sysctls: opts.sysctls ?? {}, ...(opts.address ? { address: opts.address } : {}) });
+    const wanted = JSON.stringify({ image: imageKey(VPS_IMAGE), network: [LAB_SUBNET, LAB_SUBNET6], userData: opts.userData, sshPort: opts.sshPort, httpPort: opts.httpPort, httpsPort: opts.httpsPort, sysctls: opts.sysctls ?? {}, ...(opts.address ? { address: opts.address } : {}) });
     const existing = vpsInfo(name);
     let previous = "";
     try {

@@ -38,11 +38,14 @@ async function main(args: string[]): Promise<void> {
     // started it itself would stop it when it ends, under another file's image build.
     if (args[0] === "start") await ensureDockerd();
     if (!dockerReady()) return; // no engine, so no VPS either
-    const { containerState } = await import("../../lab/vps/vps");
+    const { containerState, ensureLabNetwork } = await import("../../lab/vps/vps");
     if (containerState(SHARED_VPS) !== undefined) {
         const { down } = await import("../../lab/local");
         await down();
     }
+    // The lab network as the tests need it (with IPv6 since issue 13), made here once: replacing an
+    // older one while the test files run side by side would pull it from under another file's VPS.
+    if (args[0] === "start") ensureLabNetwork();
     // Only the engine lab/vps/dockerd.ts started (its pid file), and only with nothing left on it.
     if (args.includes("--stop-dockerd")) await stopDockerd({ onlyIfIdle: true });
 }

@@ -33,6 +33,9 @@ import {
     dockerUserBlock,
     dockerUserDrift,
     dockerUserRules,
+    FORWARD6_CHAIN,
+    FORWARD6_JUMP,
+    forward6Rules,
     KEYED_BEGIN,
     PAM_SSHD_PATH,
     renderFirewall,
@@ -256,12 +259,12 @@ s.on("error", () => process.exit(1));`;
 // A stand-in for CrowdSec's local API, enough for the firewall bouncer: one ban for argv[2] on its
 // first (startup) pull, nothing new afterwards. Loopback of the host namespace only; exits by itself.
 const LAPI_JS = `const http = require("http");
-const [port, banned] = process.argv.slice(1);
+const [port, ...banned] = process.argv.slice(1);
 http.createServer((req, res) => {
     res.setHeader("content-type", "application/json");
     if (!req.url.startsWith("/v1/decisions/stream")) return res.end("[]");
-    const ban = { id: 1, origin: "cscli", type: "ban", scope: "Ip", value: banned, duration: "9m59s", scenario: "citadel-test" };
-    res.end(JSON.stringify({ new: /startup=true/.test(req.url) ? [ban] : [], deleted: [] }));
+    const bans = banned.map((value, i) => ({ id: i + 1, origin: "cscli", type: "ban", scope: value.includes("/") ? "Range" : "Ip", value, duration: "9m59s", scenario: "citadel-test" }));
+    res.end(JSON.stringify({ new: /startup=true/.test(req.url) ? bans : [], deleted: [] }));
 }).listen(Number(port), "127.0.0.1");
 setTimeout(() => process.exit(0), 300000);`;
 const ALLOWED_SESSION = "203.0.113.5 50022 198.51.100.1 22"; // inside admin.sourceIps 203.0.113.0/24
@@ -275,6 +278,11 @@ const CLIENT2 = "10.0.0.2"; // behind priv9, the second interface
 const HOST6_PRIV = "2001:db8:9::1";
 const client2v6 = (i: number) => `2001:db8:9::${(0x10 + i).toString(16)}`;
 const CLIENT2_V6_COUNT = 12;
+// IPv6 on wan7 and behind the bridge: the client's /64 is what a CrowdSec ban of an IPv6 source covers.
+const HOST6_WAN = "2001:db8:7::1";
+const CLIENT6 = "2001:db8:7::2";
+const CLIENT6_NET = "2001:db8:7::/64";
+const CTR6 = "fd17:c1ad:e1::2";
 /**
  * The IPv4 DOCKER-USER rules before issue 12 (the default route's interface, wan7 here, filled in at
  * run time): the only outside interface. Loaded by the test that shows the hole they leave.
@@ -338,8 +346,8 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
             .sort();
     }
     /** The live chain's rules as `-S` prints them ("-A DOCKER-USER ..."). */
-    function chain(bin: "iptables" | "ip6tables", name = "DOCKER-USER"): string[] {
-        const r = inNs(ns.host, [bin, "-S", name]);
+    function chain(bin: "iptables" | "ip6tables", name = "DOCKER-USER", table = "filter"): string[] {
+        const r = inNs(ns.host, [bin, "-t", table, "-S", name]);
         assert.equal(r.code, 0, out(r));
         return r.stdout.split("\n").filter((l) => l.startsWith("-A "));
     }
@@ -370,6 +378,10 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         ip("-n", ns.client, "addr", "add", `${CLIENT}/24`, "dev", "eth0");
         ip("-n", ns.client2, "addr", "add", `${CLIENT2}/24`, "dev", "eth0");
         ip("-n", ns.host, "addr", "add", `${HOST6_PRIV}/64`, "dev", "priv9", "nodad");
+        ip("-n", ns.host, "addr", "add", `${HOST6_WAN}/64`, "dev", "wan7", "nodad");
+        ip("-n", ns.client, "addr", "add", `${CLIENT6}/64`, "dev", "eth0", "nodad");
+        ip("-n", ns.host, "addr", "add", "fd17:c1ad:e1::1/64", "dev", BRIDGE, "nodad");
+        ip("-n", ns.ctr, "addr", "add", `${CTR6}/64`, "dev", "eth0", "nodad");
         for (let i = 0; i < CLIENT2_V6_COUNT; i++) ip("-n", ns.client2, "addr", "add", `${client2v6(i)}/64`, "dev", "eth0", "nodad");
         ip("-n", ns.ctr, "addr", "add", "172.30.0.2/24", "dev", "eth0");
         for (const [n, dev] of [
@@ -386,6 +398,9 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         ip("-n", ns.client, "route", "add", "default", "via", HOST.wan);
         ip("-n", ns.client2, "route", "add", "default", "via", HOST.priv);
         ip("-n", ns.ctr, "route", "add", "default", "via", "172.30.0.1");
+        ip("-n", ns.ctr, "-6", "route", "add", "default", "via", "fd17:c1ad:e1::1");
+        const fwd6 = inNs(ns.host, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        if (fwd6.code !== 0) throw new Error(out(fwd6));
         const fwd = inNs(ns.host, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         if (fwd.code !== 0) throw new Error(out(fwd));
         // What Docker 20.10 sets up for `-p 443:8443 -p 8001:8001` (userland-proxy off): DNAT of every
@@ -410,7 +425,14 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         ].join("\n");
         const r = run("ip", ["netns", "exec", ns.host, "iptables-restore", "--noflush"], { input: docker });
         if (r.code !== 0) throw new Error(out(r));
-        children.push(spawn("ip", ["netns", "exec", ns.ctr, "node", "-e", SERVER_JS, "8443", "8001", "9443"], { stdio: "ignore" }));
+        // And what Docker 20.10 sets up for IPv6 with ip6tables on (experimental): the same DNAT to the
+        // container's IPv6 address and ACCEPT rules, but NO jump to DOCKER-USER.
+        const docker6 = docker
+            .replace(/--to-destination 172\.30\.0\.2:(\d+)/g, `--to-destination [${CTR6}]:$1`)
+            .replace(":DOCKER-USER - [0:0]\n-A DOCKER-USER -j RETURN\n-A FORWARD -j DOCKER-USER\n", "");
+        const r6 = run("ip", ["netns", "exec", ns.host, "ip6tables-restore", "--noflush"], { input: docker6 });
+        if (r6.code !== 0) throw new Error(`${out(r6)}\n${docker6}`);
+        children.push(spawn("ip", ["netns", "exec", ns.ctr, "node", "-e", DUAL_SERVER_JS, "8443", "8001", "9443"], { stdio: "ignore" }));
         children.push(spawn("ip", ["netns", "exec", ns.client, "node", "-e", SERVER_JS, "7000"], { stdio: "ignore" }));
         // The bouncer's configuration: Citadel's .local (mode, chains, sets) pointed at the stand-in API.
         lapiPort = 18080;
@@ -448,6 +470,8 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.ok(await waitFor(() => probe(ns.client, HOST.wan, 8001) === "ok 8001", 10_000), "the test topology does not forward 8001");
         assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443");
         assert.equal(probe(ns.client2, HOST.priv, 8001), "ok 8001");
+        assert.ok(await waitFor(() => probe(ns.client, HOST6_WAN, 8001) === "ok 8001", 10_000), "the test topology does not forward 8001 over IPv6");
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 8443");
     });
 
     it("refuses to run from an SSH session outside admin.sourceIps, and changes nothing", (t) => {
@@ -528,6 +552,11 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443", "the gateway port must stay reachable");
         assert.equal(probe(ns.client2, HOST.priv, 443), "ok 8443", "the gateway port must stay reachable through the second interface");
         assert.equal(probe(ns.client, HOST.wan, 8001), "", "a published app port must not be reachable from outside");
+        // IPv6 the same, although Docker's IPv6 FORWARD never jumps to DOCKER-USER: the mangle copy.
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 8443", "the gateway port must stay reachable over IPv6");
+        assert.equal(probe(ns.client, HOST6_WAN, 8001), "", "a published app port must not be reachable over IPv6");
+        assert.deepEqual(chain("ip6tables", FORWARD6_CHAIN, "mangle"), forward6Rules());
+        assert.deepEqual(chain("ip6tables", "FORWARD", "mangle"), [FORWARD6_JUMP]);
         assert.equal(probe(ns.client2, HOST.priv, 8001), "", "nor through a second interface (a private network, a VPN)");
         // Routed straight to the container (an attacker on the same L2 segment): the port asked for is
         // 9443, not a gateway port, so it is dropped although nothing was DNATed.
@@ -536,6 +565,31 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         // The container still reaches the outside, and the replies come back (ESTABLISHED).
         assert.equal(probe(ns.ctr, CLIENT, 7000), "ok 7000");
         assert.ok(dropCount() > dropsBefore, "the DROP rule's counter must have counted the refused SYNs");
+    });
+
+    it("IPv6: Docker putting its rules on top of filter's FORWARD (as at each network it creates) opens nothing; without the mangle jump (a fault) 8001 is reachable; a reload puts it back once", (t) => {
+        if (!requireReady(t)) return;
+        // What Docker does when it creates a network: its ACCEPT rules inserted at the top of FORWARD,
+        // above any jump a hook might have put there.
+        const dockerRules = [`FORWARD 1 -o ${BRIDGE} -j ACCEPT`, `FORWARD 1 -i ${BRIDGE} -j ACCEPT`];
+        for (const rule of dockerRules.map((x) => `-I ${x}`)) {
+            const r = inNs(ns.host, ["ip6tables", ...rule.split(" ")]);
+            assert.equal(r.code, 0, out(r));
+        }
+        assert.equal(probe(ns.client, HOST6_WAN, 8001), "", "Docker's reordering must not open 8001 over IPv6");
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 8443");
+        for (const rule of dockerRules.map((x) => `-D ${x.replace(" 1 ", " ")}`)) inNs(ns.host, ["ip6tables", ...rule.split(" ")]);
+        // The fault: the jump into the mangle copy removed. IPv6 to the container's published port is open.
+        const del = inNs(ns.host, ["ip6tables", "-t", "mangle", "-D", "FORWARD", "-j", FORWARD6_CHAIN]);
+        assert.equal(del.code, 0, out(del));
+        assert.equal(probe(ns.client, HOST6_WAN, 8001), "ok 8001", "without the jump, IPv6 reaches the published app port (so the jump is what closes it)");
+        // The step sees it and reloads; after.init puts the jump back, once, however often UFW runs it.
+        const r = runScript(ALLOWED_SESSION);
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, /reloaded UFW: the DOCKER-USER rules were missing/, out(r));
+        ufwReload();
+        assert.deepEqual(chain("ip6tables", "FORWARD", "mangle"), [FORWARD6_JUMP]);
+        assert.equal(probe(ns.client, HOST6_WAN, 8001), "");
     });
 
     it("the rule set before issue 12 (outside = the default route's interface) leaves the second interface open", (t) => {
@@ -751,6 +805,9 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
             return set.code === 0 && set.stdout.split("\n").some((l) => l.startsWith(`${CLIENT} `)) && chain("iptables").includes(banRule(4));
         }, 30_000);
         assert.ok(ok, `the bouncer did not enforce the ban:\n${bouncerLog().slice(-3000)}`);
+        // What the bouncer's unit does once it is ready (ExecStartPost, the drop-in): UFW's after.init again.
+        const post = onHost([AFTER_INIT_PATH, "start"]);
+        assert.equal(post.code, 0, out(post));
     }
     async function stopBouncer(): Promise<void> {
         const b = bouncer;
@@ -762,24 +819,27 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
     }
     /** How often the ban rule is in each of the bouncer's chains: [family 4 per chain..., family 6 per chain...]. */
     function banRuleCounts(): number[] {
-        return ([4, 6] as const).flatMap((f) => BOUNCER_CHAINS.map((c) => chain(f === 4 ? "iptables" : "ip6tables", c).filter((l) => l === banRule(f, c)).length));
+        const mangle6 = chain("ip6tables", FORWARD6_CHAIN, "mangle").filter((l) => l === banRule(6, FORWARD6_CHAIN)).length;
+        return [...([4, 6] as const).flatMap((f) => BOUNCER_CHAINS.map((c) => chain(f === 4 ? "iptables" : "ip6tables", c).filter((l) => l === banRule(f, c)).length)), mangle6];
     }
     /** Banned CLIENT gets nothing from the gateway port, CLIENT2 is served. */
     function bannedOnly(when: string): void {
         assert.equal(probe(ns.client, HOST.wan, 443), "", `${when}: the banned address reached the gateway`);
         assert.equal(probe(ns.client2, HOST.priv, 443), "ok 8443", `${when}: an address that is not banned must be served`);
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "", `${when}: an address of the banned IPv6 /64 reached the gateway`);
+        assert.equal(inNs(ns.client2, ["node", "-e", PROBE_FROM_JS, HOST6_PRIV, "443", client2v6(0)], { timeout: 10_000 }).stdout.trim(), "ok 8443", `${when}: an IPv6 address that is not banned must be served`);
     }
 
     it("bans survive `ufw reload`: after.init puts the bouncer's rule back in front of DOCKER-USER", async (t) => {
         if (!requireReady(t) || !requireTools(t, "ipset", "crowdsec-firewall-bouncer")) return;
-        children.push(spawn("ip", ["netns", "exec", ns.host, "node", "-e", LAPI_JS, String(lapiPort), CLIENT], { stdio: "ignore" }));
+        children.push(spawn("ip", ["netns", "exec", ns.host, "node", "-e", LAPI_JS, String(lapiPort), CLIENT, CLIENT6_NET], { stdio: "ignore" }));
         await startBouncer();
         bannedOnly("bouncer started");
         assert.equal(chain("iptables")[0], banRule(4), "the bouncer inserts its rule first");
         ufwReload();
         assert.equal(chain("iptables")[0], banRule(4), "after `ufw reload` the ban rule must be first in DOCKER-USER again");
         assert.deepEqual(chain("iptables").slice(1), dockerUserRules(4));
-        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1], "exactly one ban rule per chain and family (ufw-init runs the hook more than once)");
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1, 1], "exactly one ban rule per chain and family (ufw-init runs the hook more than once)");
         bannedOnly("after ufw reload");
     });
 
@@ -794,7 +854,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         const r = runScript(ALLOWED_SESSION);
         assert.equal(r.code, 0, out(r));
         assert.match(r.stdout, /^citadel: firewall: CrowdSec ban-rule hook in \/etc\/ufw\/after\.init$/m, out(r));
-        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1]);
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1, 1]);
         bannedOnly("after the script");
         const again = runScript(ALLOWED_SESSION);
         assert.equal(again.stdout.trim(), "citadel: firewall: unchanged", out(again));
@@ -804,7 +864,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         if (!requireReady(t) || !requireTools(t, "ipset", "crowdsec-firewall-bouncer")) return;
         await stopBouncer();
         await startBouncer();
-        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1]);
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1, 1]);
         bannedOnly("bouncer restarted");
         for (const cmd of [
             ["ufw", "disable"],
@@ -814,12 +874,12 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
             assert.equal(r.code, 0, out(r));
         }
         assert.equal(chain("iptables")[0], banRule(4));
-        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1]);
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1, 1]);
         bannedOnly("ufw disabled and enabled");
         ufwReload();
         await stopBouncer();
         await startBouncer();
-        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1], "the bouncer's clean-up removes the hook's copy too");
+        assert.deepEqual(banRuleCounts(), [1, 1, 1, 1, 1], "the bouncer's clean-up removes the hook's copy too");
         bannedOnly("reload, then bouncer restarted");
     });
 
@@ -830,7 +890,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(own.code, 0, out(own));
         const r = runScript(ALLOWED_SESSION);
         assert.notEqual(r.code, 0, out(r));
-        assert.match(r.stderr, /citadel: firewall: the CrowdSec ban rule is missing from iptables:DOCKER-USER ip6tables:DOCKER-USER although UFW just ran \/etc\/ufw\/after\.init/, out(r));
+        assert.match(r.stderr, /citadel: firewall: the CrowdSec ban rule is missing from iptables:DOCKER-USER ip6tables:DOCKER-USER ip6tables:mangle:CITADEL-FORWARD6 although UFW just ran \/etc\/ufw\/after\.init/, out(r));
         assert.match(onHost(["cat", AFTER_INIT_PATH]).stdout, /^# operator hook$/m, "the operator's own lines are kept");
         // Repaired (the exit removed): the next run converges, the ban is enforced again.
         const fix = onHost(["sed", "-i", "/^exit 0$/d", AFTER_INIT_PATH]);

@@ -39,6 +39,27 @@ const buildArgsChanged = (step: "neutral" | "unclassified"): { id: string; categ
 
 const CASES: Case[] = [
     {
+        name: "IPv6 served (citadel:host.docker.ipv6 false → true): the gateway's ports on [::] weaken the exposure; the daemon keys, the dual-stack network and the docker step are explained",
+        base: () => postureWith({ host: { docker: { ipv6: false } } }),
+        head: () => postureWith({}),
+        expect: [
+            { id: "exposure.published+:citadel-gateway:[::]:443→443/tcp", category: "exposure", direction: "weakens" },
+            { id: "exposure.published+:citadel-gateway:[::]:80→80/tcp", category: "exposure", direction: "weakens" },
+            { id: "host.docker.ip6tables=true", category: "host", direction: "neutral" },
+            { id: "host.docker.experimental=true", category: "host", direction: "neutral" },
+            { id: "network-isolation.citadel-public.ipv6=fd17:c1ad:e1::/64", category: "network-isolation", direction: "neutral" },
+            { id: "host.step:docker", category: "host", direction: "neutral" },
+        ],
+    },
+    {
+        name: "IPv6 no longer served: the [::] ports go (strengthens)",
+        head: () => postureWith({ host: { docker: { ipv6: false } } }),
+        expect: [
+            { id: "exposure.published-:citadel-gateway:[::]:443→443/tcp", category: "exposure", direction: "strengthens" },
+            { id: "host.step:docker", category: "host", direction: "neutral" },
+        ],
+    },
+    {
         name: "monitoring turned off",
         head: () => postureWith({ monitoring: { enabled: false } }),
         expect: [{ id: "monitoring.enabled=false", category: "monitoring", direction: "weakens" }],
