@@ -25,9 +25,17 @@ export class Networks extends pulumi.ComponentResource {
                     name: n.name,
                     driver: "bridge",
                     internal: n.internal,
-                    ...(n.subnet ? { ipamConfigs: [{ subnet: n.subnet, ...(n.ipRange ? { ipRange: n.ipRange } : {}), ...(n.gateway ? { gateway: n.gateway } : {}) }] } : {}),
-                    // Dual-stack: Docker picks the IPv4 subnet itself, as for the other networks.
-                    ...(n.ipv6Subnet ? { ipv6: true, ipamConfigs: [{ subnet: n.ipv6Subnet }] } : {}),
+                    // Every subnet declared (a dual-stack network declares both families): a subnet Docker
+                    // picked by itself would read back as a change and re-create the network.
+                    ...(n.subnet || n.ipv6Subnet
+                        ? {
+                              ipamConfigs: [
+                                  ...(n.subnet ? [{ subnet: n.subnet, ...(n.ipRange ? { ipRange: n.ipRange } : {}), ...(n.gateway ? { gateway: n.gateway } : {}) }] : []),
+                                  ...(n.ipv6Subnet ? [{ subnet: n.ipv6Subnet, ...(n.ipv6Gateway ? { gateway: n.ipv6Gateway } : {}) }] : []),
+                              ],
+                          }
+                        : {}),
+                    ...(n.ipv6Subnet ? { ipv6: true } : {}),
                     ...(n.bridge || n.options ? { options: { ...(n.bridge ? { "com.docker.network.bridge.name": n.bridge } : {}), ...n.options } } : {}),
                 },
                 // A network has a fixed name: a replacement must remove the old one before it creates the new.

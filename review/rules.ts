@@ -793,8 +793,14 @@ export const networksRule: Rule = (b, h, out) => {
             out.emit(`network-isolation.${name}+`, "network-isolation", n.internal ? "neutral" : "weakens", `new network ${name}${n.internal ? " (internal)" : " (routes out of the host)"}`, undefined, arr(n.members).join(", "), n.internal ? "internal: no route out; see who joins it" : "its members can reach the Internet", [at("name"), at("internal")]);
         } else if (o && !n) {
             out.emit(`network-isolation.${name}-`, "network-isolation", "neutral", `network ${name} removed`, arr(o.members).join(", "), undefined, "its members leave it (see the leave findings)", [at("name"), at("internal")]);
-        } else if (o && n && o.ipv6Subnet !== n.ipv6Subnet) {
-            out.emit(`network-isolation.${name}.ipv6=${n.ipv6Subnet ?? "none"}`, "network-isolation", "neutral", `${name} ${n.ipv6Subnet ? `dual-stack (IPv6 ${n.ipv6Subnet})` : "IPv4 only"}`, o.ipv6Subnet ?? "(none)", n.ipv6Subnet ?? "(none)", `${arr(n.members).join(", ")} ${n.ipv6Subnet ? "also reached (published ports) and routed over IPv6: the published-port findings say what is exposed" : "no longer reached over IPv6"}`, [at("ipv6Subnet")]);
+        } else if (o && n) {
+            // Addressing: who reaches whom is the members' and the published ports' business.
+            const keys = (["subnet", "gateway", "ipRange", "bridge", "ipv6Subnet", "ipv6Gateway"] as const).filter((k) => o[k] !== n[k]);
+            if (keys.length && o.ipv6Subnet !== n.ipv6Subnet) {
+                out.emit(`network-isolation.${name}.ipv6=${n.ipv6Subnet ?? "none"}`, "network-isolation", "neutral", `${name} ${n.ipv6Subnet ? `dual-stack (IPv6 ${n.ipv6Subnet})` : "IPv4 only"}`, o.ipv6Subnet ?? "(none)", n.ipv6Subnet ?? "(none)", `${arr(n.members).join(", ")} ${n.ipv6Subnet ? "also reached (published ports) and routed over IPv6: the published-port findings say what is exposed" : "no longer reached over IPv6"}`, keys.map((k) => at(k)));
+            } else if (keys.length) {
+                out.emit(`network-isolation.${name}.addressing`, "network-isolation", "neutral", `${name}: ${keys.join(", ")} changed`, keys.map((k) => o[k] ?? "(none)").join(" "), keys.map((k) => n[k] ?? "(none)").join(" "), "addresses only; who reaches whom is unchanged", keys.map((k) => at(k)));
+            }
         }
         if (o && n && o.internal !== n.internal) {
             const dir = bool(o.internal, n.internal, "stronger");

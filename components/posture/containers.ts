@@ -50,6 +50,9 @@ import {
     POSTGRES_DATA_VOLUME,
     PUBLIC_NETWORK,
     PUBLIC_NETWORK_IPV6_SUBNET,
+    PUBLIC_NETWORK_SUBNET,
+    PUBLIC_NETWORK_GATEWAY,
+    PUBLIC_NETWORK_IPV6_GATEWAY,
     ALL_IPV4,
     ALL_IPV6,
     REDIS_CONTAINER,
@@ -340,7 +343,7 @@ export function containersPosture(c: StackConfig): ContainerPosture[] {
 /** Networks with their members, read off the containers (so the two can never disagree). */
 export function networksPosture(c: StackConfig, containers: ContainerPosture[]): NetworkPosture[] {
     const declared: Omit<NetworkPosture, "members">[] = [
-        { name: PUBLIC_NETWORK, internal: false, ...(c.host.docker.ipv6 ? { ipv6Subnet: PUBLIC_NETWORK_IPV6_SUBNET } : {}) },
+        { name: PUBLIC_NETWORK, internal: false, ...(c.host.docker.ipv6 ? { subnet: PUBLIC_NETWORK_SUBNET, gateway: PUBLIC_NETWORK_GATEWAY, ipv6Subnet: PUBLIC_NETWORK_IPV6_SUBNET, ipv6Gateway: PUBLIC_NETWORK_IPV6_GATEWAY } : {}) },
         ...c.apps.map((a) => ({ name: edgeNetworkName(a.name), internal: true })),
         ...dataApps(c).map((a) => ({ name: dataNetworkName(a.name), internal: true })),
         ...(c.apps.some((a) => a.egress) || monitoringNeedsEgress(c) ? [{ name: EGRESS_NETWORK, internal: false, options: { [NO_ICC_OPTION]: "false" } }] : []),

@@ -38,6 +38,8 @@ export const SSH_KEYED_SECONDS = 86400;
  * would start afresh, and a ban of one address would be walked around with the next.
  */
 export const IPV6_SOURCE_PREFIX = 64;
+/** IPv6's copy of the DOCKER-USER policy, in ip6tables' mangle table (render/firewall.ts says why). */
+export const FORWARD6_CHAIN = "CITADEL-FORWARD6";
 /** UFW's hook run after each load of its rules; Citadel's block in it puts the ban rules back. */
 export const AFTER_INIT_PATH = "/etc/ufw/after.init";
 /** The kernel `recent` list that counts new SSH connections per IPv6 /64 while SSH is limited. */
@@ -84,6 +86,15 @@ export const PUBLIC_NETWORK = "citadel-public";
  * for IPv4.
  */
 export const PUBLIC_NETWORK_IPV6_SUBNET = "fd17:c1ad:e1::/64";
+/**
+ * Its IPv4 subnet when it is dual-stack: declared too, because Docker lists the IPv4 subnet it would
+ * pick by itself among the network's IPAM configs, and the provider (ipam_config: computed, force
+ * new) would then re-create the network, and the gateway with it, at every `pulumi up`.
+ */
+export const PUBLIC_NETWORK_SUBNET = "172.29.249.0/24";
+/** The bridges' addresses on the host, declared for the same reason (a gateway read back is a change too). */
+export const PUBLIC_NETWORK_GATEWAY = "172.29.249.1";
+export const PUBLIC_NETWORK_IPV6_GATEWAY = "fd17:c1ad:e1::1";
 /** Where a published port listens: every IPv4 address, and with IPv6 on, every IPv6 address. */
 export const ALL_IPV4 = "0.0.0.0";
 export const ALL_IPV6 = "::";

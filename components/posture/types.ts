@@ -147,6 +147,7 @@ export interface NetworkPosture {
     bridge?: string;
     /** An IPv6 subnet: the network is dual-stack (the public network with citadel:host.docker.ipv6). */
     ipv6Subnet?: string;
+    ipv6Gateway?: string;
     /** Docker driver options (the egress bridge: no traffic between its containers). */
     options?: Record<string, string>;
     /** Containers attached to it. */

@@ -24,7 +24,7 @@ import { SYSCTL_PATH } from "./host";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-import { AFTER_INIT_PATH, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
+import { AFTER_INIT_PATH, FORWARD6_CHAIN, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
@@ -267,8 +267,7 @@ export const UFW_DEFAULTS = [
 // The DOCKER-USER block for after.rules / after6.rules.
 // ---------------------------------------------------------------------------------------------
 
-/** IPv6's copy of the DOCKER-USER policy, in the mangle table (see the block's comment). */
-export const FORWARD6_CHAIN = "CITADEL-FORWARD6";
+export { FORWARD6_CHAIN };
 /** The jump into it from mangle's FORWARD, as `ip6tables -t mangle -S FORWARD` prints it. */
 export const FORWARD6_JUMP = `-A FORWARD -j ${FORWARD6_CHAIN}`;
 

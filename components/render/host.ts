@@ -279,6 +279,11 @@ export function dockerDaemonConfig(c: StackConfig): Record<string, unknown> {
     };
 }
 
+/** The docker step's check that IPv6 forwarding will not cost the host its IPv6 default route (expects IPV6_NAT and the lib). */
+export function ipv6RaGuard(): string {
+    return renderTemplate("host/ipv6-ra-guard.sh.hbs", {});
+}
+
 export function renderDockerDaemonJson(c: StackConfig): string {
     return JSON.stringify(dockerDaemonConfig(c), null, 2) + "\n";
 }
@@ -288,7 +293,7 @@ function renderDockerStep(c: StackConfig): HostScript {
     return {
         name: "docker",
         description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation${c.host.docker.ipv6 ? ", IPv6 NAT (ip6tables)" : ""}); ${c.admin.user} in group docker`,
-        script: renderTemplate("host/docker.sh.hbs", { lib: lib(), path: file.path, content: file.content, adminUser: c.admin.user, ipv6: c.host.docker.ipv6 }),
+        script: renderTemplate("host/docker.sh.hbs", { lib: lib(), path: file.path, content: file.content, adminUser: c.admin.user, ipv6: c.host.docker.ipv6, raGuard: ipv6RaGuard() }),
         files: [file],
     };
 }

@@ -16,7 +16,7 @@
 import YAML from "yaml";
 import { crowdsecPrometheusConfig, IPV6_SCENARIO_SUFFIX, SSH_BF_SCENARIO } from "./monitoring";
 import type { StackConfig } from "../config";
-import { AFTER_INIT_PATH, CADDY_ACCESS_LOG_HOST, HOST_CONSUMER, IPV6_SOURCE_PREFIX, secretFilePath, SSH_PORT } from "../posture/facts";
+import { AFTER_INIT_PATH, CADDY_ACCESS_LOG_HOST, FORWARD6_CHAIN, HOST_CONSUMER, IPV6_SOURCE_PREFIX, secretFilePath, SSH_PORT } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
@@ -251,8 +251,12 @@ export function citadelSshScenarios(c: Pick<StackConfig, "intrusion">): string {
             labels,
         },
     ];
+    // An IPv6 source whose /64 holds an address of intrusion.ignoreIps is counted per address instead:
+    // a ban of its /64 would ban the address that must never be banned (its own events are whitelisted,
+    // its neighbours' are not).
+    const ignored6 = c.intrusion.ignoreIps.filter((cidr) => cidr.includes(":")).map((cidr) => `IpInRange(${JSON.stringify(cidr.split("/")[0])}, ${SOURCE_IPV6_NET})`);
     return yamlText(
-        scenarios.flatMap((s) => sshScenarioPerFamily(s)),
+        scenarios.flatMap((s) => sshScenarioPerFamily(s, ignored6)),
         "Citadel: SSH scenarios in place of the hub's crowdsecurity/ssh-bf and ssh-slow-bf (they counted every rejected key). " +
             `An IPv6 source counts and is banned as its /${IPV6_SOURCE_PREFIX} (the *${IPV6_SCENARIO_SUFFIX} twins). Edits are overwritten.`,
         { lineWidth: 0 },
@@ -267,14 +271,15 @@ const SOURCE_IPV6_NET = `IpToRange(evt.Meta.source_ip, "/${IPV6_SOURCE_PREFIX}")
  * by their /64 and banned as that range (a Range-scoped decision, which the bouncer's hash:net set
  * holds as one entry). A login from any address of the /64 cancels that /64's buckets.
  */
-function sshScenarioPerFamily(s: { name: string; filter: string; [k: string]: unknown }): object[] {
+function sshScenarioPerFamily(s: { name: string; filter: string; [k: string]: unknown }, ignored6: string[]): object[] {
+    const nearIgnored = ignored6.length ? `(${ignored6.join(" || ")})` : "";
     return [
-        { ...s, filter: `(${s.filter}) && !${SOURCE_IS_IPV6}`, groupby: "evt.Meta.source_ip" },
+        { ...s, filter: `(${s.filter}) && ${nearIgnored ? `(!${SOURCE_IS_IPV6} || ${nearIgnored})` : `!${SOURCE_IS_IPV6}`}`, groupby: "evt.Meta.source_ip" },
         {
             ...s,
             name: `${s.name}${IPV6_SCENARIO_SUFFIX}`,
             description: `${s.description} (IPv6: per /${IPV6_SOURCE_PREFIX})`,
-            filter: `(${s.filter}) && ${SOURCE_IS_IPV6}`,
+            filter: `(${s.filter}) && ${SOURCE_IS_IPV6}${nearIgnored ? ` && !${nearIgnored}` : ""}`,
             groupby: SOURCE_IPV6_NET,
             scope: { type: "Range", expression: SOURCE_IPV6_NET },
         },
@@ -365,6 +370,18 @@ export function crowdsecWhitelist(c: StackConfig): string | undefined {
     );
 }
 
+/**
+ * What the bouncer's unit runs once the bouncer has stopped: take Citadel's ban rule out of the mangle
+ * copy. The bouncer (0.0.25) leaves its rules and sets when systemd stops it and clears them when it
+ * starts: it destroys each set and makes it afresh from the decisions still active. Its IPv6 set
+ * cannot be destroyed while Citadel's rule (which the bouncer does not know) still uses it: the old
+ * set would be kept, with bans lifted while the bouncer was down. The next start's ExecStartPost puts
+ * the rule back.
+ */
+export function bouncerStopPost(): string {
+    return `ip6tables -t mangle -D ${FORWARD6_CHAIN} ${bouncerBanRule(6)} 2>/dev/null; true`;
+}
+
 /** config.yaml.local: overrides merged over Debian's config.yaml (a conffile we leave untouched). */
 export function crowdsecConfigLocal(c?: StackConfig): string {
     const prometheus = c ? crowdsecPrometheusConfig(c) : undefined;
@@ -441,7 +458,7 @@ export function fail2banJail(c: StackConfig): string {
 function renderCrowdsec(c: StackConfig): HostScript {
     const files = crowdsecFiles(c);
     const bouncerLocal = bouncerLocalTemplate();
-    const dropin = renderTemplate("intrusion/bouncer-dropin.conf.hbs", { afterInit: AFTER_INIT_PATH });
+    const dropin = renderTemplate("intrusion/bouncer-dropin.conf.hbs", { afterInit: AFTER_INIT_PATH, stopPost: bouncerStopPost() });
     const script = renderTemplate("intrusion/crowdsec.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
         files,

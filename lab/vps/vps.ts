@@ -107,12 +107,13 @@ export function ensureLabNetwork(): void {
     // An older lab network with other subnets (before IPv6): replace it. Docker refuses while containers
     // use it: the lab's own VPSes (by label) are removed first; anything else on it stops the replacement.
     if (have.code === 0) {
+        // Every container on it is the lab's (VPSes, probes, the backup target): each is made again
+        // on the new network by whoever needs it next, so they go, not just their attachment.
         const attached = run("docker", ["network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", LAB_NETWORK], { timeout: 30_000 }).stdout.trim().split(/\s+/).filter(Boolean);
         for (const c of attached) {
-            const label = run("docker", ["inspect", "--format", `{{index .Config.Labels "${VPS_LABEL}"}}`, c], { timeout: 30_000 }).stdout.trim();
-            if (label !== "1") continue;
-            progress(`removing ${c}: ${LAB_NETWORK} is replaced by one with an IPv6 subnet (${LAB_SUBNET6})`);
-            run("docker", ["rm", "-f", c], { timeout: 60_000 });
+            progress(`removing ${c}: ${LAB_NETWORK} is replaced by one with subnets ${LAB_SUBNET} and ${LAB_SUBNET6}`);
+            const gone = run("docker", ["rm", "-f", c], { timeout: 60_000 });
+            if (gone.code !== 0) progress(`could not remove ${c}: ${gone.stderr.trim()}`);
         }
         const rm = run("docker", ["network", "rm", LAB_NETWORK], { timeout: 30_000 });
         if (rm.code !== 0) throw new Error(`citadel: vps: ${LAB_NETWORK} has subnet ${have.stdout.trim()}, not ${LAB_SUBNET}, and cannot be replaced while in use: ${rm.stderr.trim()}`);

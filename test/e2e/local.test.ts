@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { LOCAL_VPS, LOG_DIR, pulumiLocal } from "../../lab/local";
 import { HARNESS_KEY } from "../../lab/vps/common";
 import { convergeLabVps, type LabSession } from "./session";
-import { LAB_GATEWAY6, LAB_NETWORK, VpsInfo } from "../../lab/vps/vps";
+import { LAB_GATEWAY6, LAB_NETWORK, LAB_SUBNET6, VpsInfo } from "../../lab/vps/vps";
 import { CADDY_ACCESS_LOG_HOST, PUBLIC_NETWORK } from "../../components/posture/facts";
 import { StackConfig } from "../../components/config";
 import { posture } from "../../components/posture";
@@ -145,7 +145,8 @@ except Exception as e:
         // connections to the site are dropped, its IPv4 ones are not; lifted, it is served again.
         const attacker6 = run("docker", ["inspect", "--format", `{{(index .NetworkSettings.Networks "${LAB_NETWORK}").GlobalIPv6Address}}`, ATTACKER]).stdout.trim();
         assert.ok(attacker6, "the attacker has no IPv6 address");
-        const range = `${attacker6.split(":").slice(0, 4).join(":")}::/64`;
+        // The attacker's /64 is the lab's (LAB_SUBNET6), this machine included (its SSH arrives over IPv4).
+        const range = LAB_SUBNET6;
         assert.equal(probeOpen(info.address6, 443), "open", "control: the attacker reaches the site over IPv6 before the ban");
         const add = ssh(`sudo -n cscli decisions add --range ${range} --duration 5m --reason citadel-e2e-ipv6`);
         assert.equal(add.code, 0, add.stderr);

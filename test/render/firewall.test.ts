@@ -45,7 +45,7 @@ import {
     ufwAddress,
     ufwRules,
 } from "../../components/render/firewall";
-import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule, bouncerLocalTemplate } from "../../components/render/intrusion";
+import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule, bouncerLocalTemplate, bouncerStopPost } from "../../components/render/intrusion";
 import { renderSysctlConf, SYSCTL_PATH } from "../../components/render/host";
 import { SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_STATE_DIR } from "../../components/posture/facts";
 import { prodConfig, prodWith } from "../fixtures";
@@ -798,7 +798,9 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
     async function startBouncer(): Promise<void> {
         const pulls = () => bouncerLog().split("Processing new and deleted decisions").length;
         const before = pulls();
-        bouncer = spawn("ip", ["netns", "exec", ns.host, "crowdsec-firewall-bouncer", "-c", bouncerConfig], { stdio: "ignore" });
+        // nsenter execs the bouncer itself (`ip netns exec` forks and waits): the SIGTERM of stopBouncer
+        // reaches the bouncer, as systemd's would, and it cleans up on the way out.
+        bouncer = spawn("nsenter", [`--net=/var/run/netns/${ns.host}`, "crowdsec-firewall-bouncer", "-c", bouncerConfig], { stdio: "ignore" });
         const ok = await waitFor(() => {
             if (pulls() === before) return false;
             const set = inNs(ns.host, ["ipset", "list", BOUNCER_IPSETS[4]]);
@@ -809,13 +811,17 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         const post = onHost([AFTER_INIT_PATH, "start"]);
         assert.equal(post.code, 0, out(post));
     }
-    async function stopBouncer(): Promise<void> {
+    async function stopBouncer(post = true): Promise<void> {
         const b = bouncer;
         if (!b || b.exitCode !== null || b.signalCode !== null) return;
         const gone = new Promise((res) => b.once("exit", res));
         b.kill("SIGTERM");
         await Promise.race([gone, new Promise((res) => setTimeout(res, 10_000))]);
         if (b.exitCode === null && b.signalCode === null) b.kill("SIGKILL");
+        // What the bouncer's unit does once it stopped (ExecStopPost, the drop-in).
+        if (!post) return;
+        const r = onHost(["/bin/sh", "-c", bouncerStopPost()]);
+        assert.equal(r.code, 0, out(r));
     }
     /** How often the ban rule is in each of the bouncer's chains: [family 4 per chain..., family 6 per chain...]. */
     function banRuleCounts(): number[] {
@@ -862,6 +868,20 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
 
     it("bans survive a bouncer restart and `ufw disable` + `ufw enable`, without duplicate rules", async (t) => {
         if (!requireReady(t) || !requireTools(t, "ipset", "crowdsec-firewall-bouncer")) return;
+        // The bouncer re-makes its sets when it starts; Citadel's mangle rule must not keep the IPv6 one
+        // in use then (lifted bans would stay in it). Without the unit's ExecStopPost (a fault) the
+        // bouncer's start cannot destroy it; with it, it can.
+        const logSince = (mark: number) => bouncerLog().slice(mark);
+        const inUse = /cannot be destroyed|in use by a kernel component/;
+        await stopBouncer(false);
+        let mark = bouncerLog().length;
+        await startBouncer();
+        assert.match(logSince(mark), inUse, `control: with Citadel's rule still in mangle, the bouncer's start cannot destroy its IPv6 set:\n${logSince(mark).slice(-1500)}`);
+        await stopBouncer();
+        assert.deepEqual(chain("ip6tables", FORWARD6_CHAIN, "mangle"), forward6Rules(), "ExecStopPost took the ban rule out of the mangle copy");
+        mark = bouncerLog().length;
+        await startBouncer();
+        assert.doesNotMatch(logSince(mark), inUse, `the bouncer's start could not destroy its IPv6 set:\n${logSince(mark).slice(-1500)}`);
         await stopBouncer();
         await startBouncer();
         assert.deepEqual(banRuleCounts(), [1, 1, 1, 1, 1]);

@@ -21,6 +21,7 @@ import {
     MODPROBE_PATH,
     DOCKER_DAEMON_JSON_PATH,
     dockerDaemonConfig,
+    ipv6RaGuard,
     JOURNALD_PATH,
     NEEDRESTART_PATH,
     renderHostBaseline,
@@ -30,6 +31,7 @@ import {
     UNATTENDED_UPGRADES_PATH,
 } from "../../components/render/host";
 import { renderSshd } from "../../components/render/sshd";
+import { renderTemplate } from "../../components/render/template";
 import type { HostScript } from "../../components/render/types";
 import { prodConfig, prodWith } from "../fixtures";
 import { IN_CI, requireDocker, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
@@ -119,6 +121,36 @@ describe("host scripts: shellcheck", () => {
 describe("docker: daemon.json", () => {
     const c = prodConfig();
     const content = fileOf(step(c, "docker"), DOCKER_DAEMON_JSON_PATH);
+
+    it("IPv6 (citadel:host.docker.ipv6): ip6tables with experimental on, both off with false", () => {
+        assert.equal(JSON.parse(content).ip6tables, true);
+        assert.equal(JSON.parse(content).experimental, true);
+        const off = JSON.parse(fileOf(step(parseConfigOrThrow(prodWith({ host: { docker: { ipv6: false } } })), "docker"), DOCKER_DAEMON_JSON_PATH));
+        assert.equal(off.ip6tables, undefined);
+        assert.equal(off.experimental, undefined);
+    });
+
+    it("stops before daemon.json when the IPv6 default route comes from router advertisements with accept_ra 1 (real ip, in a network namespace); accept_ra 2 or IPv6 off passes", (t) => {
+        if (!requireRoot(t) || !requireTool(t, "unshare")) return;
+        const guard = (nat: string, ra: number) =>
+            run("unshare", ["-n", "bash", "-c", `set -euo pipefail
+CITADEL_AREA=docker
+${renderTemplate("host/lib.sh.hbs", {})}
+ip link add ra0 type veth peer name ra1 && ip link set ra0 up && ip link set ra1 up
+echo ${ra} > /proc/sys/net/ipv6/conf/ra0/accept_ra
+ip -6 route add default via fe80::1 dev ra0 proto ra
+IPV6_NAT=${nat}
+${ipv6RaGuard()}
+echo guard passed`]);
+        const refused = guard("ip6tables", 1);
+        assert.notEqual(refused.code, 0, refused.stdout);
+        assert.match(refused.stderr, /IPv6 default route on ra0 is learnt from router advertisements \(accept_ra=1\).*net\.ipv6\.conf\.ra0\.accept_ra = 2.*citadel:host\.docker\.ipv6/);
+        for (const [nat, ra] of [["ip6tables", 2], ["no-ip6tables", 1]] as const) {
+            const ok = guard(nat, ra);
+            assert.equal(ok.code, 0, `${nat} accept_ra=${ra}: ${ok.stderr}`);
+            assert.match(ok.stdout, /guard passed/);
+        }
+    });
 
     it("is the serialized object with the hardening settings", () => {
         const parsed = JSON.parse(content);

@@ -25,6 +25,7 @@ import {
     BOUNCER_NAME,
     CITADEL_SSH_REPLACES,
     CITADEL_SSH_SCENARIOS,
+    citadelSshScenarios,
     CROWDSEC_COLLECTIONS,
     CROWDSEC_PRIVATE_RANGES,
     crowdsecFiles,
@@ -571,12 +572,12 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
     it("replay: an IPv6 attacker walking its /64 (one failure per address) is banned as the /64; an IPv6 operator's login cancels; per-address grouping (a fault) bans nothing", (t) => {
         if (!ready(t)) return;
         // Each replay walks a /64 of its own: the alerts of an earlier replay stay in the local API.
-        const replay = (marker: string, net: string, before: string) => {
+        const replay = (marker: string, net: string, before: string, more: string[] = []) => {
             const log = path.join(dir, `auth-ipv6-${marker}.log`);
             const start = new Date(Date.now() - 40_000);
             // Twelve failed passwords in twelve seconds, each from a new address of the same /64.
             const walk = Array.from({ length: 12 }, (_, i) => `${syslogStamp(new Date(start.getTime() + i * 1000))} citadel sshd[${19000 + i}]: Failed password for root from ${attacker6(net, i)} port ${52000 + i} ssh2`);
-            const lines = [...walk, ...agentWithWrongKeys(OPERATOR6, "deploy", start, 4, 2)];
+            const lines = [...walk, ...more, ...agentWithWrongKeys(OPERATOR6, "deploy", start, 4, 2)];
             fs.writeFileSync(log, [...lines, ""].join("\n") + sshdFailures([marker], 12));
             const r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", `${before}\n${REPLAY}`, "replay", log, marker, BOUNCER_IPSETS[4]], 90_000);
             assert.equal(r.code, 0, out(r));
@@ -608,6 +609,26 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
             perAddress.alerts.filter((a) => a.source.value.startsWith("2001:db8:a:c:")).map((a) => [a.scenario, a.source.value]),
             [],
             "grouped per address, the walk must ban nothing (so the /64 grouping is what bans it)",
+        );
+
+        // A /64 that holds an intrusion.ignoreIps address: its neighbours walking it are counted per
+        // address, so no ban of the /64 covers the address that must never be banned. The control is
+        // the first replay: the same walk, scenarios without that entry, banned as its /64.
+        const IGNORED6 = "2001:db8:a:e::99";
+        const withIgnored6 = parseConfigOrThrow(prodWith({ intrusion: { ...prod.intrusion, ignoreIps: [...prod.intrusion.ignoreIps, `${IGNORED6}/128`] } }));
+        fs.writeFileSync(path.join(dir, "citadel-ssh-ignored6.yaml"), citadelSshScenarios(withIgnored6));
+        const walkD = Array.from({ length: 12 }, (_, i) => `${syslogStamp(new Date(Date.now() - 40_000 + i * 1000))} citadel sshd[${19100 + i}]: Failed password for root from ${attacker6("2001:db8:a:d::/64", i)} port ${52100 + i} ssh2`);
+        const nearIgnored = replay("192.0.2.33", "2001:db8:a:e::/64", `cp ${f} ${dir}/citadel-ssh.yaml.bak && cp ${dir}/citadel-ssh-ignored6.yaml ${f}`, walkD);
+        sandbox(ov, ["/bin/cp", `${dir}/citadel-ssh.yaml.bak`, f]);
+        assert.deepEqual(
+            nearIgnored.alerts.filter((a) => a.source.value.startsWith("2001:db8:a:e:")).map((a) => [a.scenario, a.source.value]),
+            [],
+            `no ban may cover ${IGNORED6} (intrusion.ignoreIps)`,
+        );
+        // A /64 next to it (no ignored address in it) is still banned as a whole by the same file.
+        assert.ok(
+            nearIgnored.alerts.some((a) => a.source.value === "2001:db8:a:d::/64"),
+            `the same walk in a /64 without an ignored address must still be banned as the /64:\n${JSON.stringify(nearIgnored.alerts.map((a) => [a.scenario, a.source.value]))}`,
         );
     });
 
