@@ -67,17 +67,14 @@ const inDockerUser: CheckDef = {
         // flush it from here, and banned addresses reached Caddy). Outside = any non-Docker interface.
         const bans = t.config.intrusion.engine === "crowdsec";
         const drift: Drift[] = dockerUserDrift(must(t, "sudo -n iptables -S DOCKER-USER"), 4, bans);
-        // IPv6 (citadel:host.docker.ipv6): the same policy in mangle's FORWARD, which Docker 20.10's
-        // ip6tables never jumps past (it has no IPv6 DOCKER-USER hook).
-        const ipv6 = t.config.host.docker.ipv6;
-        if (ipv6) {
-            const live6 = t.inside.sh(`sudo -n ip6tables -t mangle -S ${FORWARD6_CHAIN}`);
-            if (live6.code !== 0) drift.push({ what: `ip6tables mangle ${FORWARD6_CHAIN}`, expected: `${forward6Rules().length} rules`, actual: `(missing: ${(live6.stderr || live6.stdout).trim().slice(0, 120)})` });
-            else drift.push(...dockerUserDrift(live6.stdout, 6, bans, FORWARD6_CHAIN));
-            if (t.inside.sh(`sudo -n ip6tables -t mangle -C FORWARD -j ${FORWARD6_CHAIN}`).code !== 0)
-                drift.push({ what: "ip6tables mangle FORWARD", expected: FORWARD6_JUMP, actual: "(missing: IPv6 to the containers is not filtered)" });
-        }
-        return fromDrift(drift, `the declared block in order (${dockerUserRules(4).length} rules)${bans ? " behind the CrowdSec ban rule" : ""}${ipv6 ? `; IPv6: the same in mangle ${FORWARD6_CHAIN}, jumped to from FORWARD` : ""}`);
+        // IPv6: the same policy in mangle's FORWARD (Docker 20.10's ip6tables has no IPv6 DOCKER-USER
+        // hook). The firewall step installs it whether or not IPv6 is served (citadel:host.docker.ipv6).
+        const live6 = t.inside.sh(`sudo -n ip6tables -t mangle -S ${FORWARD6_CHAIN}`);
+        if (live6.code !== 0) drift.push({ what: `ip6tables mangle ${FORWARD6_CHAIN}`, expected: `${forward6Rules().length} rules`, actual: `(missing: ${(live6.stderr || live6.stdout).trim().slice(0, 120)})` });
+        else drift.push(...dockerUserDrift(live6.stdout, 6, bans, FORWARD6_CHAIN));
+        if (t.inside.sh(`sudo -n ip6tables -t mangle -C FORWARD -j ${FORWARD6_CHAIN}`).code !== 0)
+            drift.push({ what: "ip6tables mangle FORWARD", expected: FORWARD6_JUMP, actual: "(missing: IPv6 to the containers is not filtered)" });
+        return fromDrift(drift, `the declared block in order (${dockerUserRules(4).length} rules)${bans ? " behind the CrowdSec ban rule" : ""}; IPv6: the same in mangle ${FORWARD6_CHAIN}, jumped to from FORWARD`);
     },
 };
 

@@ -506,9 +506,11 @@ const HostSchema = obj({
          * given an IPv6 subnet (a fixed ULA /64), Docker's ip6tables on (NAT to the gateway, so Caddy
          * and CrowdSec see the client's real address), and IPv6 traffic to containers filtered and
          * banned like IPv4. Debian 12's docker.io (20.10) offers ip6tables only with `experimental` on,
-         * so daemon.json sets both. false: IPv4 only (for a host booted without IPv6). Default true.
+         * so daemon.json sets both. Default false, for now: with two bindings per port, the Docker
+         * provider reads the gateway's ports back in an order that changes from one start to the next,
+         * and then re-creates the gateway at the next `pulumi up` (README, "IPv6").
          */
-        ipv6: bool().default(true),
+        ipv6: bool().default(false),
     }).prefault({}),
 });
 

@@ -325,9 +325,13 @@ function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
     };
 }
 
-/** The host addresses a published port listens on: IPv4's, and IPv6's with citadel:host.docker.ipv6. */
+/**
+ * The host addresses a published port listens on: IPv4's, and IPv6's with citadel:host.docker.ipv6.
+ * IPv6 first: the order Docker reports them in, which the provider compares in order (the other order
+ * re-created the gateway at every `pulumi up`).
+ */
 export function publishedOn(c: StackConfig): string[] {
-    return c.host.docker.ipv6 ? [ALL_IPV4, ALL_IPV6] : [ALL_IPV4];
+    return c.host.docker.ipv6 ? [ALL_IPV6, ALL_IPV4] : [ALL_IPV4];
 }
 
 /** Every container: the gateway, the data services, the apps. */

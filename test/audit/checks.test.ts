@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { headerDrift, expectedHeaders, frameAncestors, missingTool } from "../../audit/outside";
+import { expectedOver, headerDrift, expectedHeaders, frameAncestors, missingTool } from "../../audit/outside";
 import { envDrift, journalBytes, judgeSysctl, parseSysctlReadings, projectedUse, sysctlReadScript, type SysctlReading } from "../../audit/inside";
 import { formatReport, runAudit } from "../../audit/run";
 import type { AuditTarget, CommandResult } from "../../audit/types";
@@ -272,8 +272,28 @@ describe("in-log-retention: the budget projection", () => {
 describe("out-ports: a scan that could not see is never a pass", () => {
     const scanned = (over: Record<string, unknown>): AuditTarget => {
         const result = { address: "127.0.0.1", open: [22, 80, 443], lateOpen: [], passes: 1, unreliable: false, refused: 0, timedOut: 65532, faults: {}, seconds: 40, ...over };
-        return { ...brokenTarget(), probe: { describe: "a recorded scan", python: () => ({ code: 0, stdout: JSON.stringify(result), stderr: "" }) } };
+        return { ...brokenTarget(), probe: { describe: "a recorded scan", python: () => ({ code: 0, stdout: JSON.stringify([result]), stderr: "" }) } };
     };
+    it("over IPv6 (a target with address6, citadel:host.docker.ipv6), SSH must be closed when admin.sourceIps is IPv4 only, and open to IPv6 sources", async () => {
+        const base = brokenTarget();
+        const served = { ...base.config, host: { ...base.config.host, docker: { ...base.config.host.docker, ipv6: true } } };
+        const notServed = { ...base, exposureTcp: [22, 80, 443], config: { ...base.config, admin: { ...base.config.admin, sourceIps: ["203.0.113.0/24"] } } };
+        assert.deepEqual(expectedOver(notServed, "IPv6"), [], "IPv6 not served, SSH for IPv4 sources: nothing may answer over IPv6");
+        const ipv4Only = { ...base, config: { ...served, admin: { ...served.admin, sourceIps: ["203.0.113.0/24"] } } };
+        assert.deepEqual(expectedOver(ipv4Only, "IPv6"), [80, 443].filter((p) => base.exposureTcp.includes(p)));
+        assert.deepEqual(expectedOver(ipv4Only, "IPv4"), [...base.exposureTcp].sort((a, b) => a - b));
+        const withV6 = { ...base, config: { ...served, admin: { ...served.admin, sourceIps: ["203.0.113.0/24", "2001:db8::/48"] } } };
+        assert.ok(expectedOver(withV6, "IPv6").includes(22));
+        // A recorded pair of scans where IPv6 answers on 22 although only IPv4 sources may: a drift.
+        const v4 = { address: "192.0.2.1", open: [22, 80, 443], lateOpen: [], passes: 1, unreliable: false, refused: 0, timedOut: 65532, faults: {}, seconds: 40 };
+        const v6 = { ...v4, address: "2001:db8::1" };
+        const target = { ...ipv4Only, exposureTcp: [22, 80, 443], address6: "2001:db8::1", probe: { describe: "recorded scans", python: () => ({ code: 0, stdout: JSON.stringify([v4, v6]), stderr: "" }) } };
+        const r = await runAudit(target, { only: ["out-ports"] });
+        assert.equal(r.checks[0].result, "fail", JSON.stringify(r.checks[0]));
+        assert.ok(r.checks[0].drift?.some((d) => d.what === "tcp6/22" && d.expected === "closed"), JSON.stringify(r.checks[0].drift));
+        const fine = { ...target, probe: { describe: "recorded scans", python: () => ({ code: 0, stdout: JSON.stringify([v4, { ...v6, open: [80, 443] }]), stderr: "" }) } };
+        assert.equal((await runAudit(fine, { only: ["out-ports"] })).checks[0].result, "pass");
+    });
     it("passes on a reliable scan of exactly the declared ports, even one that needed a second pass", async () => {
         for (const over of [{}, { lateOpen: [443], passes: 2 }]) {
             const r = await runAudit(scanned(over), { only: ["out-ports"] });

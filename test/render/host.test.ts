@@ -122,12 +122,12 @@ describe("docker: daemon.json", () => {
     const c = prodConfig();
     const content = fileOf(step(c, "docker"), DOCKER_DAEMON_JSON_PATH);
 
-    it("IPv6 (citadel:host.docker.ipv6): ip6tables with experimental on, both off with false", () => {
-        assert.equal(JSON.parse(content).ip6tables, true);
-        assert.equal(JSON.parse(content).experimental, true);
-        const off = JSON.parse(fileOf(step(parseConfigOrThrow(prodWith({ host: { docker: { ipv6: false } } })), "docker"), DOCKER_DAEMON_JSON_PATH));
-        assert.equal(off.ip6tables, undefined);
-        assert.equal(off.experimental, undefined);
+    it("IPv6 (citadel:host.docker.ipv6): off by default; on, ip6tables with experimental", () => {
+        assert.equal(JSON.parse(content).ip6tables, undefined);
+        assert.equal(JSON.parse(content).experimental, undefined);
+        const on = JSON.parse(fileOf(step(parseConfigOrThrow(prodWith({ host: { docker: { ipv6: true } } })), "docker"), DOCKER_DAEMON_JSON_PATH));
+        assert.equal(on.ip6tables, true);
+        assert.equal(on.experimental, true);
     });
 
     it("stops before daemon.json when the IPv6 default route comes from router advertisements with accept_ra 1 (real ip, in a network namespace); accept_ra 2 or IPv6 off passes", (t) => {

@@ -40,8 +40,7 @@ const buildArgsChanged = (step: "neutral" | "unclassified"): { id: string; categ
 const CASES: Case[] = [
     {
         name: "IPv6 served (citadel:host.docker.ipv6 false → true): the gateway's ports on [::] weaken the exposure; the daemon keys, the dual-stack network and the docker step are explained",
-        base: () => postureWith({ host: { docker: { ipv6: false } } }),
-        head: () => postureWith({}),
+        head: () => postureWith({ host: { docker: { ipv6: true } } }),
         expect: [
             { id: "exposure.published+:citadel-gateway:[::]:443→443/tcp", category: "exposure", direction: "weakens" },
             { id: "exposure.published+:citadel-gateway:[::]:80→80/tcp", category: "exposure", direction: "weakens" },
@@ -53,7 +52,8 @@ const CASES: Case[] = [
     },
     {
         name: "IPv6 no longer served: the [::] ports go (strengthens)",
-        head: () => postureWith({ host: { docker: { ipv6: false } } }),
+        base: () => postureWith({ host: { docker: { ipv6: true } } }),
+        head: () => postureWith({}),
         expect: [
             { id: "exposure.published-:citadel-gateway:[::]:443→443/tcp", category: "exposure", direction: "strengthens" },
             { id: "host.step:docker", category: "host", direction: "neutral" },
