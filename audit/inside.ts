@@ -69,15 +69,15 @@ const inDockerUser: CheckDef = {
         const drift: Drift[] = dockerUserDrift(must(t, "sudo -n iptables -S DOCKER-USER"), 4, bans);
         // IPv6: the same policy in mangle's FORWARD (Docker 20.10's ip6tables has no IPv6 DOCKER-USER
         // hook). The firewall step installs it whether or not IPv6 is served (citadel:host.docker.ipv6).
+        const block4 = `the declared block in order (${dockerUserRules(4).length} rules)${bans ? " behind the CrowdSec ban rule" : ""}`;
         // A kernel without IPv6 has nothing to filter (the firewall step skips IPv6 there too).
-        const noIpv6 = t.inside.sh("sudo -n ip6tables -S INPUT").code !== 0;
-        if (noIpv6) return fromDrift(drift, `the declared block in order (${dockerUserRules(4).length} rules)${bans ? " behind the CrowdSec ban rule" : ""}; no IPv6 on this host (ip6tables -S INPUT fails)`);
+        if (t.inside.sh("sudo -n ip6tables -S INPUT").code !== 0) return fromDrift(drift, `${block4}; no IPv6 on this host (ip6tables -S INPUT fails)`);
         const live6 = t.inside.sh(`sudo -n ip6tables -t mangle -S ${FORWARD6_CHAIN}`);
         if (live6.code !== 0) drift.push({ what: `ip6tables mangle ${FORWARD6_CHAIN}`, expected: `${forward6Rules().length} rules`, actual: `(missing: ${(live6.stderr || live6.stdout).trim().slice(0, 120)})` });
         else drift.push(...dockerUserDrift(live6.stdout, 6, bans, FORWARD6_CHAIN));
         if (t.inside.sh(`sudo -n ip6tables -t mangle -C FORWARD -j ${FORWARD6_CHAIN}`).code !== 0)
             drift.push({ what: "ip6tables mangle FORWARD", expected: FORWARD6_JUMP, actual: "(missing: IPv6 to the containers is not filtered)" });
-        return fromDrift(drift, `the declared block in order (${dockerUserRules(4).length} rules)${bans ? " behind the CrowdSec ban rule" : ""}; IPv6: the same in mangle ${FORWARD6_CHAIN}, jumped to from FORWARD`);
+        return fromDrift(drift, `${block4}; IPv6: the same in mangle ${FORWARD6_CHAIN}, jumped to from FORWARD`);
     },
 };
 

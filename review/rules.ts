@@ -2,7 +2,7 @@
 // A rule covers exactly the paths it compared (flatten.ts syntax); whatever no rule covers is reported
 // as unclassified by diff.ts, so a rule that is not sure simply does not cover.
 import type { ContainerPosture, Posture, SitePosture } from "../components/posture/types";
-import { DATA_NETWORK_PREFIX, GATEWAY_CONTAINER, POSTGRES_CONTAINER, REDIS_CONTAINER } from "../components/posture/facts";
+import { ALL_IPV4, DATA_NETWORK_PREFIX, GATEWAY_CONTAINER, POSTGRES_CONTAINER, REDIS_CONTAINER } from "../components/posture/facts";
 import { SYSCTL_DEFAULTS } from "../components/render/host";
 import { credentialInValue, SECRET_LOOKING_RE, StackConfigSchema } from "../components/config";
 import { SECRETS_MOUNT } from "../components/posture/facts";
@@ -664,7 +664,7 @@ export const containersRule: Rule = (b, h, out) => {
             out.emit(`${p}.tmpfs=${arr(c.tmpfs).join(",")}`, "containers", "neutral", `${name}: writable tmpfs ${d.added.length ? `+ ${d.added.join(" ")}` : ""}${d.removed.length ? ` − ${d.removed.join(" ")}` : ""}`.trim(), o.tmpfs, c.tmpfs, "in-memory paths (Docker mounts them noexec, nosuid); the root filesystem stays as declared", [at("tmpfs")]);
         }
         if (!same(o.publishedPorts, c.publishedPorts)) {
-            const fmt = (x: ContainerPosture["publishedPorts"][number]) => `${x.hostIp && x.hostIp !== "0.0.0.0" ? `[${x.hostIp}]:` : ""}${x.external}→${x.internal}/${x.protocol}`;
+            const fmt = (x: ContainerPosture["publishedPorts"][number]) => `${x.hostIp && x.hostIp !== ALL_IPV4 ? `[${x.hostIp}]:` : ""}${x.external}→${x.internal}/${x.protocol}`;
             const d = setDiff(arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt));
             for (const x of d.added) out.emit(`exposure.published+:${name}:${x}`, "exposure", "weakens", `${name} publishes ${x} on the host`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), "a published port skips UFW's INPUT chain; only DOCKER-USER stands between it and the Internet", [at("publishedPorts")]);
             for (const x of d.removed) out.emit(`exposure.published-:${name}:${x}`, "exposure", "strengthens", `${name} no longer publishes ${x}`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), "one host port fewer", [at("publishedPorts")]);
