@@ -135,6 +135,20 @@ describe("rendering", () => {
         assert.equal(dockerUserDrift(S(), 4, true).length, rules.length + 1);
     });
 
+    it("dockerUserDrift on IPv6's mangle copy: the ban rule first, then the same rules under CITADEL-FORWARD6; a missing or foreign rule is drift", () => {
+        const rules = forward6Rules();
+        assert.deepEqual(rules.map((r) => r.replace(FORWARD6_CHAIN, "DOCKER-USER")), dockerUserRules(6), "one policy, two chains");
+        const ban = `-A ${FORWARD6_CHAIN} ${bouncerBanRule(6)}`;
+        const S = (...l: string[]) => [`-N ${FORWARD6_CHAIN}`, ...l].join("\n") + "\n";
+        assert.deepEqual(dockerUserDrift(S(ban, ...rules), 6, true, FORWARD6_CHAIN), []);
+        const noBan = dockerUserDrift(S(...rules), 6, true, FORWARD6_CHAIN);
+        assert.deepEqual(noBan.map((d) => d.what), [`CrowdSec ban rule in ${FORWARD6_CHAIN}`]);
+        const dropLost = dockerUserDrift(S(ban, ...rules.slice(0, -1)), 6, true, FORWARD6_CHAIN);
+        assert.deepEqual(dropLost.map((d) => d.expected), [rules[rules.length - 1]], "the final DROP missing");
+        // IPv4's DOCKER-USER lines are not the mangle copy.
+        assert.equal(dockerUserDrift(S(ban, ...dockerUserRules(6)), 6, true, FORWARD6_CHAIN).length, rules.length);
+    });
+
     it("after.init block: the bouncer's own rule for each of its sets and chains, on start only", () => {
         const block = afterInitBlock();
         assert.ok(block.startsWith(AFTER_INIT_BEGIN + "\n"));
