@@ -251,5 +251,15 @@ export function hostStepsRule(b: Posture, h: Posture, out: Collector, tokens: Se
         for (const k of ["after", "rerunWith"] as const) {
             if (JSON.stringify(o[k]) !== JSON.stringify(s[k])) out.emit(`${id}.${k}`, "host", "neutral", `host step ${name}: ${k} changed`, o[k], s[k], "ordering of pulumi up", [at(k)]);
         }
+        // What the step installs is named in the model (and in its script, whose lines are judged
+        // above): a package the step no longer lists stays installed on hosts that have it.
+        const pb = (o.packages ?? []).flat();
+        const ph = (s.packages ?? []).flat();
+        if (JSON.stringify(o.packages ?? []) !== JSON.stringify(s.packages ?? [])) {
+            const added = ph.filter((p) => !pb.includes(p));
+            const removed = pb.filter((p) => !ph.includes(p));
+            const what = [added.length ? `installs ${added.join(", ")}` : "", removed.length ? `no longer installs ${removed.join(", ")} (left installed where it is)` : ""].filter(Boolean).join("; ") || "install order changed";
+            out.emit(`${id}.packages`, "host", "neutral", `host step ${name}: ${what}`, pb.join(" ") || "(none)", ph.join(" ") || "(none)", "the Debian packages the step installs; its script's change is judged with the step", [at("packages")]);
+        }
     }
 }

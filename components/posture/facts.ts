@@ -48,6 +48,25 @@ export const SSH_NET6_LIST = "citadel-ssh-net6";
 export const SSH_KEYED_STATE_DIR = "/var/lib/citadel/ssh-keyed";
 /** The PAM session hook (pam_exec, as root) that adds the session's source to SSH_KEYED_LIST. */
 export const SSH_KEYED_HOOK = "/usr/local/sbin/citadel-ssh-keyed";
+/**
+ * The Debian packages each host step installs, in the order it installs them: each inner list is one
+ * `ensure_packages` call (CrowdSec's bouncer registers itself in its postinst, so CrowdSec comes
+ * first). The steps' scripts and the bench's host floor (lab/host-floor.ts) read them.
+ */
+export const STEP_PACKAGES = {
+    firewall: [["ufw", "iptables"]],
+    "unattended-upgrades": [["unattended-upgrades", "needrestart"]],
+    // apparmor: without apparmor_parser dockerd runs containers with no AppArmor profile at all.
+    // ca-certificates: TLS to registries. Both are only Recommends of docker.io, not installed.
+    docker: [["docker.io", "apparmor", "ca-certificates"]],
+    // sqlite3: sets the bouncer's key hash in the local API's database, where cscli wants it in argv.
+    crowdsec: [["crowdsec"], ["crowdsec-firewall-bouncer", "ipset"], ["sqlite3"]],
+    fail2ban: [["fail2ban", "python3-systemd"]],
+    "postgres-config": [["openssl"]],
+    backup: [["age", "rclone", "jq"]],
+} as const satisfies Record<string, readonly (readonly string[])[]>;
+/** A step's packages as the script and the model carry them (plain, mutable lists). */
+export const stepPackages = (step: keyof typeof STEP_PACKAGES): string[][] => STEP_PACKAGES[step].map((g) => [...g]);
 /** Caddy's admin API port: only ever on the gateway container's own loopback, never reachable. */
 export const CADDY_ADMIN_PORT = 2019;
 /** The gateway's healthcheck endpoint port: loopback inside its network namespace, never published. */

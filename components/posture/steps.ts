@@ -46,7 +46,7 @@ export const containerRef = (container: string): string => `container:${containe
 export const networkRef = (network: string): string => `network:${network}`;
 
 function scriptStep(s: HostScript, layer: StepLayer, after: string[], extra: Partial<HostStepPosture> = {}): HostStepPosture {
-    return { name: s.name, layer, description: s.description, kind: "script", script: s.script, files: s.files, ...(s.sources ? { sources: s.sources } : {}), ...(s.dialTries ? { dialTries: s.dialTries } : {}), after, validation: VALIDATION[s.name] ?? "", ...extra };
+    return { name: s.name, layer, description: s.description, kind: "script", script: s.script, files: s.files, ...(s.sources ? { sources: s.sources } : {}), ...(s.packages ? { packages: s.packages } : {}), ...(s.dialTries ? { dialTries: s.dialTries } : {}), after, validation: VALIDATION[s.name] ?? "", ...extra };
 }
 
 function secretStep(f: SecretFilePosture, after: string[]): HostStepPosture {

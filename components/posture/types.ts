@@ -65,6 +65,8 @@ export interface HostStepPosture {
     secretFile?: string;
     /** Re-run the step when these containers are re-created (their ids are triggers). */
     rerunWith?: string[];
+    /** The Debian packages the step installs, one list per install, in order (render/types.ts HostScript.packages). */
+    packages?: string[][];
     /** Dials before the step fails, when not the default (render/types.ts HostScript.dialTries). */
     dialTries?: number;
 }

@@ -18,6 +18,7 @@ import {
     SSH_PORT,
     BACKUP_METRICS_FILE,
     METRIC,
+    stepPackages,
 } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
@@ -97,8 +98,10 @@ export function renderBackup(c: StackConfig): HostScript | undefined {
         { path: BACKUP_KNOWN_HOSTS, content: renderKnownHosts(c), mode: "0644" },
         { path: BACKUP_RCLONE_CONF, content: renderRcloneConf(c), mode: "0600" },
     ];
+    const packages = stepPackages("backup");
     const script = renderTemplate("backup/backup-step.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
+        packages,
         confDir: BACKUP_CONF_DIR,
         stateDir: BACKUP_STATE_DIR,
         statusFile: BACKUP_STATUS_PATH,
@@ -124,5 +127,6 @@ export function renderBackup(c: StackConfig): HostScript | undefined {
         description: `backups: ${c.backup.schedule} (+≤${c.backup.randomizedDelay}), pg_dump/Redis through age to ${c.backup.recipients.length} recipient(s), rclone to ${c.backup.target.url}; keep ${r.daily} daily, ${r.weekly} weekly, ${r.monthly} monthly`,
         script,
         files,
+        packages,
     };
 }

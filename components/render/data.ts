@@ -4,7 +4,7 @@
 // each data app's internal network. Their configuration lives on the host under /etc/citadel/<service>/ and is
 // bind-mounted read-only; secrets arrive as 0400 files. Pure functions: no Pulumi import.
 import { StackConfig } from "../config";
-import { appSecretValue, DATA_UID, postgresClient, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath } from "../posture/facts";
+import { appSecretValue, DATA_UID, postgresClient, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath, stepPackages } from "../posture/facts";
 import { renderTemplate } from "./template";
 import { HostScript } from "./types";
 
@@ -136,8 +136,10 @@ export function renderPostgresValidator(): string {
 export function renderPostgresScript(c: StackConfig, image: string): HostScript {
     const conf = renderPostgresConf(c);
     const hba = renderPgHba(c);
+    const packages = stepPackages("postgres-config");
     const script = renderTemplate("data/postgres-config.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
+        packages,
         tlsFunction: postgresTlsFunction(),
         hostDir: POSTGRES_CONF_HOST_DIR,
         tlsHostDir: POSTGRES_TLS_HOST_DIR,
@@ -160,6 +162,7 @@ export function renderPostgresScript(c: StackConfig, image: string): HostScript 
             { path: `${POSTGRES_CONF_HOST_DIR}/postgresql.conf`, content: conf, mode: "0644", owner: "root", group: "root" },
             { path: `${POSTGRES_CONF_HOST_DIR}/pg_hba.conf`, content: hba, mode: "0644", owner: "root", group: "root" },
         ],
+        packages,
     };
 }
 

@@ -24,7 +24,7 @@ import { SYSCTL_PATH } from "./host";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-import { AFTER_INIT_PATH, FORWARD6_CHAIN, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
+import { AFTER_INIT_PATH, FORWARD6_CHAIN, stepPackages, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
@@ -364,7 +364,9 @@ export function renderFirewall(c: StackConfig): HostScript {
     const block4 = dockerUserBlock(4);
     const block6 = dockerUserBlock(6);
     const initBlock = afterInitBlock();
+    const packages = stepPackages("firewall");
     const script = renderTemplate("firewall/firewall.sh.hbs", {
+        packages,
         ufwSysctl: SYSCTL_PATH,
         lib: renderTemplate("host/lib.sh.hbs", {}),
         rules,
@@ -419,5 +421,6 @@ export function renderFirewall(c: StackConfig): HostScript {
             `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: from any non-Docker interface only new inbound to ${gateway} reaches containers (block in after.rules/after6.rules); after.init puts the CrowdSec ban rules back after every UFW reload`,
         script,
         files,
+        packages,
     };
 }

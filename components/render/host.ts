@@ -4,6 +4,7 @@ import type { StackConfig } from "../config";
 import { configKey, IP_FORWARD_KEY, ipForwardError } from "../config";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
+import { stepPackages } from "../posture/facts";
 
 // ---------------------------------------------------------------------------------------------
 // sysctl
@@ -146,6 +147,7 @@ function renderUnattendedUpgradesStep(c: StackConfig): HostScript {
         { path: UNATTENDED_UPGRADES_PATH, content: renderUnattendedUpgrades(c), mode: "0644", owner: "root", group: "root" },
     ];
     const u = c.host.unattendedUpgrades;
+    const packages = stepPackages("unattended-upgrades");
     // needrestart only with upgrades on (it acts after apt runs); its file is checked by perl, not apt-config.
     const needrestart: HostFile | undefined = u.enabled ? { path: NEEDRESTART_PATH, content: renderNeedrestart(c), mode: "0644", owner: "root", group: "root" } : undefined;
     return {
@@ -155,6 +157,7 @@ function renderUnattendedUpgradesStep(c: StackConfig): HostScript {
             : "unattended-upgrades: disabled (citadel:host.unattendedUpgrades.enabled = false)",
         script: renderTemplate("host/unattended-upgrades.sh.hbs", {
             lib: lib(),
+            packages,
             enabled: u.enabled,
             apply: u.enabled && u.applyAtConverge,
             applyTimeout: u.applyTimeoutSeconds,
@@ -163,6 +166,7 @@ function renderUnattendedUpgradesStep(c: StackConfig): HostScript {
             origins: SECURITY_ORIGIN_PATTERNS.join("\n"),
         }),
         files: needrestart ? [...files, needrestart] : files,
+        ...(u.enabled ? { packages } : {}),
     };
 }
 
@@ -293,8 +297,9 @@ function renderDockerStep(c: StackConfig): HostScript {
     return {
         name: "docker",
         description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation${c.host.docker.ipv6 ? ", IPv6 NAT (ip6tables)" : ""}); ${c.admin.user} in group docker`,
-        script: renderTemplate("host/docker.sh.hbs", { lib: lib(), path: file.path, content: file.content, adminUser: c.admin.user, ipv6: c.host.docker.ipv6, raGuard: ipv6RaGuard() }),
+        script: renderTemplate("host/docker.sh.hbs", { lib: lib(), packages: stepPackages("docker"), path: file.path, content: file.content, adminUser: c.admin.user, ipv6: c.host.docker.ipv6, raGuard: ipv6RaGuard() }),
         files: [file],
+        packages: stepPackages("docker"),
     };
 }
 

@@ -16,7 +16,7 @@
 import YAML from "yaml";
 import { crowdsecPrometheusConfig, IPV6_SCENARIO_SUFFIX, SSH_BF_SCENARIO } from "./monitoring";
 import type { StackConfig } from "../config";
-import { AFTER_INIT_PATH, CADDY_ACCESS_LOG_HOST, FORWARD6_CHAIN, HOST_CONSUMER, IPV6_SOURCE_PREFIX, secretFilePath, SSH_PORT } from "../posture/facts";
+import { AFTER_INIT_PATH, CADDY_ACCESS_LOG_HOST, FORWARD6_CHAIN, HOST_CONSUMER, IPV6_SOURCE_PREFIX, secretFilePath, SSH_PORT, stepPackages } from "../posture/facts";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 
@@ -459,8 +459,10 @@ function renderCrowdsec(c: StackConfig): HostScript {
     const files = crowdsecFiles(c);
     const bouncerLocal = bouncerLocalTemplate();
     const dropin = renderTemplate("intrusion/bouncer-dropin.conf.hbs", { afterInit: AFTER_INIT_PATH, stopPost: bouncerStopPost() });
+    const packages = stepPackages("crowdsec");
     const script = renderTemplate("intrusion/crowdsec.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
+        packages,
         files,
         whitelistPath: CROWDSEC_WHITELIST,
         hasWhitelist: files.some((f) => f.path === CROWDSEC_WHITELIST),
@@ -494,13 +496,16 @@ function renderCrowdsec(c: StackConfig): HostScript {
             { path: BOUNCER_LOCAL, content: bouncerLocal, mode: "0600", owner: "root", group: "root" },
             { path: BOUNCER_DROPIN, content: dropin, mode: "0644", owner: "root", group: "root" },
         ],
+        packages,
     };
 }
 
 function renderFail2ban(c: StackConfig): HostScript {
     const jail: HostFile = { path: FAIL2BAN_JAIL, content: fail2banJail(c), mode: "0644", owner: "root", group: "root" };
+    const packages = stepPackages("fail2ban");
     const script = renderTemplate("intrusion/fail2ban.sh.hbs", {
         lib: renderTemplate("host/lib.sh.hbs", {}),
+        packages,
         jailPath: jail.path,
         jail: jail.content,
     });
@@ -509,6 +514,7 @@ function renderFail2ban(c: StackConfig): HostScript {
         description: `fail2ban: sshd jail (journal), maxretry ${c.intrusion.maxRetry} in ${c.intrusion.findTime} s, ban ${c.intrusion.banTime} s, iptables-multiport; CrowdSec off`,
         script,
         files: [jail],
+        packages,
     };
 }
 

@@ -30,6 +30,8 @@ export interface HostScript {
      * hash: a change to one is never "explained" by a config change in `citadel review`.
      */
     sources?: { name: string; sha256: string }[];
+    /** The Debian packages the script installs, one list per install in order (posture/facts.ts STEP_PACKAGES). */
+    packages?: string[][];
     /**
      * How many times Pulumi dials the host for this step before it fails (default HOST_DIAL_TRIES in
      * components/host-step.ts: about two minutes, for a server still booting).
