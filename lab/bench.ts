@@ -1,8 +1,15 @@
-// `npm run bench`: first converge vs no-op `pulumi up` on the local VPS, measured side by side in one
-// run, plus the SSH sessions each opens; then the restore drill (issue 11): rows and a key written,
-// the backup run, the data lost, `citadel restore` timed (the recovery time) beside the backup's time
-// and size; the engine floor (lab/engine-floor.ts) beside the no-op. Prints its figures; targets (issue #4, 2 cores): first converge of the full posture
-// ≤ 180 s, no-op up ≤ 15 s with 0 changes. A miss is a finding, not a failure.
+// `npm run bench`: every figure of issue 14 as a ratio measured side by side in one run.
+//   host floor      the same packages, files and containers on an identical fresh VPS by one plain
+//                   script generated from the posture (lab/host-floor.ts), no Pulumi
+//   first converge  `pulumi up` of the full posture on a fresh local VPS (target ≤ 1.3× the host floor)
+//   no-op up        the second `pulumi up` (target ≤ 1.5× the engine floor)
+//   engine floor    a no-op up of a program that loads the same plugins (lab/engine-floor.ts), and the
+//                   same engine with as many trivial resources as the stack has
+//   preview         the prod example's offline preview with 1 app and 50 (target ≤ 3×); the review
+//                   of the last commit (target ≤ 5 s)
+// with the SSH sessions each opens and where the converge's time goes (the engine's own events); then
+// the restore drill (issue 11: rows and a key written, the backup run, the data lost, `citadel
+// restore` timed beside the backup) and Lynis' hardening index. A miss is a finding, not a failure.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { StackConfig } from "../components/config";
@@ -12,12 +19,14 @@ import { shellQuote } from "../components/render/template";
 import { runRestoreCli } from "../restore/cli";
 import type { RestoreResult } from "../restore/restore";
 import { engineFloor, type EngineFloor } from "./engine-floor";
+import { runHostFloor, type HostFloor } from "./host-floor";
+import { previewScale, type PreviewRun } from "./preview-scale";
 import { buildLocalImages } from "./images/build-local";
 import { labRestoreHooks } from "./restore";
-import { harnessKey, parseLabArgs, run, runOk } from "./vps/common";
+import { harnessKey, parseLabArgs, REPO_ROOT, run, runOk } from "./vps/common";
 import { ensureDockerd } from "./vps/dockerd";
 import { ensureVpsImage } from "./vps/image";
-import { loadImages, startVps, stopVps } from "./vps/vps";
+import { loadImages, startVps, stopVps, type VpsInfo } from "./vps/vps";
 import { down, LOCAL_HTTP_PORT, LOCAL_HTTPS_PORT, LOCAL_SSH_PORT, LOCAL_VPS, localConfig, LOG_DIR, pulumiLocal, stackImages, startLabBackupTarget } from "./local";
 
 
@@ -31,6 +40,50 @@ function changes(log: string): string {
     const text = fs.readFileSync(path.join(LOG_DIR, log), "utf8");
     const m = /Resources:\n([\s\S]*?)\n\n/.exec(text);
     return m ? m[1].replace(/\s+/g, " ").trim() : "?";
+}
+
+/** One `pulumi up` of the local stack: the whole lab command, and the engine's command alone (pulumi-stack.sh's set-up left out). */
+interface Up {
+    code: number;
+    /** lab/pulumi-stack.sh end to end (scratch copy, `config set`s, then `pulumi up`). */
+    seconds: number;
+    /** `pulumi up` alone: what a user's `pulumi up` costs, and what the engine floor measures. */
+    engineSeconds: number;
+    /** The engine's own events (`--event-log`): per resource, from its step's start to its outputs. */
+    resources: { name: string; type: string; seconds: number; op: string }[];
+}
+
+async function timedUp(info: VpsInfo, publicKey: string, log: string, reset = false): Promise<Up> {
+    const secondsFile = path.join(LOG_DIR, `${log}.engine-seconds`);
+    const events = path.join(LOG_DIR, `${log}.events.json`);
+    for (const f of [secondsFile, events]) fs.rmSync(f, { force: true });
+    process.env.CITADEL_ENGINE_SECONDS_FILE = secondsFile;
+    // --event-log is one of the engine's debug flags (PULUMI_DEBUG_COMMANDS); it changes nothing else.
+    process.env.PULUMI_DEBUG_COMMANDS = "true";
+    const t = Date.now();
+    try {
+        const code = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview", "--event-log", events], log, reset);
+        const seconds = (Date.now() - t) / 1000;
+        return { code, seconds, engineSeconds: Number(fs.readFileSync(secondsFile, "utf8")), resources: resourceTimes(events) };
+    } finally {
+        delete process.env.CITADEL_ENGINE_SECONDS_FILE;
+        delete process.env.PULUMI_DEBUG_COMMANDS;
+    }
+}
+
+/** Per resource: from the engine's pre-event to its outputs event (the events carry whole seconds). */
+function resourceTimes(file: string): Up["resources"] {
+    if (!fs.existsSync(file)) return [];
+    const started = new Map<string, number>();
+    const out: Up["resources"] = [];
+    for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+        if (!line.trim()) continue;
+        const e = JSON.parse(line) as { timestamp: number; resourcePreEvent?: { metadata: { urn: string; op: string } }; resOutputsEvent?: { metadata: { urn: string; op: string; type: string } } };
+        if (e.resourcePreEvent) started.set(e.resourcePreEvent.metadata.urn, e.timestamp);
+        const o = e.resOutputsEvent?.metadata;
+        if (o && started.has(o.urn)) out.push({ name: o.urn.split("::").pop() ?? o.urn, type: o.type, seconds: e.timestamp - (started.get(o.urn) ?? e.timestamp), op: o.op });
+    }
+    return out.sort((a, b) => b.seconds - a.seconds);
 }
 
 /** Rows the restore drill writes before the backup and counts after the restore (enough that the dump is more than its overhead). */
@@ -113,8 +166,10 @@ async function restoreDrill(c: StackConfig): Promise<Drill> {
 }
 
 const USAGE = `usage: npm run bench [-- --keep] [-- --hcloud]   (or: npx tsx lab/bench.ts [--keep] [--hcloud])
-First converge vs no-op \`pulumi up\` of the local stack on a fresh local VPS, with the SSH sessions each opens;
-then the restore drill: a backup of written rows and a key, the data lost, \`citadel restore\` timed.
+The host floor (a plain script on a fresh VPS), then the first converge and a no-op \`pulumi up\` of the local
+stack on a fresh local VPS, the engine floor, the prod preview with 1 and 50 apps and the review, each as a
+ratio; then the restore drill (a backup of written rows and a key, the data lost, \`citadel restore\` timed)
+and Lynis' hardening index.
   --keep       leave the stack and the VPS up afterwards (default: npm run local:down at the end)
   --hcloud     then the same through the Hetzner path (target hcloud, the lab's API double): the first
                converge counts creating the server (VPS boot, images loaded) too; destroyed at the end
@@ -164,6 +219,24 @@ async function main(): Promise<void> {
     await buildLocalImages();
     const publicKey = fs.readFileSync(harnessKey(), "utf8").trim();
     const config = localConfig(publicKey);
+    // Each figure is caught and printed as FAILED beside the others: the VPS still comes down.
+    const attempt = <T>(fn: () => T): { value?: T; error: string } => {
+        try {
+            return { value: fn(), error: "" };
+        } catch (e) {
+            return { error: (e as Error).message };
+        }
+    };
+    const attemptAsync = async <T>(fn: () => Promise<T>): Promise<{ value?: T; error: string }> => {
+        try {
+            return { value: await fn(), error: "" };
+        } catch (e) {
+            return { error: (e as Error).message };
+        }
+    };
+    // The host floor first, on its own fresh VPS booted the same way (removed afterwards).
+    const hostFloor = await attemptAsync<HostFloor>(() => runHostFloor(config));
+
     // A fresh VPS: the first converge starts from a just-booted server, images loaded (not counted).
     await stopVps(LOCAL_VPS);
     // And a fresh off-site target: the first converge makes the first backup, as on a new deployment.
@@ -174,53 +247,60 @@ async function main(): Promise<void> {
     await loadImages(LOCAL_VPS, stackImages(config));
 
     const s0 = sshSessions();
-    let t = Date.now();
-    const first = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-first.log", true);
-    const firstS = (Date.now() - t) / 1000;
+    const first = await timedUp(info, publicKey, "bench-first.log", true);
     const s1 = sshSessions();
-    t = Date.now();
-    const noop = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-noop.log");
-    const noopS = (Date.now() - t) / 1000;
+    const noop = await timedUp(info, publicKey, "bench-noop.log");
     const s2 = sshSessions();
-    // Side by side: the engine's own no-op floor (issue 14), right after the stack's no-op.
-    let floor: EngineFloor | undefined;
-    let floorError = "";
-    try {
-        floor = engineFloor();
-    } catch (e) {
-        floorError = (e as Error).message;
-    }
+    // Side by side, right after the stack's no-op: the engine floor, and the same engine with as
+    // many trivial resources as the stack registers (what the engine alone costs per resource).
+    const stackResources = Number(/(\d+) unchanged/.exec(changes("bench-noop.log"))?.[1] ?? 0) - 1;
+    const floor = attempt<EngineFloor>(() => engineFloor());
+    const floorN = attempt<EngineFloor>(() => engineFloor(Math.max(1, stackResources - 2)));
+    // The reviewer's figures: the prod example's preview with 1 app and 50, the review of the last commit.
+    const previews = attempt(() => previewScale(50));
+    const review = attempt(() => {
+        const t = Date.now();
+        const r = run(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "review", "cli.ts"), "--base", "HEAD~1", "--head", "HEAD", "--stack", "prod", "--repo", REPO_ROOT], { cwd: REPO_ROOT, timeout: 300_000 });
+        if (r.code !== 0 && r.code !== 1) throw new Error(`citadel review exited ${r.code}: ${r.stderr.slice(-500)}`);
+        return (Date.now() - t) / 1000;
+    });
     fs.writeFileSync(path.join(LOG_DIR, "host-key"), info.hostKey);
     // A drill that breaks is reported with the other figures; the VPS still comes down (unless --keep).
-    let drill: Drill | undefined;
-    let drillError = "";
-    try {
-        drill = await restoreDrill(config);
-    } catch (e) {
-        drillError = (e as Error).message;
-    }
+    const drillRun = await attemptAsync(() => restoreDrill(config));
+    const drill = drillRun.value;
+    const lynisRun = attempt(lynisFigures);
+    const lynis = lynisRun.value;
 
-    let lynis: LynisFigures | undefined;
-    let lynisError = "";
-    try {
-        lynis = lynisFigures();
-    } catch (e) {
-        lynisError = (e as Error).message;
-    }
-
-    const row = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
+    const row = (k: string, v: string) => console.log(`${k.padEnd(46)} ${v}`);
+    const ratio = (a: number, b: number, target: number) => `${(a / b).toFixed(2)}×  target ≤ ${target}× ${a / b <= target ? "(met)" : "(MISSED)"}`;
     console.log("\nCitadel bench (local VPS, real engine; one run, side by side)");
     row("VPS boot to SSH (not counted)", `${boot.toFixed(1)} s`);
-    row("first converge, full posture (pulumi up)", `${firstS.toFixed(1)} s  exit ${first}  [${changes("bench-first.log")}]  target ≤ 180 s`);
-    row("no-op pulumi up", `${noopS.toFixed(1)} s  exit ${noop}  [${changes("bench-noop.log")}]  target ≤ 15 s`);
-    row("ratio first / no-op", `${(firstS / noopS).toFixed(1)}×`);
-    if (floor) {
-        row("engine floor: no-op up of a 1-resource program", `${floor.noopS.toFixed(1)} s  (same engine, language host, SDKs)`);
-        row("ratio no-op / engine floor", `${(noopS / floor.noopS).toFixed(1)}×  target ≤ 1.5×`);
-    } else row("engine floor", `FAILED: ${floorError}`);
-    row("SSH sessions: first converge", String(s1 - s0));
-    row("SSH sessions: no-op up", String(s2 - s1));
+    if (hostFloor.value) row("host floor: one plain script, no Pulumi", `${hostFloor.value.seconds.toFixed(1)} s  (${hostFloor.value.summary})`);
+    else row("host floor", `FAILED: ${hostFloor.error}`);
+    row("first converge, full posture (pulumi up)", `${first.engineSeconds.toFixed(1)} s  exit ${first.code}  [${changes("bench-first.log")}]`);
+    if (hostFloor.value) row("  ratio first converge / host floor", ratio(first.engineSeconds, hostFloor.value.seconds, 1.3));
+    row("no-op pulumi up", `${noop.engineSeconds.toFixed(1)} s  exit ${noop.code}  [${changes("bench-noop.log")}]`);
+    if (floor.value) {
+        row("engine floor: no-op up, same plugins loaded", `${floor.value.noopS.toFixed(1)} s  (${floor.value.resources} resources: a RandomId, a local Command, a docker Provider)`);
+        row("  ratio no-op / engine floor", ratio(noop.engineSeconds, floor.value.noopS, 1.5));
+    } else row("engine floor", `FAILED: ${floor.error}`);
+    if (floorN.value) row(`  the engine alone with ${floorN.value.resources} resources`, `${floorN.value.noopS.toFixed(1)} s no-op  (the stack's no-op is ${(noop.engineSeconds / floorN.value.noopS).toFixed(2)}× it)`);
+    else row("engine with the stack's resource count", `FAILED: ${floorN.error}`);
+    row("lab set-up around each pulumi up (not counted)", `${(first.seconds - first.engineSeconds).toFixed(1)} s / ${(noop.seconds - noop.engineSeconds).toFixed(1)} s  (scratch copy, config set)`);
+    row("SSH sessions: first converge / no-op", `${s1 - s0} / ${s2 - s1}`);
+    if (previews.value) {
+        const { one, many, n } = previews.value;
+        const pv = (p: PreviewRun) => `${p.seconds.toFixed(1)} s (${p.creates} to create)`;
+        row("preview of the prod example, 1 app + 1 site", pv(one));
+        row(`preview, ${n} apps + ${n} sites`, pv(many));
+        row(`  ratio ${n} / 1`, ratio(many.seconds, one.seconds, 3));
+    } else row("preview", `FAILED: ${previews.error}`);
+    if (review.value !== undefined) row("citadel review of the last commit (prod)", `${review.value.toFixed(1)} s  target ≤ 5 s ${review.value <= 5 ? "(met)" : "(MISSED)"}`);
+    else row("citadel review", `FAILED: ${review.error}`);
+    console.log("\nWhere the first converge's time goes (the engine's events, whole seconds; steps overlap):");
+    for (const r of first.resources.slice(0, 12)) row(`  ${r.name}`, `${r.seconds} s  ${r.type}`);
     const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+    console.log("");
     if (drill) {
         row("backup run (systemctl start citadel-backup)", `${drill.backupS.toFixed(1)} s  ${mb(drill.backupBytes)} in ${drill.backupObjects} objects (age ciphertext, on the SFTP target)`);
         row("RESTORE TIME (recovery: citadel restore)", `${drill.restoreS.toFixed(1)} s  exit ${drill.restoreCode}  [${drill.result?.restored.join(", ") ?? "nothing restored"}]`);
@@ -229,9 +309,10 @@ async function main(): Promise<void> {
         row("restore throughput", `${(drill.backupBytes / 1024 / drill.restoreS).toFixed(0)} KiB/s of ciphertext`);
         row("after restore", `${drill.rows}/${DRILL_ROWS} rows, Redis key ${drill.key}`);
         row("SSH sessions: restore", String(drill.sessions));
-    } else row("restore drill", `FAILED: ${drillError}`);
+    } else row("restore drill", `FAILED: ${drillRun.error}`);
     if (lynis) row("Lynis hardening index (converged VPS)", `${lynis.index}  ${lynis.warnings} warnings [${lynis.warningIds.join(", ")}], ${lynis.suggestions} suggestions`);
-    else row("Lynis", `FAILED: ${lynisError}`);
+    else row("Lynis", `FAILED: ${lynisRun.error}`);
+    if (first.code !== 0 || noop.code !== 0) process.exitCode = 1;
     if (!drill || drill.restoreCode !== 0) process.exitCode = 1;
     if (!cli.keep) await down();
     if (cli.hcloud) await benchHcloud(row);
