@@ -63,6 +63,8 @@ export const CHECKLIST: Record<string, PolicyLine[]> = {
     "in-journald": [R("| Logs | 90 days | Automated deletion |"), S("- [ ] Security event logging enabled")],
     // The policy names CIS Benchmarks as its reference for the host; these controls are CIS and Lynis's.
     "in-os-baseline": [R("- [CIS Benchmarks](https://www.cisecurity.org/cis-benchmarks/)")],
+    // A binary replaced behind dpkg's back (a rootkit's way in) is what package verification finds.
+    "in-packages-intact": [R("- [CIS Benchmarks](https://www.cisecurity.org/cis-benchmarks/)")],
     "in-log-retention": [R("| Logs | 90 days | Automated deletion |"), S("- [ ] Security event logging enabled")],
     // No policy line names kernel parameters; these are the ones the declared set serves: strict
     // reverse-path filtering, no source routing or redirects (spoofed or re-routed packets do not reach

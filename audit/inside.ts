@@ -18,7 +18,7 @@ function must(t: AuditTarget, cmd: string, timeoutMs?: number): string {
     return r.stdout;
 }
 
-import { osBaselineFiles, osBaselineUndeclared, sysctlEntries, type SysctlEntry } from "../components/render/host";
+import { LOGIN_DEFS_PATH, loginDefsSettings, osBaselineFiles, osBaselinePackages, osBaselineUndeclared, sysctlEntries, type SysctlEntry } from "../components/render/host";
 import { sha256 } from "../components/render/script";
 const inSshd: CheckDef = {
     id: "in-sshd",
@@ -686,7 +686,43 @@ const inOsBaseline: CheckDef = {
                 if (hard !== "0") drift.push({ what: `core dump limit of container ${name.replace(/^\//, "")}`, expected: "0 (daemon.json default-ulimits; a container created before it keeps its limit until it is re-created)", actual: hard ?? "(unreadable)" });
             }
         }
-        return fromDrift(drift, `${files.length} files as declared${o.coreDumps ? "" : `, core dumps off (ulimit -Hc ${live}, ${containersChecked} containers at 0)`}, ${o.disabledModules.length} modules disabled`);
+        // login.defs: the value each declared key really has (shadow's getdef: the last line wins).
+        const defs = loginDefsSettings(t.config);
+        const values = must(t, `for k in ${defs.map((d) => d.key).join(" ")}; do awk -v k="$k" '$1 == k { v = $2 } END { print (v == "" ? "(unset)" : v) }' ${LOGIN_DEFS_PATH}; done`).trim().split("\n");
+        defs.forEach((d, i) => {
+            if (values[i] !== d.value) drift.push({ what: `${d.key} in ${LOGIN_DEFS_PATH}`, expected: d.value, actual: values[i] ?? "(unreadable)" });
+        });
+        // The packages of the declared knobs, and pam_tmpdir in the session stack (what gives a login its TMPDIR).
+        const packages = osBaselinePackages(t.config);
+        if (packages.length) {
+            const states = must(t, `for p in ${packages.join(" ")}; do dpkg-query -W -f='\${Status}\n' "$p" 2>/dev/null || echo absent; done`).trim().split("\n");
+            packages.forEach((p, i) => {
+                if (states[i] !== "install ok installed") drift.push({ what: `package ${p}`, expected: "installed", actual: states[i] ?? "(unreadable)" });
+            });
+        }
+        if (o.pamTmpdir && t.inside.sh("grep -qE '^session[[:space:]]+optional[[:space:]]+pam_tmpdir\\.so' /etc/pam.d/common-session").code !== 0) {
+            drift.push({ what: "pam_tmpdir in /etc/pam.d/common-session", expected: "session optional pam_tmpdir.so", actual: "absent" });
+        }
+        return fromDrift(drift, `${files.length} files as declared${o.coreDumps ? "" : `, core dumps off (ulimit -Hc ${live}, ${containersChecked} containers at 0)`}, ${o.disabledModules.length} modules disabled, ${defs.map((d) => `${d.key} ${d.value}`).join(" ")}${packages.length ? `, ${packages.join(" ")} installed` : ""}${o.pamTmpdir ? ", pam_tmpdir on" : ""}`);
+    },
+};
+
+const inPackagesIntact: CheckDef = {
+    id: "in-packages-intact",
+    title: "every installed package's files match the checksums dpkg recorded (debsums; configuration files excluded: they are meant to change)",
+    group: "inside",
+    run(t) {
+        if (!t.config.host.os.packageVerification) return skip("citadel:host.os.packageVerification is false: debsums is not part of the host");
+        // -s: errors only. Bounded: a host with every package of the stack takes seconds.
+        const r = t.inside.sh("sudo -n debsums -s 2>&1", { timeoutMs: 300_000 });
+        const lines = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+        if (r.code === 0 && lines.length === 0) return { result: "pass", evidence: "debsums -s: every file of every installed package as dpkg installed it" };
+        const drift: Drift[] = lines.slice(0, 20).map((l) => {
+            const m = /changed file (\S+) \(from (\S+) package\)/.exec(l) ?? /missing file (\S+) \(from (\S+) package\)/.exec(l);
+            return m ? { what: m[1], expected: `as package ${m[2]} installed it`, actual: l.includes("missing") ? "missing" : "changed" } : { what: "debsums", expected: "no error", actual: l };
+        });
+        if (drift.length === 0) drift.push({ what: "debsums -s", expected: "exit 0", actual: `exit ${r.code}` });
+        return fromDrift(drift, "", lines.length > 20 ? `${lines.length} lines, the first 20 shown` : "");
     },
 };
 
@@ -928,6 +964,7 @@ export const INSIDE_CHECKS: CheckDef[] = [
     inAppIsolation,
     inJournald,
     inOsBaseline,
+    inPackagesIntact,
     inLogRetention,
     inSysctl,
     inBackup,

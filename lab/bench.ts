@@ -297,8 +297,13 @@ async function main(): Promise<void> {
     } else row("preview", `FAILED: ${previews.error}`);
     if (review.value !== undefined) row("citadel review of the last commit (prod)", `${review.value.toFixed(1)} s  target ≤ 5 s ${review.value <= 5 ? "(met)" : "(MISSED)"}`);
     else row("citadel review", `FAILED: ${review.error}`);
-    console.log("\nWhere the first converge's time goes (the engine's events, whole seconds; steps overlap):");
-    for (const r of first.resources.slice(0, 12)) row(`  ${r.name}`, `${r.seconds} s  ${r.type}`);
+    // Resources that do work (host steps, images, containers, networks), not the components that group them.
+    const leaves = first.resources.filter((r) => /^(command|docker|random):/.test(r.type));
+    console.log(`\nWhere the first converge's time goes (the engine's events, whole seconds; ${leaves.length} resources, which overlap where they do not wait on each other):`);
+    for (const r of leaves.slice(0, 12)) row(`  ${r.name}`, `${r.seconds} s  ${r.type}`);
+    const byKind = new Map<string, number>();
+    for (const r of leaves) byKind.set(r.type, (byKind.get(r.type) ?? 0) + r.seconds);
+    row("  sum by type", [...byKind].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k.replace(/^.*:/, "")} ${v} s`).join(", "));
     const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
     console.log("");
     if (drill) {

@@ -486,6 +486,36 @@ const HostSchema = obj({
         disabledModules: z
             .array(checked(str(), (v) => (/^[a-z0-9][a-z0-9_-]{0,63}$/.test(v) ? undefined : `${show(v)} is not a kernel module name (e.g. dccp)`)))
             .default([...DEFAULT_DISABLED_MODULES]),
+        /**
+         * UMASK in /etc/login.defs: the default umask of new home directories (useradd) and of login
+         * sessions where pam_umask reads it. "027": files an account creates are not readable by other
+         * accounts. Citadel's own steps set their umask themselves.
+         */
+        umask: checked(str(), (v) =>
+            !/^0?[0-7]{3}$/.test(v)
+                ? `${show(v)} is not an octal umask (e.g. 027)`
+                : (parseInt(v, 8) & 0o002) === 0
+                  ? `${show(v)} lets every account write the files others create: use 027 (or 022)`
+                  : undefined,
+        ).default("027"),
+        /**
+         * SHA_CRYPT_MIN_ROUNDS and SHA_CRYPT_MAX_ROUNDS in /etc/login.defs (ENCRYPT_METHOD SHA512, Debian's
+         * own): the cost of the SHA-512 hashes the shadow tools make from login.defs (chpasswd -c,
+         * newusers, chgpasswd). A password set through PAM (passwd) is hashed by pam_unix with yescrypt,
+         * Debian 12's stronger default, which this does not change. Citadel's admin logs in by key only.
+         * Default 65536 (glibc's default is 5000).
+         */
+        passwordHashRounds: int(5000, 10_000_000).default(65536),
+        /**
+         * libpam-tmpdir: each login session gets its own TMPDIR (/tmp/user/<uid>, mode 0700), so one
+         * account's temporary files are not in a directory every account can list. Default true.
+         */
+        pamTmpdir: bool().default(true),
+        /**
+         * debsums: the audit (`in-packages-intact`) compares every installed package's files with the
+         * checksums dpkg recorded, so a replaced binary is found. Default true.
+         */
+        packageVerification: bool().default(true),
     }).prefault({}),
     /** Caddy's access log (a file per day, kept citadel:host.journald.maxRetentionDays days). */
     accessLog: obj({

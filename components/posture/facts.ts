@@ -67,6 +67,8 @@ export const STEP_PACKAGES = {
 } as const satisfies Record<string, readonly (readonly string[])[]>;
 /** A step's packages as the script and the model carry them (plain, mutable lists). */
 export const stepPackages = (step: keyof typeof STEP_PACKAGES): string[][] => STEP_PACKAGES[step].map((g) => [...g]);
+/** The os-baseline step's packages, each installed when its `citadel:host.os` knob is on. */
+export const OS_BASELINE_PACKAGES = { pamTmpdir: "libpam-tmpdir", packageVerification: "debsums" } as const;
 /** Caddy's admin API port: only ever on the gateway container's own loopback, never reachable. */
 export const CADDY_ADMIN_PORT = 2019;
 /** The gateway's healthcheck endpoint port: loopback inside its network namespace, never published. */

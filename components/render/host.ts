@@ -4,7 +4,7 @@ import type { StackConfig } from "../config";
 import { configKey, IP_FORWARD_KEY, ipForwardError } from "../config";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
-import { stepPackages } from "../posture/facts";
+import { OS_BASELINE_PACKAGES, stepPackages } from "../posture/facts";
 
 // ---------------------------------------------------------------------------------------------
 // sysctl
@@ -236,20 +236,49 @@ export function osBaselineFiles(c: StackConfig): HostFile[] {
     return files;
 }
 
+export const LOGIN_DEFS_PATH = "/etc/login.defs";
+
+/**
+ * The keys the os-baseline step sets in /etc/login.defs (a conffile of `login`, edited in place: it
+ * has no drop-in directory), in order; the audit reads the same list.
+ */
+export function loginDefsSettings(c: StackConfig): { key: string; value: string }[] {
+    const o = c.host.os;
+    return [
+        { key: "UMASK", value: o.umask },
+        { key: "ENCRYPT_METHOD", value: "SHA512" },
+        { key: "SHA_CRYPT_MIN_ROUNDS", value: String(o.passwordHashRounds) },
+        { key: "SHA_CRYPT_MAX_ROUNDS", value: String(o.passwordHashRounds) },
+    ];
+}
+
+/** The packages the os-baseline step installs (posture/facts.ts OS_BASELINE_PACKAGES), by its knobs. */
+export function osBaselinePackages(c: StackConfig): string[] {
+    const o = c.host.os;
+    return (Object.keys(OS_BASELINE_PACKAGES) as (keyof typeof OS_BASELINE_PACKAGES)[]).filter((k) => o[k]).map((k) => OS_BASELINE_PACKAGES[k]);
+}
+
 function renderOsBaselineStep(c: StackConfig): HostScript {
     const o = c.host.os;
     const files = osBaselineFiles(c);
     const modprobeIndex = files.findIndex((x) => x.path === MODPROBE_PATH);
+    const packages = osBaselinePackages(c);
+    const extras = [`umask ${o.umask} and SHA512 with ${o.passwordHashRounds} rounds in ${LOGIN_DEFS_PATH}`, ...(o.pamTmpdir ? ["a private TMPDIR per login (libpam-tmpdir)"] : []), ...(o.packageVerification ? ["debsums for the audit's package check"] : [])];
     return {
         name: "os-baseline",
-        description: `os-baseline: login notice in /etc/issue and /etc/issue.net, core dumps ${o.coreDumps ? "allowed" : "off"}, ${o.disabledModules.length} kernel modules never loaded`,
+        description: `os-baseline: login notice in /etc/issue and /etc/issue.net, core dumps ${o.coreDumps ? "allowed" : "off"}, ${o.disabledModules.length} kernel modules never loaded, ${extras.join(", ")}`,
         script: renderTemplate("host/os-baseline.sh.hbs", {
             lib: lib(),
             files,
             removed: osBaselineUndeclared(c),
             modprobe: modprobeIndex >= 0 ? { index: modprobeIndex, modules: o.disabledModules } : undefined,
+            packages: packages.length ? [packages] : [],
+            pamTmpdir: o.pamTmpdir,
+            loginDefs: loginDefsSettings(c),
+            loginDefsPath: LOGIN_DEFS_PATH,
         }),
         files,
+        ...(packages.length ? { packages: [packages] } : {}),
     };
 }
 

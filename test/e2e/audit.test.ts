@@ -409,6 +409,27 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             repair: "rm -f /etc/security/limits.d/zz-audit-fault.conf; mv /root/issue.net.audit-fault /etc/issue.net",
         }));
 
+    // An operator's edit of login.defs (Debian's umask back) and pam_tmpdir taken out of the session stack.
+    it("fault: UMASK 022 in login.defs and pam_tmpdir disabled → in-os-baseline", () =>
+        fault({
+            only: ["in-os-baseline"],
+            expect: {
+                "in-os-baseline": [/^UMASK in \/etc\/login\.defs: expected 027 \| actual 022$/, /^pam_tmpdir in \/etc\/pam\.d\/common-session: expected session optional pam_tmpdir\.so \| actual absent$/],
+            },
+            inject: "cp -p /etc/login.defs /root/login.defs.audit-fault && sed -i 's/^UMASK.*/UMASK\t\t022/' /etc/login.defs && pam-auth-update --disable tmpdir",
+            repair: "mv /root/login.defs.audit-fault /etc/login.defs; pam-auth-update --enable tmpdir",
+        }));
+
+    // A package's file replaced behind dpkg's back (what a rootkit does to a binary; a licence text here,
+    // which nothing on the host runs).
+    it("fault: a file of an installed package changed → in-packages-intact", () =>
+        fault({
+            only: ["in-packages-intact"],
+            expect: { "in-packages-intact": /^\/usr\/share\/common-licenses\/GPL-3: expected as package base-files installed it \| actual changed$/ },
+            inject: "cp -p /usr/share/common-licenses/GPL-3 /root/gpl3.audit-fault && echo tampered >> /usr/share/common-licenses/GPL-3",
+            repair: "mv /root/gpl3.audit-fault /usr/share/common-licenses/GPL-3",
+        }));
+
     // The VPS's kernel-wide keys are read-only (its kernel is this machine's: in-sysctl lists them as
     // skipped); net.* is the VPS's own network namespace, writable as on a real host.
     it("fault: ICMP redirects accepted again (sysctl -w) → in-sysctl", () =>

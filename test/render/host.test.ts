@@ -15,6 +15,8 @@ import { parseConfigOrThrow, StackConfig } from "../../components/config";
 import {
     AUTO_UPGRADES_PATH,
     CORE_LIMITS_PATH,
+    LOGIN_DEFS_PATH,
+    loginDefsSettings,
     COREDUMP_CONF_PATH,
     ISSUE_NET_PATH,
     ISSUE_PATH,
@@ -437,6 +439,9 @@ describe("os-baseline: login notice, core dumps, kernel modules", () => {
         assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { banner: "Authorized use only \\l" } } })), /citadel:host\.os\.banner.*backslash, which agetty reads as an escape/s);
         assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { banner: "  " } } })), /citadel:host\.os\.banner.*is empty/s);
         assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { disabledModules: ["dccp", "usb storage"] } } })), /citadel:host\.os\.disabledModules.*is not a kernel module name/s);
+        assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { umask: "020" } } })), /citadel:host\.os\.umask.*lets every account write the files others create: use 027/s);
+        assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { umask: "27" } } })), /citadel:host\.os\.umask.*is not an octal umask/s);
+        assert.throws(() => parseConfigOrThrow(prodWith({ host: { os: { passwordHashRounds: 1000 } } })), /citadel:host\.os\.passwordHashRounds/);
     });
 
     it("the step in a Debian 12 server image with kmod: installs, is unchanged, repairs, refuses a module file modprobe misreads, removes what is no longer declared", { timeout: 10 * 60_000 }, async (t) => {
@@ -460,9 +465,33 @@ describe("os-baseline: login notice, core dumps, kernel modules", () => {
         // What the kernel would do on a load request, read by modprobe from the installed file.
         for (const m of c.host.os.disabledModules) assert.match(inside(`modprobe --show-depends ${m}`).stdout, /^install \/bin\/false/m, m);
 
+        // login.defs: each declared key set once (Debian's commented examples replaced in place), the
+        // knobs' packages installed, pam_tmpdir in the session stack: a login's TMPDIR is its own.
+        assert.match(first.stdout, /set in \/etc\/login\.defs: UMASK 027, ENCRYPT_METHOD SHA512, SHA_CRYPT_MIN_ROUNDS 65536, SHA_CRYPT_MAX_ROUNDS 65536/);
+        const defs = read(LOGIN_DEFS_PATH);
+        for (const d of loginDefsSettings(c)) assert.deepEqual(defs.split("\n").filter((l) => l.split(/\s+/)[0] === d.key), [`${d.key}\t${d.value}`], d.key);
+        assert.doesNotMatch(defs, /^#[ \t]*SHA_CRYPT_MIN_ROUNDS/m, "the commented example was replaced, not duplicated");
+        assert.equal(inside("dpkg-query -W -f='${Status}\n' libpam-tmpdir debsums").stdout, "install ok installed\ninstall ok installed\n");
+        assert.equal(inside("su -s /bin/bash -c 'echo $TMPDIR' nobody").stdout.trim(), "/tmp/user/65534");
+        // What the hashing rounds do: a SHA-512 hash that the shadow tools make from login.defs carries
+        // them. (A password set through PAM, passwd's way, is yescrypt: Debian 12's pam_unix.)
+        const hashOf = (how: string) => inside(`echo 'citadel-rounds:not-a-real-password' | ${how} && getent shadow citadel-rounds | cut -d: -f2 | cut -d'$' -f2,3`).stdout.trim();
+        inside("useradd -M citadel-rounds");
+        assert.equal(hashOf("chpasswd -c SHA512"), "6$rounds=65536");
+        assert.match(hashOf("chpasswd"), /^y\$/);
+
         const second = inside(s.script);
         assert.equal(second.code, 0, second.stdout + second.stderr);
         assert.match(second.stdout, /citadel: os-baseline: unchanged/);
+
+        // An operator put Debian's umask back and took pam_tmpdir out: the next run restores both.
+        inside(`sed -i 's/^UMASK.*/UMASK\t\t022/' ${LOGIN_DEFS_PATH} && pam-auth-update --disable tmpdir`);
+        assert.equal(inside("su -s /bin/bash -c 'echo ${TMPDIR:-unset}' nobody").stdout.trim(), "unset");
+        const restored = inside(s.script);
+        assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+        assert.match(restored.stdout, /pam_tmpdir enabled in the session stacks/);
+        assert.match(restored.stdout, /set in \/etc\/login\.defs/);
+        assert.equal(read(LOGIN_DEFS_PATH), defs);
 
         // An upgrade (or an operator) put Debian's notice back: the next run restores the declared one.
         inside(`echo 'Debian GNU/Linux 12' > ${ISSUE_NET_PATH}`);
