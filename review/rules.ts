@@ -975,7 +975,43 @@ export const hostRule: Rule = (b, h, out) => {
     section(() => journaldRule(b, h, out));
     section(() => upgradesRule(b, h, out));
     section(() => daemonRule(b, h, out));
+    section(() => osRule(b, h, out));
 };
+
+/** The OS baseline (citadel:host.os): each knob judged on its own. */
+function osRule(b: Posture, h: Posture, out: Collector): void {
+    const ob = b.host.os;
+    const oh = h.host.os;
+    const at = (k: string) => path("host", "os", k);
+    if (ob.banner !== oh.banner) out.emit("host.os.banner", "host", "neutral", "login notice text changed", ob.banner, oh.banner, "what /etc/issue and /etc/issue.net say: no control changes", [at("banner")]);
+    if (ob.coreDumps !== oh.coreDumps) {
+        const dir = bool(ob.coreDumps, oh.coreDumps, "weaker");
+        out.emit(`host.os.core-dumps=${String(oh.coreDumps)}`, "host", dir, `core dumps ${oh.coreDumps ? "allowed" : "off"}`, ob.coreDumps, oh.coreDumps, dir === "weakens" ? "a crashing process (Postgres, an app) can write its memory, secrets included, to disk" : "no process memory written to disk", [at("coreDumps")]);
+    }
+    const mods = setDiff(ob.disabledModules, oh.disabledModules);
+    for (const m of mods.removed) out.emit(`host.os.module+${m}`, "host", "weakens", `kernel module ${m} may load again`, "disabled", "loadable", "a module nobody on this host needs is attack surface again (network protocols with a history of remote bugs, removable storage)", [at("disabledModules")]);
+    for (const m of mods.added) out.emit(`host.os.module-${m}`, "host", "strengthens", `kernel module ${m} never loaded`, "loadable", "disabled", "less kernel attack surface", [at("disabledModules")]);
+    // Older postures (before these knobs) read as Debian's values: umask 022, 5000 rounds, neither package.
+    const umaskB = parseInt(ob.umask ?? "022", 8);
+    const umaskH = parseInt(oh.umask ?? "022", 8);
+    if (umaskB !== umaskH) {
+        const dir: Direction = (umaskH & ~umaskB) !== 0 && (umaskB & ~umaskH) === 0 ? "strengthens" : (umaskB & ~umaskH) !== 0 && (umaskH & ~umaskB) === 0 ? "weakens" : "unclassified";
+        out.emit(`host.os.umask=${oh.umask}`, "host", dir, `login.defs UMASK ${ob.umask ?? "022 (Debian's)"} → ${oh.umask}`, ob.umask, oh.umask, dir === "weakens" ? "new files of an account are open to more accounts" : dir === "strengthens" ? "new files of an account are open to fewer accounts" : "some permissions open up while others close: read both", [at("umask")]);
+    }
+    if ((ob.passwordHashRounds ?? 5000) !== (oh.passwordHashRounds ?? 5000)) {
+        const dir = byNumber(ob.passwordHashRounds ?? 5000, oh.passwordHashRounds ?? 5000, "stronger");
+        out.emit(`host.os.hash-rounds=${oh.passwordHashRounds}`, "host", dir, `SHA-512 password hash rounds ${ob.passwordHashRounds ?? 5000} → ${oh.passwordHashRounds}`, ob.passwordHashRounds, oh.passwordHashRounds, dir === "weakens" ? "a stolen /etc/shadow is cheaper to crack (for hashes the shadow tools make)" : "a stolen /etc/shadow is costlier to crack", [at("passwordHashRounds")]);
+    }
+    const knobs = [
+        ["pamTmpdir", "a private TMPDIR per login (libpam-tmpdir)", "accounts share /tmp for their temporary files again"],
+        ["packageVerification", "debsums and the audit's package check", "a binary replaced behind dpkg's back goes unnoticed by the audit"],
+    ] as const;
+    for (const [k, what, weaker] of knobs) {
+        if ((ob[k] ?? false) === (oh[k] ?? false)) continue;
+        const dir = bool(ob[k] ?? false, oh[k] ?? false, "stronger");
+        out.emit(`host.os.${k}=${String(oh[k])}`, "host", dir, `${what} ${oh[k] ? "on" : "off (the package stays installed)"}`, ob[k], oh[k], dir === "weakens" ? weaker : "back to the hardened default", [at(k)]);
+    }
+}
 
 function sysctlRule(b: Posture, h: Posture, out: Collector): void {
     const kb = byKey(b.host.sysctl, "key");

@@ -257,6 +257,16 @@ const CASES: Case[] = [
         ],
     },
     {
+        name: "the OS baseline loosened: umask 022, core dumps on, usb-storage loadable, no package check",
+        head: () => postureWith({ host: { os: { umask: "022", coreDumps: true, packageVerification: false, disabledModules: ["dccp", "sctp", "rds", "tipc", "cramfs", "freevxfs", "hfs", "hfsplus", "jffs2", "firewire-core"] } } }),
+        expect: [
+            { id: "host.os.umask=022", category: "host", direction: "weakens" },
+            { id: "host.os.core-dumps=true", category: "host", direction: "weakens" },
+            { id: "host.os.module+usb-storage", category: "host", direction: "weakens" },
+            { id: "host.os.packageVerification=false", category: "host", direction: "weakens" },
+        ],
+    },
+    {
         name: "pending security updates left to the nightly run",
         head: () => postureWith({ host: { unattendedUpgrades: { applyAtConverge: false } } }),
         expect: [{ id: "host.unattended-upgrades.apply-at-converge=false", category: "host", direction: "weakens" }],
