@@ -20,7 +20,7 @@ import { runRestoreCli } from "../restore/cli";
 import type { RestoreResult } from "../restore/restore";
 import { engineFloor, type EngineFloor } from "./engine-floor";
 import { runHostFloor, type HostFloor } from "./host-floor";
-import { previewScale, type PreviewRun } from "./preview-scale";
+import { previewProd, previewScale, type PreviewRun } from "./preview-scale";
 import { buildLocalImages } from "./images/build-local";
 import { labRestoreHooks } from "./restore";
 import { harnessKey, parseLabArgs, REPO_ROOT, run, runOk } from "./vps/common";
@@ -258,6 +258,7 @@ async function main(): Promise<void> {
     const floorN = attempt<EngineFloor>(() => engineFloor(Math.max(1, stackResources - 2)));
     // The reviewer's figures: the prod example's preview with 1 app and 50, the review of the last commit.
     const previews = attempt(() => previewScale(50));
+    const prodPreview = attempt(previewProd);
     const review = attempt(() => {
         const t = Date.now();
         const r = run(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "review", "cli.ts"), "--base", "HEAD~1", "--head", "HEAD", "--stack", "prod", "--repo", REPO_ROOT], { cwd: REPO_ROOT, timeout: 300_000 });
@@ -295,6 +296,8 @@ async function main(): Promise<void> {
         row(`preview, ${n} apps + ${n} sites`, pv(many));
         row(`  ratio ${n} / 1`, ratio(many.seconds, one.seconds, 3));
     } else row("preview", `FAILED: ${previews.error}`);
+    if (prodPreview.value) row("preview of Pulumi.prod.yaml as it stands", `${prodPreview.value.seconds.toFixed(1)} s (${prodPreview.value.creates} to create)`);
+    else row("preview of Pulumi.prod.yaml", `FAILED: ${prodPreview.error}`);
     if (review.value !== undefined) row("citadel review of the last commit (prod)", `${review.value.toFixed(1)} s  target ≤ 5 s ${review.value <= 5 ? "(met)" : "(MISSED)"}`);
     else row("citadel review", `FAILED: ${review.error}`);
     // Resources that do work (host steps, images, containers, networks), not the components that group them.
