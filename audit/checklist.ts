@@ -65,6 +65,8 @@ export const CHECKLIST: Record<string, PolicyLine[]> = {
     "in-os-baseline": [R("- [CIS Benchmarks](https://www.cisecurity.org/cis-benchmarks/)")],
     // A binary replaced behind dpkg's back (a rootkit's way in) is what package verification finds.
     "in-packages-intact": [R("- [CIS Benchmarks](https://www.cisecurity.org/cis-benchmarks/)")],
+    // The CIS Docker Benchmark's host audit rules (1.1.3-1.1.18): who changed Docker, and when.
+    "in-auditd": [R("- [CIS Benchmarks](https://www.cisecurity.org/cis-benchmarks/)"), S("- [ ] Security event logging enabled")],
     "in-log-retention": [R("| Logs | 90 days | Automated deletion |"), S("- [ ] Security event logging enabled")],
     // No policy line names kernel parameters; these are the ones the declared set serves: strict
     // reverse-path filtering, no source routing or redirects (spoofed or re-routed packets do not reach

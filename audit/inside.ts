@@ -8,6 +8,7 @@ import { postgresApps, POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_CONTA
 import { dockerUserDrift, dockerUserRules, FORWARD6_CHAIN, FORWARD6_JUMP, forward6Rules } from "../components/render/firewall";
 import { CITADEL_SSH_REPLACES, CITADEL_SSH_SCENARIOS, CITADEL_SSHD_PARSER, citadelSshdParser, citadelSshScenarios, crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
+import { auditdFiles, auditWatchLine, DOCKER_AUDIT_WATCHES } from "../components/render/auditd";
 import { shellQuote } from "../components/render/template";
 import { AuditTarget, CheckDef, CommandResult, Drift, fromDrift, skip, Verdict } from "./types";
 
@@ -707,6 +708,33 @@ const inOsBaseline: CheckDef = {
     },
 };
 
+const inAuditd: CheckDef = {
+    id: "in-auditd",
+    title: "auditd watches the Docker daemon, its configuration and binaries (CIS Docker 1.1.3-1.1.18): the rules file as declared and, on a server, every watch loaded",
+    group: "inside",
+    run(t) {
+        if (!t.config.host.os.auditDocker) return skip("citadel:host.os.auditDocker is false: Citadel declares no audit rules");
+        const drift: Drift[] = [];
+        const files = auditdFiles(t.config);
+        const out = must(t, `for f in ${files.map((f) => shellQuote(f.path)).join(" ")}; do if [ -e "$f" ]; then sudo -n sha256sum < "$f" | cut -d' ' -f1; else echo absent; fi; done`).trim().split("\n");
+        files.forEach((f, i) => {
+            const want = sha256(f.content);
+            if (out[i] !== want) drift.push({ what: f.path, expected: `as declared (sha256 ${want.slice(0, 12)})`, actual: out[i] === "absent" ? "absent" : `changed (sha256 ${(out[i] ?? "").slice(0, 12)})` });
+        });
+        // The kernel's audit is the host's: in a container (the lab VPS) nothing can be loaded.
+        if (t.inside.sh("systemd-detect-virt --container --quiet").code === 0) {
+            const skipped = DOCKER_AUDIT_WATCHES.map((w) => ({ what: `CIS ${w.cis} ${w.path}`, reason: "not loadable in a container: the kernel's audit belongs to the machine underneath" }));
+            return drift.length ? { ...fromDrift(drift, ""), skipped } : { result: "pass", evidence: `${files.length} files as declared; the ${skipped.length} watches cannot be loaded in this container (listed as skipped)`, skipped };
+        }
+        const live = new Set(must(t, "sudo -n auditctl -l").split("\n").map((l) => l.trim()));
+        for (const w of DOCKER_AUDIT_WATCHES) {
+            const line = auditWatchLine(w);
+            if (!live.has(line)) drift.push({ what: `CIS ${w.cis} ${w.path}`, expected: line, actual: "not loaded (auditctl -l)" });
+        }
+        return fromDrift(drift, `${files.length} files as declared; ${DOCKER_AUDIT_WATCHES.length} watches loaded (auditctl -l)`);
+    },
+};
+
 const inPackagesIntact: CheckDef = {
     id: "in-packages-intact",
     title: "every installed package's files match the checksums dpkg recorded (debsums; configuration files excluded: they are meant to change)",
@@ -965,6 +993,7 @@ export const INSIDE_CHECKS: CheckDef[] = [
     inJournald,
     inOsBaseline,
     inPackagesIntact,
+    inAuditd,
     inLogRetention,
     inSysctl,
     inBackup,

@@ -1005,6 +1005,7 @@ function osRule(b: Posture, h: Posture, out: Collector): void {
     const knobs = [
         ["pamTmpdir", "a private TMPDIR per login (libpam-tmpdir)", "accounts share /tmp for their temporary files again"],
         ["packageVerification", "debsums and the audit's package check", "a binary replaced behind dpkg's back goes unnoticed by the audit"],
+        ["auditDocker", "auditd's watches on the Docker daemon, its configuration and binaries", "a change to Docker's binaries or configuration leaves no audit record"],
     ] as const;
     for (const [k, what, weaker] of knobs) {
         if ((ob[k] ?? false) === (oh[k] ?? false)) continue;

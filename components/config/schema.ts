@@ -516,6 +516,12 @@ const HostSchema = obj({
          * checksums dpkg recorded, so a replaced binary is found. Default true.
          */
         packageVerification: bool().default(true),
+        /**
+         * auditd with the CIS Docker Benchmark's watches (1.1.3-1.1.18) on the Docker daemon, its
+         * configuration and binaries (components/render/auditd.ts), key citadel-docker. Default true.
+         * false removes Citadel's rules (auditd stays installed).
+         */
+        auditDocker: bool().default(true),
     }).prefault({}),
     /** Caddy's access log (a file per day, kept citadel:host.journald.maxRetentionDays days). */
     accessLog: obj({

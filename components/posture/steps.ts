@@ -29,6 +29,7 @@ const VALIDATION: Record<string, string> = {
     "unattended-upgrades": "apt-config parses the staged files before they are installed (all or nothing)",
     journald: "systemd-journald restarted with the new file; the previous one restored if it does not come back",
     "os-baseline": "modprobe --show-depends reads the staged module file (each module resolves to /bin/false) before it is installed; every file written atomically",
+    auditd: "the unit's container condition installed before the package (its postinst starts auditd); augenrules --load, then every watch read back from auditctl -l; in a container the rules are installed, not loaded (the kernel's audit is the host's)",
     docker: "dockerd --validate where available, else a restart with rollback of daemon.json; docker.service enabled for boot",
     intrusion: "crowdsec -t / bouncer -t (or fail2ban-client -t) on a staged copy before switching",
     "gateway-image": "docker build of exactly the embedded images/caddy files, bounded in time (the Dockerfile's own build checks the rate-limit module is in); the tag must carry the inputs' hash afterwards; skipped when it already does",

@@ -223,7 +223,7 @@ export interface HostBaselinePosture {
     sysctl: SysctlEntry[];
     sshdEffective: string[];
     journald: { maxRetentionDays: number; systemMaxUse: string };
-    os: { banner: string; coreDumps: boolean; disabledModules: string[]; umask: string; passwordHashRounds: number; pamTmpdir: boolean; packageVerification: boolean };
+    os: { banner: string; coreDumps: boolean; disabledModules: string[]; umask: string; passwordHashRounds: number; pamTmpdir: boolean; packageVerification: boolean; auditDocker: boolean };
     unattendedUpgrades: { enabled: boolean; autoReboot: boolean; autoRebootTime: string; restartServices: "auto" | "list"; applyAtConverge: boolean; applyTimeoutSeconds: number };
     dockerDaemon: Record<string, unknown>;
 }

@@ -5,6 +5,7 @@ import { configKey, IP_FORWARD_KEY, ipForwardError } from "../config";
 import { renderTemplate } from "./template";
 import type { HostFile, HostScript } from "./types";
 import { OS_BASELINE_PACKAGES, stepPackages } from "../posture/facts";
+import { renderAuditdStep } from "./auditd";
 
 // ---------------------------------------------------------------------------------------------
 // sysctl
@@ -340,5 +341,5 @@ function lib(): string {
 
 /** The host baseline steps, in the order they should run (docker last: it may take a while to install). */
 export function renderHostBaseline(c: StackConfig): HostScript[] {
-    return [renderSysctlStep(c), renderUnattendedUpgradesStep(c), renderJournaldStep(c), renderOsBaselineStep(c), renderDockerStep(c)];
+    return [renderSysctlStep(c), renderUnattendedUpgradesStep(c), renderJournaldStep(c), renderOsBaselineStep(c), renderDockerStep(c), renderAuditdStep(c)];
 }

@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { parseConfigOrThrow, StackConfig } from "../../components/config";
+import { AUDIT_RULES_PATH, AUDITD_DROPIN, DOCKER_AUDIT_WATCHES, renderDockerAuditRules } from "../../components/render/auditd";
 import {
     AUTO_UPGRADES_PATH,
     CORE_LIMITS_PATH,
@@ -115,7 +116,7 @@ describe("host scripts: shellcheck", () => {
     it("steps are named as the lead wires them", () => {
         assert.deepEqual(
             renderHostBaseline(prodConfig()).map((s) => s.name),
-            ["sysctl", "unattended-upgrades", "journald", "os-baseline", "docker"],
+            ["sysctl", "unattended-upgrades", "journald", "os-baseline", "docker", "auditd"],
         );
     });
 });
@@ -513,6 +514,47 @@ describe("os-baseline: login notice, core dumps, kernel modules", () => {
         assert.equal(r.code, 0, r.stdout + r.stderr);
         for (const p of [CORE_LIMITS_PATH, COREDUMP_CONF_PATH, MODPROBE_PATH]) {
             assert.match(r.stdout, new RegExp(`removed ${p.replace(/\./g, "\\.")} \\(no longer declared\\)`));
+            assert.equal(inside(`test -e ${p}`).code, 1, p);
+        }
+    });
+});
+
+describe("auditd: the CIS Docker Benchmark's watches (1.1.3-1.1.18)", () => {
+    it("one watch per CIS item with its key; binaries watched for writes, runs and attributes, the rest for writes and attributes", () => {
+        const rules = renderDockerAuditRules();
+        const cis = [...rules.matchAll(/^# CIS (\S+)$/gm)].map((m) => m[1]);
+        assert.deepEqual(cis, ["1.1.3", "1.1.4", "1.1.5", "1.1.6", "1.1.7", "1.1.8", "1.1.9", "1.1.10", "1.1.11", "1.1.12", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"]);
+        for (const l of rules.split("\n").filter((x) => x.startsWith("-w "))) assert.match(l, /^-w \/\S+ -p (wxa|wa) -k citadel-docker$/, l);
+    });
+
+    it("the step in a Debian 12 server image: the unit's condition before the package, the rules installed, not loaded in a container; unchanged; off removes them", { timeout: 10 * 60_000 }, async (t) => {
+        const inside = await serverImageContainer(t, "auditd");
+        if (!inside) return;
+        const s = step(prodConfig(), "auditd");
+        assert.deepEqual(s.files.map((f) => f.path), [AUDITD_DROPIN, AUDIT_RULES_PATH]);
+        const first = inside(s.script);
+        assert.equal(first.code, 0, first.stdout + first.stderr);
+        assert.match(first.stdout, /installed auditd/);
+        assert.match(first.stdout, /rules not loaded here: a container cannot use the kernel's audit/);
+        for (const f of s.files) assert.equal(inside(`cat ${f.path}`).stdout, f.content, f.path);
+        // Every watched file is where Debian 12's docker.io, containerd and runc put it; the runtime
+        // directories (made when Docker runs) have their parent (a watch needs its directory).
+        for (const w of DOCKER_AUDIT_WATCHES) {
+            const runtime = w.path.startsWith("/run/") || w.path === "/var/lib/docker" || w.path === "/etc/docker/daemon.json";
+            assert.equal(inside(`test -e ${runtime ? path.dirname(w.path.replace("/containerd.sock", "")) : w.path}`).code, 0, `CIS ${w.cis} ${w.path}`);
+        }
+        // auditctl itself refuses here (no kernel audit in a container): why the step does not load.
+        assert.match(inside("auditctl -l 2>&1").stdout, /must be root|Operation not permitted/);
+        const second = inside(s.script);
+        assert.equal(second.code, 0, second.stdout + second.stderr);
+        assert.match(second.stdout, /citadel: auditd: unchanged/);
+
+        const off = step(parseConfigOrThrow(prodWith({ host: { os: { auditDocker: false } } })), "auditd");
+        assert.deepEqual(off.files, []);
+        const r = inside(off.script);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        for (const p of [AUDIT_RULES_PATH, AUDITD_DROPIN]) {
+            assert.match(r.stdout, new RegExp(`removed ${p.replace(/\./g, "\\.")}`));
             assert.equal(inside(`test -e ${p}`).code, 1, p);
         }
     });
