@@ -651,6 +651,19 @@ const inJournald: CheckDef = {
     },
 };
 
+/** Each path's sha256 on the host, or "absent", in one round trip (with sudo for root-only files). */
+function hostSha256(t: AuditTarget, paths: string[], sudo = false): string[] {
+    return must(t, `for f in ${paths.map(shellQuote).join(" ")}; do if [ -e "$f" ]; then ${sudo ? "sudo -n " : ""}sha256sum < "$f" | cut -d' ' -f1; else echo absent; fi; done`).trim().split("\n");
+}
+
+/** Declared files whose content on the host (hashes in the same order) is not the declared one. */
+function declaredFileDrift(files: { path: string; content: string }[], hashes: string[]): Drift[] {
+    return files.flatMap((f, i) => {
+        const want = sha256(f.content);
+        return hashes[i] === want ? [] : [{ what: f.path, expected: `as declared (sha256 ${want.slice(0, 12)})`, actual: hashes[i] === "absent" ? "absent" : `changed (sha256 ${(hashes[i] ?? "").slice(0, 12)})` }];
+    });
+}
+
 const inOsBaseline: CheckDef = {
     id: "in-os-baseline",
     title: "the OS baseline as declared: the login notice, no core dumps for logins, the disabled kernel modules",
@@ -661,12 +674,8 @@ const inOsBaseline: CheckDef = {
         const drift: Drift[] = [];
         // One round trip: each declared file's sha256 (or "absent"), then each Citadel file that must not be there.
         const undeclared = osBaselineUndeclared(t.config);
-        const paths = [...files.map((f) => f.path), ...undeclared];
-        const out = must(t, `for f in ${paths.map(shellQuote).join(" ")}; do if [ -e "$f" ]; then sha256sum < "$f" | cut -d' ' -f1; else echo absent; fi; done`).trim().split("\n");
-        files.forEach((f, i) => {
-            const want = sha256(f.content);
-            if (out[i] !== want) drift.push({ what: f.path, expected: `as declared (sha256 ${want.slice(0, 12)})`, actual: out[i] === "absent" ? "absent" : `changed (sha256 ${(out[i] ?? "").slice(0, 12)})` });
-        });
+        const out = hostSha256(t, [...files.map((f) => f.path), ...undeclared]);
+        drift.push(...declaredFileDrift(files, out));
         undeclared.forEach((p, i) => {
             if (out[files.length + i] !== "absent") drift.push({ what: p, expected: "absent (not declared)", actual: "present" });
         });
@@ -716,11 +725,8 @@ const inAuditd: CheckDef = {
         if (!t.config.host.os.auditDocker) return skip("citadel:host.os.auditDocker is false: Citadel declares no audit rules");
         const drift: Drift[] = [];
         const files = auditdFiles(t.config);
-        const out = must(t, `for f in ${files.map((f) => shellQuote(f.path)).join(" ")}; do if [ -e "$f" ]; then sudo -n sha256sum < "$f" | cut -d' ' -f1; else echo absent; fi; done`).trim().split("\n");
-        files.forEach((f, i) => {
-            const want = sha256(f.content);
-            if (out[i] !== want) drift.push({ what: f.path, expected: `as declared (sha256 ${want.slice(0, 12)})`, actual: out[i] === "absent" ? "absent" : `changed (sha256 ${(out[i] ?? "").slice(0, 12)})` });
-        });
+        // The rules file is root-only (0640 root): read with sudo.
+        drift.push(...declaredFileDrift(files, hostSha256(t, files.map((f) => f.path), true)));
         // The kernel's audit is the host's: in a container (the lab VPS) nothing can be loaded.
         if (t.inside.sh("systemd-detect-virt --container --quiet").code === 0) {
             const skipped = DOCKER_AUDIT_WATCHES.map((w) => ({ what: `CIS ${w.cis} ${w.path}`, reason: "not loadable in a container: the kernel's audit belongs to the machine underneath" }));

@@ -430,6 +430,15 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             repair: "mv /root/gpl3.audit-fault /usr/share/common-licenses/GPL-3",
         }));
 
+    // Citadel's audit rules deleted (in the lab the watches cannot be loaded, so the file is what is checked).
+    it("fault: the Docker audit rules file deleted → in-auditd", () =>
+        fault({
+            only: ["in-auditd"],
+            expect: { "in-auditd": /^\/etc\/audit\/rules\.d\/citadel-docker\.rules: expected as declared \(sha256 [0-9a-f]{12}\) \| actual absent$/ },
+            inject: "mv /etc/audit/rules.d/citadel-docker.rules /root/citadel-docker.rules.audit-fault",
+            repair: "mv /root/citadel-docker.rules.audit-fault /etc/audit/rules.d/citadel-docker.rules",
+        }));
+
     // The VPS's kernel-wide keys are read-only (its kernel is this machine's: in-sysctl lists them as
     // skipped); net.* is the VPS's own network namespace, writable as on a real host.
     it("fault: ICMP redirects accepted again (sysctl -w) → in-sysctl", () =>
