@@ -651,9 +651,13 @@ const inJournald: CheckDef = {
     },
 };
 
-/** Each path's sha256 on the host, or "absent", in one round trip (with sudo for root-only files). */
+/**
+ * Each path's sha256 on the host, or "absent", in one round trip. With `sudo` the whole loop runs as
+ * root: a file in a root-only directory cannot even be seen to exist by the admin.
+ */
 function hostSha256(t: AuditTarget, paths: string[], sudo = false): string[] {
-    return must(t, `for f in ${paths.map(shellQuote).join(" ")}; do if [ -e "$f" ]; then ${sudo ? "sudo -n " : ""}sha256sum < "$f" | cut -d' ' -f1; else echo absent; fi; done`).trim().split("\n");
+    const loop = `for f in ${paths.map(shellQuote).join(" ")}; do if [ -e "$f" ]; then sha256sum < "$f" | cut -d' ' -f1; else echo absent; fi; done`;
+    return must(t, sudo ? `sudo -n bash -c ${shellQuote(loop)}` : loop).trim().split("\n");
 }
 
 /** Declared files whose content on the host (hashes in the same order) is not the declared one. */
