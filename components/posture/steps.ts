@@ -80,13 +80,15 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     const sshd = add(scriptStep(sshdScript, "baseline", [firewall]));
     // Its own remote command, so its own new SSH connection: the proof the reloaded sshd lets us in.
     let previous = add(scriptStep(renderSshdConfirm(c, sshdScript), "baseline", [sshd]));
+    // One chain (each installs packages: apt's list lock is not waited for, so two must never overlap).
     for (const s of renderHostBaseline(c)) previous = add(scriptStep(s, "baseline", [previous]));
-    const docker = previous;
+    // Its last step (auditd) runs after Docker's: waiting for it is waiting for the whole baseline.
+    const baseline = previous;
 
-    const hostSecrets = secretFiles.filter((f) => f.consumer === "host").map((f) => add(secretStep(f, [docker])));
-    const intrusion = add(scriptStep(renderIntrusion(c), "intrusion", [docker, ...hostSecrets]));
-    // Everything that runs containers waits for Docker and for intrusion detection to be up.
-    const ready = [docker, intrusion];
+    const hostSecrets = secretFiles.filter((f) => f.consumer === "host").map((f) => add(secretStep(f, [baseline])));
+    const intrusion = add(scriptStep(renderIntrusion(c), "intrusion", [baseline, ...hostSecrets]));
+    // Everything that runs containers waits for the baseline (Docker included) and for intrusion detection to be up.
+    const ready = [baseline, intrusion];
     for (const f of secretFiles.filter((x) => x.consumer !== "host")) add(secretStep(f, ready));
 
     // Images wait until Docker and intrusion detection are up; a container waits for its own config

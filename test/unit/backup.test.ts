@@ -68,7 +68,10 @@ describe("citadel:backup config", () => {
         const f = m.secretFiles.find((x) => x.consumer === "backup");
         assert.deepEqual(f && { path: f.path, uid: f.ownerUid, mode: f.mode }, { path: "/etc/citadel/secrets/backup/sshKey", uid: 0, mode: "0400" });
         const step = m.hostSteps.find((s) => s.name === "backup");
-        assert.deepEqual(step?.after, ["docker", "intrusion", "secret-backup-sshKey", "container:postgres", "container:redis"]);
+        // The baseline's last step (auditd, after Docker's): the whole baseline, Docker included.
+        const baseline = m.hostSteps.filter((s) => s.layer === "baseline").at(-1)?.name;
+        assert.equal(baseline, "auditd");
+        assert.deepEqual(step?.after, [baseline, "intrusion", "secret-backup-sshKey", "container:postgres", "container:redis"]);
         assert.equal(m.hostSteps.filter((s) => s.layer === "backup").length, 1);
         assert.equal(posture(prodConfig()).hostSteps.some((s) => s.layer === "backup"), false, "no step while backups are off");
     });
