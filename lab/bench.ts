@@ -53,18 +53,21 @@ interface Up {
     resources: { name: string; type: string; seconds: number; op: string }[];
 }
 
-async function timedUp(info: VpsInfo, publicKey: string, log: string, reset = false): Promise<Up> {
+/** `events`: with the engine's event log (the first converge's breakdown); the no-op runs without, like the floor. */
+async function timedUp(info: VpsInfo, publicKey: string, log: string, opts: { reset?: boolean; events?: boolean } = {}): Promise<Up> {
     const secondsFile = path.join(LOG_DIR, `${log}.engine-seconds`);
     const events = path.join(LOG_DIR, `${log}.events.json`);
     for (const f of [secondsFile, events]) fs.rmSync(f, { force: true });
     process.env.CITADEL_ENGINE_SECONDS_FILE = secondsFile;
     // --event-log is one of the engine's debug flags (PULUMI_DEBUG_COMMANDS); it changes nothing else.
-    process.env.PULUMI_DEBUG_COMMANDS = "true";
+    if (opts.events) process.env.PULUMI_DEBUG_COMMANDS = "true";
     const t = Date.now();
     try {
-        const code = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview", "--event-log", events], log, reset);
+        const code = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview", ...(opts.events ? ["--event-log", events] : [])], log, opts.reset === true);
         const seconds = (Date.now() - t) / 1000;
-        return { code, seconds, engineSeconds: Number(fs.readFileSync(secondsFile, "utf8")), resources: resourceTimes(events) };
+        // No file: the lab's set-up failed before `pulumi up` ran (its log says why).
+        const engineSeconds = fs.existsSync(secondsFile) ? Number(fs.readFileSync(secondsFile, "utf8")) : NaN;
+        return { code, seconds, engineSeconds, resources: resourceTimes(events) };
     } finally {
         delete process.env.CITADEL_ENGINE_SECONDS_FILE;
         delete process.env.PULUMI_DEBUG_COMMANDS;
@@ -234,11 +237,12 @@ async function main(): Promise<void> {
             return { error: (e as Error).message };
         }
     };
-    // The host floor first, on its own fresh VPS booted the same way (removed afterwards).
+    // Nothing else running (a local VPS left by --keep would share the cores), then the host floor,
+    // on its own fresh VPS booted the same way (removed afterwards).
+    await stopVps(LOCAL_VPS);
     const hostFloor = await attemptAsync<HostFloor>(() => runHostFloor(config));
 
     // A fresh VPS: the first converge starts from a just-booted server, images loaded (not counted).
-    await stopVps(LOCAL_VPS);
     // And a fresh off-site target: the first converge makes the first backup, as on a new deployment.
     await startLabBackupTarget({ fresh: true });
     const t0 = Date.now();
@@ -247,7 +251,7 @@ async function main(): Promise<void> {
     await loadImages(LOCAL_VPS, stackImages(config));
 
     const s0 = sshSessions();
-    const first = await timedUp(info, publicKey, "bench-first.log", true);
+    const first = await timedUp(info, publicKey, "bench-first.log", { reset: true, events: true });
     const s1 = sshSessions();
     const noop = await timedUp(info, publicKey, "bench-noop.log");
     const s2 = sshSessions();

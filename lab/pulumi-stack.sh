@@ -150,7 +150,9 @@ if [ -n "${CITADEL_ENGINE_SECONDS_FILE:-}" ]; then
   started=$EPOCHREALTIME
   rc=0
   pulumi "$@" --stack "$stack" || rc=$?
-  awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f\n", b - a }' > "$CITADEL_ENGINE_SECONDS_FILE"
+  # EPOCHREALTIME takes the locale's decimal separator; awk reads it in the C locale.
+  finished=$EPOCHREALTIME
+  LC_ALL=C awk -v a="${started/,/.}" -v b="${finished/,/.}" 'BEGIN { printf "%.3f\n", b - a }' > "$CITADEL_ENGINE_SECONDS_FILE"
   exit "$rc"
 fi
 pulumi "$@" --stack "$stack"

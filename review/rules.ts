@@ -1002,15 +1002,16 @@ function osRule(b: Posture, h: Posture, out: Collector): void {
         const dir = byNumber(ob.passwordHashRounds ?? 5000, oh.passwordHashRounds ?? 5000, "stronger");
         out.emit(`host.os.hash-rounds=${oh.passwordHashRounds}`, "host", dir, `SHA-512 password hash rounds ${ob.passwordHashRounds ?? 5000} → ${oh.passwordHashRounds}`, ob.passwordHashRounds, oh.passwordHashRounds, dir === "weakens" ? "a stolen /etc/shadow is cheaper to crack (for hashes the shadow tools make)" : "a stolen /etc/shadow is costlier to crack", [at("passwordHashRounds")]);
     }
+    // Turning one off leaves its package on existing hosts: what weakens is new servers and the audit.
     const knobs = [
-        ["pamTmpdir", "a private TMPDIR per login (libpam-tmpdir)", "accounts share /tmp for their temporary files again"],
-        ["packageVerification", "debsums and the audit's package check", "a binary replaced behind dpkg's back goes unnoticed by the audit"],
-        ["auditDocker", "auditd's watches on the Docker daemon, its configuration and binaries", "a change to Docker's binaries or configuration leaves no audit record"],
+        ["pamTmpdir", "a private TMPDIR per login (libpam-tmpdir)", "a new server's accounts share /tmp for their temporary files; existing hosts keep pam_tmpdir, no longer checked", "each login gets its own TMPDIR"],
+        ["packageVerification", "debsums and the audit's package check", "a binary replaced behind dpkg's back goes unnoticed by the audit", "the audit compares every package's files with dpkg's checksums"],
+        ["auditDocker", "auditd's watches on the Docker daemon, its configuration and binaries", "Citadel's rules are removed: a change to Docker's binaries or configuration leaves no audit record", "changes to Docker's binaries and configuration are recorded (ausearch -k citadel-docker)"],
     ] as const;
-    for (const [k, what, weaker] of knobs) {
+    for (const [k, what, weaker, stronger] of knobs) {
         if ((ob[k] ?? false) === (oh[k] ?? false)) continue;
         const dir = bool(ob[k] ?? false, oh[k] ?? false, "stronger");
-        out.emit(`host.os.${k}=${String(oh[k])}`, "host", dir, `${what} ${oh[k] ? "on" : "off (the package stays installed)"}`, ob[k], oh[k], dir === "weakens" ? weaker : "back to the hardened default", [at(k)]);
+        out.emit(`host.os.${k}=${String(oh[k])}`, "host", dir, `${what} ${oh[k] ? "on" : "off"}`, ob[k], oh[k], dir === "weakens" ? weaker : stronger, [at(k)]);
     }
 }
 

@@ -64,6 +64,7 @@ export const STEP_PACKAGES = {
     fail2ban: [["fail2ban", "python3-systemd"]],
     "postgres-config": [["openssl"]],
     backup: [["age", "rclone", "jq"]],
+    auditd: [["auditd"]],
 } as const satisfies Record<string, readonly (readonly string[])[]>;
 /** A step's packages as the script and the model carry them (plain, mutable lists). */
 export const stepPackages = (step: keyof typeof STEP_PACKAGES): string[][] => STEP_PACKAGES[step].map((g) => [...g]);

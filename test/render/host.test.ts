@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { parseConfigOrThrow, StackConfig } from "../../components/config";
-import { AUDIT_RULES_PATH, AUDITD_DROPIN, DOCKER_AUDIT_WATCHES, renderDockerAuditRules } from "../../components/render/auditd";
+import { AUDIT_RULES_PATH, AUDITD_DROPIN, CONTAINERD_DROPIN, DOCKER_AUDIT_WATCHES, renderDockerAuditRules } from "../../components/render/auditd";
 import {
     AUTO_UPGRADES_PATH,
     CORE_LIMITS_PATH,
@@ -523,7 +523,8 @@ describe("auditd: the CIS Docker Benchmark's watches (1.1.3-1.1.18)", () => {
     it("one watch per CIS item with its key; binaries watched for writes, runs and attributes, the rest for writes and attributes", () => {
         const rules = renderDockerAuditRules();
         const cis = [...rules.matchAll(/^# CIS (\S+)$/gm)].map((m) => m[1]);
-        assert.deepEqual(cis, ["1.1.3", "1.1.4", "1.1.5", "1.1.6", "1.1.7", "1.1.8", "1.1.9", "1.1.10", "1.1.11", "1.1.12", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"]);
+        // The two under /run last: at boot they fail until containerd runs, and a failed line stops the rest.
+        assert.deepEqual(cis, ["1.1.3", "1.1.5", "1.1.6", "1.1.7", "1.1.9", "1.1.10", "1.1.11", "1.1.12", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18", "1.1.4", "1.1.8"]);
         for (const l of rules.split("\n").filter((x) => x.startsWith("-w "))) assert.match(l, /^-w \/\S+ -p (wxa|wa) -k citadel-docker$/, l);
     });
 
@@ -531,12 +532,14 @@ describe("auditd: the CIS Docker Benchmark's watches (1.1.3-1.1.18)", () => {
         const inside = await serverImageContainer(t, "auditd");
         if (!inside) return;
         const s = step(prodConfig(), "auditd");
-        assert.deepEqual(s.files.map((f) => f.path), [AUDITD_DROPIN, AUDIT_RULES_PATH]);
+        assert.deepEqual(s.files.map((f) => f.path), [AUDITD_DROPIN, CONTAINERD_DROPIN, AUDIT_RULES_PATH]);
         const first = inside(s.script);
         assert.equal(first.code, 0, first.stdout + first.stderr);
         assert.match(first.stdout, /installed auditd/);
         assert.match(first.stdout, /rules not loaded here: a container cannot use the kernel's audit/);
         for (const f of s.files) assert.equal(inside(`cat ${f.path}`).stdout, f.content, f.path);
+        // The package's rules directory stays root-only.
+        assert.equal(inside(`stat -c %a ${path.dirname(AUDIT_RULES_PATH)} ${AUDIT_RULES_PATH}`).stdout, "750\n640\n");
         // Every watched file is where Debian 12's docker.io, containerd and runc put it; the runtime
         // directories (made when Docker runs) have their parent (a watch needs its directory).
         for (const w of DOCKER_AUDIT_WATCHES) {
@@ -553,7 +556,7 @@ describe("auditd: the CIS Docker Benchmark's watches (1.1.3-1.1.18)", () => {
         assert.deepEqual(off.files, []);
         const r = inside(off.script);
         assert.equal(r.code, 0, r.stdout + r.stderr);
-        for (const p of [AUDIT_RULES_PATH, AUDITD_DROPIN]) {
+        for (const p of [AUDIT_RULES_PATH, CONTAINERD_DROPIN, AUDITD_DROPIN]) {
             assert.match(r.stdout, new RegExp(`removed ${p.replace(/\./g, "\\.")}`));
             assert.equal(inside(`test -e ${p}`).code, 1, p);
         }
