@@ -15,6 +15,13 @@ hb.registerHelper("shq", (v: unknown) => shellQuote(String(v)));
 hb.registerHelper("join", (xs: unknown[], sep: unknown) => (Array.isArray(xs) ? xs.join(typeof sep === "string" ? sep : ",") : ""));
 hb.registerHelper("json", (v: unknown) => JSON.stringify(v));
 hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+// One `ensure_packages` line per install round of a step (posture/facts.ts STEP_PACKAGES); with
+// report=true each package missing beforehand also sets the script's `changed` flag.
+hb.registerHelper("ensurePackages", (groups: unknown, options: { hash?: { report?: boolean } }) =>
+    (Array.isArray(groups) ? (groups as string[][]) : [])
+        .map((g) => [...(options.hash?.report ? g.map((p) => `pkg_installed ${shellQuote(p)} || changed=1`) : []), `ensure_packages ${g.join(" ")}`].join("\n"))
+        .join("\n"),
+);
 
 const cache = new Map<string, Handlebars.TemplateDelegate>();
 
