@@ -2,7 +2,7 @@
 // host audit rules (1.1.3–1.1.18), on the paths Debian 12's docker.io, containerd and runc use.
 import type { StackConfig } from "../config";
 import { stepPackages } from "../posture/facts";
-import { renderTemplate } from "./template";
+import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 
 export const AUDIT_RULES_PATH = "/etc/audit/rules.d/citadel-docker.rules";
@@ -85,7 +85,7 @@ export function renderAuditdStep(c: StackConfig): HostScript {
             ? `auditd: ${DOCKER_AUDIT_WATCHES.length} watches on the Docker daemon, its configuration and binaries (CIS Docker 1.1.3-1.1.18), key ${AUDIT_KEY}`
             : "auditd: Citadel's Docker rules removed (citadel:host.os.auditDocker = false)",
         script: renderTemplate("host/auditd.sh.hbs", {
-            lib: renderTemplate("host/lib.sh.hbs", {}),
+            lib: hostLib(),
             on,
             files,
             removable: [AUDIT_RULES_PATH, CONTAINERD_DROPIN, AUDITD_DROPIN],

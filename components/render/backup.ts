@@ -20,7 +20,7 @@ import {
     METRIC,
     stepPackages,
 } from "../posture/facts";
-import { renderTemplate } from "./template";
+import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 
 /** The Redis data directory inside its container (where the data volume is mounted). */
@@ -100,7 +100,7 @@ export function renderBackup(c: StackConfig): HostScript | undefined {
     ];
     const packages = stepPackages("backup");
     const script = renderTemplate("backup/backup-step.sh.hbs", {
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         packages,
         confDir: BACKUP_CONF_DIR,
         stateDir: BACKUP_STATE_DIR,

@@ -21,7 +21,7 @@ import {
     GATEWAY_UID,
     MONITORING_GATEWAY_IP,
 } from "../posture/facts";
-import { renderTemplate } from "./template";
+import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 
 /** Caddy version built by images/caddy (go.mod); the image tag should carry it. */
@@ -193,7 +193,7 @@ function checkLogDir(v: string): string {
 export function renderGatewayScript(c: StackConfig, image: string): HostScript {
     const caddyfile: HostFile = { path: CADDYFILE_HOST_PATH, content: renderCaddyfile(c), mode: "0644", owner: "root", group: "root" };
     const script = renderTemplate("caddy/gateway-config.sh.hbs", {
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         image,
         caddyfilePath: CADDYFILE_HOST_PATH,
         caddyfileContainerPath: CADDYFILE_CONTAINER_PATH,

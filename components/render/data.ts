@@ -5,7 +5,7 @@
 // bind-mounted read-only; secrets arrive as 0400 files. Pure functions: no Pulumi import.
 import { StackConfig } from "../config";
 import { appSecretValue, DATA_UID, postgresClient, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath, stepPackages } from "../posture/facts";
-import { renderTemplate } from "./template";
+import { renderTemplate, hostLib } from "./template";
 import { HostScript } from "./types";
 
 export { DATA_UID, POSTGRES_CONTAINER, REDIS_CONTAINER };
@@ -138,7 +138,7 @@ export function renderPostgresScript(c: StackConfig, image: string): HostScript 
     const hba = renderPgHba(c);
     const packages = stepPackages("postgres-config");
     const script = renderTemplate("data/postgres-config.sh.hbs", {
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         packages,
         tlsFunction: postgresTlsFunction(),
         hostDir: POSTGRES_CONF_HOST_DIR,
@@ -179,7 +179,7 @@ export function renderPostgresRolesScript(c: StackConfig): HostScript {
         name: "postgres-roles",
         description: `a role and database per app (${apps.map((a) => a.role).join(", ") || "none"}), each password and the superuser's from its secret file (rotation), before the apps start`,
         script: renderTemplate("data/pg-roles.sh.hbs", {
-            lib: renderTemplate("host/lib.sh.hbs", {}),
+            lib: hostLib(),
             container: POSTGRES_CONTAINER,
             apps,
             superuserPasswordFile,
@@ -260,7 +260,7 @@ const PLACEHOLDER_SHA256 = "0".repeat(64);
 export function renderRedisScript(c: StackConfig, image: string): HostScript {
     const conf = renderRedisConf(c);
     const script = renderTemplate("data/redis-config.sh.hbs", {
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         hostDir: REDIS_CONF_HOST_DIR,
         confPath: REDIS_CONF_PATH,
         aclPath: REDIS_ACL_CONTAINER_PATH,

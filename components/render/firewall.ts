@@ -21,7 +21,7 @@ import * as net from "node:net";
 import type { StackConfig } from "../config";
 import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule } from "./intrusion";
 import { SYSCTL_PATH } from "./host";
-import { renderTemplate } from "./template";
+import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 
 import { AFTER_INIT_PATH, FORWARD6_CHAIN, stepPackages, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
@@ -368,7 +368,7 @@ export function renderFirewall(c: StackConfig): HostScript {
     const script = renderTemplate("firewall/firewall.sh.hbs", {
         packages,
         ufwSysctl: SYSCTL_PATH,
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         rules,
         sshSources: c.admin.sourceIps.map(ufwAddress).join("\n"),
         defaults: UFW_DEFAULTS.map((d) => ({ key: d.key, value: d.value, verb: d.command[0], direction: d.command[1], label: `default ${d.command.join(" ")}` })),

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import type { StackConfig } from "../config";
 import { GATEWAY_BUILD_LABEL, GATEWAY_BUILD_TIMEOUT_SECONDS, GATEWAY_IMAGE_STEP } from "../posture/facts";
 import { sha256 } from "./script";
-import { renderTemplate, TEMPLATES_DIR } from "./template";
+import { renderTemplate, TEMPLATES_DIR, hostLib } from "./template";
 import type { HostScript } from "./types";
 
 /** The product's Caddy image source. */
@@ -64,7 +64,7 @@ export function renderGatewayImageScript(c: StackConfig, image: string): HostScr
     const args = gatewayBuildArgs(c);
     const inputs = gatewayBuildInputs(c, image, files);
     const script = renderTemplate(TEMPLATE, {
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         image,
         label: GATEWAY_BUILD_LABEL,
         inputs,

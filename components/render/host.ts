@@ -2,7 +2,7 @@
 // retention, and the Docker engine's daemon.json. Each is one idempotent root script (HostScript).
 import type { StackConfig } from "../config";
 import { configKey, IP_FORWARD_KEY, ipForwardError } from "../config";
-import { renderTemplate } from "./template";
+import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 import { OS_BASELINE_PACKAGES, stepPackages } from "../posture/facts";
 import { renderAuditdStep } from "./auditd";
@@ -98,7 +98,7 @@ function renderSysctlStep(c: StackConfig): HostScript {
     return {
         name: "sysctl",
         description: `sysctl: kernel and network hardening (${SYSCTL_PATH}), IPv4 forwarding kept on for Docker`,
-        script: renderTemplate("host/sysctl.sh.hbs", { lib: lib(), path: file.path, content: file.content }),
+        script: renderTemplate("host/sysctl.sh.hbs", { lib: hostLib(), path: file.path, content: file.content }),
         files: [file],
     };
 }
@@ -157,7 +157,7 @@ function renderUnattendedUpgradesStep(c: StackConfig): HostScript {
             ? `unattended-upgrades: daily Debian-Security updates${u.applyAtConverge ? " (pending ones applied by this step)" : ""}, services on replaced libraries ${u.restartServices === "auto" ? "restarted" : "listed"} (needrestart), automatic reboot ${u.autoReboot ? `at ${u.autoRebootTime}` : "off"}`
             : "unattended-upgrades: disabled (citadel:host.unattendedUpgrades.enabled = false)",
         script: renderTemplate("host/unattended-upgrades.sh.hbs", {
-            lib: lib(),
+            lib: hostLib(),
             packages,
             enabled: u.enabled,
             apply: u.enabled && u.applyAtConverge,
@@ -189,7 +189,7 @@ function renderJournaldStep(c: StackConfig): HostScript {
         name: "journald",
         description: `journald: persistent logs kept ${c.host.journald.maxRetentionDays} days, at most ${c.host.journald.systemMaxUse}`,
         script: renderTemplate("host/journald.sh.hbs", {
-            lib: lib(),
+            lib: hostLib(),
             path: file.path,
             content: file.content,
             maxRetention: `${c.host.journald.maxRetentionDays}d`,
@@ -269,7 +269,7 @@ function renderOsBaselineStep(c: StackConfig): HostScript {
         name: "os-baseline",
         description: `os-baseline: login notice in /etc/issue and /etc/issue.net, core dumps ${o.coreDumps ? "allowed" : "off"}, ${o.disabledModules.length} kernel modules never loaded, ${extras.join(", ")}`,
         script: renderTemplate("host/os-baseline.sh.hbs", {
-            lib: lib(),
+            lib: hostLib(),
             files,
             removed: osBaselineUndeclared(c),
             modprobe: modprobeIndex >= 0 ? { index: modprobeIndex, modules: o.disabledModules } : undefined,
@@ -327,16 +327,10 @@ function renderDockerStep(c: StackConfig): HostScript {
     return {
         name: "docker",
         description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation${c.host.docker.ipv6 ? ", IPv6 NAT (ip6tables)" : ""}); ${c.admin.user} in group docker`,
-        script: renderTemplate("host/docker.sh.hbs", { lib: lib(), packages: stepPackages("docker"), path: file.path, content: file.content, adminUser: c.admin.user, ipv6: c.host.docker.ipv6, raGuard: ipv6RaGuard() }),
+        script: renderTemplate("host/docker.sh.hbs", { lib: hostLib(), packages: stepPackages("docker"), path: file.path, content: file.content, adminUser: c.admin.user, ipv6: c.host.docker.ipv6, raGuard: ipv6RaGuard() }),
         files: [file],
         packages: stepPackages("docker"),
     };
-}
-
-// ---------------------------------------------------------------------------------------------
-
-function lib(): string {
-    return renderTemplate("host/lib.sh.hbs", {});
 }
 
 /** The host baseline steps, in the order they should run (docker last: it may take a while to install). */

@@ -37,7 +37,7 @@ import {
     BACKUP_SERVICE,
     BACKUP_STATUS_PATH,
 } from "../posture/facts";
-import { renderTemplate } from "./template";
+import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 
 /** Scrape job names (the `job` label of every series, and of CitadelScrapeTargetDown). */
@@ -344,7 +344,7 @@ export function renderMonitoringScript(c: StackConfig, image: string, declared: 
           }
         : false;
     const script = renderTemplate("monitoring/monitoring-config.sh.hbs", {
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         image,
         uid: MONITORING_UID,
         confDir: MONITORING_CONF_HOST_DIR,

@@ -7,7 +7,7 @@
 import { MONITORING_UIS, SSHD_ROLLBACK_DIR, SSHD_ROLLBACK_UNIT } from "../posture/facts";
 import type { StackConfig } from "../config";
 import { sha256 } from "./script";
-import { renderTemplate } from "./template";
+import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 
 /**
@@ -151,7 +151,7 @@ export function renderSshd(c: StackConfig): HostScript {
     const rollback = renderSshdRollback(c);
     const bootUnit = renderSshdRollbackBootUnit();
     const script = renderTemplate("sshd/sshd.sh.hbs", {
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         adminUser: c.admin.user,
         dropin: dropin.content,
         expected: sshdExpectedEffective(c).join("\n"),
@@ -179,7 +179,7 @@ export const SSHD_CONFIRM_DIAL_TRIES = 6;
  */
 export function renderSshdConfirm(c: StackConfig, sshd: HostScript = renderSshd(c)): HostScript {
     const script = renderTemplate("sshd/sshd-confirm.sh.hbs", {
-        lib: renderTemplate("host/lib.sh.hbs", {}),
+        lib: hostLib(),
         stepHash: sha256(sshd.script),
         dropinSha256: sha256(renderSshdDropin(c)),
         ...rollbackFacts(c),

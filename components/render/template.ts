@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import Handlebars from "handlebars";
 import { quote } from "shell-quote";
+import { APT_LISTS } from "../posture/facts";
 
 export const TEMPLATES_DIR = path.resolve(__dirname, "..", "..", "templates");
 
@@ -34,6 +35,11 @@ export function renderTemplate(name: string, data: object): string {
         cache.set(name, t);
     }
     return t(data);
+}
+
+/** The host-script library every step's script starts with (templates/host/lib.sh.hbs). */
+export function hostLib(): string {
+    return renderTemplate("host/lib.sh.hbs", { aptLists: APT_LISTS });
 }
 
 /** POSIX shell single-quoting of one word (library-backed; never hand-escape). */

@@ -19,7 +19,8 @@ import { containerProbe, removeProbe } from "../../lab/audit";
 import type { Probe } from "../../audit/types";
 import { VPS_IMAGE } from "../../lab/vps/image";
 import { pgPassfileRun } from "../../audit/inside";
-import { shellQuote } from "../../components/render/template";
+import { hostLib, shellQuote } from "../../components/render/template";
+import { APT_LISTS } from "../../components/posture/facts";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 let skip: string | false = pulumiMissing();
@@ -189,6 +190,48 @@ except Exception as e:
         const r = run("docker", ["exec", LOCAL_VPS, "bash", "-c", "set -e; apt-get -qq -o DPkg::Lock::Timeout=120 update >/dev/null; unattended-upgrade --dry-run -v 2>&1"], { timeout: 300_000 });
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.match(r.stdout, /No packages found that can be upgraded unattended/, r.stdout);
+    });
+
+    it("apt's lists are refreshed once per converge: fresh ones are installed from, stale ones or a failed install refresh first (real apt on the VPS)", () => {
+        // The steps' own ensure_packages (templates/host/lib.sh.hbs), with apt-get behind a wrapper that
+        // logs its verb and runs the real one; `hello` is a small package the posture does not install.
+        const wrapper = "/usr/local/sbin/apt-get";
+        const calls = "/run/citadel-apt-calls";
+        const sh = (body: string) => run("docker", ["exec", LOCAL_VPS, "bash", "-c", body], { timeout: 300_000 });
+        const ensure = (prep: string) => {
+            const r = sh(`set -euo pipefail
+CITADEL_AREA=apt-e2e
+CITADEL_TMP=$(mktemp -d)
+${hostLib()}
+${prep}
+: >${calls}
+ensure_packages hello
+dpkg-query -W -f='\${Status}\n' hello`);
+            const verbs = sh(`cat ${calls}`).stdout.split("\n").map((l) => / (update|install)( |$)/.exec(l)?.[1]).filter(Boolean);
+            return { r, verbs };
+        };
+        try {
+            const fresh = sh(`find ${shellQuote(APT_LISTS.stamp)} -mmin -${APT_LISTS.maxAgeMinutes}`);
+            assert.equal(fresh.stdout.trim(), APT_LISTS.stamp, `the converge refreshed the lists and left its stamp: ${fresh.stdout}${fresh.stderr}`);
+            assert.equal(sh(`printf '#!/bin/sh\necho "$*" >>${calls}\nexec /usr/bin/apt-get "$@"\n' >${wrapper} && chmod 0755 ${wrapper}`).code, 0);
+
+            let t = ensure("");
+            assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
+            assert.match(t.r.stdout, /install ok installed/);
+            assert.deepEqual(t.verbs, ["install"], "lists refreshed minutes ago: installed from them, no refresh");
+
+            t = ensure(`apt-get -qq purge hello </dev/null >/dev/null; touch -d '-${APT_LISTS.maxAgeMinutes + 5} minutes' ${shellQuote(APT_LISTS.stamp)}`);
+            assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
+            assert.deepEqual(t.verbs, ["update", "install"], "stale lists: refreshed before the install");
+
+            // Fresh stamp, but the lists no longer know the package (a mirror moved on): the failed
+            // install refreshes and tries once more.
+            t = ensure(`apt-get -qq purge hello </dev/null >/dev/null; find /var/lib/apt/lists -maxdepth 1 -type f -name '*_Packages*' -delete; apt-get -q clean`);
+            assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
+            assert.deepEqual(t.verbs, ["install", "update", "install"], "a failed install on fresh lists: refreshed, then installed");
+        } finally {
+            sh(`rm -f ${wrapper} ${calls}; apt-get -qq purge hello </dev/null >/dev/null 2>&1 || true`);
+        }
     });
 
     it("a second pulumi up changes nothing", async () => {

@@ -34,7 +34,7 @@ import {
     UNATTENDED_UPGRADES_PATH,
 } from "../../components/render/host";
 import { renderSshd } from "../../components/render/sshd";
-import { renderTemplate } from "../../components/render/template";
+import { hostLib } from "../../components/render/template";
 import type { HostScript } from "../../components/render/types";
 import { prodConfig, prodWith } from "../fixtures";
 import { IN_CI, requireDocker, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
@@ -138,7 +138,7 @@ describe("docker: daemon.json", () => {
         const guard = (nat: string, ra: number) =>
             run("unshare", ["-n", "bash", "-c", `set -euo pipefail
 CITADEL_AREA=docker
-${renderTemplate("host/lib.sh.hbs", {})}
+${hostLib()}
 ip link add ra0 type veth peer name ra1 && ip link set ra0 up && ip link set ra1 up
 echo ${ra} > /proc/sys/net/ipv6/conf/ra0/accept_ra
 ip -6 route add default via fe80::1 dev ra0 proto ra
