@@ -7,7 +7,8 @@
 //                   same engine with as many trivial resources as the stack has
 //   preview         the prod example's offline preview with 1 app and 50 (target ≤ 3×); the review
 //                   of the last commit (target ≤ 5 s)
-// with the SSH sessions each opens and where the converge's time goes (the engine's own events); then
+// with the SSH sessions each opens, where the converge's time goes (the engine's own events) and where a
+// no-op's program time goes beside the floor's (a CPU profile of each, lab/noop-profile.ts); then
 // the restore drill (issue 11: rows and a key written, the backup run, the data lost, `citadel
 // restore` timed beside the backup) and Lynis' hardening index. A miss is a finding, not a failure.
 import * as fs from "node:fs";
@@ -19,6 +20,7 @@ import { shellQuote } from "../components/render/template";
 import { runRestoreCli } from "../restore/cli";
 import type { RestoreResult } from "../restore/restore";
 import { engineFloor, type EngineFloor } from "./engine-floor";
+import { CPU_PROFILE_HOOK, summarize, type ProgramProfile } from "./noop-profile";
 import { runHostFloor, type HostFloor } from "./host-floor";
 import { previewProd, previewScale, type PreviewRun } from "./preview-scale";
 import { buildLocalImages } from "./images/build-local";
@@ -260,6 +262,23 @@ async function main(): Promise<void> {
     const stackResources = Number(/(\d+) unchanged/.exec(changes("bench-noop.log"))?.[1] ?? 0) - 1;
     const floor = attempt<EngineFloor>(() => engineFloor());
     const floorN = attempt<EngineFloor>(() => engineFloor(Math.max(1, stackResources - 2)));
+    // Where the no-op's program time goes, the stack's beside the floor's: one more no-op of each,
+    // untimed, with the program's process under a CPU profile (lab/cpu-profile.cjs).
+    const profiles = await attemptAsync(async (): Promise<{ stack: ProgramProfile; floor: ProgramProfile }> => {
+        const dirs = { stack: path.join(LOG_DIR, "cpu-profile-stack"), floor: path.join(LOG_DIR, "cpu-profile-floor") };
+        for (const d of Object.values(dirs)) fs.rmSync(d, { recursive: true, force: true });
+        const profileEnv = (dir: string) => ({ NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${CPU_PROFILE_HOOK}`.trim(), CITADEL_CPU_PROFILE_DIR: dir });
+        const saved = { NODE_OPTIONS: process.env.NODE_OPTIONS, CITADEL_CPU_PROFILE_DIR: process.env.CITADEL_CPU_PROFILE_DIR };
+        Object.assign(process.env, profileEnv(dirs.stack));
+        try {
+            const code = await pulumiLocal(info, publicKey, ["up", "--yes", "--non-interactive", "--skip-preview"], "bench-noop-profiled.log");
+            if (code !== 0) throw new Error(`the profiled no-op exited ${code} (${path.join(LOG_DIR, "bench-noop-profiled.log")})`);
+        } finally {
+            for (const [k, v] of Object.entries(saved)) v === undefined ? delete process.env[k] : (process.env[k] = v);
+        }
+        engineFloor(1, profileEnv(dirs.floor));
+        return { stack: summarize(dirs.stack), floor: summarize(dirs.floor) };
+    });
     // The reviewer's figures: the prod example's preview with 1 app and 50, the review of the last commit.
     const previews = attempt(() => previewScale(50));
     const prodPreview = attempt(previewProd);
@@ -293,6 +312,17 @@ async function main(): Promise<void> {
     else row("engine with the stack's resource count", `FAILED: ${floorN.error}`);
     row("lab set-up around each pulumi up (not counted)", `${(first.seconds - first.engineSeconds).toFixed(1)} s / ${(noop.seconds - noop.engineSeconds).toFixed(1)} s  (scratch copy, config set)`);
     row("SSH sessions: first converge / no-op", `${s1 - s0} / ${s2 - s1}`);
+    if (profiles.value) {
+        const { stack: a, floor: b } = profiles.value;
+        const pair = (x: number, y: number) => `${x.toFixed(2)} s / ${y.toFixed(2)} s`;
+        row("no-op program, CPU profile: stack / floor", "(one more untimed no-op each)");
+        row("  the program's process, sampled", pair(a.totalS, b.totalS));
+        row("  compiling and loading modules", pair(a.modulesS, b.modulesS));
+        row("  the SDK's stack trace per promise", pair(a.promiseStacksS, b.promiseStacksS));
+        row("  garbage collection", pair(a.gcS, b.gcS));
+        row("  Citadel's own code, Handlebars, zod", pair(a.programS, b.programS));
+        row("  waiting on the engine", pair(a.idleS, b.idleS));
+    } else row("no-op program, CPU profile", `FAILED: ${profiles.error}`);
     if (previews.value) {
         const { one, many, n } = previews.value;
         const pv = (p: PreviewRun) => `${p.seconds.toFixed(1)} s (${p.creates} to create)`;

@@ -47,19 +47,20 @@ export interface EngineFloor {
     noopS: number;
 }
 
-function pulumi(args: string[]): { code: number; out: string; seconds: number } {
+function pulumi(args: string[], extraEnv: NodeJS.ProcessEnv = {}): { code: number; out: string; seconds: number } {
     const t = Date.now();
     const r = spawnSync("bash", ["-c", `source ${JSON.stringify(path.join(ROOT, "lab", "engine", "env.sh"))} && export PULUMI_BACKEND_URL=file://${STATE} && cd ${JSON.stringify(WORK)} && exec "$CITADEL_PULUMI" "$@"`, "pulumi", ...args], {
         encoding: "utf8",
         // The floor's state is thrown away after each bench: its passphrase protects nothing.
-        env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "citadel-engine-floor" },
+        env: { ...process.env, PULUMI_CONFIG_PASSPHRASE: "citadel-engine-floor", ...extraEnv },
         timeout: 600_000,
     });
     return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}`, seconds: (Date.now() - t) / 1000 };
 }
 
 /** Builds the scratch project afresh with `randomIds` RandomIds (plus the command and the docker provider), runs `pulumi up` twice, and removes its state. */
-export function engineFloor(randomIds = 1): EngineFloor {
+/** `profileEnv`: after the timed no-op, one more (untimed) with these variables (lab/noop-profile.ts's CPU profile). */
+export function engineFloor(randomIds = 1, profileEnv?: NodeJS.ProcessEnv): EngineFloor {
     const resources = randomIds + EXTRA_RESOURCES;
     const missing = pulumiMissing();
     if (missing) throw new Error(missing);
@@ -80,6 +81,10 @@ export function engineFloor(randomIds = 1): EngineFloor {
         if (noop.code !== 0) throw new Error(`the floor's no-op pulumi up failed: ${noop.out.slice(-1500)}`);
         // A no-op is a no-op: every resource and the stack unchanged.
         if (!new RegExp(`\\b${resources + 1} unchanged\\b`).test(noop.out)) throw new Error(`the floor's second up was not a no-op:\n${noop.out.slice(-1500)}`);
+        if (profileEnv) {
+            const profiled = pulumi(up, profileEnv);
+            if (profiled.code !== 0) throw new Error(`the floor's profiled no-op failed: ${profiled.out.slice(-1500)}`);
+        }
         return { resources, firstS: first.seconds, noopS: noop.seconds };
     } finally {
         for (const d of [WORK, STATE]) fs.rmSync(d, { recursive: true, force: true });
