@@ -225,14 +225,7 @@ async function main(): Promise<void> {
     const publicKey = fs.readFileSync(harnessKey(), "utf8").trim();
     const config = localConfig(publicKey);
     // Each figure is caught and printed as FAILED beside the others: the VPS still comes down.
-    const attempt = <T>(fn: () => T): { value?: T; error: string } => {
-        try {
-            return { value: fn(), error: "" };
-        } catch (e) {
-            return { error: (e as Error).message };
-        }
-    };
-    const attemptAsync = async <T>(fn: () => Promise<T>): Promise<{ value?: T; error: string }> => {
+    const attempt = async <T>(fn: () => T | Promise<T>): Promise<{ value?: T; error: string }> => {
         try {
             return { value: await fn(), error: "" };
         } catch (e) {
@@ -242,7 +235,7 @@ async function main(): Promise<void> {
     // Nothing else running (a local VPS left by --keep would share the cores), then the host floor,
     // on its own fresh VPS booted the same way (removed afterwards).
     await stopVps(LOCAL_VPS);
-    const hostFloor = await attemptAsync<HostFloor>(() => runHostFloor(config));
+    const hostFloor = await attempt<HostFloor>(() => runHostFloor(config));
 
     // A fresh VPS: the first converge starts from a just-booted server, images loaded (not counted).
     // And a fresh off-site target: the first converge makes the first backup, as on a new deployment.
@@ -260,11 +253,11 @@ async function main(): Promise<void> {
     // Side by side, right after the stack's no-op: the engine floor, and the same engine with as
     // many trivial resources as the stack registers (what the engine alone costs per resource).
     const stackResources = Number(/(\d+) unchanged/.exec(changes("bench-noop.log"))?.[1] ?? 0) - 1;
-    const floor = attempt<EngineFloor>(() => engineFloor());
-    const floorN = attempt<EngineFloor>(() => engineFloor(Math.max(1, stackResources - 2)));
+    const floor = await attempt<EngineFloor>(() => engineFloor());
+    const floorN = await attempt<EngineFloor>(() => engineFloor(Math.max(1, stackResources - 2)));
     // Where the no-op's program time goes, the stack's beside the floor's: one more no-op of each,
     // untimed, with the program's process under a CPU profile (lab/cpu-profile.cjs).
-    const profiles = await attemptAsync(async (): Promise<{ stack: ProgramProfile; floor: ProgramProfile }> => {
+    const profiles = await attempt(async (): Promise<{ stack: ProgramProfile; floor: ProgramProfile }> => {
         const dirs = { stack: path.join(LOG_DIR, "cpu-profile-stack"), floor: path.join(LOG_DIR, "cpu-profile-floor") };
         for (const d of Object.values(dirs)) fs.rmSync(d, { recursive: true, force: true });
         const profileEnv = (dir: string) => ({ NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --require ${CPU_PROFILE_HOOK}`.trim(), CITADEL_CPU_PROFILE_DIR: dir });
@@ -280,9 +273,9 @@ async function main(): Promise<void> {
         return { stack: summarize(dirs.stack), floor: summarize(dirs.floor) };
     });
     // The reviewer's figures: the prod example's preview with 1 app and 50, the review of the last commit.
-    const previews = attempt(() => previewScale(50));
-    const prodPreview = attempt(previewProd);
-    const review = attempt(() => {
+    const previews = await attempt(() => previewScale(50));
+    const prodPreview = await attempt(previewProd);
+    const review = await attempt(() => {
         const t = Date.now();
         const r = run(path.join(REPO_ROOT, "node_modules", ".bin", "tsx"), [path.join(REPO_ROOT, "review", "cli.ts"), "--base", "HEAD~1", "--head", "HEAD", "--stack", "prod", "--repo", REPO_ROOT], { cwd: REPO_ROOT, timeout: 300_000 });
         if (r.code !== 0 && r.code !== 1) throw new Error(`citadel review exited ${r.code}: ${r.stderr.slice(-500)}`);
@@ -290,9 +283,9 @@ async function main(): Promise<void> {
     });
     fs.writeFileSync(path.join(LOG_DIR, "host-key"), info.hostKey);
     // A drill that breaks is reported with the other figures; the VPS still comes down (unless --keep).
-    const drillRun = await attemptAsync(() => restoreDrill(config));
+    const drillRun = await attempt(() => restoreDrill(config));
     const drill = drillRun.value;
-    const lynisRun = attempt(lynisFigures);
+    const lynisRun = await attempt(lynisFigures);
     const lynis = lynisRun.value;
 
     const row = (k: string, v: string) => console.log(`${k.padEnd(46)} ${v}`);
