@@ -3,7 +3,7 @@
 // to $CITADEL_CPU_PROFILE_DIR/<pid>.cpuprofile when it exits. lab/noop-profile.ts reads it.
 "use strict";
 const dir = process.env.CITADEL_CPU_PROFILE_DIR;
-if (dir && process.argv.some((a) => a.includes("@pulumi/pulumi/cmd/run"))) {
+if (dir && process.argv.some((a) => /@pulumi\/pulumi\/cmd\/run(\/index\.js)?$/.test(a))) {
     const inspector = require("node:inspector");
     const fs = require("node:fs");
     const path = require("node:path");

@@ -58,8 +58,11 @@ function pulumi(args: string[], extraEnv: NodeJS.ProcessEnv = {}): { code: numbe
     return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}`, seconds: (Date.now() - t) / 1000 };
 }
 
-/** Builds the scratch project afresh with `randomIds` RandomIds (plus the command and the docker provider), runs `pulumi up` twice, and removes its state. */
-/** `profileEnv`: after the timed no-op, one more (untimed) with these variables (lab/noop-profile.ts's CPU profile). */
+/**
+ * Builds the scratch project afresh with `randomIds` RandomIds (plus the command and the docker
+ * provider), runs `pulumi up` twice, and removes its state. With `profileEnv`, one more no-op after the
+ * timed one, untimed, with these variables (lab/noop-profile.ts's CPU profile).
+ */
 export function engineFloor(randomIds = 1, profileEnv?: NodeJS.ProcessEnv): EngineFloor {
     const resources = randomIds + EXTRA_RESOURCES;
     const missing = pulumiMissing();

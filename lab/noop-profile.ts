@@ -25,12 +25,11 @@ export interface ProgramProfile {
     programS: number;
 }
 
-/** The summary of the one profile in `dir` (the newest, if a run left more). */
+/** The summary of the one profile in `dir`. */
 export function summarize(dir: string): ProgramProfile {
     const files = fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => path.join(dir, f));
-    if (!files.length) throw new Error(`no CPU profile in ${dir}: the program did not run with ${CPU_PROFILE_HOOK}`);
-    const newest = files.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
-    const p = JSON.parse(fs.readFileSync(newest, "utf8")) as CpuProfile;
+    if (files.length !== 1) throw new Error(`${files.length} CPU profiles in ${dir}, where one no-op's program leaves one (${CPU_PROFILE_HOOK})`);
+    const p = JSON.parse(fs.readFileSync(files[0], "utf8")) as CpuProfile;
     const self = new Map<number, number>();
     p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + p.timeDeltas[i]));
     const byId = new Map(p.nodes.map((n) => [n.id, n]));

@@ -66,13 +66,14 @@ export const STEP_PACKAGES = {
     backup: [["age", "rclone", "jq"]],
     auditd: [["auditd"]],
 } as const satisfies Record<string, readonly (readonly string[])[]>;
-/** A step's packages as the script and the model carry them (plain, mutable lists). */
 /**
- * apt's package lists are refreshed once per converge, not once per step: a step that finds them
- * refreshed by Citadel within this many minutes installs from them (and refreshes and retries once if
- * that install fails, a mirror having moved on). The stamp is written after each successful refresh.
+ * apt's package lists are not refreshed by every step: a step that finds them refreshed by Citadel
+ * within this many minutes (and no apt source changed since) installs from them, and refreshes and
+ * retries once if that install fails for want of a package or an archive (a mirror moved on). The
+ * stamp is written after each refresh whose lists all downloaded.
  */
 export const APT_LISTS = { stamp: "/var/lib/citadel/apt-lists.refreshed", maxAgeMinutes: 30 } as const;
+/** A step's packages as the script and the model carry them (plain, mutable lists). */
 export const stepPackages = (step: keyof typeof STEP_PACKAGES): string[][] => STEP_PACKAGES[step].map((g) => [...g]);
 /** The os-baseline step's packages, each installed when its `citadel:host.os` knob is on. */
 export const OS_BASELINE_PACKAGES = { pamTmpdir: "libpam-tmpdir", packageVerification: "debsums" } as const;

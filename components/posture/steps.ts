@@ -80,7 +80,7 @@ export function hostStepsPosture(c: StackConfig, containers: ContainerPosture[],
     const sshd = add(scriptStep(sshdScript, "baseline", [firewall]));
     // Its own remote command, so its own new SSH connection: the proof the reloaded sshd lets us in.
     let previous = add(scriptStep(renderSshdConfirm(c, sshdScript), "baseline", [sshd]));
-    // One chain (each installs packages: apt's list lock is not waited for, so two must never overlap).
+    // One chain: each installs packages, and dpkg's lock is one at a time anyway.
     for (const s of renderHostBaseline(c)) previous = add(scriptStep(s, "baseline", [previous]));
     // Its last step (auditd) runs after Docker's: waiting for it is waiting for the whole baseline.
     const baseline = previous;

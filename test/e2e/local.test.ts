@@ -192,17 +192,21 @@ except Exception as e:
         assert.match(r.stdout, /No packages found that can be upgraded unattended/, r.stdout);
     });
 
-    it("apt's lists are refreshed once per converge: fresh ones are installed from, stale ones or a failed install refresh first (real apt on the VPS)", () => {
+    it("apt's lists are not refreshed by every step: fresh ones are installed from, stale ones or a failed install refresh first (real apt on the VPS)", () => {
         // The steps' own ensure_packages (templates/host/lib.sh.hbs), with apt-get behind a wrapper that
-        // logs its verb and runs the real one; `hello` is a small package the posture does not install.
-        const wrapper = "/usr/local/sbin/apt-get";
+        // logs its verb and runs the real one, on this shell's PATH only (apt-daily keeps the real one);
+        // `hello` is a small package the posture does not install.
+        const wrapDir = "/usr/local/libexec/citadel-apt-e2e"; // not /run: noexec there
         const calls = "/run/citadel-apt-calls";
         const sh = (body: string) => run("docker", ["exec", LOCAL_VPS, "bash", "-c", body], { timeout: 300_000 });
+        const stamp = shellQuote(APT_LISTS.stamp);
+        const unreachable = "/etc/apt/sources.list.d/citadel-e2e-unreachable.list";
         const ensure = (prep: string) => {
             const r = sh(`set -euo pipefail
 CITADEL_AREA=apt-e2e
-CITADEL_TMP=$(mktemp -d)
 ${hostLib()}
+PATH=${wrapDir}:$PATH
+apt-get -qq purge hello </dev/null >/dev/null 2>&1 || true
 ${prep}
 : >${calls}
 ensure_packages hello
@@ -211,26 +215,40 @@ dpkg-query -W -f='\${Status}\n' hello`);
             return { r, verbs };
         };
         try {
-            const fresh = sh(`find ${shellQuote(APT_LISTS.stamp)} -mmin -${APT_LISTS.maxAgeMinutes}`);
-            assert.equal(fresh.stdout.trim(), APT_LISTS.stamp, `the converge refreshed the lists and left its stamp: ${fresh.stdout}${fresh.stderr}`);
-            assert.equal(sh(`printf '#!/bin/sh\necho "$*" >>${calls}\nexec /usr/bin/apt-get "$@"\n' >${wrapper} && chmod 0755 ${wrapper}`).code, 0);
+            const made = sh(`test -f ${stamp}`);
+            assert.equal(made.code, 0, `a converge leaves the stamp of its refresh, ${APT_LISTS.stamp}`);
+            assert.equal(sh(`install -d -m 0755 ${wrapDir} && printf '#!/bin/sh\necho "$*" >>${calls}\nexec /usr/bin/apt-get "$@"\n' >${wrapDir}/apt-get && chmod 0755 ${wrapDir}/apt-get`).code, 0);
 
-            let t = ensure("");
+            let t = ensure(`touch -d '-${APT_LISTS.maxAgeMinutes + 5} minutes' ${stamp}`);
             assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
             assert.match(t.r.stdout, /install ok installed/);
-            assert.deepEqual(t.verbs, ["install"], "lists refreshed minutes ago: installed from them, no refresh");
-
-            t = ensure(`apt-get -qq purge hello </dev/null >/dev/null; touch -d '-${APT_LISTS.maxAgeMinutes + 5} minutes' ${shellQuote(APT_LISTS.stamp)}`);
-            assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
             assert.deepEqual(t.verbs, ["update", "install"], "stale lists: refreshed before the install");
+
+            t = ensure("");
+            assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
+            assert.deepEqual(t.verbs, ["install"], "lists refreshed moments ago (the case above stamped them): installed from them, no refresh");
+
+            t = ensure(`touch -d '+2 hours' ${stamp}`);
+            assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
+            assert.deepEqual(t.verbs, ["update", "install"], "a stamp from the future (the clock stepped back) is not fresh");
 
             // Fresh stamp, but the lists no longer know the package (a mirror moved on): the failed
             // install refreshes and tries once more.
-            t = ensure(`apt-get -qq purge hello </dev/null >/dev/null; find /var/lib/apt/lists -maxdepth 1 -type f -name '*_Packages*' -delete; apt-get -q clean`);
+            t = ensure(`find /var/lib/apt/lists -maxdepth 1 -type f -name '*_Packages*' -delete; apt-get -q clean`);
             assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
             assert.deepEqual(t.verbs, ["install", "update", "install"], "a failed install on fresh lists: refreshed, then installed");
+
+            // A source that cannot be reached (loopback inside the VPS): apt's update still exits 0 and
+            // keeps the old lists, which are used but not stamped fresh.
+            t = ensure(`touch -d '-2 hours' ${stamp}; echo 'deb http://127.0.0.1:9/debian bookworm main' >${unreachable}`);
+            assert.equal(t.r.code, 0, t.r.stdout + t.r.stderr);
+            assert.deepEqual(t.verbs, ["update", "install"]);
+            assert.match(t.r.stderr, /apt's lists did not all download, so the next steps refresh them again: W: Failed to fetch http:\/\/127\.0\.0\.1:9\//);
+            const age = Number(sh(`echo $(( $(date +%s) - $(stat -c %Y ${stamp}) ))`).stdout.trim());
+            assert.ok(age > 3600, `a refresh that did not download every list leaves the stamp as it was (${age} s old)`);
         } finally {
-            sh(`rm -f ${wrapper} ${calls}; apt-get -qq purge hello </dev/null >/dev/null 2>&1 || true`);
+            sh(`rm -rf ${wrapDir} ${calls} ${unreachable}; apt-get -qq purge hello </dev/null >/dev/null 2>&1 || true
+apt-get -qq update </dev/null >/dev/null 2>&1 || true`);
         }
     });
 
