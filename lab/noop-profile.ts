@@ -61,7 +61,7 @@ export function summarize(dir: string): ProgramProfile {
                 (n) =>
                     /^node:internal\/modules\//.test(n.callFrame.url) ||
                     (n.callFrame.functionName === "transformSync" && /@swc\/core/.test(n.callFrame.url)) ||
-                    (!n.callFrame.url && /^(readFileUtf8|internalModuleStat|compileFunction|compileForInternalLoader)$/.test(n.callFrame.functionName)) ||
+                    (!n.callFrame.url && /^(readFileUtf8|internalModuleStat|compileFunction)$/.test(n.callFrame.functionName)) ||
                     n.callFrame.functionName === "compileForInternalLoader",
             ),
         ),
