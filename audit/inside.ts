@@ -5,7 +5,7 @@ import { BACKUP_MAX_AGE_HOURS, BACKUP_STATUS_PATH, BACKUP_TIMER, DATA_UID, GATEW
 import { appContainerName, dataNetworkName, postgresDatabaseOf, postgresRoleOf, redisKeyPrefixOf, redisUserOf } from "../components/posture/facts";
 import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
 import { postgresApps, POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_CONTAINER, redisClients } from "../components/render/data";
-import { dockerUserDrift, dockerUserRules, FORWARD6_CHAIN, FORWARD6_JUMP, forward6Rules } from "../components/render/firewall";
+import { dockerUserDrift, dockerUserRules, FORWARD6_CHAIN, FORWARD6_JUMP, forward6Rules, PUBLIC6_NAT_CHAIN, public6Drift } from "../components/render/firewall";
 import { CITADEL_SSH_REPLACES, CITADEL_SSH_SCENARIOS, CITADEL_SSHD_PARSER, citadelSshdParser, citadelSshScenarios, crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
 import { auditdFiles, auditWatchLine, DOCKER_AUDIT_WATCHES } from "../components/render/auditd";
@@ -78,7 +78,14 @@ const inDockerUser: CheckDef = {
         else drift.push(...dockerUserDrift(live6.stdout, 6, bans, FORWARD6_CHAIN));
         if (t.inside.sh(`sudo -n ip6tables -t mangle -C FORWARD -j ${FORWARD6_CHAIN}`).code !== 0)
             drift.push({ what: "ip6tables mangle FORWARD", expected: FORWARD6_JUMP, actual: "(missing: IPv6 to the containers is not filtered)" });
-        return fromDrift(drift, `${block4}; IPv6: the same in mangle ${FORWARD6_CHAIN}, jumped to from FORWARD`);
+        // IPv6 to the sites: Citadel's DNAT to the gateway where served, none where not.
+        const served = t.config.host.docker.ipv6;
+        const nat = t.inside.sh(`sudo -n ip6tables -t nat -S ${PUBLIC6_NAT_CHAIN}`);
+        const pre = t.inside.sh("sudo -n ip6tables -t nat -S PREROUTING");
+        const fwd = t.inside.sh("cat /proc/sys/net/ipv6/conf/all/forwarding");
+        drift.push(...public6Drift(served, nat.code === 0 ? nat.stdout : undefined, pre.stdout, fwd.stdout.trim()));
+        const six = served ? `; ${GATEWAY_PORTS.join("/")} DNATed to the gateway (nat ${PUBLIC6_NAT_CHAIN}), IPv6 forwarding on` : "; no IPv6 DNAT (not served)";
+        return fromDrift(drift, `${block4}; IPv6: the same in mangle ${FORWARD6_CHAIN}, jumped to from FORWARD${six}`);
     },
 };
 

@@ -71,7 +71,7 @@ export function containerArgs(
             ...x.secretMounts.map((m) => ({ type: "bind", source: m.source, target: m.target, readOnly: true })),
         ],
         volumes: x.volumes.length ? x.volumes.map((v) => ({ volumeName: names.volume(v.name), containerPath: v.target })) : undefined,
-        networksAdvanced: x.networks.map((a) => ({ name: names.network(a.network), aliases: a.aliases.length ? a.aliases : undefined, ipv4Address: a.ipv4Address })),
+        networksAdvanced: x.networks.map((a) => ({ name: names.network(a.network), aliases: a.aliases.length ? a.aliases : undefined, ipv4Address: a.ipv4Address, ipv6Address: a.ipv6Address })),
         healthcheck: x.healthcheck ? { tests: x.healthcheck.test, interval: x.healthcheck.interval, timeout: x.healthcheck.timeout, retries: x.healthcheck.retries } : undefined,
         labels,
     };

@@ -31,7 +31,7 @@ export class Networks extends pulumi.ComponentResource {
                         ? {
                               ipamConfigs: [
                                   ...(n.subnet ? [{ subnet: n.subnet, ...(n.ipRange ? { ipRange: n.ipRange } : {}), ...(n.gateway ? { gateway: n.gateway } : {}) }] : []),
-                                  ...(n.ipv6Subnet ? [{ subnet: n.ipv6Subnet, ...(n.ipv6Gateway ? { gateway: n.ipv6Gateway } : {}) }] : []),
+                                  ...(n.ipv6Subnet ? [{ subnet: n.ipv6Subnet, ...(n.ipv6IpRange ? { ipRange: n.ipv6IpRange } : {}), ...(n.ipv6Gateway ? { gateway: n.ipv6Gateway } : {}) }] : []),
                               ],
                           }
                         : {}),

@@ -51,7 +51,7 @@ function secretContent(c: StackConfig, m: Posture, f: Posture["secretFiles"][num
 function runContainer(x: ContainerPosture): string[] {
     const [first, ...rest] = x.networks;
     // `docker create` spells an alias --network-alias, `docker network connect` --alias.
-    const net = (a: ContainerPosture["networks"][number], alias: string) => [...a.aliases.flatMap((al) => [alias, al]), ...(a.ipv4Address ? ["--ip", a.ipv4Address] : [])];
+    const net = (a: ContainerPosture["networks"][number], alias: string) => [...a.aliases.flatMap((al) => [alias, al]), ...(a.ipv4Address ? ["--ip", a.ipv4Address] : []), ...(a.ipv6Address ? ["--ip6", a.ipv6Address] : [])];
     const args = [
         "docker", "create", "--name", x.name, "--user", x.user, "--restart", "unless-stopped", "--init", "--ipc", "private",
         ...(x.readOnly ? ["--read-only"] : []),
@@ -152,6 +152,8 @@ export function hostFloorScript(c: StackConfig): string {
             ...(n.subnet ? ["--subnet", n.subnet] : []),
             ...(n.ipRange ? ["--ip-range", n.ipRange] : []),
             ...(n.gateway ? ["--gateway", n.gateway] : []),
+            // Dual-stack (the public network where IPv6 is served): --ipv6 and the second family's IPAM.
+            ...(n.ipv6Subnet ? ["--ipv6", "--subnet", n.ipv6Subnet, ...(n.ipv6IpRange ? ["--ip-range", n.ipv6IpRange] : []), ...(n.ipv6Gateway ? ["--gateway", n.ipv6Gateway] : [])] : []),
             ...(n.bridge ? ["-o", `com.docker.network.bridge.name=${n.bridge}`] : []),
             ...Object.entries(n.options ?? {}).flatMap(([k, v]) => ["-o", `${k}=${v}`]),
             n.name,

@@ -2,7 +2,7 @@
 // A rule covers exactly the paths it compared (flatten.ts syntax); whatever no rule covers is reported
 // as unclassified by diff.ts, so a rule that is not sure simply does not cover.
 import type { ContainerPosture, Posture, SitePosture } from "../components/posture/types";
-import { ALL_IPV4, DATA_NETWORK_PREFIX, GATEWAY_CONTAINER, POSTGRES_CONTAINER, REDIS_CONTAINER } from "../components/posture/facts";
+import { ALL_IPV4, IPV6_SOURCE_PREFIX, DATA_NETWORK_PREFIX, GATEWAY_CONTAINER, POSTGRES_CONTAINER, REDIS_CONTAINER } from "../components/posture/facts";
 import { SYSCTL_DEFAULTS } from "../components/render/host";
 import { credentialInValue, SECRET_LOOKING_RE, StackConfigSchema } from "../components/config";
 import { SECRETS_MOUNT } from "../components/posture/facts";
@@ -111,33 +111,42 @@ interface UfwRule {
     from: string;
     ports: [number, number];
     proto: string;
+    /** A routed rule's destination (`ufw route ... to X`): forwarded there, not delivered to the host. */
+    to?: string;
 }
 
-/** `ufw allow from 203.0.113.0/24 to any port 22 proto tcp`, `ufw limit 22/tcp`, `ufw deny 8001:8012/udp`. */
+/**
+ * `ufw allow from 203.0.113.0/24 to any port 22 proto tcp`, `ufw limit 22/tcp`, `ufw deny 8001:8012/udp`,
+ * and the routed form `ufw route allow to fd17:c1ad:e1::10 port 443 proto tcp` (`to`: where it is forwarded).
+ */
 export function parseUfw(line: string): UfwRule | undefined {
     const w = line.trim().split(/\s+/);
     if (w[0] === "ufw") w.shift();
+    const route = w[0] === "route";
+    if (route) w.shift();
     const action = w.shift();
     if (!action || !["allow", "deny", "reject", "limit"].includes(action)) return undefined;
     const range = (s: string): [number, number] | undefined => {
         const m = /^(\d+)(?::(\d+))?$/.exec(s);
         return m ? [Number(m[1]), Number(m[2] ?? m[1])] : undefined;
     };
-    if (w.length === 1) {
+    if (w.length === 1 && !route) {
         const [p, proto = "any"] = w[0].split("/");
         const ports = range(p);
         return ports ? { action, from: "any", ports, proto } : undefined;
     }
     const at = (k: string) => (w.indexOf(k) >= 0 ? w[w.indexOf(k) + 1] : undefined);
     const ports = range(at("port") ?? "");
+    if (route) return ports && at("to") ? { action, from: at("from") ?? "any", ports, proto: at("proto") ?? "any", to: at("to") } : undefined;
     if (w[0] !== "from" || !ports || at("to") !== "any") return undefined;
     return { action, from: at("from") ?? "any", ports, proto: at("proto") ?? "any" };
 }
 
 const allows = (a: string) => a === "allow" || a === "limit";
 const inside = (r: UfwRule, o: UfwRule) =>
+    r.to === o.to &&
     (o.proto === "any" || o.proto === r.proto) && o.ports[0] <= r.ports[0] && r.ports[1] <= o.ports[1] && coveredBy(r.from, [o.from]);
-const portText = (r: UfwRule) => `${r.ports[0] === r.ports[1] ? r.ports[0] : `${r.ports[0]}-${r.ports[1]}`}/${r.proto}`;
+const portText = (r: UfwRule) => `${r.ports[0] === r.ports[1] ? r.ports[0] : `${r.ports[0]}-${r.ports[1]}`}/${r.proto}${r.to ? ` (forwarded to ${r.to})` : ""}`;
 
 function ufwRulesRule(b: string[], h: string[], out: Collector): void {
     const at = path("exposure", "ufw", "rules");
@@ -239,6 +248,7 @@ export const exposureRule: Rule = (b, h, out) => {
     section(() => cloudFirewallRule(arr(be.cloudFirewall), arr(he.cloudFirewall), out));
     section(() => exposureUfw(be, he, out));
     section(() => exposureDockerUser(be, he, out));
+    section(() => exposureIpv6(be, he, out));
 };
 
 type Exposure = Posture["exposure"];
@@ -302,6 +312,19 @@ function exposureUfw(be: Exposure, he: Exposure, out: Collector): void {
         ]);
     }
     if (!same(be.ufw.rules, he.ufw.rules)) ufwRulesRule(arr(be.ufw.rules), arr(he.ufw.rules), out);
+}
+
+/** Sites served over IPv6 (citadel:host.docker.ipv6): a posture without the field served IPv4 only. */
+function exposureIpv6(be: Exposure, he: Exposure, out: Collector): void {
+    const b = be.ipv6?.served ?? false;
+    const h = he.ipv6?.served ?? false;
+    const ports = arr(he.openTcp).filter((p) => p !== he.ssh?.port).join("/");
+    if (b !== h) {
+        out.emit(`exposure.ipv6.served=${h}`, "exposure", h ? "weakens" : "strengthens", `sites ${h ? "now" : "no longer"} served over IPv6`, b, h, h ? `${ports} reachable on the host's IPv6 addresses too (DNAT to the gateway's ${he.ipv6?.gateway}), filtered like IPv4 and banned per /${IPV6_SOURCE_PREFIX}` : "only IPv4 reaches the gateway", [
+            path("exposure", "ipv6", "served"),
+        ]);
+    }
+    if (b && h && be.ipv6?.gateway !== he.ipv6?.gateway) out.emit("exposure.ipv6.gateway", "exposure", "neutral", "the gateway's IPv6 address changed", be.ipv6?.gateway, he.ipv6?.gateway, "the DNAT target moves with it: the same ports", [path("exposure", "ipv6", "gateway")]);
 }
 
 function exposureDockerUser(be: Exposure, he: Exposure, out: Collector): void {
@@ -795,9 +818,9 @@ export const networksRule: Rule = (b, h, out) => {
             out.emit(`network-isolation.${name}-`, "network-isolation", "neutral", `network ${name} removed`, arr(o.members).join(", "), undefined, "its members leave it (see the leave findings)", [at("name"), at("internal")]);
         } else if (o && n) {
             // Addressing: who reaches whom is the members' and the published ports' business.
-            const keys = (["subnet", "gateway", "ipRange", "bridge", "ipv6Subnet", "ipv6Gateway"] as const).filter((k) => o[k] !== n[k]);
+            const keys = (["subnet", "gateway", "ipRange", "bridge", "ipv6Subnet", "ipv6Gateway", "ipv6IpRange"] as const).filter((k) => o[k] !== n[k]);
             if (keys.length && o.ipv6Subnet !== n.ipv6Subnet) {
-                out.emit(`network-isolation.${name}.ipv6=${n.ipv6Subnet ?? "none"}`, "network-isolation", "neutral", `${name} ${n.ipv6Subnet ? `dual-stack (IPv6 ${n.ipv6Subnet})` : "IPv4 only"}`, o.ipv6Subnet ?? "(none)", n.ipv6Subnet ?? "(none)", `${arr(n.members).join(", ")} ${n.ipv6Subnet ? "also reached (published ports) and routed over IPv6: the published-port findings say what is exposed" : "no longer reached over IPv6"}`, keys.map((k) => at(k)));
+                out.emit(`network-isolation.${name}.ipv6=${n.ipv6Subnet ?? "none"}`, "network-isolation", "neutral", `${name} ${n.ipv6Subnet ? `dual-stack (IPv6 ${n.ipv6Subnet})` : "IPv4 only"}`, o.ipv6Subnet ?? "(none)", n.ipv6Subnet ?? "(none)", `${arr(n.members).join(", ")} ${n.ipv6Subnet ? "also addressed and routed over IPv6: what reaches them from outside is the exposure findings' business (exposure.ipv6)" : "no longer reached over IPv6"}`, keys.map((k) => at(k)));
             } else if (keys.length) {
                 out.emit(`network-isolation.${name}.addressing`, "network-isolation", "neutral", `${name}: ${keys.join(", ")} changed`, keys.map((k) => o[k] ?? "(none)").join(" "), keys.map((k) => n[k] ?? "(none)").join(" "), "addresses only; who reaches whom is unchanged", keys.map((k) => at(k)));
             }
@@ -835,6 +858,11 @@ export const networksRule: Rule = (b, h, out) => {
         for (const a of arr(c.networks)) {
             const x = ab.get(a.network);
             if (x && !same(x.aliases, a.aliases)) out.emit(`network-isolation.${a.network}.aliases:${name}`, "network-isolation", "neutral", `${name}'s DNS names on ${a.network}`, x.aliases, a.aliases, "names only; who reaches whom is unchanged", [path("containers", ["name", name], "networks", ["network", a.network], "aliases")]);
+            // A fixed address (the monitoring network's members, the gateway's IPv6 DNAT target): what
+            // reaches it is the exposure findings' business (exposure.ipv6 for the gateway's).
+            for (const k of ["ipv4Address", "ipv6Address"] as const) {
+                if (x && x[k] !== a[k]) out.emit(`network-isolation.${a.network}.${k}:${name}`, "network-isolation", "neutral", `${name}'s fixed ${k === "ipv4Address" ? "IPv4" : "IPv6"} address on ${a.network}`, x[k] ?? "(picked by Docker)", a[k] ?? "(picked by Docker)", "an address only; who reaches it is decided by the firewall (see the exposure findings)", [path("containers", ["name", name], "networks", ["network", a.network], k)]);
+            }
         }
     }
 };
@@ -960,8 +988,8 @@ const DAEMON: Record<string, { good: unknown; absent: unknown; why: string }> = 
 const DAEMON_NEUTRAL = ["live-restore", "log-driver", "log-opts", "ip-forward"];
 /** daemon.json keys of citadel:host.docker.ipv6: what they do, judged by the exposure findings they come with. */
 const DAEMON_IPV6: Record<string, string> = {
-    ip6tables: "Docker NATs IPv6 to containers with an IPv6 address (the gateway): the published-port findings say what that exposes, and Citadel's mangle copy of DOCKER-USER filters it",
-    experimental: "Debian 12's docker.io (20.10) accepts ip6tables only with experimental on; Citadel uses no other experimental feature",
+    ip6tables: "Docker's own IPv6 NAT to containers with an IPv6 address; Citadel serves IPv6 with its own DNAT to the gateway instead (exposure.ipv6 says whether), and its mangle copy of DOCKER-USER filters IPv6 to containers either way",
+    experimental: "Debian 12's docker.io (20.10) accepts ip6tables only with experimental on; Citadel uses no experimental feature",
 };
 
 function sizeBytes(s: string): number {

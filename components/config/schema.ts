@@ -538,15 +538,15 @@ const HostSchema = obj({
         /** Rotated files kept per container. Default 3. */
         logMaxFile: int(1, 20).default(3),
         /**
-         * Serve the sites over IPv6 too: the gateway's 80/443 published on "::" as well, its network
-         * given an IPv6 subnet (a fixed ULA /64), Docker's ip6tables on (NAT to the gateway, so Caddy
-         * and CrowdSec see the client's real address), and IPv6 traffic to containers filtered and
-         * banned like IPv4. Debian 12's docker.io (20.10) offers ip6tables only with `experimental` on,
-         * so daemon.json sets both. Default false, for now: with two bindings per port, the Docker
-         * provider reads the gateway's ports back in an order that changes from one start to the next,
-         * and then re-creates the gateway at the next `pulumi up` (README, "IPv6").
+         * Serve the sites over IPv6 too. The gateway's network gets a fixed ULA /64 beside its IPv4
+         * subnet and the gateway a fixed address in it; Citadel's own DNAT (ip6tables nat, declared in
+         * /etc/ufw/after6.rules) sends the host's 80/443 there, so Caddy and CrowdSec see the client's
+         * real IPv6 address; a UFW route rule lets exactly that through, and IPv6 traffic to containers
+         * is filtered and banned (per /64) like IPv4. Docker's own IPv6 NAT stays off (no `ip6tables`,
+         * no `experimental`). Default true: Hetzner servers have IPv6. A host whose kernel has no
+         * IPv6 stops at the docker step with the fix: set this to false.
          */
-        ipv6: bool().default(false),
+        ipv6: bool().default(true),
     }).prefault({}),
 });
 

@@ -54,7 +54,8 @@ import {
     PUBLIC_NETWORK_GATEWAY,
     PUBLIC_NETWORK_IPV6_GATEWAY,
     ALL_IPV4,
-    ALL_IPV6,
+    PUBLIC_NETWORK_IPV6_DYNAMIC_RANGE,
+    GATEWAY_IPV6,
     REDIS_CONTAINER,
     REDIS_DATA_VOLUME,
     ROOT_UID,
@@ -220,12 +221,14 @@ function gatewayContainer(c: StackConfig): ContainerPosture {
         // Binding the GATEWAY_PORTS (below 1024) as a non-root user needs this one capability back.
         capAdd: ["NET_BIND_SERVICE"],
         networks: [
-            { network: PUBLIC_NETWORK, aliases: [] },
+            // With IPv6 served, a fixed address: the target of Citadel's DNAT (PUBLIC6_NAT_CHAIN).
+            { network: PUBLIC_NETWORK, aliases: [], ...(c.host.docker.ipv6 ? { ipv6Address: GATEWAY_IPV6 } : {}) },
             ...c.apps.map((a) => ({ network: edgeNetworkName(a.name), aliases: [] })),
             // Prometheus scrapes the gateway's metrics listener at this fixed address (render/caddy.ts binds it).
             ...(c.monitoring.enabled ? [{ network: MONITORING_NETWORK, aliases: [], ipv4Address: MONITORING_GATEWAY_IP }] : []),
         ],
-        publishedPorts: GATEWAY_PORTS.flatMap((p) => publishedOn(c).map((hostIp) => ({ internal: p, external: p, protocol: "tcp" as const, hostIp }))),
+        // IPv4 only: IPv6 reaches the gateway through Citadel's DNAT, not Docker's (facts.ts, PUBLIC6_NAT_CHAIN).
+        publishedPorts: GATEWAY_PORTS.map((p) => ({ internal: p, external: p, protocol: "tcp" as const, hostIp: ALL_IPV4 })),
         secretMounts: [],
         binds: [
             { source: CADDYFILE_HOST_PATH, target: CADDYFILE_CONTAINER_PATH, readOnly: true },
@@ -325,15 +328,6 @@ function appContainer(c: StackConfig, app: AppConfig): ContainerPosture {
     };
 }
 
-/**
- * The host addresses a published port listens on: IPv4's, and IPv6's with citadel:host.docker.ipv6.
- * IPv6 first: the order Docker reports them in, which the provider compares in order (the other order
- * re-created the gateway at every `pulumi up`).
- */
-export function publishedOn(c: StackConfig): string[] {
-    return c.host.docker.ipv6 ? [ALL_IPV6, ALL_IPV4] : [ALL_IPV4];
-}
-
 /** Every container: the gateway, the data services, the apps. */
 export function containersPosture(c: StackConfig): ContainerPosture[] {
     return [
@@ -347,7 +341,7 @@ export function containersPosture(c: StackConfig): ContainerPosture[] {
 /** Networks with their members, read off the containers (so the two can never disagree). */
 export function networksPosture(c: StackConfig, containers: ContainerPosture[]): NetworkPosture[] {
     const declared: Omit<NetworkPosture, "members">[] = [
-        { name: PUBLIC_NETWORK, internal: false, ...(c.host.docker.ipv6 ? { subnet: PUBLIC_NETWORK_SUBNET, gateway: PUBLIC_NETWORK_GATEWAY, ipv6Subnet: PUBLIC_NETWORK_IPV6_SUBNET, ipv6Gateway: PUBLIC_NETWORK_IPV6_GATEWAY } : {}) },
+        { name: PUBLIC_NETWORK, internal: false, ...(c.host.docker.ipv6 ? { subnet: PUBLIC_NETWORK_SUBNET, gateway: PUBLIC_NETWORK_GATEWAY, ipv6Subnet: PUBLIC_NETWORK_IPV6_SUBNET, ipv6Gateway: PUBLIC_NETWORK_IPV6_GATEWAY, ipv6IpRange: PUBLIC_NETWORK_IPV6_DYNAMIC_RANGE } : {}) },
         ...c.apps.map((a) => ({ name: edgeNetworkName(a.name), internal: true })),
         ...dataApps(c).map((a) => ({ name: dataNetworkName(a.name), internal: true })),
         ...(c.apps.some((a) => a.egress) || monitoringNeedsEgress(c) ? [{ name: EGRESS_NETWORK, internal: false, options: { [NO_ICC_OPTION]: "false" } }] : []),

@@ -2,7 +2,7 @@
 // place. The firewall renderer, the server component, the outputs and the audit all read this.
 import type { StackConfig } from "../config";
 import { DOCKER_BLOCK_LOG_PREFIX, sshLimited, UFW_DEFAULTS, ufwRules } from "../render/firewall";
-import { ANYWHERE, GATEWAY_PORTS, HTTP_PORT, HTTPS_PORT, SSH_PORT } from "./facts";
+import { ANYWHERE, GATEWAY_IPV6, GATEWAY_PORTS, HTTP_PORT, HTTPS_PORT, SSH_PORT } from "./facts";
 import type { CloudFirewallRule, ExposurePosture } from "./types";
 
 /** The Hetzner firewall: SSH from the admin CIDRs (or anywhere), HTTP, HTTPS and ICMP; nothing else. */
@@ -34,6 +34,7 @@ export function exposurePosture(c: StackConfig): ExposurePosture {
         },
         dockerUser: { allowedTcp: [...GATEWAY_PORTS], logPrefix: DOCKER_BLOCK_LOG_PREFIX },
         deniedPorts: { ...c.firewall.denyPorts },
+        ipv6: c.host.docker.ipv6 ? { served: true, gateway: GATEWAY_IPV6 } : { served: false },
     };
 }
 

@@ -40,6 +40,14 @@ export const SSH_KEYED_SECONDS = 86400;
 export const IPV6_SOURCE_PREFIX = 64;
 /** IPv6's copy of the DOCKER-USER policy, in ip6tables' mangle table (render/firewall.ts says why). */
 export const FORWARD6_CHAIN = "CITADEL-FORWARD6";
+/**
+ * IPv6 to the sites (citadel:host.docker.ipv6): Citadel's own DNAT of the host's 80/443 to the
+ * gateway's fixed IPv6 address, in this chain of ip6tables' nat table (after6.rules declares it,
+ * after.init hooks it into PREROUTING). Docker's own IPv6 NAT (ip6tables) is not used: it needs
+ * `experimental` on Debian 12's 20.10, and a port published on "::" as well as "0.0.0.0" made the
+ * Docker provider re-create the gateway at every `pulumi up` (README, "IPv6").
+ */
+export const PUBLIC6_NAT_CHAIN = "CITADEL-PUBLIC6";
 /** UFW's hook run after each load of its rules; Citadel's block in it puts the ban rules back. */
 export const AFTER_INIT_PATH = "/etc/ufw/after.init";
 /** The kernel `recent` list that counts new SSH connections per IPv6 /64 while SSH is limited. */
@@ -111,10 +119,14 @@ export const ROOT_UID = 0;
 export const PUBLIC_NETWORK = "citadel-public";
 /**
  * The public network's IPv6 subnet (citadel:host.docker.ipv6): a unique local /64, never routed
- * outside the host. Docker NATs the host's public IPv6 to the gateway's address in it, as it does
- * for IPv4.
+ * outside the host. Citadel's DNAT (PUBLIC6_NAT_CHAIN) sends the host's 80/443 to the gateway's
+ * address in it; the client's own address is kept (no proxy), as Docker's IPv4 NAT keeps it.
  */
 export const PUBLIC_NETWORK_IPV6_SUBNET = "fd17:c1ad:e1::/64";
+/** Where Docker may pick IPv6 addresses in it: the upper half, so nothing else can take the gateway's. */
+export const PUBLIC_NETWORK_IPV6_DYNAMIC_RANGE = "fd17:c1ad:e1:0:8000::/65";
+/** The gateway's fixed IPv6 address: what PUBLIC6_NAT_CHAIN's DNAT sends the host's 80/443 to. */
+export const GATEWAY_IPV6 = "fd17:c1ad:e1::10";
 /**
  * Its IPv4 subnet when it is dual-stack: declared too, because Docker lists the IPv4 subnet it would
  * pick by itself among the network's IPAM configs, and the provider (ipam_config: computed, force
@@ -124,9 +136,8 @@ export const PUBLIC_NETWORK_SUBNET = "172.29.249.0/24";
 /** The bridges' addresses on the host, declared for the same reason (a gateway read back is a change too). */
 export const PUBLIC_NETWORK_GATEWAY = "172.29.249.1";
 export const PUBLIC_NETWORK_IPV6_GATEWAY = "fd17:c1ad:e1::1";
-/** Where a published port listens: every IPv4 address, and with IPv6 on, every IPv6 address. */
+/** Where a published port listens: every IPv4 address (IPv6 reaches the gateway through PUBLIC6_NAT_CHAIN). */
 export const ALL_IPV4 = "0.0.0.0";
-export const ALL_IPV6 = "::";
 /** One internal network per app, shared only with the gateway. */
 export const edgeNetworkName = (app: string): string => `citadel-edge-${app}`;
 /**

@@ -38,6 +38,8 @@ export interface ExposurePosture {
     dockerUser: { allowedTcp: number[]; logPrefix: string };
     /** App ports denied explicitly (tcp and udp), reached only through the gateway. */
     deniedPorts: { from: number; to: number };
+    /** citadel:host.docker.ipv6: the gateway's ports reached over IPv6 too, by Citadel's DNAT to `gateway`. */
+    ipv6: { served: boolean; gateway?: string };
 }
 
 export type StepLayer = "firewall" | "baseline" | "secrets" | "intrusion" | "data" | "credentials" | "gateway" | "monitoring" | "limits" | "backup";
@@ -76,6 +78,8 @@ export interface NetworkAttachment {
     aliases: string[];
     /** A fixed address on the network (the monitoring network's members). */
     ipv4Address?: string;
+    /** A fixed IPv6 address on the network (the gateway's, where IPv6 is served). */
+    ipv6Address?: string;
 }
 
 export interface SecretMount {
@@ -111,7 +115,7 @@ export interface ContainerPosture {
     pids: number;
     tmpfs: string[];
     networks: NetworkAttachment[];
-    /** hostIp: where the port listens ("0.0.0.0", or "::" for IPv6); absent in postures before IPv6 (read as "0.0.0.0"). */
+    /** hostIp: where the port listens ("0.0.0.0"; "::" in postures that published IPv6 through Docker; absent before IPv6, read as "0.0.0.0"). */
     publishedPorts: { internal: number; external: number; protocol: Protocol; hostIp?: string }[];
     secretMounts: SecretMount[];
     /** Other read-only or read-write bind mounts (configuration, logs). */
@@ -150,6 +154,8 @@ export interface NetworkPosture {
     /** An IPv6 subnet: the network is dual-stack (the public network with citadel:host.docker.ipv6). */
     ipv6Subnet?: string;
     ipv6Gateway?: string;
+    /** Where Docker picks IPv6 addresses (the fixed ones lie outside it). */
+    ipv6IpRange?: string;
     /** Docker driver options (the egress bridge: no traffic between its containers). */
     options?: Record<string, string>;
     /** Containers attached to it. */

@@ -24,7 +24,7 @@ import { SYSCTL_PATH } from "./host";
 import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-import { AFTER_INIT_PATH, FORWARD6_CHAIN, stepPackages, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
+import { AFTER_INIT_PATH, FORWARD6_CHAIN, GATEWAY_IPV6, PUBLIC6_NAT_CHAIN, stepPackages, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
@@ -244,6 +244,10 @@ export function ufwRules(c: StackConfig): UfwRule[] {
     return [
         ...sshRules(c),
         ...GATEWAY_PORTS.map((p) => ["allow", `${p}/tcp`]),
+        // IPv6 served (citadel:host.docker.ipv6): what Citadel's DNAT (PUBLIC6_NAT_CHAIN) sends to the
+        // gateway's fixed address is forwarded, nothing else ("deny routed" stays the default). Docker's
+        // own IPv6 rules, which would accept it, are off.
+        ...(c.host.docker.ipv6 ? GATEWAY_PORTS.map((p) => ["route", "allow", "to", GATEWAY_IPV6, "port", String(p), "proto", "tcp"]) : []),
         // Redundant with "default deny incoming", but explicit as the Story Portal policy asks: the app
         // ports are reached through the gateway only. tcp and udp, so nothing on them answers directly.
         ["deny", `${range}/tcp`],
@@ -271,7 +275,20 @@ export { FORWARD6_CHAIN };
 /** The jump into it from mangle's FORWARD, as `ip6tables -t mangle -S FORWARD` prints it. */
 export const FORWARD6_JUMP = `-A FORWARD -j ${FORWARD6_CHAIN}`;
 
-function renderDockerUserBlock(family: IpFamily, forward6?: { chain: string; jump: string; rules: string[] }): string {
+/** The jump into PUBLIC6_NAT_CHAIN from nat's PREROUTING, as `ip6tables -t nat -S PREROUTING` prints it. */
+export const PUBLIC6_NAT_JUMP = `-A PREROUTING -j ${PUBLIC6_NAT_CHAIN}`;
+export { PUBLIC6_NAT_CHAIN };
+
+/**
+ * IPv6 to the sites: the host's own addresses' 80/443 sent to the gateway's fixed IPv6 address, the
+ * same port, as `ip6tables -t nat -S` prints the rules. DNAT, not a proxy: Caddy and CrowdSec see the
+ * client's address.
+ */
+export function public6NatRules(): string[] {
+    return GATEWAY_PORTS.map((p) => `-A ${PUBLIC6_NAT_CHAIN} -p tcp -m addrtype --dst-type LOCAL -m tcp --dport ${p} -j DNAT --to-destination [${GATEWAY_IPV6}]:${p}`);
+}
+
+function renderDockerUserBlock(family: IpFamily, forward6?: { chain: string; jump: string; rules: string[] }, public6?: { chain: string; jump: string; rules: string[] }): string {
     return renderTemplate("firewall/docker-user.rules.hbs", {
         begin: AFTER_RULES_BEGIN,
         end: AFTER_RULES_END,
@@ -279,12 +296,20 @@ function renderDockerUserBlock(family: IpFamily, forward6?: { chain: string; jum
         gatewayPorts: GATEWAY_PORTS,
         logPrefix: DOCKER_BLOCK_LOG_PREFIX,
         forward6,
+        public6,
     });
 }
 
-/** The marked block for one family: the same on every host (outside = not a Docker bridge). IPv6's also carries the mangle copy. */
-export function dockerUserBlock(family: IpFamily): string {
-    return renderDockerUserBlock(family, family === 6 ? { chain: FORWARD6_CHAIN, jump: FORWARD6_JUMP, rules: forward6Rules() } : undefined);
+/**
+ * The marked block for one family: outside is any interface that is not a Docker bridge. IPv6's also
+ * carries the mangle copy and the nat chain, with its DNAT rules where the sites are served over IPv6 (`served6`).
+ */
+export function dockerUserBlock(family: IpFamily, served6 = false): string {
+    return renderDockerUserBlock(
+        family,
+        family === 6 ? { chain: FORWARD6_CHAIN, jump: FORWARD6_JUMP, rules: forward6Rules() } : undefined,
+        family === 6 ? { chain: PUBLIC6_NAT_CHAIN, jump: PUBLIC6_NAT_JUMP, rules: served6 ? public6NatRules() : [] } : undefined,
+    );
 }
 
 /** The `-A DOCKER-USER ...` lines of the block, as `iptables -S DOCKER-USER` prints them once loaded. */
@@ -339,6 +364,32 @@ export function dockerUserDrift(liveS: string, family: IpFamily, bans: boolean, 
 }
 
 /**
+ * Compares the host's IPv6 DNAT to the gateway with what citadel:host.docker.ipv6 declares (the audit's
+ * check): `liveChain` is `ip6tables -t nat -S PUBLIC6_NAT_CHAIN` (undefined when the chain does not
+ * exist), `livePrerouting` is `ip6tables -t nat -S PREROUTING`, `forwarding` the value of
+ * net.ipv6.conf.all.forwarding. The chain and its jump are on every host; its rules exactly as
+ * declared (none where the sites are not served over IPv6); served, forwarding on.
+ */
+export function public6Drift(served: boolean, liveChain: string | undefined, livePrerouting: string, forwarding: string): DockerUserDrift[] {
+    const drift: DockerUserDrift[] = [];
+    const declared = served ? public6NatRules() : [];
+    if (liveChain === undefined) {
+        drift.push({ what: `ip6tables nat ${PUBLIC6_NAT_CHAIN}`, expected: `${declared.length} rules`, actual: `(missing${served ? ": the sites are not reached over IPv6" : ""})` });
+    } else {
+        const live = liveChain.split("\n").map((l) => l.trim()).filter((l) => l.startsWith(`-A ${PUBLIC6_NAT_CHAIN} `));
+        declared.forEach((d, i) => {
+            if (live[i] !== d) drift.push({ what: `${PUBLIC6_NAT_CHAIN} rule ${i + 1}/${declared.length}`, expected: d, actual: live[i] ?? "(missing)" });
+        });
+        for (const l of live.slice(declared.length)) drift.push({ what: `${PUBLIC6_NAT_CHAIN} rule`, expected: served ? "(not declared)" : "(none: the sites are not served over IPv6)", actual: l });
+    }
+    if (!livePrerouting.split("\n").map((l) => l.trim()).includes(PUBLIC6_NAT_JUMP)) {
+        drift.push({ what: "ip6tables nat PREROUTING", expected: PUBLIC6_NAT_JUMP, actual: `(missing${served ? ": the sites are not reached over IPv6" : ""})` });
+    }
+    if (served && forwarding !== "1") drift.push({ what: "net.ipv6.conf.all.forwarding", expected: "1", actual: forwarding || "(unreadable)" });
+    return drift;
+}
+
+/**
  * The marked block for /etc/ufw/after.init (POSIX sh, appended to the host's own file): on "start",
  * the CrowdSec bouncer's ban rule back into each of its chains where its ipset exists, and the SSH
  * limit's exempt sources back into their kernel list.
@@ -356,13 +407,14 @@ export function afterInitBlock(): string {
         keyedDir: SSH_KEYED_STATE_DIR,
         keyedMinutes: Math.ceil(SSH_KEYED_SECONDS / 60),
         forward6Chain: FORWARD6_CHAIN,
+        public6Chain: PUBLIC6_NAT_CHAIN,
     });
 }
 
 export function renderFirewall(c: StackConfig): HostScript {
     const rules = ufwRules(c).map((r) => r.join(" "));
     const block4 = dockerUserBlock(4);
-    const block6 = dockerUserBlock(6);
+    const block6 = dockerUserBlock(6, c.host.docker.ipv6);
     const initBlock = afterInitBlock();
     const packages = stepPackages("firewall");
     const script = renderTemplate("firewall/firewall.sh.hbs", {
@@ -394,6 +446,7 @@ export function renderFirewall(c: StackConfig): HostScript {
         keyed4: sshKeyedBlock(4),
         keyed6: sshKeyedBlock(6),
         forward6Chain: FORWARD6_CHAIN,
+        public6Chain: PUBLIC6_NAT_CHAIN,
         keyedRules4: sshKeyedRules(4),
         keyedRules6: sshKeyedRules(6),
         net6List: SSH_NET6_LIST,
@@ -418,7 +471,7 @@ export function renderFirewall(c: StackConfig): HostScript {
         name: "firewall",
         description:
             `UFW: deny in/routed, allow out; SSH ${ssh}; ${gateway} open; ` +
-            `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: from any non-Docker interface only new inbound to ${gateway} reaches containers (block in after.rules/after6.rules); after.init puts the CrowdSec ban rules back after every UFW reload`,
+            `deny ${c.firewall.denyPorts.from}-${c.firewall.denyPorts.to} tcp+udp; DOCKER-USER: from any non-Docker interface only new inbound to ${gateway} reaches containers (block in after.rules/after6.rules); after.init puts the CrowdSec ban rules back after every UFW reload${c.host.docker.ipv6 ? `; IPv6: ${gateway} DNATed to the gateway's [${GATEWAY_IPV6}] (nat ${PUBLIC6_NAT_CHAIN}) and routed to it only` : "; the sites are not served over IPv6"}`,
         script,
         files,
         packages,

@@ -4,7 +4,7 @@ import type { StackConfig } from "../config";
 import { configKey, IP_FORWARD_KEY, ipForwardError } from "../config";
 import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
-import { OS_BASELINE_PACKAGES, stepPackages } from "../posture/facts";
+import { GATEWAY_IPV6, OS_BASELINE_PACKAGES, stepPackages } from "../posture/facts";
 import { renderAuditdStep } from "./auditd";
 
 // ---------------------------------------------------------------------------------------------
@@ -304,16 +304,15 @@ export function dockerDaemonConfig(c: StackConfig): Record<string, unknown> {
         "log-opts": { "max-size": c.host.docker.logMaxSize, "max-file": String(c.host.docker.logMaxFile) },
         "ip-forward": true,
         iptables: true,
-        // IPv6 published ports NATed to the gateway like IPv4 (citadel:host.docker.ipv6). docker.io
-        // 20.10 accepts ip6tables only with experimental on; nothing else experimental is used.
-        ...(c.host.docker.ipv6 ? { experimental: true, ip6tables: true } : {}),
+        // No ip6tables (nor the experimental it needs in 20.10): IPv6 reaches the gateway through
+        // Citadel's own DNAT (citadel:host.docker.ipv6, render/firewall.ts).
         // docker.io's unit runs dockerd with LimitCORE=infinity, which every container inherits: a
         // crashed Postgres or app would write its memory, secrets included, into its working directory.
         ...(c.host.os.coreDumps ? {} : { "default-ulimits": { core: { Name: "core", Hard: 0, Soft: 0 } } }),
     };
 }
 
-/** The docker step's check that IPv6 forwarding will not cost the host its IPv6 default route (expects IPV6_NAT and the lib). */
+/** The docker step's check that IPv6 forwarding will not cost the host its IPv6 default route (expects IPV6_GATEWAY, empty where IPv6 is not served, and the lib). */
 export function ipv6RaGuard(): string {
     return renderTemplate("host/ipv6-ra-guard.sh.hbs", {});
 }
@@ -323,11 +322,12 @@ export function renderDockerDaemonJson(c: StackConfig): string {
 }
 
 function renderDockerStep(c: StackConfig): HostScript {
+    if (!/^[0-9a-f:]+$/.test(GATEWAY_IPV6)) throw new Error(`citadel: GATEWAY_IPV6 ${JSON.stringify(GATEWAY_IPV6)} is not a plain IPv6 address`);
     const file: HostFile = { path: DOCKER_DAEMON_JSON_PATH, content: renderDockerDaemonJson(c), mode: "0644", owner: "root", group: "root" };
     return {
         name: "docker",
-        description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation${c.host.docker.ipv6 ? ", IPv6 NAT (ip6tables)" : ""}); ${c.admin.user} in group docker`,
-        script: renderTemplate("host/docker.sh.hbs", { lib: hostLib(), packages: stepPackages("docker"), path: file.path, content: file.content, adminUser: c.admin.user, ipv6: c.host.docker.ipv6, raGuard: ipv6RaGuard() }),
+        description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation${c.host.docker.ipv6 ? "; the host checked for IPv6 serving: IPv6 NAT, no RA-learnt route lost to forwarding" : ""}); ${c.admin.user} in group docker`,
+        script: renderTemplate("host/docker.sh.hbs", { lib: hostLib(), packages: stepPackages("docker"), path: file.path, content: file.content, adminUser: c.admin.user, gateway6: c.host.docker.ipv6 ? GATEWAY_IPV6 : "", raGuard: ipv6RaGuard() }),
         files: [file],
         packages: stepPackages("docker"),
     };

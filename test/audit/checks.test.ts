@@ -277,7 +277,7 @@ describe("out-ports: a scan that could not see is never a pass", () => {
     it("over IPv6 (a target with address6, citadel:host.docker.ipv6), SSH must be closed when admin.sourceIps is IPv4 only, and open to IPv6 sources", async () => {
         const base = brokenTarget();
         const served = { ...base.config, host: { ...base.config.host, docker: { ...base.config.host.docker, ipv6: true } } };
-        const notServed = { ...base, exposureTcp: [22, 80, 443], config: { ...base.config, admin: { ...base.config.admin, sourceIps: ["203.0.113.0/24"] } } };
+        const notServed = { ...base, exposureTcp: [22, 80, 443], config: { ...base.config, host: { ...base.config.host, docker: { ...base.config.host.docker, ipv6: false } }, admin: { ...base.config.admin, sourceIps: ["203.0.113.0/24"] } } };
         assert.deepEqual(expectedOver(notServed, "IPv6"), [], "IPv6 not served, SSH for IPv4 sources: nothing may answer over IPv6");
         const ipv4Only = { ...base, config: { ...served, admin: { ...served.admin, sourceIps: ["203.0.113.0/24"] } } };
         assert.deepEqual(expectedOver(ipv4Only, "IPv6"), [80, 443].filter((p) => base.exposureTcp.includes(p)));

@@ -38,6 +38,9 @@ import {
     forward6Rules,
     KEYED_BEGIN,
     PAM_SSHD_PATH,
+    PUBLIC6_NAT_CHAIN,
+    PUBLIC6_NAT_JUMP,
+    public6NatRules,
     renderFirewall,
     sshKeyedRule,
     sshKeyedRules,
@@ -47,7 +50,7 @@ import {
 } from "../../components/render/firewall";
 import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule, bouncerLocalTemplate, bouncerStopPost } from "../../components/render/intrusion";
 import { renderSysctlConf, SYSCTL_PATH } from "../../components/render/host";
-import { SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_STATE_DIR } from "../../components/posture/facts";
+import { GATEWAY_IPV6, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_STATE_DIR } from "../../components/posture/facts";
 import { prodConfig, prodWith } from "../fixtures";
 import { requireTool, run, RunResult, tmpDir, waitFor, which, requireRoot as requireRootAs, requireTools, shellcheck } from "../tools";
 
@@ -85,6 +88,9 @@ describe("rendering", () => {
                 "allow from 2001:db8:1234::/48 to any port 22 proto tcp",
                 "allow 80/tcp",
                 "allow 443/tcp",
+                // IPv6 served (the default): what Citadel's DNAT sends to the gateway is routed to it.
+                "route allow to fd17:c1ad:e1::10 port 80 proto tcp",
+                "route allow to fd17:c1ad:e1::10 port 443 proto tcp",
                 "deny 8001:8012/tcp",
                 "deny 8001:8012/udp",
                 // Monitoring (on by default): CrowdSec's metrics, from the monitoring bridge only.
@@ -92,9 +98,11 @@ describe("rendering", () => {
             ],
         );
         assert.deepEqual(
-            ufwRules(openConfig).map((r) => r.join(" ")).filter((r) => !r.includes("br-citadel-mon")),
+            ufwRules(openConfig).map((r) => r.join(" ")).filter((r) => !r.includes("br-citadel-mon") && !r.startsWith("route ")),
             ["allow 22/tcp", "allow 80/tcp", "allow 443/tcp", "deny 9000/tcp", "deny 9000/udp"],
         );
+        const v4only = parseConfigOrThrow(prodWith({ host: { docker: { ipv6: false } } }));
+        assert.ok(!ufwRules(v4only).some((r) => r[0] === "route"), "IPv6 not served: no route rule");
         const f2b = parseConfigOrThrow(prodWith({ intrusion: { engine: "fail2ban" } }));
         assert.ok(!ufwRules(f2b).some((r) => r.includes("br-citadel-mon")), "no CrowdSec, no metrics rule");
         const openLimited = parseConfigOrThrow(prodWith({ admin: { ...prod.admin, sourceIps: [] } }));
@@ -296,7 +304,8 @@ const CLIENT2_V6_COUNT = 12;
 const HOST6_WAN = "2001:db8:7::1";
 const CLIENT6 = "2001:db8:7::2";
 const CLIENT6_NET = "2001:db8:7::/64";
-const CTR6 = "fd17:c1ad:e1::2";
+// The gateway's fixed IPv6 address: what Citadel's DNAT sends the host's 80/443 to.
+const CTR6 = GATEWAY_IPV6;
 /**
  * The IPv4 DOCKER-USER rules before issue 12 (the default route's interface, wan7 here, filled in at
  * run time): the only outside interface. Loaded by the test that shows the hole they leave.
@@ -439,14 +448,11 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         ].join("\n");
         const r = run("ip", ["netns", "exec", ns.host, "iptables-restore", "--noflush"], { input: docker });
         if (r.code !== 0) throw new Error(out(r));
-        // And what Docker 20.10 sets up for IPv6 with ip6tables on (experimental): the same DNAT to the
-        // container's IPv6 address and ACCEPT rules, but NO jump to DOCKER-USER.
-        const docker6 = docker
-            .replace(/--to-destination 172\.30\.0\.2:(\d+)/g, `--to-destination [${CTR6}]:$1`)
-            .replace(":DOCKER-USER - [0:0]\n-A DOCKER-USER -j RETURN\n-A FORWARD -j DOCKER-USER\n", "");
-        const r6 = run("ip", ["netns", "exec", ns.host, "ip6tables-restore", "--noflush"], { input: docker6 });
-        if (r6.code !== 0) throw new Error(`${out(r6)}\n${docker6}`);
-        children.push(spawn("ip", ["netns", "exec", ns.ctr, "node", "-e", DUAL_SERVER_JS, "8443", "8001", "9443"], { stdio: "ignore" }));
+        // Docker sets up nothing for IPv6 (its ip6tables is off): Citadel's DNAT in the step's after6.rules
+        // is what reaches the gateway's fixed IPv6 address. The client also routes the ULA /64 through
+        // the host, as an attacker on the same segment could.
+        ip("-n", ns.client, "-6", "route", "add", "fd17:c1ad:e1::/64", "via", HOST6_WAN);
+        children.push(spawn("ip", ["netns", "exec", ns.ctr, "node", "-e", DUAL_SERVER_JS, "8443", "8001", "9443", "443"], { stdio: "ignore" }));
         children.push(spawn("ip", ["netns", "exec", ns.client, "node", "-e", SERVER_JS, "7000"], { stdio: "ignore" }));
         // The bouncer's configuration: Citadel's .local (mode, chains, sets) pointed at the stand-in API.
         lapiPort = 18080;
@@ -484,8 +490,10 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.ok(await waitFor(() => probe(ns.client, HOST.wan, 8001) === "ok 8001", 10_000), "the test topology does not forward 8001");
         assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443");
         assert.equal(probe(ns.client2, HOST.priv, 8001), "ok 8001");
-        assert.ok(await waitFor(() => probe(ns.client, HOST6_WAN, 8001) === "ok 8001", 10_000), "the test topology does not forward 8001 over IPv6");
-        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 8443");
+        // IPv6: the container's ports answer when routed straight to it, but nothing DNATs the host's
+        // own IPv6 address yet (Docker does not, with its ip6tables off).
+        assert.ok(await waitFor(() => probe(ns.client, CTR6, 8001) === "ok 8001", 10_000), "the test topology does not route IPv6 to the container");
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "", "before the script, the host's IPv6 443 must not reach the gateway");
     });
 
     it("refuses to run from an SSH session outside admin.sourceIps, and changes nothing", (t) => {
@@ -566,9 +574,13 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443", "the gateway port must stay reachable");
         assert.equal(probe(ns.client2, HOST.priv, 443), "ok 8443", "the gateway port must stay reachable through the second interface");
         assert.equal(probe(ns.client, HOST.wan, 8001), "", "a published app port must not be reachable from outside");
-        // IPv6 the same, although Docker's IPv6 FORWARD never jumps to DOCKER-USER: the mangle copy.
-        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 8443", "the gateway port must stay reachable over IPv6");
+        // IPv6: the host's 443 now reaches the gateway's fixed address through Citadel's DNAT (the same
+        // port), and nothing else does: not 8001 on the host, not 8001 routed straight to the gateway.
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 443", "the sites must be served over IPv6 (DNAT to the gateway)");
         assert.equal(probe(ns.client, HOST6_WAN, 8001), "", "a published app port must not be reachable over IPv6");
+        assert.equal(probe(ns.client, CTR6, 8001), "", "an app port routed straight to the gateway's IPv6 address must be dropped");
+        assert.deepEqual(chain("ip6tables", PUBLIC6_NAT_CHAIN, "nat"), public6NatRules());
+        assert.deepEqual(chain("ip6tables", "PREROUTING", "nat"), [PUBLIC6_NAT_JUMP]);
         assert.deepEqual(chain("ip6tables", FORWARD6_CHAIN, "mangle"), forward6Rules());
         assert.deepEqual(chain("ip6tables", "FORWARD", "mangle"), [FORWARD6_JUMP]);
         assert.equal(probe(ns.client2, HOST.priv, 8001), "", "nor through a second interface (a private network, a VPN)");
@@ -581,29 +593,54 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.ok(dropCount() > dropsBefore, "the DROP rule's counter must have counted the refused SYNs");
     });
 
-    it("IPv6: Docker putting its rules on top of filter's FORWARD (as at each network it creates) opens nothing; without the mangle jump (a fault) 8001 is reachable; a reload puts it back once", (t) => {
+    it("IPv6: without the DNAT jump (a fault) the sites are not served over IPv6; the step reloads and it is back once; Docker's own IPv6 ACCEPT rules on top of filter's FORWARD open nothing, and without the mangle jump (a fault) they would", (t) => {
         if (!requireReady(t)) return;
-        // What Docker does when it creates a network: its ACCEPT rules inserted at the top of FORWARD,
-        // above any jump a hook might have put there.
-        const dockerRules = [`FORWARD 1 -o ${BRIDGE} -j ACCEPT`, `FORWARD 1 -i ${BRIDGE} -j ACCEPT`];
-        for (const rule of dockerRules.map((x) => `-I ${x}`)) {
-            const r = inNs(ns.host, ["ip6tables", ...rule.split(" ")]);
-            assert.equal(r.code, 0, out(r));
-        }
-        assert.equal(probe(ns.client, HOST6_WAN, 8001), "", "Docker's reordering must not open 8001 over IPv6");
-        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 8443");
-        for (const rule of dockerRules.map((x) => `-D ${x.replace(" 1 ", " ")}`)) inNs(ns.host, ["ip6tables", ...rule.split(" ")]);
-        // The fault: the jump into the mangle copy removed. IPv6 to the container's published port is open.
-        const del = inNs(ns.host, ["ip6tables", "-t", "mangle", "-D", "FORWARD", "-j", FORWARD6_CHAIN]);
+        const del = inNs(ns.host, ["ip6tables", "-t", "nat", "-D", "PREROUTING", "-j", PUBLIC6_NAT_CHAIN]);
         assert.equal(del.code, 0, out(del));
-        assert.equal(probe(ns.client, HOST6_WAN, 8001), "ok 8001", "without the jump, IPv6 reaches the published app port (so the jump is what closes it)");
-        // The step sees it and reloads; after.init puts the jump back, once, however often UFW runs it.
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "", "without the jump, IPv6 443 still reached the gateway (so the jump is not what serves it)");
         const r = runScript(ALLOWED_SESSION);
         assert.equal(r.code, 0, out(r));
         assert.match(r.stdout, /reloaded UFW: the DOCKER-USER rules were missing/, out(r));
         ufwReload();
+        assert.deepEqual(chain("ip6tables", "PREROUTING", "nat"), [PUBLIC6_NAT_JUMP], "exactly one jump, however often UFW runs the hook");
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 443");
+        // Docker's IPv6 rules if someone turned its ip6tables on: ACCEPT for the bridge inserted at the
+        // top of filter's FORWARD, above UFW. The mangle copy of DOCKER-USER still drops 8001.
+        const dockerRules = [`FORWARD 1 -o ${BRIDGE} -j ACCEPT`, `FORWARD 1 -i ${BRIDGE} -j ACCEPT`];
+        for (const rule of dockerRules.map((x) => `-I ${x}`)) {
+            const x = inNs(ns.host, ["ip6tables", ...rule.split(" ")]);
+            assert.equal(x.code, 0, out(x));
+        }
+        try {
+            assert.equal(probe(ns.client, CTR6, 8001), "", "Docker's ACCEPT rules must not open 8001 over IPv6");
+            assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 443");
+            const m = inNs(ns.host, ["ip6tables", "-t", "mangle", "-D", "FORWARD", "-j", FORWARD6_CHAIN]);
+            assert.equal(m.code, 0, out(m));
+            assert.equal(probe(ns.client, CTR6, 8001), "ok 8001", "without the mangle jump, Docker's rules open 8001 (so the jump is what closes it)");
+        } finally {
+            for (const rule of dockerRules.map((x) => `-D ${x.replace(" 1 ", " ")}`)) inNs(ns.host, ["ip6tables", ...rule.split(" ")]);
+        }
+        const again = runScript(ALLOWED_SESSION);
+        assert.equal(again.code, 0, out(again));
         assert.deepEqual(chain("ip6tables", "FORWARD", "mangle"), [FORWARD6_JUMP]);
-        assert.equal(probe(ns.client, HOST6_WAN, 8001), "");
+        assert.equal(probe(ns.client, CTR6, 8001), "");
+    });
+
+    it("IPv6 serving turned off (citadel:host.docker.ipv6 false): the DNAT chain is emptied and the route rules go, so IPv6 no longer reaches the gateway; on again, it does", (t) => {
+        if (!requireReady(t)) return;
+        const offConfig = parseConfigOrThrow(prodWith({ host: { docker: { ipv6: false } } }));
+        const offPath = writeTemp(work, "firewall-v4only.sh", renderFirewall(offConfig).script);
+        const off = onHost(["env", `SSH_CONNECTION=${ALLOWED_SESSION}`, "/bin/bash", offPath]);
+        assert.equal(off.code, 0, out(off));
+        assert.match(off.stdout, /removed undeclared: ufw route allow to fd17:c1ad:e1::10 port 443 proto tcp/, out(off));
+        assert.deepEqual(chain("ip6tables", PUBLIC6_NAT_CHAIN, "nat"), []);
+        assert.deepEqual(addedRules(), ufwRules(offConfig).map((x) => x.join(" ")).sort());
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "", "not served, the host's IPv6 443 still reached the gateway");
+        assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443", "IPv4 is served either way");
+        const on = runScript(ALLOWED_SESSION);
+        assert.equal(on.code, 0, out(on));
+        assert.deepEqual(chain("ip6tables", PUBLIC6_NAT_CHAIN, "nat"), public6NatRules());
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 443");
     });
 
     it("the rule set before issue 12 (outside = the default route's interface) leaves the second interface open", (t) => {
@@ -847,7 +884,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(probe(ns.client, HOST.wan, 443), "", `${when}: the banned address reached the gateway`);
         assert.equal(probe(ns.client2, HOST.priv, 443), "ok 8443", `${when}: an address that is not banned must be served`);
         assert.equal(probe(ns.client, HOST6_WAN, 443), "", `${when}: an address of the banned IPv6 /64 reached the gateway`);
-        assert.equal(inNs(ns.client2, ["node", "-e", PROBE_FROM_JS, HOST6_PRIV, "443", client2v6(0)], { timeout: 10_000 }).stdout.trim(), "ok 8443", `${when}: an IPv6 address that is not banned must be served`);
+        assert.equal(inNs(ns.client2, ["node", "-e", PROBE_FROM_JS, HOST6_PRIV, "443", client2v6(0)], { timeout: 10_000 }).stdout.trim(), "ok 443", `${when}: an IPv6 address that is not banned must be served`);
     }
 
     it("bans survive `ufw reload`: after.init puts the bouncer's rule back in front of DOCKER-USER", async (t) => {

@@ -125,12 +125,17 @@ describe("docker: daemon.json", () => {
     const c = prodConfig();
     const content = fileOf(step(c, "docker"), DOCKER_DAEMON_JSON_PATH);
 
-    it("IPv6 (citadel:host.docker.ipv6): off by default; on, ip6tables with experimental", () => {
-        assert.equal(JSON.parse(content).ip6tables, undefined);
-        assert.equal(JSON.parse(content).experimental, undefined);
-        const on = JSON.parse(fileOf(step(parseConfigOrThrow(prodWith({ host: { docker: { ipv6: true } } })), "docker"), DOCKER_DAEMON_JSON_PATH));
-        assert.equal(on.ip6tables, true);
-        assert.equal(on.experimental, true);
+    it("IPv6 (citadel:host.docker.ipv6): served by default, and never through Docker's own IPv6 NAT (no ip6tables, no experimental), on or off", () => {
+        assert.equal(c.host.docker.ipv6, true);
+        const off = parseConfigOrThrow(prodWith({ host: { docker: { ipv6: false } } }));
+        for (const x of [c, off]) {
+            const parsed = JSON.parse(fileOf(step(x, "docker"), DOCKER_DAEMON_JSON_PATH));
+            assert.equal(parsed.ip6tables, undefined);
+            assert.equal(parsed.experimental, undefined);
+        }
+        // The step's own checks follow the setting.
+        assert.match(step(c, "docker").script, /^IPV6_GATEWAY='fd17:c1ad:e1::10'$/m);
+        assert.match(step(off, "docker").script, /^IPV6_GATEWAY=''$/m);
     });
 
     it("stops before daemon.json when the IPv6 default route comes from router advertisements with accept_ra 1 (real ip, in a network namespace); accept_ra 2 or IPv6 off passes", (t) => {
@@ -142,13 +147,13 @@ ${hostLib()}
 ip link add ra0 type veth peer name ra1 && ip link set ra0 up && ip link set ra1 up
 echo ${ra} > /proc/sys/net/ipv6/conf/ra0/accept_ra
 ip -6 route add default via fe80::1 dev ra0 proto ra
-IPV6_NAT=${nat}
+IPV6_GATEWAY=${nat}
 ${ipv6RaGuard()}
 echo guard passed`]);
-        const refused = guard("ip6tables", 1);
+        const refused = guard("'fd17:c1ad:e1::10'", 1);
         assert.notEqual(refused.code, 0, refused.stdout);
         assert.match(refused.stderr, /IPv6 default route on ra0 is learnt from router advertisements \(accept_ra=1\).*net\.ipv6\.conf\.ra0\.accept_ra = 2.*citadel:host\.docker\.ipv6/);
-        for (const [nat, ra] of [["ip6tables", 2], ["no-ip6tables", 1]] as const) {
+        for (const [nat, ra] of [["'fd17:c1ad:e1::10'", 2], ["''", 1]] as const) {
             const ok = guard(nat, ra);
             assert.equal(ok.code, 0, `${nat} accept_ra=${ra}: ${ok.stderr}`);
             assert.match(ok.stdout, /guard passed/);

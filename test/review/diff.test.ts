@@ -39,24 +39,43 @@ const buildArgsChanged = (step: "neutral" | "unclassified"): { id: string; categ
 
 const CASES: Case[] = [
     {
-        name: "IPv6 served (citadel:host.docker.ipv6 false → true): the gateway's ports on [::] weaken the exposure; the daemon keys, the dual-stack network and the docker step are explained",
-        head: () => postureWith({ host: { docker: { ipv6: true } } }),
+        name: "IPv6 served (citadel:host.docker.ipv6 false → true): the sites over IPv6 and the route rules to the gateway weaken the exposure; the dual-stack network, the gateway's fixed address and the steps are explained",
+        base: () => postureWith({ host: { docker: { ipv6: false } } }),
+        head: () => postureWith({}),
         expect: [
-            { id: "exposure.published+:citadel-gateway:[::]:443→443/tcp", category: "exposure", direction: "weakens" },
-            { id: "exposure.published+:citadel-gateway:[::]:80→80/tcp", category: "exposure", direction: "weakens" },
-            { id: "host.docker.ip6tables=true", category: "host", direction: "neutral" },
-            { id: "host.docker.experimental=true", category: "host", direction: "neutral" },
+            { id: "exposure.ipv6.served=true", category: "exposure", direction: "weakens" },
+            { id: "exposure.ufw.rule+:ufw route allow to fd17:c1ad:e1::10 port 443 proto tcp", category: "exposure", direction: "weakens" },
+            { id: "exposure.ufw.rule+:ufw route allow to fd17:c1ad:e1::10 port 80 proto tcp", category: "exposure", direction: "weakens" },
             { id: "network-isolation.citadel-public.ipv6=fd17:c1ad:e1::/64", category: "network-isolation", direction: "neutral" },
+            { id: "network-isolation.citadel-public.ipv6Address:citadel-gateway", category: "network-isolation", direction: "neutral" },
             { id: "host.step:docker", category: "host", direction: "neutral" },
+            { id: "host.step:firewall", category: "host", direction: "neutral" },
         ],
     },
     {
-        name: "IPv6 no longer served: the [::] ports go (strengthens)",
-        base: () => postureWith({ host: { docker: { ipv6: true } } }),
+        name: "IPv6 no longer served: the sites over IPv6 and the route rules go (strengthens)",
+        head: () => postureWith({ host: { docker: { ipv6: false } } }),
+        expect: [
+            { id: "exposure.ipv6.served=false", category: "exposure", direction: "strengthens" },
+            { id: "exposure.ufw.rule-:ufw route allow to fd17:c1ad:e1::10 port 443 proto tcp", category: "exposure", direction: "strengthens" },
+            { id: "host.step:docker", category: "host", direction: "neutral" },
+            { id: "host.step:firewall", category: "host", direction: "neutral" },
+        ],
+    },
+    {
+        name: "from Docker's IPv6 NAT (a posture before Citadel's DNAT: [::] ports, ip6tables and experimental in daemon.json) to Citadel's: the [::] ports and the daemon keys go, explained",
+        base: () =>
+            mutated(postureWith({}), (p) => {
+                const gw = p.containers.find((c) => c.name === "citadel-gateway")!;
+                gw.publishedPorts = gw.publishedPorts.flatMap((x) => [{ ...x, hostIp: "::" }, x]);
+                p.host.dockerDaemon.ip6tables = true;
+                p.host.dockerDaemon.experimental = true;
+            }),
         head: () => postureWith({}),
         expect: [
             { id: "exposure.published-:citadel-gateway:[::]:443→443/tcp", category: "exposure", direction: "strengthens" },
-            { id: "host.step:docker", category: "host", direction: "neutral" },
+            { id: 'host.docker.ip6tables="(default)"', category: "host", direction: "neutral" },
+            { id: 'host.docker.experimental="(default)"', category: "host", direction: "neutral" },
         ],
     },
     {
