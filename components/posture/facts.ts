@@ -123,8 +123,12 @@ export const PUBLIC_NETWORK = "citadel-public";
  * address in it; the client's own address is kept (no proxy), as Docker's IPv4 NAT keeps it.
  */
 export const PUBLIC_NETWORK_IPV6_SUBNET = "fd17:c1ad:e1::/64";
-/** Where Docker may pick IPv6 addresses in it: the upper half, so nothing else can take the gateway's. */
-export const PUBLIC_NETWORK_IPV6_DYNAMIC_RANGE = "fd17:c1ad:e1:0:8000::/65";
+/**
+ * Where Docker may pick IPv6 addresses in it (65536 of them), so nothing else can take the gateway's.
+ * Not the upper half of the /64: Docker 20.10's allocator refuses a range that ends at the subnet's
+ * last address ("invalid bit range", measured in the lab).
+ */
+export const PUBLIC_NETWORK_IPV6_DYNAMIC_RANGE = "fd17:c1ad:e1::1:0/112";
 /** The gateway's fixed IPv6 address: what PUBLIC6_NAT_CHAIN's DNAT sends the host's 80/443 to. */
 export const GATEWAY_IPV6 = "fd17:c1ad:e1::10";
 /**

@@ -467,6 +467,22 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             repair: "ufw reload >/dev/null && systemctl restart crowdsec-firewall-bouncer",
         }));
 
+    // IPv6 to the sites (served by default): the DNAT's jump taken out of nat PREROUTING and IPv6
+    // forwarding turned off (net.* is the VPS's own network namespace, writable as on a real host).
+    it("fault: the IPv6 DNAT's jump deleted and IPv6 forwarding off → in-docker-user", () =>
+        fault({
+            only: ["in-docker-user"],
+            expect: {
+                "in-docker-user": [
+                    /^ip6tables nat PREROUTING: expected -A PREROUTING -j CITADEL-PUBLIC6 \| actual \(missing: the sites are not reached over IPv6\)$/,
+                    /^net\.ipv6\.conf\.all\.forwarding: expected 1 \| actual 0$/,
+                ],
+            },
+            inject: "ip6tables -t nat -D PREROUTING -j CITADEL-PUBLIC6 && sysctl -qw net.ipv6.conf.all.forwarding=0",
+            // UFW's after.init hooks the chain back in at each load; Docker set forwarding when it made the network.
+            repair: "sysctl -qw net.ipv6.conf.all.forwarding=1; ufw reload >/dev/null",
+        }));
+
     it("the CLI exits 1 and its --json names the failing check (a container with a secret in its env)", () => {
         root("docker run -d --name audit-cli-fault --user 10001:10001 -e DB_PASSWORD=hunter2hunter2 citadel/demo-app:2-local >/dev/null");
         try {

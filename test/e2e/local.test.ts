@@ -10,17 +10,17 @@ import { after, before, describe, it } from "node:test";
 import { LOCAL_VPS, LOG_DIR, pulumiLocal } from "../../lab/local";
 import { HARNESS_KEY } from "../../lab/vps/common";
 import { convergeLabVps, type LabSession } from "./session";
-import { LAB_NETWORK, VpsInfo } from "../../lab/vps/vps";
+import { LAB_GATEWAY6, LAB_NETWORK, LAB_SUBNET6, VpsInfo } from "../../lab/vps/vps";
 import { StackConfig } from "../../components/config";
 import { posture } from "../../components/posture";
-import { IN_CI, run, pulumiMissing } from "../tools";
+import { IN_CI, run, pulumiMissing, waitFor } from "../tools";
 import { expectedOver, parallelScanScript, scanScript, ScanResult } from "../../audit/outside";
 import { containerProbe, removeProbe } from "../../lab/audit";
 import type { Probe } from "../../audit/types";
 import { VPS_IMAGE } from "../../lab/vps/image";
 import { pgPassfileRun } from "../../audit/inside";
 import { hostLib, shellQuote } from "../../components/render/template";
-import { APT_LISTS } from "../../components/posture/facts";
+import { APT_LISTS, CADDY_ACCESS_LOG_HOST, GATEWAY_IPV6, PUBLIC_NETWORK } from "../../components/posture/facts";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 let skip: string | false = pulumiMissing();
@@ -46,6 +46,14 @@ describe("e2e: pulumi up of the local stack onto the local VPS", { skip, timeout
     const inner = (...args: string[]) => run("docker", ["exec", LOCAL_VPS, "docker", ...args], { timeout: 120_000 });
     let attackerProbe: Probe;
     const attacker = (script: string) => attackerProbe.python(script, 180_000);
+    /** Whether the attacker container can open a TCP connection to address:port within 2 s. */
+    const probeOpen = (address: string, port: number) =>
+        attacker(`
+import socket
+try:
+    socket.create_connection((${JSON.stringify(address)}, ${port}), 2).close(); print("open")
+except Exception:
+    print("closed")`).stdout.trim();
 
     before(async () => {
         const r = (session = await convergeLabVps());
@@ -99,6 +107,63 @@ except Exception as e:
         } finally {
             inner("rm", "-f", "citadel-e2e-published");
         }
+    });
+
+    it("IPv6 (served by default): the site over the VPS's IPv6 address with its headers and the client's own address in Caddy's log; a container publishing 8001 stays closed over IPv6; a ban of the /64 drops the site over IPv6 only, and lifted, it is served again", async () => {
+        assert.ok(config.host.docker.ipv6, "the local stack serves IPv6 (the default)");
+        assert.ok(info.address6, "the VPS has no IPv6 address on the lab network");
+        // The gateway holds its fixed address, Citadel's DNAT target.
+        const gw6 = inner("inspect", "--format", `{{(index .NetworkSettings.Networks "${PUBLIC_NETWORK}").GlobalIPv6Address}}`, "citadel-gateway");
+        assert.equal(gw6.stdout.trim(), GATEWAY_IPV6, gw6.stderr);
+
+        // The site over IPv6, straight from this machine (the lab bridge's IPv6 gateway).
+        const ca = inner("exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt");
+        assert.equal(ca.code, 0, ca.stderr);
+        const host = config.sites[0].host;
+        const res = await new Promise<{ status: number; headers: Record<string, any>; body: string }>((resolve, reject) => {
+            const req = https.get({ host: info.address6, port: 443, servername: host, headers: { host }, ca: ca.stdout, path: "/", timeout: 10_000 }, (r) => {
+                let body = "";
+                r.on("data", (d) => (body += d));
+                r.on("end", () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body }));
+            });
+            req.on("error", reject);
+        });
+        assert.equal(res.status, 200);
+        assert.match(res.body, /hello from citadel demo/);
+        assert.equal(res.headers["strict-transport-security"], "max-age=31536000; includeSubDomains; preload");
+        assert.match(res.headers["content-security-policy"], /default-src 'self'/);
+        // Caddy saw the client's own IPv6 address (DNAT, not a proxy): what CrowdSec bans and rate limits key on.
+        const seen = ssh(`sudo -n tail -n 50 ${CADDY_ACCESS_LOG_HOST}`);
+        assert.ok(seen.stdout.includes(`"remote_ip":"${LAB_GATEWAY6}"`), `the access log does not name ${LAB_GATEWAY6}:\n${seen.stdout.slice(-1500)}`);
+
+        // A container on the gateway's (dual-stack) network publishing 8001: answering inside, closed over IPv6.
+        inner("rm", "-f", "citadel-e2e-published6");
+        try {
+            const started = inner("run", "-d", "--name", "citadel-e2e-published6", "--network", PUBLIC_NETWORK, "-p", "8001:8080", "--user", "10001:10001", "citadel/demo-app:2-local");
+            assert.equal(started.code, 0, started.stderr);
+            const ip6 = inner("inspect", "--format", `{{(index .NetworkSettings.Networks "${PUBLIC_NETWORK}").GlobalIPv6Address}}`, "citadel-e2e-published6").stdout.trim();
+            assert.ok(ip6, "the published container has no IPv6 address on the public network");
+            const local = run("docker", ["exec", LOCAL_VPS, "bash", "-c", `for i in $(seq 1 50); do (exec 3<>/dev/tcp/${ip6}/8080) 2>/dev/null && echo open && exit 0; sleep 0.1; done; echo closed`]);
+            assert.equal(local.stdout.trim(), "open", `control: the published container does not answer on ${ip6}`);
+            assert.equal(probeOpen(info.address6, 8001), "closed", "a published app port is reachable over IPv6");
+        } finally {
+            inner("rm", "-f", "citadel-e2e-published6");
+        }
+
+        // A ban of the lab's /64 (what Citadel's scenarios decide for an IPv6 source): the attacker's
+        // IPv6 connections to the site are dropped, its IPv4 ones are not; lifted, it is served again.
+        // (This machine is in the /64 too; its SSH to the VPS arrives over IPv4.)
+        assert.equal(probeOpen(info.address6, 443), "open", "control: the attacker reaches the site over IPv6 before the ban");
+        const add = ssh(`sudo -n cscli decisions add --range ${LAB_SUBNET6} --duration 5m --reason citadel-e2e-ipv6`);
+        assert.equal(add.code, 0, add.stderr);
+        try {
+            assert.ok(await waitFor(() => probeOpen(info.address6, 443) === "closed", 40_000), `the ban of ${LAB_SUBNET6} is not enforced on the site over IPv6`);
+            assert.equal(probeOpen(info.address, 443), "open", "the IPv4 address is not in the banned range");
+        } finally {
+            const del = ssh(`sudo -n cscli decisions delete --range ${LAB_SUBNET6}`);
+            assert.equal(del.code, 0, del.stderr);
+        }
+        assert.ok(await waitFor(() => probeOpen(info.address6, 443) === "open", 40_000), "lifted, the ban still drops the attacker");
     });
 
     it("sshd runs with the hardened effective settings", () => {
@@ -280,11 +345,12 @@ apt-get -qq update </dev/null >/dev/null 2>&1 || true`);
     it("drift (a UFW rule deleted on the host) is put back by the next up", async () => {
         const del = ssh("sudo -n ufw --force delete allow 443/tcp");
         assert.equal(del.code, 0, del.stderr);
-        // The drift is real: no 443 rule is left (IPv4 or IPv6) before the repair.
+        // The drift is real: no 443 rule to the host is left (IPv4 or IPv6) before the repair (the
+        // route rule to the gateway's IPv6 address, "fd17:...::10 443/tcp ALLOW FWD", is another rule).
         const drifted = ssh("sudo -n ufw status");
         assert.equal(drifted.code, 0, drifted.stderr);
         assert.match(drifted.stdout, /^Status: active/m);
-        assert.doesNotMatch(drifted.stdout, /443\/tcp/);
+        assert.doesNotMatch(drifted.stdout, /^443\/tcp/m);
         // The firewall step re-runs when asked to (refresh cannot see inside a script): `up --replace` of
         // that one step is what an operator does; Citadel's convergence puts the rule back.
         const urn = `urn:pulumi:local::citadel::citadel:index:Citadel$citadel:host:Firewall$command:remote:Command::firewall`;

@@ -227,6 +227,11 @@ describe("survival: bans and the DOCKER-USER policy on day two (local VPS)", { s
         assert.deepEqual(leaks, [], `the banned ${bannedIp} reached Caddy while the VPS came back`);
         assert.ok(banInSet(), `${bannedIp} is not in ${BOUNCER_IPSETS[4]} after the reboot`);
         assertDefended("after a reboot");
+        // IPv6 (served by default): UFW's after.init hooked Citadel's DNAT back in at boot, and Docker
+        // turned IPv6 forwarding on again for the gateway's dual-stack network.
+        assert.ok(info.address6, "the VPS has no IPv6 address on the lab network");
+        const six = probe(CLIENT, info.address6, 443);
+        assert.ok(served(six), `after a reboot: the site over IPv6 must be served, got ${six}`);
         assert.equal(root("systemctl is-active crowdsec crowdsec-firewall-bouncer ufw docker").stdout.trim().split("\n").join(" "), "active active active active");
 
         // The audit (every check but the attacks), against the rebooted host with the ban in force.
