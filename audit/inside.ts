@@ -549,7 +549,7 @@ const inRedisCommands: CheckDef = {
  */
 const inAppIsolation: CheckDef = {
     id: "in-app-isolation",
-    title: "an app cannot connect to another app, its database or its Redis keys",
+    title: "an app cannot connect to another app, its database or its Redis keys, nor use up the connections Postgres keeps for the others",
     group: "inside",
     run(t) {
         const c = t.config;
@@ -593,14 +593,20 @@ const inAppIsolation: CheckDef = {
 
         // Postgres: one throwaway client per app, trying its own database and every other one.
         if (c.postgres.enabled) {
-            const pgApps = postgresApps(c).map((a) => a.app);
+            const declared = postgresApps(c);
+            const pgApps = declared.map((a) => a.app);
             for (const a of pgApps) {
                 const dbs = [postgresDatabaseOf(a), "postgres", ...pgApps.filter((b) => b !== a).map(postgresDatabaseOf)];
-                const loop = `for db in ${dbs.join(" ")}; do o=$(psql "host=${POSTGRES_CONTAINER} dbname=$db user=${postgresRoleOf(a)} sslmode=require connect_timeout=10 passfile=${AUDIT_PGPASS}" -XtAc "select current_user" 2>&1) && echo "$db ok $o" || echo "$db refused $(printf %s "$o" | tr '\\n' ' ')"; done`;
+                // Who it is, and its CONNECTION LIMIT (its share: it cannot use up another app's connections).
+                const loop = `for db in ${dbs.join(" ")}; do o=$(psql "host=${POSTGRES_CONTAINER} dbname=$db user=${postgresRoleOf(a)} sslmode=require connect_timeout=10 passfile=${AUDIT_PGPASS}" -XtAc "select current_user || ' ' || rolconnlimit from pg_roles where rolname = current_user" 2>&1) && echo "$db ok $o" || echo "$db refused $(printf %s "$o" | tr '\\n' ' ')"; done`;
                 const r = t.inside.sh(`sudo -n bash -c ${shellQuote(pgPassfileRun(secretFilePath(a, "postgresPassword"), `docker run --rm --network ${dataNetworkName(a)} -v "$d/pgpass:${AUDIT_PGPASS}:ro" --entrypoint bash ${c.postgres.image} -c ${shellQuote(loop)}`))}`, { timeoutMs: 120_000 });
                 const out = new Map(r.stdout.split("\n").filter(Boolean).map((l) => [l.split(" ")[0], l.split(" ").slice(1).join(" ")] as const));
                 const own = out.get(postgresDatabaseOf(a)) ?? "";
-                if (own !== `ok ${postgresRoleOf(a)}`) drift.push({ what: `${a}: its own database`, expected: `connected as ${postgresRoleOf(a)}`, actual: (own || r.stderr.trim()).slice(0, 160) });
+                const limit = declared.find((x) => x.app === a)!.connectionLimit;
+                const [ok, who, connlimit] = own.split(" ");
+                if (ok !== "ok" || who !== postgresRoleOf(a)) drift.push({ what: `${a}: its own database`, expected: `connected as ${postgresRoleOf(a)}`, actual: (own || r.stderr.trim()).slice(0, 160) });
+                else if (connlimit !== String(limit)) drift.push({ what: `${a}: role ${who}'s CONNECTION LIMIT`, expected: String(limit), actual: connlimit === "-1" ? "-1 (none: it can use up every app's connections)" : connlimit ?? "(unread)" });
+                else seen.push(`${a} ≤${limit} connections`);
                 for (const db of dbs.slice(1)) {
                     const got = out.get(db) ?? "";
                     if (got.startsWith("ok")) drift.push({ what: `${a}: database ${db}`, expected: "refused", actual: "connected" });

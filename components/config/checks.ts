@@ -3,8 +3,8 @@
 import type { z } from "zod";
 import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
-import { DATA_RESERVED_NAMES, GATEWAY_PORTS, GENERATED_SECRETS, SSH_PORT, type GeneratedSecret } from "../posture/facts";
-import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, parsedUrl, redisHeadroomError, show, urlOrigin } from "./validators";
+import { DATA_RESERVED_NAMES, GATEWAY_PORTS, GENERATED_SECRETS, postgresClient, SSH_PORT, type GeneratedSecret } from "../posture/facts";
+import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, parsedUrl, postgresConnectionShareError, redisHeadroomError, show, urlOrigin } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
 export function secretNames(c: Pick<StackConfig, "secrets">): string[] {
@@ -118,6 +118,11 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
     cfg.apps.forEach((a, i) => {
         if (a.data && !cfg.postgres.enabled && !cfg.redis.enabled) add(["apps", i, "data"], `is true but neither citadel:postgres nor citadel:redis is enabled; set it to false or enable one`);
     });
+    // Each app's Postgres role gets an equal share of the connections (components/render/data.ts): at least one each.
+    if (cfg.postgres.enabled) {
+        const share = postgresConnectionShareError(cfg.postgres.resources.pids, cfg.apps.filter((a) => postgresClient(cfg, a)).length);
+        if (share) add(["postgres", "resources", "pids"], share);
+    }
     // The same rule as renderRedisConf (components/render/data.ts), before any resource exists.
     const headroom = redisHeadroomError(cfg.redis.maxMemory, cfg.redis.resources.memory);
     if (headroom) add(["redis", "maxMemory"], headroom);

@@ -358,6 +358,30 @@ export function postgresMemoryError(memory: string): string | undefined {
 }
 
 /**
+ * Connections Postgres keeps for its superuser (superuser_reserved_connections): the roles step,
+ * backups and an operator's `docker exec psql` still get in when the apps have used up theirs.
+ */
+export const POSTGRES_SUPERUSER_RESERVED = 3;
+/** The most connections Citadel gives Postgres, whatever its pids (memory per connection stays sane). */
+export const POSTGRES_MAX_CONNECTIONS_CAP = 50;
+
+/** max_connections from the container's pids: every connection is a process; ~30 pids stay for the postmaster, its workers, the entrypoint and healthchecks. */
+export function postgresMaxConnections(pids: number): number {
+    return Math.min(POSTGRES_MAX_CONNECTIONS_CAP, Math.max(10, pids - 30));
+}
+
+/** citadel:postgres.resources.pids: at least one connection for each app that uses Postgres, beside the superuser's reserve. */
+export function postgresConnectionShareError(pids: number, apps: number): string | undefined {
+    const max = postgresMaxConnections(pids);
+    const shared = max - POSTGRES_SUPERUSER_RESERVED;
+    if (apps <= shared) return undefined;
+    if (apps > POSTGRES_MAX_CONNECTIONS_CAP - POSTGRES_SUPERUSER_RESERVED) {
+        return `${apps} apps use Postgres, and it gets at most ${POSTGRES_MAX_CONNECTIONS_CAP} connections here (${POSTGRES_MAX_CONNECTIONS_CAP - POSTGRES_SUPERUSER_RESERVED} for apps): not one for each; take postgresPassword off the apps that do not need it`;
+    }
+    return `${pids} pids give Postgres ${max} connections, ${shared} for apps: fewer than one for each of the ${apps} apps that use it; raise it to at least ${apps + POSTGRES_SUPERUSER_RESERVED + 30}`;
+}
+
+/**
  * citadel:redis.maxMemory within 3/4 of the container's memory: the AOF rewrite forks, and copy-on-write
  * pages need room above maxmemory, or the memory limit kills Redis mid-rewrite.
  */

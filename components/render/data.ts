@@ -4,6 +4,7 @@
 // each data app's internal network. Their configuration lives on the host under /etc/citadel/<service>/ and is
 // bind-mounted read-only; secrets arrive as 0400 files. Pure functions: no Pulumi import.
 import { StackConfig } from "../config";
+import { POSTGRES_SUPERUSER_RESERVED, postgresConnectionShareError, postgresMaxConnections } from "../config/validators";
 import { appSecretValue, DATA_UID, postgresClient, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath, stepPackages } from "../posture/facts";
 import { renderTemplate, hostLib } from "./template";
 import { HostScript } from "./types";
@@ -70,6 +71,20 @@ const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.m
 
 export const POSTGRES_MIN_MEMORY_MB = 128;
 
+export { POSTGRES_SUPERUSER_RESERVED };
+
+/**
+ * Each app role's CONNECTION LIMIT: an equal share of what the superuser's reserve leaves, so one app
+ * (a leak, a flood of requests) can use up its own connections only, never another app's. The config
+ * check (postgresConnectionShareError) refuses more apps than connections before anything renders.
+ */
+export function postgresAppConnectionLimit(c: StackConfig): number {
+    const apps = c.apps.filter((a) => postgresClient(c, a)).length;
+    const error = postgresConnectionShareError(c.postgres.resources.pids, apps);
+    if (error) throw new Error(`citadel:postgres.resources.pids: ${error}`);
+    return Math.floor((postgresTuning(c).maxConnections - POSTGRES_SUPERUSER_RESERVED) / Math.max(1, apps));
+}
+
 /** Memory and connection settings derived from the container's limits (all in MB). */
 export function postgresTuning(c: StackConfig) {
     const r = c.postgres.resources;
@@ -77,9 +92,7 @@ export function postgresTuning(c: StackConfig) {
     if (mb < POSTGRES_MIN_MEMORY_MB) {
         throw new Error(`citadel:postgres.resources.memory: ${JSON.stringify(r.memory)} is too little for Postgres; give it at least ${POSTGRES_MIN_MEMORY_MB}m (e.g. 512m)`);
     }
-    // Every connection is a process; leave ~30 pids for the postmaster, its background workers,
-    // the entrypoint and healthchecks.
-    const maxConnections = clamp(r.pids - 30, 10, 50);
+    const maxConnections = postgresMaxConnections(r.pids);
     return {
         maxConnections,
         sharedBuffersMb: Math.floor(mb / 4),
@@ -99,6 +112,7 @@ export function renderPostgresConf(c: StackConfig): string {
         keyPath: PG.key,
         memory: c.postgres.resources.memory,
         pids: c.postgres.resources.pids,
+        superuserReserved: POSTGRES_SUPERUSER_RESERVED,
         ...postgresTuning(c),
     });
 }
@@ -107,10 +121,11 @@ export function renderPostgresConf(c: StackConfig): string {
  * Each app with its own role: the role, its database, the generated secret its password is and the
  * file on the host it is set from. The step, pg_hba.conf, the wiring and the audit read this one list.
  */
-export function postgresApps(c: StackConfig): { app: string; role: string; database: string; secret: string; passwordFile: string }[] {
+export function postgresApps(c: StackConfig): { app: string; role: string; database: string; secret: string; passwordFile: string; connectionLimit: number }[] {
+    const connectionLimit = postgresAppConnectionLimit(c);
     return c.apps
         .filter((a) => postgresClient(c, a))
-        .map((a) => ({ app: a.name, role: postgresRoleOf(a.name), database: postgresDatabaseOf(a.name), secret: appSecretValue("postgresPassword", a.name), passwordFile: secretFilePath(a.name, "postgresPassword") }));
+        .map((a) => ({ app: a.name, role: postgresRoleOf(a.name), database: postgresDatabaseOf(a.name), secret: appSecretValue("postgresPassword", a.name), passwordFile: secretFilePath(a.name, "postgresPassword"), connectionLimit }));
 }
 
 /** pg_hba.conf: socket with SCRAM; each app's role to its own database over TLS with SCRAM; all else rejected. */
@@ -177,7 +192,7 @@ export function renderPostgresRolesScript(c: StackConfig): HostScript {
     const apps = postgresApps(c);
     return {
         name: "postgres-roles",
-        description: `a role and database per app (${apps.map((a) => a.role).join(", ") || "none"}), each password and the superuser's from its secret file (rotation), before the apps start`,
+        description: `a role and database per app (${apps.map((a) => a.role).join(", ") || "none"}${apps.length ? `, each at most ${apps[0].connectionLimit} connections` : ""}), each password and the superuser's from its secret file (rotation), before the apps start`,
         script: renderTemplate("data/pg-roles.sh.hbs", {
             lib: hostLib(),
             container: POSTGRES_CONTAINER,

@@ -10,6 +10,7 @@ import { CHECKLIST } from "../../audit/checklist";
 import { shellQuote } from "../../components/render/template";
 import { appContainerName, CADDY_ADMIN_PORT, dataNetworkName, EGRESS_NETWORK, NO_ICC_OPTION, GATEWAY_CONTAINER, GATEWAY_UID, POSTGRES_CONTAINER, PUBLIC_NETWORK, REDIS_CONTAINER, SECRETS_DIR } from "../../components/posture/facts";
 import type { AuditReport } from "../../audit/run";
+import { postgresApps } from "../../components/render/data";
 import type { AuditTarget } from "../../audit/types";
 import { IN_CI, which, pulumiMissing } from "../tools";
 
@@ -337,6 +338,17 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             inject: `docker network connect ${dataNetworkName("demo")} ${appContainerName("notes")}`,
             repair: `docker network disconnect ${dataNetworkName("demo")} ${appContainerName("notes")} 2>/dev/null || true`,
         }));
+
+    // demo's role without its CONNECTION LIMIT: it could use up the connections notes needs.
+    it("fault: demo's Postgres role without its connection limit → in-app-isolation", () => {
+        const demo = postgresApps(target.config).find((a) => a.app === "demo")!;
+        return fault({
+            only: ["in-app-isolation"],
+            expect: { "in-app-isolation": new RegExp(`^demo: role demo's CONNECTION LIMIT: expected ${demo.connectionLimit} \\| actual -1 \\(none: it can use up every app's connections\\)$`) },
+            inject: `docker exec -u postgres ${POSTGRES_CONTAINER} psql -XAtq -d postgres -c 'ALTER ROLE demo CONNECTION LIMIT -1'`,
+            repair: `docker exec -u postgres ${POSTGRES_CONTAINER} psql -XAtq -d postgres -c 'ALTER ROLE demo CONNECTION LIMIT ${demo.connectionLimit}'`,
+        });
+    });
 
     // One reload for both: plain TCP admitted, and every role to every database with notes' CONNECT granted.
     it("fault: pg_hba.conf admits plain TCP and every role to every database (`host` and `hostssl all all` first, reloaded), CONNECT on notes granted → in-postgres-tls and in-app-isolation", () =>

@@ -19,8 +19,9 @@ import { containerProbe, removeProbe } from "../../lab/audit";
 import type { Probe } from "../../audit/types";
 import { VPS_IMAGE } from "../../lab/vps/image";
 import { pgPassfileRun } from "../../audit/inside";
+import { postgresApps } from "../../components/render/data";
 import { hostLib, shellQuote } from "../../components/render/template";
-import { APT_LISTS, CADDY_ACCESS_LOG_HOST, GATEWAY_IPV6, PUBLIC_NETWORK } from "../../components/posture/facts";
+import { APT_LISTS, CADDY_ACCESS_LOG_HOST, dataNetworkName, GATEWAY_IPV6, PUBLIC_NETWORK } from "../../components/posture/facts";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 let skip: string | false = pulumiMissing();
@@ -210,6 +211,44 @@ except Exception as e:
         const tls = psql("require");
         assert.equal(tls.code, 0, tls.stderr);
         assert.equal(tls.stdout.trim(), "t");
+    });
+
+    it("each app's Postgres role is held to its share of the connections: one app's sessions beyond it are refused while the other still connects; without the limit (a fault) they are not", async () => {
+        const apps = postgresApps(config);
+        assert.ok(apps.length >= 2, "the local stack has two apps with Postgres");
+        const [a, b] = apps;
+        const conn = (x: (typeof apps)[number]) => `host=postgres dbname=${x.database} user=${x.role} sslmode=require connect_timeout=10 passfile=/run/pgpass`;
+        /** One more session as x, from a throwaway client on x's data network (password in a 0400 passfile). */
+        const once = (x: (typeof apps)[number]) =>
+            ssh(`sudo -n bash -c ${shellQuote(pgPassfileRun(x.passwordFile, `docker run --rm --network ${dataNetworkName(x.app)} -v "$d/pgpass:/run/pgpass:ro" --entrypoint psql ${config.postgres.image} ${shellQuote(conn(x))} -XtAc "select current_user"`))}`);
+        const su = (sql: string) => inner("exec", "-u", "postgres", "postgres", "psql", "-XtAc", sql);
+        const sessions = (x: (typeof apps)[number]) => Number(su(`select count(*) from pg_stat_activity where usename = '${x.role}'`).stdout.trim());
+        assert.equal(su(`select rolconnlimit from pg_roles where rolname = '${a.role}'`).stdout.trim(), String(a.connectionLimit));
+        // a's whole share held open by one client container (sessions sleeping 90 s at most).
+        const holder = "citadel-e2e-connhold";
+        inner("rm", "-f", holder);
+        const loop = `for i in $(seq 1 ${a.connectionLimit}); do psql ${shellQuote(conn(a))} -XtAc "select pg_sleep(90)" >/dev/null 2>&1 & done; wait`;
+        const held = ssh(`sudo -n bash -c ${shellQuote(pgPassfileRun(a.passwordFile, `docker run -d --name ${holder} --network ${dataNetworkName(a.app)} -v "$d/pgpass:/run/pgpass:ro" --entrypoint bash ${config.postgres.image} -c ${shellQuote(loop)}`))}`);
+        assert.equal(held.code, 0, held.stderr);
+        try {
+            assert.ok(await waitFor(() => sessions(a) >= a.connectionLimit, 60_000), `${a.role} holds ${sessions(a)} sessions, not ${a.connectionLimit}`);
+            const refused = once(a);
+            assert.notEqual(refused.code, 0, `${a.role} got a session beyond its limit of ${a.connectionLimit}`);
+            assert.match(refused.stderr, new RegExp(`too many connections for role "${a.role}"`));
+            const other = once(b);
+            assert.equal(other.code, 0, `${b.role} could not connect while ${a.role} used up its share: ${other.stderr}`);
+            assert.equal(other.stdout.trim(), b.role);
+            // The fault: no limit on a's role. The same extra session now gets in (so the limit is what refused it).
+            assert.equal(su(`ALTER ROLE "${a.role}" CONNECTION LIMIT -1`).code, 0);
+            try {
+                const unlimited = once(a);
+                assert.equal(unlimited.code, 0, `without the limit, ${a.role}'s extra session was still refused: ${unlimited.stderr}`);
+            } finally {
+                assert.equal(su(`ALTER ROLE "${a.role}" CONNECTION LIMIT ${a.connectionLimit}`).code, 0);
+            }
+        } finally {
+            inner("rm", "-f", holder);
+        }
     });
 
     it("Redis refuses unauthenticated clients and the disabled commands", () => {

@@ -19,6 +19,7 @@ import {
     DATA_UID,
     POSTGRES_LEGACY_INITDB_HOST_DIR,
     postgresApps,
+    POSTGRES_SUPERUSER_RESERVED,
     postgresTlsFunction,
     postgresTuning,
     redisAclUsers,
@@ -118,6 +119,27 @@ describe("data renderers", () => {
         assert.deepEqual(accepted(twoDataApps()).sort(), ["api api 0.0.0.0/0", "api api ::/0", "notes notes 0.0.0.0/0", "notes notes ::/0"]);
         // The last lines still refuse everything else, whatever came before.
         assert.deepEqual(hbaRules(twoDataApps()).slice(-2).map((r) => r.join(" ")), ["hostssl all all 0.0.0.0/0 reject", "hostssl all all ::/0 reject"]);
+    });
+
+    it("each app's role gets an equal share of the connections the superuser's reserve leaves; more apps than connections is refused, naming the key", () => {
+        const withPg = (a: Record<string, unknown>) => ({ ...a, data: true, secrets: [...new Set([...((a.secrets as string[]) ?? []), "postgresPassword"])] });
+        const two = parseConfigOrThrow(prodWith({ apps: [...(JSON.parse(prodRaw()["citadel:apps"]) as Record<string, unknown>[]).map(withPg), withPg({ name: "notes", image: "ghcr.io/example/notes:1", port: 3000 })] }));
+        const apps = postgresApps(two);
+        assert.ok(apps.length >= 2, "two or more apps use Postgres");
+        const max = Number(/^max_connections = (\d+)$/m.exec(renderPostgresConf(two))![1]);
+        assert.match(renderPostgresConf(two), new RegExp(`^superuser_reserved_connections = ${POSTGRES_SUPERUSER_RESERVED}$`, "m"));
+        for (const a of apps) assert.equal(a.connectionLimit, Math.floor((max - POSTGRES_SUPERUSER_RESERVED) / apps.length));
+        assert.ok(apps.reduce((n, a) => n + a.connectionLimit, 0) <= max - POSTGRES_SUPERUSER_RESERVED, "the shares never add up to more than there is");
+        // The step sets it: the role script carries each app's limit.
+        assert.match(renderPostgresRolesScript(two).script, new RegExp(`CONNECTION LIMIT :connlimit`));
+        // 40 pids leave Postgres 10 connections, 7 for apps: eight apps cannot each have one. The config
+        // check says so, naming the key and the fix, before anything renders.
+        const pg = JSON.parse(prodRaw()["citadel:postgres"]) as Record<string, unknown>;
+        const apps8 = Array.from({ length: 8 }, (_, i) => withPg({ name: ["web", "api"][i] ?? `a${i}`, image: "ghcr.io/example/a:1", port: 3000 }));
+        assert.throws(() => parseConfigOrThrow(prodWith({ postgres: { ...pg, resources: { memory: "512m", cpus: 1, pids: 40 } }, apps: apps8 })), /citadel:postgres\.resources\.pids: 40 pids give Postgres 10 connections, 7 for apps: fewer than one for each of the 8 apps that use it; raise it to at least 41/);
+        // With the pids it names, the same apps pass, one connection each at least.
+        const raised = parseConfigOrThrow(prodWith({ postgres: { ...pg, resources: { memory: "512m", cpus: 1, pids: 41 } }, apps: apps8 }));
+        assert.equal(postgresApps(raised)[0].connectionLimit, 1);
     });
 
     it("memory settings follow the container limit; too little memory is refused", () => {
@@ -519,11 +541,13 @@ describe("postgres: real server", () => {
         // Stored as a SCRAM verifier (the superuser's too, set by the step); the role has LOGIN and no
         // extra powers; the database is the role's, and PUBLIC may not connect to it.
         const facts = su(
-            `select rolname, rolpassword like 'SCRAM-SHA-256$%', rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls from pg_authid where rolname in ('${app.role}', 'postgres') order by rolname = 'postgres'; ` +
+            `select rolname, rolpassword like 'SCRAM-SHA-256$%', rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolconnlimit from pg_authid where rolname in ('${app.role}', 'postgres') order by rolname = 'postgres'; ` +
                 `select pg_get_userbyid(datdba), has_database_privilege('public', datname, 'CONNECT') from pg_database where datname = '${app.database}'`,
         );
         assert.equal(facts.code, 0, facts.stderr);
-        assert.equal(facts.stdout.trim(), `${app.role}|t|t|f|f|f|f|f\npostgres|t|t|t|t|t|t|t\n${app.role}|f`);
+        // Its CONNECTION LIMIT is its share of what the superuser's reserved connections leave.
+        assert.equal(app.connectionLimit, Number(/^max_connections = (\d+)$/m.exec(renderPostgresConf(c))![1]) - POSTGRES_SUPERUSER_RESERVED);
+        assert.equal(facts.stdout.trim(), `${app.role}|t|t|f|f|f|f|f|${app.connectionLimit}\npostgres|t|t|t|t|t|t|t|-1\n${app.role}|f`);
 
         // The audit trail: connections with who/where, rejections.
         const logText = fs.readFileSync(log, "utf8");

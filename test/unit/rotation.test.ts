@@ -85,8 +85,8 @@ describe("rotation: the order pulumi up applies it in", () => {
         assert.ok(step, "no postgres-roles step");
         assert.deepEqual(step.after.sort(), [containerRef("postgres"), "secret-api-postgresPassword", "secret-postgres-postgresSuperuserPassword"].sort());
         assert.match(step.script, /docker exec -i -u postgres "\$container" psql/);
-        assert.match(step.script, /ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'pw';/);
-        assert.match(step.script, /readonly apps=\( api api \/etc\/citadel\/secrets\/api\/postgresPassword\)/);
+        assert.match(step.script, /ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT :connlimit PASSWORD :'pw';/);
+        assert.match(step.script, /readonly apps=\( api api \/etc\/citadel\/secrets\/api\/postgresPassword 47\)/);
         assert.doesNotMatch(step.script, /PGPASSWORD|-e [A-Z_]*PASS/, "no password in the environment");
     });
 
