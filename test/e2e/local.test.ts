@@ -56,6 +56,21 @@ try:
 except Exception:
     print("closed")`).stdout.trim();
 
+    /** GET / of the first site over HTTPS at address:port, trusting only the gateway's own local CA. */
+    const getSite = async (address: string, port: number) => {
+        const ca = inner("exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt");
+        assert.equal(ca.code, 0, ca.stderr);
+        const host = config.sites[0].host;
+        return new Promise<{ status: number; headers: Record<string, any>; body: string }>((resolve, reject) => {
+            const req = https.get({ host: address, port, servername: host, headers: { host }, ca: ca.stdout, path: "/", timeout: 10_000 }, (r) => {
+                let body = "";
+                r.on("data", (d) => (body += d));
+                r.on("end", () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body }));
+            });
+            req.on("error", reject);
+        });
+    };
+
     before(async () => {
         const r = (session = await convergeLabVps());
         info = r.info;
@@ -118,17 +133,7 @@ except Exception as e:
         assert.equal(gw6.stdout.trim(), GATEWAY_IPV6, gw6.stderr);
 
         // The site over IPv6, straight from this machine (the lab bridge's IPv6 gateway).
-        const ca = inner("exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt");
-        assert.equal(ca.code, 0, ca.stderr);
-        const host = config.sites[0].host;
-        const res = await new Promise<{ status: number; headers: Record<string, any>; body: string }>((resolve, reject) => {
-            const req = https.get({ host: info.address6, port: 443, servername: host, headers: { host }, ca: ca.stdout, path: "/", timeout: 10_000 }, (r) => {
-                let body = "";
-                r.on("data", (d) => (body += d));
-                r.on("end", () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body }));
-            });
-            req.on("error", reject);
-        });
+        const res = await getSite(info.address6, 443);
         assert.equal(res.status, 200);
         assert.match(res.body, /hello from citadel demo/);
         assert.equal(res.headers["strict-transport-security"], "max-age=31536000; includeSubDomains; preload");
@@ -176,17 +181,8 @@ except Exception as e:
     });
 
     it("serves HTTPS through Caddy to the demo app with every security header, and redirects HTTP", async () => {
-        const ca = inner("exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt");
-        assert.equal(ca.code, 0, ca.stderr);
         const host = config.sites[0].host;
-        const res = await new Promise<{ status: number; headers: Record<string, any>; body: string }>((resolve, reject) => {
-            const req = https.get({ host: "127.0.0.1", port: info.httpsPort, servername: host, headers: { host }, ca: ca.stdout, path: "/", timeout: 10_000 }, (r) => {
-                let body = "";
-                r.on("data", (d) => (body += d));
-                r.on("end", () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body }));
-            });
-            req.on("error", reject);
-        });
+        const res = await getSite("127.0.0.1", info.httpsPort);
         assert.equal(res.status, 200);
         assert.match(res.body, /hello from citadel demo/);
         assert.equal(res.headers["strict-transport-security"], "max-age=31536000; includeSubDomains; preload");
