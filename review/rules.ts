@@ -248,7 +248,7 @@ export const exposureRule: Rule = (b, h, out) => {
     section(() => cloudFirewallRule(arr(be.cloudFirewall), arr(he.cloudFirewall), out));
     section(() => exposureUfw(be, he, out));
     section(() => exposureDockerUser(be, he, out));
-    section(() => exposureIpv6(be, he, out));
+    section(() => exposureIpv6(b, h, out));
 };
 
 type Exposure = Posture["exposure"];
@@ -314,17 +314,32 @@ function exposureUfw(be: Exposure, he: Exposure, out: Collector): void {
     if (!same(be.ufw.rules, he.ufw.rules)) ufwRulesRule(arr(be.ufw.rules), arr(he.ufw.rules), out);
 }
 
-/** Sites served over IPv6 (citadel:host.docker.ipv6): a posture without the field served IPv4 only. */
-function exposureIpv6(be: Exposure, he: Exposure, out: Collector): void {
-    const b = be.ipv6?.served ?? false;
-    const h = he.ipv6?.served ?? false;
+/**
+ * Whether a posture serves the sites over IPv6 (citadel:host.docker.ipv6). A posture from before
+ * `exposure.ipv6` did so exactly when the gateway published a port on "::" (Docker's own IPv6 NAT).
+ */
+function servedOverIpv6(p: Posture): boolean {
+    const e = p.exposure as Exposure & { ipv6?: { served?: boolean } };
+    if (e.ipv6 && typeof e.ipv6.served === "boolean") return e.ipv6.served;
+    return arr(p.containers).some((c) => arr(c.publishedPorts).some((x) => x.hostIp && x.hostIp !== ALL_IPV4));
+}
+
+/** Sites served over IPv6: on or off weakens or strengthens; how (the DNAT's target, or the field first recorded) is neutral. */
+function exposureIpv6(b: Posture, h: Posture, out: Collector): void {
+    const be = b.exposure as Exposure & { ipv6?: { served?: boolean; gateway?: string } };
+    const he = h.exposure as Exposure & { ipv6?: { served?: boolean; gateway?: string } };
+    if (same(be.ipv6, he.ipv6)) return;
+    const bs = servedOverIpv6(b);
+    const hs = servedOverIpv6(h);
+    const at = [path("exposure", "ipv6")];
     const ports = arr(he.openTcp).filter((p) => p !== he.ssh?.port).join("/");
-    if (b !== h) {
-        out.emit(`exposure.ipv6.served=${h}`, "exposure", h ? "weakens" : "strengthens", `sites ${h ? "now" : "no longer"} served over IPv6`, b, h, h ? `${ports} reachable on the host's IPv6 addresses too (DNAT to the gateway's ${he.ipv6?.gateway}), filtered like IPv4 and banned per /${IPV6_SOURCE_PREFIX}` : "only IPv4 reaches the gateway", [
-            path("exposure", "ipv6", "served"),
-        ]);
+    if (bs !== hs) {
+        out.emit(`exposure.ipv6.served=${hs}`, "exposure", hs ? "weakens" : "strengthens", `sites ${hs ? "now" : "no longer"} served over IPv6`, bs, hs, hs ? `${ports} reachable on the host's IPv6 addresses too (DNAT to the gateway's ${he.ipv6?.gateway}), filtered like IPv4 and banned per /${IPV6_SOURCE_PREFIX}` : "only IPv4 reaches the gateway", at);
+    } else if (hs) {
+        out.emit("exposure.ipv6.gateway", "exposure", "neutral", be.ipv6 ? "the gateway's IPv6 address changed" : "IPv6 reaches the gateway through Citadel's DNAT (was Docker's IPv6 NAT)", be.ipv6?.gateway ?? "(Docker's NAT)", he.ipv6?.gateway, "served over IPv6 before and after: the same ports, to a fixed address", at);
+    } else {
+        out.emit("exposure.ipv6.recorded", "exposure", "neutral", "IPv6 serving recorded in the posture (off)", be.ipv6 ?? "(not recorded)", he.ipv6, "not served over IPv6 before or after", at);
     }
-    if (b && h && be.ipv6?.gateway !== he.ipv6?.gateway) out.emit("exposure.ipv6.gateway", "exposure", "neutral", "the gateway's IPv6 address changed", be.ipv6?.gateway, he.ipv6?.gateway, "the DNAT target moves with it: the same ports", [path("exposure", "ipv6", "gateway")]);
 }
 
 function exposureDockerUser(be: Exposure, he: Exposure, out: Collector): void {
@@ -689,8 +704,12 @@ export const containersRule: Rule = (b, h, out) => {
         if (!same(o.publishedPorts, c.publishedPorts)) {
             const fmt = (x: ContainerPosture["publishedPorts"][number]) => `${x.hostIp && x.hostIp !== ALL_IPV4 ? `[${x.hostIp}]:` : ""}${x.external}→${x.internal}/${x.protocol}`;
             const d = setDiff(arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt));
-            for (const x of d.added) out.emit(`exposure.published+:${name}:${x}`, "exposure", "weakens", `${name} publishes ${x} on the host`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), "a published port skips UFW's INPUT chain; only DOCKER-USER stands between it and the Internet", [at("publishedPorts")]);
-            for (const x of d.removed) out.emit(`exposure.published-:${name}:${x}`, "exposure", "strengthens", `${name} no longer publishes ${x}`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), "one host port fewer", [at("publishedPorts")]);
+            // An IPv6 binding ("[::]:443") of a stack that serves IPv6 on both sides only changes how (Docker's
+            // NAT or Citadel's DNAT): exposure.ipv6 says so; the ports reached stay the same.
+            const ipv6Both = servedOverIpv6(b) && servedOverIpv6(h);
+            const v6 = (x: string) => ipv6Both && x.startsWith("[") && !x.startsWith(`[${ALL_IPV4}]`);
+            for (const x of d.added) out.emit(`exposure.published+:${name}:${x}`, "exposure", v6(x) ? "neutral" : "weakens", `${name} publishes ${x} on the host`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), v6(x) ? "IPv6 is served before and after (exposure.ipv6): Docker's IPv6 NAT instead of Citadel's DNAT, the same ports" : "a published port skips UFW's INPUT chain; only DOCKER-USER stands between it and the Internet", [at("publishedPorts")]);
+            for (const x of d.removed) out.emit(`exposure.published-:${name}:${x}`, "exposure", v6(x) ? "neutral" : "strengthens", `${name} no longer publishes ${x}`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), v6(x) ? "still served over IPv6 (exposure.ipv6): through Citadel's DNAT to the gateway instead of Docker's NAT" : "one host port fewer", [at("publishedPorts")]);
             if (!d.added.length && !d.removed.length) out.emit(`exposure.published.order:${name}`, "exposure", "neutral", `${name}: published ports reordered`, arr(o.publishedPorts).map(fmt), arr(c.publishedPorts).map(fmt), "the same ports", [at("publishedPorts")]);
         }
         if (!same(o.env, c.env)) {

@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
 import { DATA_RESERVED_NAMES, GATEWAY_PORTS, GENERATED_SECRETS, postgresClient, SSH_PORT, type GeneratedSecret } from "../posture/facts";
+import { IPV6_FORWARD_KEY } from "../posture/facts";
 import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, parsedUrl, postgresConnectionShareError, redisHeadroomError, show, urlOrigin } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
@@ -118,6 +119,12 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
     cfg.apps.forEach((a, i) => {
         if (a.data && !cfg.postgres.enabled && !cfg.redis.enabled) add(["apps", i, "data"], `is true but neither citadel:postgres nor citadel:redis is enabled; set it to false or enable one`);
     });
+    // IPv6 served: Citadel's DNAT to the gateway needs IPv6 forwarding, which UFW's sysctl file (this one)
+    // would switch off again at every start and reload.
+    const forward6 = cfg.host.sysctl[IPV6_FORWARD_KEY];
+    if (cfg.host.docker.ipv6 && forward6 !== undefined && forward6.trim() !== "1") {
+        add(["host", "sysctl", IPV6_FORWARD_KEY], `must stay 1 (not ${show(forward6)}) while citadel:host.docker.ipv6 is true: the sites reach the gateway over IPv6 by forwarding; remove this override, or set citadel:host.docker.ipv6 to false`);
+    }
     // Each app's Postgres role gets an equal share of the connections (components/render/data.ts): at least one each.
     if (cfg.postgres.enabled) {
         const share = postgresConnectionShareError(cfg.postgres.resources.pids, cfg.apps.filter((a) => postgresClient(cfg, a)).length);

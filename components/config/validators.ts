@@ -365,9 +365,12 @@ export const POSTGRES_SUPERUSER_RESERVED = 3;
 /** The most connections Citadel gives Postgres, whatever its pids (memory per connection stays sane). */
 export const POSTGRES_MAX_CONNECTIONS_CAP = 50;
 
-/** max_connections from the container's pids: every connection is a process; ~30 pids stay for the postmaster, its workers, the entrypoint and healthchecks. */
+/** Pids kept for the postmaster, its background workers, the entrypoint and healthchecks. */
+const POSTGRES_PIDS_OVERHEAD = 30;
+
+/** max_connections from the container's pids: every connection is a process. */
 export function postgresMaxConnections(pids: number): number {
-    return Math.min(POSTGRES_MAX_CONNECTIONS_CAP, Math.max(10, pids - 30));
+    return Math.min(POSTGRES_MAX_CONNECTIONS_CAP, Math.max(10, pids - POSTGRES_PIDS_OVERHEAD));
 }
 
 /** citadel:postgres.resources.pids: at least one connection for each app that uses Postgres, beside the superuser's reserve. */
@@ -378,7 +381,7 @@ export function postgresConnectionShareError(pids: number, apps: number): string
     if (apps > POSTGRES_MAX_CONNECTIONS_CAP - POSTGRES_SUPERUSER_RESERVED) {
         return `${apps} apps use Postgres, and it gets at most ${POSTGRES_MAX_CONNECTIONS_CAP} connections here (${POSTGRES_MAX_CONNECTIONS_CAP - POSTGRES_SUPERUSER_RESERVED} for apps): not one for each; take postgresPassword off the apps that do not need it`;
     }
-    return `${pids} pids give Postgres ${max} connections, ${shared} for apps: fewer than one for each of the ${apps} apps that use it; raise it to at least ${apps + POSTGRES_SUPERUSER_RESERVED + 30}`;
+    return `${pids} pids give Postgres ${max} connections, ${shared} for apps: fewer than one for each of the ${apps} apps that use it; raise it to at least ${apps + POSTGRES_SUPERUSER_RESERVED + POSTGRES_PIDS_OVERHEAD}`;
 }
 
 /**

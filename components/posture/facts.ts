@@ -44,10 +44,12 @@ export const FORWARD6_CHAIN = "CITADEL-FORWARD6";
  * IPv6 to the sites (citadel:host.docker.ipv6): Citadel's own DNAT of the host's 80/443 to the
  * gateway's fixed IPv6 address, in this chain of ip6tables' nat table (after6.rules declares it,
  * after.init hooks it into PREROUTING). Docker's own IPv6 NAT (ip6tables) is not used: it needs
- * `experimental` on Debian 12's 20.10, and a port published on "::" as well as "0.0.0.0" made the
- * Docker provider re-create the gateway at every `pulumi up` (README, "IPv6").
+ * `experimental` on Debian 12's 20.10, and with a port published on "::" as well as "0.0.0.0" the
+ * Docker provider re-created the gateway at about every other `pulumi up` (README, citadel:host.docker.ipv6).
  */
 export const PUBLIC6_NAT_CHAIN = "CITADEL-PUBLIC6";
+/** The kernel switch that DNAT needs to reach the gateway (Docker turns it on for a dual-stack network). */
+export const IPV6_FORWARD_KEY = "net.ipv6.conf.all.forwarding";
 /** UFW's hook run after each load of its rules; Citadel's block in it puts the ban rules back. */
 export const AFTER_INIT_PATH = "/etc/ufw/after.init";
 /** The kernel `recent` list that counts new SSH connections per IPv6 /64 while SSH is limited. */

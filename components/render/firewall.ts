@@ -20,11 +20,11 @@ import { CROWDSEC_METRICS_PORT, MONITORING_BRIDGE, MONITORING_HOST_IP } from "..
 import * as net from "node:net";
 import type { StackConfig } from "../config";
 import { BOUNCER_CHAINS, BOUNCER_IPSETS, bouncerBanRule } from "./intrusion";
-import { SYSCTL_PATH } from "./host";
+import { ipv6UsableCheck, servedGateway6, SYSCTL_PATH } from "./host";
 import { renderTemplate, hostLib } from "./template";
 import type { HostFile, HostScript } from "./types";
 
-import { AFTER_INIT_PATH, FORWARD6_CHAIN, GATEWAY_IPV6, PUBLIC6_NAT_CHAIN, stepPackages, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
+import { AFTER_INIT_PATH, FORWARD6_CHAIN, GATEWAY_IPV6, IPV6_FORWARD_KEY, PUBLIC6_NAT_CHAIN, stepPackages, GATEWAY_PORTS, IPV6_SOURCE_PREFIX, SSH_KEYED_HOOK, SSH_KEYED_LIST, SSH_KEYED_SECONDS, SSH_KEYED_STATE_DIR, SSH_NET6_LIST, SSH_PORT } from "../posture/facts";
 export { GATEWAY_PORTS, SSH_PORT };
 
 export const AFTER_RULES_BEGIN = "# BEGIN CITADEL DOCKER-USER (managed by Citadel: edits inside this block are overwritten)";
@@ -367,25 +367,26 @@ export function dockerUserDrift(liveS: string, family: IpFamily, bans: boolean, 
  * Compares the host's IPv6 DNAT to the gateway with what citadel:host.docker.ipv6 declares (the audit's
  * check): `liveChain` is `ip6tables -t nat -S PUBLIC6_NAT_CHAIN` (undefined when the chain does not
  * exist), `livePrerouting` is `ip6tables -t nat -S PREROUTING`, `forwarding` the value of
- * net.ipv6.conf.all.forwarding. The chain and its jump are on every host; its rules exactly as
- * declared (none where the sites are not served over IPv6); served, forwarding on.
+ * IPV6_FORWARD_KEY. Served: the rules exactly, the jump, forwarding on. Not served: no rule in the
+ * chain where it exists (a kernel without IPv6 NAT has none).
  */
 export function public6Drift(served: boolean, liveChain: string | undefined, livePrerouting: string, forwarding: string): DockerUserDrift[] {
     const drift: DockerUserDrift[] = [];
     const declared = served ? public6NatRules() : [];
     if (liveChain === undefined) {
-        drift.push({ what: `ip6tables nat ${PUBLIC6_NAT_CHAIN}`, expected: `${declared.length} rules`, actual: `(missing${served ? ": the sites are not reached over IPv6" : ""})` });
-    } else {
-        const live = liveChain.split("\n").map((l) => l.trim()).filter((l) => l.startsWith(`-A ${PUBLIC6_NAT_CHAIN} `));
-        declared.forEach((d, i) => {
-            if (live[i] !== d) drift.push({ what: `${PUBLIC6_NAT_CHAIN} rule ${i + 1}/${declared.length}`, expected: d, actual: live[i] ?? "(missing)" });
-        });
-        for (const l of live.slice(declared.length)) drift.push({ what: `${PUBLIC6_NAT_CHAIN} rule`, expected: served ? "(not declared)" : "(none: the sites are not served over IPv6)", actual: l });
+        // Not served, no chain: a kernel without IPv6 NAT, where the firewall step leaves it out.
+        if (served) drift.push({ what: `ip6tables nat ${PUBLIC6_NAT_CHAIN}`, expected: `${declared.length} rules`, actual: "(missing: the sites are not reached over IPv6)" });
+        return drift;
     }
-    if (!livePrerouting.split("\n").map((l) => l.trim()).includes(PUBLIC6_NAT_JUMP)) {
-        drift.push({ what: "ip6tables nat PREROUTING", expected: PUBLIC6_NAT_JUMP, actual: `(missing${served ? ": the sites are not reached over IPv6" : ""})` });
+    const live = liveChain.split("\n").map((l) => l.trim()).filter((l) => l.startsWith(`-A ${PUBLIC6_NAT_CHAIN} `));
+    declared.forEach((d, i) => {
+        if (live[i] !== d) drift.push({ what: `${PUBLIC6_NAT_CHAIN} rule ${i + 1}/${declared.length}`, expected: d, actual: live[i] ?? "(missing)" });
+    });
+    for (const l of live.slice(declared.length)) drift.push({ what: `${PUBLIC6_NAT_CHAIN} rule`, expected: served ? "(not declared)" : "(none: the sites are not served over IPv6)", actual: l });
+    if (served && !livePrerouting.split("\n").map((l) => l.trim()).includes(PUBLIC6_NAT_JUMP)) {
+        drift.push({ what: "ip6tables nat PREROUTING", expected: PUBLIC6_NAT_JUMP, actual: "(missing: the sites are not reached over IPv6)" });
     }
-    if (served && forwarding !== "1") drift.push({ what: "net.ipv6.conf.all.forwarding", expected: "1", actual: forwarding || "(unreadable)" });
+    if (served && forwarding !== "1") drift.push({ what: IPV6_FORWARD_KEY, expected: "1", actual: forwarding || "(unreadable)" });
     return drift;
 }
 
@@ -447,6 +448,8 @@ export function renderFirewall(c: StackConfig): HostScript {
         keyed6: sshKeyedBlock(6),
         forward6Chain: FORWARD6_CHAIN,
         public6Chain: PUBLIC6_NAT_CHAIN,
+        gateway6: servedGateway6(c),
+        ipv6Usable: ipv6UsableCheck(),
         keyedRules4: sshKeyedRules(4),
         keyedRules6: sshKeyedRules(6),
         net6List: SSH_NET6_LIST,

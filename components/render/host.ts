@@ -312,6 +312,11 @@ export function dockerDaemonConfig(c: StackConfig): Record<string, unknown> {
     };
 }
 
+/** The firewall's and the docker step's check that the host can serve IPv6 at all (expects IPV6_GATEWAY, empty where IPv6 is not served, and the lib). */
+export function ipv6UsableCheck(): string {
+    return renderTemplate("host/ipv6-usable.sh.hbs", {});
+}
+
 /** The docker step's check that IPv6 forwarding will not cost the host its IPv6 default route (expects IPV6_GATEWAY, empty where IPv6 is not served, and the lib). */
 export function ipv6RaGuard(): string {
     return renderTemplate("host/ipv6-ra-guard.sh.hbs", {});
@@ -321,13 +326,18 @@ export function renderDockerDaemonJson(c: StackConfig): string {
     return JSON.stringify(dockerDaemonConfig(c), null, 2) + "\n";
 }
 
-function renderDockerStep(c: StackConfig): HostScript {
+/** GATEWAY_IPV6 where citadel:host.docker.ipv6 serves it, else "": a plain address, safe in single quotes in a script. */
+export function servedGateway6(c: StackConfig): string {
     if (!/^[0-9a-f:]+$/.test(GATEWAY_IPV6)) throw new Error(`citadel: GATEWAY_IPV6 ${JSON.stringify(GATEWAY_IPV6)} is not a plain IPv6 address`);
+    return c.host.docker.ipv6 ? GATEWAY_IPV6 : "";
+}
+
+function renderDockerStep(c: StackConfig): HostScript {
     const file: HostFile = { path: DOCKER_DAEMON_JSON_PATH, content: renderDockerDaemonJson(c), mode: "0644", owner: "root", group: "root" };
     return {
         name: "docker",
         description: `docker: Debian's docker.io with a hardened daemon.json (icc off, no-new-privileges, live-restore, no userland proxy, log rotation${c.host.docker.ipv6 ? "; the host checked for IPv6 serving: IPv6 NAT, no RA-learnt route lost to forwarding" : ""}); ${c.admin.user} in group docker`,
-        script: renderTemplate("host/docker.sh.hbs", { lib: hostLib(), packages: stepPackages("docker"), path: file.path, content: file.content, adminUser: c.admin.user, gateway6: c.host.docker.ipv6 ? GATEWAY_IPV6 : "", raGuard: ipv6RaGuard() }),
+        script: renderTemplate("host/docker.sh.hbs", { lib: hostLib(), packages: stepPackages("docker"), path: file.path, content: file.content, adminUser: c.admin.user, gateway6: servedGateway6(c), ipv6Usable: ipv6UsableCheck(), raGuard: ipv6RaGuard() }),
         files: [file],
         packages: stepPackages("docker"),
     };

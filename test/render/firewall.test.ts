@@ -40,6 +40,7 @@ import {
     PAM_SSHD_PATH,
     PUBLIC6_NAT_CHAIN,
     PUBLIC6_NAT_JUMP,
+    public6Drift,
     public6NatRules,
     renderFirewall,
     sshKeyedRule,
@@ -157,6 +158,20 @@ describe("rendering", () => {
         assert.equal(dockerUserDrift(S(ban, ...dockerUserRules(6)), 6, true, FORWARD6_CHAIN).length, rules.length);
     });
 
+    it("public6Drift (the audit's comparison): served, exactly the DNAT rules, the jump and forwarding; not served, no rule (a missing chain is fine)", () => {
+        const chainS = ["-N CITADEL-PUBLIC6", ...public6NatRules()].join("\n");
+        const pre = `-P PREROUTING ACCEPT\n${PUBLIC6_NAT_JUMP}`;
+        assert.deepEqual(public6Drift(true, chainS, pre, "1"), []);
+        assert.deepEqual(public6Drift(true, chainS, "-P PREROUTING ACCEPT", "1").map((d) => d.what), ["ip6tables nat PREROUTING"]);
+        assert.deepEqual(public6Drift(true, chainS, pre, "0").map((d) => d.what), ["net.ipv6.conf.all.forwarding"]);
+        assert.deepEqual(public6Drift(true, undefined, pre, "1").map((d) => d.what), [`ip6tables nat ${PUBLIC6_NAT_CHAIN}`]);
+        assert.deepEqual(public6Drift(true, `${chainS}\n-A CITADEL-PUBLIC6 -p tcp -m tcp --dport 8001 -j DNAT --to-destination [fd17:c1ad:e1::10]:8001`, pre, "1").map((d) => d.what), [`${PUBLIC6_NAT_CHAIN} rule`]);
+        assert.deepEqual(public6Drift(true, public6NatRules().slice(1).join("\n"), pre, "1").length, 2, "a lost first rule shifts both");
+        assert.deepEqual(public6Drift(false, "-N CITADEL-PUBLIC6", "", "0"), []);
+        assert.deepEqual(public6Drift(false, undefined, "", "0"), []);
+        assert.deepEqual(public6Drift(false, chainS, pre, "1").map((d) => d.expected), public6NatRules().map(() => "(none: the sites are not served over IPv6)"));
+    });
+
     it("after.init block: the bouncer's own rule for each of its sets and chains, on start only", () => {
         const block = afterInitBlock();
         assert.ok(block.startsWith(AFTER_INIT_BEGIN + "\n"));
@@ -237,6 +252,11 @@ describe("iptables-restore judges the DOCKER-USER blocks", () => {
             const r = restoreTest(bin, dockerUserBlock(family));
             assert.equal(r.code, 0, `${bin}: ${out(r)}`);
         }
+        // IPv6 with the sites served: the DNAT rules in the nat section too.
+        const served = restoreTest("ip6tables-restore", dockerUserBlock(6, true));
+        assert.equal(served.code, 0, `ip6tables-restore (served): ${out(served)}`);
+        const bad = restoreTest("ip6tables-restore", dockerUserBlock(6, true).replace("--to-destination [", "--to-destination ["+"x"));
+        assert.notEqual(bad.code, 0, "ip6tables-restore accepted a broken DNAT target");
     });
     it("rejects corrupted variants (bad port, over-long interface name, unknown match)", (t) => {
         if (!requireRoot(t) || !requireTools(t, "unshare", "iptables-restore", "ip6tables-restore")) return;

@@ -25,6 +25,7 @@ import {
     DOCKER_DAEMON_JSON_PATH,
     dockerDaemonConfig,
     ipv6RaGuard,
+    ipv6UsableCheck,
     JOURNALD_PATH,
     NEEDRESTART_PATH,
     renderHostBaseline,
@@ -33,6 +34,7 @@ import {
     sysctlEntries,
     UNATTENDED_UPGRADES_PATH,
 } from "../../components/render/host";
+import { renderFirewall } from "../../components/render/firewall";
 import { renderSshd } from "../../components/render/sshd";
 import { hostLib } from "../../components/render/template";
 import type { HostScript } from "../../components/render/types";
@@ -158,6 +160,30 @@ echo guard passed`]);
             assert.equal(ok.code, 0, `${nat} accept_ra=${ra}: ${ok.stderr}`);
             assert.match(ok.stdout, /guard passed/);
         }
+    });
+
+    it("a host without IPv6 stops the firewall and docker steps before either changes anything, with the key to set (real bash, /proc/sys/net/ipv6 hidden in a mount namespace)", (t) => {
+        if (!requireRoot(t) || !requireTool(t, "unshare")) return;
+        const check = ipv6UsableCheck();
+        const fw = renderFirewall(c).script;
+        // In both steps, ahead of their first change (the firewall's /etc/default/ufw edit, the docker step's daemon.json).
+        assert.ok(fw.includes(check) && fw.indexOf(check) < fw.indexOf("IPV6=yes in /etc/default/ufw"), "the firewall step checks first");
+        const docker = step(c, "docker").script;
+        assert.ok(docker.includes(check) && docker.indexOf(check) < docker.indexOf("install_file \"$new\""), "the docker step checks first");
+        const run6 = (gateway: string) =>
+            run("unshare", ["-m", "--propagation", "private", "bash", "-c", `set -euo pipefail
+mount -t tmpfs none /proc/sys/net 2>/dev/null || mount --bind "$(mktemp -d)" /proc/sys/net
+CITADEL_AREA=firewall
+${hostLib()}
+IPV6_GATEWAY=${gateway}
+${check}
+echo check passed`]);
+        const refused = run6("'fd17:c1ad:e1::10'");
+        assert.notEqual(refused.code, 0, refused.stdout);
+        assert.match(refused.stderr, /no usable IPv6 .*set citadel:host\.docker\.ipv6 to false/);
+        const v4only = run6("''");
+        assert.equal(v4only.code, 0, v4only.stderr);
+        assert.match(v4only.stdout, /check passed/);
     });
 
     it("is the serialized object with the hardening settings", () => {

@@ -21,6 +21,8 @@ interface Case {
     /** Findings from the engine's preview instead of the postures. */
     findings?: () => Finding[];
     expect: { id: string | RegExp; category: Category; direction: Direction }[];
+    /** No finding may be unclassified (uncovered() counts those as covering, so it cannot tell). */
+    noneUnclassified?: true;
 }
 
 const admin = () => prodKey("admin");
@@ -42,6 +44,7 @@ const CASES: Case[] = [
         name: "IPv6 served (citadel:host.docker.ipv6 false → true): the sites over IPv6 and the route rules to the gateway weaken the exposure; the dual-stack network, the gateway's fixed address and the steps are explained",
         base: () => postureWith({ host: { docker: { ipv6: false } } }),
         head: () => postureWith({}),
+        noneUnclassified: true,
         expect: [
             { id: "exposure.ipv6.served=true", category: "exposure", direction: "weakens" },
             { id: "exposure.ufw.rule+:ufw route allow to fd17:c1ad:e1::10 port 443 proto tcp", category: "exposure", direction: "weakens" },
@@ -55,6 +58,7 @@ const CASES: Case[] = [
     {
         name: "IPv6 no longer served: the sites over IPv6 and the route rules go (strengthens)",
         head: () => postureWith({ host: { docker: { ipv6: false } } }),
+        noneUnclassified: true,
         expect: [
             { id: "exposure.ipv6.served=false", category: "exposure", direction: "strengthens" },
             { id: "exposure.ufw.rule-:ufw route allow to fd17:c1ad:e1::10 port 443 proto tcp", category: "exposure", direction: "strengthens" },
@@ -63,20 +67,41 @@ const CASES: Case[] = [
         ],
     },
     {
-        name: "from Docker's IPv6 NAT (a posture before Citadel's DNAT: [::] ports, ip6tables and experimental in daemon.json) to Citadel's: the [::] ports and the daemon keys go, explained",
+        name: "from Docker's IPv6 NAT (a posture before exposure.ipv6: [::] ports, ip6tables and experimental in daemon.json) to Citadel's DNAT: served before and after, so every finding is neutral",
         base: () =>
-            mutated(postureWith({}), (p) => {
+            mutated(postureWith({ host: { docker: { ipv6: false } } }), (p) => {
+                // What a posture of that time held: no exposure.ipv6, the gateway also on "::", the daemon keys,
+                // the public network dual-stack without a fixed range.
+                delete (p.exposure as Partial<Posture["exposure"]>).ipv6;
                 const gw = p.containers.find((c) => c.name === "citadel-gateway")!;
                 gw.publishedPorts = gw.publishedPorts.flatMap((x) => [{ ...x, hostIp: "::" }, x]);
+                const pub = p.networks.find((n) => n.name === "citadel-public")!;
+                Object.assign(pub, { subnet: "172.29.249.0/24", gateway: "172.29.249.1", ipv6Subnet: "fd17:c1ad:e1::/64", ipv6Gateway: "fd17:c1ad:e1::1" });
                 p.host.dockerDaemon.ip6tables = true;
                 p.host.dockerDaemon.experimental = true;
             }),
         head: () => postureWith({}),
+        noneUnclassified: true,
         expect: [
-            { id: "exposure.published-:citadel-gateway:[::]:443→443/tcp", category: "exposure", direction: "strengthens" },
+            { id: "exposure.ipv6.gateway", category: "exposure", direction: "neutral" },
+            { id: "exposure.published-:citadel-gateway:[::]:443→443/tcp", category: "exposure", direction: "neutral" },
             { id: 'host.docker.ip6tables="(default)"', category: "host", direction: "neutral" },
             { id: 'host.docker.experimental="(default)"', category: "host", direction: "neutral" },
         ],
+    },
+    {
+        name: "a posture before exposure.ipv6 that did not serve IPv6, to one that still does not: the field recorded, neutral",
+        base: () => mutated(postureWith({ host: { docker: { ipv6: false } } }), (p) => void delete (p.exposure as Partial<Posture["exposure"]>).ipv6),
+        head: () => postureWith({ host: { docker: { ipv6: false } } }),
+        noneUnclassified: true,
+        expect: [{ id: "exposure.ipv6.recorded", category: "exposure", direction: "neutral" }],
+    },
+    {
+        name: "a posture before exposure.ipv6 that did not serve IPv6, to the default (served): weakens",
+        base: () => mutated(postureWith({ host: { docker: { ipv6: false } } }), (p) => void delete (p.exposure as Partial<Posture["exposure"]>).ipv6),
+        head: () => postureWith({}),
+        noneUnclassified: true,
+        expect: [{ id: "exposure.ipv6.served=true", category: "exposure", direction: "weakens" }],
     },
     {
         name: "monitoring turned off",
@@ -409,6 +434,7 @@ describe("review: one change at a time", () => {
                 assert.ok(hit.what && hit.why, `${hit.id} explains itself`);
             }
             if (head) assert.deepEqual(uncovered(base, head, findings), [], "every differing leaf is covered");
+            if (c.noneUnclassified) assert.deepEqual(findings.filter((f) => f.direction === "unclassified").map((f) => `${f.id}: ${f.why}`), [], "no finding is unclassified");
         });
     }
 

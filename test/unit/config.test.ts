@@ -67,6 +67,14 @@ describe("config: defaults", () => {
         assert.ok(parseConfig(prodWith({ host: { sysctl: { "net.ipv4.ip_forward": "1 " } } })).ok);
     });
 
+    it("keeps IPv6 forwarding on while the sites are served over IPv6 (the DNAT to the gateway needs it); with IPv6 off, an override is the operator's", () => {
+        const r = parseConfig(prodWith({ host: { sysctl: { "net.ipv6.conf.all.forwarding": "0" } } }));
+        assert.ok(!r.ok);
+        assert.match(JSON.stringify(r), /citadel:host\.sysctl\[\\"net\.ipv6\.conf\.all\.forwarding\\"\]: must stay 1 \(not \\"0\\"\) while citadel:host\.docker\.ipv6 is true/);
+        assert.ok(parseConfig(prodWith({ host: { sysctl: { "net.ipv6.conf.all.forwarding": "1" } } })).ok);
+        assert.ok(parseConfig(prodWith({ host: { docker: { ipv6: false }, sysctl: { "net.ipv6.conf.all.forwarding": "0" } } })).ok);
+    });
+
     it("refuses exactly what the renderers refuse (their throws are defence in depth)", async () => {
         const { sysctlEntries } = await import("../../components/render/host");
         const data = await import("../../components/render/data");
