@@ -3,8 +3,7 @@
 import type { z } from "zod";
 import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
-import { DATA_RESERVED_NAMES, GATEWAY_PORTS, GENERATED_SECRETS, postgresClient, SSH_PORT, type GeneratedSecret } from "../posture/facts";
-import { IPV6_FORWARD_KEY } from "../posture/facts";
+import { DATA_RESERVED_NAMES, GATEWAY_PORTS, GENERATED_SECRETS, IPV6_FORWARD_KEY, postgresClient, SSH_PORT, type GeneratedSecret } from "../posture/facts";
 import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, parsedUrl, postgresConnectionShareError, redisHeadroomError, show, urlOrigin } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */

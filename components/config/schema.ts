@@ -543,8 +543,8 @@ const HostSchema = obj({
          * /etc/ufw/after6.rules) sends the host's 80/443 there, so Caddy and CrowdSec see the client's
          * real IPv6 address; a UFW route rule lets exactly that through, and IPv6 traffic to containers
          * is filtered and banned (per /64) like IPv4. Docker's own IPv6 NAT stays off (no `ip6tables`,
-         * no `experimental`). Default true: Hetzner servers have IPv6. A host whose kernel has no
-         * IPv6 stops at the docker step with the fix: set this to false.
+         * no `experimental`). Default true: Hetzner servers have IPv6. On a host without IPv6 the
+         * firewall step stops before any change and names this key: set it to false there.
          */
         ipv6: bool().default(true),
     }).prefault({}),
