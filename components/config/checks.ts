@@ -3,7 +3,7 @@
 import type { z } from "zod";
 import { backupChecks } from "./backup";
 import type { StackConfig } from "./schema";
-import { DATA_RESERVED_NAMES, GATEWAY_PORTS, GENERATED_SECRETS, IPV6_FORWARD_KEY, postgresClient, SSH_PORT, type GeneratedSecret } from "../posture/facts";
+import { DATA_RESERVED_NAMES, GATEWAY_PORTS, GENERATED_SECRETS, IPV6_FORWARD_KEY, postgresClientApps, SSH_PORT, type GeneratedSecret } from "../posture/facts";
 import { BUILTIN_SECRETS, INTERNAL_SECRETS, SECRET_LOOKING_RE, closest, credentialInValue, parsedUrl, postgresConnectionShareError, redisHeadroomError, show, urlOrigin } from "./validators";
 
 /** All secret names a stack generates: the built-ins it needs plus the declared API keys. */
@@ -126,7 +126,7 @@ export function crossChecks(cfg: StackConfig, ctx: z.RefinementCtx): void {
     }
     // Each app's Postgres role gets an equal share of the connections (components/render/data.ts): at least one each.
     if (cfg.postgres.enabled) {
-        const share = postgresConnectionShareError(cfg.postgres.resources.pids, cfg.apps.filter((a) => postgresClient(cfg, a)).length);
+        const share = postgresConnectionShareError(cfg.postgres.resources.pids, postgresClientApps(cfg).length);
         if (share) add(["postgres", "resources", "pids"], share);
     }
     // The same rule as renderRedisConf (components/render/data.ts), before any resource exists.

@@ -215,6 +215,8 @@ export const redisUserOf = (app: string): string => app;
 export const redisKeyPrefixOf = (app: string): string => `${app}:`;
 /** An app has its own Postgres role (and database) when it is on a data network and lists postgresPassword. */
 export const postgresClient = (c: { postgres: { enabled: boolean } }, app: { data: boolean; secrets: readonly string[] }): boolean => app.data && c.postgres.enabled && app.secrets.includes("postgresPassword");
+/** The apps with their own Postgres role: the roles step, pg_hba, the connection shares and the config check read this list. */
+export const postgresClientApps = <A extends { data: boolean; secrets: readonly string[] }>(c: { postgres: { enabled: boolean }; apps: readonly A[] }): A[] => c.apps.filter((a) => postgresClient(c, a));
 /** ... and its own Redis user when it lists redisPassword. */
 export const redisClient = (c: { redis: { enabled: boolean } }, app: { data: boolean; secrets: readonly string[] }): boolean => app.data && c.redis.enabled && app.secrets.includes("redisPassword");
 export const DATA_RESERVED_NAMES = ["postgres", "public", "none", "template0", "template1", "all", "sameuser", "samerole", "samegroup", "replication", "default"];

@@ -5,7 +5,7 @@
 // bind-mounted read-only; secrets arrive as 0400 files. Pure functions: no Pulumi import.
 import { StackConfig } from "../config";
 import { POSTGRES_SUPERUSER_RESERVED, postgresConnectionShareError, postgresMaxConnections } from "../config/validators";
-import { appSecretValue, DATA_UID, postgresClient, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath, stepPackages } from "../posture/facts";
+import { appSecretValue, DATA_UID, postgresClientApps, redisClient, POSTGRES_CONTAINER, postgresDatabaseOf, postgresRoleOf, REDIS_CONTAINER, redisKeyPrefixOf, redisUserOf, secretFilePath, secretMountPath, stepPackages } from "../posture/facts";
 import { renderTemplate, hostLib } from "./template";
 import { HostScript } from "./types";
 
@@ -79,7 +79,7 @@ export { POSTGRES_SUPERUSER_RESERVED };
  * check (postgresConnectionShareError) refuses more apps than connections before anything renders.
  */
 export function postgresAppConnectionLimit(c: StackConfig): number {
-    const apps = c.apps.filter((a) => postgresClient(c, a)).length;
+    const apps = postgresClientApps(c).length;
     const error = postgresConnectionShareError(c.postgres.resources.pids, apps);
     if (error) throw new Error(`citadel:postgres.resources.pids: ${error}`);
     return Math.floor((postgresTuning(c).maxConnections - POSTGRES_SUPERUSER_RESERVED) / Math.max(1, apps));
@@ -123,9 +123,7 @@ export function renderPostgresConf(c: StackConfig): string {
  */
 export function postgresApps(c: StackConfig): { app: string; role: string; database: string; secret: string; passwordFile: string; connectionLimit: number }[] {
     const connectionLimit = postgresAppConnectionLimit(c);
-    return c.apps
-        .filter((a) => postgresClient(c, a))
-        .map((a) => ({ app: a.name, role: postgresRoleOf(a.name), database: postgresDatabaseOf(a.name), secret: appSecretValue("postgresPassword", a.name), passwordFile: secretFilePath(a.name, "postgresPassword"), connectionLimit }));
+    return postgresClientApps(c).map((a) => ({ app: a.name, role: postgresRoleOf(a.name), database: postgresDatabaseOf(a.name), secret: appSecretValue("postgresPassword", a.name), passwordFile: secretFilePath(a.name, "postgresPassword"), connectionLimit }));
 }
 
 /** pg_hba.conf: socket with SCRAM; each app's role to its own database over TLS with SCRAM; all else rejected. */
