@@ -6,7 +6,24 @@ import { appContainerName, dataNetworkName, IPV6_FORWARD_KEY, postgresDatabaseOf
 import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeBytes } from "../components/render/caddy";
 import { postgresApps, POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_CONTAINER, redisClients } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules, FORWARD6_CHAIN, FORWARD6_JUMP, forward6Rules, PUBLIC6_NAT_CHAIN, public6Drift } from "../components/render/firewall";
-import { CITADEL_SSH_REPLACES, CITADEL_SSH_SCENARIOS, CITADEL_SSHD_PARSER, citadelSshdParser, citadelSshScenarios, crowdsecWhitelist, CROWDSEC_WHITELIST, hubLink, PRIVATE_RANGES_WHITELIST } from "../components/render/intrusion";
+import {
+    CITADEL_CADDY_PARSER,
+    CITADEL_IPV6_RANGE_POSTOVERFLOW,
+    CITADEL_SSH_REPLACES,
+    CITADEL_SSH_SCENARIOS,
+    CITADEL_SSHD_PARSER,
+    citadelCaddyParser,
+    citadelIpv6RangePostoverflow,
+    citadelSshdParser,
+    citadelSshScenarios,
+    CADDY_ACCESS_LOG,
+    CROWDSEC_PROFILES,
+    crowdsecProfiles,
+    crowdsecWhitelist,
+    CROWDSEC_WHITELIST,
+    hubLink,
+    PRIVATE_RANGES_WHITELIST,
+} from "../components/render/intrusion";
 import { sshdExpectedEffective } from "../components/render/sshd";
 import { auditdFiles, auditWatchLine, DOCKER_AUDIT_WATCHES } from "../components/render/auditd";
 import { shellQuote } from "../components/render/template";
@@ -115,7 +132,15 @@ const inIntrusion: CheckDef = {
             drift.push({ what: `${hubWhitelist} (citadel:intrusion.whitelistPrivateRanges)`, expected: t.config.intrusion.whitelistPrivateRanges ? "enabled" : "absent", actual: hubOn ? "enabled" : "absent" });
         // Citadel's SSH parser and scenarios as rendered, and the hub's per-key scenarios they replace
         // absent: a `cscli collections upgrade crowdsecurity/sshd` would put those back and ban operators again.
-        for (const f of [{ path: CITADEL_SSHD_PARSER, want: citadelSshdParser() }, { path: CITADEL_SSH_SCENARIOS, want: citadelSshScenarios(t.config) }]) {
+        // The postoverflow and profiles as rendered: without either, an IPv6 client of the HTTP scenarios is banned per address;
+        // without the Caddy parser, a request without a User-Agent is seen by no HTTP scenario.
+        for (const f of [
+            { path: CITADEL_SSHD_PARSER, want: citadelSshdParser() },
+            { path: CITADEL_SSH_SCENARIOS, want: citadelSshScenarios(t.config) },
+            { path: CITADEL_CADDY_PARSER, want: citadelCaddyParser() },
+            { path: CITADEL_IPV6_RANGE_POSTOVERFLOW, want: citadelIpv6RangePostoverflow(t.config) },
+            { path: CROWDSEC_PROFILES, want: crowdsecProfiles(t.config) },
+        ]) {
             const live = t.inside.sh(`sudo -n cat ${f.path}`);
             if (live.code !== 0 || live.stdout !== f.want) drift.push({ what: f.path, expected: "as rendered", actual: live.code !== 0 ? "absent" : "different content" });
         }
@@ -141,6 +166,10 @@ const inIntrusion: CheckDef = {
             if (live.length === 0) drift.push({ what: "bouncer", expected: "registered, pulling decisions", actual: b.code === 0 ? "none" : (b.stderr || "cscli failed").trim().slice(0, 120) });
             const metrics = t.inside.sh("sudo -n cscli metrics -o json").stdout;
             if (!/journalctl-_SYSTEMD_UNIT=ssh\.service/.test(metrics)) drift.push({ what: "acquisition metrics", expected: "sshd journal read", actual: "no reads" });
+            // The HTTP scenarios see only what CrowdSec tails: once Caddy has written its access log,
+            // crowdsec holds it open (a log it did not find at start and does not watch would stay unread).
+            const tailed = t.inside.sh(`sudo -n sh -c 'test -e ${CADDY_ACCESS_LOG} || exit 3; pid=$(systemctl show -p MainPID --value crowdsec); ls -l /proc/$pid/fd | grep -qF " -> ${CADDY_ACCESS_LOG}"'`);
+            if (tailed.code !== 0 && tailed.code !== 3) drift.push({ what: `${CADDY_ACCESS_LOG}`, expected: "tailed by crowdsec", actual: "not open in crowdsec" });
         }
         return fromDrift(drift, "crowdsec + bouncer active; sources: sshd journal, Caddy access log; bouncer pulling");
     },

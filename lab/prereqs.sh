@@ -52,6 +52,7 @@ APT_PACKAGES=(
   prometheus prometheus-alertmanager
   curl openssl jq iproute2 debootstrap zstd
   age rclone python3-aiosmtpd systemd kmod
+  qemu-system-x86 busybox-static
 )
 
 missing=()

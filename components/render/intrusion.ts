@@ -33,11 +33,19 @@ export const BOUNCER_KEY_PLACEHOLDER = "__CITADEL_BOUNCER_KEY__";
 export const CADDY_ACCESS_LOG = CADDY_ACCESS_LOG_HOST;
 export const CROWDSEC_DIR = "/etc/crowdsec";
 export const CROWDSEC_LAPI_URL = "http://127.0.0.1:8080/";
+export const CROWDSEC_PROFILES = "/etc/crowdsec/profiles.yaml";
 export const CROWDSEC_WHITELIST = "/etc/crowdsec/parsers/s02-enrich/citadel-ignore-ips.yaml";
 /** Citadel's sshd parser: the outcome lines the hub's sshd-logs leaves unparsed (a login, a MaxAuthTries disconnect). */
 export const CITADEL_SSHD_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-sshd-outcome.yaml";
+/** Citadel's Caddy parser: the access lines without a User-Agent, which the hub's caddy-logs leaves unparsed. */
+export const CITADEL_CADDY_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-caddy-no-user-agent.yaml";
 /** Citadel's SSH scenarios, in place of the hub's ssh-bf and ssh-slow-bf (CITADEL_SSH_REPLACES). */
 export const CITADEL_SSH_SCENARIOS = "/etc/crowdsec/scenarios/citadel-ssh.yaml";
+/**
+ * Citadel's postoverflow: an alert of a hub scenario (they count and ban per address) against an IPv6
+ * source asks for a ban of the source's /64 instead (citadelIpv6RangePostoverflow).
+ */
+export const CITADEL_IPV6_RANGE_POSTOVERFLOW = "/etc/crowdsec/postoverflows/s00-enrich/citadel-ipv6-range.yaml";
 /**
  * How many failed connections not followed by a login within citadel:intrusion.loginWindowSeconds
  * end in a ban (citadel/ssh-failed-no-login).
@@ -223,6 +231,53 @@ export function citadelSshdParser(): string {
 }
 
 /**
+ * Citadel's Caddy parser (stage s01-parse) for the access lines that carry no User-Agent. The hub's
+ * crowdsecurity/caddy-logs in Debian's CrowdSec 1.4.6 reads its fields in child nodes of a node
+ * without a pattern of its own, and such a node takes the result of its *last* child: the
+ * User-Agent's. A request without that header was left unparsed, so no HTTP scenario ever saw it
+ * (found by the local e2e, whose client sends none; any scanner can leave it out). This parser takes
+ * exactly those lines and gives them the fields the hub's gives the others (no user agent), so the
+ * hub's scenarios judge them alike. Caddy writes `request.remote_ip` (its older `remote_addr` is
+ * not read: the gateway's Caddy is built here).
+ */
+export function citadelCaddyParser(): string {
+    const json = (key: string) => `JsonExtract(evt.Line.Raw, ${JSON.stringify(key)})`;
+    return yamlText(
+        [
+            {
+                filter: `evt.Parsed.program startsWith 'caddy' && ${json("request.headers.User-Agent[0]")} == ''`,
+                onsuccess: "next_stage",
+                name: "citadel/caddy-logs-no-user-agent",
+                description: "Citadel: Caddy access lines without a User-Agent (the hub's caddy-logs leaves them unparsed)",
+                pattern_syntax: { CITADEL_HTTP_DATE: "%{DAY:day}, %{MONTHDAY:monthday} %{MONTH:month} %{YEAR:year} %{TIME:time} %{WORD:tz}" },
+                // A pattern of its own: the node's result is this one, whatever its child gives.
+                grok: { pattern: "^%{IP:remote_ip}$", expression: json("request.remote_ip") },
+                nodes: [
+                    {
+                        grok: { pattern: "%{CITADEL_HTTP_DATE:timestamp}", expression: json("resp_headers.Date[0]") },
+                        statics: [{ target: "evt.StrTime", expression: 'evt.Parsed.day + " " + evt.Parsed.month + " " + evt.Parsed.monthday + " " + evt.Parsed.time + ".000000" + " " + evt.Parsed.year' }],
+                    },
+                ],
+                statics: [
+                    { meta: "log_type", value: "http_access-log" },
+                    { meta: "service", value: "http" },
+                    { meta: "source_ip", expression: "evt.Parsed.remote_ip" },
+                    { meta: "http_status", expression: json("status") },
+                    { meta: "http_path", expression: json("request.uri") },
+                    { target: "evt.Parsed.request", expression: json("request.uri") },
+                    { parsed: "verb", expression: json("request.method") },
+                    { meta: "http_verb", expression: json("request.method") },
+                    { meta: "target_fqdn", expression: json("request.host") },
+                    { meta: "sub_type", expression: `${json("status")} == '401' && ${json("request.headers.Authorization[0]")} startsWith 'Basic ' ? 'auth_fail' : ''` },
+                ],
+            },
+        ],
+        "Citadel: Caddy access lines without a User-Agent, which the hub's crowdsecurity/caddy-logs leaves unparsed. Edits are overwritten.",
+        { lineWidth: 0 },
+    );
+}
+
+/**
  * Citadel's SSH scenarios, in place of the hub's ssh-bf and ssh-slow-bf (same capacities and leak
  * speeds): they count failed connections, not offered keys, and a login by key from the source
  * cancels its buckets. A source whose failed connections no login follows within the window is
@@ -251,12 +306,8 @@ export function citadelSshScenarios(c: Pick<StackConfig, "intrusion">): string {
             labels,
         },
     ];
-    // An IPv6 source whose /64 holds an address of intrusion.ignoreIps is counted per address instead:
-    // a ban of its /64 would ban the address that must never be banned (its own events are whitelisted,
-    // its neighbours' are not).
-    const ignored6 = c.intrusion.ignoreIps.filter((cidr) => cidr.includes(":")).map((cidr) => `IpInRange(${JSON.stringify(cidr.split("/")[0])}, ${SOURCE_IPV6_NET})`);
     return yamlText(
-        scenarios.flatMap((s) => sshScenarioPerFamily(s, ignored6)),
+        scenarios.flatMap((s) => sshScenarioPerFamily(s, nearIgnored6(c, SOURCE_IPV6_NET))),
         "Citadel: SSH scenarios in place of the hub's crowdsecurity/ssh-bf and ssh-slow-bf (they counted every rejected key). " +
             `An IPv6 source counts and is banned as its /${IPV6_SOURCE_PREFIX} (the *${IPV6_SCENARIO_SUFFIX} twins). Edits are overwritten.`,
         { lineWidth: 0 },
@@ -264,7 +315,53 @@ export function citadelSshScenarios(c: Pick<StackConfig, "intrusion">): string {
 }
 
 const SOURCE_IS_IPV6 = "IsIPV6(evt.Meta.source_ip)";
-const SOURCE_IPV6_NET = `IpToRange(evt.Meta.source_ip, "/${IPV6_SOURCE_PREFIX}")`;
+const ipv6Net = (ip: string) => `IpToRange(${ip}, "/${IPV6_SOURCE_PREFIX}")`;
+const SOURCE_IPV6_NET = ipv6Net("evt.Meta.source_ip");
+
+/**
+ * One test per IPv6 address of intrusion.ignoreIps: is it inside `net` (an expression giving the
+ * source's /64)? Such a source is counted and banned per address instead: a ban of its /64 would ban
+ * the address that must never be banned (its own events are whitelisted, its neighbours' are not).
+ */
+function nearIgnored6(c: Pick<StackConfig, "intrusion">, net: string): string[] {
+    return c.intrusion.ignoreIps.filter((cidr) => cidr.includes(":")).map((cidr) => `IpInRange(${JSON.stringify(cidr.split("/")[0])}, ${net})`);
+}
+
+/** The source address of the alert a postoverflow reads (the hub scenarios' scope is Ip). */
+const ALERT_SOURCE_IP = "evt.Overflow.Alert.Source.IP";
+
+/**
+ * The hub's HTTP scenarios group and ban per address: an IPv6 client with a /64 would walk around
+ * such a ban. This postoverflow (it runs on each alert before the alert reaches the local API) makes
+ * the alert's value the source's /64 and its scope Range, so the profile bans the range (the address
+ * itself stays in the alert as Source.IP). It is the hub's own crowdsecurity/ipv6_to_range (in
+ * Debian's offline hub) with one difference: a source whose /64 holds an IPv6 address of
+ * intrusion.ignoreIps keeps its per-address ban, so no ban ever covers that address. Twins of the
+ * hub's scenarios per /64, as for SSH, would be copies of hub logic to keep in step.
+ */
+export function citadelIpv6RangePostoverflow(c: Pick<StackConfig, "intrusion">): string {
+    const near = nearIgnored6(c, ipv6Net(ALERT_SOURCE_IP));
+    return yamlText(
+        [
+            {
+                name: "citadel/ipv6-source-range",
+                description: `Citadel: a ban of an IPv6 source covers its /${IPV6_SOURCE_PREFIX}`,
+                filter: [
+                    "evt.Overflow.Alert.Remediation == true",
+                    "evt.Overflow.Alert.GetScope() == 'Ip'",
+                    `IsIPV6(${ALERT_SOURCE_IP})`,
+                    ...(near.length ? [`!(${near.join(" || ")})`] : []),
+                ].join(" && "),
+                statics: [
+                    { target: "evt.Overflow.Alert.Source.Value", expression: ipv6Net(ALERT_SOURCE_IP) },
+                    { target: "evt.Overflow.Alert.Source.Scope", value: "Range" },
+                ],
+            },
+        ],
+        `Citadel: IPv6 sources of the hub's scenarios are banned as their /${IPV6_SOURCE_PREFIX} (a source whose /${IPV6_SOURCE_PREFIX} holds an address of citadel:intrusion.ignoreIps is banned alone). Edits are overwritten.`,
+        { lineWidth: 0 },
+    );
+}
 
 /**
  * One scenario as two: IPv4 sources grouped (and banned) per address, as before; IPv6 sources grouped
@@ -310,12 +407,17 @@ function yamlText(docs: object[], comment: string, opts: { lineWidth?: number } 
         .join("---\n");
 }
 
-/** Acquisition: sshd from the journal (bookworm has no auth.log), Caddy's JSON access log. */
+/**
+ * Acquisition: sshd from the journal (bookworm has no auth.log), Caddy's JSON access log. On a first
+ * converge CrowdSec starts before the gateway has written that log, and CrowdSec 1.4.6 never watches
+ * a file it did not find at start unless `force_inotify` watches its directory (which the step
+ * creates): without it no HTTP scenario fired until CrowdSec's next restart (seen in the local e2e).
+ */
 export function crowdsecAcquisition(): string {
     return yamlText(
         [
             { source: "journalctl", journalctl_filter: ["_SYSTEMD_UNIT=ssh.service"], labels: { type: "syslog" } },
-            { filenames: [CADDY_ACCESS_LOG], labels: { type: "caddy" } },
+            { filenames: [CADDY_ACCESS_LOG], force_inotify: true, labels: { type: "caddy" } },
         ],
         "Citadel: CrowdSec acquisition (replaces Debian's default list; edits are overwritten).",
     );
@@ -335,7 +437,8 @@ export function crowdsecProfiles(c: StackConfig): string {
         [
             {
                 name: "citadel_ip_ban",
-                // Range: the /64 of an IPv6 source (Citadel's SSH scenarios); a ban of that one range.
+                // Range: the /64 of an IPv6 source (Citadel's SSH scenarios, and the hub's through
+                // citadelIpv6RangePostoverflow); a ban of that one range.
                 filters: ['Alert.Remediation == true && Alert.GetScope() in ["Ip", "Range"]'],
                 decisions: [{ type: "ban", duration: `${c.intrusion.banTime}s` }],
                 on_success: "break",
@@ -426,11 +529,13 @@ export function bouncerLocalTemplate(): string {
 export function crowdsecFiles(c: StackConfig): HostFile[] {
     const files: HostFile[] = [
         { path: `${CROWDSEC_DIR}/acquis.yaml`, content: crowdsecAcquisition(), mode: "0644", owner: "root", group: "root" },
-        { path: `${CROWDSEC_DIR}/profiles.yaml`, content: crowdsecProfiles(c), mode: "0644", owner: "root", group: "root" },
+        { path: CROWDSEC_PROFILES, content: crowdsecProfiles(c), mode: "0644", owner: "root", group: "root" },
         { path: `${CROWDSEC_DIR}/config.yaml.local`, content: crowdsecConfigLocal(c), mode: "0644", owner: "root", group: "root" },
     ];
     files.push({ path: CITADEL_SSHD_PARSER, content: citadelSshdParser(), mode: "0644", owner: "root", group: "root" });
+    files.push({ path: CITADEL_CADDY_PARSER, content: citadelCaddyParser(), mode: "0644", owner: "root", group: "root" });
     files.push({ path: CITADEL_SSH_SCENARIOS, content: citadelSshScenarios(c), mode: "0644", owner: "root", group: "root" });
+    files.push({ path: CITADEL_IPV6_RANGE_POSTOVERFLOW, content: citadelIpv6RangePostoverflow(c), mode: "0644", owner: "root", group: "root" });
     const whitelist = crowdsecWhitelist(c);
     if (whitelist) files.push({ path: CROWDSEC_WHITELIST, content: whitelist, mode: "0644", owner: "root", group: "root" });
     return files;

@@ -461,6 +461,30 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             repair: "if [ -s /root/sysctl.audit ]; then sysctl -w net.ipv4.conf.all.accept_redirects=$(cat /root/sysctl.audit) >/dev/null; fi; rm -f /root/sysctl.audit",
         }));
 
+    // Without the postoverflow an IPv6 client of the hub's HTTP scenarios is banned per address again.
+    it("fault: the IPv6 /64 postoverflow deleted → in-intrusion", () =>
+        fault({
+            only: ["in-intrusion"],
+            expect: { "in-intrusion": /^\/etc\/crowdsec\/postoverflows\/s00-enrich\/citadel-ipv6-range\.yaml: expected as rendered \| actual absent$/ },
+            inject: "mv /etc/crowdsec/postoverflows/s00-enrich/citadel-ipv6-range.yaml /root/citadel-ipv6-range.audit-fault",
+            repair: "mv /root/citadel-ipv6-range.audit-fault /etc/crowdsec/postoverflows/s00-enrich/citadel-ipv6-range.yaml",
+        }));
+
+    // The first converge's bug, put back: the acquisition without force_inotify and an access log that
+    // appears after CrowdSec started (as on a fresh host, before the gateway's first request).
+    it("fault: the Caddy access log unread by CrowdSec (no force_inotify, log created after its start) → in-intrusion", () =>
+        fault({
+            only: ["in-intrusion"],
+            expect: { "in-intrusion": /^\/var\/log\/citadel\/caddy\/access\.log: expected tailed by crowdsec \| actual not open in crowdsec$/ },
+            inject: [
+                "log=/var/log/citadel/caddy/access.log; test -s $log || { echo 'precondition: no access log yet' >&2; exit 1; }",
+                "cp -p /etc/crowdsec/acquis.yaml /root/acquis.audit-fault && sed -i '/force_inotify/d' /etc/crowdsec/acquis.yaml",
+                "mv $log $log.audit-fault && systemctl restart crowdsec && sleep 2 && mv $log.audit-fault $log",
+            ].join("\n"),
+            repair: "mv /root/acquis.audit-fault /etc/crowdsec/acquis.yaml && systemctl restart crowdsec && systemctl restart crowdsec-firewall-bouncer",
+            settleMs: 60_000,
+        }));
+
     it("fault: CrowdSec stopped → in-intrusion", () =>
         fault({
             only: ["in-intrusion"],

@@ -56,13 +56,13 @@ try:
 except Exception:
     print("closed")`).stdout.trim();
 
-    /** GET / of the first site over HTTPS at address:port, trusting only the gateway's own local CA. */
-    const getSite = async (address: string, port: number) => {
+    /** GET `urlPath` (/ by default) of the first site over HTTPS at address:port, trusting only the gateway's own local CA. */
+    const getSite = async (address: string, port: number, urlPath = "/") => {
         const ca = inner("exec", "citadel-gateway", "cat", "/data/caddy/pki/authorities/local/root.crt");
         assert.equal(ca.code, 0, ca.stderr);
         const host = config.sites[0].host;
         return new Promise<{ status: number; headers: Record<string, any>; body: string }>((resolve, reject) => {
-            const req = https.get({ host: address, port, servername: host, headers: { host }, ca: ca.stdout, path: "/", timeout: 10_000 }, (r) => {
+            const req = https.get({ host: address, port, servername: host, headers: { host }, ca: ca.stdout, path: urlPath, timeout: 10_000 }, (r) => {
                 let body = "";
                 r.on("data", (d) => (body += d));
                 r.on("end", () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body }));
@@ -125,7 +125,7 @@ except Exception as e:
         }
     });
 
-    it("IPv6 (served by default): the site over the VPS's IPv6 address with its headers and the client's own address in Caddy's log; a container publishing 8001 stays closed over IPv6; a ban of the /64 drops the site over IPv6 only, and lifted, it is served again", async () => {
+    it("IPv6 (served by default): the site over the VPS's IPv6 address with its headers and the client's own address in Caddy's log; a container publishing 8001 stays closed over IPv6; one HTTP probe bans the client's /64, which drops the site over IPv6 only, and lifted, it is served again", async () => {
         assert.ok(config.host.docker.ipv6, "the local stack serves IPv6 (the default)");
         assert.ok(info.address6, "the VPS has no IPv6 address on the lab network");
         // The gateway holds its fixed address, Citadel's DNAT target.
@@ -156,13 +156,21 @@ except Exception as e:
             inner("rm", "-f", "citadel-e2e-published6");
         }
 
-        // A ban of the lab's /64 (what Citadel's scenarios decide for an IPv6 source): the attacker's
-        // IPv6 connections to the site are dropped, its IPv4 ones are not; lifted, it is served again.
-        // (This machine is in the /64 too; its SSH to the VPS arrives over IPv4.)
+        // One probe of a hub HTTP scenario (CVE-2021-41773's path traversal, a trigger) from this
+        // machine's IPv6 address: the hub bans per address, Citadel's postoverflow makes it a ban of
+        // the lab's /64. The attacker container, another address of that /64, is dropped over IPv6,
+        // not over IPv4; lifted, it is served again. (This machine's SSH to the VPS arrives over IPv4.)
         assert.equal(probeOpen(info.address6, 443), "open", "control: the attacker reaches the site over IPv6 before the ban");
-        const add = ssh(`sudo -n cscli decisions add --range ${LAB_SUBNET6} --duration 5m --reason citadel-e2e-ipv6`);
-        assert.equal(add.code, 0, add.stderr);
+        const probe = await getSite(info.address6, 443, "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd");
+        assert.notEqual(probe.status, 200, "the probe must not be served");
         try {
+            let decisions = "";
+            const banned = await waitFor(() => {
+                decisions = ssh("sudo -n cscli decisions list -o json").stdout;
+                const alerts = (JSON.parse(decisions || "null") ?? []) as { decisions?: { scope: string; value: string; scenario: string }[] }[];
+                return alerts.some((a) => (a.decisions ?? []).some((d) => d.scope === "Range" && d.value === LAB_SUBNET6 && d.scenario === "crowdsecurity/http-cve-2021-41773"));
+            }, 40_000);
+            assert.ok(banned, `no Range ban of ${LAB_SUBNET6} from the HTTP probe:\n${decisions.slice(-2000)}`);
             assert.ok(await waitFor(() => probeOpen(info.address6, 443) === "closed", 40_000), `the ban of ${LAB_SUBNET6} is not enforced on the site over IPv6`);
             assert.equal(probeOpen(info.address, 443), "open", "the IPv4 address is not in the banned range");
         } finally {

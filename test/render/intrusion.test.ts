@@ -24,7 +24,10 @@ import {
     BOUNCER_LOCAL,
     BOUNCER_NAME,
     CITADEL_SSH_REPLACES,
+    CITADEL_CADDY_PARSER,
+    CITADEL_IPV6_RANGE_POSTOVERFLOW,
     CITADEL_SSH_SCENARIOS,
+    citadelIpv6RangePostoverflow,
     citadelSshScenarios,
     CROWDSEC_COLLECTIONS,
     CROWDSEC_PRIVATE_RANGES,
@@ -60,6 +63,46 @@ const OPERATOR = "198.51.100.99"; // TEST-NET-2: an operator with too many keys 
 const RESETTER = "198.51.100.98"; // TEST-NET-2: a stranger who resets each connection before MaxAuthTries: must be banned
 // IPv6 documentation prefix (2001:db8::/32): an attacker walking its /64, one failure per address, and an operator in another /64.
 const ATTACKER6_NET = "2001:db8:a:b::/64";
+/** A hub HTTP scenario that one request triggers (a path traversal of CVE-2021-41773). */
+const HTTP_CVE_SCENARIO = "crowdsecurity/http-cve-2021-41773";
+/** The /64 of an IPv6 address as CrowdSec's IpToRange prints it ("2001:db8:f:1::/64"); an IPv4 address unchanged. */
+const net64 = (ip: string) => (ip.includes(":") ? `${ip.split(":").slice(0, 4).join(":")}::/64` : ip);
+/**
+ * One line of Caddy's JSON access log for a CVE-2021-41773 probe, field for field as the gateway's
+ * Caddy writes it (copied from the lab VPS's access log; addresses, times and the agent replaced).
+ */
+function caddyLine(ip: string, at: Date, userAgent: string | null = "curl/7.88.1"): string {
+    return JSON.stringify({
+        level: "info",
+        ts: at.getTime() / 1000,
+        logger: "http.log.access.log0",
+        msg: "handled request",
+        request: {
+            remote_ip: ip,
+            remote_port: "41216",
+            client_ip: ip,
+            proto: "HTTP/1.1",
+            method: "GET",
+            host: "demo.citadel.test",
+            uri: "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd",
+            headers: { ...(userAgent === null ? {} : { "User-Agent": [userAgent] }), Connection: ["keep-alive"] },
+            tls: { resumed: false, version: 772, cipher_suite: 4865, proto: "", server_name: "demo.citadel.test", ech: false },
+        },
+        bytes_read: 0,
+        user_id: "",
+        duration: 0.000686247,
+        size: 19,
+        status: 404,
+        resp_headers: {
+            Date: [at.toUTCString()],
+            "Strict-Transport-Security": ["max-age=31536000; includeSubDomains; preload"],
+            "X-Frame-Options": ["DENY"],
+            "Content-Length": ["19"],
+            "Content-Type": ["text/plain; charset=utf-8"],
+            "X-Content-Type-Options": ["nosniff"],
+        },
+    });
+}
 const attacker6 = (net: string, i: number) => net.replace("::/64", `::${(i + 1).toString(16)}`);
 const OPERATOR6 = "2001:db8:c:d::99";
 
@@ -335,10 +378,11 @@ function sandboxAsync(ov: string, cmd: string[], timeout = 90_000): Promise<RunR
 // namespace takes every process down when this script ends.
 const REPLAY = String.raw`
 set -u
-log=$1 attacker=$2 set4=$3
-crowdsec -c /etc/crowdsec/config.yaml -dsn "file://$log" -type syslog >"$TMPD/replay.log" 2>&1 &
+log=$1 attacker=$2 set4=$3 type=syslog scenario=citadel/ssh-bf
+if [ $# -ge 5 ]; then type=$4 scenario=$5; fi
+crowdsec -c /etc/crowdsec/config.yaml -dsn "file://$log" -type "$type" >"$TMPD/replay.log" 2>&1 &
 for _ in $(seq 1 60); do
-    out=$(cscli alerts list -o json 2>/dev/null) && grep -q '"scenario": "citadel/ssh-bf"' <<<"$out" && grep -q ""$attacker"" <<<"$out" && break
+    out=$(cscli alerts list -o json 2>/dev/null) && grep -q "\"scenario\": \"$scenario\"" <<<"$out" && grep -q ""$attacker"" <<<"$out" && break
     sleep 0.5
 done
 printf '
@@ -379,12 +423,13 @@ function sections(stdout: string): Record<string, string> {
 
 interface Alert {
     scenario: string;
-    source: { value: string };
+    source: { value: string; ip?: string; scope?: string };
     decisions?: Decision[] | null;
 }
 
 interface Decision {
     value: string;
+    scope?: string;
     type: string;
     scenario: string;
     duration: string;
@@ -630,6 +675,77 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
             nearIgnored.alerts.some((a) => a.source.value === "2001:db8:a:d::/64"),
             `the same walk in a /64 without an ignored address must still be banned as the /64:\n${JSON.stringify(nearIgnored.alerts.map((a) => [a.scenario, a.source.value]))}`,
         );
+    });
+
+    it("replay: a hub HTTP scenario against an IPv6 client bans its /64 (an IPv4 client its address); without the postoverflow (a fault) only the address; never a /64 that holds an ignoreIps address; a probe without a User-Agent is banned too, not without Citadel's Caddy parser (a fault); bans last banTime", (t) => {
+        if (!ready(t)) return;
+        const marker = (n: number) => `192.0.2.${50 + n}`;
+        const logTail = (f: string) => (fs.existsSync(path.join(dir, f)) ? `--- ${f}\n${fs.readFileSync(path.join(dir, f), "utf8").slice(-3000)}` : "");
+        // One request each that the hub's crowdsecurity/http-cve-2021-41773 (a trigger) bans, as Caddy
+        // logs it; the IPv4 marker comes last and ends the replay.
+        /**
+         * One replay; `swap` takes a file out of the overlay (or puts another in its place) for this
+         * replay only, and puts it back even when the replay fails. `userAgent` null: none sent.
+         */
+        const replay = (n: number, sources: string[], opts: { swap?: { file: string; with?: string }; userAgent?: string | null } = {}) => {
+            const log = path.join(dir, `caddy-${n}.log`);
+            const at = (i: number) => new Date(Date.now() - 30_000 + i * 1000);
+            fs.writeFileSync(log, [...sources.map((ip, i) => caddyLine(ip, at(i), opts.userAgent === undefined ? "curl/7.88.1" : opts.userAgent)), caddyLine(marker(n), at(sources.length))].join("\n") + "\n");
+            const bak = path.join(dir, `swapped-${n}.bak`);
+            const swap = opts.swap;
+            const before = !swap ? "true" : swap.with ? `cp ${swap.file} ${bak} && cp ${swap.with} ${swap.file}` : `mv ${swap.file} ${bak}`;
+            let r: RunResult;
+            try {
+                r = sandbox(ov, ["/usr/bin/env", `TMPD=${dir}`, "/bin/bash", "-c", `${before} || exit 1\n${REPLAY}`, "replay", log, marker(n), BOUNCER_IPSETS[4], "caddy", HTTP_CVE_SCENARIO], 90_000);
+            } finally {
+                if (swap) {
+                    const back = sandbox(ov, ["/bin/mv", bak, swap.file]);
+                    assert.equal(back.code, 0, `putting ${swap.file} back: ${out(back)}`);
+                }
+            }
+            assert.equal(r.code, 0, out(r));
+            const sec = sections(r.stdout);
+            const alerts = (JSON.parse(sec.alerts || "null") ?? []) as Alert[];
+            assert.ok(alerts.some((a) => a.source.value === marker(n) && a.scenario === HTTP_CVE_SCENARIO), `the replay must end in ${marker(n)}'s ban:\n${JSON.stringify(alerts)}\n${logTail("replay.log")}`);
+            const decisions = decisionsFrom(sec.decisions || "null").filter((d) => d.type === "ban" && d.scenario === HTTP_CVE_SCENARIO);
+            for (const d of decisions) {
+                const secs = goSeconds(d.duration);
+                assert.ok(secs > prod.intrusion.banTime - 120 && secs <= prod.intrusion.banTime, `ban of ${d.value} for ${d.duration}, not banTime (${prod.intrusion.banTime} s)`);
+            }
+            const bans = (ip: string) => decisions.filter((d) => d.value === ip || d.value === net64(ip)).map((d) => [d.scope, d.value]);
+            return { sec, alerts, bans };
+        };
+        const ours = replay(1, ["2001:db8:f:1::5"]);
+        assert.deepEqual(ours.bans("2001:db8:f:1::5"), [["Range", "2001:db8:f:1::/64"]], "the IPv6 client's ban must be its /64, as one Range decision");
+        // The alert keeps the client's own address (what was seen), its value and scope are the range.
+        const alert6 = ours.alerts.find((a) => a.source.ip === "2001:db8:f:1::5");
+        assert.deepEqual([alert6?.source.scope, alert6?.source.value], ["Range", "2001:db8:f:1::/64"], JSON.stringify(ours.alerts.map((a) => a.source)));
+        assert.deepEqual(ours.bans(marker(1)), [["Ip", marker(1)]], "an IPv4 client is banned alone, as before");
+        // The bouncer holds the /64 as one entry of its IPv6 set: every address of it is dropped.
+        assert.match(ours.sec.ipset6 ?? "", /^2001:db8:f:1::\/64 timeout \d+/m, ours.sec.ipset6);
+
+        // The fault: the postoverflow gone, the hub's per-address ban is back.
+        const f = CITADEL_IPV6_RANGE_POSTOVERFLOW;
+        const without = replay(2, ["2001:db8:f:2::5"], { swap: { file: f } });
+        assert.deepEqual(without.bans("2001:db8:f:2::5"), [["Ip", "2001:db8:f:2::5"]], "without the postoverflow the ban must be the address alone (so the postoverflow is what widens it)");
+
+        // A /64 that holds an intrusion.ignoreIps address: its neighbour is banned alone; any other /64 as a whole.
+        const IGNORED6 = "2001:db8:f:3::99";
+        const withIgnored6 = parseConfigOrThrow(prodWith({ intrusion: { ...prod.intrusion, ignoreIps: [...prod.intrusion.ignoreIps, `${IGNORED6}/128`] } }));
+        fs.writeFileSync(path.join(dir, "postoverflow-ignored6.yaml"), citadelIpv6RangePostoverflow(withIgnored6));
+        const near = replay(3, ["2001:db8:f:3::7", "2001:db8:f:4::7"], { swap: { file: f, with: path.join(dir, "postoverflow-ignored6.yaml") } });
+        assert.deepEqual(near.bans("2001:db8:f:3::7"), [["Ip", "2001:db8:f:3::7"]], `no ban may cover ${IGNORED6} (intrusion.ignoreIps)`);
+        assert.deepEqual(near.bans("2001:db8:f:4::7"), [["Range", "2001:db8:f:4::/64"]], "a /64 without an ignored address is still banned whole");
+
+        // A probe without a User-Agent: the hub's caddy-logs leaves the line unparsed (the node that
+        // holds its fields takes the result of its last child, the User-Agent's); Citadel's parser
+        // reads it, so the same scenario bans it. The marker line of each replay has one.
+        const noUa = replay(4, ["192.0.2.74", "2001:db8:f:5::5"], { userAgent: null });
+        assert.deepEqual(noUa.bans("192.0.2.74"), [["Ip", "192.0.2.74"]], "a probe without a User-Agent must be banned");
+        assert.deepEqual(noUa.bans("2001:db8:f:5::5"), [["Range", "2001:db8:f:5::/64"]], "over IPv6 too, as its /64");
+        // The fault: Citadel's parser gone, the same line bans nothing.
+        const hubOnly = replay(5, ["192.0.2.75"], { swap: { file: CITADEL_CADDY_PARSER }, userAgent: null });
+        assert.deepEqual(hubOnly.bans("192.0.2.75"), [], "without Citadel's Caddy parser a probe without a User-Agent must go unseen (so the parser is what bans it)");
     });
 
     it("whitelistPrivateRanges false: the script unlinks the hub whitelist, and the same private lines now end in a ban", (t) => {

@@ -1,19 +1,19 @@
-// A trial, not a test yet (issue 13, CIS Docker 1.1.3-1.1.18): the audit rules Citadel renders,
-// loaded by auditctl into a real kernel. The lab VPS is a container, whose kernel (this machine's)
-// refuses audit rules from inside it, so the auditd step installs the file but cannot load it there.
-// Here a throwaway VM does: Debian 12's own kernel (linux-image-amd64), booted by qemu without KVM
-// (nested KVM refuses `-cpu host` here) from an initramfs holding busybox-static, Debian's auditctl
-// and the rules file; its init loads the rules, lists them, tries a broken file, and powers off.
-// Passes when the rules load, `auditctl -l` prints every rule back, and the broken file is refused.
+// The audit rules Citadel renders, loaded by auditctl into a real kernel (issue 13, CIS Docker
+// 1.1.3-1.1.18). The lab VPS is a container, whose kernel (this machine's) refuses audit rules from
+// inside it, so the auditd step installs the file but cannot load it there. Here a throwaway VM does:
+// Debian 12's own kernel (linux-image-amd64), booted by qemu without KVM (nested KVM refuses
+// `-cpu host` here) from an initramfs holding busybox-static, Debian's auditctl and the rules file;
+// its init loads the rules, lists them, tries a second file that must be refused, and powers off.
+// test/render/auditd-vm.test.ts asserts on what it prints; `tsx lab/auditd-vm.ts` prints a summary.
 //
-// Needs qemu-system-x86 and busybox-static (apt); downloads the kernel, auditd and libauparse0
-// packages into .cache/auditd-vm (extracted, never installed). `npm`-less: tsx lab/trials/auditd-vm.ts
+// Needs qemu-system-x86 and busybox-static (lab/prereqs.sh); downloads the kernel, auditd and
+// libauparse0 packages into .cache/auditd-vm (extracted, never installed).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { renderDockerAuditRules } from "../../components/render/auditd";
-import { run } from "../vps/common";
+import { renderDockerAuditRules } from "../components/render/auditd";
+import { run } from "./vps/common";
 
-const ROOT = path.resolve(__dirname, "..", "..");
+const ROOT = path.resolve(__dirname, "..");
 const CACHE = path.join(ROOT, ".cache", "auditd-vm");
 const must = (cmd: string, args: string[], opts: { cwd?: string; timeout?: number } = {}): string => {
     const r = run(cmd, args, { timeout: opts.timeout ?? 300_000, cwd: opts.cwd });
@@ -21,30 +21,52 @@ const must = (cmd: string, args: string[], opts: { cwd?: string; timeout?: numbe
     return r.stdout;
 };
 
-/** The .deb of a package (downloaded once into CACHE), extracted under CACHE/x/<name>. */
-function extracted(pkg: string): string {
+/**
+ * The .deb of a package (downloaded once into CACHE), its `members` (tar patterns) extracted under
+ * CACHE/x/<name>: the kernel's package is mostly modules the VM never loads (400 MB extracted).
+ */
+function extracted(pkg: string, members: string): string {
     const dir = path.join(CACHE, "x", pkg);
     if (fs.existsSync(dir)) return dir;
     must("apt-get", ["download", pkg], { cwd: CACHE });
     const deb = fs.readdirSync(CACHE).find((f) => f.startsWith(`${pkg}_`) && f.endsWith(".deb"));
     if (!deb) throw new Error(`apt-get download ${pkg} left no .deb in ${CACHE}`);
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    must("dpkg-deb", ["-x", path.join(CACHE, deb), dir]);
+    fs.mkdirSync(`${dir}.tmp`, { recursive: true });
+    must("sh", ["-c", 'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "$3"', "sh", path.join(CACHE, deb), `${dir}.tmp`, members]);
+    fs.renameSync(`${dir}.tmp`, dir);
+    fs.rmSync(path.join(CACHE, deb));
     return dir;
 }
 
-function main(): void {
-    for (const tool of ["qemu-system-x86_64", "busybox", "apt-get", "dpkg-deb", "gzip"]) {
+/** The tools the VM needs on this machine. */
+export const AUDITD_VM_TOOLS = ["qemu-system-x86_64", "busybox", "apt-get", "apt-cache", "dpkg-deb", "gzip"];
+
+export interface AuditdVmRun {
+    kernel: string;
+    seconds: number;
+    /** auditctl -R of the rules file exited 0. */
+    loaded: boolean;
+    /** What `auditctl -l` printed back, one rule a line. */
+    listed: string[];
+    /** auditctl -R of the second file exited non-zero. */
+    refused: boolean;
+    /** The VM's console, for a failure's message. */
+    console: string;
+}
+
+/** Boots the VM once: `rules` loaded and listed, then `mustFail` tried (a file auditctl has to refuse). */
+export function bootAuditctl(rules: string, mustFail: string): AuditdVmRun {
+    for (const tool of AUDITD_VM_TOOLS) {
         if (run("sh", ["-c", `command -v ${tool}`]).code !== 0) throw new Error(`${tool} is missing (apt-get install qemu-system-x86 busybox-static)`);
     }
     fs.mkdirSync(CACHE, { recursive: true });
     // linux-image-amd64 is a metapackage: the image it depends on holds the kernel.
     const image = /Depends: (linux-image-[^\s]+)/.exec(must("apt-cache", ["depends", "linux-image-amd64"]))?.[1];
     if (!image) throw new Error("apt-cache depends linux-image-amd64 names no kernel image");
-    const kernelDir = path.join(extracted(image), "boot");
+    const kernelDir = path.join(extracted(image, "./boot/vmlinuz-*"), "boot");
     const kernel = path.join(kernelDir, fs.readdirSync(kernelDir).find((f) => f.startsWith("vmlinuz-"))!);
-    const auditd = extracted("auditd");
-    const auparse = extracted("libauparse0");
+    const auditd = extracted("auditd", "./sbin/auditctl");
+    const auparse = extracted("libauparse0", "./lib/x86_64-linux-gnu/libauparse.so.0*");
 
     const root = path.join(CACHE, "root");
     fs.rmSync(root, { recursive: true, force: true });
@@ -58,10 +80,8 @@ function main(): void {
     fs.copyFileSync(fs.realpathSync(path.join(auparse, "lib/x86_64-linux-gnu/libauparse.so.0")), path.join(root, "lib/x86_64-linux-gnu/libauparse.so.0"));
     fs.copyFileSync(fs.realpathSync("/lib64/ld-linux-x86-64.so.2"), path.join(root, "lib64", "ld-linux-x86-64.so.2"));
 
-    const rules = renderDockerAuditRules();
     fs.writeFileSync(path.join(root, "etc", "citadel-docker.rules"), rules);
-    // A permission auditctl does not know: the control that the load can fail.
-    fs.writeFileSync(path.join(root, "etc", "broken.rules"), "-w /etc/docker -p wz -k citadel-docker\n");
+    fs.writeFileSync(path.join(root, "etc", "broken.rules"), mustFail);
     fs.writeFileSync(
         path.join(root, "init"),
         `#!/bin/busybox sh
@@ -82,20 +102,30 @@ poweroff -f
 
     const t = Date.now();
     const vm = run("qemu-system-x86_64", ["-accel", "tcg", "-m", "256", "-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 audit=1 quiet panic=-1"], { timeout: 180_000 });
-    const seconds = ((Date.now() - t) / 1000).toFixed(1);
     const out = vm.stdout.replace(/\r/g, "");
     const section = (name: string) => (out.split(`=== ${name}\n`)[1] ?? "").split("=== ")[0];
-    const listed = section("list").split("\n").filter((l) => l.startsWith("-"));
+    return {
+        kernel: path.basename(kernel),
+        seconds: (Date.now() - t) / 1000,
+        loaded: /load rc=0/.test(section("load")),
+        listed: section("list").split("\n").filter((l) => l.startsWith("-")),
+        refused: /broken rc=[1-9]/.test(section("broken")),
+        console: out.slice(-4000) + (vm.code === 0 ? "" : `\n(qemu exit ${vm.code}) ${vm.stderr.slice(-1000)}`),
+    };
+}
+
+/** A permission auditctl does not know: the control that a load can fail. */
+export const BROKEN_AUDIT_RULE = "-w /etc/docker -p wz -k citadel-docker\n";
+
+if (require.main === module) {
+    const rules = renderDockerAuditRules();
+    const r = bootAuditctl(rules, BROKEN_AUDIT_RULE);
     const declared = rules.split("\n").filter((l) => l.startsWith("-w "));
-    const loaded = /load rc=0/.test(section("load"));
-    const refused = /broken rc=[1-9]/.test(section("broken"));
-    const same = listed.length === declared.length && declared.every((l) => listed.includes(l));
-    console.log(`kernel ${path.basename(kernel)}, booted and powered off in ${seconds} s (qemu exit ${vm.code})`);
-    console.log(`rules loaded: ${loaded ? "yes" : "NO"}; auditctl -l gives back ${listed.length} of ${declared.length} declared rules${same ? "" : " (DIFFERENT)"}; a broken file refused: ${refused ? "yes" : "NO"}`);
-    if (!loaded || !same || !refused) {
-        console.log(out.slice(-3000));
+    const same = r.listed.length === declared.length && declared.every((l) => r.listed.includes(l));
+    console.log(`kernel ${r.kernel}, booted and powered off in ${r.seconds.toFixed(1)} s`);
+    console.log(`rules loaded: ${r.loaded ? "yes" : "NO"}; auditctl -l gives back ${r.listed.length} of ${declared.length} declared rules${same ? "" : " (DIFFERENT)"}; a broken file refused: ${r.refused ? "yes" : "NO"}`);
+    if (!r.loaded || !same || !r.refused) {
+        console.log(r.console);
         process.exitCode = 1;
     }
 }
-
-main();
