@@ -17,6 +17,8 @@ import {
     citadelSshdParser,
     citadelSshScenarios,
     CADDY_ACCESS_LOG,
+    CROWDSEC_ACQUISITION,
+    crowdsecAcquisition,
     CROWDSEC_PROFILES,
     crowdsecProfiles,
     crowdsecWhitelist,
@@ -122,7 +124,7 @@ const inIntrusion: CheckDef = {
         const active = t.inside.sh("systemctl is-active crowdsec crowdsec-firewall-bouncer").stdout.trim().split("\n");
         if (active[0] !== "active") drift.push({ what: "crowdsec.service", expected: "active", actual: active[0] ?? "?" });
         if (active[1] !== "active") drift.push({ what: "crowdsec-firewall-bouncer.service", expected: "active", actual: active[1] ?? "?" });
-        const acquis = t.inside.sh("sudo -n cat /etc/crowdsec/acquis.yaml").stdout;
+        const acquis = t.inside.sh(`sudo -n cat ${CROWDSEC_ACQUISITION}`).stdout;
         if (!/_SYSTEMD_UNIT=ssh\.service/.test(acquis)) drift.push({ what: "acquisition", expected: "journalctl _SYSTEMD_UNIT=ssh.service", actual: "(absent)" });
         if (!acquis.includes(CADDY_LOG_DIR_HOST)) drift.push({ what: "acquisition", expected: `${CADDY_LOG_DIR_HOST}/access.log (type caddy)`, actual: "(absent)" });
         // Who may never be banned: the hub's private-range whitelist as declared, and Citadel's own list.
@@ -138,6 +140,8 @@ const inIntrusion: CheckDef = {
             { path: CITADEL_SSHD_PARSER, want: citadelSshdParser() },
             { path: CITADEL_SSH_SCENARIOS, want: citadelSshScenarios(t.config) },
             { path: CITADEL_CADDY_PARSER, want: citadelCaddyParser() },
+            // Its force_inotify is what makes CrowdSec tail an access log that appears after its start.
+            { path: CROWDSEC_ACQUISITION, want: crowdsecAcquisition() },
             { path: CITADEL_IPV6_RANGE_POSTOVERFLOW, want: citadelIpv6RangePostoverflow(t.config) },
             { path: CROWDSEC_PROFILES, want: crowdsecProfiles(t.config) },
         ]) {
@@ -168,8 +172,14 @@ const inIntrusion: CheckDef = {
             if (!/journalctl-_SYSTEMD_UNIT=ssh\.service/.test(metrics)) drift.push({ what: "acquisition metrics", expected: "sshd journal read", actual: "no reads" });
             // The HTTP scenarios see only what CrowdSec tails: once Caddy has written its access log,
             // crowdsec holds it open (a log it did not find at start and does not watch would stay unread).
-            const tailed = t.inside.sh(`sudo -n sh -c 'test -e ${CADDY_ACCESS_LOG} || exit 3; pid=$(systemctl show -p MainPID --value crowdsec); ls -l /proc/$pid/fd | grep -qF " -> ${CADDY_ACCESS_LOG}"'`);
-            if (tailed.code !== 0 && tailed.code !== 3) drift.push({ what: `${CADDY_ACCESS_LOG}`, expected: "tailed by crowdsec", actual: "not open in crowdsec" });
+            // Exit 3: no log yet; 4: no crowdsec process to look at; 1: not open. Caddy rolls its log
+            // and the tail reopens the new one within a poll (250 ms): look twice before calling it drift.
+            const probe = `sudo -n sh -c 'test -e ${CADDY_ACCESS_LOG} || exit 3; pid=$(systemctl show -p MainPID --value crowdsec); [ "$pid" -gt 0 ] 2>/dev/null || exit 4; ls -l /proc/$pid/fd | grep -qF " -> ${CADDY_ACCESS_LOG}"'`;
+            let tailed = t.inside.sh(probe);
+            if (tailed.code === 1) tailed = t.inside.sh(`sleep 1; ${probe}`);
+            if (tailed.code === 1) drift.push({ what: CADDY_ACCESS_LOG, expected: "tailed by crowdsec", actual: "not open in crowdsec" });
+            else if (tailed.code !== 0 && tailed.code !== 3)
+                drift.push({ what: CADDY_ACCESS_LOG, expected: "tailed by crowdsec", actual: tailed.code === 4 ? "no crowdsec main process" : `could not look (exit ${tailed.code}): ${tailed.stderr.trim().slice(0, 120)}` });
         }
         return fromDrift(drift, "crowdsec + bouncer active; sources: sshd journal, Caddy access log; bouncer pulling");
     },

@@ -34,11 +34,17 @@ export const CADDY_ACCESS_LOG = CADDY_ACCESS_LOG_HOST;
 export const CROWDSEC_DIR = "/etc/crowdsec";
 export const CROWDSEC_LAPI_URL = "http://127.0.0.1:8080/";
 export const CROWDSEC_PROFILES = "/etc/crowdsec/profiles.yaml";
+export const CROWDSEC_ACQUISITION = "/etc/crowdsec/acquis.yaml";
 export const CROWDSEC_WHITELIST = "/etc/crowdsec/parsers/s02-enrich/citadel-ignore-ips.yaml";
 /** Citadel's sshd parser: the outcome lines the hub's sshd-logs leaves unparsed (a login, a MaxAuthTries disconnect). */
 export const CITADEL_SSHD_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-sshd-outcome.yaml";
-/** Citadel's Caddy parser: the access lines without a User-Agent, which the hub's caddy-logs leaves unparsed. */
-export const CITADEL_CADDY_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-caddy-no-user-agent.yaml";
+/** Citadel's Caddy parser: the access lines whose User-Agent the hub's caddy-logs cannot read, which it leaves unparsed. */
+export const CITADEL_CADDY_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-caddy-user-agent.yaml";
+/**
+ * What the hub's caddy-logs reads as a User-Agent (its grok `\["%{NOTDQUOTE:http_user_agent}\"]` on
+ * the JSON of `request.headers.User-Agent`), as a Go regular expression: one value without a quote.
+ */
+const HUB_CADDY_USER_AGENT = '[[]"[^"]*"[]]';
 /** Citadel's SSH scenarios, in place of the hub's ssh-bf and ssh-slow-bf (CITADEL_SSH_REPLACES). */
 export const CITADEL_SSH_SCENARIOS = "/etc/crowdsec/scenarios/citadel-ssh.yaml";
 /**
@@ -231,24 +237,27 @@ export function citadelSshdParser(): string {
 }
 
 /**
- * Citadel's Caddy parser (stage s01-parse) for the access lines that carry no User-Agent. The hub's
- * crowdsecurity/caddy-logs in Debian's CrowdSec 1.4.6 reads its fields in child nodes of a node
- * without a pattern of its own, and such a node takes the result of its *last* child: the
- * User-Agent's. A request without that header was left unparsed, so no HTTP scenario ever saw it
- * (found by the local e2e, whose client sends none; any scanner can leave it out). This parser takes
- * exactly those lines and gives them the fields the hub's gives the others (no user agent), so the
- * hub's scenarios judge them alike. Caddy writes `request.remote_ip` (its older `remote_addr` is
- * not read: the gateway's Caddy is built here).
+ * Citadel's Caddy parser (stage s01-parse) for the access lines whose User-Agent the hub's
+ * crowdsecurity/caddy-logs cannot read: none, several values, or one with a quote in it. That parser
+ * (Debian's CrowdSec 1.4.6) reads its fields in child nodes of a node without a pattern of its own,
+ * and such a node takes the result of its *last* child, the User-Agent's: those lines were left
+ * unparsed, so no HTTP scenario ever saw them (found by the local e2e, whose client sends none; any
+ * scanner can send none, two, or `x"`). This parser takes exactly the lines the hub's pattern does
+ * not match and gives them the hub's fields, the first User-Agent value unescaped included, so the
+ * hub's scenarios judge them alike. Caddy writes `request.remote_ip` (its older `remote_addr` is not
+ * read: the gateway's Caddy is built here).
  */
 export function citadelCaddyParser(): string {
     const json = (key: string) => `JsonExtract(evt.Line.Raw, ${JSON.stringify(key)})`;
+    // JsonExtractUnescape logs an error for a missing key: only asked when there is a value.
+    const firstAgent = `${json("request.headers.User-Agent")} == '' ? '' : JsonExtractUnescape(evt.Line.Raw, "request", "headers", "User-Agent", "[0]")`;
     return yamlText(
         [
             {
-                filter: `evt.Parsed.program startsWith 'caddy' && ${json("request.headers.User-Agent[0]")} == ''`,
+                filter: `evt.Parsed.program startsWith 'caddy' && !(${json("request.headers.User-Agent")} matches '${HUB_CADDY_USER_AGENT}')`,
                 onsuccess: "next_stage",
-                name: "citadel/caddy-logs-no-user-agent",
-                description: "Citadel: Caddy access lines without a User-Agent (the hub's caddy-logs leaves them unparsed)",
+                name: "citadel/caddy-logs-user-agent",
+                description: "Citadel: Caddy access lines whose User-Agent the hub's caddy-logs cannot read (none, several, or one with a quote)",
                 pattern_syntax: { CITADEL_HTTP_DATE: "%{DAY:day}, %{MONTHDAY:monthday} %{MONTH:month} %{YEAR:year} %{TIME:time} %{WORD:tz}" },
                 // A pattern of its own: the node's result is this one, whatever its child gives.
                 grok: { pattern: "^%{IP:remote_ip}$", expression: json("request.remote_ip") },
@@ -267,12 +276,14 @@ export function citadelCaddyParser(): string {
                     { target: "evt.Parsed.request", expression: json("request.uri") },
                     { parsed: "verb", expression: json("request.method") },
                     { meta: "http_verb", expression: json("request.method") },
+                    { parsed: "http_user_agent", expression: firstAgent },
+                    { meta: "http_user_agent", expression: "evt.Parsed.http_user_agent" },
                     { meta: "target_fqdn", expression: json("request.host") },
                     { meta: "sub_type", expression: `${json("status")} == '401' && ${json("request.headers.Authorization[0]")} startsWith 'Basic ' ? 'auth_fail' : ''` },
                 ],
             },
         ],
-        "Citadel: Caddy access lines without a User-Agent, which the hub's crowdsecurity/caddy-logs leaves unparsed. Edits are overwritten.",
+        "Citadel: Caddy access lines whose User-Agent the hub's crowdsecurity/caddy-logs cannot read (it leaves them unparsed). Edits are overwritten.",
         { lineWidth: 0 },
     );
 }
@@ -528,7 +539,7 @@ export function bouncerLocalTemplate(): string {
 
 export function crowdsecFiles(c: StackConfig): HostFile[] {
     const files: HostFile[] = [
-        { path: `${CROWDSEC_DIR}/acquis.yaml`, content: crowdsecAcquisition(), mode: "0644", owner: "root", group: "root" },
+        { path: CROWDSEC_ACQUISITION, content: crowdsecAcquisition(), mode: "0644", owner: "root", group: "root" },
         { path: CROWDSEC_PROFILES, content: crowdsecProfiles(c), mode: "0644", owner: "root", group: "root" },
         { path: `${CROWDSEC_DIR}/config.yaml.local`, content: crowdsecConfigLocal(c), mode: "0644", owner: "root", group: "root" },
     ];

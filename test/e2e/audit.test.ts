@@ -475,7 +475,12 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
     it("fault: the Caddy access log unread by CrowdSec (no force_inotify, log created after its start) → in-intrusion", () =>
         fault({
             only: ["in-intrusion"],
-            expect: { "in-intrusion": /^\/var\/log\/citadel\/caddy\/access\.log: expected tailed by crowdsec \| actual not open in crowdsec$/ },
+            expect: {
+                "in-intrusion": [
+                    /^\/var\/log\/citadel\/caddy\/access\.log: expected tailed by crowdsec \| actual not open in crowdsec$/,
+                    /^\/etc\/crowdsec\/acquis\.yaml: expected as rendered \| actual different content$/,
+                ],
+            },
             inject: [
                 "log=/var/log/citadel/caddy/access.log; test -s $log || { echo 'precondition: no access log yet' >&2; exit 1; }",
                 "cp -p /etc/crowdsec/acquis.yaml /root/acquis.audit-fault && sed -i '/force_inotify/d' /etc/crowdsec/acquis.yaml",

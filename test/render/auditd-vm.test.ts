@@ -1,8 +1,11 @@
 // The Docker audit rules (CIS Docker 1.1.3-1.1.18) judged by a real kernel: the lab VPS shares this
 // machine's kernel, which refuses audit rules from a container, so lab/auditd-vm.ts boots Debian 12's
-// own kernel under qemu (no KVM) with Debian's auditctl. One boot: the rendered file must load and
-// every rule must be listed back by `auditctl -l`; a file with a permission auditctl does not know
-// must be refused in the same kernel (the control that shows the load can fail).
+// own kernel under qemu (no KVM) with Debian's auditctl. One boot:
+//  - as at boot, before containerd made /run/containerd: every rule loads but the watch inside that
+//    directory (its parent is missing), and that one is the last line, since the first failing line
+//    stops auditctl -R (a reorder would leave rules unloaded until containerd starts);
+//  - once /run/containerd exists (containerd's unit loads the rules again): every rule, listed back;
+//  - a file with a permission auditctl does not know is refused (the control that a load can fail).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { renderDockerAuditRules } from "../../components/render/auditd";
@@ -10,14 +13,19 @@ import { AUDITD_VM_TOOLS, bootAuditctl, BROKEN_AUDIT_RULE } from "../../lab/audi
 import { requireTools } from "../tools";
 
 describe("the Docker audit rules in a real kernel (qemu)", () => {
-    it("auditctl loads the rendered file and lists every rule back; a broken file is refused", (t) => {
+    it("at boot every rule but the one inside /run/containerd loads; once containerd runs, all of them; a broken file is refused", (t) => {
         if (!requireTools(t, ...AUDITD_VM_TOOLS)) return;
         const rules = renderDockerAuditRules();
         const declared = rules.split("\n").filter((l) => l.startsWith("-"));
         assert.ok(declared.length >= 15, `too few rules rendered:\n${rules}`);
+        const insideContainerd = declared.filter((l) => l.startsWith("-w /run/containerd/"));
+        assert.ok(insideContainerd.length > 0, "the containerd socket's watch is declared");
         const vm = bootAuditctl(rules, BROKEN_AUDIT_RULE);
         assert.ok(vm.refused, `the control: auditctl accepted "${BROKEN_AUDIT_RULE.trim()}"\n${vm.console}`);
-        assert.ok(vm.loaded, `auditctl -R refused the rendered rules in ${vm.kernel}:\n${vm.console}`);
-        assert.deepEqual([...vm.listed].sort(), [...declared].sort(), `auditctl -l in ${vm.kernel} is not the rendered file:\n${vm.console}`);
+        // At boot: all but the watches whose parent does not exist yet.
+        assert.deepEqual([...vm.boot.listed].sort(), declared.filter((l) => !insideContainerd.includes(l)).sort(), `at boot, in ${vm.kernel}:\n${vm.console}`);
+        // Once containerd runs: the whole file loads and is listed back.
+        assert.equal(vm.containerd.rc, 0, `auditctl -R refused the rendered rules in ${vm.kernel}:\n${vm.console}`);
+        assert.deepEqual([...vm.containerd.listed].sort(), [...declared].sort(), `auditctl -l in ${vm.kernel} is not the rendered file:\n${vm.console}`);
     });
 });

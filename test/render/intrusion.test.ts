@@ -71,7 +71,7 @@ const net64 = (ip: string) => (ip.includes(":") ? `${ip.split(":").slice(0, 4).j
  * One line of Caddy's JSON access log for a CVE-2021-41773 probe, field for field as the gateway's
  * Caddy writes it (copied from the lab VPS's access log; addresses, times and the agent replaced).
  */
-function caddyLine(ip: string, at: Date, userAgent: string | null = "curl/7.88.1"): string {
+function caddyLine(ip: string, at: Date, userAgent: string | string[] | null = "curl/7.88.1"): string {
     return JSON.stringify({
         level: "info",
         ts: at.getTime() / 1000,
@@ -85,7 +85,7 @@ function caddyLine(ip: string, at: Date, userAgent: string | null = "curl/7.88.1
             method: "GET",
             host: "demo.citadel.test",
             uri: "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd",
-            headers: { ...(userAgent === null ? {} : { "User-Agent": [userAgent] }), Connection: ["keep-alive"] },
+            headers: { ...(userAgent === null ? {} : { "User-Agent": [userAgent].flat() }), Connection: ["keep-alive"] },
             tls: { resumed: false, version: 772, cipher_suite: 4865, proto: "", server_name: "demo.citadel.test", ech: false },
         },
         bytes_read: 0,
@@ -677,7 +677,7 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         );
     });
 
-    it("replay: a hub HTTP scenario against an IPv6 client bans its /64 (an IPv4 client its address); without the postoverflow (a fault) only the address; never a /64 that holds an ignoreIps address; a probe without a User-Agent is banned too, not without Citadel's Caddy parser (a fault); bans last banTime", (t) => {
+    it("replay: a hub HTTP scenario against an IPv6 client bans its /64 (an IPv4 client its address); without the postoverflow (a fault) only the address; never a /64 that holds an ignoreIps address; a probe whose User-Agent the hub cannot read (none, two, a quote) is banned too, not without Citadel's Caddy parser (a fault); bans last banTime", (t) => {
         if (!ready(t)) return;
         const marker = (n: number) => `192.0.2.${50 + n}`;
         const logTail = (f: string) => (fs.existsSync(path.join(dir, f)) ? `--- ${f}\n${fs.readFileSync(path.join(dir, f), "utf8").slice(-3000)}` : "");
@@ -687,7 +687,7 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
          * One replay; `swap` takes a file out of the overlay (or puts another in its place) for this
          * replay only, and puts it back even when the replay fails. `userAgent` null: none sent.
          */
-        const replay = (n: number, sources: string[], opts: { swap?: { file: string; with?: string }; userAgent?: string | null } = {}) => {
+        const replay = (n: number, sources: string[], opts: { swap?: { file: string; with?: string }; userAgent?: string | string[] | null } = {}) => {
             const log = path.join(dir, `caddy-${n}.log`);
             const at = (i: number) => new Date(Date.now() - 30_000 + i * 1000);
             fs.writeFileSync(log, [...sources.map((ip, i) => caddyLine(ip, at(i), opts.userAgent === undefined ? "curl/7.88.1" : opts.userAgent)), caddyLine(marker(n), at(sources.length))].join("\n") + "\n");
@@ -737,15 +737,32 @@ describe("the crowdsec script in namespaces", { concurrency: false }, () => {
         assert.deepEqual(near.bans("2001:db8:f:3::7"), [["Ip", "2001:db8:f:3::7"]], `no ban may cover ${IGNORED6} (intrusion.ignoreIps)`);
         assert.deepEqual(near.bans("2001:db8:f:4::7"), [["Range", "2001:db8:f:4::/64"]], "a /64 without an ignored address is still banned whole");
 
-        // A probe without a User-Agent: the hub's caddy-logs leaves the line unparsed (the node that
-        // holds its fields takes the result of its last child, the User-Agent's); Citadel's parser
-        // reads it, so the same scenario bans it. The marker line of each replay has one.
-        const noUa = replay(4, ["192.0.2.74", "2001:db8:f:5::5"], { userAgent: null });
-        assert.deepEqual(noUa.bans("192.0.2.74"), [["Ip", "192.0.2.74"]], "a probe without a User-Agent must be banned");
-        assert.deepEqual(noUa.bans("2001:db8:f:5::5"), [["Range", "2001:db8:f:5::/64"]], "over IPv6 too, as its /64");
-        // The fault: Citadel's parser gone, the same line bans nothing.
-        const hubOnly = replay(5, ["192.0.2.75"], { swap: { file: CITADEL_CADDY_PARSER }, userAgent: null });
-        assert.deepEqual(hubOnly.bans("192.0.2.75"), [], "without Citadel's Caddy parser a probe without a User-Agent must go unseen (so the parser is what bans it)");
+        // A probe whose User-Agent the hub's caddy-logs cannot read (none, two values, one with a
+        // quote): it leaves the line unparsed (the node that holds its fields takes the result of its
+        // last child, the User-Agent's); Citadel's parser reads it, so the same scenario bans it. The
+        // marker line of each replay has an ordinary one.
+        const odd: [string, string | string[] | null][] = [
+            ["192.0.2.74", null],
+            ["192.0.2.78", ["scanner/1", "scanner/2"]],
+            ["192.0.2.79", 'Mozilla/5.0 "x"'],
+        ];
+        for (const [i, [ip, ua]] of odd.entries()) {
+            const seen = replay(10 + i, [ip], { userAgent: ua });
+            assert.deepEqual(seen.bans(ip), [["Ip", ip]], `a probe with User-Agent ${JSON.stringify(ua)} must be banned`);
+            // The fault: Citadel's parser gone, the same line from another address bans nothing.
+            const other = `198.51.100.${70 + i}`;
+            const hubOnly = replay(20 + i, [other], { swap: { file: CITADEL_CADDY_PARSER }, userAgent: ua });
+            assert.deepEqual(hubOnly.bans(other), [], `without Citadel's Caddy parser a probe with User-Agent ${JSON.stringify(ua)} must go unseen (so the parser is what bans it)`);
+        }
+        const noUa6 = replay(5, ["2001:db8:f:5::5"], { userAgent: null });
+        assert.deepEqual(noUa6.bans("2001:db8:f:5::5"), [["Range", "2001:db8:f:5::/64"]], "without a User-Agent over IPv6 too, as its /64");
+        // The first value is the user agent the hub's scenarios read: a bad one first of two is still seen.
+        // (A leaky bucket of capacity 1: two such requests.)
+        const bad = replay(6, ["192.0.2.80", "192.0.2.80"], { userAgent: ["Sqlmap/1.7", "curl/7.88.1"] });
+        assert.ok(
+            bad.alerts.some((a) => a.source.value === "192.0.2.80" && a.scenario === "crowdsecurity/http-bad-user-agent"),
+            `Sqlmap as the first of two User-Agents must be seen by http-bad-user-agent:\n${JSON.stringify(bad.alerts.map((a) => [a.scenario, a.source.value]))}`,
+        );
     });
 
     it("whitelistPrivateRanges false: the script unlinks the hub whitelist, and the same private lines now end in a ban", (t) => {
