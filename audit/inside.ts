@@ -7,20 +7,10 @@ import { accessLogRolling, CADDY_LOG_DIR_HOST, CADDYFILE_CONTAINER_PATH, sizeByt
 import { postgresApps, POSTGRES_CONTAINER, REDIS_ACL_CONTAINER_PATH, REDIS_CONTAINER, redisClients } from "../components/render/data";
 import { dockerUserDrift, dockerUserRules, FORWARD6_CHAIN, FORWARD6_JUMP, forward6Rules, PUBLIC6_NAT_CHAIN, public6Drift } from "../components/render/firewall";
 import {
-    CITADEL_CADDY_PARSER,
-    CITADEL_IPV6_RANGE_POSTOVERFLOW,
-    CITADEL_SSH_REPLACES,
-    CITADEL_SSH_SCENARIOS,
-    CITADEL_SSHD_PARSER,
-    citadelCaddyParser,
-    citadelIpv6RangePostoverflow,
-    citadelSshdParser,
-    citadelSshScenarios,
     CADDY_ACCESS_LOG,
+    CITADEL_SSH_REPLACES,
     CROWDSEC_ACQUISITION,
-    crowdsecAcquisition,
-    CROWDSEC_PROFILES,
-    crowdsecProfiles,
+    crowdsecFiles,
     crowdsecWhitelist,
     CROWDSEC_WHITELIST,
     hubLink,
@@ -132,22 +122,16 @@ const inIntrusion: CheckDef = {
         const hubOn = t.inside.sh(`sudo -n test -e ${hubWhitelist} -o -L ${hubWhitelist}`).code === 0;
         if (hubOn !== t.config.intrusion.whitelistPrivateRanges)
             drift.push({ what: `${hubWhitelist} (citadel:intrusion.whitelistPrivateRanges)`, expected: t.config.intrusion.whitelistPrivateRanges ? "enabled" : "absent", actual: hubOn ? "enabled" : "absent" });
-        // Citadel's SSH parser and scenarios as rendered, and the hub's per-key scenarios they replace
-        // absent: a `cscli collections upgrade crowdsecurity/sshd` would put those back and ban operators again.
-        // The postoverflow and profiles as rendered: without either, an IPv6 client of the HTTP scenarios is banned per address;
-        // without the Caddy parser, a request without a User-Agent is seen by no HTTP scenario.
-        for (const f of [
-            { path: CITADEL_SSHD_PARSER, want: citadelSshdParser() },
-            { path: CITADEL_SSH_SCENARIOS, want: citadelSshScenarios(t.config) },
-            { path: CITADEL_CADDY_PARSER, want: citadelCaddyParser() },
-            // Its force_inotify is what makes CrowdSec tail an access log that appears after its start.
-            { path: CROWDSEC_ACQUISITION, want: crowdsecAcquisition() },
-            { path: CITADEL_IPV6_RANGE_POSTOVERFLOW, want: citadelIpv6RangePostoverflow(t.config) },
-            { path: CROWDSEC_PROFILES, want: crowdsecProfiles(t.config) },
-        ]) {
+        // Every file the step writes, as rendered (the step's own list; the whitelist, which may have to
+        // be absent, is judged below): without the acquisition's force_inotify a log created after
+        // CrowdSec's start is never read, without the postoverflow an IPv6 client of the HTTP scenarios
+        // is banned per address, without the Caddy parser some requests reach no HTTP scenario.
+        for (const f of crowdsecFiles(t.config).filter((x) => x.path !== CROWDSEC_WHITELIST)) {
             const live = t.inside.sh(`sudo -n cat ${f.path}`);
-            if (live.code !== 0 || live.stdout !== f.want) drift.push({ what: f.path, expected: "as rendered", actual: live.code !== 0 ? "absent" : "different content" });
+            if (live.code !== 0 || live.stdout !== f.content) drift.push({ what: f.path, expected: "as rendered", actual: live.code !== 0 ? "absent" : "different content" });
         }
+        // The hub's per-key SSH scenarios Citadel replaces stay absent: a `cscli collections upgrade
+        // crowdsecurity/sshd` would put them back and ban operators again.
         for (const item of CITADEL_SSH_REPLACES) {
             const link = hubLink(item).link;
             if (t.inside.sh(`sudo -n test -e ${link} -o -L ${link}`).code === 0) drift.push({ what: link, expected: `absent (${item.id} counts every rejected key: Citadel's scenarios replace it)`, actual: "enabled" });

@@ -117,7 +117,7 @@ interface UfwRule {
 
 /**
  * `ufw allow from 203.0.113.0/24 to any port 22 proto tcp`, `ufw limit 22/tcp`, `ufw deny 8001:8012/udp`,
- * and the routed form `ufw route allow to fd17:c1ad:e1::10 port 443 proto tcp` (`to`: where it is forwarded).
+ * and the routed form `ufw route allow to <GATEWAY_IPV6> port <p> proto tcp` (`to`: where it is forwarded).
  */
 export function parseUfw(line: string): UfwRule | undefined {
     const w = line.trim().split(/\s+/);

@@ -540,7 +540,7 @@ const HostSchema = obj({
         /**
          * Serve the sites over IPv6 too. The gateway's network gets a fixed ULA /64 beside its IPv4
          * subnet and the gateway a fixed address in it; Citadel's own DNAT (ip6tables nat, declared in
-         * /etc/ufw/after6.rules) sends the host's 80/443 there, so Caddy and CrowdSec see the client's
+         * /etc/ufw/after6.rules) sends the host's gateway ports (GATEWAY_PORTS) there, so Caddy and CrowdSec see the client's
          * real IPv6 address; a UFW route rule lets exactly that through, and IPv6 traffic to containers
          * is filtered and banned (per /64) like IPv4. Docker's own IPv6 NAT stays off (no `ip6tables`,
          * no `experimental`). Default true: Hetzner servers have IPv6. On a host without IPv6 the

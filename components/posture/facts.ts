@@ -41,7 +41,7 @@ export const IPV6_SOURCE_PREFIX = 64;
 /** IPv6's copy of the DOCKER-USER policy, in ip6tables' mangle table (render/firewall.ts says why). */
 export const FORWARD6_CHAIN = "CITADEL-FORWARD6";
 /**
- * IPv6 to the sites (citadel:host.docker.ipv6): Citadel's own DNAT of the host's 80/443 to the
+ * IPv6 to the sites (citadel:host.docker.ipv6): Citadel's own DNAT of the host's GATEWAY_PORTS to the
  * gateway's fixed IPv6 address, in this chain of ip6tables' nat table (after6.rules declares it,
  * after.init hooks it into PREROUTING). Docker's own IPv6 NAT (ip6tables) is not used: it needs
  * `experimental` on Debian 12's 20.10, and with a port published on "::" as well as "0.0.0.0" the
@@ -121,7 +121,7 @@ export const ROOT_UID = 0;
 export const PUBLIC_NETWORK = "citadel-public";
 /**
  * The public network's IPv6 subnet (citadel:host.docker.ipv6): a unique local /64, never routed
- * outside the host. Citadel's DNAT (PUBLIC6_NAT_CHAIN) sends the host's 80/443 to the gateway's
+ * outside the host. Citadel's DNAT (PUBLIC6_NAT_CHAIN) sends the host's GATEWAY_PORTS to the gateway's
  * address in it; the client's own address is kept (no proxy), as Docker's IPv4 NAT keeps it.
  */
 export const PUBLIC_NETWORK_IPV6_SUBNET = "fd17:c1ad:e1::/64";
@@ -131,7 +131,7 @@ export const PUBLIC_NETWORK_IPV6_SUBNET = "fd17:c1ad:e1::/64";
  * last address ("invalid bit range", measured in the lab).
  */
 export const PUBLIC_NETWORK_IPV6_DYNAMIC_RANGE = "fd17:c1ad:e1::1:0/112";
-/** The gateway's fixed IPv6 address: what PUBLIC6_NAT_CHAIN's DNAT sends the host's 80/443 to. */
+/** The gateway's fixed IPv6 address: what PUBLIC6_NAT_CHAIN's DNAT sends the host's GATEWAY_PORTS to. */
 export const GATEWAY_IPV6 = "fd17:c1ad:e1::10";
 /**
  * Its IPv4 subnet when it is dual-stack: declared too, because Docker lists the IPv4 subnet it would

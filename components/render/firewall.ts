@@ -280,7 +280,7 @@ export const PUBLIC6_NAT_JUMP = `-A PREROUTING -j ${PUBLIC6_NAT_CHAIN}`;
 export { PUBLIC6_NAT_CHAIN };
 
 /**
- * IPv6 to the sites: the host's own addresses' 80/443 sent to the gateway's fixed IPv6 address, the
+ * IPv6 to the sites: the host's own addresses' GATEWAY_PORTS sent to the gateway's fixed IPv6 address, the
  * same port, as `ip6tables -t nat -S` prints the rules. DNAT, not a proxy: Caddy and CrowdSec see the
  * client's address.
  */

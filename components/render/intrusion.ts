@@ -33,25 +33,25 @@ export const BOUNCER_KEY_PLACEHOLDER = "__CITADEL_BOUNCER_KEY__";
 export const CADDY_ACCESS_LOG = CADDY_ACCESS_LOG_HOST;
 export const CROWDSEC_DIR = "/etc/crowdsec";
 export const CROWDSEC_LAPI_URL = "http://127.0.0.1:8080/";
-export const CROWDSEC_PROFILES = "/etc/crowdsec/profiles.yaml";
-export const CROWDSEC_ACQUISITION = "/etc/crowdsec/acquis.yaml";
-export const CROWDSEC_WHITELIST = "/etc/crowdsec/parsers/s02-enrich/citadel-ignore-ips.yaml";
+export const CROWDSEC_PROFILES = `${CROWDSEC_DIR}/profiles.yaml`;
+export const CROWDSEC_ACQUISITION = `${CROWDSEC_DIR}/acquis.yaml`;
+export const CROWDSEC_WHITELIST = `${CROWDSEC_DIR}/parsers/s02-enrich/citadel-ignore-ips.yaml`;
 /** Citadel's sshd parser: the outcome lines the hub's sshd-logs leaves unparsed (a login, a MaxAuthTries disconnect). */
-export const CITADEL_SSHD_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-sshd-outcome.yaml";
+export const CITADEL_SSHD_PARSER = `${CROWDSEC_DIR}/parsers/s01-parse/citadel-sshd-outcome.yaml`;
 /** Citadel's Caddy parser: the access lines whose User-Agent the hub's caddy-logs cannot read, which it leaves unparsed. */
-export const CITADEL_CADDY_PARSER = "/etc/crowdsec/parsers/s01-parse/citadel-caddy-user-agent.yaml";
+export const CITADEL_CADDY_PARSER = `${CROWDSEC_DIR}/parsers/s01-parse/citadel-caddy-user-agent.yaml`;
 /**
  * What the hub's caddy-logs reads as a User-Agent (its grok `\["%{NOTDQUOTE:http_user_agent}\"]` on
  * the JSON of `request.headers.User-Agent`), as a Go regular expression: one value without a quote.
  */
 const HUB_CADDY_USER_AGENT = '[[]"[^"]*"[]]';
 /** Citadel's SSH scenarios, in place of the hub's ssh-bf and ssh-slow-bf (CITADEL_SSH_REPLACES). */
-export const CITADEL_SSH_SCENARIOS = "/etc/crowdsec/scenarios/citadel-ssh.yaml";
+export const CITADEL_SSH_SCENARIOS = `${CROWDSEC_DIR}/scenarios/citadel-ssh.yaml`;
 /**
  * Citadel's postoverflow: an alert of a hub scenario (they count and ban per address) against an IPv6
  * source asks for a ban of the source's /64 instead (citadelIpv6RangePostoverflow).
  */
-export const CITADEL_IPV6_RANGE_POSTOVERFLOW = "/etc/crowdsec/postoverflows/s00-enrich/citadel-ipv6-range.yaml";
+export const CITADEL_IPV6_RANGE_POSTOVERFLOW = `${CROWDSEC_DIR}/postoverflows/s00-enrich/citadel-ipv6-range.yaml`;
 /**
  * How many failed connections not followed by a login within citadel:intrusion.loginWindowSeconds
  * end in a ban (citadel/ssh-failed-no-login).
