@@ -28,4 +28,16 @@ describe("the Docker audit rules in a real kernel (qemu)", () => {
         assert.equal(vm.containerd.rc, 0, `auditctl -R refused the rendered rules in ${vm.kernel}:\n${vm.console}`);
         assert.deepEqual([...vm.containerd.listed].sort(), [...declared].sort(), `auditctl -l in ${vm.kernel} is not the rendered file:\n${vm.console}`);
     });
+
+    it("the fault: the watches inside /run/containerd moved first → at boot auditctl stops at line 1 and no rule after it loads", (t) => {
+        if (!requireTools(t, ...AUDITD_VM_TOOLS)) return;
+        const lines = renderDockerAuditRules().split("\n");
+        const inside = lines.filter((l) => l.startsWith("-w /run/containerd/"));
+        const vm = bootAuditctl([...inside, ...lines.filter((l) => !inside.includes(l))].join("\n"), BROKEN_AUDIT_RULE);
+        assert.notEqual(vm.boot.rc, 0, vm.console);
+        assert.match(vm.boot.output, /error in line 1 of/, vm.console);
+        assert.deepEqual(vm.boot.listed, [], `a failing first line must leave the rest unloaded at boot:\n${vm.console}`);
+        // Undone once containerd runs (its unit loads them again): every rule.
+        assert.equal(vm.containerd.listed.length, lines.filter((l) => l.startsWith("-")).length, vm.console);
+    });
 });
