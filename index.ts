@@ -10,6 +10,8 @@ const citadel = new Citadel("citadel", inputs);
 
 export const target = citadel.outputs.target;
 export const address = citadel.outputs.address;
+/** hcloud: the server's public IPv6 address (the audit scans it when the sites are served over IPv6). */
+export const address6 = citadel.outputs.address6;
 export const sshHostKey = citadel.outputs.sshHostKey;
 export const sshUser = citadel.outputs.sshUser;
 export const sites = citadel.outputs.sites;

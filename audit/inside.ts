@@ -91,8 +91,9 @@ const inDockerUser: CheckDef = {
         const served = t.config.host.docker.ipv6;
         const nat = t.inside.sh(`sudo -n ip6tables -t nat -S ${PUBLIC6_NAT_CHAIN}`);
         const pre = t.inside.sh("sudo -n ip6tables -t nat -S PREROUTING");
+        const output = t.inside.sh("sudo -n ip6tables -t nat -S OUTPUT");
         const fwd = t.inside.sh(`cat /proc/sys/${IPV6_FORWARD_KEY.replace(/\./g, "/")}`);
-        drift.push(...public6Drift(served, nat.code === 0 ? nat.stdout : undefined, pre.stdout, fwd.stdout.trim()));
+        drift.push(...public6Drift(served, nat.code === 0 ? nat.stdout : undefined, pre.stdout, output.stdout, fwd.stdout.trim()));
         const six = served ? `; ${GATEWAY_PORTS.join("/")} DNATed to the gateway (nat ${PUBLIC6_NAT_CHAIN}), IPv6 forwarding on` : "; no IPv6 DNAT (not served)";
         return fromDrift(drift, `${block4}; IPv6: the same in mangle ${FORWARD6_CHAIN}, jumped to from FORWARD${six}`);
     },

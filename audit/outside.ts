@@ -28,6 +28,8 @@ export interface ScanResult {
     /** Probes the scanner itself could not make (errno name → count: EMFILE, EADDRNOTAVAIL, ...). */
     faults: Record<string, number>;
     seconds: number;
+    /** Set instead of the counts when the probe's machine has no route to the address (nothing was sent). */
+    noRoute?: string;
 }
 
 /**
@@ -53,6 +55,12 @@ HOST, LO, HI, CONFIRM = ${py(address)}, ${lo}, ${hi}, ${py(opts.confirm ?? [])}
 WORKERS, TIMEOUT = ${opts.workers ?? 2000}, ${opts.timeout ?? 1.0}
 # Resolve once: a name would otherwise be looked up per port, inside each connect's timeout.
 ADDR = socket.getaddrinfo(HOST, None, type=socket.SOCK_STREAM)[0][4][0]
+# A machine with no route to the address (an operator without IPv6) says so instead of scanning: a
+# UDP connect only looks the route up, it sends nothing.
+try:
+    s = socket.socket(socket.AF_INET6 if ":" in ADDR else socket.AF_INET, socket.SOCK_DGRAM); s.connect((ADDR, 9)); s.close()
+except OSError as e:
+    print(json.dumps({"address": ADDR, "noRoute": errno.errorcode.get(e.errno, str(e.errno))})); raise SystemExit(0)
 # One descriptor per worker: raise the soft limit, or use fewer workers than it allows.
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 want = WORKERS + 64
@@ -155,11 +163,16 @@ const outPorts: CheckDef = {
         // NAT behind the mangle copy of DOCKER-USER.
         const targets: [string, string][] = [[t.address, "IPv4"], ...(t.address6 ? [[t.address6, "IPv6"] as [string, string]] : [])];
         const results = probeJson<ScanResult[]>(t.probe, parallelScanScript(targets.map(([a, label]) => scanScript(a, { confirm: expectedOver(t, label) }))), 300_000);
-        const scans = targets.map(([a, label], i) => judgeScan(t, results[i], a, label));
+        // An operator's machine without IPv6 cannot scan it: said in the evidence, not failed. The host's
+        // main address unreachable is a failure.
+        const noRoute6 = t.address6 ? results[1]?.noRoute : undefined;
+        if (results[0]?.noRoute) return { result: "fail", evidence: `no route from ${t.probe.describe} to ${t.address} (${results[0].noRoute})` };
+        const scanned = noRoute6 ? targets.slice(0, 1) : targets;
+        const scans = scanned.map(([a, label], i) => judgeScan(t, results[i], a, label));
         const failed = scans.find((s): s is { fail: string } => "fail" in s);
         if (failed) return { result: "fail", evidence: failed.fail };
         const ok = scans as { drift: Drift[]; how: string }[];
-        const six = !t.address6 ? "; IPv6 not scanned: the target gives no IPv6 address to scan" : "";
+        const six = !t.address6 ? "; IPv6 not scanned: the target gives no IPv6 address to scan" : noRoute6 ? `; IPv6 not scanned: no route from ${t.probe.describe} to ${t.address6} (${noRoute6})` : "";
         const how = `${ok.map((s) => s.how).join("; ")}, from ${t.probe.describe}${six}`;
         return fromDrift(
             ok.flatMap((s) => s.drift),

@@ -19,6 +19,7 @@ export function exec(cmd: string, args: string[], opts: { stdin?: string; timeou
 /** The non-secret stack outputs the audit reads (components/stack.ts). */
 export interface StackOutputs {
     address?: string;
+    address6?: string;
     sshHostKey?: string;
     sshUser?: string;
     sites?: string[];
@@ -101,6 +102,7 @@ export function remoteTarget(stack: string, outputs: StackOutputs): AuditTarget 
         stack,
         config,
         address: outputs.address,
+        address6: outputs.address6,
         sshHost: outputs.address,
         sshPort: port,
         exposureTcp: exposureOf(config, outputs),

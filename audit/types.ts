@@ -87,8 +87,9 @@ export interface AuditTarget {
     /** Address the probe connects to (the VPS's lab address, or the server's public address). */
     address: string;
     /**
-     * The host's IPv6 address, scanned like `address` when citadel:host.docker.ipv6 is on. Absent: the
-     * IPv6 scan is skipped with the reason (only the lab knows a routable one for its VPS today).
+     * The host's IPv6 address, scanned like `address` (hcloud: the stack's `address6` output, the ::1
+     * of the server's /64; the lab VPS: its lab address). Absent, or with no route to it from the
+     * probe: the IPv6 scan is skipped with the reason.
      */
     address6?: string;
     /** Where SSH answers from this machine (ssh client, ssh-audit): host and port. */

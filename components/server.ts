@@ -48,6 +48,8 @@ export function hostKeyScanScript(address: string, port: number, tries = 60, pau
 export class Server extends pulumi.ComponentResource {
     /** Public address the platform is reached on. */
     public readonly address: pulumi.Output<string>;
+    /** Its public IPv6 address where the target gives one (hcloud: the ::1 of the server's /64), for the audit's IPv6 scan. */
+    public readonly address6?: pulumi.Output<string>;
     /** How host steps connect (admin user, pinned host key). */
     public readonly connection: HostConnection;
     /** The pinned host key. */
@@ -87,6 +89,7 @@ export class Server extends pulumi.ComponentResource {
                     { parent: this },
                 );
                 this.address = this.hetznerServer.ipv4Address;
+                this.address6 = this.hetznerServer.ipv6Address;
                 const scan = new command.local.Command(
                     "host-key-scan",
                     {
@@ -113,6 +116,6 @@ export class Server extends pulumi.ComponentResource {
                 throw new pulumi.ResourceError(`unknown target ${String(unreachable)}`, this);
             }
         }
-        this.registerOutputs({ address: this.address, hostKey: this.hostKey });
+        this.registerOutputs({ address: this.address, ...(this.address6 ? { address6: this.address6 } : {}), hostKey: this.hostKey });
     }
 }

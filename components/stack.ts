@@ -149,6 +149,7 @@ export class Citadel extends pulumi.ComponentResource {
         this.outputs = {
             ...postureOutputs(m, secrets.epochs),
             address: this.server.address,
+            ...(this.server.address6 ? { address6: this.server.address6 } : {}),
             sshHostKey: this.server.hostKey,
         };
         this.registerOutputs(this.outputs);

@@ -3,8 +3,9 @@
 // (lab/hcloud-double/), which boots a local VPS for the server from the user_data Hetzner would get
 // and enforces the cloud firewall in front of it. Everything here is scoped by the VPS prefix
 // (CITADEL_HCLOUD_PREFIX, else CITADEL_VPS_NAME, default citadel-hcloud): the double's state, the
-// stack's state, the logs. Runs side by side also need their own CITADEL_HCLOUD_POOL and
-// CITADEL_HCLOUD_OUTSIDER_IP (lab addresses); the double listens on a free port of its own.
+// stack's state, the logs. Runs side by side also need their own CITADEL_HCLOUD_POOL,
+// CITADEL_HCLOUD_OUTSIDER_IP (lab addresses) and CITADEL_HCLOUD_IPV6_BASE (the /48 the double routes
+// its servers' /64s from); the double listens on a free port of its own.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { caddyLocalCa, exposureOf, sitesOf, sshInside, type StackOutputs } from "../audit/target";
@@ -20,7 +21,7 @@ import { runStackScript, stackImages } from "./local";
 import { harnessKey, HARNESS_KEY, run } from "./vps/common";
 import { ensureDockerd } from "./vps/dockerd";
 import { ensureVpsImage, VPS_IMAGE } from "./vps/image";
-import { LAB_NETWORK, stopVps } from "./vps/vps";
+import { LAB_NETWORK, LAB_SERVERS6, stopVps } from "./vps/vps";
 
 export const HCLOUD_STACK = "hcloud";
 /** Servers the double creates are VPSes named PREFIX-<server id> (CITADEL_HCLOUD_PREFIX, else CITADEL_VPS_NAME). */
@@ -36,6 +37,8 @@ export const HCLOUD_PROBE = `${HCLOUD_PREFIX}-probe`;
  */
 export const HCLOUD_OUTSIDER = `${HCLOUD_PREFIX}-outsider`;
 export const HCLOUD_OUTSIDER_IP = process.env.CITADEL_HCLOUD_OUTSIDER_IP ?? "172.30.99.250";
+/** The /48 this run's double routes its servers' IPv6 /64s from (server N: its N-th /64). */
+export const HCLOUD_IPV6_BASE = process.env.CITADEL_HCLOUD_IPV6_BASE ?? LAB_SERVERS6.e2e;
 /** The lab backup target this run started (lab/backup-target.ts), for every engine run of the stack. */
 const HCLOUD_BACKUP_TARGET_FILE = path.join(HCLOUD_LOG_DIR, "backup-target.json");
 
@@ -57,6 +60,13 @@ export async function removeLeftovers(): Promise<void> {
     stopBackupTarget(HCLOUD_PREFIX);
     run("docker", ["rm", "-f", HCLOUD_OUTSIDER]);
     for (const t of labRuleTables(HCLOUD_PREFIX).filter((x) => new RegExp(`^${HCLOUD_PREFIX.replace(/-/g, "_")}_[0-9]+$`).test(x))) run("nft", ["delete", "table", "inet", t]);
+    // Routes of this run's /48 whose VPS is gone (a double that died before removing its servers).
+    for (const r of routesWithin(HCLOUD_IPV6_BASE)) run("ip", ["-6", "route", "del", r]);
+}
+
+/** This machine's IPv6 routes inside base (their destinations). */
+export function routesWithin(base: string): string[] {
+    return run("ip", ["-6", "route", "show", "root", base]).stdout.split("\n").map((l) => l.trim().split(/\s+/)[0]).filter(Boolean);
 }
 
 /**
@@ -74,7 +84,7 @@ export async function startHcloudLab(): Promise<{ double: RunningDouble; config:
     const target = await startBackupTarget(HCLOUD_PREFIX, path.join(HCLOUD_LOG_DIR, "backup-keys"));
     fs.mkdirSync(HCLOUD_LOG_DIR, { recursive: true });
     fs.writeFileSync(HCLOUD_BACKUP_TARGET_FILE, JSON.stringify(target, null, 2));
-    const double = await startDouble({ scope: HCLOUD_PREFIX, pool: HCLOUD_POOL, vpsPrefix: HCLOUD_PREFIX, images: stackImages(config), fresh: true });
+    const double = await startDouble({ scope: HCLOUD_PREFIX, pool: HCLOUD_POOL, vpsPrefix: HCLOUD_PREFIX, ipv6Base: HCLOUD_IPV6_BASE, images: stackImages(config), fresh: true });
     say(`Hetzner API double on ${double.endpoint} (pid ${double.pid}), servers at ${HCLOUD_POOL}`);
     return { double, config, publicKey };
 }
@@ -116,6 +126,8 @@ export function hcloudTarget(config: StackConfig, outputs: StackOutputs): AuditT
         stack: HCLOUD_STACK,
         config,
         address: outputs.address,
+        // The server's /64 is routed to its VPS by the double (LAB_SERVERS6): scanned like a Hetzner server's.
+        address6: outputs.address6,
         sshHost: outputs.address,
         sshPort: SSH_PORT,
         exposureTcp: exposureOf(config, outputs),

@@ -110,3 +110,6 @@ export async function requireDocker(t: TestContext): Promise<{ started: boolean 
         return undefined;
     }
 }
+
+/** `x` as a regular expression that matches exactly it (for values read from constants). */
+export const reEscape = (x: string): string => x.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");

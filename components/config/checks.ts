@@ -189,7 +189,7 @@ function percentDecodes(v: string): boolean {
 }
 
 /**
- * Every image the host pulls (not the gateway it builds) referenced by tag alone, with its config
+ * Every image the host pulls (not the gateway it builds, but what that build starts from) referenced by tag alone, with its config
  * key. A tag can be moved by whoever controls the registry, and a host that already has the image
  * never fetches it again (keepLocally): a digest is what makes an update a reviewed config change that
  * re-creates the container. Not an error: the program warns with the digest form to pin.
@@ -197,6 +197,9 @@ function percentDecodes(v: string): boolean {
 export function tagOnlyImages(c: StackConfig): { key: string; image: string }[] {
     const refs: { key: string; image: string }[] = [
         ...(c.gateway.build ? [] : [{ key: "gateway.image", image: c.gateway.image }]),
+        // The build pulls these (the Dockerfile's own defaults are pinned by digest).
+        ...(c.gateway.build && c.gateway.buildFrom.goImage !== undefined ? [{ key: "gateway.buildFrom.goImage", image: c.gateway.buildFrom.goImage }] : []),
+        ...(c.gateway.build && c.gateway.buildFrom.baseImage !== undefined ? [{ key: "gateway.buildFrom.baseImage", image: c.gateway.buildFrom.baseImage }] : []),
         ...(c.postgres.enabled ? [{ key: "postgres.image", image: c.postgres.image }] : []),
         ...(c.redis.enabled ? [{ key: "redis.image", image: c.redis.image }] : []),
         ...c.apps.map((a, i) => ({ key: `apps[${i}].image`, image: a.image })),

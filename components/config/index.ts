@@ -10,8 +10,10 @@
 //   checks.ts      rules that span several keys
 //   load.ts        raw Pulumi config → typed config or `citadel:<key>: ...` errors
 //   backup.ts      citadel:backup: recipients, target, schedule, retention
+//   default-images.ts  the images pulled when the config names none, pinned by digest (and where each comes from)
 export * from "./validators";
 export * from "./schema";
 export * from "./checks";
 export * from "./load";
 export * from "./backup";
+export * from "./default-images";

@@ -5,6 +5,7 @@
 // `.prefault({})`, which parses `{}` through the object so its fields' own defaults apply.
 import { z } from "zod";
 import { BackupSchema } from "./backup";
+import { DEFAULT_MONITORING_IMAGES, DEFAULT_POSTGRES_IMAGE, DEFAULT_REDIS_IMAGE } from "./default-images";
 import { crossChecks } from "./checks";
 import { SSH_PORT } from "../posture/facts";
 import {
@@ -219,13 +220,13 @@ const GatewaySchema = obj({
     /**
      * Where that build takes its toolchain and base from (with `build`): images/caddy/Dockerfile's
      * GO_IMAGE, BASE_IMAGE and GOPROXY build arguments. Default: unset, the Dockerfile's own
-     * (Go's official image and Debian's slim image from Docker Hub, Go's default module proxy). Set
-     * them for a host without Docker Hub (a mirror, images loaded beforehand).
+     * (Go's official image and Debian's slim image from Docker Hub, each pinned by digest; Go's
+     * default module proxy). Set them for a host without Docker Hub (a mirror, images loaded beforehand).
      */
     buildFrom: obj({
-        /** The Go toolchain image of the build stage (GO_IMAGE), e.g. "golang:1.26.8-bookworm". */
+        /** The Go toolchain image of the build stage (GO_IMAGE), e.g. "golang:1.26.8-bookworm@sha256:<digest>". */
         goImage: image().optional(),
-        /** The runtime base image (BASE_IMAGE), a Debian 12, e.g. "debian:12.12-slim". */
+        /** The runtime base image (BASE_IMAGE), a Debian 12, e.g. "debian:12.15-slim@sha256:<digest>". */
         baseImage: image().optional(),
         /** GOPROXY for the module download: "off" (the Go image carries the modules), or proxy URLs (https://) with "direct"/"off", comma-separated. */
         goProxy: checked(str(), goProxyError).optional(),
@@ -317,8 +318,8 @@ const AppSchema = obj({
 const PostgresSchema = obj({
     /** Run Postgres on the internal data network. Default false. */
     enabled: bool().default(false),
-    /** Postgres image (pinned). Default "postgres:16.6-bookworm". */
-    image: image().default("postgres:16.6-bookworm"),
+    /** Postgres image (pinned). Default DEFAULT_POSTGRES_IMAGE (default-images.ts: Postgres 16 by digest). */
+    image: image().default(DEFAULT_POSTGRES_IMAGE),
     /** The Postgres container's limits (its memory settings derive from them). Default 512m, 1 CPU, 256 pids; at least 128m. */
     resources: ResourcesSchema.superRefine((r, ctx) => {
         const msg = postgresMemoryError(r.memory);
@@ -330,8 +331,8 @@ export const DEFAULT_REDIS_DISABLED = ["FLUSHALL", "FLUSHDB", "KEYS", "CONFIG", 
 const RedisSchema = obj({
     /** Run Redis on the internal data network. Default false. */
     enabled: bool().default(false),
-    /** Redis image (pinned). Default "redis:7.4.1-bookworm". */
-    image: image().default("redis:7.4.1-bookworm"),
+    /** Redis image (pinned). Default DEFAULT_REDIS_IMAGE (default-images.ts: Redis 7.4 by digest). */
+    image: image().default(DEFAULT_REDIS_IMAGE),
     /** Commands the application user may not run (denied in the ACL). Default: FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, SHUTDOWN, MONITOR, MODULE. */
     disabledCommands: z
         .array(checked(str(), (v) => (/^[A-Z][A-Z0-9_-]*$/.test(v) ? undefined : `${show(v)} is not a Redis command name in upper case (e.g. "FLUSHALL")`)))
@@ -643,12 +644,12 @@ const MonitoringSchema = obj({
      * no certificate); refused on hcloud, where alerts would cross the Internet in clear. Default false.
      */
     allowPlainHttpReceivers: bool().default(false),
-    /** Images. Defaults: the official images, pinned. */
+    /** Images. Defaults: the Prometheus project's own, pinned by digest (default-images.ts). */
     images: obj({
-        prometheus: image().default("prom/prometheus:v2.53.3"),
-        alertmanager: image().default("prom/alertmanager:v0.27.0"),
-        nodeExporter: image().default("prom/node-exporter:v1.8.2"),
-        blackboxExporter: image().default("prom/blackbox-exporter:v0.25.0"),
+        prometheus: image().default(DEFAULT_MONITORING_IMAGES.prometheus),
+        alertmanager: image().default(DEFAULT_MONITORING_IMAGES.alertmanager),
+        nodeExporter: image().default(DEFAULT_MONITORING_IMAGES.nodeExporter),
+        blackboxExporter: image().default(DEFAULT_MONITORING_IMAGES.blackboxExporter),
     }).prefault({}),
     /** Prometheus' container limits. Default 512m, 1 CPU, 256 pids. */
     prometheusResources: ResourcesSchema.prefault({ memory: "512m", cpus: 1, pids: 256 }),

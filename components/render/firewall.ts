@@ -277,6 +277,15 @@ export const FORWARD6_JUMP = `-A FORWARD -j ${FORWARD6_CHAIN}`;
 
 /** The jump into PUBLIC6_NAT_CHAIN from nat's PREROUTING, as `ip6tables -t nat -S PREROUTING` prints it. */
 export const PUBLIC6_NAT_JUMP = `-A PREROUTING -j ${PUBLIC6_NAT_CHAIN}`;
+/**
+ * What the jump from nat's OUTPUT matches: the host's own connections to its own addresses (a cron job
+ * or a health check asking for the site by its AAAA record), loopback left out as Docker's own IPv6
+ * OUTPUT rule leaves it out: a packet from ::1 cannot leave the host, so DNAT of it to the gateway
+ * would only hang the connection.
+ */
+export const PUBLIC6_OUTPUT_MATCH = ["!", "-d", "::1/128"] as const;
+/** The jump into PUBLIC6_NAT_CHAIN from nat's OUTPUT, as `ip6tables -t nat -S OUTPUT` prints it. */
+export const PUBLIC6_NAT_OUTPUT_JUMP = `-A OUTPUT ${PUBLIC6_OUTPUT_MATCH.join(" ")} -j ${PUBLIC6_NAT_CHAIN}`;
 export { PUBLIC6_NAT_CHAIN };
 
 /**
@@ -366,11 +375,11 @@ export function dockerUserDrift(liveS: string, family: IpFamily, bans: boolean, 
 /**
  * Compares the host's IPv6 DNAT to the gateway with what citadel:host.docker.ipv6 declares (the audit's
  * check): `liveChain` is `ip6tables -t nat -S PUBLIC6_NAT_CHAIN` (undefined when the chain does not
- * exist), `livePrerouting` is `ip6tables -t nat -S PREROUTING`, `forwarding` the value of
- * IPV6_FORWARD_KEY. Served: the rules exactly, the jump, forwarding on. Not served: no rule in the
- * chain where it exists (a kernel without IPv6 NAT has none).
+ * exist), `livePrerouting` and `liveOutput` are `ip6tables -t nat -S PREROUTING` and `… -S OUTPUT`,
+ * `forwarding` the value of IPV6_FORWARD_KEY. Served: the rules exactly, both jumps, forwarding on.
+ * Not served: no rule in the chain where it exists (a kernel without IPv6 NAT has none).
  */
-export function public6Drift(served: boolean, liveChain: string | undefined, livePrerouting: string, forwarding: string): DockerUserDrift[] {
+export function public6Drift(served: boolean, liveChain: string | undefined, livePrerouting: string, liveOutput: string, forwarding: string): DockerUserDrift[] {
     const drift: DockerUserDrift[] = [];
     const declared = served ? public6NatRules() : [];
     if (liveChain === undefined) {
@@ -383,8 +392,12 @@ export function public6Drift(served: boolean, liveChain: string | undefined, liv
         if (live[i] !== d) drift.push({ what: `${PUBLIC6_NAT_CHAIN} rule ${i + 1}/${declared.length}`, expected: d, actual: live[i] ?? "(missing)" });
     });
     for (const l of live.slice(declared.length)) drift.push({ what: `${PUBLIC6_NAT_CHAIN} rule`, expected: served ? "(not declared)" : "(none: the sites are not served over IPv6)", actual: l });
-    if (served && !livePrerouting.split("\n").map((l) => l.trim()).includes(PUBLIC6_NAT_JUMP)) {
-        drift.push({ what: "ip6tables nat PREROUTING", expected: PUBLIC6_NAT_JUMP, actual: "(missing: the sites are not reached over IPv6)" });
+    const jumps: [string, string, string, string][] = [
+        ["PREROUTING", livePrerouting, PUBLIC6_NAT_JUMP, "the sites are not reached over IPv6"],
+        ["OUTPUT", liveOutput, PUBLIC6_NAT_OUTPUT_JUMP, "the host's own connections to its IPv6 address do not reach the sites"],
+    ];
+    for (const [chain, live, jump, why] of jumps) {
+        if (served && !live.split("\n").map((l) => l.trim()).includes(jump)) drift.push({ what: `ip6tables nat ${chain}`, expected: jump, actual: `(missing: ${why})` });
     }
     if (served && forwarding !== "1") drift.push({ what: IPV6_FORWARD_KEY, expected: "1", actual: forwarding || "(unreadable)" });
     return drift;
@@ -409,6 +422,7 @@ export function afterInitBlock(): string {
         keyedMinutes: Math.ceil(SSH_KEYED_SECONDS / 60),
         forward6Chain: FORWARD6_CHAIN,
         public6Chain: PUBLIC6_NAT_CHAIN,
+        public6OutputMatch: PUBLIC6_OUTPUT_MATCH,
     });
 }
 
@@ -448,6 +462,7 @@ export function renderFirewall(c: StackConfig): HostScript {
         keyed6: sshKeyedBlock(6),
         forward6Chain: FORWARD6_CHAIN,
         public6Chain: PUBLIC6_NAT_CHAIN,
+        public6OutputMatch: PUBLIC6_OUTPUT_MATCH,
         gateway6: servedGateway6(c),
         ipv6Usable: ipv6UsableCheck(),
         keyedRules4: sshKeyedRules(4),

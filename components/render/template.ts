@@ -13,6 +13,8 @@ export const TEMPLATES_DIR = path.resolve(__dirname, "..", "..", "templates");
 
 const hb = Handlebars.create();
 hb.registerHelper("shq", (v: unknown) => shellQuote(String(v)));
+// Always single quotes, for words shell-quote would backslash-escape (`!`, `:`), which ShellCheck flags.
+hb.registerHelper("sq", (v: unknown) => `'${String(v).replace(/'/g, "'\\''")}'`);
 hb.registerHelper("join", (xs: unknown[], sep: unknown) => (Array.isArray(xs) ? xs.join(typeof sep === "string" ? sep : ",") : ""));
 hb.registerHelper("json", (v: unknown) => JSON.stringify(v));
 hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);

@@ -26,23 +26,26 @@ type Machines interface {
 	// Boot starts the machine from its user_data at the given lab address; it returns once the
 	// machine has booted (cloud-init done).
 	Boot(ctx context.Context, spec MachineSpec) error
-	// Power switches a booted machine: "off", "on" or "reboot".
-	Power(ctx context.Context, vps, op string) error
-	// Remove deletes the machine and everything it kept; no error when it is already gone.
-	Remove(ctx context.Context, vps string) error
+	// Power switches a booted machine: "off", "on" or "reboot". network6 is the server's IPv6
+	// /64 ("" when it has none routed), which the machine holds again after it starts.
+	Power(ctx context.Context, vps, op, network6 string) error
+	// Remove deletes the machine and everything it kept (network6's route too); no error when it is already gone.
+	Remove(ctx context.Context, vps, network6 string) error
 }
 
 type MachineSpec struct {
-	VPS      string `json:"name"`
-	Address  string `json:"address"`
+	VPS     string `json:"name"`
+	Address string `json:"address"`
+	// The server's IPv6 /64, routed to the machine, which holds its ::1 as on Hetzner; "" for none.
+	Network6 string `json:"network6,omitempty"`
 	UserData string `json:"userData"`
 }
 
 // Perimeter enforces a server's cloud firewalls in front of its machine.
 type Perimeter interface {
-	// Apply puts the union of rules in force for the machine at address; with no firewall
-	// attached (attached false) all traffic passes, as on Hetzner.
-	Apply(vps, address string, attached bool, rules []schema.FirewallRule) error
+	// Apply puts the union of rules in force for the machine at address and its IPv6 /64
+	// network6 ("" for none); with no firewall attached (attached false) all traffic passes, as on Hetzner.
+	Apply(vps, address, network6 string, attached bool, rules []schema.FirewallRule) error
 	// Remove takes away everything Apply put in place for the machine.
 	Remove(vps string) error
 }
@@ -56,6 +59,9 @@ type api struct {
 	pool []netip.Addr
 	// VPS names are <vpsPrefix>-<server id>.
 	vpsPrefix string
+	// A /48 the lab routes to its servers: server N gets <prefix>:N::/64 (its 4th group). Invalid
+	// (the zero Prefix): a documentation /64 that nothing routes.
+	ipv6Base netip.Prefix
 	// Background machine operations, so a caller (tests, shutdown) can wait for them.
 	ops sync.WaitGroup
 	// How long a machine operation may take.
@@ -678,7 +684,7 @@ func (a *api) enforce(sid int64) error {
 			rules = append(rules, f.Rules...)
 		}
 	}
-	return a.perimeter.Apply(srv.VPS, addr, len(srv.Schema.PublicNet.Firewalls) > 0, rules)
+	return a.perimeter.Apply(srv.VPS, addr, srv.Routed6, len(srv.Schema.PublicNet.Firewalls) > 0, rules)
 }
 
 func (a *api) applyFirewall(r *http.Request) (int, any, error) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,17 +86,17 @@ func (m *recordedMachines) Boot(_ context.Context, spec MachineSpec) error {
 	return m.failErr
 }
 
-func (m *recordedMachines) Power(_ context.Context, vps, op string) error {
+func (m *recordedMachines) Power(_ context.Context, vps, op, network6 string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.powers = append(m.powers, vps+" "+op)
+	m.powers = append(m.powers, strings.TrimSpace(vps+" "+op+" "+network6))
 	return nil
 }
 
-func (m *recordedMachines) Remove(_ context.Context, vps string) error {
+func (m *recordedMachines) Remove(_ context.Context, vps, network6 string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.removed = append(m.removed, vps)
+	m.removed = append(m.removed, strings.TrimSpace(vps+" "+network6))
 	return nil
 }
 
@@ -119,7 +120,7 @@ func newFixture(t *testing.T, stateFile string) *fixture {
 		t.Fatal(err)
 	}
 	m := &recordedMachines{t: t, nft: nft}
-	a := &api{st: st, token: testToken, machines: m, perimeter: &nftPerimeter{nft: nft}, pool: pool, vpsPrefix: "citadel-hcloud-test", opTimeout: time.Minute}
+	a := &api{st: st, token: testToken, machines: m, perimeter: &nftPerimeter{nft: nft}, pool: pool, vpsPrefix: "citadel-hcloud-test", ipv6Base: netip.MustParsePrefix("fd17:c1ad:9a::/48"), opTimeout: time.Minute}
 	srv := httptest.NewServer(a.routes())
 	t.Cleanup(func() {
 		a.ops.Wait()
@@ -386,15 +387,25 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatalf("server public net: %+v", srv.PublicNet)
 	}
 	vps := "citadel-hcloud-test-" + fmt.Sprint(srv.ID)
-	if len(f.machines.boots) != 1 || f.machines.boots[0].spec != (MachineSpec{VPS: vps, Address: "172.30.99.200", UserData: opts.UserData}) {
+	// The server's IPv6 /64 is routed to the machine: server N's is the base's N-th (what the
+	// provider reports as the network, and its ::1 as ipv6_address).
+	net6 := fmt.Sprintf("fd17:c1ad:9a:%x::/64", srv.ID)
+	if srv.PublicNet.IPv6.Network.String() != net6 {
+		t.Fatalf("server IPv6 network %s, want %s", srv.PublicNet.IPv6.Network, net6)
+	}
+	if len(f.machines.boots) != 1 || f.machines.boots[0].spec != (MachineSpec{VPS: vps, Address: "172.30.99.200", Network6: net6, UserData: opts.UserData}) {
 		t.Fatalf("boots: %+v", f.machines.boots)
 	}
-	// In force before the first boot, with SSH only from the admin source.
+	// In force before the first boot, with SSH only from the admin source (an IPv4 one: no IPv6
+	// rule for it), HTTPS and ICMP from anywhere in each family.
 	atBoot := f.machines.boots[0].tableAtBoot
-	for _, want := range []string{"ip daddr 172.30.99.200 jump inbound", "ip saddr 172.30.99.1 tcp dport 22 accept", "tcp dport 443 accept", "meta l4proto icmp accept", "drop"} {
+	for _, want := range []string{"ip daddr 172.30.99.200 jump inbound", "ip6 daddr " + net6 + " jump inbound", "ip saddr 172.30.99.1 tcp dport 22 accept", "meta nfproto ipv4 tcp dport 443 accept", "meta nfproto ipv6 tcp dport 443 accept", "meta l4proto icmp accept", "meta l4proto ipv6-icmp accept", "drop"} {
 		if !strings.Contains(atBoot, want) {
 			t.Fatalf("rules at boot lack %q:\n%s", want, atBoot)
 		}
+	}
+	if strings.Contains(atBoot, "dport 22") && strings.Count(atBoot, "dport 22") != 1 {
+		t.Fatalf("SSH allowed beyond the admin's IPv4 source:\n%s", atBoot)
 	}
 	fwGot, _, _ := f.client.Firewall.GetByID(ctx, fw.ID)
 	if len(fwGot.AppliedTo) != 1 || fwGot.AppliedTo[0].Server.ID != srv.ID {
@@ -450,7 +461,8 @@ func TestServerLifecycle(t *testing.T) {
 			t.Fatalf("power action: %v", err)
 		}
 	}
-	if got := strings.Join(f.machines.powers, ","); got != vps+" off,"+vps+" on,"+vps+" reboot" {
+	// Each with the server's /64, which the machine holds again after it starts.
+	if got := strings.Join(f.machines.powers, ","); got != vps+" off "+net6+","+vps+" on "+net6+","+vps+" reboot "+net6 {
 		t.Fatalf("powers: %s", got)
 	}
 	if s, _, _ := f.client.Server.GetByID(ctx, srv.ID); s.Status != hcloud.ServerStatusRunning {
@@ -462,7 +474,7 @@ func TestServerLifecycle(t *testing.T) {
 	if err != nil || f.client.Action.WaitFor(ctx, del.Action) != nil {
 		t.Fatalf("delete: %v", err)
 	}
-	if len(f.machines.removed) != 1 || f.machines.removed[0] != vps {
+	if len(f.machines.removed) != 1 || f.machines.removed[0] != vps+" "+net6 {
 		t.Fatalf("removed: %v", f.machines.removed)
 	}
 	if now := listTable(t, f.nft, vps); now != "" {

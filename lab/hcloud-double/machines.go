@@ -4,8 +4,8 @@ package main
 // double runs a driver command for each machine operation,
 //
 //	DRIVER boot            the MachineSpec as JSON on stdin; returns once cloud-init is done
-//	DRIVER power NAME OP   OP is on, off or reboot
-//	DRIVER remove NAME     no error when the VPS is already gone
+//	DRIVER power NAME OP [NETWORK6]   OP is on, off or reboot; the VPS holds NETWORK6's ::1 again after it starts
+//	DRIVER remove NAME [NETWORK6]     no error when the VPS is already gone; NETWORK6's route goes too
 //
 // and reports the driver's last output lines as the action's error when it fails.
 
@@ -41,10 +41,17 @@ func (m *commandMachines) Boot(ctx context.Context, spec MachineSpec) error {
 	return m.run(ctx, b, "boot")
 }
 
-func (m *commandMachines) Power(ctx context.Context, vps, op string) error {
-	return m.run(ctx, nil, "power", vps, op)
+func (m *commandMachines) Power(ctx context.Context, vps, op, network6 string) error {
+	return m.run(ctx, nil, withOptional([]string{"power", vps, op}, network6)...)
 }
 
-func (m *commandMachines) Remove(ctx context.Context, vps string) error {
-	return m.run(ctx, nil, "remove", vps)
+func (m *commandMachines) Remove(ctx context.Context, vps, network6 string) error {
+	return m.run(ctx, nil, withOptional([]string{"remove", vps}, network6)...)
+}
+
+func withOptional(args []string, v string) []string {
+	if v != "" {
+		return append(args, v)
+	}
+	return args
 }

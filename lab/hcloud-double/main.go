@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -29,6 +30,7 @@ func main() {
 	tokenFile := flag.String("token-file", "", "file holding the project's API token (64 characters)")
 	pool := flag.String("pool", "", "lab IPv4 addresses for servers, FIRST-LAST")
 	prefix := flag.String("vps-prefix", "citadel-hcloud", "VPS names are PREFIX-<server id>")
+	ipv6Base := flag.String("ipv6-base", "", "a /48 routed to the servers: server N gets its /64 with N as the 4th group (empty: unrouted documentation prefixes)")
 	driver := flag.String("driver", "", "command that boots, switches and removes lab VPSes (split on spaces)")
 	nft := flag.String("nft", "nft", "nft command (split on spaces)")
 	stateFile := flag.String("state", "", "keep the project's state in this JSON file")
@@ -54,12 +56,18 @@ func main() {
 	if strings.TrimSpace(*driver) == "" {
 		fail("-driver is required")
 	}
+	var base6 netip.Prefix
+	if *ipv6Base != "" {
+		if base6, err = netip.ParsePrefix(*ipv6Base); err != nil || !base6.Addr().Is6() || base6.Bits() > 48 {
+			fail("-ipv6-base: %q is not an IPv6 prefix of /48 or shorter", *ipv6Base)
+		}
+	}
 	st, err := newStore(*stateFile)
 	if err != nil {
 		fail("%v", err)
 	}
 	a := &api{
-		st: st, token: token, pool: addrs, vpsPrefix: *prefix, opTimeout: *opTimeout,
+		st: st, token: token, pool: addrs, vpsPrefix: *prefix, ipv6Base: base6, opTimeout: *opTimeout,
 		machines:  &commandMachines{driver: strings.Fields(*driver)},
 		perimeter: &nftPerimeter{nft: strings.Fields(*nft)},
 	}

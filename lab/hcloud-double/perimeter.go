@@ -6,9 +6,9 @@ package main
 // with br_netfilter) and on its output path (this machine's own connections to the VPS). Rules
 // follow Hetzner's semantics: with a firewall applied, inbound traffic is dropped unless a rule
 // allows it; outbound traffic is free unless there are outbound rules, then only those pass;
-// answers to allowed connections pass (stateful). Only IPv4 sources and destinations are rendered:
-// the lab routes no IPv6 to the VPS. The chains run before Docker's (priority filter - 10), and a
-// drop in any base chain is final.
+// answers to allowed connections pass (stateful). A rule's IPv4 networks apply to the server's
+// IPv4 address, its IPv6 networks to the server's IPv6 /64 (when the lab routes one to it). The
+// chains run before Docker's (priority filter - 10), and a drop in any base chain is final.
 
 import (
 	"bytes"
@@ -42,8 +42,8 @@ func (p *nftPerimeter) run(script string) error {
 
 // Apply replaces the VPS's table atomically (one nft transaction): declared, flushed by delete,
 // declared anew with the rules; with no firewall attached the table is just removed.
-func (p *nftPerimeter) Apply(vps, address string, attached bool, rules []schema.FirewallRule) error {
-	script, err := renderTable(vps, address, attached, rules)
+func (p *nftPerimeter) Apply(vps, address, network6 string, attached bool, rules []schema.FirewallRule) error {
+	script, err := renderTable(vps, address, network6, attached, rules)
 	if err != nil {
 		return err
 	}
@@ -55,11 +55,17 @@ func (p *nftPerimeter) Remove(vps string) error {
 	return p.run(fmt.Sprintf("table inet %s\ndelete table inet %s\n", t, t))
 }
 
-// renderTable is the nft script that puts the rules in force for address.
-func renderTable(vps, address string, attached bool, rules []schema.FirewallRule) (string, error) {
+// renderTable is the nft script that puts the rules in force for address and network6 ("" for none).
+func renderTable(vps, address, network6 string, attached bool, rules []schema.FirewallRule) (string, error) {
 	addr, err := netip.ParseAddr(address)
 	if err != nil || !addr.Is4() {
 		return "", fmt.Errorf("perimeter: %q is not an IPv4 address", address)
+	}
+	var net6 netip.Prefix
+	if network6 != "" {
+		if net6, err = netip.ParsePrefix(network6); err != nil || !net6.Addr().Is6() {
+			return "", fmt.Errorf("perimeter: %q is not an IPv6 network", network6)
+		}
 	}
 	t := tableName(vps)
 	var b strings.Builder
@@ -69,14 +75,11 @@ func renderTable(vps, address string, attached bool, rules []schema.FirewallRule
 	}
 	var in, out []string
 	for _, r := range rules {
-		line, ok := ruleLine(r)
-		if !ok {
-			continue
-		}
+		lines := ruleLines(r, net6.IsValid())
 		if r.Direction == "in" {
-			in = append(in, line)
+			in = append(in, lines...)
 		} else {
-			out = append(out, line)
+			out = append(out, lines...)
 		}
 	}
 	fmt.Fprintf(&b, "table inet %s {\n", t)
@@ -93,41 +96,67 @@ func renderTable(vps, address string, attached bool, rules []schema.FirewallRule
 		}
 		b.WriteString("    counter drop\n  }\n")
 	}
-	fmt.Fprintf(&b, "  chain forward {\n    type filter hook forward priority filter - 10; policy accept;\n    ip daddr %s jump inbound\n", addr)
+	to := fmt.Sprintf("    ip daddr %s jump inbound\n", addr)
+	from := fmt.Sprintf("    ip saddr %s jump outbound\n", addr)
+	if net6.IsValid() {
+		to += fmt.Sprintf("    ip6 daddr %s jump inbound\n", net6.Masked())
+		from += fmt.Sprintf("    ip6 saddr %s jump outbound\n", net6.Masked())
+	}
+	fmt.Fprintf(&b, "  chain forward {\n    type filter hook forward priority filter - 10; policy accept;\n%s", to)
 	if len(out) > 0 {
-		fmt.Fprintf(&b, "    ip saddr %s jump outbound\n", addr)
+		b.WriteString(from)
 	}
 	b.WriteString("  }\n")
-	fmt.Fprintf(&b, "  chain output {\n    type filter hook output priority filter - 10; policy accept;\n    ip daddr %s jump inbound\n  }\n", addr)
+	fmt.Fprintf(&b, "  chain output {\n    type filter hook output priority filter - 10; policy accept;\n%s  }\n", to)
 	b.WriteString("}\n")
 	return b.String(), nil
 }
 
-// ruleLine renders one rule's IPv4 part as an nft accept; false when it has no IPv4 networks.
-func ruleLine(r schema.FirewallRule) (string, bool) {
+// ruleLines renders one rule as nft accepts: one for its IPv4 networks, and one for its IPv6
+// networks when the server has an IPv6 network (with6); none for a family it does not name.
+func ruleLines(r schema.FirewallRule, with6 bool) []string {
+	var lines []string
+	for _, v6 := range []bool{false, true} {
+		if v6 && !with6 {
+			continue
+		}
+		if l, ok := ruleLine(r, v6); ok {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// ruleLine renders one rule's part for one family as an nft accept; false when it names no
+// network of that family. Every line names its family, so a rule for one never opens the other.
+func ruleLine(r schema.FirewallRule, v6 bool) (string, bool) {
 	nets := r.SourceIPs
 	match := "saddr"
 	if r.Direction == "out" {
 		nets, match = r.DestinationIPs, "daddr"
 	}
-	var v4 []string
-	any4 := false
+	family, nfproto, icmp := "ip", "ipv4", "icmp"
+	if v6 {
+		family, nfproto, icmp = "ip6", "ipv6", "ipv6-icmp"
+	}
+	var ps []string
+	any := false
 	for _, n := range nets {
 		p, err := netip.ParsePrefix(n)
-		if err != nil || !p.Addr().Is4() {
+		if err != nil || p.Addr().Is6() != v6 || p.Addr().Is4In6() {
 			continue
 		}
 		if p.Bits() == 0 {
-			any4 = true
+			any = true
 		}
-		v4 = append(v4, p.String())
+		ps = append(ps, p.Masked().String())
 	}
-	if len(v4) == 0 {
+	if len(ps) == 0 {
 		return "", false
 	}
-	var parts []string
-	if !any4 {
-		parts = append(parts, fmt.Sprintf("ip %s { %s }", match, strings.Join(v4, ", ")))
+	parts := []string{"meta nfproto " + nfproto}
+	if !any {
+		parts = []string{fmt.Sprintf("%s %s { %s }", family, match, strings.Join(ps, ", "))}
 	}
 	switch r.Protocol {
 	case "tcp", "udp":
@@ -137,7 +166,7 @@ func ruleLine(r schema.FirewallRule) (string, bool) {
 			parts = append(parts, "meta l4proto "+r.Protocol)
 		}
 	case "icmp":
-		parts = append(parts, "meta l4proto icmp")
+		parts = append(parts, "meta l4proto "+icmp)
 	case "esp", "gre":
 		parts = append(parts, "meta l4proto "+r.Protocol)
 	default:

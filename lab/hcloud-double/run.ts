@@ -24,6 +24,8 @@ export interface DoubleOptions {
     pool: string;
     /** VPS names are PREFIX-<server id>. */
     vpsPrefix: string;
+    /** A /48 routed to the servers (lab/vps LAB_SERVERS6: one per double): server N's IPv6 /64 is its N-th. */
+    ipv6Base: string;
     /** Images to load into each new VPS's engine (the stack's; the lab has no registry). */
     images?: string[];
     /** 127.0.0.1 port to serve on (0: any free one). */
@@ -59,6 +61,7 @@ export async function startDouble(opts: DoubleOptions): Promise<RunningDouble> {
             "-token-file", tokenFile,
             "-pool", opts.pool,
             "-vps-prefix", opts.vpsPrefix,
+            "-ipv6-base", opts.ipv6Base,
             "-driver", `${tsx} ${path.join(SRC, "driver.ts")}`,
             "-state", path.join(dir, "state.json"),
         ],

@@ -47,6 +47,17 @@ func (a *api) listServers(r *http.Request) (int, any, error) {
 	}{schema.ServerListResponse{Servers: nonNil(page)}, meta}, nil
 }
 
+// network6 is server id's IPv6 /64 inside ipv6Base (id in its 4th group); false without a base or
+// for an id that does not fit.
+func (a *api) network6(id int64) (netip.Prefix, bool) {
+	if !a.ipv6Base.IsValid() || a.ipv6Base.Bits() > 48 || id <= 0 || id > 0xffff {
+		return netip.Prefix{}, false
+	}
+	b := a.ipv6Base.Masked().Addr().As16()
+	b[6], b[7] = byte(id>>8), byte(id)
+	return netip.PrefixFrom(netip.AddrFrom16(b), 64), true
+}
+
 // freeAddress is the first pool address no server holds; the caller holds mu.
 func (a *api) freeAddress() (netip.Addr, bool) {
 	used := map[string]bool{}
@@ -144,8 +155,18 @@ func (a *api) createServer(r *http.Request) (int, any, error) {
 		srv.Schema.PublicNet.IPv4 = schema.ServerPublicNetIPv4{ID: a.st.id(), IP: addr.String(), DNSPtr: "static." + addr.String() + ".lab.invalid"}
 	}
 	if enableV6 {
-		// Documentation prefix: the lab routes no IPv6 to the VPS, and says so by the address.
-		srv.Schema.PublicNet.IPv6 = schema.ServerPublicNetIPv6{ID: a.st.id(), IP: fmt.Sprintf("2001:db8:%x::/64", id), DNSPtr: []schema.ServerPublicNetIPv6DNSPtr{}}
+		network := fmt.Sprintf("2001:db8:%x::/64", id)
+		if a.ipv6Base.IsValid() {
+			n, ok := a.network6(id)
+			if !ok {
+				return 0, nil, &apiError{status: 422, code: "resource_unavailable", message: fmt.Sprintf("no lab IPv6 /64 left for server %d in %s", id, a.ipv6Base)}
+			}
+			// Routed by the lab to the machine, which holds its ::1 (Hetzner's convention, what the
+			// provider reports as ipv6_address).
+			network, srv.Routed6 = n.String(), n.String()
+		}
+		// Otherwise a documentation prefix: the lab routes no IPv6 to the VPS, and says so by the address.
+		srv.Schema.PublicNet.IPv6 = schema.ServerPublicNetIPv6{ID: a.st.id(), IP: network, DNSPtr: []schema.ServerPublicNetIPv6DNSPtr{}}
 	}
 	a.st.s.Servers[id] = srv
 	act := a.st.newAction("create_server", ref("server", id))
@@ -176,7 +197,7 @@ func idOrName(v schema.IDOrName) string {
 // boot starts the server's machine from its user_data: first boot, or power-on of one never booted.
 func (a *api) boot(ctx context.Context, srv *server) error {
 	a.st.mu.Lock()
-	spec := MachineSpec{VPS: srv.VPS, Address: srv.Schema.PublicNet.IPv4.IP, UserData: srv.UserData}
+	spec := MachineSpec{VPS: srv.VPS, Address: srv.Schema.PublicNet.IPv4.IP, Network6: srv.Routed6, UserData: srv.UserData}
 	err := a.enforce(srv.Schema.ID)
 	a.st.mu.Unlock()
 	if err != nil {
@@ -281,7 +302,7 @@ func (a *api) deleteServer(r *http.Request) (int, any, error) {
 		defer s.busy.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), a.opTimeout)
 		defer cancel()
-		err := a.machines.Remove(ctx, s.VPS)
+		err := a.machines.Remove(ctx, s.VPS, s.Routed6)
 		a.st.mu.Lock()
 		defer a.st.mu.Unlock()
 		if err == nil {
@@ -322,20 +343,20 @@ func (a *api) powerAction(op string) func(*http.Request) (int, any, error) {
 		case op == "poweron" && !s.Booted:
 			a.background(s, act, "starting", "running", "off", func(ctx context.Context) error { return a.boot(ctx, s) })
 		case op == "poweron":
-			a.background(s, act, "starting", "running", "off", func(ctx context.Context) error { return a.machines.Power(ctx, s.VPS, "on") })
+			a.background(s, act, "starting", "running", "off", func(ctx context.Context) error { return a.machines.Power(ctx, s.VPS, "on", s.Routed6) })
 		case op == "poweroff" || op == "shutdown":
 			a.background(s, act, "stopping", "off", s.Schema.Status, func(ctx context.Context) error {
 				if !s.Booted {
 					return nil
 				}
-				return a.machines.Power(ctx, s.VPS, "off")
+				return a.machines.Power(ctx, s.VPS, "off", s.Routed6)
 			})
 		default: // reboot, reset: a running server comes back running; an off one is started
 			a.background(s, act, "starting", "running", "off", func(ctx context.Context) error {
 				if !s.Booted {
 					return a.boot(ctx, s)
 				}
-				return a.machines.Power(ctx, s.VPS, "reboot")
+				return a.machines.Power(ctx, s.VPS, "reboot", s.Routed6)
 			})
 		}
 		a.st.save()

@@ -21,6 +21,8 @@ type server struct {
 	UserData string `json:"user_data"`
 	// The lab VPS (container) behind this server.
 	VPS string `json:"vps"`
+	// The server's IPv6 /64 when the lab routes it to the machine ("" for the unrouted documentation prefix).
+	Routed6 string `json:"routed6,omitempty"`
 	// Whether the machine was ever started (start_after_create false leaves it off until poweron).
 	Booted bool `json:"booted"`
 	// Held while a machine operation (boot, power, delete) runs, so they never overlap.

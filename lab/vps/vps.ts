@@ -25,6 +25,12 @@ export const LAB_GATEWAY = "172.30.99.1";
  */
 export const LAB_SUBNET6 = "fd17:c1ad:99::/64";
 export const LAB_GATEWAY6 = "fd17:c1ad:99::1";
+/**
+ * /48s the Hetzner API double routes to its servers (server N gets its 4th group's /64, and holds
+ * its ::1, as a Hetzner server holds its /64's): one per double, so two doubles never route the
+ * same /64. Outside LAB_SUBNET6 and the stack's own ULA.
+ */
+export const LAB_SERVERS6 = { perimeter: "fd17:c1ad:9a::/48", e2e: "fd17:c1ad:9b::/48" } as const;
 const VPS_LABEL = "org.citadel.vps";
 const BOOT_TIMEOUT_MS = 90_000;
 
@@ -149,12 +155,19 @@ function hostPort(name: string, inner: number): number {
     return Number(m[1]);
 }
 
+/** A container's settings on LAB_NETWORK, for `docker inspect --format`. */
+const LAB_SETTINGS = `(index .NetworkSettings.Networks "${LAB_NETWORK}")`;
+
 function inspectInfo(name: string): Pick<VpsInfo, "containerId" | "address" | "address6"> {
-    const lab = `(index .NetworkSettings.Networks "${LAB_NETWORK}")`;
-    const out = runOk("docker", ["inspect", "--format", `{{.Id}} {{${lab}.IPAddress}} {{${lab}.GlobalIPv6Address}}`, name]).trim();
+    const out = runOk("docker", ["inspect", "--format", `{{.Id}} {{${LAB_SETTINGS}.IPAddress}} {{${LAB_SETTINGS}.GlobalIPv6Address}}`, name]).trim();
     const [containerId, address, address6] = out.split(" ");
     if (!containerId || !address || !address6) throw new Error(`citadel: vps: ${name} has no IPv4 and IPv6 address on ${LAB_NETWORK}: ${out}`);
     return { containerId, address, address6 };
+}
+
+/** A container's IPv6 address on LAB_NETWORK ("" when it has none, or is gone). */
+export function labAddress6(name: string): string {
+    return run("docker", ["inspect", "--format", `{{${LAB_SETTINGS}.GlobalIPv6Address}}`, name], { timeout: 30_000 }).stdout.trim();
 }
 
 function readHostKey(name: string): string | undefined {

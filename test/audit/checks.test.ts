@@ -293,6 +293,15 @@ describe("out-ports: a scan that could not see is never a pass", () => {
         assert.ok(r.checks[0].drift?.some((d) => d.what === "tcp6/22" && d.expected === "closed"), JSON.stringify(r.checks[0].drift));
         const fine = { ...target, probe: { describe: "recorded scans", python: () => ({ code: 0, stdout: JSON.stringify([v4, { ...v6, open: [80, 443] }]), stderr: "" }) } };
         assert.equal((await runAudit(fine, { only: ["out-ports"] })).checks[0].result, "pass");
+        // An operator's machine with no IPv6 route: IPv6 is said to be unscanned, not judged; no route
+        // to the host's main address fails.
+        const noRoute = (results: unknown[]) => ({ ...target, probe: { describe: "recorded scans", python: () => ({ code: 0, stdout: JSON.stringify(results), stderr: "" }) } });
+        const no6fine = (await runAudit(noRoute([v4, { address: "2001:db8::1", noRoute: "ENETUNREACH" }]), { only: ["out-ports"] })).checks[0];
+        assert.equal(no6fine.result, "pass", JSON.stringify(no6fine));
+        assert.match(no6fine.evidence, /IPv6 not scanned: no route from recorded scans to 2001:db8::1 \(ENETUNREACH\)/, JSON.stringify(no6fine));
+        const no4 = (await runAudit(noRoute([{ address: "192.0.2.1", noRoute: "ENETUNREACH" }, { ...v6, open: [80, 443] }]), { only: ["out-ports"] })).checks[0];
+        assert.equal(no4.result, "fail");
+        assert.match(no4.evidence, /no route from recorded scans to /);
     });
     it("passes on a reliable scan of exactly the declared ports, even one that needed a second pass", async () => {
         for (const over of [{}, { lateOpen: [443], passes: 2 }]) {

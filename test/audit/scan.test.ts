@@ -61,6 +61,19 @@ describe("audit scanner: full connect scan in a namespace of its own", () => {
         assert.deepEqual(res.faults, {}, r.stdout);
     });
 
+    it("says it has no route instead of scanning when the probe's machine cannot reach the address (an operator without IPv6)", (t) => {
+        if (!requireRoot(t, "network namespace") || !requireTools(t, "unshare", "ip", "python3", "timeout")) return;
+        // A namespace of its own has no IPv6 route to a global address: nothing is probed.
+        const r = scanInNamespace([], scanScript("2001:db8::1", { ports: [1, 100], workers: 50, timeout: 0.5 }));
+        assert.equal(r.code, 0, r.stderr);
+        const res = JSON.parse(r.stdout.trim()) as ScanResult;
+        assert.equal(res.noRoute, "ENETUNREACH", r.stdout);
+        // Control: the same namespace scans its own loopback (a route exists), with no noRoute.
+        const lo = JSON.parse(scanInNamespace([], scanScript("127.0.0.1", { ports: [1, 100], workers: 50, timeout: 0.5 })).stdout.trim()) as ScanResult;
+        assert.equal(lo.noRoute, undefined);
+        assert.equal(lo.refused + lo.timedOut + lo.open.length, 100);
+    });
+
     it("fits its workers to a low descriptor limit instead of calling ports closed it never probed", (t) => {
         if (!requireRoot(t, "network namespace") || !requireTools(t, "unshare", "ip", "python3", "timeout")) return;
         // 500 workers under a hard limit of 100 descriptors: without fitting, most probes would fail with EMFILE.

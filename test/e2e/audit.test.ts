@@ -8,11 +8,12 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CHECKLIST } from "../../audit/checklist";
 import { shellQuote } from "../../components/render/template";
+import { PUBLIC6_NAT_JUMP, PUBLIC6_NAT_OUTPUT_JUMP } from "../../components/render/firewall";
 import { appContainerName, CADDY_ADMIN_PORT, dataNetworkName, EGRESS_NETWORK, NO_ICC_OPTION, GATEWAY_CONTAINER, GATEWAY_UID, POSTGRES_CONTAINER, PUBLIC_NETWORK, REDIS_CONTAINER, SECRETS_DIR } from "../../components/posture/facts";
 import type { AuditReport } from "../../audit/run";
 import { postgresApps } from "../../components/render/data";
 import type { AuditTarget } from "../../audit/types";
-import { IN_CI, which, pulumiMissing } from "../tools";
+import { IN_CI, reEscape, which, pulumiMissing } from "../tools";
 
 // Our own VPS and ports, so the audit test never meets the demo's (or CI's) `citadel-local`.
 process.env.CITADEL_VPS_NAME ??= "citadel-audit";
@@ -508,18 +509,19 @@ describe("audit of the local VPS", { skip, timeout: 20 * 60_000 }, () => {
             repair: "ufw reload >/dev/null && systemctl restart crowdsec-firewall-bouncer",
         }));
 
-    // IPv6 to the sites (served by default): the DNAT's jump taken out of nat PREROUTING and IPv6
-    // forwarding turned off (net.* is the VPS's own network namespace, writable as on a real host).
-    it("fault: the IPv6 DNAT's jump deleted and IPv6 forwarding off → in-docker-user", () =>
+    // IPv6 to the sites (served by default): the DNAT's jumps taken out of nat PREROUTING and OUTPUT,
+    // and IPv6 forwarding turned off (net.* is the VPS's own network namespace, writable as on a real host).
+    it("fault: the IPv6 DNAT's jumps deleted and IPv6 forwarding off → in-docker-user", () =>
         fault({
             only: ["in-docker-user"],
             expect: {
                 "in-docker-user": [
-                    /^ip6tables nat PREROUTING: expected -A PREROUTING -j CITADEL-PUBLIC6 \| actual \(missing: the sites are not reached over IPv6\)$/,
+                    new RegExp(`^ip6tables nat PREROUTING: expected ${reEscape(PUBLIC6_NAT_JUMP)} \\| actual \\(missing: the sites are not reached over IPv6\\)$`),
+                    new RegExp(`^ip6tables nat OUTPUT: expected ${reEscape(PUBLIC6_NAT_OUTPUT_JUMP)} \\| actual \\(missing: the host's own connections to its IPv6 address do not reach the sites\\)$`),
                     /^net\.ipv6\.conf\.all\.forwarding: expected 1 \| actual 0$/,
                 ],
             },
-            inject: "ip6tables -t nat -D PREROUTING -j CITADEL-PUBLIC6 && sysctl -qw net.ipv6.conf.all.forwarding=0",
+            inject: [PUBLIC6_NAT_JUMP, PUBLIC6_NAT_OUTPUT_JUMP].map((j) => `ip6tables -t nat ${j.replace(/^-A /, "-D ")}`).join(" && ") + " && sysctl -qw net.ipv6.conf.all.forwarding=0",
             // UFW's after.init hooks the chain back in at each load; Docker set forwarding when it made the network.
             repair: "sysctl -qw net.ipv6.conf.all.forwarding=1; ufw reload >/dev/null",
         }));

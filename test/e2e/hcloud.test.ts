@@ -65,14 +65,20 @@ describe("e2e: the Hetzner path (hcloud target) against the lab's API double", {
         assert.deepEqual(failedIds(report), [], `audit failed; see ${logRel(log)}`);
         assert.ok(report.summary.pass >= 20, `only ${report.summary.pass} checks passed; see ${logRel(log)}`);
         for (const id of ["atk-perimeter-ssh", "atk-perimeter-port"]) assert.equal(report.checks.find((c) => c.id === id)?.result, "pass", `${id}; see ${logRel(log)}`);
+        // The server's IPv6 address (the stack's address6 output, routed by the double) was scanned
+        // too, through the cloud firewall and Citadel's DNAT: the sites only (SSH is for IPv4 admin sources).
+        assert.ok(new RegExp(`^${lab.HCLOUD_IPV6_BASE.replace(/::\/48$/, "")}:[0-9a-f]+::1$`).test(outputs.address6 ?? ""), `the stack's address6 output ${outputs.address6} is not the ::1 of a /64 the double routes`);
+        const ports = report.checks.find((c) => c.id === "out-ports")?.evidence ?? "";
+        assert.ok(ports.includes(`IPv6 ${outputs.address6} open: 80,443 (`), `out-ports did not find exactly 80,443 over IPv6: ${ports}`);
         return report;
     };
-    /** Nothing of the stack is left: no server/firewall/key in the double, no VPS, no nftables table. */
+    /** Nothing of the stack is left: no server/firewall/key in the double, no VPS, no nftables table, no /64 route. */
     const nothingLeft = async () => {
         assert.deepEqual(await lab.doubleResources(double), { servers: [], firewalls: [], ssh_keys: [] }, "resources left in the double");
         const vpses = run("docker", ["ps", "-a", "--format", "{{.Names}}"]).stdout.split("\n").filter((n) => new RegExp(`^${lab.HCLOUD_PREFIX}-[0-9]+$`).test(n));
         assert.deepEqual(vpses, [], "VPSes left");
         assert.deepEqual(hd.labRuleTables(lab.HCLOUD_PREFIX), [], "lab firewall rules left");
+        assert.deepEqual(lab.routesWithin(lab.HCLOUD_IPV6_BASE), [], "routes of the servers' IPv6 /64s left");
     };
 
     before(async () => {

@@ -138,6 +138,10 @@ except Exception as e:
         assert.match(res.body, /hello from citadel demo/);
         assert.equal(res.headers["strict-transport-security"], "max-age=31536000; includeSubDomains; preload");
         assert.match(res.headers["content-security-policy"], /default-src 'self'/);
+        // The host's own connection to its IPv6 address (nat OUTPUT's jump): Caddy answers on 80 with
+        // its redirect (nothing on the host itself listens on IPv6 80/443: the ports are published on IPv4).
+        const own = ssh(`timeout 5 bash -c 'exec 3<>/dev/tcp/${info.address6}/80 && printf "GET / HTTP/1.0\\r\\nHost: demo.citadel.test\\r\\n\\r\\n" >&3 && head -n 1 <&3'`);
+        assert.match(own.stdout, /^HTTP\/1\.[01] 30[178]/, `the host's own request to its IPv6 address did not reach Caddy: ${own.stdout}${own.stderr}`);
         // Caddy saw the client's own IPv6 address (DNAT, not a proxy): what CrowdSec bans and rate limits key on.
         const seen = ssh(`sudo -n tail -n 50 ${CADDY_ACCESS_LOG_HOST}`);
         assert.ok(seen.stdout.includes(`"remote_ip":"${LAB_GATEWAY6}"`), `the access log does not name ${LAB_GATEWAY6}:\n${seen.stdout.slice(-1500)}`);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { IN_CI, run, tmpDir } from "../tools";
+import { IN_CI, reEscape, run, tmpDir } from "../tools";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const BUILT = path.join(ROOT, ".cache", "engine", "bin");
@@ -80,7 +80,7 @@ describe("the Pulumi CLI on PATH is used; the lab build is the fallback", { skip
         assert.equal(r.code, 0, r.stderr.slice(-3000));
         assert.match(r.stderr, /\[prereqs\] Pulumi CLI: .*\/bin\/pulumi \(installed; CITADEL_ENGINE=built builds the lab engine instead\)/);
         assert.doesNotMatch(r.stderr, /^engine: /m, "the lab engine's build did not run");
-        assert.match(r.stderr, new RegExp(`citadel: Pulumi CLI: ${userBin.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/pulumi \\(installed\\)`));
+        assert.match(r.stderr, new RegExp(`citadel: Pulumi CLI: ${reEscape(userBin)}/pulumi \\(installed\\)`));
         const log = fs.readFileSync(calls, "utf8");
         assert.match(log, /^preview --non-interactive --diff --json --stack prod$/m, `the preview went through the user's CLI:\n${log}`);
         const steps = (JSON.parse(r.stdout) as { steps: { urn: string }[] }).steps;

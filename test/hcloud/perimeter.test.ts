@@ -21,7 +21,7 @@ import { renderCloudInit } from "../../components/render/cloudinit";
 import { harnessKey } from "../../lab/vps/common";
 import { dockerReady, ensureDockerd, stopDockerd } from "../../lab/vps/dockerd";
 import { ensureVpsImage, VPS_IMAGE } from "../../lab/vps/image";
-import { containerState, LAB_GATEWAY, LAB_NETWORK } from "../../lab/vps/vps";
+import { containerState, LAB_GATEWAY, LAB_NETWORK, LAB_SERVERS6, labAddress6 } from "../../lab/vps/vps";
 
 const PREFIX = "citadel-hcloud-fw";
 const PROBE = "citadel-hcloud-fw-probe";
@@ -48,7 +48,7 @@ test("hcloud-double: a server is a real VPS behind a real cloud firewall, and de
     const startedDockerd = !dockerReady();
     await ensureDockerd();
     await ensureVpsImage();
-    const double: RunningDouble = await startDouble({ scope: PREFIX, pool: `${ADDRESS}-172.30.99.241`, vpsPrefix: PREFIX, fresh: true });
+    const double: RunningDouble = await startDouble({ scope: PREFIX, pool: `${ADDRESS}-172.30.99.241`, vpsPrefix: PREFIX, ipv6Base: LAB_SERVERS6.perimeter, fresh: true });
     let serverId: number | undefined;
     try {
         const key = await api(double, "POST", "/ssh_keys", { name: "admin", public_key: fs.readFileSync(harnessKey(), "utf8").trim() });
@@ -79,7 +79,8 @@ test("hcloud-double: a server is a real VPS behind a real cloud firewall, and de
         assert.equal(spawnSync("docker", ["port", vps], { encoding: "utf8" }).stdout.trim(), "", "a double's VPS publishes nothing on this machine");
 
         // Listeners inside a VPS that filters nothing: SSH (22), HTTPS (443) and an app port (8001).
-        for (const port of [443, 8001]) spawnSync("docker", ["exec", "-d", vps, "python3", "-m", "http.server", "--bind", "0.0.0.0", String(port)]);
+        // (Bound to "::": dual-stack, so the same listeners answer over IPv6 below.)
+        for (const port of [443, 8001]) spawnSync("docker", ["exec", "-d", vps, "python3", "-m", "http.server", "--bind", "::", String(port)]);
         const probe = containerProbe(LAB_NETWORK, VPS_IMAGE, PROBE);
         const from = (p: typeof probe, port: number) => tcpOpen(p, ADDRESS, port);
         await new Promise((r) => setTimeout(r, 1_000));
@@ -90,6 +91,19 @@ test("hcloud-double: a server is a real VPS behind a real cloud firewall, and de
         assert.deepEqual(from(probe, 443), { open: true, err: "" }, "HTTPS from anywhere");
         assert.deepEqual(from(probe, 8001), { open: false, err: "TimeoutError" }, "a port the perimeter does not allow, open on the host");
         assert.deepEqual(from(localProbe, 8001), { open: false, err: "TimeoutError" }, "8001 from the admin source: not allowed either");
+        // IPv6: the server's /64 is routed to the VPS, which holds its ::1 (what the provider reports
+        // as ipv6_address); the same rules in force over IPv6: HTTPS from anywhere, SSH only from the
+        // admin source, which is an IPv4 one, so no IPv6 source reaches it; 8001 dropped.
+        const net6 = server.public_net.ipv6.ip as string;
+        assert.ok(new RegExp(`^${LAB_SERVERS6.perimeter.replace(/::\/48$/, "")}:[0-9a-f]+::/64$`).test(net6), `the server's /64 ${net6} is not inside the double's routed /48`);
+        const addr6 = net6.replace(/\/64$/, "1");
+        const route = spawnSync("ip", ["-6", "route", "show", net6], { encoding: "utf8" }).stdout.trim();
+        const lab6 = labAddress6(vps);
+        assert.ok(lab6 && route.includes(`via ${lab6} `), `no route of ${net6} via the VPS's lab address ${lab6}: ${route}`);
+        assert.deepEqual(tcpOpen(probe, addr6, 443), { open: true, err: "" }, "HTTPS over IPv6 from anywhere");
+        assert.deepEqual(tcpOpen(probe, addr6, 22), { open: false, err: "TimeoutError" }, "SSH over IPv6 must be dropped by the perimeter (the admin source is IPv4)");
+        assert.deepEqual(tcpOpen(probe, addr6, 8001), { open: false, err: "TimeoutError" }, "a port the perimeter does not allow, over IPv6");
+        assert.deepEqual(tcpOpen(localProbe, addr6, 22), { open: false, err: "TimeoutError" }, "SSH over IPv6 from this machine too");
         const table = spawnSync("nft", ["list", "table", "inet", vps.replace(/-/g, "_")], { encoding: "utf8" }).stdout;
         assert.match(table, /counter packets [1-9]\d* bytes \d+ drop/, `the perimeter's drop counter did not move:\n${table}`);
 
@@ -97,21 +111,33 @@ test("hcloud-double: a server is a real VPS behind a real cloud firewall, and de
         const widen = await api(double, "POST", `/firewalls/${fw.json.firewall.id}/actions/set_rules`, { rules: [...RULES, inRule("tcp", "8001", "0.0.0.0/0")] });
         assert.equal(widen.status, 201, JSON.stringify(widen.json));
         assert.deepEqual(from(probe, 8001), { open: true, err: "" }, "8001 once the firewall allows it");
+        assert.deepEqual(tcpOpen(probe, addr6, 8001), { open: false, err: "TimeoutError" }, "an IPv4-only rule opens nothing over IPv6");
         await api(double, "POST", `/firewalls/${fw.json.firewall.id}/actions/set_rules`, { rules: RULES });
         assert.deepEqual(from(probe, 8001), { open: false, err: "TimeoutError" }, "8001 after the rule is gone");
         // Without a firewall Hetzner filters nothing: neither does the double.
         await api(double, "POST", `/firewalls/${fw.json.firewall.id}/actions/remove_from_resources`, { remove_from: [{ type: "server", server: { id: serverId } }] });
         assert.deepEqual(from(probe, 22), { open: true, err: "" }, "SSH with no firewall applied");
+        assert.deepEqual(tcpOpen(probe, addr6, 8001), { open: true, err: "" }, "8001 over IPv6 with no firewall applied (so the perimeter is what dropped it)");
         assert.deepEqual(labRuleTables(vps), []);
         const again = await api(double, "POST", `/firewalls/${fw.json.firewall.id}/actions/apply_to_resources`, { apply_to: [{ type: "server", server: { id: serverId } }] });
         assert.equal(again.status, 201);
         assert.deepEqual(from(probe, 22), { open: false, err: "TimeoutError" }, "SSH once the firewall is applied again");
+
+        // A reboot through the API: the restarted container has lost the /64's ::1, and the driver puts
+        // it back, with the route to the VPS's (possibly new) lab address.
+        const reboot = await api(double, "POST", `/servers/${serverId}/actions/reboot`);
+        assert.equal((await waitAction(double, reboot.json.action.id)).status, "success", JSON.stringify(reboot.json));
+        const held = spawnSync("docker", ["exec", vps, "ip", "-o", "-6", "addr", "show", "to", `${addr6}/128`], { encoding: "utf8" }).stdout;
+        assert.ok(held.includes(`${addr6}/64`), `after the reboot the VPS does not hold ${addr6}: ${held}`);
+        assert.ok(spawnSync("ip", ["-6", "route", "show", net6], { encoding: "utf8" }).stdout.includes(`via ${labAddress6(vps)} `), "after the reboot the /64 is not routed to the VPS's lab address");
+        assert.deepEqual(tcpOpen(probe, addr6, 22), { open: false, err: "TimeoutError" }, "SSH over IPv6 after the reboot: still dropped by the perimeter");
 
         // Delete: the VPS and its rules go; then the firewall and the key.
         const del = await api(double, "DELETE", `/servers/${serverId}`);
         assert.equal((await waitAction(double, del.json.action.id)).status, "success");
         serverId = undefined;
         assert.equal(containerState(vps), undefined, "the VPS is still there");
+        assert.equal(spawnSync("ip", ["-6", "route", "show", net6], { encoding: "utf8" }).stdout.trim(), "", "the /64's route is left");
         assert.deepEqual(labRuleTables(PREFIX), [], "nftables tables left");
         assert.equal((await api(double, "DELETE", `/firewalls/${fw.json.firewall.id}`)).status, 204);
         assert.equal((await api(double, "DELETE", `/ssh_keys/${key.json.ssh_key.id}`)).status, 204);

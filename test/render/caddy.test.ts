@@ -174,9 +174,9 @@ describe("Caddy build (images/caddy)", () => {
 
     it("the Dockerfile builds the same module and runs it unprivileged with the renderer's contract", () => {
         const df = fs.readFileSync(path.join(REPO, "images", "caddy", "Dockerfile"), "utf8");
-        // Base images are overridable (local VPS) and pinned by default (no `latest`, a version tag).
-        assert.match(df, /^ARG GO_IMAGE=golang:\d+\.\d+\.\d+\S*$/m);
-        assert.match(df, /^ARG BASE_IMAGE=debian:\d+\.\d+-slim$/m);
+        // Base images are overridable (local VPS) and pinned by default (a version tag and its digest).
+        assert.match(df, /^ARG GO_IMAGE=golang:\d+\.\d+\.\d+\S*@sha256:[a-f0-9]{64}$/m);
+        assert.match(df, /^ARG BASE_IMAGE=debian:\d+\.\d+-slim@sha256:[a-f0-9]{64}$/m);
         assert.match(df, /^FROM \$\{GO_IMAGE\} AS build$/m);
         assert.match(df, /^FROM \$\{BASE_IMAGE\}$/m);
         assert.match(df, /^COPY go\.mod go\.sum \.\/$/m);

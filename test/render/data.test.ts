@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
-import { parseConfigOrThrow, StackConfig } from "../../components/config";
+import { DEFAULT_POSTGRES_IMAGE, DEFAULT_REDIS_IMAGE, parseConfigOrThrow, StackConfig } from "../../components/config";
 import {
     DATA_UID,
     POSTGRES_LEGACY_INITDB_HOST_DIR,
@@ -36,7 +36,11 @@ import {
 } from "../../components/render/data";
 import { POSTGRES_CONTAINER, secretFilePath } from "../../components/posture/facts";
 import { prodConfig, prodRaw, prodWith } from "../fixtures";
-import { freePort, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
+import { freePort, reEscape, requireTool, run, RunResult, tmpDir, waitFor, requireRoot as requireRootAs, shellcheck } from "../tools";
+
+/** The default image as it appears in a log line (by digest: components/config/default-images.ts). */
+const PG_IMAGE_RE = reEscape(DEFAULT_POSTGRES_IMAGE);
+const REDIS_IMAGE_RE = reEscape(DEFAULT_REDIS_IMAGE);
 
 const sha256hex = (s: string): string => createHash("sha256").update(s).digest("hex");
 /** Generated passwords are [A-Za-z0-9] (the postgres-roles step refuses anything else in a password file). */
@@ -715,7 +719,7 @@ describe("host steps in a sandbox", () => {
         assert.equal(run("openssl", ["x509", "-in", crt, "-noout", "-checkend", String(9 * 365 * 86400)]).code, 0, "valid for years");
         // The check ran as the containers will: uid 999, no network, read-only root, in the given image.
         const dockerLog = fs.readFileSync(sb.log, "utf8");
-        assert.match(dockerLog, /^run --rm --network none --user 999:999 --read-only .*--cap-drop ALL .*postgres:16\.6-bookworm \/citadel-validate\.sh/m);
+        assert.match(dockerLog, new RegExp(`^run --rm --network none --user 999:999 --read-only .*--cap-drop ALL .*${PG_IMAGE_RE} /citadel-validate\\.sh`, "m"));
 
         const fingerprint = () => run("openssl", ["x509", "-in", crt, "-noout", "-fingerprint", "-sha256"]).stdout;
         const fp = fingerprint();
@@ -733,7 +737,7 @@ describe("host steps in a sandbox", () => {
         const badHba = sb.run(tampered);
         assert.notEqual(badHba.code, 0);
         assert.match(badHba.stderr, /invalid authentication method "scram-sha-257"/);
-        assert.match(badHba.stderr, /citadel: postgres: the new configuration does not start postgres:16\.6-bookworm; the live files are unchanged/);
+        assert.match(badHba.stderr, new RegExp(`citadel: postgres: the new configuration does not start ${PG_IMAGE_RE}; the live files are unchanged`));
         const badConf = sb.run(step.script.replace("ssl_min_protocol_version = 'TLSv1.2'", "ssl_min_protocol_version = 'TLSv9'"));
         assert.notEqual(badConf.code, 0);
         assert.match(badConf.stderr, /ssl_min_protocol_version/);
@@ -761,7 +765,7 @@ describe("host steps in a sandbox", () => {
         assert.match(r1.stdout, /citadel: redis: installed \/etc\/citadel\/redis\/redis\.conf/);
         assert.equal(fs.readFileSync(live, "utf8"), step.files[0].content);
         assert.equal(fs.statSync(live).mode & 0o777, 0o644);
-        assert.match(fs.readFileSync(sb.log, "utf8"), /^run --rm --network none --user 999:999 --read-only .*redis:7\.4\.1-bookworm \/citadel-validate\.sh/m);
+        assert.match(fs.readFileSync(sb.log, "utf8"), new RegExp(`^run --rm --network none --user 999:999 --read-only .*${REDIS_IMAGE_RE} /citadel-validate\\.sh`, "m"));
 
         const r2 = sb.run(step.script);
         assert.equal(r2.code, 0, r2.stdout + r2.stderr);
@@ -779,7 +783,7 @@ describe("host steps in a sandbox", () => {
             const r = sb.run(script);
             assert.notEqual(r.code, 0);
             assert.match(r.stderr, re);
-            assert.match(r.stderr, /citadel: redis: the new configuration does not start redis:7\.4\.1-bookworm; the live file is unchanged/);
+            assert.match(r.stderr, new RegExp(`citadel: redis: the new configuration does not start ${REDIS_IMAGE_RE}; the live file is unchanged`));
         }
         assert.equal(fs.readFileSync(live, "utf8"), before);
     });

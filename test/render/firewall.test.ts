@@ -40,6 +40,7 @@ import {
     PAM_SSHD_PATH,
     PUBLIC6_NAT_CHAIN,
     PUBLIC6_NAT_JUMP,
+    PUBLIC6_NAT_OUTPUT_JUMP,
     public6Drift,
     public6NatRules,
     renderFirewall,
@@ -158,18 +159,22 @@ describe("rendering", () => {
         assert.equal(dockerUserDrift(S(ban, ...dockerUserRules(6)), 6, true, FORWARD6_CHAIN).length, rules.length);
     });
 
-    it("public6Drift (the audit's comparison): served, exactly the DNAT rules, the jump and forwarding; not served, no rule (a missing chain is fine)", () => {
+    it("public6Drift (the audit's comparison): served, exactly the DNAT rules, both jumps and forwarding; not served, no rule (a missing chain is fine)", () => {
         const chainS = ["-N CITADEL-PUBLIC6", ...public6NatRules()].join("\n");
         const pre = `-P PREROUTING ACCEPT\n${PUBLIC6_NAT_JUMP}`;
-        assert.deepEqual(public6Drift(true, chainS, pre, "1"), []);
-        assert.deepEqual(public6Drift(true, chainS, "-P PREROUTING ACCEPT", "1").map((d) => d.what), ["ip6tables nat PREROUTING"]);
-        assert.deepEqual(public6Drift(true, chainS, pre, "0").map((d) => d.what), ["net.ipv6.conf.all.forwarding"]);
-        assert.deepEqual(public6Drift(true, undefined, pre, "1").map((d) => d.what), [`ip6tables nat ${PUBLIC6_NAT_CHAIN}`]);
-        assert.deepEqual(public6Drift(true, `${chainS}\n-A CITADEL-PUBLIC6 -p tcp -m tcp --dport 8001 -j DNAT --to-destination [fd17:c1ad:e1::10]:8001`, pre, "1").map((d) => d.what), [`${PUBLIC6_NAT_CHAIN} rule`]);
-        assert.deepEqual(public6Drift(true, public6NatRules().slice(1).join("\n"), pre, "1").length, 2, "a lost first rule shifts both");
-        assert.deepEqual(public6Drift(false, "-N CITADEL-PUBLIC6", "", "0"), []);
-        assert.deepEqual(public6Drift(false, undefined, "", "0"), []);
-        assert.deepEqual(public6Drift(false, chainS, pre, "1").map((d) => d.expected), public6NatRules().map(() => "(none: the sites are not served over IPv6)"));
+        const outp = `-P OUTPUT ACCEPT\n${PUBLIC6_NAT_OUTPUT_JUMP}`;
+        assert.deepEqual(public6Drift(true, chainS, pre, outp, "1"), []);
+        assert.deepEqual(public6Drift(true, chainS, "-P PREROUTING ACCEPT", outp, "1").map((d) => d.what), ["ip6tables nat PREROUTING"]);
+        assert.deepEqual(public6Drift(true, chainS, pre, "-P OUTPUT ACCEPT", "1").map((d) => d.what), ["ip6tables nat OUTPUT"]);
+        // A jump without the loopback exclusion is not the declared one.
+        assert.deepEqual(public6Drift(true, chainS, pre, `-A OUTPUT -j ${PUBLIC6_NAT_CHAIN}`, "1").map((d) => d.what), ["ip6tables nat OUTPUT"]);
+        assert.deepEqual(public6Drift(true, chainS, pre, outp, "0").map((d) => d.what), ["net.ipv6.conf.all.forwarding"]);
+        assert.deepEqual(public6Drift(true, undefined, pre, outp, "1").map((d) => d.what), [`ip6tables nat ${PUBLIC6_NAT_CHAIN}`]);
+        assert.deepEqual(public6Drift(true, `${chainS}\n-A CITADEL-PUBLIC6 -p tcp -m tcp --dport 8001 -j DNAT --to-destination [fd17:c1ad:e1::10]:8001`, pre, outp, "1").map((d) => d.what), [`${PUBLIC6_NAT_CHAIN} rule`]);
+        assert.deepEqual(public6Drift(true, public6NatRules().slice(1).join("\n"), pre, outp, "1").length, 2, "a lost first rule shifts both");
+        assert.deepEqual(public6Drift(false, "-N CITADEL-PUBLIC6", "", "", "0"), []);
+        assert.deepEqual(public6Drift(false, undefined, "", "", "0"), []);
+        assert.deepEqual(public6Drift(false, chainS, pre, outp, "1").map((d) => d.expected), public6NatRules().map(() => "(none: the sites are not served over IPv6)"));
     });
 
     it("after.init block: the bouncer's own rule for each of its sets and chains, on start only", () => {
@@ -499,6 +504,24 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         if (work) fs.rmSync(work, { recursive: true, force: true });
     });
 
+    /**
+     * Deletes one of the IPv6 DNAT's nat jumps (a fault): `from` no longer reaches the gateway over
+     * IPv6 (`unaffected` still does); the step reloads UFW, and after a further `ufw reload` the
+     * jump is there exactly once and `from` is served again.
+     */
+    function natJumpFaultRepaired(jump: string, from: string, unaffected?: string): void {
+        const del = inNs(ns.host, ["ip6tables", "-t", "nat", ...jump.replace(/^-A /, "-D ").split(" ")]);
+        assert.equal(del.code, 0, out(del));
+        assert.equal(probe(from, HOST6_WAN, 443), "", `without ${jump}, IPv6 443 still reached the gateway from ${from} (so the jump is not what serves it)`);
+        if (unaffected) assert.equal(probe(unaffected, HOST6_WAN, 443), "ok 443", `${unaffected}'s path must not depend on ${jump}`);
+        const r = runScript(ALLOWED_SESSION);
+        assert.equal(r.code, 0, out(r));
+        assert.match(r.stdout, /reloaded UFW: the DOCKER-USER rules were missing/, out(r));
+        ufwReload();
+        assert.deepEqual(chain("ip6tables", jump.split(" ")[1], "nat"), [jump], "exactly one jump, however often UFW runs the hook");
+        assert.equal(probe(from, HOST6_WAN, 443), "ok 443");
+    }
+
     function requireReady(t: TestContext): boolean {
         if (!requireRoot(t) || !requireTools(t, "ip", "unshare", "ufw", "iptables", "node", "timeout")) return false;
         assert.ok(ready, "namespace setup failed");
@@ -601,6 +624,9 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(probe(ns.client, CTR6, 8001), "", "an app port routed straight to the gateway's IPv6 address must be dropped");
         assert.deepEqual(chain("ip6tables", PUBLIC6_NAT_CHAIN, "nat"), public6NatRules());
         assert.deepEqual(chain("ip6tables", "PREROUTING", "nat"), [PUBLIC6_NAT_JUMP]);
+        assert.deepEqual(chain("ip6tables", "OUTPUT", "nat"), [PUBLIC6_NAT_OUTPUT_JUMP]);
+        // The host's own connection to its IPv6 address (the site asked for by its AAAA record from the host).
+        assert.equal(probe(ns.host, HOST6_WAN, 443), "ok 443", "the host's own connection to its IPv6 443 must reach the gateway");
         assert.deepEqual(chain("ip6tables", FORWARD6_CHAIN, "mangle"), forward6Rules());
         assert.deepEqual(chain("ip6tables", "FORWARD", "mangle"), [FORWARD6_JUMP]);
         assert.equal(probe(ns.client2, HOST.priv, 8001), "", "nor through a second interface (a private network, a VPN)");
@@ -613,17 +639,11 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.ok(dropCount() > dropsBefore, "the DROP rule's counter must have counted the refused SYNs");
     });
 
-    it("IPv6: without the DNAT jump (a fault) the sites are not served over IPv6; the step reloads and it is back once; Docker's own IPv6 ACCEPT rules on top of filter's FORWARD open nothing, and without the mangle jump (a fault) they would", (t) => {
+    it("IPv6: without either DNAT jump (a fault: PREROUTING, then OUTPUT) the sites are not served over IPv6 from outside, then from the host itself; the step reloads and each is back once; Docker's own IPv6 ACCEPT rules on top of filter's FORWARD open nothing, and without the mangle jump (a fault) they would", (t) => {
         if (!requireReady(t)) return;
-        const del = inNs(ns.host, ["ip6tables", "-t", "nat", "-D", "PREROUTING", "-j", PUBLIC6_NAT_CHAIN]);
-        assert.equal(del.code, 0, out(del));
-        assert.equal(probe(ns.client, HOST6_WAN, 443), "", "without the jump, IPv6 443 still reached the gateway (so the jump is not what serves it)");
-        const r = runScript(ALLOWED_SESSION);
-        assert.equal(r.code, 0, out(r));
-        assert.match(r.stdout, /reloaded UFW: the DOCKER-USER rules were missing/, out(r));
-        ufwReload();
-        assert.deepEqual(chain("ip6tables", "PREROUTING", "nat"), [PUBLIC6_NAT_JUMP], "exactly one jump, however often UFW runs the hook");
-        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 443");
+        natJumpFaultRepaired(PUBLIC6_NAT_JUMP, ns.client);
+        // The same for the host's own connections, through the OUTPUT jump; the Internet's path does not depend on it.
+        natJumpFaultRepaired(PUBLIC6_NAT_OUTPUT_JUMP, ns.host, ns.client);
         // Docker's IPv6 rules if someone turned its ip6tables on: ACCEPT for the bridge inserted at the
         // top of filter's FORWARD, above UFW. The mangle copy of DOCKER-USER still drops 8001.
         const dockerRules = [`FORWARD 1 -o ${BRIDGE} -j ACCEPT`, `FORWARD 1 -i ${BRIDGE} -j ACCEPT`];
@@ -656,6 +676,7 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.deepEqual(chain("ip6tables", PUBLIC6_NAT_CHAIN, "nat"), []);
         assert.deepEqual(addedRules(), ufwRules(offConfig).map((x) => x.join(" ")).sort());
         assert.equal(probe(ns.client, HOST6_WAN, 443), "", "not served, the host's IPv6 443 still reached the gateway");
+        assert.equal(probe(ns.host, HOST6_WAN, 443), "", "not served, the host's own connection to its IPv6 443 still reached the gateway");
         assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443", "IPv4 is served either way");
         const on = runScript(ALLOWED_SESSION);
         assert.equal(on.code, 0, out(on));

@@ -1,8 +1,10 @@
 // The config schema: secure defaults, and a table of bad configs each rejected with a message that
 // names the offending key and says how to fix it.
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
-import { configKey, credentialInValue, ipForwardError, parseConfig, parseConfigOrThrow, POSTGRES_MIN_MEMORY_MB, rawFromObject, sshPublicKeyError, StackConfig, tagOnlyImages, tagOnlyWarning } from "../../components/config";
+import { configKey, credentialInValue, imageError, ipForwardError, parseConfig, parseConfigOrThrow, POSTGRES_MIN_MEMORY_MB, rawFromObject, sshPublicKeyError, StackConfig, tagOnlyImages, tagOnlyWarning } from "../../components/config";
 import { existingRaw, prodConfig, prodRaw, prodWith } from "../fixtures";
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMmWBSQBsZWnMjy8RjysXvzAuJKHcUNHWzwio6RClj/n ops@example.com";
@@ -341,16 +343,41 @@ describe("config: bad input is rejected with the key and the fix", () => {
 });
 
 describe("config: images pinned by tag only (#13 finding 6)", () => {
+    const prodKey = (k: string): any => JSON.parse(prodRaw()[`citadel:${k}`] ?? "{}");
     it("lists every pulled image without a digest, by its key; a digest takes it off; the built gateway is not pulled", () => {
         const c = parseConfigOrThrow(prodWith({}));
         const keys = tagOnlyImages(c).map((r) => r.key);
         assert.ok(keys.includes("citadel:apps[0].image") && keys.includes("citadel:apps[1].image"), keys.join(", "));
-        assert.ok(keys.includes("citadel:postgres.image") && keys.includes("citadel:redis.image"), keys.join(", "));
         assert.equal(keys.includes("citadel:gateway.image"), !c.gateway.build, "a gateway built on the host is tagged by the build, not pulled");
-        const pinned = parseConfigOrThrow(prodWith({ postgres: { enabled: true, image: `postgres:16.6-bookworm@sha256:${"b".repeat(64)}` } }));
-        assert.ok(!tagOnlyImages(pinned).some((r) => r.key === "citadel:postgres.image"), "a digest-pinned image is not listed");
-        const w = tagOnlyWarning(c) ?? "";
+        const tagged = parseConfigOrThrow(prodWith({ postgres: { enabled: true, image: "postgres:16.15-bookworm" } }));
+        assert.ok(tagOnlyImages(tagged).some((r) => r.key === "citadel:postgres.image"), "a tag-only Postgres image must be listed");
+        const w = tagOnlyWarning(tagged) ?? "";
         assert.match(w, /images are pinned by tag only/);
         assert.match(w, /@sha256:<the digest you reviewed>/);
+        // What the gateway build starts from is pulled too, when set.
+        const from = parseConfigOrThrow(prodWith({ gateway: { ...prodKey("gateway"), buildFrom: { goImage: "golang:1.26.8-bookworm", baseImage: `debian:12.15-slim@sha256:${"c".repeat(64)}` } } }));
+        const fromKeys = tagOnlyImages(from).map((r) => r.key);
+        assert.ok(fromKeys.includes("citadel:gateway.buildFrom.goImage") && !fromKeys.includes("citadel:gateway.buildFrom.baseImage"), fromKeys.join(", "));
+    });
+
+    it("every default image is pinned by the digest of its index: with Postgres, Redis and monitoring on and the apps pinned, nothing is tag-only", () => {
+        const apps = (prodKey("apps") as { image: string }[]).map((a) => ({ ...a, image: `${a.image}@sha256:${"a".repeat(64)}` }));
+        const c = parseConfigOrThrow(prodWith({ apps, postgres: { enabled: true }, redis: { enabled: true }, monitoring: { ...prodKey("monitoring"), enabled: true } }));
+        assert.ok(c.postgres.enabled && c.redis.enabled && c.monitoring.enabled);
+        assert.deepEqual(tagOnlyImages(c), []);
+        assert.equal(tagOnlyWarning(c), undefined);
+        for (const image of [c.postgres.image, c.redis.image, ...Object.values(c.monitoring.images)]) {
+            assert.match(image, /^[a-z0-9./-]+:[A-Za-z0-9_.-]+@sha256:[a-f0-9]{64}$/, "a default keeps its tag (what reviewers read) and adds the digest");
+        }
+    });
+
+    it("the gateway build's own base images (images/caddy/Dockerfile's GO_IMAGE and BASE_IMAGE defaults) are pinned by digest", () => {
+        const dockerfile = fs.readFileSync(path.join(__dirname, "..", "..", "images", "caddy", "Dockerfile"), "utf8");
+        for (const arg of ["GO_IMAGE", "BASE_IMAGE"]) {
+            const v = new RegExp(`^ARG ${arg}=(\\S+)$`, "m").exec(dockerfile)?.[1];
+            assert.ok(v, `no default for ${arg}`);
+            assert.equal(imageError(v), undefined, v);
+            assert.match(v, /:[A-Za-z0-9_.-]+@sha256:[a-f0-9]{64}$/, `${arg} must be pinned by digest: ${v}`);
+        }
     });
 });
