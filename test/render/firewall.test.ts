@@ -684,6 +684,83 @@ describe("the firewall script in network namespaces", { concurrency: false }, ()
         assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 443");
     });
 
+    it("a kernel without IPv6 NAT (Debian's alternatives pointed at ip6tables that lose the nat table): IPv4-only converges with no DNAT chain in after6.rules and survives ufw reload; without that branch (a fault) the step refuses; IPv6 served stops before any change", (t) => {
+        if (!requireReady(t)) return;
+        // The kernel is the machine's own, so its missing nat table is the one thing imitated: in the host's
+        // overlaid /etc, the alternatives through which UFW, the script and the hook reach ip6tables point
+        // at wrappers that hand every call to the real binary, except one touching the nat table, refused
+        // as such a kernel refuses it.
+        const real = (name: string) => fs.readlinkSync(`/etc/alternatives/${name}`);
+        const wrapper = (name: string, body: string) => {
+            const p = writeTemp(work, `no-nat-${name}`, `#!/bin/sh\n${body}\n`);
+            fs.chmodSync(p, 0o755);
+            return p;
+        };
+        const ip6 = wrapper("ip6tables", `refuse() { echo "ip6tables: can't initialize ip6tables table \\\`nat': Table does not exist" >&2; exit 3; }
+prev=
+for a in "$@"; do
+    case "$a" in -tnat|--table=nat) refuse ;; esac
+    case "$prev" in -t|--table) [ "$a" = nat ] && refuse ;; esac
+    prev=$a
+done
+exec ${real("ip6tables")} "$@"`);
+        const restore = wrapper("ip6tables-restore", `in=$(mktemp); trap 'rm -f "$in"' EXIT; cat >"$in"
+if grep -qx '[*]nat' "$in"; then echo "ip6tables-restore: unable to initialize table 'nat'" >&2; exit 1; fi
+${real("ip6tables-restore")} "$@" <"$in"`);
+        const alternatives = path.join(work, "up", "alternatives");
+        fs.mkdirSync(alternatives, { recursive: true });
+        const swapped = ["ip6tables", "ip6tables-restore"].map((n) => path.join(alternatives, n));
+        const after6 = () => onHost(["cat", "/etc/ufw/after6.rules"]).stdout;
+        let restored: RunResult;
+        try {
+            fs.symlinkSync(ip6, swapped[0]);
+            fs.symlinkSync(restore, swapped[1]);
+            assert.notEqual(onHost(["ip6tables", "-t", "nat", "-S"]).code, 0, "the imitation must hide the nat table");
+            assert.equal(onHost(["ip6tables", "-S", "INPUT"]).code, 0, "and only the nat table");
+
+            const offConfig = parseConfigOrThrow(prodWith({ host: { docker: { ipv6: false } } }));
+            const offScript = renderFirewall(offConfig).script;
+            // The fault: the branch that leaves the nat section out of after6.rules removed.
+            const branch = `sed -i '/^\\*nat$/,/^COMMIT$/d' "$CITADEL_TMP/block6"`;
+            assert.ok(offScript.includes(branch), "the script's no-NAT branch moved: update this test");
+            const before = after6();
+            const faulty = onHost(["env", `SSH_CONNECTION=${ALLOWED_SESSION}`, "/bin/bash", writeTemp(work, "firewall-no-nat-fault.sh", offScript.replace(branch, ":"))]);
+            assert.notEqual(faulty.code, 0, out(faulty));
+            assert.match(faulty.stderr, /ip6tables-restore rejects the DOCKER-USER block .*unable to initialize table 'nat'/, out(faulty));
+            assert.equal(after6(), before, "a refused block must leave after6.rules as it was");
+
+            const off = onHost(["env", `SSH_CONNECTION=${ALLOWED_SESSION}`, "/bin/bash", writeTemp(work, "firewall-no-nat.sh", offScript)]);
+            assert.equal(off.code, 0, out(off));
+            assert.match(off.stderr, /warning: this kernel has no IPv6 NAT table: after6\.rules carries no DNAT chain/, out(off));
+            assert.ok(!after6().split("\n").includes("*nat"), `after6.rules still carries a nat section:\n${after6()}`);
+            assert.ok(after6().includes(`:${FORWARD6_CHAIN}`), "the IPv6 filtering (the mangle copy of DOCKER-USER) stays");
+            ufwReload();
+            assert.equal(probe(ns.client, HOST.wan, 443), "ok 8443", "IPv4 is served");
+            const again = onHost(["env", `SSH_CONNECTION=${ALLOWED_SESSION}`, "/bin/bash", path.join(work, "firewall-no-nat.sh")]);
+            assert.equal(again.code, 0, out(again));
+            assert.equal(again.stdout.trim(), "citadel: firewall: unchanged", `a second run must change nothing: ${out(again)}`);
+
+            // Serving IPv6 needs the table: the step says which key to set, before any change.
+            const served = after6();
+            const rules = addedRules();
+            const on = runScript(ALLOWED_SESSION);
+            assert.notEqual(on.code, 0, out(on));
+            assert.match(on.stderr, /no usable IPv6 \(ip6tables -t nat -S fails\).*citadel:host\.docker\.ipv6/, out(on));
+            assert.equal(after6(), served, "nothing changed before the refusal: after6.rules");
+            assert.deepEqual(addedRules(), rules, "nothing changed before the refusal: the UFW rules");
+        } finally {
+            for (const p of swapped) fs.rmSync(p, { force: true });
+            // The real kernel again: IPv6 served (also when an assertion above failed, for the tests after this one).
+            restored = runScript(ALLOWED_SESSION);
+        }
+        assert.equal(restored.code, 0, out(restored));
+        assert.match(restored.stdout, /DOCKER-USER block in \/etc\/ufw\/after6\.rules/, out(restored));
+        assert.match(restored.stdout, /added: ufw route allow to fd17:c1ad:e1::10 port 443/, out(restored));
+        assert.ok(after6().split("\n").includes("*nat"), "after6.rules carries the DNAT chain again");
+        assert.deepEqual(chain("ip6tables", PUBLIC6_NAT_CHAIN, "nat"), public6NatRules());
+        assert.equal(probe(ns.client, HOST6_WAN, 443), "ok 443");
+    });
+
     it("the rule set before issue 12 (outside = the default route's interface) leaves the second interface open", (t) => {
         if (!requireReady(t)) return;
         const old = run("ip", ["netns", "exec", ns.host, "iptables-restore", "--noflush"], { input: OLD_RULES_WAN7 });
