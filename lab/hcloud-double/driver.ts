@@ -14,14 +14,10 @@
 // lab has no registry, so the stack's images come with the "image" the server is created from.
 import { ensureDockerd } from "../vps/dockerd";
 import { ensureVpsImage } from "../vps/image";
-import { run } from "../vps/common";
+import { run, runOk } from "../vps/common";
 import { LAB_NETWORK, labAddress6, loadImages, powerVps, rebootVps, startVps, stopVps } from "../vps/vps";
 
-function must(cmd: string, args: string[]): string {
-    const r = run(cmd, args, { timeout: 30_000 });
-    if (r.code !== 0) throw new Error(`driver: ${cmd} ${args.join(" ")}: ${(r.stderr || r.stdout).trim()}`);
-    return r.stdout.trim();
-}
+const must = (cmd: string, args: string[]): string => runOk(cmd, args, { timeout: 30_000 }).trim();
 
 /** The server's /64 to the VPS: its ::1 on the VPS's lab interface, the route on this machine. */
 function holdNetwork6(name: string, network6: string): void {
